@@ -1,0 +1,17 @@
+/**
+ * Where the plugin configuration pushed at an agent's first heartbeat comes from (Elkeid §2.7).
+ * The manager issue fills it from DynamoDB. `undefined` means "no opinion: push nothing" —
+ * distinct from an empty list, which makes a stock agent uninstall every plugin.
+ */
+import type { grpc } from '../../proto/gen/elkeid.js';
+import type { Detail } from './heartbeat.js';
+
+export interface ConfigSource {
+  configFor(agentDetail: Detail): Promise<grpc.ConfigItem.$Properties[] | undefined>;
+}
+
+export const noConfigSource: ConfigSource = {
+  async configFor() {
+    return undefined;
+  },
+};

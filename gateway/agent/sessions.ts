@@ -1,0 +1,183 @@
+/**
+ * The registry of connected agents (Elkeid's connection pool, §2.2): one live Transfer stream
+ * per AgentID, the latest heartbeats, and command delivery with a bounded queue per agent.
+ */
+import { grpc } from '../../proto/gen/elkeid.js';
+import type { ServerCall } from '../grpc/server-call.js';
+import { Status, type StatusCode } from '../grpc/status.js';
+import type { Metrics } from '../obs/metrics.js';
+import type { AgentHeader, Detail } from './heartbeat.js';
+
+/** What happened to one pushed command. */
+export type DeliveryResult = 'sent' | 'not_connected' | 'queue_full' | 'timed_out' | 'closed' | 'too_large';
+
+/** Elkeid agents receive with grpc-go's default 4 MiB limit (elkeid-protocol.md §1.4). */
+export const MAX_COMMAND_BYTES = 4 * 1024 * 1024 - 5;
+
+export interface SessionLimits {
+  /** Agent streams one gateway holds (FLEETGATE_MAX_CONNECTIONS). */
+  maxAgents: number;
+  /** Commands written but not yet flushed to one agent. */
+  commandQueue: number;
+  commandTimeoutMs: number;
+}
+
+export class AgentSession {
+  readonly agentId: string;
+  readonly peer: string;
+  /** Unix seconds, as Elkeid's `create_at`. */
+  readonly connectedAt: number;
+  readonly certIdentity: string;
+  header: AgentHeader;
+  /** Latest parsed 1000 heartbeat; undefined before the first. */
+  detail: Detail | undefined;
+  readonly plugins = new Map<string, Detail>();
+  records = 0;
+  readonly #call: ServerCall;
+  #outstanding = 0;
+
+  constructor(init: { agentId: string; peer: string; certIdentity: string; header: AgentHeader; call: ServerCall }) {
+    this.agentId = init.agentId;
+    this.peer = init.peer;
+    this.certIdentity = init.certIdentity;
+    this.header = init.header;
+    this.#call = init.call;
+    this.connectedAt = Math.floor(Date.now() / 1000);
+  }
+
+  get live(): boolean {
+    return !this.#call.ended;
+  }
+
+  /** Writes one encoded Command and resolves with what happened to it. */
+  deliver(encoded: Uint8Array, limits: SessionLimits): Promise<DeliveryResult> {
+    if (!this.live) return Promise.resolve('not_connected');
+    if (encoded.length > MAX_COMMAND_BYTES) return Promise.resolve('too_large');
+    if (this.#outstanding >= limits.commandQueue) return Promise.resolve('queue_full');
+    this.#outstanding++;
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (r: DeliveryResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(r);
+      };
+      // The write callback fires once nghttp2 has the frame; an agent that stopped reading
+      // (flow-control window exhausted) never gets there, which is `timed_out`.
+      const timer = setTimeout(() => settle('timed_out'), limits.commandTimeoutMs);
+      this.#call.write(encoded, (err) => {
+        this.#outstanding--;
+        settle(err ? 'closed' : 'sent');
+      });
+    });
+  }
+
+  /**
+   * Ends the agent's stream with a status (OK = Elkeid's server-initiated close), after the
+   * records already received from it have reached the sink.
+   */
+  close(code: StatusCode = Status.OK, message = ''): void {
+    this.#call.endAfterPending(code, message);
+  }
+
+  /** Elkeid's `/conn/stat` element. */
+  stat(): { agent_info: Detail; plugins_info: Detail[] } {
+    return { agent_info: this.detail ?? {}, plugins_info: [...this.plugins.values()] };
+  }
+}
+
+export class SessionRegistry {
+  readonly limits: SessionLimits;
+  readonly #byId = new Map<string, AgentSession>();
+  readonly #metrics: Metrics;
+  /** Streams holding a slot: attached agents plus streams waiting for their first message. */
+  #reserved = 0;
+
+  constructor(limits: SessionLimits, metrics: Metrics) {
+    this.limits = limits;
+    this.#metrics = metrics;
+  }
+
+  /** Takes a connection slot before anything is read (Elkeid §1.3 step 1). */
+  reserve(): boolean {
+    if (this.#reserved >= this.limits.maxAgents) return false;
+    this.#reserved++;
+    return true;
+  }
+
+  release(): void {
+    this.#reserved--;
+  }
+
+  get reserved(): number {
+    return this.#reserved;
+  }
+
+  /** Registers a session; a live one with the same ID is replaced (newest wins) and returned. */
+  attach(session: AgentSession): AgentSession | undefined {
+    const old = this.#byId.get(session.agentId);
+    this.#byId.set(session.agentId, session);
+    this.#metrics.agentsConnected.set(this.#byId.size);
+    if (old) {
+      this.#metrics.agentReplaced.inc();
+      old.close(Status.ABORTED, 'replaced by a newer connection of the same agent');
+    }
+    return old;
+  }
+
+  detach(session: AgentSession): void {
+    if (this.#byId.get(session.agentId) === session) {
+      this.#byId.delete(session.agentId);
+      this.#metrics.agentsConnected.set(this.#byId.size);
+    }
+  }
+
+  get(agentId: string): AgentSession | undefined {
+    return this.#byId.get(agentId);
+  }
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  ids(): string[] {
+    return [...this.#byId.keys()];
+  }
+
+  all(): IterableIterator<AgentSession> {
+    return this.#byId.values();
+  }
+
+  /** Pushes a command to one agent. */
+  async send(agentId: string, command: grpc.Command.$Properties): Promise<DeliveryResult> {
+    const session = this.#byId.get(agentId);
+    const result = session
+      ? await session.deliver(grpc.Command.encode(command).finish(), this.limits)
+      : 'not_connected';
+    this.#metrics.commands.inc({ result });
+    return result;
+  }
+
+  /** Pushes one command to many agents, encoding it once. */
+  async sendMany(agentIds: readonly string[], command: grpc.Command.$Properties): Promise<Map<string, DeliveryResult>> {
+    const encoded = grpc.Command.encode(command).finish();
+    const results = await Promise.all(
+      agentIds.map(async (id) => {
+        const s = this.#byId.get(id);
+        const r: DeliveryResult = s ? await s.deliver(encoded, this.limits) : 'not_connected';
+        this.#metrics.commands.inc({ result: r });
+        return [id, r] as const;
+      }),
+    );
+    return new Map(results);
+  }
+
+  /** Closes an agent's stream (`/conn/reset`); false when it is not connected. */
+  close(agentId: string, message = 'connection reset by operator'): boolean {
+    const s = this.#byId.get(agentId);
+    if (!s) return false;
+    s.close(Status.OK, message);
+    return true;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * `/grpc.Transfer/Transfer`: the agent's long-lived bidirectional stream (Elkeid §1.3, §2.3).
+ * Identifies the agent from its first RawData, keeps its session, parses heartbeats, hands every
+ * message to the ingest sink with backpressure, and carries commands back.
+ */
+import { grpc } from '../../proto/gen/elkeid.js';
+import type { SessionInfo } from '../grpc/http2-server.js';
+import type { ServerCall } from '../grpc/server-call.js';
+import { GrpcError, Status } from '../grpc/status.js';
+import type { IngestSink } from '../ingest/sink.js';
+import type { Logger } from '../obs/logger.js';
+import type { Metrics } from '../obs/metrics.js';
+import type { ConfigSource } from './config-source.js';
+import { type AgentHeader, agentDetail, DT_AGENT_HEARTBEAT, DT_PLUGIN_HEARTBEAT, pluginDetail } from './heartbeat.js';
+import { decodeItem } from './item.js';
+import { AgentSession, type SessionRegistry } from './sessions.js';
+
+export const TRANSFER_METHOD = '/grpc.Transfer/Transfer';
+
+/** AgentIDs are UUIDs in practice; bound them so a hostile one cannot bloat logs or keys. */
+const AGENT_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
+
+/** Data types with a label of their own in metrics; everything else is `other` (bounded labels). */
+const KNOWN_DATA_TYPES = new Set([1000, 1001, 1010, 1011, 2001, 2003, 5100, 5101, 6000, 8010]);
+
+export interface TransferDeps {
+  sessions: SessionRegistry;
+  sink: IngestSink;
+  configSource: ConfigSource;
+  identity: 'fleet' | 'per-agent';
+  logger: Logger;
+  metrics: Metrics;
+}
+
+function headerOf(raw: grpc.RawData): AgentHeader {
+  return {
+    intranetIPv4: raw.IntranetIPv4,
+    extranetIPv4: raw.ExtranetIPv4,
+    intranetIPv6: raw.IntranetIPv6,
+    extranetIPv6: raw.ExtranetIPv6,
+    hostname: raw.Hostname,
+    version: raw.Version,
+    product: raw.Product,
+  };
+}
+
+export function createTransferHandler(deps: TransferDeps) {
+  const { sessions, sink, metrics } = deps;
+  const log = deps.logger.child({ component: 'transfer' });
+
+  return function transfer(call: ServerCall, info: SessionInfo): void {
+    // Elkeid §1.3: the slot is taken before anything is read.
+    if (!sessions.reserve()) {
+      metrics.agentRefusals.inc({ reason: 'connection_limit' });
+      call.end(Status.RESOURCE_EXHAUSTED, 'out of max connection limit');
+      return;
+    }
+    let session: AgentSession | undefined;
+    let sawHeartbeat = false;
+    call.onClose((end) => {
+      sessions.release();
+      if (!session) return;
+      sessions.detach(session);
+      log.info(
+        { agentId: session.agentId, peer: session.peer, code: end.code, records: session.records },
+        end.cancelled ? 'agent disconnected' : 'agent stream ended',
+      );
+    });
+
+    const onMessage = (message: Buffer): void | Promise<void> => {
+      let raw: grpc.RawData;
+      try {
+        raw = grpc.RawData.decode(message);
+      } catch (err) {
+        metrics.agentRefusals.inc({ reason: 'bad_protobuf' });
+        throw new GrpcError(Status.INTERNAL, 'grpc: failed to unmarshal the received message', { cause: err });
+      }
+      metrics.grpcMessagesIn.inc({ method: TRANSFER_METHOD });
+      metrics.grpcBytesIn.inc({ method: TRANSFER_METHOD }, message.length);
+      if (!session) session = identify(raw);
+      else if (raw.Hostname || raw.Version) session.header = headerOf(raw);
+      const s = session;
+      const now = Date.now();
+      for (const record of raw.Data) {
+        const dt = record.DataType ?? 0;
+        metrics.recordsIn.inc({ data_type: KNOWN_DATA_TYPES.has(dt) ? String(dt) : 'other' });
+        if (dt === DT_AGENT_HEARTBEAT || dt === DT_PLUGIN_HEARTBEAT) {
+          let fields: ReturnType<typeof decodeItem>;
+          try {
+            fields = decodeItem(record.Body ?? new Uint8Array());
+          } catch {
+            // Elkeid forwards undecodable heartbeats to Kafka anyway; so do we (the sink gets them).
+            metrics.badRecords.inc({ data_type: String(dt) });
+            continue;
+          }
+          const nowSeconds = Math.floor(now / 1000);
+          if (dt === DT_AGENT_HEARTBEAT) {
+            s.detail = agentDetail(fields, {
+              agentId: s.agentId,
+              peer: s.peer,
+              connectedAt: s.connectedAt,
+              header: s.header,
+              nowSeconds,
+            });
+            if (!sawHeartbeat) {
+              sawHeartbeat = true;
+              pushConfig(s);
+            }
+          } else {
+            const d = pluginDetail(fields, nowSeconds);
+            if (d) s.plugins.set(String(d.name), d);
+            else metrics.badRecords.inc({ data_type: String(dt) });
+          }
+        }
+      }
+      s.records += raw.Data.length;
+      const started = performance.now();
+      const accepted = sink.write({ agentId: s.agentId, peer: s.peer, receivedAt: now, message, raw });
+      if (accepted instanceof Promise) {
+        return accepted.then(() => metrics.sinkWriteSeconds.observe((performance.now() - started) / 1000));
+      }
+      metrics.sinkWriteSeconds.observe((performance.now() - started) / 1000);
+    };
+
+    function identify(raw: grpc.RawData): AgentSession {
+      const agentId = raw.AgentID;
+      if (!AGENT_ID_PATTERN.test(agentId)) {
+        metrics.agentRefusals.inc({ reason: 'bad_agent_id' });
+        throw new GrpcError(Status.INVALID_ARGUMENT, 'the first message must carry a valid AgentID');
+      }
+      if (deps.identity === 'per-agent' && agentId !== info.certIdentity) {
+        metrics.agentRefusals.inc({ reason: 'identity_mismatch' });
+        log.warn({ agentId, certIdentity: info.certIdentity, peer: call.peer }, 'AgentID does not match certificate');
+        throw new GrpcError(Status.PERMISSION_DENIED, 'AgentID does not match the client certificate identity');
+      }
+      const s = new AgentSession({
+        agentId,
+        peer: call.peer,
+        certIdentity: info.certIdentity,
+        header: headerOf(raw),
+        call,
+      });
+      const replaced = sessions.attach(s);
+      metrics.agentConnects.inc();
+      log.info({ agentId, peer: s.peer, replacedPeer: replaced?.peer }, 'agent connected');
+      return s;
+    }
+
+    function pushConfig(s: AgentSession): void {
+      const detail = s.detail!;
+      deps.configSource.configFor(detail).then(
+        async (items) => {
+          if (items === undefined || !s.live) return;
+          const result = await sessions.send(s.agentId, { Config: items });
+          log.info({ agentId: s.agentId, items: items.length, result }, 'config pushed on first heartbeat');
+        },
+        (err: unknown) => log.warn({ agentId: s.agentId, err }, 'config source failed; no config pushed'),
+      );
+    }
+
+    call.read(onMessage, () => call.end(Status.OK));
+  };
+}

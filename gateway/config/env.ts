@@ -1,0 +1,198 @@
+/**
+ * The environment of contract.md, parsed once at start into a frozen, typed config.
+ * Every problem is collected and reported together, so an operator fixes them in one pass.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export type IdentityMode = 'fleet' | 'per-agent';
+
+export interface Config {
+  dataDir: string;
+  pkiDir: string;
+  identity: IdentityMode;
+  host: string;
+  advertiseHost: string;
+  grpcPort: number;
+  httpPort: number;
+  sdPort: number;
+  managerPort: number;
+  maxConnections: number;
+  workers: number;
+  kafkaBrokers: string[];
+  kafkaTopic: string;
+  dynamodbEndpoint: string | undefined;
+  awsRegion: string | undefined;
+  tablePrefix: string;
+  sdAddrs: string[];
+  /** ak -> sk; the first pair signs outgoing calls. Undefined until resolved (generated on first start). */
+  aksk: Array<[string, string]> | undefined;
+  admin: { name: string; password: string } | undefined;
+  logLevel: string;
+}
+
+/** Every variable, its default and meaning; `--help` prints this table. */
+export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
+  ['FLEETGATE_DATA_DIR', './data', 'embedded store, spool, development PKI'],
+  ['FLEETGATE_PKI_DIR', '$FLEETGATE_DATA_DIR/pki', 'ca.crt ca.key server.crt server.key client.crt client.key'],
+  ['FLEETGATE_IDENTITY', 'fleet', 'fleet: one shared client certificate; per-agent: AgentID must match the cert'],
+  ['FLEETGATE_HOST', '0.0.0.0', 'listen address'],
+  ['FLEETGATE_ADVERTISE_HOST', 'first non-loopback address', 'address registered in discovery'],
+  ['FLEETGATE_GRPC_PORT', '6751', 'agent gRPC (mTLS); 0 picks a free port'],
+  ['FLEETGATE_HTTP_PORT', '6752', 'gateway control API'],
+  ['FLEETGATE_SD_PORT', '8088', 'discovery'],
+  ['FLEETGATE_MANAGER_PORT', '6701', 'manager'],
+  ['FLEETGATE_MAX_CONNECTIONS', 'sized to memory', 'agent connection limit of one gateway'],
+  ['FLEETGATE_WORKERS', 'cores - 1, at least 1', 'ingest worker threads; 0 runs the pipeline inline'],
+  ['FLEETGATE_KAFKA_BROKERS', 'unset', 'host:port,...; unset: spool-only'],
+  ['FLEETGATE_KAFKA_TOPIC', 'hids_svr', 'topic for agent records'],
+  ['FLEETGATE_DYNAMODB_ENDPOINT', 'unset', 'DynamoDB API endpoint; unset and no AWS_REGION: embedded dynalite'],
+  ['FLEETGATE_TABLE_PREFIX', 'fleetgate-', 'prefix of every table name'],
+  ['FLEETGATE_SD_ADDRS', 'unset (all: itself)', 'discovery addresses to register with'],
+  ['FLEETGATE_AKSK', 'generated into the data dir', 'ak:sk,... accepted by signed APIs; first pair signs outgoing calls'],
+  ['FLEETGATE_ADMIN', 'unset', 'name:password of the first admin user'],
+  ['FLEETGATE_LOG_LEVEL', 'info', 'pino level: fatal error warn info debug trace silent'],
+];
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+/** Per idle mTLS agent the gateway budgets this much memory when sizing the default limit. */
+const BYTES_PER_AGENT_BUDGET = 96 * 1024;
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const problems: string[] = [];
+  const get = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const port = (name: string, def: number): number => {
+    const raw = get(name);
+    if (raw === undefined) return def;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || n > 65535) {
+      problems.push(`${name}=${raw}: must be a port number 0-65535`);
+      return def;
+    }
+    return n;
+  };
+  const positiveInt = (name: string, def: number, min: number): number => {
+    const raw = get(name);
+    if (raw === undefined) return def;
+    if (!/^\d+$/.test(raw) || Number(raw) < min) {
+      problems.push(`${name}=${raw}: must be an integer >= ${min}`);
+      return def;
+    }
+    return Number(raw);
+  };
+
+  const dataDir = path.resolve(get('FLEETGATE_DATA_DIR') ?? './data');
+  const pkiDir = path.resolve(get('FLEETGATE_PKI_DIR') ?? path.join(dataDir, 'pki'));
+  const identityRaw = get('FLEETGATE_IDENTITY') ?? 'fleet';
+  if (identityRaw !== 'fleet' && identityRaw !== 'per-agent') {
+    problems.push(`FLEETGATE_IDENTITY=${identityRaw}: must be "fleet" or "per-agent"`);
+  }
+  const defaultMax = Math.max(100, Math.floor((os.totalmem() * 0.5) / BYTES_PER_AGENT_BUDGET));
+  const kafkaBrokers = (get('FLEETGATE_KAFKA_BROKERS') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const b of kafkaBrokers) {
+    if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`FLEETGATE_KAFKA_BROKERS: "${b}" is not host:port`);
+  }
+  const sdAddrs = (get('FLEETGATE_SD_ADDRS') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const a of sdAddrs) {
+    if (a !== 'all' && !/^[^:\s]+:\d{1,5}$/.test(a)) problems.push(`FLEETGATE_SD_ADDRS: "${a}" is not host:port`);
+  }
+  let aksk: Array<[string, string]> | undefined;
+  const akskRaw = get('FLEETGATE_AKSK');
+  if (akskRaw !== undefined) {
+    aksk = [];
+    for (const pair of akskRaw.split(',')) {
+      const i = pair.indexOf(':');
+      const ak = pair.slice(0, i).trim().toLowerCase();
+      const sk = pair.slice(i + 1).trim();
+      if (i <= 0 || !ak || !sk) problems.push(`FLEETGATE_AKSK: "${pair.slice(0, 40)}" is not ak:sk`);
+      else aksk.push([ak, sk]);
+    }
+  }
+  let admin: Config['admin'];
+  const adminRaw = get('FLEETGATE_ADMIN');
+  if (adminRaw !== undefined) {
+    const i = adminRaw.indexOf(':');
+    if (i <= 0 || i === adminRaw.length - 1) problems.push('FLEETGATE_ADMIN: must be name:password');
+    else admin = { name: adminRaw.slice(0, i), password: adminRaw.slice(i + 1) };
+  }
+  const logLevel = get('FLEETGATE_LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.has(logLevel)) problems.push(`FLEETGATE_LOG_LEVEL=${logLevel}: must be one of ${[...LOG_LEVELS].join(' ')}`);
+  const dynamodbEndpoint = get('FLEETGATE_DYNAMODB_ENDPOINT');
+  if (dynamodbEndpoint !== undefined && !/^https?:\/\//.test(dynamodbEndpoint)) {
+    problems.push(`FLEETGATE_DYNAMODB_ENDPOINT=${dynamodbEndpoint}: must be an http(s) URL`);
+  }
+  const host = get('FLEETGATE_HOST') ?? '0.0.0.0';
+  const config: Config = {
+    dataDir,
+    pkiDir,
+    identity: identityRaw as IdentityMode,
+    host,
+    advertiseHost: get('FLEETGATE_ADVERTISE_HOST') ?? firstNonLoopbackAddress(),
+    grpcPort: port('FLEETGATE_GRPC_PORT', 6751),
+    httpPort: port('FLEETGATE_HTTP_PORT', 6752),
+    sdPort: port('FLEETGATE_SD_PORT', 8088),
+    managerPort: port('FLEETGATE_MANAGER_PORT', 6701),
+    maxConnections: positiveInt('FLEETGATE_MAX_CONNECTIONS', defaultMax, 1),
+    workers: positiveInt('FLEETGATE_WORKERS', Math.max(1, os.availableParallelism() - 1), 0),
+    kafkaBrokers,
+    kafkaTopic: get('FLEETGATE_KAFKA_TOPIC') ?? 'hids_svr',
+    dynamodbEndpoint,
+    awsRegion: get('AWS_REGION'),
+    tablePrefix: get('FLEETGATE_TABLE_PREFIX') ?? 'fleetgate-',
+    sdAddrs,
+    aksk,
+    admin,
+    logLevel,
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}
+
+export function firstNonLoopbackAddress(): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') return a.address;
+  }
+  return '127.0.0.1';
+}
+
+/**
+ * The AK/SK pairs: from FLEETGATE_AKSK, else from `<dataDir>/aksk` (generated with random
+ * keys on first start, mode 0600) so that a single-machine install is signed from the start.
+ */
+export function resolveAksk(config: Config): Array<[string, string]> {
+  if (config.aksk) return config.aksk;
+  const file = path.join(config.dataDir, 'aksk');
+  if (!existsSync(file)) {
+    mkdirSync(config.dataDir, { recursive: true });
+    const ak = randomBytes(8).toString('hex');
+    const sk = randomBytes(24).toString('base64url');
+    writeFileSync(file, `${ak}:${sk}\n`, { mode: 0o600 });
+  }
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split(',')
+    .map((p) => {
+      const i = p.indexOf(':');
+      return [p.slice(0, i).trim().toLowerCase(), p.slice(i + 1).trim()] as [string, string];
+    });
+}

@@ -1,0 +1,370 @@
+/**
+ * The gRPC-over-HTTP/2 server: a node:http2 secure server with the bounds a gateway for root
+ * agents needs (hardening.md §1), session keepalive and ping policy, routing by `:path`, and a
+ * graceful drain. It knows gRPC, not Elkeid: handlers are plugged in by method path.
+ */
+import http2, {
+  type Http2SecureServer,
+  type IncomingHttpHeaders,
+  type SecureServerOptions,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from '../obs/logger.js';
+import type { Metrics } from '../obs/metrics.js';
+import { ACCEPT_ENCODING_HEADER, parseEncoding } from './codecs.js';
+import { parseGrpcTimeout, ServerCall } from './server-call.js';
+import { encodeGrpcMessage, GrpcError, Status } from './status.js';
+
+const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR, NGHTTP2_CANCEL } = http2.constants;
+
+export interface GrpcServerLimits {
+  /** Declared and decompressed size bound of one message (Elkeid: 10 MiB). */
+  maxMessageBytes: number;
+  /** Advertised SETTINGS_MAX_CONCURRENT_STREAMS; an agent needs 1 Transfer + 1 Upload. */
+  maxConcurrentStreams: number;
+  maxHeaderListSize: number;
+  maxHeaderListPairs: number;
+  /** nghttp2 per-session memory cap in MB; past it new streams get ENHANCE_YOUR_CALM. */
+  maxSessionMemoryMb: number;
+  /** TCP connections accepted at once (handshakes included); past it the socket is dropped. */
+  maxSockets: number;
+  handshakeTimeoutMs: number;
+  /** A session with no open stream for this long is sent GOAWAY and closed. */
+  idleSessionMs: number;
+  /** Server PING interval on every session, and how long the ack may take before we destroy it. */
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  /** Client PINGs closer than this count as a strike (grpc-go EnforcementPolicy.MinTime). */
+  minClientPingIntervalMs: number;
+  maxPingStrikes: number;
+}
+
+export const DEFAULT_LIMITS: GrpcServerLimits = {
+  maxMessageBytes: 10 * 1024 * 1024,
+  maxConcurrentStreams: 16,
+  maxHeaderListSize: 16 * 1024,
+  maxHeaderListPairs: 64,
+  maxSessionMemoryMb: 32,
+  maxSockets: 100_000,
+  handshakeTimeoutMs: 10_000,
+  idleSessionMs: 30_000,
+  keepaliveTimeMs: 60_000,
+  keepaliveTimeoutMs: 20_000,
+  minClientPingIntervalMs: 5_000,
+  maxPingStrikes: 2,
+};
+
+/** TLS 1.3 suites first, then TLS 1.2 ECDHE with AEAD only (Mozilla "intermediate"). */
+export const AEAD_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+export type CallHandler = (call: ServerCall, session: SessionInfo) => void;
+
+/** What the gateway knows of one HTTP/2 session (one TLS connection). */
+export interface SessionInfo {
+  readonly session: ServerHttp2Session;
+  readonly socket: TLSSocket;
+  /** Client certificate subject CN and serial (lower-case hex), read once at handshake. */
+  readonly certIdentity: string;
+  readonly certSerial: string;
+  openStreams: number;
+  idleSince: number;
+  pingSentAt: number;
+  lastPingAckAt: number;
+  lastClientPingAt: number;
+  pingStrikes: number;
+}
+
+export interface GrpcServerOptions {
+  tls: SecureServerOptions;
+  limits: GrpcServerLimits;
+  handlers: ReadonlyMap<string, CallHandler>;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export interface GrpcServer {
+  readonly server: Http2SecureServer;
+  readonly sessions: ReadonlySet<SessionInfo>;
+  listen(port: number, host: string): Promise<number>;
+  /** Swaps certificates/CA/CRL for new handshakes. */
+  setSecureContext(tls: SecureServerOptions): void;
+  /** Destroys sessions whose client certificate serial is in the set (after a CRL reload). */
+  closeRevoked(serials: ReadonlySet<string>): number;
+  /** Stops accepting and sends GOAWAY to every session; streams may finish. */
+  stopAccepting(): void;
+  /** Waits for sessions to close, up to graceMs, then destroys the rest. */
+  drain(graceMs: number): Promise<void>;
+}
+
+export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
+  const { limits, logger, metrics, handlers } = opts;
+  const sessions = new Set<SessionInfo>();
+  const log = logger.child({ component: 'grpc' });
+  let accepting = true;
+
+  const server = http2.createSecureServer({
+    ...opts.tls,
+    minVersion: 'TLSv1.2',
+    ciphers: AEAD_CIPHERS,
+    honorCipherOrder: true,
+    requestCert: true,
+    rejectUnauthorized: true,
+    allowHTTP1: false,
+    ALPNProtocols: ['h2'],
+    handshakeTimeout: limits.handshakeTimeoutMs,
+    unknownProtocolTimeout: limits.handshakeTimeoutMs,
+    maxSessionMemory: limits.maxSessionMemoryMb,
+    maxHeaderListPairs: limits.maxHeaderListPairs,
+    maxSessionInvalidFrames: 100,
+    maxSessionRejectedStreams: 100,
+    settings: {
+      maxConcurrentStreams: limits.maxConcurrentStreams,
+      maxHeaderListSize: limits.maxHeaderListSize,
+      enablePush: false,
+    },
+  });
+  server.maxConnections = limits.maxSockets;
+
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+    const reason = tlsFailureReason(err);
+    metrics.tlsHandshakeFailures.inc({ reason });
+    log.debug({ reason, peer: socket.remoteAddress, err: err.message }, 'TLS handshake refused');
+  });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    // An unhandled socket error would crash the process (CVE-2025-59465 class).
+    socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
+  });
+  server.on('unknownProtocol', (socket) => {
+    metrics.tlsHandshakeFailures.inc({ reason: 'alpn' });
+    socket.destroy();
+  });
+  server.on('sessionError', (err) => log.debug({ err: err.message }, 'session error'));
+
+  server.on('session', (session: ServerHttp2Session) => {
+    const socket = session.socket as TLSSocket;
+    if (!accepting) {
+      session.goaway(NGHTTP2_NO_ERROR);
+      session.destroy();
+      return;
+    }
+    const cert = socket.getPeerCertificate();
+    const now = Date.now();
+    const info: SessionInfo = {
+      session,
+      socket,
+      certIdentity: typeof cert?.subject?.CN === 'string' ? cert.subject.CN : '',
+      certSerial: (cert?.serialNumber ?? '').toLowerCase(),
+      openStreams: 0,
+      idleSince: now,
+      pingSentAt: 0,
+      lastPingAckAt: now,
+      lastClientPingAt: 0,
+      pingStrikes: 0,
+    };
+    sessions.add(info);
+    metrics.sessionsOpen.inc();
+    session.on('error', (err) => log.debug({ err: err.message }, 'session error'));
+    session.on('close', () => {
+      sessions.delete(info);
+      metrics.sessionsOpen.dec();
+    });
+    session.on('ping', () => onClientPing(info));
+    session.on('stream', (stream, headers) => onStream(info, stream, headers));
+  });
+
+  function onClientPing(info: SessionInfo): void {
+    const now = Date.now();
+    if (info.lastClientPingAt !== 0 && now - info.lastClientPingAt < limits.minClientPingIntervalMs) {
+      info.pingStrikes++;
+      if (info.pingStrikes > limits.maxPingStrikes) {
+        metrics.sessionsClosed.inc({ reason: 'too_many_pings' });
+        log.info({ peer: info.socket.remoteAddress }, 'GOAWAY too_many_pings');
+        closeSession(info, NGHTTP2_ENHANCE_YOUR_CALM, 'too_many_pings');
+      }
+    } else {
+      info.pingStrikes = 0;
+    }
+    info.lastClientPingAt = now;
+  }
+
+  function closeSession(info: SessionInfo, code: number, debug: string): void {
+    const s = info.session;
+    if (s.destroyed) return;
+    try {
+      s.goaway(code, 0, Buffer.from(debug));
+    } catch {
+      // goaway throws on a session already closing; destroying is still right.
+    }
+    // Give the GOAWAY frame a moment to reach the peer.
+    setTimeout(() => s.destroy(), 100).unref();
+  }
+
+  function onStream(info: SessionInfo, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    stream.on('error', () => {});
+    info.openStreams++;
+    stream.once('close', () => {
+      info.openStreams--;
+      if (info.openStreams === 0) info.idleSince = Date.now();
+    });
+    const path = String(headers[':path'] ?? '');
+    if (headers[':method'] !== 'POST') {
+      earlyReply(stream, 405, Status.UNIMPLEMENTED, 'gRPC requires POST');
+      return;
+    }
+    const contentType = String(headers['content-type'] ?? '');
+    if (!contentType.startsWith('application/grpc')) {
+      // PROTOCOL-HTTP2.md: a non-gRPC content type gets HTTP 415.
+      earlyReply(stream, 415, Status.INTERNAL, `invalid gRPC request content-type "${contentType}"`);
+      return;
+    }
+    const handler = handlers.get(path);
+    if (!handler) {
+      metrics.grpcCalls.inc({ method: 'unknown', code: String(Status.UNIMPLEMENTED) });
+      earlyReply(stream, 200, Status.UNIMPLEMENTED, `unknown method ${path}`);
+      return;
+    }
+    const encodingHeader = headers['grpc-encoding'];
+    const encoding = parseEncoding(typeof encodingHeader === 'string' ? encodingHeader : undefined);
+    if (!encoding) {
+      earlyReply(stream, 200, Status.UNIMPLEMENTED, `unsupported grpc-encoding "${String(encodingHeader)}"`);
+      return;
+    }
+    let deadlineMs: number | undefined;
+    try {
+      deadlineMs = parseGrpcTimeout(headers['grpc-timeout']);
+    } catch (err) {
+      earlyReply(stream, 200, Status.INTERNAL, (err as GrpcError).message);
+      return;
+    }
+    const call = new ServerCall(stream, headers, {
+      maxMessageBytes: limits.maxMessageBytes,
+      encoding,
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+    });
+    call.onClose((end) => metrics.grpcCalls.inc({ method: path, code: String(end.code) }));
+    try {
+      handler(call, info);
+    } catch (err) {
+      log.error({ err, method: path }, 'handler threw');
+      call.fail(err);
+    }
+  }
+
+  // One sweep for all sessions instead of timers per session: keepalive pings, ack timeouts,
+  // idle sessions (hardening.md §0.2: node:http2 has no idle timeout by default).
+  const sweepEvery = Math.max(250, Math.min(limits.keepaliveTimeMs, limits.idleSessionMs) / 4);
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const info of sessions) {
+      const s = info.session;
+      if (s.destroyed || s.closed) continue;
+      if (info.pingSentAt !== 0 && now - info.pingSentAt > limits.keepaliveTimeoutMs) {
+        metrics.sessionsClosed.inc({ reason: 'keepalive_timeout' });
+        s.destroy();
+        continue;
+      }
+      if (info.openStreams === 0 && now - info.idleSince > limits.idleSessionMs) {
+        metrics.sessionsClosed.inc({ reason: 'idle' });
+        closeSession(info, NGHTTP2_NO_ERROR, 'idle');
+        continue;
+      }
+      if (info.pingSentAt === 0 && now - info.lastPingAckAt >= limits.keepaliveTimeMs) {
+        info.pingSentAt = now;
+        try {
+          s.ping((err) => {
+            info.pingSentAt = 0;
+            info.lastPingAckAt = Date.now();
+            if (err) s.destroy();
+          });
+        } catch {
+          s.destroy();
+        }
+      }
+    }
+  }, sweepEvery);
+  sweep.unref();
+
+  return {
+    server,
+    sessions,
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve((server.address() as AddressInfo).port);
+        });
+      });
+    },
+    setSecureContext(tls) {
+      server.setSecureContext(tls);
+    },
+    closeRevoked(serials) {
+      let n = 0;
+      for (const info of sessions) {
+        if (info.certSerial && serials.has(info.certSerial)) {
+          metrics.sessionsClosed.inc({ reason: 'revoked' });
+          info.session.destroy();
+          n++;
+        }
+      }
+      return n;
+    },
+    stopAccepting() {
+      accepting = false;
+      server.close();
+      for (const info of sessions) {
+        if (!info.session.closed) info.session.close();
+      }
+    },
+    async drain(graceMs) {
+      const deadline = Date.now() + graceMs;
+      while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      for (const info of sessions) info.session.destroy(undefined, NGHTTP2_CANCEL);
+      clearInterval(sweep);
+    },
+  };
+}
+
+/** An error before any message: one HEADERS frame with END_STREAM (trailers-only). */
+function earlyReply(stream: ServerHttp2Stream, httpStatus: number, code: number, message: string): void {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond(
+    {
+      ':status': httpStatus,
+      'content-type': 'application/grpc',
+      'grpc-status': String(code),
+      'grpc-message': encodeGrpcMessage(message),
+      'grpc-accept-encoding': ACCEPT_ENCODING_HEADER,
+    },
+    { endStream: true },
+  );
+  setImmediate(() => {
+    if (!stream.closed && !stream.destroyed) stream.close(NGHTTP2_NO_ERROR);
+  });
+}
+
+function tlsFailureReason(err: NodeJS.ErrnoException): string {
+  const text = `${err.code ?? ''} ${err.message}`.toLowerCase();
+  if (text.includes('timeout') || text.includes('timed out')) return 'timeout';
+  if (text.includes('revoked')) return 'revoked';
+  if (text.includes('expired')) return 'expired';
+  if (text.includes('peer did not return a certificate') || text.includes('no certificate')) return 'no_cert';
+  if (text.includes('unknown ca') || text.includes('unable to get') || text.includes('certificate verify'))
+    return 'untrusted';
+  if (text.includes('version') || text.includes('protocol')) return 'protocol';
+  return 'other';
+}

@@ -1,0 +1,29 @@
+/**
+ * Where accepted agent records go. The gateway hands each decoded RawData message to a sink
+ * and does not read the agent's stream further until the sink has accepted it (the returned
+ * promise settles), so a slow sink pushes back through HTTP/2 flow control instead of growing
+ * a queue or dropping. The Kafka/spool pipeline of the ingest issue implements this interface.
+ */
+import type { grpc } from '../../proto/gen/elkeid.js';
+
+export interface IngestBatch {
+  /** The AgentID that owns the stream (from its first message). */
+  agentId: string;
+  /** `ip:port` of the agent. */
+  peer: string;
+  /** Gateway receive time, ms since the epoch (SvrTime is derived from it). */
+  receivedAt: number;
+  /** The decompressed RawData message as the agent sent it (bodies are spliced from it, never re-encoded). */
+  message: Buffer;
+  /** The same message decoded. */
+  raw: grpc.RawData;
+}
+
+export interface IngestSink {
+  readonly name: string;
+  /** Accepts one batch; a returned promise means "wait before reading more from this agent". */
+  write(batch: IngestBatch): void | Promise<void>;
+  /** Resolves when everything accepted so far is durable or delivered. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,117 @@
+/**
+ * Every Prometheus metric of the gateway, defined once. Labels are bounded (status code,
+ * method, reason, data type): never an agent ID. `elkeid_ac_grpc_conn_count` keeps Elkeid's
+ * name because Elkeid's Manager monitor reads it.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics(registry = new Registry()) {
+  collectDefaultMetrics({ register: registry, prefix: 'fleetgate_' });
+  const r = [registry];
+  return {
+    registry,
+    tlsHandshakeFailures: new Counter({
+      name: 'fleetgate_tls_handshake_failures_total',
+      help: 'TLS handshakes refused or failed, by reason',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    sessionsOpen: new Gauge({ name: 'fleetgate_http2_sessions', help: 'open HTTP/2 sessions', registers: r }),
+    sessionsClosed: new Counter({
+      name: 'fleetgate_http2_sessions_closed_total',
+      help: 'HTTP/2 sessions closed by the gateway, by reason',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    grpcCalls: new Counter({
+      name: 'fleetgate_grpc_calls_total',
+      help: 'finished gRPC calls by method and status code',
+      labelNames: ['method', 'code'],
+      registers: r,
+    }),
+    grpcMessagesIn: new Counter({
+      name: 'fleetgate_grpc_messages_received_total',
+      help: 'gRPC messages received by method',
+      labelNames: ['method'],
+      registers: r,
+    }),
+    grpcBytesIn: new Counter({
+      name: 'fleetgate_grpc_message_bytes_received_total',
+      help: 'decompressed gRPC message bytes received by method',
+      labelNames: ['method'],
+      registers: r,
+    }),
+    agentsConnected: new Gauge({
+      name: 'elkeid_ac_grpc_conn_count',
+      help: 'connected agents (Transfer streams); Elkeid name, read by the Elkeid Manager monitor',
+      registers: r,
+    }),
+    agentConnects: new Counter({
+      name: 'fleetgate_agent_connects_total',
+      help: 'agent Transfer streams accepted',
+      registers: r,
+    }),
+    agentRefusals: new Counter({
+      name: 'fleetgate_agent_refusals_total',
+      help: 'agent Transfer streams refused, by reason',
+      labelNames: ['reason'],
+      registers: r,
+    }),
+    agentReplaced: new Counter({
+      name: 'fleetgate_agent_replaced_total',
+      help: 'live agent streams replaced by a newer connection with the same AgentID',
+      registers: r,
+    }),
+    recordsIn: new Counter({
+      name: 'fleetgate_records_received_total',
+      help: 'records received from agents, by data type class',
+      labelNames: ['data_type'],
+      registers: r,
+    }),
+    badRecords: new Counter({
+      name: 'fleetgate_records_undecodable_total',
+      help: 'records whose body could not be parsed where the gateway needed it (still forwarded)',
+      labelNames: ['data_type'],
+      registers: r,
+    }),
+    commands: new Counter({
+      name: 'fleetgate_commands_total',
+      help: 'commands pushed to agents, by delivery result',
+      labelNames: ['result'],
+      registers: r,
+    }),
+    sinkWriteSeconds: new Histogram({
+      name: 'fleetgate_ingest_sink_write_seconds',
+      help: 'time the ingest sink took to accept one batch (backpressure shows here)',
+      buckets: [0.0005, 0.001, 0.005, 0.02, 0.1, 0.5, 2, 10],
+      registers: r,
+    }),
+    uploads: new Counter({
+      name: 'fleetgate_uploads_total',
+      help: 'FileExt uploads by result',
+      labelNames: ['result'],
+      registers: r,
+    }),
+    tlsReloads: new Counter({
+      name: 'fleetgate_tls_reloads_total',
+      help: 'certificate/CRL reloads by result',
+      labelNames: ['result'],
+      registers: r,
+    }),
+    httpRequests: new Counter({
+      name: 'fleetgate_http_requests_total',
+      help: 'HTTP API requests by route and status',
+      labelNames: ['route', 'status'],
+      registers: r,
+    }),
+    httpSeconds: new Histogram({
+      name: 'fleetgate_http_request_seconds',
+      help: 'HTTP API request duration by route',
+      labelNames: ['route'],
+      buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2],
+      registers: r,
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,115 @@
+/**
+ * Wiring of the gateway role: the agent gRPC server, the session registry, the ingest sink,
+ * the control API and TLS reload. Tests build it with injected parts and port 0.
+ */
+import path from 'node:path';
+import { noConfigSource, type ConfigSource } from '../agent/config-source.js';
+import { SessionRegistry, type SessionLimits } from '../agent/sessions.js';
+import { createTransferHandler, TRANSFER_METHOD } from '../agent/transfer.js';
+import { createUploadHandler, UPLOAD_METHOD, UploadResults } from '../agent/upload.js';
+import type { Config } from '../config/env.js';
+import { type CallHandler, createGrpcServer, DEFAULT_LIMITS, type GrpcServer, type GrpcServerLimits } from '../grpc/http2-server.js';
+import { Status } from '../grpc/status.js';
+import type { IngestSink } from '../ingest/sink.js';
+import type { Logger } from '../obs/logger.js';
+import { createMetrics, type Metrics } from '../obs/metrics.js';
+import { loadTlsMaterial, type TlsReloader, watchTls } from '../pki/tls-context.js';
+
+export interface GatewayOptions {
+  config: Pick<Config, 'dataDir' | 'pkiDir' | 'identity' | 'host' | 'grpcPort' | 'maxConnections'>;
+  logger: Logger;
+  sink: IngestSink;
+  metrics?: Metrics;
+  configSource?: ConfigSource;
+  limits?: Partial<GrpcServerLimits>;
+  sessionLimits?: Partial<Omit<SessionLimits, 'maxAgents'>>;
+  maxUploadBytes?: number;
+  tlsPollMs?: number;
+}
+
+export interface Gateway {
+  readonly grpcPort: number;
+  readonly sessions: SessionRegistry;
+  readonly metrics: Metrics;
+  readonly grpc: GrpcServer;
+  readonly uploads: UploadResults;
+  readonly tls: TlsReloader;
+  readonly draining: boolean;
+  /** Graceful stop: GOAWAY, end agent streams after their pending records, flush the sink. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const { config, logger, sink } = opts;
+  const metrics = opts.metrics ?? createMetrics();
+  const log = logger.child({ component: 'gateway' });
+  const limits: GrpcServerLimits = { ...DEFAULT_LIMITS, ...opts.limits };
+  // Sockets beyond the agent limit are still admitted (to get a clear RESOURCE_EXHAUSTED), up to a margin.
+  limits.maxSockets = opts.limits?.maxSockets ?? Math.ceil(config.maxConnections * 1.1) + 64;
+  const sessions = new SessionRegistry(
+    { maxAgents: config.maxConnections, commandQueue: 64, commandTimeoutMs: 5000, ...opts.sessionLimits },
+    metrics,
+  );
+  const uploads = new UploadResults(path.join(config.dataDir, 'uploads'));
+  const handlers = new Map<string, CallHandler>([
+    [
+      TRANSFER_METHOD,
+      createTransferHandler({
+        sessions,
+        sink,
+        configSource: opts.configSource ?? noConfigSource,
+        identity: config.identity,
+        logger,
+        metrics,
+      }),
+    ],
+    [
+      UPLOAD_METHOD,
+      createUploadHandler({ results: uploads, maxBytes: opts.maxUploadBytes ?? 64 * 1024 * 1024, logger, metrics }),
+    ],
+  ]);
+  const material = loadTlsMaterial(config.pkiDir);
+  const grpc = createGrpcServer({ tls: material.options, limits, handlers, logger, metrics });
+  const tls = watchTls(
+    config.pkiDir,
+    (m) => {
+      grpc.setSecureContext(m.options);
+      const closed = grpc.closeRevoked(m.revoked);
+      if (closed > 0) log.warn({ closed }, 'closed sessions of revoked certificates');
+    },
+    (ok, err) => {
+      metrics.tlsReloads.inc({ result: ok ? 'ok' : 'error' });
+      if (ok) log.info({ pkiDir: config.pkiDir }, 'TLS material reloaded');
+      else log.error({ err }, 'TLS reload failed; keeping the previous certificates');
+    },
+    opts.tlsPollMs,
+  );
+  const grpcPort = await grpc.listen(config.grpcPort, config.host);
+  log.info({ port: grpcPort, host: config.host, identity: config.identity }, 'agent gRPC listening');
+
+  let draining = false;
+  return {
+    grpcPort,
+    sessions,
+    metrics,
+    grpc,
+    uploads,
+    tls,
+    get draining() {
+      return draining;
+    },
+    async shutdown(graceMs = 20_000) {
+      if (draining) return;
+      draining = true;
+      tls.stop();
+      log.info({ agents: sessions.size, graceMs }, 'draining');
+      grpc.stopAccepting();
+      // Agent streams never end by themselves: end each one once the records already read from
+      // it have been accepted by the sink (AgentSession.close waits for them).
+      for (const s of [...sessions.all()]) s.close(Status.UNAVAILABLE, 'server shutting down');
+      await grpc.drain(graceMs);
+      await sink.flush();
+      log.info('drained');
+    },
+  };
+}

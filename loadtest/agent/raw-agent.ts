@@ -1,0 +1,120 @@
+/**
+ * A minimal Elkeid agent transport on node:http2, byte-for-byte what a stock agent puts on the
+ * wire (elkeid-protocol.md §1.2, §1.6): mTLS with SNI-independent verification of SAN
+ * `elkeid.com`, ALPN h2, grpc-go's request headers, every message snappy-framed with the
+ * compressed flag set. Used by tests, benchmarks and the simulator.
+ */
+import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import tls from 'node:tls';
+import { MessageReader, frameMessage } from '../../gateway/grpc/message-reader.js';
+import { encodeSnappyFrames } from '../../gateway/grpc/snappy-framing.js';
+import { grpc } from '../../proto/gen/elkeid.js';
+
+export interface AgentTls {
+  ca: string | Buffer;
+  cert: string | Buffer;
+  key: string | Buffer;
+}
+
+/** grpc-go's request headers for a compressed call (the agent sends no custom metadata). */
+export function agentHeaders(path: string): http2.OutgoingHttpHeaders {
+  return {
+    ':method': 'POST',
+    ':path': path,
+    ':scheme': 'https',
+    ':authority': 'elkeid.com',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    'grpc-encoding': 'snappy',
+    'grpc-accept-encoding': 'snappy',
+    'user-agent': 'grpc-go/1.69.4',
+  };
+}
+
+export function connectAgent(
+  address: { host: string; port: number; localAddress?: string },
+  tls: AgentTls,
+): Promise<ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`https://${address.host}:${address.port}`, {
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      servername: 'elkeid.com',
+      ALPNProtocols: ['h2'],
+      ...(address.localAddress ? { localAddress: address.localAddress } : {}),
+      // The agent verifies the server certificate against its CA for the name elkeid.com.
+      checkServerIdentity: (_host, cert) => http2Checks(cert),
+    });
+    const onError = (err: Error) => reject(err);
+    session.once('error', onError);
+    session.once('connect', () => {
+      session.off('error', onError);
+      session.on('error', () => {});
+      resolve(session);
+    });
+  });
+}
+
+function http2Checks(cert: tls.PeerCertificate): Error | undefined {
+  return tls.checkServerIdentity('elkeid.com', cert);
+}
+
+/** Encodes a RawData as one snappy-framed, length-prefixed gRPC message (flag = 1). */
+export function encodeAgentMessage(raw: grpc.RawData.$Properties): Buffer {
+  return frameMessage(encodeSnappyFrames(grpc.RawData.encode(raw).finish()), true);
+}
+
+export interface TransferStream {
+  stream: ClientHttp2Stream;
+  /** Commands received, in order. */
+  commands: grpc.Command[];
+  send(raw: grpc.RawData.$Properties): boolean;
+  sendFrame(frame: Uint8Array): boolean;
+  /** Resolves with the final status when the server ends the call. */
+  status: Promise<{ code: number; message: string; httpStatus: number | undefined }>;
+  onCommand(fn: (c: grpc.Command) => void): void;
+}
+
+export function openTransfer(session: ClientHttp2Session, path = '/grpc.Transfer/Transfer'): TransferStream {
+  const stream = session.request(agentHeaders(path));
+  const commands: grpc.Command[] = [];
+  const listeners: Array<(c: grpc.Command) => void> = [];
+  const reader = new MessageReader(4 * 1024 * 1024); // grpc-go client default receive limit
+  let httpStatus: number | undefined;
+  let headerStatus: { code: number; message: string } | undefined;
+  stream.on('response', (h) => {
+    httpStatus = Number(h[':status']);
+    if (h['grpc-status'] !== undefined) {
+      headerStatus = { code: Number(h['grpc-status']), message: decodeURIComponent(String(h['grpc-message'] ?? '')) };
+    }
+  });
+  stream.on('data', (chunk: Buffer) => {
+    for (const m of reader.push(chunk)) {
+      const c = grpc.Command.decode(m.payload);
+      commands.push(c);
+      for (const l of listeners) l(c);
+    }
+  });
+  stream.on('error', () => {});
+  const status = new Promise<{ code: number; message: string; httpStatus: number | undefined }>((resolve) => {
+    stream.on('trailers', (t) => {
+      headerStatus = { code: Number(t['grpc-status']), message: decodeURIComponent(String(t['grpc-message'] ?? '')) };
+    });
+    stream.on('close', () => {
+      resolve({
+        code: headerStatus?.code ?? -1,
+        message: headerStatus?.message ?? `closed with rst ${stream.rstCode}`,
+        httpStatus,
+      });
+    });
+  });
+  return {
+    stream,
+    commands,
+    send: (raw) => stream.write(encodeAgentMessage(raw)),
+    sendFrame: (frame) => stream.write(frame),
+    status,
+    onCommand: (fn) => listeners.push(fn),
+  };
+}
