@@ -16,8 +16,25 @@ const fresh = existsSync(dts) && existsSync(js) && statSync(dts).mtimeMs >= stat
 if (!fresh) {
   mkdirSync(outDir, { recursive: true });
   // --force-long keeps int64 as Long; --keep-case keeps Elkeid's field names (AgentID, DataType...).
-  execFileSync(process.execPath, [bin('pbjs'), '-t', 'static-module', '-w', 'es6', '--keep-case', '--no-verify',
-    '--no-delimited', '--no-convert', '--no-service', '-o', js, src], { stdio: 'inherit' });
+  execFileSync(
+    process.execPath,
+    [
+      bin('pbjs'),
+      '-t',
+      'static-module',
+      '-w',
+      'es6',
+      '--keep-case',
+      '--no-verify',
+      '--no-delimited',
+      '--no-convert',
+      '--no-service',
+      '-o',
+      js,
+      src,
+    ],
+    { stdio: 'inherit' },
+  );
   execFileSync(process.execPath, [bin('pbts'), '-o', dts, js], { stdio: 'inherit' });
   console.log(`generated ${js}`);
 }

@@ -13,7 +13,9 @@ function walk(dir) {
 }
 const filters = process.argv.slice(2);
 if (filters.includes('--help')) {
-  console.log('usage: node scripts/run-tests.mjs [filter...]   (filters match test file paths, e.g. unit, integration, grpc)');
+  console.log(
+    'usage: node scripts/run-tests.mjs [filter...]   (filters match test file paths, e.g. unit, integration, grpc)',
+  );
   process.exit(0);
 }
 const files = walk(join(root, 'test'))
@@ -28,6 +30,10 @@ console.log(`running ${files.length} test files`);
 const r = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, FLEETGATE_LOG_LEVEL: process.env.FLEETGATE_LOG_LEVEL ?? 'silent' } },
+  {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, FLEETGATE_LOG_LEVEL: process.env.FLEETGATE_LOG_LEVEL ?? 'silent' },
+  },
 );
 process.exit(r.status ?? 1);

@@ -36,7 +36,13 @@ export class AgentSession {
   readonly #call: ServerCall;
   #outstanding = 0;
 
-  constructor(init: { agentId: string; peer: string; certIdentity: string; header: AgentHeader; call: ServerCall }) {
+  constructor(init: {
+    agentId: string;
+    peer: string;
+    certIdentity: string;
+    header: AgentHeader;
+    call: ServerCall;
+  }) {
     this.agentId = init.agentId;
     this.peer = init.peer;
     this.certIdentity = init.certIdentity;
@@ -160,7 +166,10 @@ export class SessionRegistry {
   }
 
   /** Pushes one command to many agents, encoding it once. */
-  async sendMany(agentIds: readonly string[], command: grpc.Command.$Properties): Promise<Map<string, DeliveryResult>> {
+  async sendMany(
+    agentIds: readonly string[],
+    command: grpc.Command.$Properties,
+  ): Promise<Map<string, DeliveryResult>> {
     const encoded = grpc.Command.encode(command).finish();
     const results = await Promise.all(
       agentIds.map(async (id) => {

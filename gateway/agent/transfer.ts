@@ -11,7 +11,13 @@ import type { IngestSink } from '../ingest/sink.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { ConfigSource } from './config-source.js';
-import { type AgentHeader, agentDetail, DT_AGENT_HEARTBEAT, DT_PLUGIN_HEARTBEAT, pluginDetail } from './heartbeat.js';
+import {
+  type AgentHeader,
+  agentDetail,
+  DT_AGENT_HEARTBEAT,
+  DT_PLUGIN_HEARTBEAT,
+  pluginDetail,
+} from './heartbeat.js';
 import { decodeItem } from './item.js';
 import { AgentSession, type SessionRegistry } from './sessions.js';
 
@@ -73,7 +79,9 @@ export function createTransferHandler(deps: TransferDeps) {
         raw = grpc.RawData.decode(message);
       } catch (err) {
         metrics.agentRefusals.inc({ reason: 'bad_protobuf' });
-        throw new GrpcError(Status.INTERNAL, 'grpc: failed to unmarshal the received message', { cause: err });
+        throw new GrpcError(Status.INTERNAL, 'grpc: failed to unmarshal the received message', {
+          cause: err,
+        });
       }
       metrics.grpcMessagesIn.inc({ method: TRANSFER_METHOD });
       metrics.grpcBytesIn.inc({ method: TRANSFER_METHOD }, message.length);
@@ -130,8 +138,14 @@ export function createTransferHandler(deps: TransferDeps) {
       }
       if (deps.identity === 'per-agent' && agentId !== info.certIdentity) {
         metrics.agentRefusals.inc({ reason: 'identity_mismatch' });
-        log.warn({ agentId, certIdentity: info.certIdentity, peer: call.peer }, 'AgentID does not match certificate');
-        throw new GrpcError(Status.PERMISSION_DENIED, 'AgentID does not match the client certificate identity');
+        log.warn(
+          { agentId, certIdentity: info.certIdentity, peer: call.peer },
+          'AgentID does not match certificate',
+        );
+        throw new GrpcError(
+          Status.PERMISSION_DENIED,
+          'AgentID does not match the client certificate identity',
+        );
       }
       const s = new AgentSession({
         agentId,

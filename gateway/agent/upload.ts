@@ -90,7 +90,10 @@ export function createUploadHandler(deps: {
       deps.metrics.uploads.inc({ result: status });
       log.info({ token, status, size, peer: call.peer }, 'upload finished');
       const response = grpc.UploadResponse.encode({
-        Status: status === 'succeed' ? grpc.UploadResponse.StatusCode.SUCCESS : grpc.UploadResponse.StatusCode.FAILED,
+        Status:
+          status === 'succeed'
+            ? grpc.UploadResponse.StatusCode.SUCCESS
+            : grpc.UploadResponse.StatusCode.FAILED,
       }).finish();
       call.write(response);
       call.end(Status.OK);
@@ -111,7 +114,9 @@ export function createUploadHandler(deps: {
         try {
           req = grpc.UploadRequest.decode(message);
         } catch (err) {
-          throw new GrpcError(Status.INTERNAL, 'grpc: failed to unmarshal the received message', { cause: err });
+          throw new GrpcError(Status.INTERNAL, 'grpc: failed to unmarshal the received message', {
+            cause: err,
+          });
         }
         if (token === undefined) {
           if (!TOKEN_PATTERN.test(req.Token)) {

@@ -2,10 +2,11 @@
  * The environment of contract.md, parsed once at start into a frozen, typed config.
  * Every problem is collected and reported together, so an operator fixes them in one pass.
  */
+
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 
 export type IdentityMode = 'fleet' | 'per-agent';
 
@@ -36,8 +37,16 @@ export interface Config {
 /** Every variable, its default and meaning; `--help` prints this table. */
 export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
   ['FLEETGATE_DATA_DIR', './data', 'embedded store, spool, development PKI'],
-  ['FLEETGATE_PKI_DIR', '$FLEETGATE_DATA_DIR/pki', 'ca.crt ca.key server.crt server.key client.crt client.key'],
-  ['FLEETGATE_IDENTITY', 'fleet', 'fleet: one shared client certificate; per-agent: AgentID must match the cert'],
+  [
+    'FLEETGATE_PKI_DIR',
+    '$FLEETGATE_DATA_DIR/pki',
+    'ca.crt ca.key server.crt server.key client.crt client.key',
+  ],
+  [
+    'FLEETGATE_IDENTITY',
+    'fleet',
+    'fleet: one shared client certificate; per-agent: AgentID must match the cert',
+  ],
   ['FLEETGATE_HOST', '0.0.0.0', 'listen address'],
   ['FLEETGATE_ADVERTISE_HOST', 'first non-loopback address', 'address registered in discovery'],
   ['FLEETGATE_GRPC_PORT', '6751', 'agent gRPC (mTLS); 0 picks a free port'],
@@ -48,10 +57,18 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
   ['FLEETGATE_WORKERS', 'cores - 1, at least 1', 'ingest worker threads; 0 runs the pipeline inline'],
   ['FLEETGATE_KAFKA_BROKERS', 'unset', 'host:port,...; unset: spool-only'],
   ['FLEETGATE_KAFKA_TOPIC', 'hids_svr', 'topic for agent records'],
-  ['FLEETGATE_DYNAMODB_ENDPOINT', 'unset', 'DynamoDB API endpoint; unset and no AWS_REGION: embedded dynalite'],
+  [
+    'FLEETGATE_DYNAMODB_ENDPOINT',
+    'unset',
+    'DynamoDB API endpoint; unset and no AWS_REGION: embedded dynalite',
+  ],
   ['FLEETGATE_TABLE_PREFIX', 'fleetgate-', 'prefix of every table name'],
   ['FLEETGATE_SD_ADDRS', 'unset (all: itself)', 'discovery addresses to register with'],
-  ['FLEETGATE_AKSK', 'generated into the data dir', 'ak:sk,... accepted by signed APIs; first pair signs outgoing calls'],
+  [
+    'FLEETGATE_AKSK',
+    'generated into the data dir',
+    'ak:sk,... accepted by signed APIs; first pair signs outgoing calls',
+  ],
   ['FLEETGATE_ADMIN', 'unset', 'name:password of the first admin user'],
   ['FLEETGATE_LOG_LEVEL', 'info', 'pino level: fatal error warn info debug trace silent'],
 ];
@@ -114,7 +131,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     .map((s) => s.trim())
     .filter(Boolean);
   for (const a of sdAddrs) {
-    if (a !== 'all' && !/^[^:\s]+:\d{1,5}$/.test(a)) problems.push(`FLEETGATE_SD_ADDRS: "${a}" is not host:port`);
+    if (a !== 'all' && !/^[^:\s]+:\d{1,5}$/.test(a))
+      problems.push(`FLEETGATE_SD_ADDRS: "${a}" is not host:port`);
   }
   let aksk: Array<[string, string]> | undefined;
   const akskRaw = get('FLEETGATE_AKSK');
@@ -136,7 +154,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     else admin = { name: adminRaw.slice(0, i), password: adminRaw.slice(i + 1) };
   }
   const logLevel = get('FLEETGATE_LOG_LEVEL') ?? 'info';
-  if (!LOG_LEVELS.has(logLevel)) problems.push(`FLEETGATE_LOG_LEVEL=${logLevel}: must be one of ${[...LOG_LEVELS].join(' ')}`);
+  if (!LOG_LEVELS.has(logLevel))
+    problems.push(`FLEETGATE_LOG_LEVEL=${logLevel}: must be one of ${[...LOG_LEVELS].join(' ')}`);
   const dynamodbEndpoint = get('FLEETGATE_DYNAMODB_ENDPOINT');
   if (dynamodbEndpoint !== undefined && !/^https?:\/\//.test(dynamodbEndpoint)) {
     problems.push(`FLEETGATE_DYNAMODB_ENDPOINT=${dynamodbEndpoint}: must be an http(s) URL`);

@@ -31,7 +31,10 @@ export function decompress(encoding: Encoding, payload: Buffer, maxBytes: number
             `received message after decompression larger than max (${maxBytes})`,
           );
         }
-        throw new GrpcError(Status.INTERNAL, `grpc: failed to decompress the received message: ${(err as Error).message}`);
+        throw new GrpcError(
+          Status.INTERNAL,
+          `grpc: failed to decompress the received message: ${(err as Error).message}`,
+        );
       }
     case 'identity':
       // PROTOCOL-HTTP2.md: a compressed flag with identity (or no) encoding is a protocol error.

@@ -16,7 +16,7 @@ import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
 import { ACCEPT_ENCODING_HEADER, parseEncoding } from './codecs.js';
 import { parseGrpcTimeout, ServerCall } from './server-call.js';
-import { encodeGrpcMessage, GrpcError, Status } from './status.js';
+import { encodeGrpcMessage, type GrpcError, Status } from './status.js';
 
 const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR, NGHTTP2_CANCEL } = http2.constants;
 
@@ -121,7 +121,10 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     ciphers: AEAD_CIPHERS,
     honorCipherOrder: true,
     requestCert: true,
-    rejectUnauthorized: true,
+    // Verification still happens in the handshake; we refuse unverified peers ourselves in the
+    // 'session' handler, before any stream, because Node's built-in refusal gives no event to
+    // log or count (the peer just sees the connection close, either way).
+    rejectUnauthorized: false,
     allowHTTP1: false,
     ALPNProtocols: ['h2'],
     handshakeTimeout: limits.handshakeTimeoutMs,
@@ -155,6 +158,20 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
 
   server.on('session', (session: ServerHttp2Session) => {
     const socket = session.socket as TLSSocket;
+    if (!socket.authorized) {
+      const presented = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
+      const reason = presented
+        ? tlsFailureReason(socket.authorizationError ?? new Error('unknown'))
+        : 'no_cert';
+      metrics.tlsHandshakeFailures.inc({ reason });
+      log.info(
+        { reason, peer: socket.remoteAddress, detail: String(socket.authorizationError) },
+        'client certificate refused',
+      );
+      session.destroy();
+      socket.destroy();
+      return;
+    }
     if (!accepting) {
       session.goaway(NGHTTP2_NO_ERROR);
       session.destroy();
@@ -357,13 +374,15 @@ function earlyReply(stream: ServerHttp2Stream, httpStatus: number, code: number,
   });
 }
 
-function tlsFailureReason(err: NodeJS.ErrnoException): string {
-  const text = `${err.code ?? ''} ${err.message}`.toLowerCase();
+function tlsFailureReason(err: Error | NodeJS.ErrnoException): string {
+  const text = `${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}`.toLowerCase();
+  if (text.includes('cert_revoked')) return 'revoked';
+  if (text.includes('cert_has_expired')) return 'expired';
   if (text.includes('timeout') || text.includes('timed out')) return 'timeout';
   if (text.includes('revoked')) return 'revoked';
   if (text.includes('expired')) return 'expired';
   if (text.includes('peer did not return a certificate') || text.includes('no certificate')) return 'no_cert';
-  if (text.includes('unknown ca') || text.includes('unable to get') || text.includes('certificate verify'))
+  if (/unknown ca|unable.to.(get|verify)|self.signed|certificate verify|cert_untrusted/.test(text))
     return 'untrusted';
   if (text.includes('version') || text.includes('protocol')) return 'protocol';
   return 'other';

@@ -61,7 +61,10 @@ export class ServerCall {
     });
     stream.once('close', () => this.#closed());
     if (opts.deadlineMs !== undefined) {
-      this.#deadline = setTimeout(() => this.end(Status.DEADLINE_EXCEEDED, 'deadline exceeded'), opts.deadlineMs);
+      this.#deadline = setTimeout(
+        () => this.end(Status.DEADLINE_EXCEEDED, 'deadline exceeded'),
+        opts.deadlineMs,
+      );
       this.#deadline.unref();
     }
   }
@@ -70,7 +73,9 @@ export class ServerCall {
   get peer(): string {
     const s = this.stream.session?.socket;
     if (!s) return 'unknown';
-    return s.remoteFamily === 'IPv6' ? `[${s.remoteAddress}]:${s.remotePort}` : `${s.remoteAddress}:${s.remotePort}`;
+    return s.remoteFamily === 'IPv6'
+      ? `[${s.remoteAddress}]:${s.remotePort}`
+      : `${s.remoteAddress}:${s.remotePort}`;
   }
 
   get ended(): boolean {

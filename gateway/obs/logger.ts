@@ -1,5 +1,5 @@
 /** pino JSON logs to stdout; one child per component. PEM blobs and secrets are redacted. */
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger };
 

@@ -3,7 +3,7 @@
  * method, reason, data type): never an agent ID. `elkeid_ac_grpc_conn_count` keeps Elkeid's
  * name because Elkeid's Manager monitor reads it.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export function createMetrics(registry = new Registry()) {
   collectDefaultMetrics({ register: registry, prefix: 'fleetgate_' });

@@ -4,42 +4,17 @@
 //
 // Keys are ECDSA P-256 with SHA-256 signatures: every OpenSSL and Go TLS stack (the stock Elkeid
 // agent is Go) supports it, the keys are small, and generation is fast enough to issue one
-// certificate per agent on demand. RSA would work too but costs ~100 ms per key.
+// certificate per agent on demand (an RSA-2048 key takes tens to hundreds of milliseconds).
 
 import { X509Certificate as NodeX509, randomBytes, webcrypto } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
-import type * as X509 from '@peculiar/x509';
+// @peculiar/x509 resolves its algorithm providers through tsyringe, which needs the Reflect
+// metadata API at load time (the library's README asks the app to load the polyfill first).
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
 
-/**
- * @peculiar/x509 resolves its algorithm providers through tsyringe, which throws at load time
- * unless a Reflect metadata API exists (the library's README asks the app to load a polyfill
- * first). tsyringe only reads metadata here (x509 declares none), so a small WeakMap-backed
- * getMetadata/getOwnMetadata/defineMetadata is enough; a real polyfill loaded earlier wins.
- * The library is therefore imported dynamically, after the shim is in place.
- */
-function ensureReflectMetadata(): void {
-  const reflect = Reflect as unknown as Record<string, unknown>;
-  if (typeof reflect.getMetadata === 'function') return;
-  const store = new WeakMap<object, Map<unknown, Map<unknown, unknown>>>();
-  const getOwn = (key: unknown, target: object, prop?: unknown) => store.get(target)?.get(prop)?.get(key);
-  reflect.getOwnMetadata = getOwn;
-  reflect.getMetadata = (key: unknown, target: object | null, prop?: unknown): unknown =>
-    target === null
-      ? undefined
-      : (getOwn(key, target, prop) ?? reflect.getMetadata(key, Object.getPrototypeOf(target), prop));
-  reflect.defineMetadata = (key: unknown, value: unknown, target: object, prop?: unknown): void => {
-    const byProp = store.get(target) ?? new Map<unknown, Map<unknown, unknown>>();
-    const byKey = byProp.get(prop) ?? new Map<unknown, unknown>();
-    byKey.set(key, value);
-    byProp.set(prop, byKey);
-    store.set(target, byProp);
-  };
-}
-
-ensureReflectMetadata();
-const x509: typeof X509 = await import('@peculiar/x509');
 x509.cryptoProvider.set(webcrypto);
 
 /** A certificate and its private key, both PEM (key is unencrypted PKCS#8 "PRIVATE KEY"). */
@@ -107,12 +82,7 @@ async function keyToPem(key: CryptoKey): Promise<string> {
   return x509.PemConverter.encode(der, 'PRIVATE KEY');
 }
 
-interface ParsedCa {
-  cert: X509.X509Certificate;
-  signingKey: CryptoKey;
-}
-
-async function parseCa(ca: Pem): Promise<ParsedCa> {
+async function parseCa(ca: Pem): Promise<{ cert: x509.X509Certificate; signingKey: CryptoKey }> {
   const cert = new x509.X509Certificate(ca.cert);
   const der = x509.PemConverter.decodeFirst(ca.key);
   let signingKey: CryptoKey;
@@ -128,17 +98,17 @@ async function parseCa(ca: Pem): Promise<ParsedCa> {
  * AuthorityKeyIdentifier taken from the CA's own SubjectKeyIdentifier when it has one, so a CA
  * made elsewhere (with another key-id method) still chains: OpenSSL rejects an AKI/SKI mismatch.
  */
-async function authorityKeyId(caCert: X509.X509Certificate): Promise<X509.Extension> {
+async function authorityKeyId(caCert: x509.X509Certificate): Promise<x509.Extension> {
   const ski = caCert.getExtension(x509.SubjectKeyIdentifierExtension);
   if (ski) return new x509.AuthorityKeyIdentifierExtension(ski.keyId);
   return x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey);
 }
 
 interface LeafParams {
-  subject: X509.JsonName;
-  usage: X509.ExtendedKeyUsage;
-  keyUsage: X509.KeyUsageFlags;
-  sans: X509.JsonGeneralName[];
+  subject: x509.JsonName;
+  usage: x509.ExtendedKeyUsage;
+  keyUsage: x509.KeyUsageFlags;
+  sans: x509.JsonGeneralName[];
   dates: { notBefore: Date; notAfter: Date };
 }
 
@@ -192,7 +162,7 @@ export async function createServerCert(
   ca: Pem,
   opts: { hosts?: string[]; commonName?: string } & Validity,
 ): Promise<Pem> {
-  const names = new Map<string, X509.JsonGeneralName>();
+  const names = new Map<string, x509.JsonGeneralName>();
   for (const host of [ELKEID_SERVER_NAME, 'localhost', '127.0.0.1', ...(opts.hosts ?? [])]) {
     const h = host.trim();
     if (h === '') continue;
@@ -226,7 +196,7 @@ export async function createClientCert(ca: Pem, opts: { identity: string } & Val
 }
 
 /** CRL number (RFC 5280 5.2.3: MUST be present and increase): Unix seconds as a DER INTEGER. */
-function crlNumberExtension(): X509.Extension {
+function crlNumberExtension(): x509.Extension {
   const hex = normalizeSerial(Math.floor(Date.now() / 1000).toString(16));
   const body = Buffer.from(`${/^[89a-f]/.test(hex) ? '00' : ''}${hex}`, 'hex');
   return new x509.Extension('2.5.29.20', false, Buffer.concat([Buffer.from([0x02, body.length]), body]));

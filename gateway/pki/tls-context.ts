@@ -4,8 +4,8 @@
  * new handshakes, and live sessions whose certificate a new CRL revokes are closed.
  */
 import { existsSync, readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
-import path from 'node:path';
 import type { SecureServerOptions } from 'node:http2';
+import path from 'node:path';
 import { revokedSerials } from './certs.js';
 
 /** Optional CRL file in the PKI dir (PEM); absent means nothing is revoked. */

@@ -3,12 +3,18 @@
  * the control API and TLS reload. Tests build it with injected parts and port 0.
  */
 import path from 'node:path';
-import { noConfigSource, type ConfigSource } from '../agent/config-source.js';
-import { SessionRegistry, type SessionLimits } from '../agent/sessions.js';
+import { type ConfigSource, noConfigSource } from '../agent/config-source.js';
+import { type SessionLimits, SessionRegistry } from '../agent/sessions.js';
 import { createTransferHandler, TRANSFER_METHOD } from '../agent/transfer.js';
 import { createUploadHandler, UPLOAD_METHOD, UploadResults } from '../agent/upload.js';
 import type { Config } from '../config/env.js';
-import { type CallHandler, createGrpcServer, DEFAULT_LIMITS, type GrpcServer, type GrpcServerLimits } from '../grpc/http2-server.js';
+import {
+  type CallHandler,
+  createGrpcServer,
+  DEFAULT_LIMITS,
+  type GrpcServer,
+  type GrpcServerLimits,
+} from '../grpc/http2-server.js';
 import { Status } from '../grpc/status.js';
 import type { IngestSink } from '../ingest/sink.js';
 import type { Logger } from '../obs/logger.js';
@@ -65,7 +71,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     ],
     [
       UPLOAD_METHOD,
-      createUploadHandler({ results: uploads, maxBytes: opts.maxUploadBytes ?? 64 * 1024 * 1024, logger, metrics }),
+      createUploadHandler({
+        results: uploads,
+        maxBytes: opts.maxUploadBytes ?? 64 * 1024 * 1024,
+        logger,
+        metrics,
+      }),
     ],
   ]);
   const material = loadTlsMaterial(config.pkiDir);

@@ -97,6 +97,7 @@ logger.statechange.name = state.change.logger
 logger.statechange.level = WARN
 `;
 
+const ANSI_ESCAPES = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const seconds = (ms) => `${(ms / 1000).toFixed(1)}s`;
 
@@ -238,7 +239,9 @@ function checkJava() {
   const m = /version "(\d+)(?:\.(\d+))?/.exec(`${res.stderr}${res.stdout}`);
   const major = m ? (m[1] === '1' ? Number(m[2]) : Number(m[1])) : Number.NaN;
   if (major < 17) {
-    throw new KafkaSetupError(`Java ${major} found at '${java}', but Apache Kafka 4.x needs Java 17 or newer.`);
+    throw new KafkaSetupError(
+      `Java ${major} found at '${java}', but Apache Kafka 4.x needs Java 17 or newer.`,
+    );
   }
   return java;
 }
@@ -276,7 +279,7 @@ function run(cmd, args, { cwd, log, what, timeoutMs }) {
     child.on('close', (code, signal) => {
       clearInterval(progress);
       clearTimeout(killer);
-      const clean = output.replace(/\u001b\[[0-9;]*m/g, '').trim();
+      const clean = output.replace(ANSI_ESCAPES, '').trim(); // Debian's mvn prints ESC[0m even when -q
       if (code === 0) resolve(clean);
       else reject(new KafkaSetupError(`${what} failed (${signal ?? `exit ${code}`}):\n${clean}`));
     });

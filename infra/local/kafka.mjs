@@ -32,7 +32,9 @@ async function main(argv) {
     case 'status': {
       const s = await kafkaStatus();
       const who = s.pid ? `pid ${s.pid}` : 'not started by these scripts';
-      console.log(s.serving ? `Kafka serves on ${KAFKA_BROKER} (${who})` : `Kafka does not serve on ${KAFKA_BROKER}`);
+      console.log(
+        s.serving ? `Kafka serves on ${KAFKA_BROKER} (${who})` : `Kafka does not serve on ${KAFKA_BROKER}`,
+      );
       if (!s.serving && s.pid) console.log(`broker process pid ${s.pid} runs but does not answer yet`);
       console.log(`jars: Apache Kafka ${s.version ?? '(not cached yet)'}`);
       console.log(`state dir: ${s.stateDir}`);

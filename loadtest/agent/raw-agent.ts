@@ -6,7 +6,7 @@
  */
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import tls from 'node:tls';
-import { MessageReader, frameMessage } from '../../gateway/grpc/message-reader.js';
+import { frameMessage, MessageReader } from '../../gateway/grpc/message-reader.js';
 import { encodeSnappyFrames } from '../../gateway/grpc/snappy-framing.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 
@@ -86,7 +86,10 @@ export function openTransfer(session: ClientHttp2Session, path = '/grpc.Transfer
   stream.on('response', (h) => {
     httpStatus = Number(h[':status']);
     if (h['grpc-status'] !== undefined) {
-      headerStatus = { code: Number(h['grpc-status']), message: decodeURIComponent(String(h['grpc-message'] ?? '')) };
+      headerStatus = {
+        code: Number(h['grpc-status']),
+        message: decodeURIComponent(String(h['grpc-message'] ?? '')),
+      };
     }
   });
   stream.on('data', (chunk: Buffer) => {
@@ -99,7 +102,10 @@ export function openTransfer(session: ClientHttp2Session, path = '/grpc.Transfer
   stream.on('error', () => {});
   const status = new Promise<{ code: number; message: string; httpStatus: number | undefined }>((resolve) => {
     stream.on('trailers', (t) => {
-      headerStatus = { code: Number(t['grpc-status']), message: decodeURIComponent(String(t['grpc-message'] ?? '')) };
+      headerStatus = {
+        code: Number(t['grpc-status']),
+        message: decodeURIComponent(String(t['grpc-message'] ?? '')),
+      };
     });
     stream.on('close', () => {
       resolve({

@@ -17,7 +17,11 @@ const def = protoLoader.loadSync(protoPath, { keepCase: true, longs: Number, def
 const pkg = grpcjs.loadPackageDefinition(def).grpc as any;
 
 function client(port: number, tls: { ca: string; cert: string; key: string }) {
-  const creds = grpcjs.credentials.createSsl(Buffer.from(tls.ca), Buffer.from(tls.key), Buffer.from(tls.cert));
+  const creds = grpcjs.credentials.createSsl(
+    Buffer.from(tls.ca),
+    Buffer.from(tls.key),
+    Buffer.from(tls.cert),
+  );
   return new pkg.Transfer(`127.0.0.1:${port}`, creds, {
     'grpc.ssl_target_name_override': 'elkeid.com',
     'grpc.default_authority': 'elkeid.com',
@@ -39,7 +43,11 @@ test('grpc-js client streams RawData, the gateway registers the agent and pushes
     Product: 'elkeid-agent',
     IntranetIPv4: ['10.0.0.5'],
     Data: [
-      { DataType: 1000, Timestamp: 1700000000, Body: encodeItem({ cpu: '0.5', platform_version: '12', state: 'running' }) },
+      {
+        DataType: 1000,
+        Timestamp: 1700000000,
+        Body: encodeItem({ cpu: '0.5', platform_version: '12', state: 'running' }),
+      },
       { DataType: 5003, Timestamp: 1700000001, Body: encodeItem({ exe: '/bin/ls' }) },
     ],
   });
@@ -85,7 +93,11 @@ test('grpc-js gzip-compressed messages are accepted', async (t) => {
 
 test('unknown method gets UNIMPLEMENTED', async (t) => {
   const g = await startTestGateway(t);
-  const creds = grpcjs.credentials.createSsl(Buffer.from(g.tls.ca), Buffer.from(g.tls.key), Buffer.from(g.tls.cert));
+  const creds = grpcjs.credentials.createSsl(
+    Buffer.from(g.tls.ca),
+    Buffer.from(g.tls.key),
+    Buffer.from(g.tls.cert),
+  );
   const generic = new grpcjs.Client(`127.0.0.1:${g.address.port}`, creds, {
     'grpc.ssl_target_name_override': 'elkeid.com',
   });

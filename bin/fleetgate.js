@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+// Entry of the `fleetgate` command: checks the runtime, then runs the compiled CLI.
+const [major, minor, patch] = process.versions.node.split('.').map(Number);
+const atLeast = (a, b, c) => major > a || (major === a && (minor > b || (minor === b && patch >= c)));
+if (!atLeast(20, 20, 2)) {
+  console.error(
+    `fleetgate needs Node.js >= 20.20.2 (HTTP/2 and TLS security fixes); this is ${process.versions.node}`,
+  );
+  process.exit(1);
+}
+try {
+  const { main } = await import('../dist/gateway/cli/main.js');
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/gateway/cli')) {
+    console.error('fleetgate is not built: run `npm run build` first (npm start does it for you)');
+    process.exit(1);
+  }
+  throw err;
+}

@@ -1,0 +1,56 @@
+/**
+ * The `fleetgate` command (contract.md). Each sub-command has its own `--help`; errors in the
+ * environment are all reported at once and exit with status 2.
+ */
+
+import { ENV_DOC } from '../config/env.js';
+import { runCerts } from './certs-command.js';
+import { runServe } from './serve-command.js';
+
+const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
+  gateway: {
+    summary: 'the agent gateway (Elkeid AgentCenter): gRPC with mTLS on 6751, control API on 6752',
+    run: (a) => runServe('gateway', a),
+  },
+  all: {
+    summary: 'every role this build has, in one process (what `npm start` runs)',
+    run: (a) => runServe('all', a),
+  },
+  certs: { summary: 'certs init | certs agent: write the CA, server and client certificates', run: runCerts },
+};
+
+export function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    'usage: fleetgate <command> [options]',
+    '',
+    'An Elkeid-compatible agent gateway for fleets of host-security agents.',
+    '',
+    'commands:',
+    ...Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(width)}  ${v.summary}`),
+    '',
+    'Run `fleetgate <command> --help` for its options.',
+  ].join('\n');
+}
+
+export function envHelp(): string {
+  const width = Math.max(...ENV_DOC.map(([k]) => k.length));
+  return [
+    'environment (all optional):',
+    ...ENV_DOC.map(([k, d, m]) => `  ${k.padEnd(width)}  ${m} [default: ${d}]`),
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    console.log(mainHelp());
+    return command === undefined ? 2 : 0;
+  }
+  const entry = COMMANDS[command];
+  if (!entry) {
+    console.error(`fleetgate: unknown command "${command}"\n\n${mainHelp()}`);
+    return 2;
+  }
+  return entry.run(rest);
+}

@@ -1,0 +1,117 @@
+/**
+ * The AgentCenter control API (Elkeid §2.12) as runtime-agnostic routes over the session
+ * registry: `/conn/stat|list|count|reset`, `/command` (and `/command/`), plus a batch form of
+ * `/command` for the manager's fan-out. All of them AK/SK-signed.
+ */
+import type { DeliveryResult, SessionRegistry } from '../agent/sessions.js';
+import { fail, ok } from '../http/envelope.js';
+import type { HttpRequest, Route } from '../http/types.js';
+import { CommandJsonError, commandFromJson } from './command-json.js';
+
+/** A bound on one batch request, so one call cannot hold the event loop for long. */
+export const MAX_BATCH_AGENTS = 10_000;
+
+const ELKEID_ERRORS: Record<Exclude<DeliveryResult, 'sent'>, string> = {
+  not_connected: 'agentID not found',
+  queue_full: 'the sendPool of the agent is full',
+  timed_out: 'the command has been sent but get results timed out',
+  closed: 'the connection closed before the command was sent',
+  too_large: 'the command is larger than the agent accepts (4 MiB)',
+};
+
+function parseBody(req: HttpRequest): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(req.body.toString('utf8'));
+    return typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const isIdList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+export function controlRoutes(sessions: SessionRegistry): Route[] {
+  return [
+    {
+      method: 'GET',
+      path: '/conn/stat',
+      auth: 'aksk',
+      handler: () => ok([...sessions.all()].map((s) => s.stat())),
+    },
+    { method: 'GET', path: '/conn/list', auth: 'aksk', handler: () => ok(sessions.ids()) },
+    { method: 'GET', path: '/conn/count', auth: 'aksk', handler: () => ok(sessions.size) },
+    {
+      method: 'POST',
+      path: '/conn/reset',
+      auth: 'aksk',
+      handler: (req) => {
+        const body = parseBody(req);
+        if (!body || typeof body.type !== 'string') return fail(2, 'type is required');
+        const detail: Record<string, string> = {};
+        if (body.type === 'random') {
+          const count = body.count;
+          if (typeof count !== 'number' || !Number.isInteger(count) || count < 0) {
+            return fail(2, 'count must be a non-negative integer');
+          }
+          for (const id of sessions.ids().slice(0, count)) {
+            detail[id] = sessions.close(id) ? 'ok' : 'agentID not found';
+          }
+        } else if (body.type === 'strict') {
+          if (!isIdList(body.id_list)) return fail(2, 'id_list must be an array of agent IDs');
+          for (const id of body.id_list) detail[id] = sessions.close(id) ? 'ok' : 'agentID not found';
+        } else {
+          return fail(2, `unknown type ${JSON.stringify(body.type).slice(0, 40)}`);
+        }
+        return ok({ count: Object.values(detail).filter((v) => v === 'ok').length, detail });
+      },
+    },
+    {
+      method: 'POST',
+      path: '/command',
+      auth: 'aksk',
+      handler: async (req) => {
+        const body = parseBody(req);
+        if (!body || typeof body.agent_id !== 'string' || body.command === undefined) {
+          return fail(2, 'agent_id and command are required');
+        }
+        let command: ReturnType<typeof commandFromJson>;
+        try {
+          command = commandFromJson(body.command);
+        } catch (err) {
+          if (err instanceof CommandJsonError) return fail(2, err.message);
+          throw err;
+        }
+        const result = await sessions.send(body.agent_id, command);
+        return result === 'sent' ? ok('') : fail(3, ELKEID_ERRORS[result]);
+      },
+    },
+    {
+      method: 'POST',
+      path: '/command/batch',
+      auth: 'aksk',
+      handler: async (req) => {
+        // {"agent_ids":[...],"command":{...}}: one command to many agents, encoded once.
+        const body = parseBody(req);
+        if (!body || !isIdList(body.agent_ids) || body.command === undefined) {
+          return fail(2, 'agent_ids (array of strings) and command are required');
+        }
+        if (body.agent_ids.length > MAX_BATCH_AGENTS) {
+          return fail(2, `at most ${MAX_BATCH_AGENTS} agent_ids per request`);
+        }
+        let command: ReturnType<typeof commandFromJson>;
+        try {
+          command = commandFromJson(body.command);
+        } catch (err) {
+          if (err instanceof CommandJsonError) return fail(2, err.message);
+          throw err;
+        }
+        const results = await sessions.sendMany(body.agent_ids, command);
+        const counts: Record<string, number> = {};
+        for (const r of results.values()) counts[r] = (counts[r] ?? 0) + 1;
+        return ok({ results: Object.fromEntries(results), counts });
+      },
+    },
+  ];
+}
