@@ -9,10 +9,9 @@ if (!atLeast(20, 20, 2)) {
   process.exit(1);
 }
 try {
-  const { main } = await import('../dist/gateway/cli/main.js');
-  process.exitCode = await main(process.argv.slice(2));
+  await import('../dist/gateway/cli/run.js');
 } catch (err) {
-  if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/gateway/cli')) {
+  if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/gateway/cli/run.js')) {
     console.error('fleetgate is not built: run `npm run build` first (npm start does it for you)');
     process.exit(1);
   }

@@ -2,7 +2,7 @@
  * Serves a runtime-agnostic Handler over uWebSockets.js. The only file that touches uWS types:
  * handlers stay portable to other runtimes (Lambda).
  */
-import type { HttpResponse as UwsResponse, us_socket } from 'uWebSockets.js';
+import type { TemplatedApp, HttpResponse as UwsResponse, us_socket } from 'uWebSockets.js';
 import uws from 'uWebSockets.js';
 import type { Handler, HttpRequest, HttpResponse } from './types.js';
 
@@ -100,6 +100,12 @@ function writeResponse(res: UwsResponse, response: HttpResponse, closeConnection
   res.end(out.body, closeConnection);
 }
 
+/** Not in the typings of every version; where present it also drops keep-alive connections. */
+function closeApp(app: TemplatedApp): void {
+  const closable = app as unknown as { close?: () => void };
+  if (typeof closable.close === 'function') closable.close();
+}
+
 export function serveUws(handler: Handler, opts: ServeUwsOptions): Promise<UwsServer> {
   assertNativeUws();
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
@@ -142,7 +148,7 @@ export function serveUws(handler: Handler, opts: ServeUwsOptions): Promise<UwsSe
         return;
       }
       // uWS reuses (neuters) the ArrayBuffer once this callback returns, so copy it.
-      chunks.push(Buffer.from(chunk));
+      chunks.push(Buffer.from(new Uint8Array(chunk)));
       if (!isLast) return;
       done = true;
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
@@ -175,6 +181,7 @@ export function serveUws(handler: Handler, opts: ServeUwsOptions): Promise<UwsSe
   return new Promise((resolve, reject) => {
     app.listen(opts.host, opts.port, (listenSocket) => {
       if (!listenSocket) {
+        closeApp(app);
         reject(new Error(`uWebSockets.js could not listen on ${opts.host}:${opts.port}`));
         return;
       }
@@ -185,9 +192,7 @@ export function serveUws(handler: Handler, opts: ServeUwsOptions): Promise<UwsSe
           if (closed) return;
           closed = true;
           uws.us_listen_socket_close(listenSocket);
-          // Not in the typings of every version; where present it also drops keep-alive connections.
-          const closable = app as unknown as { close?: () => void };
-          if (typeof closable.close === 'function') closable.close();
+          closeApp(app);
         },
       });
     });

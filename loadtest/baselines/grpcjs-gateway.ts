@@ -1,0 +1,189 @@
+/**
+ * Baseline for the gateway benchmark: the same Transfer service on @grpc/grpc-js, the way a
+ * Node team would write it first. Mutual TLS through `ServerCredentials.createSsl(ca, pairs,
+ * true)` (client certificate required), `/grpc.Transfer/Transfer` from proto/elkeid.proto via
+ * @grpc/proto-loader, and per call the work our gateway does before its sink: decode each
+ * RawData, register the agent by its AgentID on the first message, decode heartbeats
+ * (data_type 1000) into the agent's detail, count records.
+ *
+ * grpc-js has no snappy codec (it speaks identity, deflate and gzip), so this baseline can only
+ * be fed identity-encoded messages; a stock Elkeid agent could not talk to it at all.
+ *
+ *   node --expose-gc --import tsx loadtest/baselines/grpcjs-gateway.ts --pki DIR [--port 0]
+ *
+ * Same child protocol as loadtest/bench/gateway-server.ts: `{"port":N}` first, then `stats`/`gc`
+ * on stdin; closing stdin exits.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as grpcjs from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
+import {
+  openFileLimit,
+  processStats,
+  reply,
+  type ServerStats,
+  serveCommands,
+  settleGc,
+} from '../bench/child-protocol.js';
+
+const { values } = parseArgs({
+  options: {
+    pki: { type: 'string' },
+    port: { type: 'string', default: '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+  },
+});
+if (!values.pki) throw new Error('--pki DIR is required');
+const pkiDir = values.pki;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const protoPath = path.join(here, '..', '..', 'proto', 'elkeid.proto');
+const packageDefinition = protoLoader.loadSync(protoPath, {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: false,
+  oneofs: true,
+});
+const loaded = grpcjs.loadPackageDefinition(packageDefinition);
+const transferService = ((loaded.grpc as grpcjs.GrpcObject).Transfer as grpcjs.ServiceClientConstructor)
+  .service;
+const Item = protobuf.loadSync(protoPath).lookupType('grpc.Item');
+
+interface RecordObject {
+  DataType?: number;
+  Timestamp?: string;
+  Body?: Buffer;
+}
+interface RawDataObject {
+  Data?: RecordObject[];
+  AgentID?: string;
+  IntranetIPv4?: string[];
+  ExtranetIPv4?: string[];
+  IntranetIPv6?: string[];
+  ExtranetIPv6?: string[];
+  Hostname?: string;
+  Version?: string;
+  Product?: string;
+}
+interface Agent {
+  agentId: string;
+  peer: string;
+  connectedAt: number;
+  header: Omit<RawDataObject, 'Data' | 'AgentID'>;
+  detail: Record<string, unknown>;
+  records: number;
+  call: grpcjs.ServerDuplexStream<RawDataObject, unknown>;
+}
+
+const AGENT_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
+const agents = new Map<string, Agent>();
+let records = 0;
+let calls = 0;
+let openCalls = 0;
+
+function transfer(call: grpcjs.ServerDuplexStream<RawDataObject, unknown>): void {
+  calls++;
+  openCalls++;
+  let agent: Agent | undefined;
+  let closed = false;
+  const cleanup = () => {
+    if (closed) return;
+    closed = true;
+    openCalls--;
+    if (agent && agents.get(agent.agentId) === agent) agents.delete(agent.agentId);
+  };
+  call.on('data', (raw: RawDataObject) => {
+    if (!agent) {
+      const agentId = raw.AgentID ?? '';
+      if (!AGENT_ID_PATTERN.test(agentId)) {
+        call.emit('error', {
+          code: grpcjs.status.INVALID_ARGUMENT,
+          details: 'the first message must carry a valid AgentID',
+        });
+        return;
+      }
+      const { Data: _data, AgentID: _id, ...header } = raw;
+      agent = {
+        agentId,
+        peer: call.getPeer(),
+        connectedAt: Date.now(),
+        header,
+        detail: {},
+        records: 0,
+        call,
+      };
+      agents.set(agentId, agent);
+    }
+    const data = raw.Data ?? [];
+    for (const r of data) {
+      if (r.DataType === 1000 && r.Body) {
+        try {
+          const fields =
+            (Item.toObject(Item.decode(r.Body)) as { Fields?: Record<string, string> }).Fields ?? {};
+          agent.detail = {
+            ...fields,
+            agent_id: agent.agentId,
+            last_heartbeat_time: Math.floor(Date.now() / 1000),
+          };
+        } catch {
+          // forwarded anyway, as ours does
+        }
+      }
+    }
+    agent.records += data.length;
+    records += data.length;
+  });
+  call.on('end', () => {
+    cleanup();
+    call.end();
+  });
+  call.on('cancelled', cleanup);
+  call.on('error', cleanup);
+  call.on('close', cleanup);
+}
+
+const server = new grpcjs.Server({
+  'grpc.max_receive_message_length': 10 * 1024 * 1024,
+});
+server.addService(transferService, { Transfer: transfer });
+const credentials = grpcjs.ServerCredentials.createSsl(
+  readFileSync(path.join(pkiDir, 'ca.crt')),
+  [
+    {
+      cert_chain: readFileSync(path.join(pkiDir, 'server.crt')),
+      private_key: readFileSync(path.join(pkiDir, 'server.key')),
+    },
+  ],
+  true,
+);
+const port = await new Promise<number>((resolve, reject) =>
+  server.bindAsync(`${values.host}:${values.port}`, credentials, (err, p) =>
+    err ? reject(err) : resolve(p),
+  ),
+);
+
+function stats(): ServerStats {
+  return { records, calls, openCalls, agents: agents.size, ...processStats() };
+}
+
+serveCommands(
+  {
+    stats,
+    async gc() {
+      await settleGc();
+      return stats();
+    },
+  },
+  () => {
+    server.forceShutdown();
+    process.exit(0);
+  },
+);
+const version = (createRequire(import.meta.url)('@grpc/grpc-js/package.json') as { version: string }).version;
+reply({ port, pid: process.pid, nofile: openFileLimit() ?? null, impl: `@grpc/grpc-js ${version}` });

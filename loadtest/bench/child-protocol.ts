@@ -1,0 +1,255 @@
+/**
+ * The line protocol between the benchmark driver and its child processes (gateway servers and
+ * load generators): the child prints one JSON line when ready, then answers each command line on
+ * stdin with exactly one JSON line on stdout. Anything else a child prints goes to stderr.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import readline from 'node:readline';
+
+/** Soft limit of open files of this process (Linux /proc), undefined elsewhere. */
+export function openFileLimit(): number | undefined {
+  try {
+    const m = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (!m) return undefined;
+    return m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a gateway child reports on `stats` (and after `gc`). */
+export interface ServerStats {
+  /** Records accepted by the server's sink (ours) or counted by the handler (baseline). */
+  records: number;
+  /** Transfer calls started since the server began. */
+  calls: number;
+  /** Transfer calls open now. */
+  openCalls: number;
+  /** Agents identified by their first message and registered now. */
+  agents: number;
+  /** process.cpuUsage(), microseconds. */
+  cpuUser: number;
+  cpuSystem: number;
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+export function processStats(): Omit<ServerStats, 'records' | 'calls' | 'openCalls' | 'agents'> {
+  const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  return {
+    cpuUser: cpu.user,
+    cpuSystem: cpu.system,
+    rss: mem.rss,
+    heapUsed: mem.heapUsed,
+    heapTotal: mem.heapTotal,
+    external: mem.external,
+    arrayBuffers: mem.arrayBuffers,
+  };
+}
+
+/** Full GCs with pauses in between, so freed pages are returned before RSS is read. */
+export async function settleGc(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) return;
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+export type CommandHandler = (command: Record<string, unknown>) => unknown;
+
+/**
+ * Serves commands from stdin: a line is either a bare name (`stats`) or a JSON object with a
+ * `cmd` field (and an optional `id` echoed back). Each command gets one JSON reply line.
+ * The process exits when stdin closes (the driver went away).
+ */
+export function serveCommands(handlers: Record<string, CommandHandler>, onStdinEnd: () => void): void {
+  const rl = readline.createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY });
+  rl.on('line', (line) => {
+    const text = line.trim();
+    if (text === '') return;
+    let command: Record<string, unknown>;
+    try {
+      command = text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : { cmd: text };
+    } catch (err) {
+      reply({ ok: false, error: `bad command line: ${(err as Error).message}` });
+      return;
+    }
+    const id = command.id;
+    const handler = handlers[String(command.cmd)];
+    if (!handler) {
+      reply({ id, ok: false, error: `unknown command ${String(command.cmd)}` });
+      return;
+    }
+    Promise.resolve()
+      .then(() => handler(command))
+      .then(
+        (result) => reply({ id, ok: true, ...(result as object | undefined) }),
+        (err: unknown) => reply({ id, ok: false, error: err instanceof Error ? err.message : String(err) }),
+      );
+  });
+  rl.on('close', onStdinEnd);
+}
+
+export function reply(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/** Parent side: a running child with a request/reply channel over its stdin/stdout. */
+export interface Child {
+  readonly name: string;
+  readonly pid: number | undefined;
+  /** The first JSON line the child printed. */
+  readonly hello: Record<string, unknown>;
+  request<T = Record<string, unknown>>(
+    cmd: string,
+    args?: Record<string, unknown>,
+    timeoutMs?: number,
+  ): Promise<T>;
+  /** Resolves with the exit code (or signal) once the child is gone. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly alive: boolean;
+  /** Last lines the child wrote to stderr (for error reports). */
+  stderrTail(): string;
+  /** Closes stdin and waits; kills the child (by its pid) after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Spawns `node <nodeArgs> <script> <args>` through /bin/sh so the open-file limit can be raised
+ * first (`ulimit -n`, best effort: falls back to the hard limit), and waits for its first JSON line.
+ */
+export async function spawnChild(
+  name: string,
+  nodeArgs: string[],
+  script: string,
+  args: string[],
+  opts: { nofile?: number; readyTimeoutMs?: number } = {},
+): Promise<Child> {
+  const nofile = opts.nofile ?? 65535;
+  const shell = `ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"`;
+  const proc = spawn('/bin/sh', ['-c', shell, process.execPath, ...nodeArgs, script, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const tail: string[] = [];
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (chunk: string) => {
+    for (const l of chunk.split('\n')) if (l.trim() !== '') tail.push(l);
+    if (tail.length > 40) tail.splice(0, tail.length - 40);
+  });
+  let alive = true;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    proc.once('exit', (code, signal) => {
+      alive = false;
+      resolve({ code, signal });
+    });
+  });
+  const lines = readline.createInterface({ input: proc.stdout, crlfDelay: Number.POSITIVE_INFINITY });
+  const waiting = new Map<
+    number,
+    { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }
+  >();
+  let nextId = 1;
+  let helloResolve: ((v: Record<string, unknown>) => void) | undefined;
+  const helloPromise = new Promise<Record<string, unknown>>((resolve) => {
+    helloResolve = resolve;
+  });
+  lines.on('line', (line) => {
+    if (!line.startsWith('{')) {
+      tail.push(`[stdout] ${line}`);
+      return;
+    }
+    let msg: Record<string, unknown>;
+    try {
+      msg = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      tail.push(`[stdout] ${line}`);
+      return;
+    }
+    if (helloResolve) {
+      const r = helloResolve;
+      helloResolve = undefined;
+      r(msg);
+      return;
+    }
+    const w = waiting.get(Number(msg.id));
+    if (!w) return;
+    waiting.delete(Number(msg.id));
+    if (msg.ok === false) w.reject(new Error(`${name}: ${String(msg.error)}`));
+    else w.resolve(msg);
+  });
+  void exited.then(({ code, signal }) => {
+    const err = new Error(`${name} exited (code ${code}, signal ${signal})\n${tail.join('\n')}`);
+    for (const w of waiting.values()) w.reject(err);
+    waiting.clear();
+  });
+
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
+  let readyTimer: NodeJS.Timeout | undefined;
+  const hello = await Promise.race([
+    helloPromise,
+    exited.then(({ code, signal }) => {
+      throw new Error(
+        `${name} exited before it was ready (code ${code}, signal ${signal})\n${tail.join('\n')}`,
+      );
+    }),
+    new Promise<never>((_, reject) => {
+      readyTimer = setTimeout(
+        () => reject(new Error(`${name} not ready after ${readyTimeoutMs} ms\n${tail.join('\n')}`)),
+        readyTimeoutMs,
+      );
+    }),
+  ]).finally(() => clearTimeout(readyTimer));
+
+  return {
+    name,
+    pid: proc.pid,
+    hello,
+    exited,
+    get alive() {
+      return alive;
+    },
+    stderrTail: () => tail.join('\n'),
+    request<T>(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 300_000): Promise<T> {
+      if (!alive) return Promise.reject(new Error(`${name} is not running\n${tail.join('\n')}`));
+      const id = nextId++;
+      return new Promise<T>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiting.delete(id);
+          reject(new Error(`${name}: no reply to ${cmd} after ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiting.set(id, {
+          resolve: (v) => {
+            clearTimeout(timer);
+            resolve(v as T);
+          },
+          reject: (e) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        });
+        proc.stdin.write(`${JSON.stringify({ ...args, cmd, id })}\n`);
+      });
+    },
+    async stop(graceMs = 10_000) {
+      if (!alive) return;
+      proc.stdin.end();
+      let timer: NodeJS.Timeout | undefined;
+      const killed = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          if (alive && proc.pid !== undefined) process.kill(proc.pid, 'SIGKILL');
+          resolve();
+        }, graceMs);
+      });
+      await Promise.race([exited.then(() => undefined), killed]);
+      clearTimeout(timer);
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,823 @@
+/**
+ * `npm run bench:gateway`: our gateway against a @grpc/grpc-js baseline, side by side in one
+ * invocation. Each server runs in its own child process; the load comes from other child
+ * processes (load-client.ts) with raw node:http2 TLS clients, so the server's CPU
+ * (process.cpuUsage deltas) and memory (RSS after full GCs) are its own.
+ *
+ * Tests, each run against a fresh server of each kind:
+ *   idle        N agents connected (TLS + h2 + one Transfer stream + first RawData with AgentID
+ *               and a heartbeat); server RSS growth per agent after GC.
+ *   handshakes  connect + mTLS handshake + Transfer stream + first message + status, then close,
+ *               as fast as the clients go; completed calls per server CPU-second.
+ *   records     a few dozen agents streaming Elkeid-shaped batches (20 execve records of about
+ *               600 B each); records accepted per server CPU-second. Ours gets snappy (what
+ *               agents send) and identity; grpc-js has no snappy, so it gets identity only.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createCa, createClientCert, createServerCert } from '../../gateway/pki/certs.js';
+import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
+import type { WireEncoding } from './payloads.js';
+
+const HELP = `Usage: npm run bench:gateway -- [options]
+
+Benchmarks the fleetgate agent gateway against a @grpc/grpc-js baseline, side by side.
+
+Options:
+  --agents N          idle agents per server (default 10000; --quick: 500)
+  --duration S        seconds measured per throughput test (default 15; --quick: 4)
+  --record-agents N   streaming agents in the records test (default 32; --quick: 16)
+  --quick             small numbers for a smoke run (under a minute)
+  --tests LIST        comma-separated subset of idle,handshakes,records (default: all)
+  --json FILE         also write the results as JSON
+  --profile           extra records run (snappy) of our server under --cpu-prof, not counted;
+                      writes a .cpuprofile
+  --profile-dir DIR   where the .cpuprofile goes (default: the current directory)
+  --help              this text
+
+Progress goes to stderr; the result table to stdout.`;
+
+const { values } = parseArgs({
+  options: {
+    agents: { type: 'string' },
+    duration: { type: 'string' },
+    'record-agents': { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    tests: { type: 'string' },
+    json: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    'profile-dir': { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+
+const quick = values.quick === true;
+const positive = (name: string, v: string | undefined, fallback: number): number => {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got ${v}`);
+  return n;
+};
+const cfg = {
+  agents: Math.floor(positive('agents', values.agents, quick ? 500 : 10_000)),
+  durationS: positive('duration', values.duration, quick ? 4 : 15),
+  recordAgents: Math.floor(positive('record-agents', values['record-agents'], quick ? 16 : 32)),
+  warmupS: quick ? 1 : 2,
+  /** Agents connected before the idle baseline RSS is read, so one-time costs (lazy init, JIT) are out. */
+  idleWarmAgents: quick ? 20 : 50,
+  idleConnectConcurrency: 50,
+  handshakeConcurrency: 8,
+  recordsPerMessage: 20,
+  recordBytes: 600,
+  loadClients: 2,
+};
+const allTests = ['idle', 'handshakes', 'records'] as const;
+type TestName = (typeof allTests)[number];
+const tests = new Set<TestName>(
+  values.tests === undefined
+    ? allTests
+    : values.tests.split(',').map((t) => {
+        const name = t.trim() as TestName;
+        if (!allTests.includes(name)) throw new Error(`unknown test ${t}; want ${allTests.join(',')}`);
+        return name;
+      }),
+);
+
+// ---- where the children are ----------------------------------------------------------------
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const isTs = import.meta.url.endsWith('.ts');
+const ext = isTs ? '.ts' : '.js';
+const tsNodeArgs = isTs ? ['--import', 'tsx'] : [];
+const scripts = {
+  ours: path.join(here, `gateway-server${ext}`),
+  baseline: path.join(here, '..', 'baselines', `grpcjs-gateway${ext}`),
+  client: path.join(here, `load-client${ext}`),
+};
+function projectRoot(from: string): string {
+  let dir = from;
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
+      if (pkg.name === 'fleetgate') return dir;
+    } catch {
+      // keep walking up
+    }
+    const up = path.dirname(dir);
+    if (up === dir) return process.cwd();
+    dir = up;
+  }
+}
+// `--import tsx` resolves from the working directory.
+process.chdir(projectRoot(here));
+
+// ---- output helpers --------------------------------------------------------------------------
+
+const t0 = Date.now();
+const progress = (msg: string) =>
+  process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const cpuSeconds = (a: ServerStats, b: ServerStats) =>
+  (b.cpuUser + b.cpuSystem - a.cpuUser - a.cpuSystem) / 1e6;
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+type Impl = 'ours' | 'baseline';
+type Better = 'higher' | 'lower';
+interface Result {
+  name: string;
+  value: number | null;
+  unit: string;
+  better: Better;
+  goal?: number;
+  meetsGoal?: boolean;
+  notes?: string;
+  [extra: string]: unknown;
+}
+const results: Record<Impl, Result[]> = { ours: [], baseline: [] };
+const problems: string[] = [];
+const limits: Record<string, unknown> = {};
+let baselineName = '@grpc/grpc-js';
+
+function record(impl: Impl, r: Result): void {
+  if (r.goal !== undefined && r.value !== null) {
+    r.meetsGoal = r.better === 'lower' ? r.value <= r.goal : r.value >= r.goal;
+  }
+  results[impl].push(r);
+}
+
+// ---- machine, PKI, loopback addresses ------------------------------------------------------
+
+function readProc(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+const cpus = os.cpus();
+const machine = {
+  cpu: cpus[0]?.model ?? 'unknown',
+  cores: cpus.length,
+  memoryBytes: os.totalmem(),
+  memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+  node: process.version,
+  openssl: process.versions.openssl,
+  os: `${os.type()} ${os.release()} ${os.arch()}`,
+  loadAverageAtStart: os.loadavg().map((l) => Number(l.toFixed(2))),
+};
+
+/** Loopback source addresses usable for `localAddress` (Linux routes all of 127/8 to lo). */
+async function loopbackSources(n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 2; i < 2 + n; i++) {
+    const addr = `127.0.0.${i}`;
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(0, addr, () => s.close(() => resolve(true)));
+    });
+    if (ok) out.push(addr);
+  }
+  return out;
+}
+
+const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'fg-bench-pki-'));
+async function writePki(): Promise<void> {
+  const ca = await createCa();
+  const server = await createServerCert(ca, { hosts: ['127.0.0.1'] });
+  const client = await createClientCert(ca, { identity: 'fleet' });
+  writeFileSync(path.join(pkiDir, 'ca.crt'), ca.cert);
+  writeFileSync(path.join(pkiDir, 'server.crt'), server.cert);
+  writeFileSync(path.join(pkiDir, 'server.key'), server.key, { mode: 0o600 });
+  writeFileSync(path.join(pkiDir, 'client.crt'), client.cert);
+  writeFileSync(path.join(pkiDir, 'client.key'), client.key, { mode: 0o600 });
+}
+
+// ---- children ------------------------------------------------------------------------------
+
+const clients: Child[] = [];
+async function ensureClients(n: number): Promise<void> {
+  while (clients.length < n) {
+    const i = clients.length;
+    clients.push(
+      await spawnChild(`load-client-${i}`, tsNodeArgs, scripts.client, [
+        '--pki',
+        pkiDir,
+        '--seed',
+        String(i + 1),
+      ]),
+    );
+  }
+}
+
+interface Server {
+  impl: Impl;
+  child: Child;
+  port: number;
+  nofile: number;
+  stats(): Promise<ServerStats>;
+  gc(): Promise<ServerStats>;
+  stop(): Promise<void>;
+}
+const servers = new Set<Server>();
+
+async function startServer(impl: Impl, extraNodeArgs: string[] = []): Promise<Server> {
+  const child = await spawnChild(
+    impl === 'ours' ? 'fleetgate' : 'grpc-js',
+    ['--expose-gc', ...extraNodeArgs, ...tsNodeArgs],
+    scripts[impl],
+    ['--pki', pkiDir, '--port', '0'],
+  );
+  if (impl === 'baseline') baselineName = String(child.hello.impl ?? baselineName);
+  const server: Server = {
+    impl,
+    child,
+    port: Number(child.hello.port),
+    nofile: Number(child.hello.nofile ?? 1024),
+    stats: () => child.request<ServerStats>('stats', {}, 60_000),
+    gc: () => child.request<ServerStats>('gc', {}, 120_000),
+    async stop() {
+      servers.delete(server);
+      if (!child.alive) {
+        const { code, signal } = await child.exited;
+        problems.push(
+          `${child.name} had exited before the end of its test (code ${code}, signal ${signal}):\n${child.stderrTail()}`,
+        );
+        return;
+      }
+      await child.stop(15_000);
+    },
+  };
+  servers.add(server);
+  return server;
+}
+
+async function withServer<T>(
+  impl: Impl,
+  fn: (s: Server) => Promise<T>,
+  extraNodeArgs: string[] = [],
+): Promise<T | undefined> {
+  const label = impl === 'ours' ? 'fleetgate' : 'grpc-js';
+  let server: Server | undefined;
+  try {
+    server = await startServer(impl, extraNodeArgs);
+    return await fn(server);
+  } catch (err) {
+    const msg = `${label}: ${(err as Error).message}`;
+    problems.push(msg);
+    progress(`ERROR ${msg}`);
+    return undefined;
+  } finally {
+    if (server) {
+      const tail = server.child.stderrTail();
+      await server.stop();
+      if (tail.trim() !== '') progress(`${label} stderr:\n${tail}`);
+    }
+  }
+}
+
+/** Splits `total` into `parts` near-equal shares. */
+const split = (total: number, parts: number) =>
+  Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+
+function mergeCounts(into: Record<string, number>, from: unknown): void {
+  for (const [k, v] of Object.entries((from as Record<string, number> | undefined) ?? {}))
+    into[k] = (into[k] ?? 0) + v;
+}
+const describeErrors = (errors: Record<string, number>) =>
+  Object.entries(errors)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 5)
+    .map(([k, v]) => `${k} ×${v}`)
+    .join(', ');
+
+async function waitForStats(
+  server: Server,
+  pred: (s: ServerStats) => boolean,
+  ms: number,
+): Promise<ServerStats> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const s = await server.stats();
+    if (pred(s) || Date.now() > deadline) return s;
+    await sleep(200);
+  }
+}
+
+/** Sleeps `ms`, reporting the server's progress every few seconds. */
+async function measureWindow(
+  server: Server,
+  ms: number,
+  label: string,
+  what: (a: ServerStats, b: ServerStats) => string,
+) {
+  const start = await server.stats();
+  const startedAt = Date.now();
+  const step = Math.max(2000, Math.min(5000, ms / 3));
+  let last = start;
+  while (Date.now() - startedAt < ms - 50) {
+    await sleep(Math.min(step, ms - (Date.now() - startedAt)));
+    const now = await server.stats();
+    progress(`${label}: ${what(last, now)}`);
+    last = now;
+  }
+  const end = await server.stats();
+  return { start, end, wallS: (Date.now() - startedAt) / 1000 };
+}
+
+// ---- test 1: idle agents -------------------------------------------------------------------
+
+let locals: string[] = [];
+
+async function connectIdle(
+  target: { host: string; port: number },
+  encoding: WireEncoding,
+  count: number,
+  indexBase: number,
+) {
+  const shares = split(count, clients.length);
+  let base = indexBase;
+  const replies = await Promise.all(
+    clients.map((c, i) => {
+      const share = shares[i]!;
+      const args = {
+        target,
+        encoding,
+        count: share,
+        indexBase: base,
+        localAddresses: locals,
+        concurrency: cfg.idleConnectConcurrency,
+      };
+      base += share;
+      return share > 0
+        ? c.request('idle', args, 900_000)
+        : Promise.resolve({ connected: 0, failed: 0, errors: {} });
+    }),
+  );
+  const errors: Record<string, number> = {};
+  let connected = 0;
+  let failed = 0;
+  for (const r of replies) {
+    connected += Number(r.connected);
+    failed += Number(r.failed);
+    mergeCounts(errors, r.errors);
+  }
+  return { connected, failed, errors };
+}
+
+async function closeIdle(): Promise<number> {
+  let closedEarly = 0;
+  for (const r of await Promise.all(clients.map((c) => c.request('closeAll', {}, 300_000)))) {
+    closedEarly += Number(r.closedEarlyByServer);
+  }
+  return closedEarly;
+}
+
+async function idleTest(impl: Impl): Promise<void> {
+  const label = `idle[${impl === 'ours' ? 'fleetgate' : 'grpc-js'}]`;
+  const encoding: WireEncoding = impl === 'ours' ? 'snappy' : 'identity';
+  await withServer(impl, async (server) => {
+    const target = { host: '127.0.0.1', port: server.port };
+    const warm = cfg.idleWarmAgents;
+    let n = cfg.agents;
+    // The server holds one socket per agent, plus a few dozen of its own.
+    const serverRoom = server.nofile - warm - 256;
+    if (n > serverRoom) {
+      problems.push(
+        `${label}: server open-file limit ${server.nofile} allows ${serverRoom} agents; asked ${n}`,
+      );
+      n = serverRoom;
+    }
+    limits.serverOpenFiles = server.nofile;
+    const w = await connectIdle(target, encoding, warm, 0);
+    await waitForStats(server, (s) => s.records >= w.connected, 30_000);
+    const before = await server.gc();
+    progress(
+      `${label}: baseline RSS ${fmt(before.rss / 2 ** 20, 1)} MiB with ${w.connected} warm-up agents; connecting ${fmt(n)}`,
+    );
+    const ticker = setInterval(() => {
+      server.stats().then(
+        (s) =>
+          progress(
+            `${label}: ${fmt(s.agents - w.connected)} / ${fmt(n)} agents, RSS ${fmt(s.rss / 2 ** 20)} MiB`,
+          ),
+        () => {},
+      );
+    }, 5000);
+    const startedAt = Date.now();
+    let c: Awaited<ReturnType<typeof connectIdle>>;
+    try {
+      c = await connectIdle(target, encoding, n, warm);
+    } finally {
+      clearInterval(ticker);
+    }
+    const connectS = (Date.now() - startedAt) / 1000;
+    const arrived = await waitForStats(server, (s) => s.records >= w.connected + c.connected, 60_000);
+    if (arrived.records < w.connected + c.connected) {
+      problems.push(
+        `${label}: only ${arrived.records - w.connected} of ${c.connected} first messages reached the server`,
+      );
+    }
+    const after = await server.gc();
+    const agentsNow = after.agents - before.agents;
+    progress(
+      `${label}: ${fmt(c.connected)} connected in ${connectS.toFixed(1)} s (${c.failed} failed${c.failed > 0 ? `: ${describeErrors(c.errors)}` : ''}); server agents +${agentsNow}, RSS ${fmt(after.rss / 2 ** 20, 1)} MiB`,
+    );
+    if (c.failed > 0)
+      problems.push(`${label}: ${c.failed} agents failed to connect: ${describeErrors(c.errors)}`);
+    const perAgent = (after.rss - before.rss) / c.connected;
+    const heapPerAgent = (after.heapUsed - before.heapUsed) / c.connected;
+    const nonHeapPerAgent = (after.rss - before.rss - (after.heapTotal - before.heapTotal)) / c.connected;
+    const connectCpu = cpuSeconds(before, arrived);
+    record(impl, {
+      name: 'idle.rss_per_agent',
+      value: Number((perAgent / 1024).toFixed(1)),
+      unit: 'KB/agent',
+      better: 'lower',
+      goal: 48,
+      agents: c.connected,
+      rssBeforeMiB: Number((before.rss / 2 ** 20).toFixed(1)),
+      rssAfterMiB: Number((after.rss / 2 ** 20).toFixed(1)),
+      notes: `server RSS after full GCs, ${fmt(c.connected)} agents over ${w.connected} warm-up agents; encoding ${encoding}`,
+    });
+    record(impl, {
+      name: 'idle.heap_per_agent',
+      value: Number((heapPerAgent / 1024).toFixed(1)),
+      unit: 'KB/agent',
+      better: 'lower',
+      notes: 'V8 heapUsed growth after full GCs',
+    });
+    record(impl, {
+      name: 'idle.native_per_agent',
+      value: Number((nonHeapPerAgent / 1024).toFixed(1)),
+      unit: 'KB/agent',
+      better: 'lower',
+      notes: 'RSS growth minus V8 heapTotal growth (OpenSSL, nghttp2, buffers)',
+    });
+    record(impl, {
+      name: 'idle.agents_connected',
+      value: c.connected,
+      unit: 'agents',
+      better: 'higher',
+      failed: c.failed,
+      notes: c.failed > 0 ? `failures: ${describeErrors(c.errors)}` : `all ${fmt(n)} connected`,
+    });
+    record(impl, {
+      name: 'idle.connects_per_cpu_s',
+      value: Math.round(c.connected / connectCpu),
+      unit: 'agents/CPU-s',
+      better: 'higher',
+      wallS: Number(connectS.toFixed(1)),
+      notes: 'server CPU while the idle agents connected (handshake + stream + first message)',
+    });
+
+    // Disconnect everyone: the server should let go of what the agents held.
+    const closedEarly = await closeIdle();
+    if (closedEarly > 0)
+      problems.push(`${label}: the server closed ${closedEarly} idle agent streams while held`);
+    const drained = await waitForStats(server, (s) => s.openCalls === 0 && s.agents === 0, 30_000);
+    if (drained.openCalls !== 0 || drained.agents !== 0) {
+      problems.push(
+        `${label}: 30 s after all agents left, the server still has ${drained.openCalls} open calls and ${drained.agents} agents`,
+      );
+    }
+    const gone = await server.gc();
+    record(impl, {
+      name: 'idle.heap_retained_after_disconnect',
+      value: Number(((gone.heapUsed - before.heapUsed) / 2 ** 20).toFixed(2)),
+      unit: 'MiB',
+      better: 'lower',
+      notes: `heapUsed after all ${fmt(c.connected + w.connected)} agents disconnected, minus before; RSS ${fmt(gone.rss / 2 ** 20, 1)} MiB`,
+    });
+    progress(
+      `${label}: after disconnect heap ${fmt(gone.heapUsed / 2 ** 20, 1)} MiB (before ${fmt(before.heapUsed / 2 ** 20, 1)}), RSS ${fmt(gone.rss / 2 ** 20, 1)} MiB`,
+    );
+  });
+}
+
+// ---- test 2: handshakes --------------------------------------------------------------------
+
+async function handshakeTest(impl: Impl): Promise<void> {
+  const label = `handshakes[${impl === 'ours' ? 'fleetgate' : 'grpc-js'}]`;
+  const encoding: WireEncoding = impl === 'ours' ? 'snappy' : 'identity';
+  await withServer(impl, async (server) => {
+    const target = { host: '127.0.0.1', port: server.port };
+    await Promise.all(
+      clients.map((c) =>
+        c.request('handshakes', {
+          target,
+          encoding,
+          concurrency: cfg.handshakeConcurrency,
+          localAddresses: locals,
+        }),
+      ),
+    );
+    await sleep(cfg.warmupS * 1000);
+    const w = await measureWindow(server, cfg.durationS * 1000, label, (a, b) => {
+      const cpu = cpuSeconds(a, b);
+      return `${fmt(b.calls - a.calls)} calls, ${fmt((b.calls - a.calls) / Math.max(cpu, 1e-6))} per server CPU-s`;
+    });
+    const stops = await Promise.all(clients.map((c) => c.request('stop', {}, 120_000)));
+    let completed = 0;
+    let failed = 0;
+    const errors: Record<string, number> = {};
+    for (const s of stops) {
+      completed += Number(s.completed);
+      failed += Number(s.failed);
+      mergeCounts(errors, s.errors);
+    }
+    const calls = w.end.calls - w.start.calls;
+    const cpu = cpuSeconds(w.start, w.end);
+    if (failed > 0)
+      problems.push(
+        `${label}: ${failed} of ${completed + failed} handshakes failed: ${describeErrors(errors)}`,
+      );
+    record(impl, {
+      name: 'handshakes.per_cpu_s',
+      value: Math.round(calls / cpu),
+      unit: 'handshakes/CPU-s',
+      better: 'higher',
+      goal: 1500,
+      handshakes: calls,
+      serverCpuS: Number(cpu.toFixed(2)),
+      wallRate: Math.round(calls / w.wallS),
+      serverCpuPct: Math.round((100 * cpu) / w.wallS),
+      notes: `new mTLS session + Transfer stream + first RawData + OK status, then close; ${cfg.handshakeConcurrency * clients.length} in flight; clients: ${completed} ok, ${failed} failed`,
+    });
+  });
+}
+
+// ---- test 3: records -----------------------------------------------------------------------
+
+async function recordsRun(impl: Impl, encoding: WireEncoding, server: Server, label: string) {
+  const target = { host: '127.0.0.1', port: server.port };
+  const shares = split(cfg.recordAgents, clients.length);
+  let base = 0;
+  const ups = await Promise.all(
+    clients.map((c, i) => {
+      const args = {
+        target,
+        encoding,
+        agents: shares[i],
+        indexBase: base,
+        recordsPerMessage: cfg.recordsPerMessage,
+        recordBytes: cfg.recordBytes,
+        localAddresses: locals,
+      };
+      base += shares[i]!;
+      return c.request('records', args, 120_000);
+    }),
+  );
+  const connected = ups.reduce((n, u) => n + Number(u.connected), 0);
+  const shape = ups[0]!;
+  await sleep(cfg.warmupS * 1000);
+  const w = await measureWindow(server, cfg.durationS * 1000, label, (a, b) => {
+    const cpu = cpuSeconds(a, b);
+    return `${fmt(b.records - a.records)} records, ${fmt((b.records - a.records) / Math.max(cpu, 1e-6))} per server CPU-s`;
+  });
+  const stops = await Promise.all(clients.map((c) => c.request('stop', {}, 120_000)));
+  const errors: Record<string, number> = {};
+  let lost = 0;
+  for (const s of stops) {
+    mergeCounts(errors, s.errors);
+    lost += Number(s.streamsLost);
+  }
+  if (lost > 0 || Object.keys(errors).length > 0) {
+    problems.push(
+      `${label}: ${lost} streams ended by the server while sending; errors: ${describeErrors(errors) || 'none'}`,
+    );
+  }
+  const records = w.end.records - w.start.records;
+  const cpu = cpuSeconds(w.start, w.end);
+  const rawPerMsg = Number(shape.rawBytesPerMessage);
+  const wirePerMsg = Number(shape.wireBytesPerMessage);
+  return {
+    impl,
+    connected,
+    records,
+    cpu,
+    wallS: w.wallS,
+    rawPerMsg,
+    wirePerMsg,
+    bodyPerRecord: Number(shape.bodyBytesPerRecord),
+  };
+}
+
+async function recordsTest(impl: Impl, encoding: WireEncoding): Promise<void> {
+  const label = `records[${impl === 'ours' ? 'fleetgate' : 'grpc-js'} ${encoding}]`;
+  await withServer(impl, async (server) => {
+    const r = await recordsRun(impl, encoding, server, label);
+    const mbPerCpu = ((r.records / cfg.recordsPerMessage) * r.rawPerMsg) / r.cpu / 1e6;
+    record(impl, {
+      name: `records.${encoding}.per_cpu_s`,
+      value: Math.round(r.records / r.cpu),
+      unit: 'records/CPU-s',
+      better: 'higher',
+      records: r.records,
+      serverCpuS: Number(r.cpu.toFixed(2)),
+      wallRate: Math.round(r.records / r.wallS),
+      serverCpuPct: Math.round((100 * r.cpu) / r.wallS),
+      rawMBPerCpuS: Number(mbPerCpu.toFixed(1)),
+      notes: `${r.connected} agents, ${cfg.recordsPerMessage} records/msg, body ≈ ${Math.round(r.bodyPerRecord)} B, RawData ≈ ${Math.round(r.rawPerMsg)} B, on the wire ≈ ${Math.round(r.wirePerMsg)} B/msg (${encoding}); ≈ ${mbPerCpu.toFixed(1)} MB of RawData per server CPU-s`,
+    });
+  });
+}
+
+async function profileRun(): Promise<string | undefined> {
+  const dir = path.resolve(values['profile-dir'] ?? '.');
+  mkdirSync(dir, { recursive: true });
+  const name = `gateway-records-snappy-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`;
+  await withServer(
+    'ours',
+    async (server) => {
+      await recordsRun('ours', 'snappy', server, 'profile[fleetgate snappy]');
+    },
+    ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', name],
+  );
+  const file = path.join(dir, name);
+  try {
+    readFileSync(file);
+    return path.relative(process.cwd(), file) || file;
+  } catch {
+    problems.push(`profile: ${name} was not written`);
+    return undefined;
+  }
+}
+
+// ---- report --------------------------------------------------------------------------------
+
+const LABELS: Record<string, string> = {
+  'idle.rss_per_agent': 'idle: server RSS per agent',
+  'idle.heap_per_agent': 'idle: JS heap per agent',
+  'idle.native_per_agent': 'idle: non-heap per agent',
+  'idle.agents_connected': 'idle: agents connected',
+  'idle.connects_per_cpu_s': 'idle: connects per server CPU-s',
+  'idle.heap_retained_after_disconnect': 'idle: heap retained after all left',
+  'handshakes.per_cpu_s': 'handshakes per server CPU-s',
+  'records.snappy.per_cpu_s': 'records per server CPU-s (snappy)',
+  'records.identity.per_cpu_s': 'records per server CPU-s (identity)',
+};
+
+function table(): string {
+  const names = [...new Set([...results.ours, ...results.baseline].map((r) => r.name))];
+  const rows: string[][] = [['metric', 'unit', 'fleetgate', 'grpc-js', 'ratio', 'goal']];
+  let starred = false;
+  for (const name of names) {
+    const ours = results.ours.find((r) => r.name === name);
+    let base = results.baseline.find((r) => r.name === name);
+    let star = '';
+    if ((!base || base.value === null) && name === 'records.snappy.per_cpu_s') {
+      base = results.baseline.find((r) => r.name === 'records.identity.per_cpu_s');
+      star = '*';
+      starred = true;
+    }
+    const show = (r: Result | undefined) =>
+      r && r.value !== null ? fmt(r.value, Number.isInteger(r.value) ? 0 : 1) : 'n/a';
+    let ratio = '';
+    if (ours?.value != null && base?.value != null && base.value !== 0) {
+      const x = ours.value / base.value;
+      const better = ours.better === 'lower' ? x < 1 : x > 1;
+      ratio = `${x.toFixed(2)}×${star} ${better ? '(better)' : x === 1 ? '' : '(worse)'}`.trim();
+    }
+    const goal =
+      ours?.goal !== undefined
+        ? `${ours.better === 'lower' ? '≤' : '≥'} ${fmt(ours.goal)} ${ours.meetsGoal ? 'met' : 'MISSED'}`
+        : '';
+    rows.push([
+      LABELS[name] ?? name,
+      ours?.unit ?? base?.unit ?? '',
+      show(ours),
+      `${show(base)}${star}`,
+      ratio,
+      goal,
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) =>
+    r.map((c, i) => (i >= 2 && i <= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
+  const out = [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
+  if (starred) {
+    out.push(
+      '',
+      '* grpc-js has no snappy codec: the snappy row compares ours (snappy, what agents send) with grpc-js on identity.',
+    );
+  }
+  return out.join('\n');
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  progress(
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node}, load ${machine.loadAverageAtStart.join(' ')}`,
+  );
+  progress(
+    `config: ${fmt(cfg.agents)} idle agents, ${cfg.durationS} s per throughput test, ${cfg.recordAgents} streaming agents, tests ${[...tests].join(',')}${quick ? ' (quick)' : ''}`,
+  );
+  await writePki();
+  locals = await loopbackSources(8);
+  limits.loopbackSourceAddresses = locals.length > 0 ? locals.length : 'none (127.0.0.1 only)';
+  limits.ephemeralPortRange =
+    readProc('/proc/sys/net/ipv4/ip_local_port_range')?.split(/\s+/).map(Number) ?? null;
+  limits.somaxconn = Number(readProc('/proc/sys/net/core/somaxconn') ?? Number.NaN) || null;
+
+  await ensureClients(cfg.loadClients);
+  const clientNofile = Math.min(...clients.map((c) => Number(c.hello.nofile ?? 1024)));
+  limits.clientOpenFiles = clientNofile;
+  if (tests.has('idle')) {
+    // Each load client holds its share of idle agents: one socket each.
+    const need = Math.ceil((cfg.agents + cfg.idleWarmAgents) / Math.max(1, clientNofile - 512));
+    if (need > clients.length) {
+      progress(`open-file limit ${clientNofile} per client: starting ${need} load clients`);
+      await ensureClients(need);
+    }
+  }
+  limits.loadClients = clients.length;
+  progress(
+    `${clients.length} load clients (open files ${clientNofile} each), ${locals.length || 'no extra'} loopback source addresses`,
+  );
+
+  const order: Impl[] = ['ours', 'baseline'];
+  if (tests.has('idle')) for (const impl of order) await idleTest(impl);
+  if (tests.has('handshakes')) for (const impl of order) await handshakeTest(impl);
+  if (tests.has('records')) {
+    await recordsTest('ours', 'snappy');
+    await recordsTest('ours', 'identity');
+    await recordsTest('baseline', 'identity');
+    record('baseline', {
+      name: 'records.snappy.per_cpu_s',
+      value: null,
+      unit: 'records/CPU-s',
+      better: 'higher',
+      notes: 'not measurable: grpc-js has no snappy codec (a stock Elkeid agent cannot talk to it)',
+    });
+  }
+  let profile: string | undefined;
+  if (values.profile) profile = await profileRun();
+
+  await Promise.all(clients.map((c) => c.stop(20_000)));
+  rmSync(pkiDir, { recursive: true, force: true });
+
+  const loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
+  console.log(
+    `\nfleetgate gateway vs ${baselineName} — ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node} (OpenSSL ${machine.openssl})`,
+  );
+  console.log(
+    `clients and servers share the machine; per-CPU-second figures divide by the server's own process.cpuUsage(); load average ${machine.loadAverageAtStart.join('/')} → ${loadAverageAtEnd.join('/')}\n`,
+  );
+  console.log(table());
+  console.log(
+    `\nencodings: fleetgate idle/handshakes use snappy framing (as agents send); grpc-js gets identity everywhere.`,
+  );
+  console.log(`limits: ${JSON.stringify(limits)}`);
+  if (profile) console.log(`cpu profile (fleetgate, records snappy, extra run): ${profile}`);
+  if (problems.length > 0) {
+    console.log('\nproblems observed:');
+    for (const p of problems) console.log(`  - ${p}`);
+  }
+  if (values.json) {
+    const doc = {
+      bench: 'gateway',
+      machine: { ...machine, loadAverageAtEnd },
+      config: { ...cfg, quick, tests: [...tests] },
+      limits,
+      results: results.ours,
+      baseline: { name: baselineName, results: results.baseline },
+      problems,
+      ...(profile ? { profile } : {}),
+      finishedAt: new Date().toISOString(),
+      elapsedS: Math.round((Date.now() - t0) / 1000),
+    };
+    writeFileSync(values.json, `${JSON.stringify(doc, null, 2)}\n`);
+    progress(`wrote ${values.json}`);
+  }
+  progress(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return 0;
+}
+
+const cleanup = async () => {
+  await Promise.allSettled([...servers].map((s) => s.child.stop(2000)));
+  await Promise.allSettled(clients.map((c) => c.stop(2000)));
+  rmSync(pkiDir, { recursive: true, force: true });
+};
+process.once('SIGINT', () => {
+  void cleanup().finally(() => process.exit(130));
+});
+
+main().then(
+  (code) => process.exit(code),
+  async (err: unknown) => {
+    console.error(err);
+    await cleanup();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,126 @@
+/** The `fleetgate` command as users run it: help, config validation, certs, start and drain. */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Spool } from '../../gateway/ingest/spool.js';
+import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
+import { grpc } from '../../proto/gen/elkeid.js';
+import { tempDir, waitFor } from '../helpers/gateway.js';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const entry = path.join(root, 'gateway/cli/run.ts');
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', entry, ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('--help on the command and every sub-command', () => {
+  const top = cli(['--help']);
+  assert.equal(top.code, 0);
+  for (const c of ['gateway', 'all', 'certs']) assert.match(top.stdout, new RegExp(`\\b${c}\\b`));
+  const gw = cli(['gateway', '--help']);
+  assert.equal(gw.code, 0);
+  assert.match(gw.stdout, /FLEETGATE_MAX_CONNECTIONS/);
+  assert.match(gw.stdout, /SIGHUP/);
+  assert.equal(cli(['certs', '--help']).code, 0);
+  const unknown = cli(['frobnicate']);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command "frobnicate"/);
+});
+
+test('every configuration error is reported at once, exit 2', () => {
+  const r = cli(['gateway'], {
+    FLEETGATE_GRPC_PORT: 'abc',
+    FLEETGATE_IDENTITY: 'nobody',
+    FLEETGATE_KAFKA_BROKERS: 'x',
+  });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /FLEETGATE_GRPC_PORT=abc/);
+  assert.match(r.stderr, /FLEETGATE_IDENTITY=nobody/);
+  assert.match(r.stderr, /FLEETGATE_KAFKA_BROKERS/);
+});
+
+test('certs init and certs agent write Elkeid-named files', (t) => {
+  const dir = tempDir(t);
+  const r = cli(['certs', 'init', '--dir', dir, '--hosts', '10.1.2.3,gw.example.com']);
+  assert.equal(r.code, 0, r.stderr);
+  for (const f of ['ca.crt', 'ca.key', 'server.crt', 'server.key', 'client.crt', 'client.key']) {
+    assert.ok(existsSync(path.join(dir, f)), f);
+  }
+  assert.equal(statSync(path.join(dir, 'server.key')).mode & 0o777, 0o600);
+  const server = new X509Certificate(readFileSync(path.join(dir, 'server.crt')));
+  assert.match(server.subjectAltName ?? '', /DNS:elkeid\.com/);
+  assert.match(server.subjectAltName ?? '', /IP Address:10\.1\.2\.3/);
+  assert.match(server.subjectAltName ?? '', /DNS:gw\.example\.com/);
+  const again = cli(['certs', 'init', '--dir', dir]);
+  assert.notEqual(again.code, 0, 'refuses to overwrite');
+  const a = cli(['certs', 'agent', '--dir', dir, '--id', 'agent-7']);
+  assert.equal(a.code, 0, a.stderr);
+  const agentCert = new X509Certificate(readFileSync(path.join(dir, 'agent-agent-7.crt')));
+  assert.match(agentCert.subject, /CN=agent-7/);
+  assert.ok(agentCert.checkIssued(new X509Certificate(readFileSync(path.join(dir, 'ca.crt')))));
+});
+
+test('fleetgate gateway starts on a fresh data dir, serves an agent, drains on SIGTERM with exit 0', async (t) => {
+  const dataDir = tempDir(t);
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, 'gateway'], {
+    cwd: root,
+    env: {
+      ...process.env,
+      FLEETGATE_DATA_DIR: dataDir,
+      FLEETGATE_HOST: '127.0.0.1',
+      FLEETGATE_GRPC_PORT: '0',
+      FLEETGATE_HTTP_PORT: '0',
+      FLEETGATE_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout?.on('data', (d) => {
+    out += String(d);
+  });
+  child.stderr?.on('data', (d) => {
+    out += String(d);
+  });
+  await waitFor(() => /agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.test(out), 20_000, 'startup banner');
+  const port = Number(/agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
+  const pki = path.join(dataDir, 'pki');
+  const session = await connectAgent(
+    { host: '127.0.0.1', port },
+    {
+      ca: readFileSync(path.join(pki, 'ca.crt')),
+      cert: readFileSync(path.join(pki, 'client.crt')),
+      key: readFileSync(path.join(pki, 'client.key')),
+    },
+  );
+  const s = openTransfer(session);
+  s.send({ AgentID: 'cli-agent', Data: [{ DataType: 1, Timestamp: 1, Body: Buffer.from('x') }] });
+  await new Promise((r) => setTimeout(r, 300));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  const status = await s.status;
+  assert.equal(status.code, 14, 'agent told UNAVAILABLE on shutdown');
+  assert.equal(await exit, 0, out);
+  session.destroy();
+  // The record is durable in the spool, as the MQData that will go to Kafka.
+  const spool = await Spool.open(path.join(dataDir, 'spool'));
+  t.after(() => spool.close());
+  const entries = await spool.read(spool.pendingFrom(), 10);
+  assert.equal(entries.length, 1);
+  assert.equal(entries[0]?.key, 'cli-agent');
+  const mq = grpc.MQData.decode(entries[0]!.value);
+  assert.equal(mq.AgentID, 'cli-agent');
+  assert.equal(mq.DataType, 1);
+  assert.deepEqual(Buffer.from(mq.Body), Buffer.from('x'));
+});
