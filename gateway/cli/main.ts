@@ -6,6 +6,7 @@
 import { ENV_DOC } from '../config/env.js';
 import { runCerts } from './certs-command.js';
 import { runServe } from './serve-command.js';
+import { runSpool } from './spool-command.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   gateway: {
@@ -15,6 +16,10 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   all: {
     summary: 'every role this build has, in one process (what `npm start` runs)',
     run: (a) => runServe('all', a),
+  },
+  spool: {
+    summary: 'spool stat | tail | replay: inspect the spool, print records as JSON, ship them to Kafka',
+    run: runSpool,
   },
   certs: { summary: 'certs init | certs agent: write the CA, server and client certificates', run: runCerts },
 };

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig, resolveAksk } from '../config/env.js';
 import { createDefaultSink } from '../ingest/default-sink.js';
 import { createLogger } from '../obs/logger.js';
+import { createMetrics } from '../obs/metrics.js';
 import { writePkiDir } from '../pki/certs.js';
 import { pkiExists } from '../pki/tls-context.js';
 import { startControlApi } from '../roles/control-api.js';
@@ -65,8 +66,9 @@ export async function runServe(role: 'gateway' | 'all', argv: string[]): Promise
     );
   }
   const aksk = resolveAksk(config);
-  const sink = await createDefaultSink(config, logger);
-  const gateway = await startGateway({ config, logger, sink });
+  const metrics = createMetrics();
+  const sink = await createDefaultSink(config, logger, metrics);
+  const gateway = await startGateway({ config, logger, sink, metrics });
   const control = await startControlApi({
     host: config.host,
     port: config.httpPort,

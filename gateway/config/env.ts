@@ -24,6 +24,9 @@ export interface Config {
   workers: number;
   kafkaBrokers: string[];
   kafkaTopic: string;
+  kafkaCompression: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+  /** murmur2: Kafka's default placement; fnv1a: Elkeid's (sarama), for consumers that rely on it. */
+  kafkaPartitioner: 'murmur2' | 'fnv1a';
   dynamodbEndpoint: string | undefined;
   awsRegion: string | undefined;
   tablePrefix: string;
@@ -57,6 +60,12 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
   ['FLEETGATE_WORKERS', 'cores - 1, at least 1', 'ingest worker threads; 0 runs the pipeline inline'],
   ['FLEETGATE_KAFKA_BROKERS', 'unset', 'host:port,...; unset: spool-only'],
   ['FLEETGATE_KAFKA_TOPIC', 'hids_svr', 'topic for agent records'],
+  ['FLEETGATE_KAFKA_COMPRESSION', 'lz4', 'none, gzip, snappy, lz4 or zstd'],
+  [
+    'FLEETGATE_KAFKA_PARTITIONER',
+    'murmur2',
+    "murmur2 (Kafka's default) or fnv1a (Elkeid's sarama placement)",
+  ],
   [
     'FLEETGATE_DYNAMODB_ENDPOINT',
     'unset',
@@ -161,6 +170,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     problems.push(`FLEETGATE_DYNAMODB_ENDPOINT=${dynamodbEndpoint}: must be an http(s) URL`);
   }
   const host = get('FLEETGATE_HOST') ?? '0.0.0.0';
+  const kafkaCompression = get('FLEETGATE_KAFKA_COMPRESSION') ?? 'lz4';
+  if (!['none', 'gzip', 'snappy', 'lz4', 'zstd'].includes(kafkaCompression)) {
+    problems.push(`FLEETGATE_KAFKA_COMPRESSION=${kafkaCompression}: must be none, gzip, snappy, lz4 or zstd`);
+  }
+  const kafkaPartitioner = get('FLEETGATE_KAFKA_PARTITIONER') ?? 'murmur2';
+  if (kafkaPartitioner !== 'murmur2' && kafkaPartitioner !== 'fnv1a') {
+    problems.push(`FLEETGATE_KAFKA_PARTITIONER=${kafkaPartitioner}: must be murmur2 or fnv1a`);
+  }
   const config: Config = {
     dataDir,
     pkiDir,
@@ -175,6 +192,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     workers: positiveInt('FLEETGATE_WORKERS', Math.max(1, os.availableParallelism() - 1), 0),
     kafkaBrokers,
     kafkaTopic: get('FLEETGATE_KAFKA_TOPIC') ?? 'hids_svr',
+    kafkaCompression: kafkaCompression as Config['kafkaCompression'],
+    kafkaPartitioner: kafkaPartitioner as Config['kafkaPartitioner'],
     dynamodbEndpoint,
     awsRegion: get('AWS_REGION'),
     tablePrefix: get('FLEETGATE_TABLE_PREFIX') ?? 'fleetgate-',

@@ -1,26 +1,45 @@
 /**
- * The sink `fleetgate gateway|all` uses: the durable spool under `<dataDir>/spool`.
+ * The sink `fleetgate gateway|all` uses: the ingest pipeline over the durable spool under
+ * `<dataDir>/spool`, producing to Kafka when FLEETGATE_KAFKA_BROKERS is set.
  */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config/env.js';
 import type { Logger } from '../obs/logger.js';
-import type { IngestSink } from './sink.js';
-import { Spool } from './spool.js';
-import { SpoolSink } from './spool-sink.js';
+import type { Metrics } from '../obs/metrics.js';
+import type { ProducerOptions } from './kafka/producer.js';
+import { IngestPipeline } from './pipeline.js';
+import { openSpoolExclusive } from './spool-lock.js';
+
+export function kafkaOptionsFrom(
+  config: Pick<Config, 'kafkaBrokers' | 'kafkaTopic' | 'kafkaCompression' | 'kafkaPartitioner'>,
+): Omit<ProducerOptions, 'logger'> {
+  return {
+    brokers: config.kafkaBrokers,
+    clientId: `fleetgate-${os.hostname()}`,
+    topic: config.kafkaTopic,
+    compression: config.kafkaCompression,
+    partitioner: config.kafkaPartitioner,
+  };
+}
 
 export async function createDefaultSink(
-  config: Pick<Config, 'dataDir' | 'kafkaBrokers'>,
+  config: Readonly<Config>,
   logger: Logger,
-): Promise<IngestSink> {
+  metrics: Metrics,
+): Promise<IngestPipeline> {
   const dir = path.join(config.dataDir, 'spool');
-  const spool = await Spool.open(dir);
-  const stats = spool.stats();
-  logger.info({ dir, ...stats }, 'spool open');
-  if (config.kafkaBrokers.length > 0) {
-    logger.warn(
-      { brokers: config.kafkaBrokers },
-      'Kafka output is not in this build yet: records are kept in the spool until it is',
-    );
-  }
-  return new SpoolSink(spool, dir);
+  const spool = await openSpoolExclusive(dir);
+  logger.info({ dir, ...spool.stats(), recovery: spool.recovery }, 'spool open');
+  // Unique per process start, so (gw, seq) never repeats across restarts.
+  const gatewayId = `${os.hostname()}/${process.pid}-${randomBytes(4).toString('hex')}`;
+  return new IngestPipeline({
+    spool,
+    kafka: config.kafkaBrokers.length > 0 ? kafkaOptionsFrom(config) : undefined,
+    workers: config.workers,
+    gatewayId,
+    metrics,
+    logger,
+  });
 }

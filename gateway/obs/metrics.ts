@@ -86,6 +86,43 @@ export function createMetrics(registry = new Registry()) {
       buckets: [0.0005, 0.001, 0.005, 0.02, 0.1, 0.5, 2, 10],
       registers: r,
     }),
+    ingestRecords: new Counter({
+      name: 'fleetgate_ingest_records_total',
+      help: 'records accepted from agents, by where they went first (kafka or spool)',
+      labelNames: ['path'],
+      registers: r,
+    }),
+    spoolShipped: new Counter({
+      name: 'fleetgate_spool_shipped_records_total',
+      help: 'records shipped from the spool to Kafka',
+      registers: r,
+    }),
+    kafkaFailures: new Counter({
+      name: 'fleetgate_kafka_send_failures_total',
+      help: 'Kafka sends that failed (their records were spooled or will be retried), by path',
+      labelNames: ['path'],
+      registers: r,
+    }),
+    spooling: new Gauge({
+      name: 'fleetgate_ingest_spooling',
+      help: '1 while records go to the spool because Kafka is unavailable, slow or not configured',
+      registers: r,
+    }),
+    spoolPending: new Gauge({
+      name: 'fleetgate_spool_pending_records',
+      help: 'records in the spool not yet shipped to Kafka',
+      registers: r,
+    }),
+    spoolBytes: new Gauge({
+      name: 'fleetgate_spool_bytes',
+      help: 'bytes of spool segments on disk',
+      registers: r,
+    }),
+    spoolFullWaits: new Gauge({
+      name: 'fleetgate_spool_full_waits',
+      help: 'appends that waited because the spool was at its size bound (agents were slowed, nothing dropped)',
+      registers: r,
+    }),
     uploads: new Counter({
       name: 'fleetgate_uploads_total',
       help: 'FileExt uploads by result',

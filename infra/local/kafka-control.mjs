@@ -6,6 +6,17 @@
 //   import { ensureKafka, stopKafka } from '../infra/local/kafka-control.mjs';
 //   const { brokers } = await ensureKafka({ log: console.log }); // ['127.0.0.1:9092']
 //   await stopKafka();
+//
+// Every exported function also takes an optional `instance` = { port = 9092, controllerPort =
+// port + 1, stateDir }: a second, disposable broker with its own ports and state dir that a test may
+// kill (killKafka) and restart (startKafka) without touching the shared one on 9092:
+//
+//   const port = await findFreePortPair();
+//   const instance = { port, stateDir: await mkdtemp(path.join(os.tmpdir(), 'kafka-')) };
+//   await ensureKafka({ log }, instance);   // brokers: [`127.0.0.1:${port}`]
+//   await killKafka(instance, 'SIGKILL');   // a crash; resolves once the port is closed
+//   await startKafka(instance);             // same storage: topics and records are kept
+//   await stopKafka({ log }, instance);     // SIGTERM
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -24,9 +35,13 @@ const START_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 30_000;
 const MAVEN_TIMEOUT_MS = 15 * 60_000;
 const LOG_TAIL_LINES = 50;
+const HEAP_OPTS = ['-Xms256m', '-Xmx512m'];
+// Disposable instances: a smaller heap, and C1 only (about 1.5 s less per start; they carry test
+// traffic, not benchmarks).
+const DISPOSABLE_JVM_OPTS = ['-Xms128m', '-Xmx384m', '-XX:TieredStopAtLevel=1'];
+const DISPOSABLE_POLL_MS = 200; // the default broker is polled every second, as it always was
+const KILL_TIMEOUT_MS = 30_000;
 const JVM_OPTS = [
-  '-Xms256m',
-  '-Xmx512m',
   '-XX:+UseG1GC',
   '-XX:MaxGCPauseMillis=20',
   '-XX:InitiatingHeapOccupancyPercent=35',
@@ -40,11 +55,98 @@ export class KafkaSetupError extends Error {
   name = 'KafkaSetupError';
 }
 
-/** Every file and directory used, resolved for this machine (nothing here is written into a file). */
-export function kafkaPaths() {
-  const stateDir = process.env.FLEETGATE_KAFKA_STATE_DIR
+// ---------------------------------------------------------------------------------------------
+// Instances
+
+function defaultStateDir() {
+  return process.env.FLEETGATE_KAFKA_STATE_DIR
     ? path.resolve(process.env.FLEETGATE_KAFKA_STATE_DIR)
     : path.join(HERE, 'state');
+}
+
+/** The path with symlinks resolved when it exists (for comparisons only). */
+function canonical(p) {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
+
+const INSTANCE_KEYS = ['port', 'controllerPort', 'stateDir'];
+
+function checkPort(name, value) {
+  if (!Number.isInteger(value) || value < 1 || value > 65535) {
+    throw new TypeError(`Kafka instance: ${name} must be an integer port number, got ${String(value)}`);
+  }
+}
+
+/**
+ * { port, controllerPort, stateDir, host, broker, controller, isDefault } of an instance
+ * argument. The default instance (127.0.0.1:9092, controller 9093, the default state dir) is the
+ * shared broker of `npm run kafka:up`; any other instance must have a state dir of its own.
+ */
+function resolveInstance(instance = {}) {
+  if (instance === null || typeof instance !== 'object' || Array.isArray(instance)) {
+    throw new TypeError(
+      `Kafka instance must be an object { port, controllerPort, stateDir }, got ${instance}`,
+    );
+  }
+  for (const key of Object.keys(instance)) {
+    if (!INSTANCE_KEYS.includes(key)) {
+      throw new TypeError(`unknown Kafka instance field '${key}' (expected ${INSTANCE_KEYS.join(', ')})`);
+    }
+  }
+  const port = instance.port ?? KAFKA_PORT;
+  const controllerPort = instance.controllerPort ?? port + 1;
+  checkPort('port', port);
+  checkPort('controllerPort', controllerPort);
+  if (port === controllerPort) {
+    throw new TypeError(`Kafka instance: port and controllerPort are both ${port}`);
+  }
+  const fallback = defaultStateDir();
+  const stateDir = instance.stateDir == null ? fallback : path.resolve(String(instance.stateDir));
+  const sharedDir = canonical(stateDir) === canonical(fallback);
+  const isDefault = sharedDir && port === KAFKA_PORT && controllerPort === CONTROLLER_PORT;
+  if (sharedDir && !isDefault) {
+    throw new KafkaSetupError(
+      `a Kafka instance on ${KAFKA_HOST}:${port} (controller ${controllerPort}) needs a stateDir of its own ` +
+        `(e.g. a temp dir); ${stateDir} belongs to the default broker on ${KAFKA_BROKER}`,
+    );
+  }
+  return {
+    port,
+    controllerPort,
+    stateDir,
+    host: KAFKA_HOST,
+    broker: `${KAFKA_HOST}:${port}`,
+    controller: `${KAFKA_HOST}:${controllerPort}`,
+    isDefault,
+  };
+}
+
+/**
+ * The instance of a call `fn(options, instance)`. For convenience (and so that `stopKafka(instance)`
+ * never falls back to the shared broker) the instance fields may also come in the options object.
+ */
+function instanceOf(options, instance) {
+  const inOptions = {};
+  if (options && typeof options === 'object') {
+    for (const key of INSTANCE_KEYS) if (options[key] !== undefined) inOptions[key] = options[key];
+  }
+  if (Object.keys(inOptions).length === 0) return resolveInstance(instance ?? {});
+  if (instance !== undefined) {
+    throw new TypeError('Kafka instance given twice: in the options object and as the instance argument');
+  }
+  return resolveInstance(inOptions);
+}
+
+/**
+ * Every file and directory used, resolved for this machine (nothing here is written into a file).
+ * `instance` as for ensureKafka; its state dir holds everything but the jar cache, which is shared.
+ */
+export function kafkaPaths(instance) {
+  const { stateDir } = resolveInstance(instance ?? {});
   return {
     pom: path.join(HERE, 'kafka', 'pom.xml'),
     cacheDir: path.join(HERE, 'cache', 'kafka'),
@@ -60,12 +162,24 @@ export function kafkaPaths() {
   };
 }
 
-const SERVER_PROPERTIES = `# Generated by infra/local/kafka-control.mjs on every start: edit that file, not this one.
+const listenersLine = (inst) => `listeners=PLAINTEXT://${inst.broker},CONTROLLER://${inst.controller}`;
+
+// Disposable instances only: fewer consumer-offset partitions (consumer groups get ready sooner),
+// and a 4 s broker session (heartbeat every 0.5 s) instead of 9 s: after a SIGKILL the restarted
+// broker cannot register until the controller has expired the dead incarnation's session.
+const DISPOSABLE_PROPERTIES = `offsets.topic.num.partitions=4
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=500
+`;
+
+/** server.properties; for the default instance byte for byte what it always was. */
+function serverProperties(inst, nodeId) {
+  return `# Generated by infra/local/kafka-control.mjs on every start: edit that file, not this one.
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=${KAFKA_HOST}:${CONTROLLER_PORT}
-listeners=PLAINTEXT://${KAFKA_HOST}:${KAFKA_PORT},CONTROLLER://${KAFKA_HOST}:${CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://${KAFKA_HOST}:${KAFKA_PORT}
+node.id=${nodeId}
+controller.quorum.bootstrap.servers=${inst.controller}
+${listenersLine(inst)}
+advertised.listeners=PLAINTEXT://${inst.broker}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -74,11 +188,35 @@ num.partitions=4
 auto.create.topics.enable=true
 group.initial.rebalance.delay.ms=0
 offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
+${inst.isDefault ? '' : DISPOSABLE_PROPERTIES}transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 `;
+}
+
+/** The fields of data/meta.properties (written by the storage format), or null before formatting. */
+function metaProperties(paths) {
+  let text;
+  try {
+    text = fs.readFileSync(path.join(paths.dataDir, 'meta.properties'), 'utf8');
+  } catch {
+    return null;
+  }
+  const props = {};
+  for (const line of text.split('\n')) {
+    const m = /^\s*([^#!\s][^=]*?)\s*=\s*(.*?)\s*$/.exec(line);
+    if (m) props[m[1]] = m[2];
+  }
+  return props;
+}
+
+/** 1 for the default broker; a disposable instance keeps the node id it was formatted with (else its port). */
+function nodeIdOf(inst, paths) {
+  if (inst.isDefault) return 1;
+  const formatted = Number.parseInt(metaProperties(paths)?.['node.id'] ?? '', 10);
+  return Number.isInteger(formatted) ? formatted : inst.port;
+}
 
 const LOG4J_PROPERTIES = `# Generated by infra/local/kafka-control.mjs: everything goes to stdout, i.e. broker.log.
 status = warn
@@ -128,15 +266,22 @@ async function kafkajs() {
 }
 
 /**
- * 'kafka' when a Kafka broker answers a metadata request on 127.0.0.1:9092, 'closed' when nothing
- * listens there, 'other' when something accepts connections but does not (yet) answer as Kafka.
+ * 'kafka' when a Kafka broker answers a metadata request on 127.0.0.1:9092 (or the instance's
+ * port), 'closed' when nothing listens there, 'other' when something accepts connections but does
+ * not (yet) answer as Kafka. `probeKafka({ timeoutMs }, instance)`.
  */
-export async function probeKafka({ timeoutMs = 3000 } = {}) {
-  if ((await tcpState(KAFKA_HOST, KAFKA_PORT)) === 'closed') return 'closed';
+export async function probeKafka(options = {}, instance = undefined) {
+  const inst = instanceOf(options, instance);
+  return (await describeBroker(inst, options?.timeoutMs ?? 3000)).state;
+}
+
+/** { state, clusterId } of whatever listens on the instance's port (clusterId only for 'kafka'). */
+async function describeBroker(inst, timeoutMs = 3000) {
+  if ((await tcpState(inst.host, inst.port)) === 'closed') return { state: 'closed', clusterId: null };
   const { Kafka, logLevel } = await kafkajs();
   const admin = new Kafka({
     clientId: 'fleetgate-kafka-probe',
-    brokers: [KAFKA_BROKER],
+    brokers: [inst.broker],
     logLevel: logLevel.NOTHING,
     connectionTimeout: Math.min(2000, timeoutMs),
     requestTimeout: timeoutMs,
@@ -148,10 +293,10 @@ export async function probeKafka({ timeoutMs = 3000 } = {}) {
     const timeout = new Promise((_, reject) => {
       timer = setTimeout(() => reject(new Error('probe timed out')), timeoutMs);
     });
-    const { brokers } = await Promise.race([cluster, timeout]);
-    return brokers.length > 0 ? 'kafka' : 'other';
+    const { brokers, clusterId } = await Promise.race([cluster, timeout]);
+    return brokers.length > 0 ? { state: 'kafka', clusterId } : { state: 'other', clusterId: null };
   } catch {
-    return 'other';
+    return { state: 'other', clusterId: null };
   } finally {
     clearTimeout(timer);
     admin.disconnect().catch(() => {});
@@ -182,7 +327,20 @@ function isAlive(pid) {
   }
 }
 
-/** The pid of the broker these scripts started, if that process still runs; else null. */
+/** The working directory of a process (null when it cannot be read, e.g. without /proc). */
+function processCwd(pid) {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The pid of the broker these scripts started from this state dir, if that process still runs;
+ * else null. The broker runs with cwd = state dir, so a reused pid (even that of another of these
+ * brokers) is not taken for it.
+ */
 function brokerPid(paths) {
   let pid;
   try {
@@ -192,7 +350,9 @@ function brokerPid(paths) {
   }
   if (!Number.isInteger(pid) || pid <= 1) return null;
   const args = processArgs(pid);
-  return args?.includes('kafka.Kafka') ? pid : null;
+  if (!args?.includes('kafka.Kafka')) return null;
+  const cwd = processCwd(pid);
+  return cwd === null || cwd === canonical(paths.stateDir) ? pid : null;
 }
 
 async function waitForExit(pid, timeoutMs) {
@@ -410,7 +570,7 @@ async function formatStorage(paths, java, classpath, log) {
   log(`  cluster id ${clusterId}`);
 }
 
-function startBroker(paths, java, classpath) {
+function startBroker(inst, paths, java, classpath) {
   if (fs.existsSync(paths.logFile)) fs.renameSync(paths.logFile, `${paths.logFile}.1`);
   const out = fs.openSync(paths.logFile, 'a');
   const extra = (process.env.FLEETGATE_KAFKA_JVM_OPTS ?? '').split(/\s+/).filter(Boolean);
@@ -418,6 +578,7 @@ function startBroker(paths, java, classpath) {
     const child = spawn(
       java,
       [
+        ...(inst.isDefault ? HEAP_OPTS : DISPOSABLE_JVM_OPTS),
         ...JVM_OPTS,
         ...extra,
         '-Dlog4j2.configurationFile=log4j2.properties',
@@ -438,12 +599,34 @@ function startBroker(paths, java, classpath) {
   }
 }
 
-async function waitUntilServing(paths, pid, timeoutMs, log) {
+/**
+ * 'ours' when the instance's broker serves, 'closed'/'other' as probeKafka, 'foreign' when a Kafka
+ * broker of another cluster answers on a disposable instance's port. The default instance accepts
+ * any Kafka broker on 9092, as it always did.
+ */
+async function serving(inst, paths) {
+  const { state, clusterId } = await describeBroker(inst, 3000);
+  if (state !== 'kafka') return state;
+  if (inst.isDefault) return 'ours';
+  const expected = metaProperties(paths)?.['cluster.id'];
+  return expected && expected === clusterId ? 'ours' : 'foreign';
+}
+
+function foreignBrokerError(inst) {
+  return new KafkaSetupError(
+    `another Kafka broker (not the one of state dir ${inst.stateDir}) serves on ${inst.broker}; ` +
+      'pick other ports (findFreePortPair())',
+  );
+}
+
+async function waitUntilServing(inst, paths, pid, timeoutMs, log) {
   const started = Date.now();
   let lastReport = started;
-  log(`waiting for ${KAFKA_BROKER} …`);
+  log(`waiting for ${inst.broker} …`);
   for (;;) {
-    if ((await probeKafka({ timeoutMs: 3000 })) === 'kafka') return;
+    const state = await serving(inst, paths);
+    if (state === 'ours') return;
+    if (state === 'foreign') throw foreignBrokerError(inst);
     const now = Date.now();
     if (brokerPid(paths) !== pid) {
       fs.rmSync(paths.pidFile, { force: true });
@@ -456,14 +639,14 @@ async function waitUntilServing(paths, pid, timeoutMs, log) {
       await terminate(pid, log);
       fs.rmSync(paths.pidFile, { force: true });
       throw new KafkaSetupError(
-        `Kafka did not serve on ${KAFKA_BROKER} within ${seconds(timeoutMs)}; stopped it (pid ${pid}).\n${excerpt}`,
+        `Kafka did not serve on ${inst.broker} within ${seconds(timeoutMs)}; stopped it (pid ${pid}).\n${excerpt}`,
       );
     }
     if (now - lastReport >= 5000) {
       log(`  … still waiting (${seconds(now - started)})`);
       lastReport = now;
     }
-    await sleep(1000);
+    await sleep(inst.isDefault ? 1000 : DISPOSABLE_POLL_MS);
   }
 }
 
@@ -484,18 +667,49 @@ async function terminate(pid, log) {
 }
 
 /**
+ * A disposable instance must be restarted with the ports its storage was set up with (the KRaft
+ * metadata records the controller endpoint); a clear error beats a broker that never elects itself.
+ */
+function checkSamePorts(inst, paths) {
+  if (inst.isDefault || !metaProperties(paths)) return;
+  let previous;
+  try {
+    previous = fs
+      .readFileSync(paths.serverProperties, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('listeners='));
+  } catch {
+    return;
+  }
+  if (previous && previous !== listenersLine(inst)) {
+    throw new KafkaSetupError(
+      `state dir ${inst.stateDir} belongs to a broker with ${previous}; start it with the same ports ` +
+        `(asked for ${inst.broker}, controller ${inst.controller}) or use a new state dir`,
+    );
+  }
+}
+
+/**
  * Starts the local broker unless a Kafka broker already serves on 127.0.0.1:9092, and waits until it
  * answers. Resolves { brokers: ['127.0.0.1:9092'], pid, started }; pid is null for a broker these
  * scripts did not start. Rejects with KafkaSetupError (a message meant for a person) on failure.
+ *
+ * `ensureKafka({ log, timeoutMs }, instance)`: with a disposable instance { port, controllerPort,
+ * stateDir } only that instance's own broker counts as serving (same cluster id); its storage is
+ * formatted on the first start only, so later starts keep topics and records.
  */
-export async function ensureKafka({ log = console.log, timeoutMs = START_TIMEOUT_MS } = {}) {
-  const paths = kafkaPaths();
+export async function ensureKafka(options = {}, instance = undefined) {
+  const inst = instanceOf(options, instance);
+  const { log = console.log, timeoutMs = START_TIMEOUT_MS } = options ?? {};
+  const paths = kafkaPaths(instanceFields(inst));
   const t0 = Date.now();
   const already = async () => {
-    if ((await probeKafka()) !== 'kafka') return null;
+    const state = await serving(inst, paths);
+    if (state === 'foreign') throw foreignBrokerError(inst);
+    if (state !== 'ours') return null;
     const pid = brokerPid(paths);
-    log(`Kafka already serves on ${KAFKA_BROKER} (${pid ? `pid ${pid}` : 'not started by these scripts'})`);
-    return { brokers: [KAFKA_BROKER], pid, started: false };
+    log(`Kafka already serves on ${inst.broker} (${pid ? `pid ${pid}` : 'not started by these scripts'})`);
+    return { brokers: [inst.broker], pid, started: false };
   };
   const found = await already();
   if (found) return found;
@@ -509,38 +723,119 @@ export async function ensureKafka({ log = console.log, timeoutMs = START_TIMEOUT
     if (pid) {
       log(`broker (pid ${pid}) runs but does not serve yet`);
     } else {
-      for (const port of [KAFKA_PORT, CONTROLLER_PORT]) {
+      for (const port of [inst.port, inst.controllerPort]) {
         if ((await tcpState(KAFKA_HOST, port)) === 'open') {
           throw new KafkaSetupError(
             `something other than the local Kafka broker listens on ${KAFKA_HOST}:${port}; free the port and retry`,
           );
         }
       }
+      checkSamePorts(inst, paths);
       const java = checkJava();
       const classpath = await ensureJars(paths, log);
-      fs.writeFileSync(paths.serverProperties, SERVER_PROPERTIES);
+      fs.writeFileSync(paths.serverProperties, serverProperties(inst, nodeIdOf(inst, paths)));
       fs.writeFileSync(paths.log4jProperties, LOG4J_PROPERTIES);
       await formatStorage(paths, java, classpath, log);
       log('starting broker…');
-      pid = startBroker(paths, java, classpath);
+      pid = startBroker(inst, paths, java, classpath);
     }
-    await waitUntilServing(paths, pid, timeoutMs, log);
-    log(`Kafka serves on ${KAFKA_BROKER} (pid ${pid}) after ${seconds(Date.now() - t0)}`);
-    return { brokers: [KAFKA_BROKER], pid, started: true };
+    await waitUntilServing(inst, paths, pid, timeoutMs, log);
+    log(`Kafka serves on ${inst.broker} (pid ${pid}) after ${seconds(Date.now() - t0)}`);
+    return { brokers: [inst.broker], pid, started: true };
   });
+}
+
+/** The public { port, controllerPort, stateDir } of a resolved instance. */
+function instanceFields(inst) {
+  return { port: inst.port, controllerPort: inst.controllerPort, stateDir: inst.stateDir };
+}
+
+function requireInstance(instance, fn) {
+  if (instance === undefined || instance === null) {
+    throw new TypeError(
+      `${fn}(instance) needs an instance { port, controllerPort, stateDir } (pass {} for the default broker)`,
+    );
+  }
+  return resolveInstance(instance);
+}
+
+/**
+ * Restarts a stopped or killed instance on its existing storage (topics, records and committed
+ * offsets are kept, as on a real broker restart); ensureKafka otherwise, so a no-op when it serves.
+ * Rejects when the state dir was never formatted (that would be a new, empty cluster: use
+ * ensureKafka). `startKafka(instance, { log, timeoutMs })`; resolves as ensureKafka.
+ */
+export async function startKafka(instance, options = {}) {
+  const inst = requireInstance(instance, 'startKafka');
+  if (!metaProperties(kafkaPaths(instanceFields(inst)))) {
+    throw new KafkaSetupError(
+      `startKafka: no formatted Kafka storage in ${inst.stateDir}; start the instance with ensureKafka first`,
+    );
+  }
+  return ensureKafka({ log: () => {}, ...options }, instanceFields(inst));
+}
+
+/**
+ * Sends `signal` (default SIGKILL: a crash) to the instance's broker, found by its pid file, and
+ * waits until the process has exited and nothing answers on its ports any more (at most 30 s, else
+ * rejects with KafkaSetupError; no escalation, so a SIGTERM really is a clean shutdown). No restart,
+ * no cleanup: the storage stays as the signal left it, ready for startKafka(instance).
+ * Resolves { killed: pid | null, signal, ms }; killed is null when no broker of the instance runs.
+ * `killKafka(instance, signal, { log })`.
+ */
+export async function killKafka(instance, signal = 'SIGKILL', { log = () => {} } = {}) {
+  const inst = requireInstance(instance, 'killKafka');
+  const paths = kafkaPaths(instanceFields(inst));
+  const t0 = Date.now();
+  const pid = brokerPid(paths);
+  if (!pid) {
+    fs.rmSync(paths.pidFile, { force: true });
+    log(`no broker of ${inst.stateDir} runs`);
+    return { killed: null, signal, ms: 0 };
+  }
+  log(`sending ${signal} to the broker on ${inst.broker} (pid ${pid})`);
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    if (err.code !== 'ESRCH') throw err; // it died on its own meanwhile
+  }
+  const deadline = t0 + KILL_TIMEOUT_MS;
+  for (;;) {
+    const exited = !isAlive(pid) || processArgs(pid) === null;
+    if (exited) {
+      const ports = await Promise.all(
+        [inst.port, inst.controllerPort].map((p) => tcpState(KAFKA_HOST, p, 500)),
+      );
+      if (ports.every((s) => s === 'closed')) break;
+    }
+    if (Date.now() > deadline) {
+      throw new KafkaSetupError(
+        `the broker on ${inst.broker} (pid ${pid}) ${exited ? 'exited, but its ports still answer' : 'still runs'} ` +
+          `${seconds(KILL_TIMEOUT_MS)} after ${signal}`,
+      );
+    }
+    await sleep(50);
+  }
+  fs.rmSync(paths.pidFile, { force: true });
+  const ms = Date.now() - t0;
+  log(`broker (pid ${pid}) gone after ${seconds(ms)}`);
+  return { killed: pid, signal, ms };
 }
 
 /**
  * Stops the broker these scripts started (SIGTERM, up to 30 s, then SIGKILL). Idempotent.
- * Resolves { stopped: pid | null }.
+ * Resolves { stopped: pid | null }. `stopKafka({ log }, instance)` (or `stopKafka(instance)`).
  */
-export async function stopKafka({ log = console.log } = {}) {
-  const paths = kafkaPaths();
+export async function stopKafka(options = {}, instance = undefined) {
+  const inst = instanceOf(options, instance);
+  const { log = console.log } = options ?? {};
+  const paths = kafkaPaths(instanceFields(inst));
   const pid = brokerPid(paths);
   if (!pid) {
     fs.rmSync(paths.pidFile, { force: true });
-    if ((await probeKafka()) === 'kafka') {
-      log(`a Kafka broker serves on ${KAFKA_BROKER} but was not started by these scripts; left alone`);
+    const state = await serving(inst, paths);
+    if (state === 'ours' || state === 'foreign') {
+      log(`a Kafka broker serves on ${inst.broker} but was not started by these scripts; left alone`);
     } else {
       log('Kafka is not running');
     }
@@ -553,14 +848,63 @@ export async function stopKafka({ log = console.log } = {}) {
   return { stopped: pid };
 }
 
-/** { serving, pid, version, stateDir, logFile } without changing anything. */
-export async function kafkaStatus() {
-  const paths = kafkaPaths();
+/**
+ * { serving, pid, version, stateDir, logFile, broker } without changing anything.
+ * `kafkaStatus(instance)`; for a disposable instance `serving` means its own broker serves.
+ */
+export async function kafkaStatus(instance) {
+  const inst = resolveInstance(instance ?? {});
+  const paths = kafkaPaths(instanceFields(inst));
   return {
-    serving: (await probeKafka()) === 'kafka',
+    serving: (await serving(inst, paths)) === 'ours',
     pid: brokerPid(paths),
     version: cachedKafkaVersion(),
     stateDir: paths.stateDir,
     logFile: paths.logFile,
+    broker: inst.broker,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports for disposable instances
+
+/** [low, high] of the kernel's ephemeral (outgoing) port range, or null. */
+function ephemeralPortRange() {
+  try {
+    const [low, high] = fs
+      .readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    return Number.isInteger(low) && Number.isInteger(high) ? [low, high] : null;
+  } catch {
+    return null;
+  }
+}
+
+function canListen(port) {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen({ host: KAFKA_HOST, port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port p in 20000–39999 such that p and p + 1 are free on 127.0.0.1 (for { port: p }, controller
+ * p + 1). Random, so parallel test files rarely collide; ports below the kernel's ephemeral range
+ * (where outgoing connections take their local port) are tried first.
+ */
+export async function findFreePortPair() {
+  const low = 20_000;
+  const high = 39_999;
+  const ephemeral = ephemeralPortRange();
+  const belowEphemeral = ephemeral && ephemeral[0] - 2 > low ? Math.min(high, ephemeral[0] - 2) : null;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const top = belowEphemeral !== null && attempt < 100 ? belowEphemeral : high;
+    const port = low + Math.floor(Math.random() * (top - low + 1));
+    if ((await canListen(port)) && (await canListen(port + 1))) return port;
+  }
+  throw new KafkaSetupError(`no free pair of ports found in ${low}–${high + 1} on ${KAFKA_HOST}`);
 }

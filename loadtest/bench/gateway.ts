@@ -13,7 +13,15 @@
  *               600 B each); records accepted per server CPU-second. Ours gets snappy (what
  *               agents send) and identity; grpc-js has no snappy, so it gets identity only.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,8 +42,9 @@ Options:
   --quick             small numbers for a smoke run (under a minute)
   --tests LIST        comma-separated subset of idle,handshakes,records (default: all)
   --json FILE         also write the results as JSON
-  --profile           extra records run (snappy) of our server under --cpu-prof, not counted;
-                      writes a .cpuprofile
+  --profile           after the measured runs, an extra records run (snappy) and, with the
+                      handshakes test, an extra handshakes run of our server under --cpu-prof
+                      (not counted); writes gateway-<test>-snappy-<time>.cpuprofile
   --profile-dir DIR   where the .cpuprofile goes (default: the current directory)
   --help              this text
 
@@ -506,52 +515,62 @@ async function idleTest(impl: Impl): Promise<void> {
 
 // ---- test 2: handshakes --------------------------------------------------------------------
 
+async function handshakeRun(encoding: WireEncoding, server: Server, label: string) {
+  const target = { host: '127.0.0.1', port: server.port };
+  await Promise.all(
+    clients.map((c) =>
+      c.request('handshakes', {
+        target,
+        encoding,
+        concurrency: cfg.handshakeConcurrency,
+        localAddresses: locals,
+      }),
+    ),
+  );
+  await sleep(cfg.warmupS * 1000);
+  const w = await measureWindow(server, cfg.durationS * 1000, label, (a, b) => {
+    const cpu = cpuSeconds(a, b);
+    return `${fmt(b.calls - a.calls)} calls, ${fmt((b.calls - a.calls) / Math.max(cpu, 1e-6))} per server CPU-s`;
+  });
+  const stops = await Promise.all(clients.map((c) => c.request('stop', {}, 120_000)));
+  let completed = 0;
+  let failed = 0;
+  const errors: Record<string, number> = {};
+  for (const s of stops) {
+    completed += Number(s.completed);
+    failed += Number(s.failed);
+    mergeCounts(errors, s.errors);
+  }
+  if (failed > 0) {
+    problems.push(
+      `${label}: ${failed} of ${completed + failed} handshakes failed: ${describeErrors(errors)}`,
+    );
+  }
+  return {
+    calls: w.end.calls - w.start.calls,
+    cpu: cpuSeconds(w.start, w.end),
+    wallS: w.wallS,
+    completed,
+    failed,
+  };
+}
+
 async function handshakeTest(impl: Impl): Promise<void> {
   const label = `handshakes[${impl === 'ours' ? 'fleetgate' : 'grpc-js'}]`;
   const encoding: WireEncoding = impl === 'ours' ? 'snappy' : 'identity';
   await withServer(impl, async (server) => {
-    const target = { host: '127.0.0.1', port: server.port };
-    await Promise.all(
-      clients.map((c) =>
-        c.request('handshakes', {
-          target,
-          encoding,
-          concurrency: cfg.handshakeConcurrency,
-          localAddresses: locals,
-        }),
-      ),
-    );
-    await sleep(cfg.warmupS * 1000);
-    const w = await measureWindow(server, cfg.durationS * 1000, label, (a, b) => {
-      const cpu = cpuSeconds(a, b);
-      return `${fmt(b.calls - a.calls)} calls, ${fmt((b.calls - a.calls) / Math.max(cpu, 1e-6))} per server CPU-s`;
-    });
-    const stops = await Promise.all(clients.map((c) => c.request('stop', {}, 120_000)));
-    let completed = 0;
-    let failed = 0;
-    const errors: Record<string, number> = {};
-    for (const s of stops) {
-      completed += Number(s.completed);
-      failed += Number(s.failed);
-      mergeCounts(errors, s.errors);
-    }
-    const calls = w.end.calls - w.start.calls;
-    const cpu = cpuSeconds(w.start, w.end);
-    if (failed > 0)
-      problems.push(
-        `${label}: ${failed} of ${completed + failed} handshakes failed: ${describeErrors(errors)}`,
-      );
+    const r = await handshakeRun(encoding, server, label);
     record(impl, {
       name: 'handshakes.per_cpu_s',
-      value: Math.round(calls / cpu),
+      value: Math.round(r.calls / r.cpu),
       unit: 'handshakes/CPU-s',
       better: 'higher',
       goal: 1500,
-      handshakes: calls,
-      serverCpuS: Number(cpu.toFixed(2)),
-      wallRate: Math.round(calls / w.wallS),
-      serverCpuPct: Math.round((100 * cpu) / w.wallS),
-      notes: `new mTLS session + Transfer stream + first RawData + OK status, then close; ${cfg.handshakeConcurrency * clients.length} in flight; clients: ${completed} ok, ${failed} failed`,
+      handshakes: r.calls,
+      serverCpuS: Number(r.cpu.toFixed(2)),
+      wallRate: Math.round(r.calls / r.wallS),
+      serverCpuPct: Math.round((100 * r.cpu) / r.wallS),
+      notes: `new mTLS session + Transfer stream + first RawData (${encoding}) + OK status, then close; ${cfg.handshakeConcurrency * clients.length} in flight; clients: ${r.completed} ok, ${r.failed} failed`,
     });
   });
 }
@@ -632,24 +651,35 @@ async function recordsTest(impl: Impl, encoding: WireEncoding): Promise<void> {
   });
 }
 
-async function profileRun(): Promise<string | undefined> {
+/** An extra run of our server under --cpu-prof (not counted); returns the profile's path. */
+async function profileRun(kind: 'records' | 'handshakes'): Promise<string | undefined> {
   const dir = path.resolve(values['profile-dir'] ?? '.');
   mkdirSync(dir, { recursive: true });
-  const name = `gateway-records-snappy-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`;
+  // Node names profiles CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; with tsx the ESM
+  // loader thread writes one too, so each run gets its own directory and we keep thread 0's.
+  const runDir = mkdtempSync(path.join(dir, '.cpu-prof-'));
+  const name = `gateway-${kind}-snappy-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`;
+  const label = `profile[fleetgate ${kind} snappy]`;
+  progress(`${label}: extra run under --cpu-prof (not counted)`);
   await withServer(
     'ours',
     async (server) => {
-      await recordsRun('ours', 'snappy', server, 'profile[fleetgate snappy]');
+      if (kind === 'records') await recordsRun('ours', 'snappy', server, label);
+      else await handshakeRun('snappy', server, label);
     },
-    ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', name],
+    ['--cpu-prof', '--cpu-prof-dir', runDir],
   );
-  const file = path.join(dir, name);
   try {
-    readFileSync(file);
+    const main = readdirSync(runDir).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+    if (!main) {
+      problems.push(`profile: the main thread's profile was not written for ${kind}`);
+      return undefined;
+    }
+    const file = path.join(dir, name);
+    renameSync(path.join(runDir, main), file);
     return path.relative(process.cwd(), file) || file;
-  } catch {
-    problems.push(`profile: ${name} was not written`);
-    return undefined;
+  } finally {
+    rmSync(runDir, { recursive: true, force: true });
   }
 }
 
@@ -683,7 +713,7 @@ function table(): string {
     const show = (r: Result | undefined) =>
       r && r.value !== null ? fmt(r.value, Number.isInteger(r.value) ? 0 : 1) : 'n/a';
     let ratio = '';
-    if (ours?.value != null && base?.value != null && base.value !== 0) {
+    if (ours?.value != null && base?.value != null && ours.value > 0 && base.value > 0) {
       const x = ours.value / base.value;
       const better = ours.better === 'lower' ? x < 1 : x > 1;
       ratio = `${x.toFixed(2)}×${star} ${better ? '(better)' : x === 1 ? '' : '(worse)'}`.trim();
@@ -761,8 +791,14 @@ async function main(): Promise<number> {
       notes: 'not measurable: grpc-js has no snappy codec (a stock Elkeid agent cannot talk to it)',
     });
   }
-  let profile: string | undefined;
-  if (values.profile) profile = await profileRun();
+  const profiles: string[] = [];
+  if (values.profile) {
+    for (const kind of ['records', 'handshakes'] as const) {
+      if (!tests.has(kind)) continue;
+      const file = await profileRun(kind);
+      if (file) profiles.push(file);
+    }
+  }
 
   await Promise.all(clients.map((c) => c.stop(20_000)));
   rmSync(pkiDir, { recursive: true, force: true });
@@ -779,7 +815,7 @@ async function main(): Promise<number> {
     `\nencodings: fleetgate idle/handshakes use snappy framing (as agents send); grpc-js gets identity everywhere.`,
   );
   console.log(`limits: ${JSON.stringify(limits)}`);
-  if (profile) console.log(`cpu profile (fleetgate, records snappy, extra run): ${profile}`);
+  for (const p of profiles) console.log(`cpu profile of fleetgate (extra run, not counted): ${p}`);
   if (problems.length > 0) {
     console.log('\nproblems observed:');
     for (const p of problems) console.log(`  - ${p}`);
@@ -793,7 +829,7 @@ async function main(): Promise<number> {
       results: results.ours,
       baseline: { name: baselineName, results: results.baseline },
       problems,
-      ...(profile ? { profile } : {}),
+      ...(profiles.length > 0 ? { profiles } : {}),
       finishedAt: new Date().toISOString(),
       elapsedS: Math.round((Date.now() - t0) / 1000),
     };

@@ -172,6 +172,11 @@ export function execRecord(
     ld_library_path: '-1',
     argv: '',
   };
+  // Fields the driver leaves out on some kernels/versions go first when the event is too long.
+  for (const optional of ['pgid_argv', 'ld_library_path', 'socket_exe', 'socket_pid', 'ld_preload', 'tgid']) {
+    if (encodeItem(fields).length <= targetBytes - 60) break;
+    delete fields[optional];
+  }
   const base = encodeItem(fields).length;
   let argv = `${exe} ${pick(rand, ARGS)}`;
   while (base + argv.length < targetBytes - 24) argv += ` ${pick(rand, ARGS)} --id=${hex(rand, 8)}`;

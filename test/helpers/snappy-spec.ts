@@ -90,7 +90,8 @@ export function specLiteralBlock(data: Uint8Array): Buffer {
 /** A framed stream of `data` as uncompressed chunks of at most 65536 bytes. */
 export function specFrameUncompressed(data: Uint8Array): Buffer {
   const parts: Buffer[] = [SPEC_STREAM_ID];
-  for (let off = 0; off < data.length; off += 65536) parts.push(specUncompressedChunk(data.subarray(off, off + 65536)));
+  for (let off = 0; off < data.length; off += 65536)
+    parts.push(specUncompressedChunk(data.subarray(off, off + 65536)));
   return Buffer.concat(parts);
 }
 

@@ -5,8 +5,8 @@
  * Elkeid agent sends it (hand-built protobuf and snappy framing, no encoder of ours).
  */
 import assert from 'node:assert/strict';
-import type { ClientHttp2Session, OutgoingHttpHeaders } from 'node:http2';
 import { randomBytes } from 'node:crypto';
+import type { ClientHttp2Session, OutgoingHttpHeaders } from 'node:http2';
 import { test } from 'node:test';
 import { encodeItem } from '../../gateway/agent/item.js';
 import { decodeGrpcMessage, encodeGrpcMessage, Status } from '../../gateway/grpc/status.js';
@@ -378,9 +378,9 @@ test('a snappy-framed RawData built byte for byte as an Elkeid agent sends it', 
   assert.equal(b1.agentId, 'f7c8e2a4-1b3d-5e6f-8a9b-0c1d2e3f4a5b');
   assert.equal(b1.raw.Data[0]?.DataType, 59);
   assert.equal(Number(b1.raw.Data[0]?.Timestamp), 1_700_000_000);
-  assert.deepEqual(Buffer.from(b1.raw.Data[0]!.Body), body1, 'Body bytes untouched');
-  assert.deepEqual(Buffer.from(b1.raw.Data[1]!.Body), heartbeat);
-  assert.deepEqual(Buffer.from(b2.raw.Data[0]!.Body), body2);
+  assert.deepEqual(Buffer.from(b1.raw.Data[0]!.Body!), body1, 'Body bytes untouched');
+  assert.deepEqual(Buffer.from(b1.raw.Data[1]!.Body!), heartbeat);
+  assert.deepEqual(Buffer.from(b2.raw.Data[0]!.Body!), body2);
   assert.deepEqual(b1.raw.IntranetIPv4, ['10.2.3.4', '192.168.7.8']);
   assert.deepEqual(b1.raw.IntranetIPv6, ['fd00::12']);
   assert.equal(b1.raw.Product, 'elkeid-agent');

@@ -3,8 +3,8 @@
  * who is refused, who is accepted, and that every refusal is counted by reason.
  */
 import assert from 'node:assert/strict';
-import http2, { type ClientHttp2Session } from 'node:http2';
 import { writeFileSync } from 'node:fs';
+import http2, { type ClientHttp2Session } from 'node:http2';
 import path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import tls, { type TLSSocket } from 'node:tls';
@@ -13,6 +13,8 @@ import { Status } from '../../gateway/grpc/status.js';
 import { createCa, createClientCert, createCrl, type Pem, serialOf } from '../../gateway/pki/certs.js';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
 import { startTestGateway, type TestGateway, waitFor } from '../helpers/gateway.js';
+import { countsBy } from '../helpers/metrics.js';
+import { orTimeout, sleep } from '../helpers/time.js';
 
 const DAY_MS = 86_400_000;
 
@@ -39,7 +41,13 @@ async function attempt(
   ms = 2000,
 ): Promise<Attempt> {
   const started = Date.now();
-  const a: Attempt = { secure: false, responded: false, delivered: false, closedAfterMs: undefined, error: undefined };
+  const a: Attempt = {
+    secure: false,
+    responded: false,
+    delivered: false,
+    closedAfterMs: undefined,
+    error: undefined,
+  };
   const session = http2.connect(`https://${g.address.host}:${g.address.port}`, {
     ca: g.tls.ca,
     servername: 'elkeid.com',
@@ -58,10 +66,10 @@ async function attempt(
     a.responded = true;
   });
   t.send({ AgentID: agentId, Data: [{ DataType: 1, Timestamp: 1, Body: encodeItem({ x: '1' }) }] });
-  await Promise.race([closed, new Promise((r) => setTimeout(r, ms))]);
+  await orTimeout(closed, ms);
   if (session.closed || session.destroyed) a.closedAfterMs = Date.now() - started;
   // Give a record that did get through a moment to land, so "not delivered" means something.
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   a.delivered = g.sink.batches.some((b) => b.agentId === agentId);
   session.destroy();
   return a;
@@ -70,14 +78,24 @@ async function attempt(
 function assertRefused(a: Attempt, what: string): void {
   assert.equal(a.delivered, false, `${what}: no record may get through`);
   assert.equal(a.responded, false, `${what}: no stream may get a response`);
-  assert.ok(a.closedAfterMs !== undefined && a.closedAfterMs < 2000, `${what}: connection closed (${JSON.stringify(a)})`);
+  assert.ok(
+    a.closedAfterMs !== undefined && a.closedAfterMs < 2000,
+    `${what}: connection closed (${JSON.stringify(a)})`,
+  );
 }
 
 /** Raw TLS connect (no HTTP/2): resolves with how the handshake ended. */
 function tlsHandshake(
   g: TestGateway,
   opts: tls.ConnectionOptions,
-): Promise<{ ok: boolean; error?: string; protocol?: string | null; cipher?: string; alpn?: string | false; socket: TLSSocket }> {
+): Promise<{
+  ok: boolean;
+  error?: string;
+  protocol?: string | null;
+  cipher?: string;
+  alpn?: string | false | null;
+  socket: TLSSocket;
+}> {
   return new Promise((resolve) => {
     const socket = tls.connect({
       host: g.address.host,
@@ -102,13 +120,12 @@ function tlsHandshake(
   });
 }
 
-async function handshakeFailures(g: TestGateway): Promise<Record<string, number>> {
-  const text = await g.gateway.metrics.registry.getSingleMetricAsString('fleetgate_tls_handshake_failures_total');
-  const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^fleetgate_tls_handshake_failures_total\{reason="([^"]+)"\} (\d+)$/gm)) {
-    out[m[1]!] = Number(m[2]);
-  }
-  return out;
+function total(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+function handshakeFailures(g: TestGateway): Promise<Record<string, number>> {
+  return countsBy(g.gateway.metrics.registry, 'fleetgate_tls_handshake_failures_total', 'reason');
 }
 
 /** Records uncaughtException during the test; the test asserts it stays empty. */
@@ -128,18 +145,20 @@ function assertNoUncaught(seen: unknown[]): void {
   );
 }
 
-// GATEWAY BUG (the next five tests fail until it is fixed): gateway/grpc/http2-server.ts, the
+// GATEWAY BUG 1 (the next five tests fail until it is fixed): gateway/grpc/http2-server.ts, the
 // 'session' handler, calls `socket.destroy()` on `session.socket` after refusing an unauthorized
 // client certificate. `session.socket` is node:http2's socket proxy, whose `destroy` throws
 // ERR_HTTP2_NO_SOCKET_MANIPULATION; the throw escapes the 'session' listener as an
 // uncaughtException, so any client without a valid certificate crashes the gateway process.
+// (node:test attributes the exception to the first test that started the shared PKI, so the
+// first test shows the Node error and the others fail on the uncaughtException spy.)
 
 test('client with no certificate is refused', async (t) => {
   const uncaught = watchUncaught(t);
   const g = await startTestGateway(t);
   assertRefused(await attempt(g, {}, 'no-cert'), 'no certificate');
-  assert.deepEqual(await handshakeFailures(g), { no_cert: 1 });
   assertNoUncaught(uncaught);
+  assert.equal(total(await handshakeFailures(g)), 1, 'the refusal is counted');
 });
 
 test('client certificate from another CA is refused', async (t) => {
@@ -148,8 +167,8 @@ test('client certificate from another CA is refused', async (t) => {
   const otherCa = await createCa({ commonName: 'another CA' });
   const foreign = await createClientCert(otherCa, { identity: 'fleet' });
   assertRefused(await attempt(g, { cert: foreign.cert, key: foreign.key }, 'foreign'), 'other CA');
-  assert.deepEqual(await handshakeFailures(g), { untrusted: 1 });
   assertNoUncaught(uncaught);
+  assert.equal(total(await handshakeFailures(g)), 1, 'the refusal is counted');
 });
 
 test('expired client certificate is refused', async (t) => {
@@ -161,8 +180,8 @@ test('expired client certificate is refused', async (t) => {
     notAfter: new Date(Date.now() - DAY_MS),
   });
   assertRefused(await attempt(g, { cert: expired.cert, key: expired.key }, 'expired'), 'expired');
-  assert.deepEqual(await handshakeFailures(g), { expired: 1 });
   assertNoUncaught(uncaught);
+  assert.equal(total(await handshakeFailures(g)), 1, 'the refusal is counted');
 });
 
 test('revoked: after a CRL reload new connections are refused and live sessions closed', async (t) => {
@@ -183,17 +202,25 @@ test('revoked: after a CRL reload new connections are refused and live sessions 
   writeFileSync(path.join(g.pkiDir, 'crl.pem'), await createCrl(g.pki.ca, [serialOf(toRevoke.cert)]));
   const reloadedAt = Date.now();
   assert.equal(g.gateway.tls.reload(), true, 'reload succeeds');
-  const closedAt = await Promise.race([liveClosed, new Promise<number>((r) => setTimeout(() => r(-1), 2000))]);
-  assert.ok(closedAt !== -1 && closedAt - reloadedAt < 1000, 'the live session of the revoked cert is closed');
+  const closedAt = await orTimeout(liveClosed, 2000);
+  assert.ok(
+    closedAt !== undefined && closedAt - reloadedAt < 1000,
+    'the live session of the revoked cert is closed',
+  );
   await waitFor(() => g.gateway.sessions.get('revoked-live') === undefined, 2000, 'session detached');
 
   assertRefused(await attempt(g, { cert: toRevoke.cert, key: toRevoke.key }, 'revoked-new'), 'revoked');
   const ok = await attempt(g, { cert: g.tls.cert, key: g.tls.key }, 'fleet-after-crl', 300);
   assert.equal(ok.delivered, true, 'a certificate not on the CRL still connects');
-  assert.deepEqual(await handshakeFailures(g), { revoked: 1 });
   assertNoUncaught(uncaught);
+  assert.equal(total(await handshakeFailures(g)), 1, 'the refusal is counted');
 });
 
+// GATEWAY BUG 2 (this test also fails until it is fixed): gateway/grpc/http2-server.ts passes
+// `socket.authorizationError` to tlsFailureReason as if it were an Error, but Node sets it to the
+// OpenSSL verify code as a string ('CERT_HAS_EXPIRED', 'CERT_REVOKED',
+// 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'), so `.code` and `.message` are undefined and every presented
+// but refused certificate is counted as reason="other".
 test('refusals are counted by reason on one gateway', async (t) => {
   const uncaught = watchUncaught(t);
   const g = await startTestGateway(t);
@@ -232,7 +259,13 @@ test('protocol versions and cipher suites', async (t) => {
   const g = await startTestGateway(t);
   const fleet = { cert: g.tls.cert, key: g.tls.key };
 
+  // Refusals seen by the server itself (its 'tlsClientError'), to tell them from client-side ones.
+  let refused = 0;
+  let refusedBefore = 0;
+  g.gateway.grpc.server.on('tlsClientError', () => refused++);
+
   await t.test('TLS 1.1 is refused', async () => {
+    refusedBefore = refused;
     const r = await tlsHandshake(g, {
       minVersion: 'TLSv1',
       maxVersion: 'TLSv1.1',
@@ -240,9 +273,13 @@ test('protocol versions and cipher suites', async (t) => {
     });
     r.socket.destroy();
     assert.equal(r.ok, false, `TLS 1.1 handshake must fail (${r.protocol})`);
+    // The server refused it (alert 70, or a reset racing the alert), not the client refusing to try.
+    assert.match(r.error ?? '', /alert protocol version|ECONNRESET/);
+    await waitFor(() => refusedBefore < refused, 2000, 'the gateway counts the refusal');
   });
 
   await t.test('TLS 1.2 with a CBC-only cipher list is refused', async () => {
+    refusedBefore = refused;
     const r = await tlsHandshake(g, {
       minVersion: 'TLSv1.2',
       maxVersion: 'TLSv1.2',
@@ -250,6 +287,8 @@ test('protocol versions and cipher suites', async (t) => {
     });
     r.socket.destroy();
     assert.equal(r.ok, false, `CBC suite must not be negotiated (${r.cipher})`);
+    assert.match(r.error ?? '', /alert handshake failure|ECONNRESET/, 'the server found no shared cipher');
+    await waitFor(() => refusedBefore < refused, 2000, 'the gateway counts the refusal');
   });
 
   await t.test('TLS 1.2 with an ECDHE AEAD suite is accepted', async () => {
@@ -289,6 +328,12 @@ test('protocol versions and cipher suites', async (t) => {
     assert.equal(closed, true, 'connection closed');
     assert.ok(Date.now() - started < 1500, 'closed within 1.5 s');
     assert.ok(!(r.ok && r.alpn === 'http/1.1'), 'http/1.1 never negotiated');
+    t.diagnostic(`ALPN http/1.1: ${r.ok ? `handshake completed, alpn ${r.alpn}` : r.error}`);
+  });
+
+  await t.test('every refused handshake is counted', async () => {
+    const counts = await handshakeFailures(g);
+    assert.ok(total(counts) >= 3, JSON.stringify(counts));
   });
 
   assertNoUncaught(uncaught);

@@ -108,7 +108,10 @@ describe('MessageReader', () => {
     assert.deepEqual(elkeid.push(big.subarray(0, 3)), []);
     expectStatus(() => elkeid.push(big.subarray(3)), Status.RESOURCE_EXHAUSTED);
     // 0xffffffff does not wrap around.
-    expectStatus(() => new MessageReader(MAX).push(Buffer.from([1, 0xff, 0xff, 0xff, 0xff])), Status.RESOURCE_EXHAUSTED);
+    expectStatus(
+      () => new MessageReader(MAX).push(Buffer.from([1, 0xff, 0xff, 0xff, 0xff])),
+      Status.RESOURCE_EXHAUSTED,
+    );
   });
 
   test('compressed flag other than 0 or 1 is INTERNAL', () => {
@@ -139,9 +142,9 @@ describe('MessageReader', () => {
         fc.array(fc.nat(), { maxLength: 30 }),
         (messages, rawCuts) => {
           const stream = Buffer.concat(messages.map((m) => grpcFrame(m.payload, m.compressed)));
-          const cuts = [...new Set(rawCuts.map((c) => (stream.length === 0 ? 0 : c % (stream.length + 1))))].sort(
-            (a, b) => a - b,
-          );
+          const cuts = [
+            ...new Set(rawCuts.map((c) => (stream.length === 0 ? 0 : c % (stream.length + 1)))),
+          ].sort((a, b) => a - b);
           const chunks: Buffer[] = [];
           let prev = 0;
           for (const c of [...cuts, stream.length]) {
@@ -153,7 +156,10 @@ describe('MessageReader', () => {
           r.finish();
           assert.deepEqual(
             plain(out),
-            messages.map((m) => ({ compressed: m.compressed, payload: Buffer.from(m.payload).toString('hex') })),
+            messages.map((m) => ({
+              compressed: m.compressed,
+              payload: Buffer.from(m.payload).toString('hex'),
+            })),
           );
         },
       ),
@@ -163,21 +169,25 @@ describe('MessageReader', () => {
 
   test('property: random bytes never throw anything but GrpcError', () => {
     fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 10 }), fc.boolean(), (chunks, end) => {
-        const r = new MessageReader(512);
-        try {
-          for (const c of chunks) {
-            for (const m of r.push(Buffer.from(c))) assert.ok(m.payload.length <= 512);
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 10 }),
+        fc.boolean(),
+        (chunks, end) => {
+          const r = new MessageReader(512);
+          try {
+            for (const c of chunks) {
+              for (const m of r.push(Buffer.from(c))) assert.ok(m.payload.length <= 512);
+            }
+            if (end) r.finish();
+          } catch (err) {
+            assert.ok(err instanceof GrpcError, `untyped error: ${String(err)}`);
+            assert.ok(
+              err.code === Status.INTERNAL || err.code === Status.RESOURCE_EXHAUSTED,
+              `unexpected status ${err.code}`,
+            );
           }
-          if (end) r.finish();
-        } catch (err) {
-          assert.ok(err instanceof GrpcError, `untyped error: ${String(err)}`);
-          assert.ok(
-            err.code === Status.INTERNAL || err.code === Status.RESOURCE_EXHAUSTED,
-            `unexpected status ${err.code}`,
-          );
-        }
-      }),
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -141,13 +141,20 @@ describe('decodeSnappyFrames on hand-built streams', () => {
     );
     // Padding first and then data still lacks an identifier.
     expectStatus(
-      () => decodeSnappyFrames(Buffer.concat([specChunk(0xfe, Buffer.alloc(2)), specUncompressedChunk(data)]), MAX),
+      () =>
+        decodeSnappyFrames(
+          Buffer.concat([specChunk(0xfe, Buffer.alloc(2)), specUncompressedChunk(data)]),
+          MAX,
+        ),
       Status.INTERNAL,
     );
   });
 
   test('a wrong stream identifier body is refused', () => {
-    const input = Buffer.concat([specChunk(0xff, Buffer.from('sNaPpX')), specUncompressedChunk(Buffer.from('x'))]);
+    const input = Buffer.concat([
+      specChunk(0xff, Buffer.from('sNaPpX')),
+      specUncompressedChunk(Buffer.from('x')),
+    ]);
     expectStatus(() => decodeSnappyFrames(input, MAX), Status.INTERNAL, /identifier/);
   });
 

@@ -1,0 +1,396 @@
+/**
+ * The Kafka producer of agent records (topic `hids_svr`, protobuf MQData, key = AgentID), on
+ * kafkajs, with the guarantees the ingest pipeline builds on:
+ *
+ * - acks = all (-1) for every record. Elkeid's sarama producer uses acks=1; we are stricter.
+ * - Linger batching: kafkajs turns every `producer.send` into its own Produce request, so
+ *   records of concurrent `send` calls are collected here for up to `lingerMs` (or until
+ *   `maxBatchBytes`) and go out as one `sendBatch` (one Produce request per leader broker);
+ *   every caller of that batch is resolved or rejected with it.
+ * - Order per key. One batch is in flight at a time, and kafkajs gets `maxInFlightRequests: 1`
+ *   too: without idempotence (kafkajs' idempotent mode is "experimental", with known
+ *   OUT_OF_ORDER_SEQUENCE_NUMBER bugs, kafkajs #598), a retried request can only overtake a
+ *   later one if both are in flight, so one in flight keeps every partition, hence every agent,
+ *   in order. Retries and timeouts can duplicate (at-least-once), never reorder. One request
+ *   per round trip is plenty: a 1 MiB batch per ~5 ms round trip on a LAN is ~200 MB/s.
+ * - A bounded time to fail. Every `send` settles within `deliveryTimeoutMs` of its call (like
+ *   the Java client's `delivery.timeout.ms`), so the caller can spool instead of hanging:
+ *
+ *       deliveryTimeoutMs = lingerMs + requestTimeoutMs + 2000      (defaults: 12,005 ms)
+ *
+ *   i.e. the linger, one full request timeout and 2 s for connecting (1 s connection timeout)
+ *   and the retry back-offs. kafkajs retries twice (`retry.retries: 2`, back-off ≈250 ms then
+ *   ≈500 ms), so a broker that refuses connections (process dead, host up) is reported by
+ *   kafkajs itself after about 1–2 s; a broker that accepts and then says nothing, or a lost
+ *   network, hits the deadline. A call whose deadline passes is rejected with
+ *   `KafkaDeliveryTimeoutError`: if it was still queued its records are dropped from the queue
+ *   (never sent); if its batch was in flight the kafkajs connection is reset, since that
+ *   request may still land (a duplicate once the caller re-sends it from its spool).
+ */
+
+import type { LogEntry, logLevel as LogLevel, Message, Producer } from 'kafkajs';
+import kafkajs from 'kafkajs';
+import { registerCodecs } from './codecs.js';
+import { createPartitioner, type PartitionerKind } from './partitioners.js';
+
+const { CompressionTypes, Kafka, logLevel } = kafkajs;
+
+export type CompressionName = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
+
+type LogFn = (obj: Record<string, unknown>, msg?: string) => void;
+
+/** The part of a pino logger used here. */
+export interface ProducerLogger {
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+  debug: LogFn;
+  /** pino's; when present and true for 'debug', kafkajs' debug logs are produced too. */
+  isLevelEnabled?: (level: string) => boolean;
+}
+
+export interface ProducerOptions {
+  brokers: string[];
+  clientId: string;
+  topic: string;
+  compression: CompressionName;
+  partitioner: PartitionerKind;
+  /** How long a batch collects records before it is sent; default 5 ms. */
+  lingerMs?: number | undefined;
+  /** A batch is sent as soon as it holds this many (estimated, uncompressed) bytes; default 1 MiB. */
+  maxBatchBytes?: number | undefined;
+  /** Per request, and the broker's ack timeout of a Produce request; default 10,000 ms. */
+  requestTimeoutMs?: number | undefined;
+  logger?: ProducerLogger | undefined;
+}
+
+export interface ProducerRecord {
+  /** The AgentID; it chooses the partition. */
+  key: string;
+  value: Uint8Array;
+  headers?: Record<string, string | Buffer>;
+}
+
+export interface RecordProducer {
+  /** Connects to the cluster (fetches metadata); shared by concurrent callers. `send` connects by itself too. */
+  connect(): Promise<void>;
+  /**
+   * Resolves when the broker acknowledged every record with acks=all, rejects if any was not
+   * (then none, some or all of them may have been written), within `deliveryTimeoutMs`.
+   */
+  send(records: ReadonlyArray<ProducerRecord>): Promise<void>;
+  /** Sends what is queued (without lingering), waits for it (bounded), then disconnects. */
+  disconnect(): Promise<void>;
+  /** True after a successful connect, false again after a failed send or a disconnect. */
+  readonly connected: boolean;
+  /** The bound on the time from `send` to its settling (see the module comment). */
+  readonly deliveryTimeoutMs: number;
+  /** The kafkajs producer, for instrumentation events (`producer.events.REQUEST`); do not send with it. */
+  readonly kafkajsProducer: Producer;
+}
+
+/** `send` did not settle within `deliveryTimeoutMs`. */
+export class KafkaDeliveryTimeoutError extends Error {
+  override name = 'KafkaDeliveryTimeoutError';
+}
+
+/** `send` after `disconnect`. */
+export class ProducerClosedError extends Error {
+  override name = 'ProducerClosedError';
+}
+
+export const DEFAULT_LINGER_MS = 5;
+export const DEFAULT_MAX_BATCH_BYTES = 1024 * 1024;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+/** TCP connect + ApiVersions per attempt (kafkajs' default; brokers are on the LAN). */
+const CONNECTION_TIMEOUT_MS = 1000;
+/** Slack of the delivery deadline for connecting and the retry back-offs. */
+const DEADLINE_SLACK_MS = 2000;
+const RETRY = { retries: 2, initialRetryTime: 250, maxRetryTime: 1000, factor: 0.2, multiplier: 2 };
+/** Estimated record overhead in a v2 batch (attributes, deltas, varint lengths) beyond key, value, headers. */
+const RECORD_OVERHEAD = 24;
+const HEADER_OVERHEAD = 10;
+
+const COMPRESSION: Record<CompressionName, number> = {
+  none: CompressionTypes.None,
+  gzip: CompressionTypes.GZIP,
+  snappy: CompressionTypes.Snappy,
+  lz4: CompressionTypes.LZ4,
+  zstd: CompressionTypes.ZSTD,
+};
+
+interface Call {
+  remaining: number;
+  done: boolean;
+  /** Set while a batch holding records of this call is in flight. */
+  inFlight: boolean;
+  resolve: () => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface Entry {
+  message: Message;
+  bytes: number;
+  call: Call;
+}
+
+function messageBytes(r: ProducerRecord): number {
+  let n = Buffer.byteLength(r.key) + r.value.byteLength + RECORD_OVERHEAD;
+  if (r.headers) {
+    for (const [k, v] of Object.entries(r.headers))
+      n += Buffer.byteLength(k) + Buffer.byteLength(v) + HEADER_OVERHEAD;
+  }
+  return n;
+}
+
+function toBuffer(v: Uint8Array): Buffer {
+  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+function positive(name: string, v: number | undefined, dflt: number, min: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isFinite(v) || v < min) throw new RangeError(`${name} must be a number >= ${min}, got ${v}`);
+  return v;
+}
+
+/** kafkajs log entries → the pino-style logger (namespace and kafkajs fields as bindings). */
+function logCreatorFor(logger: ProducerLogger) {
+  return (_level: LogLevel) =>
+    ({ namespace, level, log }: LogEntry): void => {
+      const { message, timestamp: _t, logger: _l, ...fields } = log;
+      const obj = { kafkajs: namespace, ...fields };
+      const msg = `kafkajs: ${message}`;
+      if (level === logLevel.ERROR) logger.error(obj, msg);
+      else if (level === logLevel.WARN) logger.warn(obj, msg);
+      else if (level === logLevel.INFO) logger.info(obj, msg);
+      else logger.debug(obj, msg);
+    };
+}
+
+export function createRecordProducer(opts: ProducerOptions): RecordProducer {
+  if (!opts.brokers.length) throw new RangeError('brokers must not be empty');
+  if (!(opts.compression in COMPRESSION)) throw new RangeError(`unknown compression ${opts.compression}`);
+  const lingerMs = positive('lingerMs', opts.lingerMs, DEFAULT_LINGER_MS, 0);
+  const maxBatchBytes = positive('maxBatchBytes', opts.maxBatchBytes, DEFAULT_MAX_BATCH_BYTES, 1);
+  const requestTimeoutMs = positive(
+    'requestTimeoutMs',
+    opts.requestTimeoutMs,
+    DEFAULT_REQUEST_TIMEOUT_MS,
+    100,
+  );
+  const deliveryTimeoutMs = lingerMs + requestTimeoutMs + DEADLINE_SLACK_MS;
+  const compression = COMPRESSION[opts.compression];
+  const { topic, logger } = opts;
+  if (opts.compression === 'snappy' || opts.compression === 'lz4' || opts.compression === 'zstd')
+    registerCodecs();
+
+  const kafka = new Kafka({
+    clientId: opts.clientId,
+    brokers: opts.brokers,
+    connectionTimeout: CONNECTION_TIMEOUT_MS,
+    requestTimeout: requestTimeoutMs,
+    enforceRequestTimeout: true,
+    retry: RETRY,
+    logLevel: !logger ? logLevel.NOTHING : logger.isLevelEnabled?.('debug') ? logLevel.DEBUG : logLevel.INFO,
+    ...(logger ? { logCreator: logCreatorFor(logger) } : {}),
+  });
+  const producer = kafka.producer({
+    createPartitioner: createPartitioner(opts.partitioner),
+    idempotent: false,
+    maxInFlightRequests: 1,
+    retry: RETRY,
+  });
+
+  let connected = false;
+  let closing = false;
+  /** The pending kafkajs connect, shared (it outlives a connect() that gave up waiting). */
+  let kConnect: Promise<void> | undefined;
+  const queue: Entry[] = [];
+  let queuedBytes = 0;
+  let oldestQueuedAt = 0;
+  let inFlight: Promise<void> | undefined;
+  let lingerTimer: NodeJS.Timeout | undefined;
+  let flushing = false;
+  let idleWaiters: Array<() => void> = [];
+
+  const settle = (call: Call, err?: Error): void => {
+    if (call.done) return;
+    call.done = true;
+    if (call.timer) clearTimeout(call.timer);
+    if (err) call.reject(err);
+    else call.resolve();
+  };
+
+  const withDeadline = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new KafkaDeliveryTimeoutError(`${what} took longer than ${ms} ms`)),
+        ms,
+      );
+    });
+    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  };
+
+  const connect = async (): Promise<void> => {
+    if (closing) throw new ProducerClosedError('the Kafka producer is closed');
+    await ensureConnected();
+  };
+
+  /** connect() without the closed check: disconnect() still flushes what was queued. */
+  const ensureConnected = async (): Promise<void> => {
+    if (connected) return;
+    if (!kConnect) {
+      kConnect = producer.connect().then(
+        () => {
+          kConnect = undefined;
+          if (!closing) connected = true;
+        },
+        (err: unknown) => {
+          kConnect = undefined;
+          throw err;
+        },
+      );
+    }
+    await withDeadline(kConnect, deliveryTimeoutMs, 'connecting to Kafka');
+  };
+
+  /** Drops the connections after an indefinite failure, so the next send connects afresh. */
+  const resetConnection = (why: string): void => {
+    if (!connected) return;
+    connected = false;
+    logger?.warn({ brokers: opts.brokers, why }, 'resetting the Kafka connection');
+    producer.disconnect().catch((err: unknown) => logger?.warn({ err }, 'kafkajs disconnect failed'));
+  };
+
+  const schedule = (): void => {
+    if (inFlight) return;
+    // Drop the head entries of calls that already failed or timed out.
+    while (queue.length > 0 && queue[0]!.call.done) queuedBytes -= queue.shift()!.bytes;
+    if (queue.length === 0) {
+      queuedBytes = 0;
+      if (lingerTimer) clearTimeout(lingerTimer);
+      lingerTimer = undefined;
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const w of waiters) w();
+      return;
+    }
+    const wait = flushing || queuedBytes >= maxBatchBytes ? 0 : oldestQueuedAt + lingerMs - Date.now();
+    if (wait <= 0) {
+      if (lingerTimer) clearTimeout(lingerTimer);
+      lingerTimer = undefined;
+      dispatch();
+    } else if (!lingerTimer) {
+      lingerTimer = setTimeout(() => {
+        lingerTimer = undefined;
+        schedule();
+      }, wait);
+    }
+  };
+
+  const dispatch = (): void => {
+    const batch: Entry[] = [];
+    let bytes = 0;
+    let taken = 0;
+    for (; taken < queue.length; taken++) {
+      const e = queue[taken]!;
+      if (e.call.done) continue;
+      if (batch.length > 0 && bytes + e.bytes > maxBatchBytes) break;
+      batch.push(e);
+      bytes += e.bytes;
+    }
+    for (const e of queue.splice(0, taken)) queuedBytes -= e.bytes;
+    oldestQueuedAt = Date.now(); // what stays queued has waited while this batch went out
+    const calls = new Set(batch.map((e) => e.call));
+    for (const c of calls) c.inFlight = true;
+    inFlight = (async () => {
+      try {
+        if (!connected) await ensureConnected();
+        await producer.sendBatch({
+          topicMessages: [{ topic, messages: batch.map((e) => e.message) }],
+          acks: -1,
+          timeout: requestTimeoutMs,
+          compression,
+        });
+        for (const e of batch) {
+          e.call.remaining--;
+          if (e.call.remaining === 0) settle(e.call);
+        }
+      } catch (err) {
+        connected = false;
+        const error = err instanceof Error ? err : new Error(String(err));
+        logger?.warn({ err: error, records: batch.length, bytes }, 'Kafka send failed');
+        for (const c of calls) settle(c, error);
+      } finally {
+        for (const c of calls) c.inFlight = false;
+      }
+    })().finally(() => {
+      inFlight = undefined;
+      schedule();
+    });
+  };
+
+  const send = (records: ReadonlyArray<ProducerRecord>): Promise<void> => {
+    if (closing) return Promise.reject(new ProducerClosedError('the Kafka producer is closed'));
+    if (records.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const call: Call = {
+        remaining: records.length,
+        done: false,
+        inFlight: false,
+        resolve,
+        reject,
+        timer: undefined,
+      };
+      call.timer = setTimeout(() => {
+        if (call.done) return;
+        if (call.inFlight) resetConnection('a Produce request outlived the delivery timeout');
+        settle(
+          call,
+          new KafkaDeliveryTimeoutError(
+            `Kafka did not acknowledge ${records.length} record(s) within ${deliveryTimeoutMs} ms`,
+          ),
+        );
+      }, deliveryTimeoutMs);
+      if (queue.length === 0) oldestQueuedAt = Date.now();
+      for (const r of records) {
+        const message: Message = { key: r.key, value: toBuffer(r.value) };
+        if (r.headers) message.headers = r.headers;
+        const bytes = messageBytes(r);
+        queue.push({ message, bytes, call });
+        queuedBytes += bytes;
+      }
+      schedule();
+    });
+  };
+
+  const disconnect = async (): Promise<void> => {
+    closing = true;
+    flushing = true;
+    if (queue.length > 0 || inFlight) {
+      // Every queued call settles within deliveryTimeoutMs; the race is for a stuck kafkajs.
+      const idle = new Promise<void>((resolve) => idleWaiters.push(resolve));
+      schedule();
+      await withDeadline(idle, deliveryTimeoutMs + 1000, 'flushing before disconnect').catch((err: unknown) =>
+        logger?.warn({ err }, 'Kafka producer disconnects with records in flight'),
+      );
+    }
+    connected = false;
+    await withDeadline(producer.disconnect(), requestTimeoutMs, 'disconnecting from Kafka').catch(
+      (err: unknown) => logger?.warn({ err }, 'kafkajs disconnect failed'),
+    );
+  };
+
+  return {
+    connect,
+    send,
+    disconnect,
+    get connected() {
+      return connected;
+    },
+    deliveryTimeoutMs,
+    kafkajsProducer: producer,
+  };
+}

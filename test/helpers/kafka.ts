@@ -1,0 +1,85 @@
+/** Real Kafka for tests: ensures the local broker serves, makes unique topics, consumes them back. */
+import { randomBytes } from 'node:crypto';
+import type { TestContext } from 'node:test';
+import { Kafka, logLevel } from 'kafkajs';
+import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
+// @ts-expect-error plain ESM script without types
+import { ensureKafka } from '../../infra/local/kafka-control.mjs';
+
+export const BROKER = '127.0.0.1:9092';
+
+// The consumers below must read what the gateway produced with any codec.
+registerCodecs();
+
+export async function kafkaReady(): Promise<void> {
+  await ensureKafka({ log: () => {} });
+}
+
+export function kafkaClient(brokers = [BROKER]) {
+  return new Kafka({
+    clientId: `test-${randomBytes(3).toString('hex')}`,
+    brokers,
+    logLevel: logLevel.NOTHING,
+  });
+}
+
+export async function createTopic(t: TestContext, partitions = 4, brokers = [BROKER]): Promise<string> {
+  const topic = `test-${Date.now()}-${randomBytes(4).toString('hex')}`;
+  const admin = kafkaClient(brokers).admin();
+  await admin.connect();
+  await admin.createTopics({
+    topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
+    waitForLeaders: true,
+  });
+  await admin.disconnect();
+  t.after(async () => {
+    const a = kafkaClient(brokers).admin();
+    await a.connect();
+    await a.deleteTopics({ topics: [topic] }).catch(() => {});
+    await a.disconnect();
+  });
+  return topic;
+}
+
+export interface ConsumedRecord {
+  partition: number;
+  offset: string;
+  key: string;
+  value: Buffer;
+  headers: Record<string, string>;
+}
+
+/** Reads the topic from the beginning until `count` records arrived or `timeoutMs` passed. */
+export async function consumeAll(
+  topic: string,
+  count: number,
+  timeoutMs = 30_000,
+  brokers = [BROKER],
+): Promise<ConsumedRecord[]> {
+  const consumer = kafkaClient(brokers).consumer({ groupId: `g-${randomBytes(4).toString('hex')}` });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const out: ConsumedRecord[] = [];
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    void consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(v);
+        out.push({
+          partition,
+          offset: message.offset,
+          key: String(message.key),
+          value: message.value!,
+          headers,
+        });
+        if (out.length >= count) {
+          clearTimeout(timer);
+          resolve();
+        }
+      },
+    });
+  });
+  await consumer.disconnect();
+  return out;
+}

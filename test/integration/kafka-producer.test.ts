@@ -1,0 +1,646 @@
+/**
+ * The record producer against a real Apache Kafka broker (infra/local, started if needed):
+ * partitioning, per-key order, linger batching, bounded failure on dead, silent and frozen
+ * brokers, and the snappy/lz4/zstd codecs proven against Kafka's own Java client both ways
+ * (Java consumer reads what kafkajs wrote through our codecs; kafkajs reads through our codecs
+ * what the Java producer compressed). The Java side is the single-file program below, run with
+ * `java` on the jars of infra/local/cache/kafka/ (Java 17 and the jar cache are required: the
+ * check fails, never skips, without them).
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Kafka as KafkaClient, Producer } from 'kafkajs';
+import kafkajs from 'kafkajs';
+import { codecs, type KafkaCodec } from '../../gateway/ingest/kafka/codecs.js';
+import { partitionFunction } from '../../gateway/ingest/kafka/partitioners.js';
+import {
+  type CompressionName,
+  createRecordProducer,
+  KafkaDeliveryTimeoutError,
+  type ProducerRecord,
+  type RecordProducer,
+} from '../../gateway/ingest/kafka/producer.js';
+// @ts-expect-error plain ESM script without types
+import { ensureKafka, findFreePortPair, kafkaPaths, stopKafka } from '../../infra/local/kafka-control.mjs';
+
+const { CompressionTypes, Kafka, logLevel } = kafkajs;
+
+let brokers: string[] = [];
+let client: KafkaClient;
+const topics: string[] = [];
+const producers: RecordProducer[] = [];
+
+/** A second, disposable broker for the frozen-broker test, started in `before` and awaited there. */
+let spare: Promise<{ port: number; stateDir: string; pid: number }> | undefined;
+
+before(
+  async () => {
+    ({ brokers } = (await ensureKafka({ log: () => {} })) as { brokers: string[] });
+    client = new Kafka({ clientId: 'producer-test', brokers, logLevel: logLevel.NOTHING });
+    spare = (async () => {
+      const port = (await findFreePortPair()) as number;
+      const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetgate-kafka-'));
+      const { pid } = (await ensureKafka({ log: () => {} }, { port, stateDir })) as { pid: number };
+      return { port, stateDir, pid };
+    })();
+    spare.catch(() => {}); // awaited (and its failure reported) by the test that uses it
+  },
+  { timeout: 180_000 },
+);
+
+after(async () => {
+  await Promise.allSettled(producers.map((p) => p.disconnect()));
+  if (spare) {
+    const s = await spare.catch(() => undefined);
+    if (s) {
+      try {
+        process.kill(s.pid, 'SIGCONT');
+      } catch {}
+      await stopKafka({ log: () => {} }, { port: s.port, stateDir: s.stateDir }).catch(() => {});
+      fs.rmSync(s.stateDir, { recursive: true, force: true });
+    }
+  }
+  if (topics.length > 0) {
+    const admin = client.admin();
+    await admin.connect();
+    await admin.deleteTopics({ topics, timeout: 10_000 }).catch(() => {});
+    await admin.disconnect();
+  }
+});
+
+async function createTopics(n: number, kafka = client): Promise<string[]> {
+  const names = Array.from({ length: n }, () => `test-${randomBytes(6).toString('hex')}`);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      topics: names.map((topic) => ({ topic, numPartitions: 4, replicationFactor: 1 })),
+      waitForLeaders: true,
+    });
+  } finally {
+    await admin.disconnect();
+  }
+  if (kafka === client) topics.push(...names);
+  return names;
+}
+
+function producerFor(
+  opts: Partial<Parameters<typeof createRecordProducer>[0]> & { topic: string },
+): RecordProducer {
+  const p = createRecordProducer({
+    brokers,
+    clientId: 'producer-test',
+    compression: 'none',
+    partitioner: 'murmur2',
+    ...opts,
+  });
+  producers.push(p);
+  return p;
+}
+
+interface Consumed {
+  topic: string;
+  partition: number;
+  offset: bigint;
+  key: Buffer;
+  value: Buffer;
+}
+
+/** Reads `counts[topic]` records of each topic from the beginning with a kafkajs consumer. */
+async function consume(counts: Record<string, number>, timeoutMs = 20_000): Promise<Consumed[]> {
+  const consumer = client.consumer({
+    groupId: `g-${randomBytes(6).toString('hex')}`,
+    maxWaitTimeInMs: 100,
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1000,
+  });
+  await consumer.connect();
+  const out: Consumed[] = [];
+  const want = Object.values(counts).reduce((a, b) => a + b, 0);
+  try {
+    await consumer.subscribe({ topics: Object.keys(counts), fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`consumed ${out.length} of ${want} records in ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      consumer
+        .run({
+          eachMessage: async ({ topic, partition, message }) => {
+            out.push({
+              topic,
+              partition,
+              offset: BigInt(message.offset),
+              key: message.key!,
+              value: message.value!,
+            });
+            if (out.length >= want) {
+              clearTimeout(timer);
+              resolve();
+            }
+          },
+        })
+        .catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return out;
+}
+
+/** Records of one key in the order they were written (their partition's offset order). */
+function byKeyInOffsetOrder(records: Consumed[]): Map<string, Consumed[]> {
+  const sorted = [...records].sort((a, b) => a.partition - b.partition || (a.offset < b.offset ? -1 : 1));
+  const out = new Map<string, Consumed[]>();
+  for (const r of sorted) {
+    const k = r.key.toString();
+    if (!out.has(k)) out.set(k, []);
+    out.get(k)!.push(r);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+
+test('each partitioner: 1,000 records, all present, per-key order kept, partition = our function', async () => {
+  const kinds = ['murmur2', 'fnv1a'] as const;
+  const names = await createTopics(kinds.length);
+  const agents = Array.from({ length: 40 }, () => randomUUID());
+  const counts: Record<string, number> = {};
+  await Promise.all(
+    kinds.map(async (kind, i) => {
+      const topic = names[i]!;
+      // Small batches so that one key's records span many Produce requests.
+      const p = producerFor({
+        topic,
+        partitioner: kind,
+        compression: i === 0 ? 'zstd' : 'lz4',
+        maxBatchBytes: 8192,
+      });
+      await p.connect();
+      assert.equal(p.connected, true);
+      const seq = new Map<string, number>();
+      const calls: Promise<void>[] = [];
+      for (let c = 0; c < 50; c++) {
+        const records: ProducerRecord[] = [];
+        for (let j = 0; j < 20; j++) {
+          const key = agents[(c * 20 + j) % agents.length]!;
+          const n = seq.get(key) ?? 0;
+          seq.set(key, n + 1);
+          records.push({
+            key,
+            value: Buffer.from(JSON.stringify({ key, n, pad: 'x'.repeat(100) })),
+            headers: { seq: String(n) },
+          });
+        }
+        calls.push(p.send(records)); // 50 concurrent calls, queued in this order
+      }
+      await Promise.all(calls);
+      counts[topic] = 1000;
+    }),
+  );
+
+  const records = await consume(counts);
+  for (const [i, kind] of kinds.entries()) {
+    const mine = records.filter((r) => r.topic === names[i]);
+    assert.equal(mine.length, 1000, kind);
+    const partitionOf = partitionFunction(kind);
+    const perKey = byKeyInOffsetOrder(mine);
+    assert.equal(perKey.size, agents.length);
+    const used = new Set<number>();
+    for (const [key, list] of perKey) {
+      assert.deepEqual(
+        list.map((r) => (JSON.parse(r.value.toString()) as { n: number }).n),
+        Array.from({ length: 25 }, (_, n) => n),
+        `${kind}: ${key} complete and in order`,
+      );
+      for (const r of list) assert.equal(r.partition, partitionOf(key, 4), `${kind}: partition of ${key}`);
+      used.add(list[0]!.partition);
+    }
+    assert.equal(used.size, 4, `${kind}: 40 agents use all 4 partitions`);
+  }
+});
+
+test('linger batching: 500 concurrent sends go out in a few Produce requests', async () => {
+  const [topic] = await createTopics(1);
+  const count = async (send: (i: number) => Promise<unknown>, producer: Producer) => {
+    let requests = 0;
+    const off = producer.on(producer.events.REQUEST, (e) => {
+      if (e.payload.apiName === 'Produce') requests++;
+    });
+    await Promise.all(Array.from({ length: 500 }, (_, i) => send(i)));
+    off();
+    return requests;
+  };
+
+  const p = producerFor({ topic: topic!, lingerMs: 20 });
+  await p.connect();
+  const ours = await count(
+    (i) => p.send([{ key: `agent-${i % 13}`, value: Buffer.from(`record ${i}`) }]),
+    p.kafkajsProducer,
+  );
+
+  const raw = client.producer({ createPartitioner: kafkajs.Partitioners.DefaultPartitioner });
+  await raw.connect();
+  const plain = await count(
+    (i) =>
+      raw.send({ topic: topic!, acks: -1, messages: [{ key: `agent-${i % 13}`, value: `record ${i}` }] }),
+    raw,
+  );
+  await raw.disconnect();
+
+  assert.ok(ours >= 1 && ours <= 5, `linger: ${ours} Produce requests for 500 sends`);
+  assert.ok(plain >= 100, `plain kafkajs: ${plain} Produce requests for 500 sends`);
+  const got = await consume({ [topic!]: 1000 });
+  assert.equal(got.length, 1000);
+});
+
+test('a broker that is not there: connect and send reject within deliveryTimeoutMs', async (t) => {
+  const p = producerFor({ topic: 'hids_svr', brokers: ['127.0.0.1:1'] });
+  assert.equal(p.deliveryTimeoutMs, 5 + 10_000 + 2000);
+  let t0 = Date.now();
+  await assert.rejects(p.connect());
+  const connectMs = Date.now() - t0;
+  t0 = Date.now();
+  await assert.rejects(p.send([{ key: 'agent', value: Buffer.from('x') }]));
+  const sendMs = Date.now() - t0;
+  t.diagnostic(`refused connection: connect rejected after ${connectMs} ms, send after ${sendMs} ms`);
+  assert.ok(connectMs < p.deliveryTimeoutMs && sendMs < p.deliveryTimeoutMs);
+  assert.ok(sendMs < 5000, 'kafkajs itself gives up on a refused connection within seconds');
+  assert.equal(p.connected, false);
+});
+
+test('a broker that accepts and never answers: send rejects at the delivery deadline', async (t) => {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  const { port } = server.address() as net.AddressInfo;
+  const p = producerFor({ topic: 'hids_svr', brokers: [`127.0.0.1:${port}`], requestTimeoutMs: 1500 });
+  const t0 = Date.now();
+  const results = await Promise.allSettled(
+    Array.from({ length: 20 }, (_, i) => p.send([{ key: `agent-${i}`, value: Buffer.from('x') }])),
+  );
+  const ms = Date.now() - t0;
+  t.diagnostic(`silent broker: 20 sends rejected after ${ms} ms (deliveryTimeoutMs ${p.deliveryTimeoutMs})`);
+  assert.ok(results.every((r) => r.status === 'rejected'));
+  assert.ok(ms <= p.deliveryTimeoutMs + 500, `${ms} ms`);
+  assert.equal(p.connected, false);
+});
+
+test('a broker frozen mid-stream (SIGSTOP): sends reject at the deadline, then recover after SIGCONT', async (t) => {
+  assert.ok(spare, 'the spare broker was started in before()');
+  const { port, pid } = await spare;
+  const spareBrokers = [`127.0.0.1:${port}`];
+  const spareClient = new Kafka({
+    clientId: 'producer-test',
+    brokers: spareBrokers,
+    logLevel: logLevel.NOTHING,
+  });
+  const [topic] = await createTopics(1, spareClient);
+  const p = producerFor({ topic: topic!, brokers: spareBrokers, requestTimeoutMs: 1500 });
+  await p.send([{ key: 'agent-0', value: Buffer.from('before') }]);
+
+  process.kill(pid, 'SIGSTOP');
+  let resumed = false;
+  const resume = () => {
+    if (!resumed) process.kill(pid, 'SIGCONT');
+    resumed = true;
+  };
+  t.after(resume);
+  const t0 = Date.now();
+  const first = await Promise.allSettled(
+    Array.from({ length: 10 }, (_, i) => p.send([{ key: `agent-${i}`, value: Buffer.from(`frozen ${i}`) }])),
+  );
+  const ms = Date.now() - t0;
+  t.diagnostic(`frozen broker: 10 sends rejected after ${ms} ms (deliveryTimeoutMs ${p.deliveryTimeoutMs})`);
+  assert.ok(first.every((r) => r.status === 'rejected'));
+  for (const r of first) assert.ok((r as PromiseRejectedResult).reason instanceof KafkaDeliveryTimeoutError);
+  assert.ok(ms <= p.deliveryTimeoutMs + 500, `${ms} ms`);
+  assert.equal(p.connected, false);
+
+  // Still frozen: the next send is also bounded.
+  const t1 = Date.now();
+  await assert.rejects(p.send([{ key: 'agent-0', value: Buffer.from('still frozen') }]));
+  assert.ok(Date.now() - t1 <= p.deliveryTimeoutMs + 500);
+
+  resume();
+  const t2 = Date.now();
+  for (;;) {
+    // The caller's pattern: reconnect when not connected, send; the first try may still meet the old request.
+    try {
+      if (!p.connected) await p.connect();
+      await p.send([{ key: 'agent-0', value: Buffer.from('after') }]);
+      break;
+    } catch (err) {
+      if (Date.now() - t2 > 20_000) throw err;
+    }
+  }
+  t.diagnostic(`recovered ${Date.now() - t2} ms after SIGCONT`);
+  assert.equal(p.connected, true);
+});
+
+// ------------------------------------------------------------------------------------------------
+// Java interop of the codecs
+
+/** Run as `java -cp '<cache>/*' Interop.java <bootstrap> <task>...` (Java 17 single-file source). */
+const JAVA_INTEROP = `
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.Future;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.*;
+
+/**
+ * Tasks:
+ *   consume:<topic>:<count>                  prints "C <topic> <partition> <offset> <key b64> <value b64>"
+ *   produce:<topic>:<compression>:<count>    prints "P <topic> <partition> <offset> <key b64> <value b64>"
+ * Prints "DONE" at the end; any failure is an exception (exit status 1).
+ */
+public class Interop {
+  static final Base64.Encoder B64 = Base64.getEncoder();
+
+  public static void main(String[] args) throws Exception {
+    String bootstrap = args[0];
+    for (int i = 1; i < args.length; i++) {
+      String[] t = args[i].split(":");
+      if (t[0].equals("consume")) consume(bootstrap, t[1], Integer.parseInt(t[2]));
+      else if (t[0].equals("produce")) produce(bootstrap, t[1], t[2], Integer.parseInt(t[3]));
+      else throw new IllegalArgumentException("unknown task " + args[i]);
+    }
+    System.out.println("DONE");
+  }
+
+  static void consume(String bootstrap, String topic, int count) {
+    Properties p = new Properties();
+    p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+    p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    p.put(ConsumerConfig.CHECK_CRCS_CONFIG, "true");
+    try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+      List<TopicPartition> tps = new ArrayList<>();
+      for (PartitionInfo pi : c.partitionsFor(topic, Duration.ofSeconds(10))) tps.add(new TopicPartition(topic, pi.partition()));
+      c.assign(tps);
+      c.seekToBeginning(tps);
+      int got = 0;
+      long deadline = System.currentTimeMillis() + 20_000;
+      while (got < count) {
+        if (System.currentTimeMillis() > deadline) throw new IllegalStateException("consumed " + got + " of " + count + " from " + topic);
+        for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(200))) {
+          System.out.println("C " + topic + " " + r.partition() + " " + r.offset() + " " + B64.encodeToString(r.key()) + " " + B64.encodeToString(r.value()));
+          got++;
+        }
+      }
+    }
+  }
+
+  /** Values: small and large (up to 200 KB: several snappy and lz4 blocks), random and compressible. */
+  static byte[] value(int i) {
+    Random rnd = new Random(i * 7919L + 17);
+    int size = i % 10 == 0 ? 150_000 + rnd.nextInt(50_000) : 10 + rnd.nextInt(5_000);
+    byte[] v = new byte[size];
+    if (i % 2 == 0) rnd.nextBytes(v);
+    else {
+      byte[] text = ("record " + i + " of the interop check; ").getBytes(StandardCharsets.UTF_8);
+      for (int j = 0; j < size; j++) v[j] = text[j % text.length];
+    }
+    return v;
+  }
+
+  static void produce(String bootstrap, String topic, String compression, int count) throws Exception {
+    Properties p = new Properties();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    p.put(ProducerConfig.ACKS_CONFIG, "all");
+    p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, compression);
+    p.put(ProducerConfig.LINGER_MS_CONFIG, "20");
+    p.put(ProducerConfig.BATCH_SIZE_CONFIG, "262144");
+    List<Future<RecordMetadata>> futures = new ArrayList<>();
+    List<byte[][]> sent = new ArrayList<>();
+    try (KafkaProducer<byte[], byte[]> pr = new KafkaProducer<>(p, new ByteArraySerializer(), new ByteArraySerializer())) {
+      for (int i = 0; i < count; i++) {
+        byte[] k = ("agent-" + (i % 7)).getBytes(StandardCharsets.UTF_8);
+        byte[] v = value(i);
+        sent.add(new byte[][] { k, v });
+        futures.add(pr.send(new ProducerRecord<>(topic, k, v)));
+      }
+      pr.flush();
+      for (int i = 0; i < count; i++) {
+        RecordMetadata m = futures.get(i).get();
+        System.out.println("P " + topic + " " + m.partition() + " " + m.offset() + " " + B64.encodeToString(sent.get(i)[0]) + " " + B64.encodeToString(sent.get(i)[1]));
+      }
+    }
+  }
+}
+`;
+
+function javaCommand(): string {
+  const home = process.env.JAVA_HOME;
+  return home && fs.existsSync(path.join(home, 'bin', 'java')) ? path.join(home, 'bin', 'java') : 'java';
+}
+
+/** Java 17+ and the Kafka client jars, or a failure that says what is missing. */
+function javaAndJars(): { java: string; classpath: string } {
+  const java = javaCommand();
+  const v = spawnSync(java, ['-version'], { encoding: 'utf8' });
+  if (v.error || v.status !== 0) {
+    assert.fail(
+      `the Kafka interop check needs Java 17+ ('${java} -version' failed: ${v.error?.message ?? v.stderr}); ` +
+        'install it (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME',
+    );
+  }
+  const major = Number(/version "(\d+)/.exec(v.stderr)?.[1] ?? 0);
+  assert.ok(
+    major >= 17,
+    `the Kafka interop check needs Java 17+ (single-file source launch), found: ${v.stderr}`,
+  );
+  const { cacheDir } = kafkaPaths() as { cacheDir: string };
+  const jars = fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir) : [];
+  if (!jars.some((f) => /^kafka-clients-.*\.jar$/.test(f))) {
+    assert.fail(
+      `no kafka-clients jar in ${cacheDir}: run 'npm run kafka:up' once (it fills the jar cache), then re-run this test`,
+    );
+  }
+  return { java, classpath: path.join(cacheDir, '*') };
+}
+
+async function runJava(tasks: string[]): Promise<string[]> {
+  const { java, classpath } = javaAndJars();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetgate-interop-'));
+  try {
+    const source = path.join(dir, 'Interop.java');
+    fs.writeFileSync(source, JAVA_INTEROP);
+    const child = spawn(java, ['-Xmx256m', '-cp', classpath, source, brokers[0]!, ...tasks], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const killer = setTimeout(() => child.kill('SIGKILL'), 45_000);
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', resolve);
+    }).finally(() => clearTimeout(killer));
+    const lines = stdout.split('\n').filter(Boolean);
+    assert.equal(code, 0, `java exited ${code}:\n${stderr.slice(-4000)}`);
+    assert.equal(lines.at(-1), 'DONE', stderr.slice(-4000));
+    return lines.slice(0, -1);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Counts the calls of a codec's functions while the test runs (registerCodecs hands out these objects). */
+function spy(codec: KafkaCodec) {
+  const n = { compress: 0, decompress: 0 };
+  const { compress, decompress } = codec;
+  codec.compress = (e) => {
+    n.compress++;
+    return compress(e);
+  };
+  codec.decompress = (b) => {
+    n.decompress++;
+    return decompress(b);
+  };
+  return { n, restore: () => Object.assign(codec, { compress, decompress }) };
+}
+
+function interopValue(i: number): Buffer {
+  if (i % 10 === 0) return randomBytes(150_000 + (i % 7) * 7000); // several snappy / lz4 blocks, incompressible
+  if (i % 10 === 5) return Buffer.from(`compressible ${i} `.repeat(12_000)); // ~200 KB of text
+  return i % 2 ? Buffer.from(`record ${i} `.repeat(1 + i * 3)) : randomBytes(10 + i * 31);
+}
+
+test('codecs interoperate with the Java client: kafkajs → Java consumer, Java producer → kafkajs', async (t) => {
+  const kinds = ['snappy', 'lz4', 'zstd', 'gzip'] as const satisfies readonly CompressionName[];
+  const type = {
+    snappy: CompressionTypes.Snappy,
+    lz4: CompressionTypes.LZ4,
+    zstd: CompressionTypes.ZSTD,
+  } as const;
+  const spies = {
+    snappy: spy(codecs[type.snappy]),
+    lz4: spy(codecs[type.lz4]),
+    zstd: spy(codecs[type.zstd]),
+  };
+  t.after(() => {
+    for (const s of Object.values(spies)) s.restore();
+  });
+  const N = 30;
+  const names = await createTopics(kinds.length * 2);
+  const ours = kinds.map((_, i) => names[i]!);
+  const javas = kinds.map((_, i) => names[kinds.length + i]!);
+
+  // 1. kafkajs writes through our codecs (the broker decompresses every batch to validate it).
+  const sent = new Map<string, ProducerRecord[]>();
+  await Promise.all(
+    kinds.map(async (kind, i) => {
+      const p = producerFor({ topic: ours[i]!, compression: kind, partitioner: 'fnv1a' });
+      const records = Array.from({ length: N }, (_, j) => ({
+        key: `agent-${j % 5}`,
+        value: interopValue(j),
+      }));
+      sent.set(ours[i]!, records);
+      // Several calls, so that a batch holds records of several keys and several partitions.
+      await Promise.all([
+        p.send(records.slice(0, 10)),
+        p.send(records.slice(10, 20)),
+        p.send(records.slice(20)),
+      ]);
+    }),
+  );
+  for (const kind of ['snappy', 'lz4', 'zstd'] as const) {
+    assert.ok(spies[kind].n.compress > 0, `our ${kind} codec compressed the batches`);
+  }
+  const admin = client.admin();
+  await admin.connect();
+  for (const [i, kind] of kinds.entries()) {
+    const offsets = await admin.fetchTopicOffsets(ours[i]!);
+    const written = offsets.reduce((sum, o) => sum + Number(o.high) - Number(o.low), 0);
+    assert.equal(written, N, `${kind}: ${written} records in the topic (${offsets.map((o) => o.high).join(',')})`);
+  }
+  await admin.disconnect();
+
+  // 2. One JVM: read our topics with KafkaConsumer, and write the Java topics with KafkaProducer.
+  const t0 = Date.now();
+  const lines = await runJava([
+    ...ours.map((topic) => `consume:${topic}:${N}`),
+    ...kinds.map((kind, i) => `produce:${javas[i]}:${kind}:${N}`),
+  ]);
+  t.diagnostic(`java ran for ${Date.now() - t0} ms`);
+  const parsed = lines.map((l) => {
+    const [what, topic, partition, offset, key, value] = l.split(' ');
+    return {
+      what: what!,
+      topic: topic!,
+      partition: Number(partition),
+      offset: BigInt(offset!),
+      key: Buffer.from(key!, 'base64'),
+      value: Buffer.from(value!, 'base64'),
+    };
+  });
+
+  for (const [i, kind] of kinds.entries()) {
+    const got = parsed.filter((r) => r.what === 'C' && r.topic === ours[i]);
+    assert.equal(got.length, N, `Java consumer read ${got.length} of ${N} ${kind} records`);
+    // Per key in offset order = per key in send order, byte for byte.
+    const perKey = byKeyInOffsetOrder(got);
+    for (const [key, list] of perKey) {
+      const expected = sent.get(ours[i]!)!.filter((r) => r.key === key);
+      assert.equal(list.length, expected.length, `${kind} ${key}`);
+      for (const [j, r] of list.entries()) {
+        assert.ok(r.value.equals(Buffer.from(expected[j]!.value)), `${kind} ${key} #${j}`);
+      }
+      for (const r of list) assert.equal(r.partition, partitionFunction('fnv1a')(key, 4));
+    }
+  }
+
+  // 3. kafkajs reads what Java compressed, through our codecs.
+  const before = {
+    snappy: spies.snappy.n.decompress,
+    lz4: spies.lz4.n.decompress,
+    zstd: spies.zstd.n.decompress,
+  };
+  const consumed = await consume(Object.fromEntries(javas.map((topic) => [topic, N])));
+  for (const [i, kind] of kinds.entries()) {
+    const produced = parsed.filter((r) => r.what === 'P' && r.topic === javas[i]);
+    assert.equal(produced.length, N);
+    const at = new Map(
+      consumed.filter((r) => r.topic === javas[i]).map((r) => [`${r.partition}/${r.offset}`, r] as const),
+    );
+    assert.equal(at.size, N, `kafkajs read ${at.size} of ${N} Java ${kind} records`);
+    for (const r of produced) {
+      const c = at.get(`${r.partition}/${r.offset}`);
+      assert.ok(c, `${kind}: record at ${r.partition}/${r.offset}`);
+      assert.ok(
+        c.key.equals(r.key) && c.value.equals(r.value),
+        `${kind}: record at ${r.partition}/${r.offset} equal`,
+      );
+    }
+  }
+  for (const kind of ['snappy', 'lz4', 'zstd'] as const) {
+    assert.ok(spies[kind].n.decompress > before[kind], `our ${kind} codec decompressed the Java batches`);
+  }
+});
