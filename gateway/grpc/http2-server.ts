@@ -85,7 +85,13 @@ export interface SessionInfo {
   lastPingAckAt: number;
   lastClientPingAt: number;
   pingStrikes: number;
+  /** Streams the client cancelled within RAPID_RESET_WINDOW_MS of opening them. */
+  rapidResets: number;
 }
+
+/** A stream cancelled this soon after it opened counts toward the Rapid Reset limit. */
+const RAPID_RESET_WINDOW_MS = 1000;
+const RAPID_RESET_LIMIT = 100;
 
 export interface GrpcServerOptions {
   tls: SecureServerOptions;
@@ -160,16 +166,18 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     const socket = session.socket as TLSSocket;
     if (!socket.authorized) {
       const presented = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
+      // At runtime authorizationError is the OpenSSL code as a string ('CERT_HAS_EXPIRED'…),
+      // whatever @types/node declares.
       const reason = presented
-        ? tlsFailureReason(socket.authorizationError ?? new Error('unknown'))
+        ? tlsFailureReason(new Error(String(socket.authorizationError ?? 'unknown')))
         : 'no_cert';
       metrics.tlsHandshakeFailures.inc({ reason });
       log.info(
         { reason, peer: socket.remoteAddress, detail: String(socket.authorizationError) },
         'client certificate refused',
       );
+      // session.destroy() closes the socket; session.socket is http2's proxy, whose destroy() throws.
       session.destroy();
-      socket.destroy();
       return;
     }
     if (!accepting) {
@@ -190,6 +198,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       lastPingAckAt: now,
       lastClientPingAt: 0,
       pingStrikes: 0,
+      rapidResets: 0,
     };
     sessions.add(info);
     metrics.sessionsOpen.inc();
@@ -232,9 +241,20 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   function onStream(info: SessionInfo, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
     stream.on('error', () => {});
     info.openStreams++;
+    const openedAt = Date.now();
     stream.once('close', () => {
       info.openStreams--;
       if (info.openStreams === 0) info.idleSince = Date.now();
+      // Rapid Reset (CVE-2023-44487): nghttp2 stops reading after its own limit but leaves the
+      // socket open; we close a session whose client keeps cancelling streams right after opening.
+      if (stream.rstCode === NGHTTP2_CANCEL && Date.now() - openedAt < RAPID_RESET_WINDOW_MS) {
+        info.rapidResets++;
+        if (info.rapidResets === RAPID_RESET_LIMIT) {
+          metrics.sessionsClosed.inc({ reason: 'rapid_reset' });
+          log.warn({ peer: info.socket.remoteAddress }, 'GOAWAY rapid reset');
+          closeSession(info, NGHTTP2_ENHANCE_YOUR_CALM, 'rapid_reset');
+        }
+      }
     });
     const path = String(headers[':path'] ?? '');
     if (headers[':method'] !== 'POST') {

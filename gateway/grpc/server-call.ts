@@ -57,7 +57,11 @@ export class ServerCall {
       // but an unhandled 'error' would crash the process.
     });
     stream.on('wantTrailers', () => {
-      if (this.#trailers) stream.sendTrailers(this.#trailers);
+      if (!this.#trailers) return;
+      stream.sendTrailers(this.#trailers);
+      // Only once the trailers are queued may we ask a still-sending client to stop (RST_STREAM
+      // NO_ERROR, RFC 9113 §8.1); earlier, the reset would overtake the status.
+      if (!this.#readEnded) this.#resetAfterStatus();
     });
     stream.once('close', () => this.#closed());
     if (opts.deadlineMs !== undefined) {
@@ -187,23 +191,27 @@ export class ServerCall {
     if (stream.destroyed || stream.closed) return;
     const status: Record<string, string> = { 'grpc-status': String(code) };
     if (message) status['grpc-message'] = encodeGrpcMessage(message);
+    // Whatever the client still sends is discarded instead of leaving the stream paused.
+    if (!this.#readEnded) {
+      stream.removeAllListeners('data');
+      stream.resume();
+    }
     if (!this.#headersSent) {
       // Trailers-only response: one HEADERS frame with END_STREAM.
       this.#headersSent = true;
       stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...status }, { endStream: true });
+      if (!this.#readEnded) this.#resetAfterStatus();
     } else {
       this.#trailers = status;
       stream.end();
     }
-    // The client may still be sending: ask it to stop without error (RFC 9113 §8.1), and discard
-    // whatever is already in flight instead of leaving the stream paused.
-    if (!this.#readEnded) {
-      stream.removeAllListeners('data');
-      stream.resume();
-      setImmediate(() => {
-        if (!stream.closed && !stream.destroyed) stream.close(NGHTTP2_NO_ERROR);
-      });
-    }
+  }
+
+  #resetAfterStatus(): void {
+    const stream = this.stream;
+    setImmediate(() => {
+      if (!stream.closed && !stream.destroyed) stream.close(NGHTTP2_NO_ERROR);
+    });
   }
 
   /**

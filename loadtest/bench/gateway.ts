@@ -711,12 +711,14 @@ function table(): string {
       starred = true;
     }
     const show = (r: Result | undefined) =>
-      r && r.value !== null ? fmt(r.value, Number.isInteger(r.value) ? 0 : 1) : 'n/a';
+      r && r.value !== null ? fmt(r.value === 0 ? 0 : r.value, Number.isInteger(r.value) ? 0 : 1) : 'n/a';
     let ratio = '';
     if (ours?.value != null && base?.value != null && ours.value > 0 && base.value > 0) {
       const x = ours.value / base.value;
+      const shown = x.toFixed(2);
       const better = ours.better === 'lower' ? x < 1 : x > 1;
-      ratio = `${x.toFixed(2)}×${star} ${better ? '(better)' : x === 1 ? '' : '(worse)'}`.trim();
+      const verdict = shown === '1.00' ? '' : better ? '(better)' : '(worse)';
+      ratio = `${shown}×${star} ${verdict}`.trim();
     }
     const goal =
       ours?.goal !== undefined

@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
-// @ts-expect-error plain ESM script without types
 import { ensureKafka } from '../../infra/local/kafka-control.mjs';
 
 export const BROKER = '127.0.0.1:9092';

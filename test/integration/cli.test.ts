@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Spool } from '../../gateway/ingest/spool.js';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
 import { grpc } from '../../proto/gen/elkeid.js';
+import { decodeEnvelope } from '../../workers/spool-entry.js';
 import { tempDir, waitFor } from '../helpers/gateway.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -119,7 +120,9 @@ test('fleetgate gateway starts on a fresh data dir, serves an agent, drains on S
   const entries = await spool.read(spool.pendingFrom(), 10);
   assert.equal(entries.length, 1);
   assert.equal(entries[0]?.key, 'cli-agent');
-  const mq = grpc.MQData.decode(entries[0]!.value);
+  const accepted = decodeEnvelope(entries[0]!.key, entries[0]!.value);
+  assert.equal(accepted.seq, 1);
+  const mq = grpc.MQData.decode(accepted.value);
   assert.equal(mq.AgentID, 'cli-agent');
   assert.equal(mq.DataType, 1);
   assert.deepEqual(Buffer.from(mq.Body), Buffer.from('x'));

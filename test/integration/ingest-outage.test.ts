@@ -12,17 +12,24 @@ import { IngestPipeline } from '../../gateway/ingest/pipeline.js';
 import { Spool } from '../../gateway/ingest/spool.js';
 import { silentLogger } from '../../gateway/obs/logger.js';
 import { createMetrics } from '../../gateway/obs/metrics.js';
+import {
+  ensureKafka,
+  findFreePortPair,
+  killKafka,
+  startKafka,
+  stopKafka,
+} from '../../infra/local/kafka-control.mjs';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
 import { grpc } from '../../proto/gen/elkeid.js';
-// @ts-expect-error plain ESM script without types
-import { ensureKafka, findFreePortPair, killKafka, startKafka, stopKafka } from '../../infra/local/kafka-control.mjs';
 import { HEADER_SEQ } from '../../workers/spool-entry.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/gateway.js';
 import { consumeAll, createTopic } from '../helpers/kafka.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test('Kafka killed and restarted mid-stream: no accepted record is lost, order per agent holds', { timeout: 240_000 }, async (t) => {
+test('Kafka killed and restarted mid-stream: no accepted record is lost, order per agent holds', {
+  timeout: 240_000,
+}, async (t) => {
   const port: number = await findFreePortPair();
   const instance = { port, stateDir: tempDir(t, 'fg-kafka-') };
   t.after(async () => {
@@ -38,7 +45,14 @@ test('Kafka killed and restarted mid-stream: no accepted record is lost, order p
   const metrics = createMetrics();
   const pipeline = new IngestPipeline({
     spool,
-    kafka: { brokers, clientId: 'outage-test', topic, compression: 'lz4', partitioner: 'fnv1a', requestTimeoutMs: 3000 },
+    kafka: {
+      brokers,
+      clientId: 'outage-test',
+      topic,
+      compression: 'lz4',
+      partitioner: 'fnv1a',
+      requestTimeoutMs: 3000,
+    },
     workers: 1,
     gatewayId: 'gw-outage',
     metrics,
@@ -83,10 +97,15 @@ test('Kafka killed and restarted mid-stream: no accepted record is lost, order p
   }
   const total = AGENTS * BATCHES * PER_BATCH;
   // Every record the agents sent has been accepted once the gateway counted it.
-  await waitFor(() => [...g.gateway.sessions.all()].reduce((n, s) => n + s.records, 0) === total, 120_000, 'all accepted');
+  await waitFor(
+    () => [...g.gateway.sessions.all()].reduce((n, s) => n + s.records, 0) === total,
+    120_000,
+    'all accepted',
+  );
   assert.ok(await pipeline.drained(120_000), 'the spool was shipped after Kafka came back');
 
-  const spooled = (await metrics.ingestRecords.get()).values.find((v) => v.labels.path === 'spool')?.value ?? 0;
+  const spooled =
+    (await metrics.ingestRecords.get()).values.find((v) => v.labels.path === 'spool')?.value ?? 0;
   assert.ok(spooled > 0, 'records went through the spool during the outage');
   assert.ok((await metrics.spoolShipped.get()).values[0]!.value >= spooled, 'everything spooled was shipped');
 

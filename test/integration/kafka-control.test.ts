@@ -19,7 +19,6 @@ import {
   probeKafka,
   startKafka,
   stopKafka,
-  // @ts-expect-error plain ESM script without types
 } from '../../infra/local/kafka-control.mjs';
 
 const COUNT = 20;

@@ -26,7 +26,6 @@ import {
   type ProducerRecord,
   type RecordProducer,
 } from '../../gateway/ingest/kafka/producer.js';
-// @ts-expect-error plain ESM script without types
 import { ensureKafka, findFreePortPair, kafkaPaths, stopKafka } from '../../infra/local/kafka-control.mjs';
 
 const { CompressionTypes, Kafka, logLevel } = kafkajs;
@@ -579,7 +578,11 @@ test('codecs interoperate with the Java client: kafkajs → Java consumer, Java 
   for (const [i, kind] of kinds.entries()) {
     const offsets = await admin.fetchTopicOffsets(ours[i]!);
     const written = offsets.reduce((sum, o) => sum + Number(o.high) - Number(o.low), 0);
-    assert.equal(written, N, `${kind}: ${written} records in the topic (${offsets.map((o) => o.high).join(',')})`);
+    assert.equal(
+      written,
+      N,
+      `${kind}: ${written} records in the topic (${offsets.map((o) => o.high).join(',')})`,
+    );
   }
   await admin.disconnect();
 
