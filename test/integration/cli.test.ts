@@ -11,6 +11,7 @@ import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import { decodeEnvelope } from '../../workers/spool-entry.js';
 import { tempDir, waitFor } from '../helpers/gateway.js';
+import { BROKER, consumeAll, createTopic, kafkaReady } from '../helpers/kafka.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const entry = path.join(root, 'gateway/cli/run.ts');
@@ -116,7 +117,6 @@ test('fleetgate gateway starts on a fresh data dir, serves an agent, drains on S
   session.destroy();
   // The record is durable in the spool, as the MQData that will go to Kafka.
   const spool = await Spool.open(path.join(dataDir, 'spool'));
-  t.after(() => spool.close());
   const entries = await spool.read(spool.pendingFrom(), 10);
   assert.equal(entries.length, 1);
   assert.equal(entries[0]?.key, 'cli-agent');
@@ -126,4 +126,29 @@ test('fleetgate gateway starts on a fresh data dir, serves an agent, drains on S
   assert.equal(mq.AgentID, 'cli-agent');
   assert.equal(mq.DataType, 1);
   assert.deepEqual(Buffer.from(mq.Body), Buffer.from('x'));
+  await spool.close();
+
+  // spool stat | tail | replay, as an operator runs them after the gateway stopped.
+  const env = { FLEETGATE_DATA_DIR: dataDir };
+  const stat = cli(['spool', 'stat'], env);
+  assert.equal(stat.code, 0, stat.stderr);
+  assert.equal(JSON.parse(stat.stdout).entries, 1);
+  const tail = cli(['spool', 'tail'], env);
+  assert.equal(tail.code, 0, tail.stderr);
+  const line = JSON.parse(tail.stdout.trim());
+  assert.equal(line.AgentID, 'cli-agent');
+  assert.equal(line.headers['fleetgate-seq'], 1);
+  await kafkaReady();
+  const topic = await createTopic(t);
+  const replay = cli(['spool', 'replay', '--brokers', BROKER, '--topic', topic], env);
+  assert.equal(replay.code, 0, replay.stderr);
+  assert.match(replay.stdout, /1 records shipped/);
+  const shipped = await consumeAll(topic, 1, 20_000);
+  assert.equal(shipped.length, 1);
+  assert.equal(shipped[0]?.key, 'cli-agent');
+  assert.equal(
+    JSON.parse(cli(['spool', 'stat'], env).stdout).entries,
+    0,
+    'replayed records are marked shipped',
+  );
 });
