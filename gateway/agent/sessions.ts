@@ -27,6 +27,7 @@ export class AgentSession {
   readonly peer: string;
   /** Unix seconds, as Elkeid's `create_at`. */
   readonly connectedAt: number;
+  /** The client certificate's identity in per-agent mode; '' in fleet mode (all agents share one). */
   readonly certIdentity: string;
   header: AgentHeader;
   /** Latest parsed 1000 heartbeat; undefined before the first. */
@@ -37,15 +38,15 @@ export class AgentSession {
   #outstanding = 0;
 
   constructor(init: {
+    certIdentity: string;
     agentId: string;
     peer: string;
-    certIdentity: string;
     header: AgentHeader;
     call: ServerCall;
   }) {
     this.agentId = init.agentId;
-    this.peer = init.peer;
     this.certIdentity = init.certIdentity;
+    this.peer = init.peer;
     this.header = init.header;
     this.#call = init.call;
     this.connectedAt = Math.floor(Date.now() / 1000);

@@ -136,10 +136,10 @@ export function createTransferHandler(deps: TransferDeps) {
         metrics.agentRefusals.inc({ reason: 'bad_agent_id' });
         throw new GrpcError(Status.INVALID_ARGUMENT, 'the first message must carry a valid AgentID');
       }
-      if (deps.identity === 'per-agent' && agentId !== info.certIdentity) {
+      if (deps.identity === 'per-agent' && agentId !== info.cert().identity) {
         metrics.agentRefusals.inc({ reason: 'identity_mismatch' });
         log.warn(
-          { agentId, certIdentity: info.certIdentity, peer: call.peer },
+          { agentId, certIdentity: info.cert().identity, peer: call.peer },
           'AgentID does not match certificate',
         );
         throw new GrpcError(
@@ -150,8 +150,8 @@ export function createTransferHandler(deps: TransferDeps) {
       const s = new AgentSession({
         agentId,
         peer: call.peer,
-        certIdentity: info.certIdentity,
         header: headerOf(raw),
+        certIdentity: deps.identity === 'per-agent' ? info.cert().identity : '',
         call,
       });
       const replaced = sessions.attach(s);
