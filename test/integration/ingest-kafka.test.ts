@@ -15,6 +15,7 @@ import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import { HEADER_GW, HEADER_SEQ } from '../../workers/spool-entry.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/gateway.js';
+import { metricValue } from '../helpers/metrics.js';
 import { BROKER, consumeAll, createTopic, kafkaReady } from '../helpers/kafka.js';
 
 before(kafkaReady, { timeout: 180_000 });
@@ -47,6 +48,8 @@ async function pipeline(
   return { p, spool, metrics };
 }
 
+const bodyOf = (n: number) => encodeItem({ n: String(n), exe: '/usr/bin/true', argv: 'true --long-arg'.repeat(20) });
+
 /** Sends `batches` RawData of `perBatch` records from each of `agents` agents, awaiting the gateway. */
 async function drive(
   g: Awaited<ReturnType<typeof startTestGateway>>,
@@ -70,7 +73,7 @@ async function drive(
         Data: Array.from({ length: perBatch }, () => ({
           DataType: 59,
           Timestamp: ++t,
-          Body: encodeItem({ n: String(t), exe: '/usr/bin/true', argv: 'true --long-arg'.repeat(20) }),
+          Body: bodyOf(t),
         })),
       });
     }
@@ -93,6 +96,8 @@ function checkOrderAndCount(
     assert.equal(mq.DataType, 59);
     assert.equal(mq.IntranetIPv4, '10.1.0.1,10.1.0.2');
     const at = Number(mq.AgentTime);
+    // The body reaches Kafka byte for byte as the agent sent it.
+    assert.deepEqual(Buffer.from(mq.Body), Buffer.from(bodyOf(at)));
     assert.ok((lastByAgent.get(r.key) ?? 0) < at, `records of ${r.key} in order`);
     lastByAgent.set(r.key, at);
   }
@@ -131,4 +136,36 @@ test('with Kafka unreachable, records are spooled (nothing lost, nothing dropped
     last.set(e.key, at);
   }
   for (const { session } of streams) session.destroy();
+});
+
+test('undecodable bodies are delivered as sent (as Elkeid does) and never stop the batch around them', async (t) => {
+  const topic = await createTopic(t);
+  const { p } = await pipeline(t, { topic, workers: 1 });
+  const g = await startTestGateway(t, { sink: p });
+  const session = await connectAgent(g.address, g.tls);
+  t.after(() => session.destroy());
+  const s = openTransfer(session);
+  const garbage = Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f]);
+  s.send({
+    AgentID: 'bad-bodies',
+    Data: [
+      { DataType: 59, Timestamp: 1, Body: bodyOf(1) },
+      { DataType: 1000, Timestamp: 2, Body: garbage }, // a heartbeat the gateway cannot parse
+      { DataType: 5100, Timestamp: 3, Body: garbage }, // a task result the gateway cannot parse
+      { DataType: 59, Timestamp: 4, Body: garbage },
+      { DataType: 59, Timestamp: 5, Body: bodyOf(5) },
+    ],
+  });
+  const records = await consumeAll(topic, 5, 20_000);
+  assert.equal(records.length, 5);
+  const bodies = records
+    .map((r) => grpc.MQData.decode(r.value))
+    .sort((a, b) => Number(a.AgentTime) - Number(b.AgentTime))
+    .map((m) => Buffer.from(m.Body));
+  assert.deepEqual(bodies, [Buffer.from(bodyOf(1)), garbage, garbage, garbage, Buffer.from(bodyOf(5))]);
+  assert.equal(
+    await metricValue(g.gateway.metrics.registry, 'fleetgate_records_undecodable_total', { data_type: '1000' }),
+    1,
+    'counted',
+  );
 });

@@ -89,6 +89,8 @@ async function createTopics(n: number, kafka = client): Promise<string[]> {
   return names;
 }
 
+const dbg = (lvl: string) => (o: object, m?: string) => process.stderr.write(`DBG ${lvl} ${m} ${JSON.stringify(o).slice(0, 600)}\n`);
+const DBG = { info: dbg('info'), warn: dbg('warn'), error: dbg('error'), debug: () => {} };
 function producerFor(
   opts: Partial<Parameters<typeof createRecordProducer>[0]> & { topic: string },
 ): RecordProducer {
@@ -97,8 +99,10 @@ function producerFor(
     clientId: 'producer-test',
     compression: 'none',
     partitioner: 'murmur2',
+    logger: DBG,
     ...opts,
   });
+  p.kafkajsProducer.on(p.kafkajsProducer.events.REQUEST, (e) => { if (e.payload.apiName === 'Produce') process.stderr.write(`DBG req ${opts.topic} ${opts.compression} ${e.payload.size} ${e.payload.duration} ${e.payload.correlationId}\n`); });
   producers.push(p);
   return p;
 }
