@@ -1,0 +1,138 @@
+/**
+ * Crash consistency of the whole gateway process: while agents stream and Kafka is unreachable
+ * (so every record goes to the spool), the gateway is killed with SIGKILL at random moments,
+ * several times. Every entry that reached the spool's disk is then delivered to a real Kafka
+ * broker by the next gateway start, exactly as recorded (gateway id + sequence).
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { encodeItem } from '../../gateway/agent/item.js';
+import { Spool } from '../../gateway/ingest/spool.js';
+import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
+import { decodeEnvelope, HEADER_GW, HEADER_SEQ } from '../../workers/spool-entry.js';
+import { tempDir, waitFor } from '../helpers/gateway.js';
+import { BROKER, consumeAll, createTopic, kafkaReady } from '../helpers/kafka.js';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function startGatewayProcess(dataDir: string, env: Record<string, string>) {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(root, 'gateway/cli/run.ts'), 'gateway'],
+    {
+      cwd: root,
+      env: {
+        ...process.env,
+        FLEETGATE_DATA_DIR: dataDir,
+        FLEETGATE_HOST: '127.0.0.1',
+        FLEETGATE_GRPC_PORT: '0',
+        FLEETGATE_HTTP_PORT: '0',
+        FLEETGATE_LOG_LEVEL: 'warn',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  child.stdout?.on('data', (d) => {
+    out += String(d);
+  });
+  child.stderr?.on('data', (d) => {
+    out += String(d);
+  });
+  const port = (async () => {
+    await waitFor(
+      () => /agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.test(out) || child.exitCode !== null,
+      30_000,
+      'banner',
+    );
+    const m = /agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.exec(out);
+    if (!m) throw new Error(`gateway did not start:\n${out}`);
+    return Number(m[1]);
+  })();
+  return { child, port, output: () => out };
+}
+
+async function stream(
+  dataDir: string,
+  port: number,
+  agent: string,
+  clock: { t: number },
+  stop: () => boolean,
+) {
+  const pki = path.join(dataDir, 'pki');
+  const tls = {
+    ca: readFileSync(path.join(pki, 'ca.crt')),
+    cert: readFileSync(path.join(pki, 'client.crt')),
+    key: readFileSync(path.join(pki, 'client.key')),
+  };
+  const session = await connectAgent({ host: '127.0.0.1', port }, tls);
+  const s = openTransfer(session);
+  while (!stop() && !s.stream.destroyed && !s.stream.closed) {
+    s.send({
+      AgentID: agent,
+      Data: Array.from({ length: 20 }, () => ({
+        DataType: 59,
+        Timestamp: ++clock.t,
+        Body: encodeItem({ pad: 'y'.repeat(300) }),
+      })),
+    });
+    await sleep(5);
+  }
+  session.destroy();
+}
+
+test('kill -9 of the gateway at random points, three times: every fsynced entry is delivered', {
+  timeout: 240_000,
+}, async (t) => {
+  await kafkaReady();
+  const dataDir = tempDir(t);
+  const durable = new Map<string, number>(); // "gw/seq" -> agent time
+  const clock = { t: 0 };
+  for (let round = 0; round < 3; round++) {
+    // Kafka unreachable: everything goes through the spool.
+    const gw = startGatewayProcess(dataDir, { FLEETGATE_KAFKA_BROKERS: '127.0.0.1:1' });
+    t.after(() => gw.child.kill('SIGKILL'));
+    const port = await gw.port;
+    let stopped = false;
+    const agents = ['crash-a', 'crash-b'].map((a) =>
+      stream(dataDir, port, a, clock, () => stopped).catch(() => {}),
+    );
+    await sleep(400 + Math.floor(Math.random() * 1200));
+    gw.child.kill('SIGKILL');
+    await new Promise((r) => gw.child.once('exit', r));
+    stopped = true;
+    await Promise.all(agents);
+    // What survived on disk is what the next start will find.
+    const spool = await Spool.open(path.join(dataDir, 'spool'));
+    for (const e of await spool.read(spool.pendingFrom(), 1_000_000)) {
+      const r = decodeEnvelope(e.key, e.value);
+      durable.set(`${r.gw}/${r.seq}`, r.seq);
+    }
+    t.diagnostic(
+      `round ${round}: ${durable.size} durable entries so far, torn tail ${spool.recovery.truncatedBytes} bytes`,
+    );
+    await spool.close();
+  }
+  assert.ok(durable.size > 0, 'the rounds produced spooled records');
+
+  // A normal start with Kafka reachable ships the spool by itself.
+  const topic = await createTopic(t);
+  const gw = startGatewayProcess(dataDir, { FLEETGATE_KAFKA_BROKERS: BROKER, FLEETGATE_KAFKA_TOPIC: topic });
+  t.after(() => gw.child.kill('SIGKILL'));
+  await gw.port;
+  const records = await consumeAll(topic, durable.size, 120_000);
+  const delivered = new Set(records.map((r) => `${r.headers[HEADER_GW]}/${r.headers[HEADER_SEQ]}`));
+  const missing = [...durable.keys()].filter((k) => !delivered.has(k));
+  assert.deepEqual(missing.slice(0, 10), [], `${missing.length} fsynced entries not delivered`);
+  // Sequences of one run may have holes at the moment of the kill: batches read from agents but
+  // not yet fsynced (the crash window of docs/durability.md). What was fsynced is all delivered.
+  const exit = new Promise((r) => gw.child.once('exit', r));
+  gw.child.kill('SIGTERM');
+  await exit;
+});
