@@ -127,18 +127,23 @@ export function heartbeatRecord(rand: () => number, nowSeconds: number): grpc.Re
   return { DataType: 1000, Timestamp: nowSeconds, Body: encodeItem(fields) };
 }
 
-/** An execve event (data_type 59) whose encoded Item is about `targetBytes` long. */
+/**
+ * An execve event (data_type 59) whose encoded Item is about `targetBytes` long. `extra` fields
+ * (benchmark stamps) come first and count towards the size.
+ */
 export function execRecord(
   rand: () => number,
   nowSeconds: number,
   hostname: string,
   targetBytes = 600,
+  extra: Readonly<Record<string, string>> = {},
 ): grpc.Record.$Properties {
   const exe = pick(rand, EXES);
   const comm = exe.slice(exe.lastIndexOf('/') + 1).slice(0, 15);
   const pid = int(rand, 1000, 4_000_000);
   const ppid = int(rand, 1, pid);
   const fields: Record<string, string> = {
+    ...extra,
     uid: String(pick(rand, [0, 0, 33, 1000, 999])),
     exe,
     pid: String(pid),
@@ -214,17 +219,22 @@ export function firstMessage(agentId: string, index: number, rand: () => number)
   return { ...agentHeader(agentId, index), Data: [heartbeatRecord(rand, now)] };
 }
 
-/** A data batch: the header plus `records` execve events of about `recordBytes` each. */
+/**
+ * A data batch: the header plus `records` execve events of about `recordBytes` each; `extra(i)`
+ * adds fields to the i-th record's body (benchmark stamps).
+ */
 export function dataMessage(
   agentId: string,
   index: number,
   rand: () => number,
   records: number,
   recordBytes: number,
+  extra?: (i: number) => Readonly<Record<string, string>>,
 ): grpc.RawData.$Properties {
   const now = Math.floor(Date.now() / 1000);
   const header = agentHeader(agentId, index);
   const data: grpc.Record.$Properties[] = [];
-  for (let i = 0; i < records; i++) data.push(execRecord(rand, now, header.Hostname ?? '', recordBytes));
+  for (let i = 0; i < records; i++)
+    data.push(execRecord(rand, now, header.Hostname ?? '', recordBytes, extra?.(i)));
   return { ...header, Data: data };
 }
