@@ -11,15 +11,9 @@ import type { IngestSink } from '../ingest/sink.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { ConfigSource } from './config-source.js';
-import {
-  type AgentHeader,
-  agentDetail,
-  DT_AGENT_HEARTBEAT,
-  DT_PLUGIN_HEARTBEAT,
-  pluginDetail,
-} from './heartbeat.js';
-import { decodeItem } from './item.js';
+import type { AgentHeader } from './heartbeat.js';
 import { AgentSession, type SessionRegistry } from './sessions.js';
+import { createRecordInspector, type TaskResultSink } from './special-records.js';
 
 export const TRANSFER_METHOD = '/grpc.Transfer/Transfer';
 
@@ -33,6 +27,7 @@ export interface TransferDeps {
   sessions: SessionRegistry;
   sink: IngestSink;
   configSource: ConfigSource;
+  taskResults?: TaskResultSink;
   identity: 'fleet' | 'per-agent';
   logger: Logger;
   metrics: Metrics;
@@ -54,6 +49,25 @@ export function createTransferHandler(deps: TransferDeps) {
   const { sessions, sink, metrics } = deps;
   const log = deps.logger.child({ component: 'transfer' });
 
+  const inspect = createRecordInspector({
+    logger: deps.logger,
+    metrics,
+    ...(deps.taskResults ? { taskResults: deps.taskResults } : {}),
+    onFirstHeartbeat: (s) => pushConfig(s),
+  });
+
+  function pushConfig(s: AgentSession): void {
+    const detail = s.detail!;
+    deps.configSource.configFor(detail).then(
+      async (items) => {
+        if (items === undefined || !s.live) return;
+        const result = await sessions.send(s.agentId, { Config: items });
+        log.info({ agentId: s.agentId, items: items.length, result }, 'config pushed on first heartbeat');
+      },
+      (err: unknown) => log.warn({ agentId: s.agentId, err }, 'config source failed; no config pushed'),
+    );
+  }
+
   return function transfer(call: ServerCall, info: SessionInfo): void {
     // Elkeid §1.3: the slot is taken before anything is read.
     if (!sessions.reserve()) {
@@ -62,7 +76,6 @@ export function createTransferHandler(deps: TransferDeps) {
       return;
     }
     let session: AgentSession | undefined;
-    let sawHeartbeat = false;
     call.onClose((end) => {
       sessions.release();
       if (!session) return;
@@ -92,35 +105,8 @@ export function createTransferHandler(deps: TransferDeps) {
       for (const record of raw.Data) {
         const dt = record.DataType ?? 0;
         metrics.recordsIn.inc({ data_type: KNOWN_DATA_TYPES.has(dt) ? String(dt) : 'other' });
-        if (dt === DT_AGENT_HEARTBEAT || dt === DT_PLUGIN_HEARTBEAT) {
-          let fields: ReturnType<typeof decodeItem>;
-          try {
-            fields = decodeItem(record.Body ?? new Uint8Array());
-          } catch {
-            // Elkeid forwards undecodable heartbeats to Kafka anyway; so do we (the sink gets them).
-            metrics.badRecords.inc({ data_type: String(dt) });
-            continue;
-          }
-          const nowSeconds = Math.floor(now / 1000);
-          if (dt === DT_AGENT_HEARTBEAT) {
-            s.detail = agentDetail(fields, {
-              agentId: s.agentId,
-              peer: s.peer,
-              connectedAt: s.connectedAt,
-              header: s.header,
-              nowSeconds,
-            });
-            if (!sawHeartbeat) {
-              sawHeartbeat = true;
-              pushConfig(s);
-            }
-          } else {
-            const d = pluginDetail(fields, nowSeconds);
-            if (d) s.plugins.set(String(d.name), d);
-            else metrics.badRecords.inc({ data_type: String(dt) });
-          }
-        }
       }
+      inspect(s, raw.Data, now);
       s.records += raw.Data.length;
       const started = performance.now();
       const accepted = sink.write({ agentId: s.agentId, peer: s.peer, receivedAt: now, message, raw });
@@ -158,18 +144,6 @@ export function createTransferHandler(deps: TransferDeps) {
       metrics.agentConnects.inc();
       log.info({ agentId, peer: s.peer, replacedPeer: replaced?.peer }, 'agent connected');
       return s;
-    }
-
-    function pushConfig(s: AgentSession): void {
-      const detail = s.detail!;
-      deps.configSource.configFor(detail).then(
-        async (items) => {
-          if (items === undefined || !s.live) return;
-          const result = await sessions.send(s.agentId, { Config: items });
-          log.info({ agentId: s.agentId, items: items.length, result }, 'config pushed on first heartbeat');
-        },
-        (err: unknown) => log.warn({ agentId: s.agentId, err }, 'config source failed; no config pushed'),
-      );
     }
 
     call.read(onMessage, () => call.end(Status.OK));

@@ -74,6 +74,17 @@ export function createMetrics(registry = new Registry()) {
       labelNames: ['data_type'],
       registers: r,
     }),
+    taskResults: new Counter({
+      name: 'fleetgate_task_results_total',
+      help: 'task result records (2001/2003/5100/5101/6000/8010) read from agents, by data type',
+      labelNames: ['data_type'],
+      registers: r,
+    }),
+    agentLogsSuppressed: new Counter({
+      name: 'fleetgate_agent_log_lines_suppressed_total',
+      help: 'agent error-log records (1010/1011) not written to the gateway log because of its rate limit (still forwarded)',
+      registers: r,
+    }),
     commands: new Counter({
       name: 'fleetgate_commands_total',
       help: 'commands pushed to agents, by delivery result',

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { type ConfigSource, noConfigSource } from '../agent/config-source.js';
 import { type SessionLimits, SessionRegistry } from '../agent/sessions.js';
+import type { TaskResultSink } from '../agent/special-records.js';
 import { createTransferHandler, TRANSFER_METHOD } from '../agent/transfer.js';
 import { createUploadHandler, UPLOAD_METHOD, UploadResults } from '../agent/upload.js';
 import type { Config } from '../config/env.js';
@@ -27,6 +28,7 @@ export interface GatewayOptions {
   sink: IngestSink;
   metrics?: Metrics;
   configSource?: ConfigSource;
+  taskResults?: TaskResultSink;
   limits?: Partial<GrpcServerLimits>;
   sessionLimits?: Partial<Omit<SessionLimits, 'maxAgents'>>;
   maxUploadBytes?: number;
@@ -64,6 +66,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         sessions,
         sink,
         configSource: opts.configSource ?? noConfigSource,
+        ...(opts.taskResults ? { taskResults: opts.taskResults } : {}),
         identity: config.identity,
         logger,
         metrics,

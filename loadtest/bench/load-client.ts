@@ -5,13 +5,16 @@
  *
  *   node --import tsx loadtest/bench/load-client.ts --pki DIR
  *
- * Commands: idle, closeAll, handshakes, records, stop (see the handlers below).
+ * Commands: idle, closeAll, handshakes, records, ingest, stop (see the handlers below).
  */
 import { readFileSync } from 'node:fs';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
 import path from 'node:path';
 import tls from 'node:tls';
 import { parseArgs } from 'node:util';
+import { frameMessage } from '../../gateway/grpc/message-reader.js';
+import { encodeSnappyFrames } from '../../gateway/grpc/snappy-framing.js';
+import { grpc } from '../../proto/gen/elkeid.js';
 import { openFileLimit, reply, serveCommands } from './child-protocol.js';
 import {
   dataMessage,
@@ -22,6 +25,7 @@ import {
   transferHeaders,
   type WireEncoding,
 } from './payloads.js';
+import { findStamps, MAX_RECORDS_PER_MESSAGE, monotonicUs, STAMP_FIELD, stampPlaceholder, writeStamp } from './stamp.js';
 
 const { values } = parseArgs({
   options: { pki: { type: 'string' }, seed: { type: 'string', default: '1' } },
@@ -309,6 +313,221 @@ async function records(cmd: Record<string, unknown>) {
   };
 }
 
+// ---- ingest: stamped records, closed loop or paced, ended gracefully ------------------------
+
+/**
+ * `records` with what the ingest benchmark needs: every record body carries a send-time stamp
+ * (stamp.ts), patched into a pre-encoded template right before its write (then snappy-framed
+ * when asked: one native compression per message, as a real agent does); `rate` paces the
+ * messages of this client (0: as fast as flow control allows); `stop` ends every stream
+ * gracefully (half-close, then the server's status), so every message written has been taken by
+ * the server, and reports exactly what was sent.
+ */
+async function ingest(cmd: Record<string, unknown>) {
+  if (running) throw new Error('a load is already running');
+  const target = cmd.target as Target;
+  const encoding = cmd.encoding as WireEncoding;
+  const agents = Number(cmd.agents);
+  const indexBase = Number(cmd.indexBase ?? 0);
+  const perMessage = Number(cmd.recordsPerMessage ?? 20);
+  const recordBytes = Number(cmd.recordBytes ?? 600);
+  const variants = Number(cmd.variants ?? 8);
+  const rate = Number(cmd.rate ?? 0);
+  const locals = (cmd.localAddresses as string[] | undefined) ?? [];
+  if (perMessage < 1 || perMessage > MAX_RECORDS_PER_MESSAGE) throw new RangeError('recordsPerMessage');
+  const headers = transferHeaders(encoding);
+  const cpu0 = process.cpuUsage();
+  interface Agent {
+    agentId: string;
+    session: ClientHttp2Session;
+    stream: ClientHttp2Stream;
+    templates: Array<{ bytes: Buffer; stamps: number[] }>;
+    next: number;
+    seq: number;
+    sent: number;
+    blocked: boolean;
+    status: number | undefined;
+    closed: Promise<void>;
+  }
+  let active = true;
+  let messagesSent = 0;
+  let rawBytes = 0;
+  let wireBytes = 0;
+  let frames = 0;
+  let recordBodyBytes = 0;
+  let streamsLost = 0;
+  let maxBehind = 0;
+  const errors: Counts = {};
+  const up: Agent[] = [];
+
+  const send = (a: Agent): boolean => {
+    const t = a.templates[a.next++ % a.templates.length]!;
+    const us = monotonicUs();
+    const seq = a.seq++;
+    for (const at of t.stamps) writeStamp(t.bytes, at, us, seq);
+    // frameMessage copies, so the template may be patched again while this frame is queued.
+    const frame =
+      encoding === 'snappy' ? frameMessage(encodeSnappyFrames(t.bytes), true) : frameMessage(t.bytes, false);
+    a.sent++;
+    messagesSent++;
+    return a.stream.write(frame);
+  };
+  const unblock = (a: Agent) => () => {
+    a.blocked = false;
+    if (rate === 0) pump(a);
+  };
+  const pump = (a: Agent): void => {
+    while (active && !a.blocked && !a.stream.destroyed) {
+      if (!send(a)) {
+        a.blocked = true;
+        a.stream.once('drain', unblock(a));
+      }
+    }
+  };
+
+  await pool(agents, 16, async (i) => {
+    const index = indexBase + i;
+    const agentId = newAgentId();
+    const templates: Agent['templates'] = [];
+    for (let v = 0; v < variants; v++) {
+      const raw = dataMessage(agentId, index, rand, perMessage, recordBytes, (r) => ({
+        [STAMP_FIELD]: stampPlaceholder(r),
+      }));
+      const bytes = Buffer.from(grpc.RawData.encode(raw).finish());
+      const stamps = findStamps(bytes);
+      if (stamps.length !== perMessage) throw new Error(`found ${stamps.length} stamps, want ${perMessage}`);
+      rawBytes += bytes.length;
+      for (const r of raw.Data ?? []) recordBodyBytes += r.Body?.length ?? 0;
+      wireBytes += encoding === 'snappy' ? 5 + encodeSnappyFrames(bytes).length : 5 + bytes.length;
+      frames++;
+      templates.push({ bytes, stamps });
+    }
+    let session: ClientHttp2Session;
+    try {
+      session = await connect(target, locals.length > 0 ? locals[index % locals.length] : undefined);
+    } catch (err) {
+      bump(errors, errKey(err));
+      return;
+    }
+    session.on('error', (err) => bump(errors, errKey(err)));
+    const stream = session.request(headers);
+    const a: Agent = {
+      agentId,
+      session,
+      stream,
+      templates,
+      next: 0,
+      seq: 0,
+      sent: 0,
+      blocked: false,
+      status: undefined,
+      closed: new Promise<void>((resolve) => stream.once('close', () => resolve())),
+    };
+    stream.on('error', (err) => bump(errors, errKey(err)));
+    stream.on('response', (h) => {
+      if (h['grpc-status'] !== undefined) a.status = Number(h['grpc-status']);
+    });
+    stream.on('trailers', (t) => {
+      a.status = Number(t['grpc-status']);
+    });
+    stream.on('data', () => {});
+    stream.on('close', () => {
+      if (active) streamsLost++;
+    });
+    stream.write(encodeFrame(firstMessage(agentId, index, rand), encoding));
+    up.push(a);
+  });
+
+  let ticker: NodeJS.Timeout | undefined;
+  if (rate === 0) {
+    for (const a of up) pump(a);
+  } else {
+    // Open loop: each agent owes floor(elapsed × its rate) messages; a tick sends what is due
+    // unless the stream is backpressured (then the agent is behind, which is reported).
+    const perAgent = rate / Math.max(1, up.length);
+    const started = performance.now();
+    ticker = setInterval(() => {
+      const elapsedS = (performance.now() - started) / 1000;
+      for (const a of up) {
+        let due = Math.floor(elapsedS * perAgent) - a.sent;
+        if (due > maxBehind) maxBehind = due;
+        while (due-- > 0 && active && !a.blocked && !a.stream.destroyed) {
+          if (!send(a)) {
+            a.blocked = true;
+            a.stream.once('drain', unblock(a));
+          }
+        }
+      }
+    }, 5);
+  }
+
+  running = {
+    async stop() {
+      active = false;
+      if (ticker) clearInterval(ticker);
+      const startedAt = performance.now();
+      // Half-close: whatever was written still reaches the server, which ends the call with its
+      // status once it has taken every message (ours: accepted by the sink; grpc-js: handled).
+      for (const a of up) if (!a.stream.destroyed) a.stream.end();
+      const graceMs = Number(cmd.stopGraceMs ?? 60_000);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(up.map((a) => a.closed)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      const endMs = performance.now() - startedAt;
+      let recordsConfirmed = 0;
+      let recordsUnconfirmed = 0;
+      const statuses: Counts = {};
+      const perAgent: Record<string, number> = {};
+      for (const a of up) {
+        const n = 1 + a.sent * perMessage; // the first message carries one heartbeat
+        perAgent[a.agentId] = a.sent;
+        bump(statuses, a.status === undefined ? 'none' : String(a.status));
+        if (a.status === 0) recordsConfirmed += n;
+        else recordsUnconfirmed += n;
+      }
+      await Promise.all(
+        up.map(
+          ({ session }) =>
+            new Promise<void>((resolve) => {
+              if (session.destroyed) return resolve();
+              session.once('close', () => resolve());
+              session.close();
+              setTimeout(() => session.destroy(), 5000).unref();
+            }),
+        ),
+      );
+      const cpu = process.cpuUsage(cpu0);
+      return {
+        agents: up.length,
+        messagesSent,
+        recordsSent: up.length + messagesSent * perMessage,
+        recordsConfirmed,
+        recordsUnconfirmed,
+        statuses,
+        perAgent,
+        streamsLost,
+        maxBehind,
+        endMs: Math.round(endMs),
+        cpuUser: cpu.user,
+        cpuSystem: cpu.system,
+        errors,
+      };
+    },
+  };
+  return {
+    connected: up.length,
+    errors,
+    rawBytesPerMessage: frames > 0 ? rawBytes / frames : 0,
+    wireBytesPerMessage: frames > 0 ? wireBytes / frames : 0,
+    bodyBytesPerRecord: frames > 0 ? recordBodyBytes / (frames * perMessage) : 0,
+  };
+}
+
 async function stop() {
   const r = running;
   running = undefined;
@@ -322,8 +541,9 @@ serveCommands(
     closeAll,
     handshakes,
     records,
+    ingest,
     stop,
-    stats: () => ({ held: held.length, rss: process.memoryUsage().rss }),
+    stats: () => ({ held: held.length, rss: process.memoryUsage().rss, ...process.cpuUsage() }),
   },
   () => process.exit(0),
 );
