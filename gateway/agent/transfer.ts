@@ -102,10 +102,14 @@ export function createTransferHandler(deps: TransferDeps) {
       else if (raw.Hostname || raw.Version) session.header = headerOf(raw);
       const s = session;
       const now = Date.now();
+      // One counter update per data type per message, not per record (prom-client labels cost).
+      const byType = new Map<string, number>();
       for (const record of raw.Data) {
         const dt = record.DataType ?? 0;
-        metrics.recordsIn.inc({ data_type: KNOWN_DATA_TYPES.has(dt) ? String(dt) : 'other' });
+        const label = KNOWN_DATA_TYPES.has(dt) ? String(dt) : 'other';
+        byType.set(label, (byType.get(label) ?? 0) + 1);
       }
+      for (const [label, n] of byType) metrics.recordsIn.inc({ data_type: label }, n);
       inspect(s, raw.Data, now);
       s.records += raw.Data.length;
       const started = performance.now();

@@ -62,8 +62,8 @@ const COMPRESSION: Record<string, kafkajs.CompressionTypes> = {
   lz4: CompressionTypes.LZ4,
   zstd: CompressionTypes.ZSTD,
 };
-const compression = COMPRESSION[values.compression];
-if (compression === undefined) throw new Error(`unknown --compression ${values.compression}`);
+if (!(values.compression in COMPRESSION)) throw new Error(`unknown --compression ${values.compression}`);
+const compression = COMPRESSION[values.compression]!;
 // kafkajs ships gzip only; the others need a codec (the same ones our gateway uses).
 if (compression !== CompressionTypes.None && compression !== CompressionTypes.GZIP) registerCodecs();
 
@@ -105,7 +105,7 @@ let calls = 0;
 let openCalls = 0;
 
 function fieldsOf(body: Uint8Array): Record<string, string> {
-  return (grpc.Item.toObject(grpc.Item.decode(body)) as { Fields?: Record<string, string> }).Fields ?? {};
+  return { ...grpc.Item.decode(body).Fields };
 }
 
 async function forward(raw: grpc.RawData): Promise<void> {

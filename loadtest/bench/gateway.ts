@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createCa, createClientCert, createServerCert } from '../../gateway/pki/certs.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
+import { machineInfo, readProc } from './machine.js';
 import type { WireEncoding } from './payloads.js';
 
 const HELP = `Usage: npm run bench:gateway -- [options]
@@ -165,24 +166,7 @@ function record(impl: Impl, r: Result): void {
 
 // ---- machine, PKI, loopback addresses ------------------------------------------------------
 
-function readProc(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
-const cpus = os.cpus();
-const machine = {
-  cpu: cpus[0]?.model ?? 'unknown',
-  cores: cpus.length,
-  memoryBytes: os.totalmem(),
-  memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
-  node: process.version,
-  openssl: process.versions.openssl,
-  os: `${os.type()} ${os.release()} ${os.arch()}`,
-  loadAverageAtStart: os.loadavg().map((l) => Number(l.toFixed(2))),
-};
+const machine = machineInfo();
 
 /** Loopback source addresses usable for `localAddress` (Linux routes all of 127/8 to lo). */
 async function loopbackSources(n: number): Promise<string[]> {

@@ -18,8 +18,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { CompressionName } from '../../gateway/ingest/kafka/producer.js';
 import type { PartitionerKind } from '../../gateway/ingest/kafka/partitioners.js';
+import type { CompressionName } from '../../gateway/ingest/kafka/producer.js';
 import { IngestPipeline } from '../../gateway/ingest/pipeline.js';
 import { Spool } from '../../gateway/ingest/spool.js';
 import { silentLogger } from '../../gateway/obs/logger.js';
@@ -52,7 +52,9 @@ if (!values.pki) throw new Error('--pki DIR is required');
 if (!values.topic) throw new Error('--topic NAME is required');
 const workersArg = values.workers ?? process.env.FLEETGATE_WORKERS;
 const workers =
-  workersArg === undefined || workersArg === '' ? Math.max(1, os.availableParallelism() - 1) : Number(workersArg);
+  workersArg === undefined || workersArg === ''
+    ? Math.max(1, os.availableParallelism() - 1)
+    : Number(workersArg);
 if (!Number.isInteger(workers) || workers < 0) throw new Error(`bad worker count ${workersArg}`);
 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'fg-ingest-bench-'));

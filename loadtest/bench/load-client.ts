@@ -25,7 +25,14 @@ import {
   transferHeaders,
   type WireEncoding,
 } from './payloads.js';
-import { findStamps, MAX_RECORDS_PER_MESSAGE, monotonicUs, STAMP_FIELD, stampPlaceholder, writeStamp } from './stamp.js';
+import {
+  findStamps,
+  MAX_RECORDS_PER_MESSAGE,
+  monotonicUs,
+  STAMP_FIELD,
+  stampPlaceholder,
+  writeStamp,
+} from './stamp.js';
 
 const { values } = parseArgs({
   options: { pki: { type: 'string' }, seed: { type: 'string', default: '1' } },

@@ -11,8 +11,18 @@
  *   too: without idempotence (kafkajs' idempotent mode is "experimental", with known
  *   OUT_OF_ORDER_SEQUENCE_NUMBER bugs, kafkajs #598), a retried request can only overtake a
  *   later one if both are in flight, so one in flight keeps every partition, hence every agent,
- *   in order. Retries and timeouts can duplicate (at-least-once), never reorder. One request
- *   per round trip is plenty: a 1 MiB batch per ~5 ms round trip on a LAN is ~200 MB/s.
+ *   in order. And a failure fails everything pending: when a batch fails or a call passes its
+ *   deadline, every call in flight or queued at that moment is rejected and its queued records
+ *   are never sent, so no record queued behind a failed one can reach Kafka ahead of the failed
+ *   one's re-send by the caller. One request per round trip is plenty: a 1 MiB batch per ~5 ms
+ *   round trip on a LAN is ~200 MB/s.
+ * - At-least-once: kafkajs re-sends a whole Produce request when any of its partitions fails
+ *   (e.g. NOT_LEADER_OR_FOLLOWER during a leader change), which duplicates the partitions that
+ *   had succeeded. And a request whose outcome is unknown (timed out, connection lost) may
+ *   still be appended later, by a broker that wakes up or drains its socket, even after records
+ *   sent since; no client can prevent that without broker-side idempotence. Records are never
+ *   lost silently (a send resolves only on acks=all); duplicates, and after a timeout a late
+ *   copy, are possible, which is why the pipeline puts (gateway, sequence) headers on them.
  * - A bounded time to fail. Every `send` settles within `deliveryTimeoutMs` of its call (like
  *   the Java client's `delivery.timeout.ms`), so the caller can spool instead of hanging:
  *
@@ -21,11 +31,10 @@
  *   i.e. the linger, one full request timeout and 2 s for connecting (1 s connection timeout)
  *   and the retry back-offs. kafkajs retries twice (`retry.retries: 2`, back-off ≈250 ms then
  *   ≈500 ms), so a broker that refuses connections (process dead, host up) is reported by
- *   kafkajs itself after about 1–2 s; a broker that accepts and then says nothing, or a lost
- *   network, hits the deadline. A call whose deadline passes is rejected with
- *   `KafkaDeliveryTimeoutError`: if it was still queued its records are dropped from the queue
- *   (never sent); if its batch was in flight the kafkajs connection is reset, since that
- *   request may still land (a duplicate once the caller re-sends it from its spool).
+ *   kafkajs itself after about 1 s; a broker that accepts and then says nothing, or a lost
+ *   network, hits the deadline (`KafkaDeliveryTimeoutError`). When a batch in flight hits it,
+ *   the kafkajs connections are dropped and the next send connects afresh (test:
+ *   test/integration/kafka-producer.test.ts, with a broker frozen by SIGSTOP).
  */
 
 import type { LogEntry, logLevel as LogLevel, Message, Producer } from 'kafkajs';
@@ -122,8 +131,6 @@ const COMPRESSION: Record<CompressionName, number> = {
 interface Call {
   remaining: number;
   done: boolean;
-  /** Set while a batch holding records of this call is in flight. */
-  inFlight: boolean;
   resolve: () => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout | undefined;
@@ -206,10 +213,13 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
   let closing = false;
   /** The pending kafkajs connect, shared (it outlives a connect() that gave up waiting). */
   let kConnect: Promise<void> | undefined;
+  /** A kafkajs disconnect after a reset; a new connect waits for it. */
+  let kDisconnect: Promise<void> | undefined;
   const queue: Entry[] = [];
   let queuedBytes = 0;
   let oldestQueuedAt = 0;
   let inFlight: Promise<void> | undefined;
+  let inFlightCalls = new Set<Call>();
   let lingerTimer: NodeJS.Timeout | undefined;
   let flushing = false;
   let idleWaiters: Array<() => void> = [];
@@ -220,6 +230,12 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
     if (call.timer) clearTimeout(call.timer);
     if (err) call.reject(err);
     else call.resolve();
+  };
+
+  /** Rejects every call in flight or queued; their queued records are skipped, never sent. */
+  const failPending = (err: Error): void => {
+    for (const c of inFlightCalls) settle(c, err);
+    for (const e of queue) settle(e.call, err);
   };
 
   const withDeadline = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => {
@@ -242,26 +258,33 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
   const ensureConnected = async (): Promise<void> => {
     if (connected) return;
     if (!kConnect) {
-      kConnect = producer.connect().then(
-        () => {
-          kConnect = undefined;
-          if (!closing) connected = true;
-        },
-        (err: unknown) => {
-          kConnect = undefined;
-          throw err;
-        },
-      );
+      const after = kDisconnect ?? Promise.resolve();
+      kConnect = after
+        .then(() => producer.connect())
+        .then(
+          () => {
+            kConnect = undefined;
+            if (!closing) connected = true;
+          },
+          (err: unknown) => {
+            kConnect = undefined;
+            throw err;
+          },
+        );
     }
     await withDeadline(kConnect, deliveryTimeoutMs, 'connecting to Kafka');
   };
 
   /** Drops the connections after an indefinite failure, so the next send connects afresh. */
   const resetConnection = (why: string): void => {
-    if (!connected) return;
+    if (kDisconnect) return;
     connected = false;
     logger?.warn({ brokers: opts.brokers, why }, 'resetting the Kafka connection');
-    producer.disconnect().catch((err: unknown) => logger?.warn({ err }, 'kafkajs disconnect failed'));
+    kDisconnect = withDeadline(producer.disconnect(), requestTimeoutMs, 'disconnecting from Kafka')
+      .catch((err: unknown) => logger?.warn({ err }, 'kafkajs disconnect failed'))
+      .finally(() => {
+        kDisconnect = undefined;
+      });
   };
 
   const schedule = (): void => {
@@ -304,7 +327,7 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
     for (const e of queue.splice(0, taken)) queuedBytes -= e.bytes;
     oldestQueuedAt = Date.now(); // what stays queued has waited while this batch went out
     const calls = new Set(batch.map((e) => e.call));
-    for (const c of calls) c.inFlight = true;
+    inFlightCalls = calls;
     inFlight = (async () => {
       try {
         if (!connected) await ensureConnected();
@@ -322,12 +345,11 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
         connected = false;
         const error = err instanceof Error ? err : new Error(String(err));
         logger?.warn({ err: error, records: batch.length, bytes }, 'Kafka send failed');
-        for (const c of calls) settle(c, error);
-      } finally {
-        for (const c of calls) c.inFlight = false;
+        failPending(error);
       }
     })().finally(() => {
       inFlight = undefined;
+      inFlightCalls = new Set();
       schedule();
     });
   };
@@ -339,20 +361,19 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
       const call: Call = {
         remaining: records.length,
         done: false,
-        inFlight: false,
         resolve,
         reject,
         timer: undefined,
       };
       call.timer = setTimeout(() => {
         if (call.done) return;
-        if (call.inFlight) resetConnection('a Produce request outlived the delivery timeout');
-        settle(
-          call,
+        if (inFlightCalls.has(call)) resetConnection('a Produce request outlived the delivery timeout');
+        failPending(
           new KafkaDeliveryTimeoutError(
-            `Kafka did not acknowledge ${records.length} record(s) within ${deliveryTimeoutMs} ms`,
+            `Kafka did not acknowledge a send within ${deliveryTimeoutMs} ms (all pending sends fail with it)`,
           ),
         );
+        schedule();
       }, deliveryTimeoutMs);
       if (queue.length === 0) oldestQueuedAt = Date.now();
       for (const r of records) {

@@ -1,0 +1,381 @@
+/**
+ * `npm run bench:discovery`: `/registry/detail?name=hids_svr_grpc&count=10` (what every agent
+ * asks) with 100 registered gateways, served by our discovery on uWebSockets.js, against a
+ * baseline: the same handler on node:http, side by side in one invocation.
+ *
+ * The store is dynalite in this (the driver) process, renewed every 5 s by a registrar as
+ * gateways renew; each server runs in its own child process, and the load comes from another
+ * child (keep-alive HTTP/1.1 over raw sockets, one request in flight per connection), so each
+ * side's CPU is its own. Runs per server:
+ *   closed   every connection sends its next request as soon as the answer is in: the most the
+ *            server serves (requests/s, and per server CPU-second: what one core gives), with
+ *            the latency that saturation costs;
+ *   paced    open loop at --rate requests/s (default 30,000, the goal): p50/p99 latency from
+ *            each request's scheduled time;
+ *   miss     a cache miss, timed inside the server: cache cleared, then one detail request
+ *            (one DynamoDB Query of 100 items against dynalite, and the preparation of the
+ *            answer); with a cache hit for contrast.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startRegistrar } from '../../gateway/discovery/registrar.js';
+import { createRegistryStore } from '../../gateway/discovery/registry-store.js';
+import { silentLogger } from '../../gateway/obs/logger.js';
+import { createDynamoClient, ensureTables } from '../../gateway/store/dynamo-client.js';
+import { startEmbeddedDynamo } from '../../gateway/store/embedded.js';
+import { TABLES } from '../../gateway/store/schema.js';
+import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
+import { machineInfo } from './machine.js';
+
+const HELP = `Usage: npm run bench:discovery -- [options]
+
+Benchmarks /registry/detail of fleetgate discovery (uWebSockets.js) against the same handler on
+node:http, side by side, with 100 registered gateways.
+
+Options:
+  --gateways N      registered hids_svr_grpc instances (default 100)
+  --duration S      seconds per measured run (default 10; --quick: 3)
+  --connections N   keep-alive client connections (default 32)
+  --rate N          requests/s of the paced run (default 30000, the goal)
+  --quick           short runs for a smoke test (well under a minute)
+  --json FILE       also write the results as JSON
+  --help            this text
+
+Progress goes to stderr; the result table to stdout.`;
+
+const { values } = parseArgs({
+  options: {
+    gateways: { type: 'string' },
+    duration: { type: 'string' },
+    connections: { type: 'string' },
+    rate: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const positive = (name: string, v: string | undefined, fallback: number): number => {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got ${v}`);
+  return n;
+};
+const quick = values.quick === true;
+const cfg = {
+  gateways: Math.floor(positive('gateways', values.gateways, 100)),
+  durationS: positive('duration', values.duration, quick ? 3 : 10),
+  connections: Math.floor(positive('connections', values.connections, 32)),
+  rate: Math.floor(positive('rate', values.rate, 30_000)),
+  warmupS: quick ? 1 : 2,
+  misses: quick ? 100 : 300,
+  path: '/registry/detail?name=hids_svr_grpc&count=10',
+};
+const GOAL_RPS = 30_000;
+const GOAL_P99_MS = 2;
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const isTs = import.meta.url.endsWith('.ts');
+const ext = isTs ? '.ts' : '.js';
+const nodeArgs = isTs ? ['--import', 'tsx'] : [];
+process.chdir(path.join(here, '..', '..')); // `--import tsx` resolves from the working directory
+
+const t0 = Date.now();
+const progress = (msg: string) =>
+  process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+type Impl = 'ours' | 'baseline';
+interface Result {
+  name: string;
+  value: number | null;
+  unit: string;
+  better: 'higher' | 'lower';
+  goal?: number;
+  meetsGoal?: boolean;
+  [extra: string]: unknown;
+}
+const results: Record<Impl, Result[]> = { ours: [], baseline: [] };
+const problems: string[] = [];
+function record(impl: Impl, r: Result): void {
+  if (r.goal !== undefined && r.value !== null) {
+    r.meetsGoal = r.better === 'lower' ? r.value <= r.goal : r.value >= r.goal;
+  }
+  results[impl].push(r);
+}
+
+interface LoadResult {
+  requests: number;
+  non200: number;
+  errors: number;
+  elapsedS: number;
+  rps: number;
+  latencyUs: { p50: number; p90: number; p99: number; p999: number; max: number; mean: number };
+  clientCpuS: number;
+}
+interface TimingResult {
+  n: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+  instances: number;
+}
+
+const machine = machineInfo();
+const cpuS = (a: ServerStats, b: ServerStats) => (b.cpuUser + b.cpuSystem - a.cpuUser - a.cpuSystem) / 1e6;
+
+async function benchServer(impl: Impl, endpoint: string, prefix: string, load: Child): Promise<void> {
+  const label = impl === 'ours' ? 'uWS' : 'node:http';
+  const server = await spawnChild(`discovery-${impl}`, nodeArgs, path.join(here, `discovery-server${ext}`), [
+    '--impl',
+    impl === 'ours' ? 'uws' : 'node',
+    '--endpoint',
+    endpoint,
+    '--prefix',
+    prefix,
+  ]);
+  try {
+    const port = Number(server.hello.port);
+    const probe = (await (await fetch(`http://127.0.0.1:${port}${cfg.path}`)).json()) as { data: unknown[] };
+    if (probe.data.length !== Math.min(10, cfg.gateways)) {
+      problems.push(
+        `${label}: detail answered ${probe.data.length} instances, expected ${Math.min(10, cfg.gateways)}`,
+      );
+    }
+    const runLoad = (durationMs: number, rate?: number) =>
+      load.request<LoadResult>(
+        'run',
+        { port, path: cfg.path, connections: cfg.connections, durationMs, ...(rate ? { rate } : {}) },
+        durationMs + 60_000,
+      );
+    const check = (what: string, r: LoadResult) => {
+      if (r.errors > 0 || r.non200 > 0)
+        problems.push(`${label} ${what}: ${r.errors} socket errors, ${r.non200} non-200 answers`);
+    };
+
+    progress(`${label}: warm-up ${cfg.warmupS} s`);
+    await runLoad(cfg.warmupS * 1000);
+
+    progress(`${label}: closed loop, ${cfg.connections} connections, ${cfg.durationS} s`);
+    const s0 = await server.request<ServerStats>('stats');
+    const closed = await runLoad(cfg.durationS * 1000);
+    const s1 = await server.request<ServerStats>('stats');
+    check('closed', closed);
+    const serverCpu = cpuS(s0, s1);
+    record(impl, {
+      name: 'detail.closed.rps',
+      value: Math.round(closed.rps),
+      unit: 'req/s',
+      better: 'higher',
+      ...(impl === 'ours' ? { goal: GOAL_RPS } : {}),
+      notes: `server CPU ${fmt((serverCpu / closed.elapsedS) * 100)} % of one core, client ${fmt((closed.clientCpuS / closed.elapsedS) * 100)} %`,
+    });
+    record(impl, {
+      name: 'detail.closed.per_server_cpu_s',
+      value: Math.round(closed.requests / serverCpu),
+      unit: 'req/CPU-s',
+      better: 'higher',
+      ...(impl === 'ours' ? { goal: GOAL_RPS } : {}),
+    });
+    record(impl, {
+      name: 'detail.closed.p50_ms',
+      value: closed.latencyUs.p50 / 1000,
+      unit: 'ms',
+      better: 'lower',
+    });
+    record(impl, {
+      name: 'detail.closed.p99_ms',
+      value: closed.latencyUs.p99 / 1000,
+      unit: 'ms',
+      better: 'lower',
+    });
+    record(impl, {
+      name: 'server.rss_mb',
+      value: Math.round(s1.rss / 2 ** 20),
+      unit: 'MiB',
+      better: 'lower',
+    });
+
+    progress(`${label}: paced at ${fmt(cfg.rate)} req/s, ${cfg.durationS} s`);
+    const p0 = await server.request<ServerStats>('stats');
+    const paced = await runLoad(cfg.durationS * 1000, cfg.rate);
+    const p1 = await server.request<ServerStats>('stats');
+    check('paced', paced);
+    record(impl, {
+      name: 'detail.paced.rps',
+      value: Math.round(paced.rps),
+      unit: 'req/s',
+      better: 'higher',
+      target: cfg.rate,
+      notes: `server CPU ${fmt((cpuS(p0, p1) / paced.elapsedS) * 100)} % of one core`,
+    });
+    record(impl, {
+      name: 'detail.paced.p50_ms',
+      value: paced.latencyUs.p50 / 1000,
+      unit: 'ms',
+      better: 'lower',
+    });
+    record(impl, {
+      name: 'detail.paced.p99_ms',
+      value: paced.latencyUs.p99 / 1000,
+      unit: 'ms',
+      better: 'lower',
+      ...(impl === 'ours' ? { goal: GOAL_P99_MS } : {}),
+    });
+    record(impl, {
+      name: 'detail.paced.p999_ms',
+      value: paced.latencyUs.p999 / 1000,
+      unit: 'ms',
+      better: 'lower',
+    });
+
+    progress(`${label}: ${cfg.misses} cache misses`);
+    const miss = await server.request<TimingResult>('miss', { n: cfg.misses });
+    const hit = await server.request<TimingResult>('hit', { n: cfg.misses * 10 });
+    record(impl, {
+      name: 'cache_miss.p50_ms',
+      value: miss.p50Ms,
+      unit: 'ms',
+      better: 'lower',
+      instances: miss.instances,
+    });
+    record(impl, { name: 'cache_miss.p99_ms', value: miss.p99Ms, unit: 'ms', better: 'lower' });
+    record(impl, { name: 'cache_hit.p50_ms', value: hit.p50Ms, unit: 'ms', better: 'lower' });
+  } catch (err) {
+    problems.push(`${label}: ${(err as Error).message}`);
+    progress(`ERROR ${label}: ${(err as Error).message}`);
+  } finally {
+    const tail = server.stderrTail();
+    await server.stop(10_000);
+    if (tail.trim() !== '') progress(`${label} stderr:\n${tail}`);
+  }
+}
+
+const LABELS: Record<string, string> = {
+  'detail.closed.rps': 'closed loop: requests/s',
+  'detail.closed.per_server_cpu_s': 'closed loop: requests per server CPU-s',
+  'detail.closed.p50_ms': 'closed loop: p50',
+  'detail.closed.p99_ms': 'closed loop: p99',
+  'detail.paced.rps': 'paced: requests/s achieved',
+  'detail.paced.p50_ms': 'paced: p50',
+  'detail.paced.p99_ms': 'paced: p99',
+  'detail.paced.p999_ms': 'paced: p99.9',
+  'cache_miss.p50_ms': 'cache miss (Query + prepare): p50',
+  'cache_miss.p99_ms': 'cache miss: p99',
+  'cache_hit.p50_ms': 'cache hit, in-process: p50',
+  'server.rss_mb': 'server RSS after the closed loop',
+};
+
+function table(): string {
+  const names = [...new Set([...results.ours, ...results.baseline].map((r) => r.name))];
+  const rows: string[][] = [['metric', 'unit', 'uWS (ours)', 'node:http', 'ratio', 'goal']];
+  const show = (r: Result | undefined) =>
+    r && r.value !== null ? fmt(r.value, Number.isInteger(r.value) ? 0 : r.value < 1 ? 3 : 2) : 'n/a';
+  for (const name of names) {
+    const ours = results.ours.find((r) => r.name === name);
+    const base = results.baseline.find((r) => r.name === name);
+    let ratio = '';
+    if (ours?.value != null && base?.value != null && ours.value > 0 && base.value > 0) {
+      const x = ours.value / base.value;
+      const better = ours.better === 'lower' ? x < 1 : x > 1;
+      ratio = `${x.toFixed(2)}× ${x.toFixed(2) === '1.00' ? '' : better ? '(better)' : '(worse)'}`.trim();
+    }
+    const goal =
+      ours?.goal !== undefined
+        ? `${ours.better === 'lower' ? '<' : '≥'} ${fmt(ours.goal)} ${ours.meetsGoal ? 'met' : 'MISSED'}`
+        : '';
+    rows.push([LABELS[name] ?? name, ours?.unit ?? base?.unit ?? '', show(ours), show(base), ratio, goal]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) =>
+    r.map((c, i) => (i >= 2 && i <= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
+  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
+
+async function main(): Promise<number> {
+  progress(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node}`);
+  progress(
+    `config: ${cfg.gateways} gateways, ${cfg.connections} connections, ${cfg.durationS} s per run, paced at ${fmt(cfg.rate)} req/s${quick ? ' (quick)' : ''}`,
+  );
+  const dynamo = await startEmbeddedDynamo({});
+  const client = createDynamoClient({ endpoint: dynamo.endpoint });
+  const prefix = 'bench-';
+  await ensureTables(client, prefix, [TABLES.registry]);
+  const store = createRegistryStore({ client, tablePrefix: prefix });
+  // Gateways renewing every 5 s with drifting connection counts, as in production.
+  let round = 0;
+  const registrar = startRegistrar({
+    target: { store },
+    registrations: () => {
+      round++;
+      return Array.from({ length: cfg.gateways }, (_, i) => ({
+        name: 'hids_svr_grpc',
+        ip: `10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`,
+        port: 6751,
+        weight: (i * 37 + round * 11) % 9000,
+        limit: 10_000,
+      }));
+    },
+    logger: silentLogger(),
+  });
+  await registrar.registerNow();
+  progress(`dynalite at ${dynamo.endpoint}: ${cfg.gateways} gateways registered`);
+
+  const load = await spawnChild('load', nodeArgs, path.join(here, `discovery-load${ext}`), []);
+  try {
+    for (const impl of ['ours', 'baseline'] as const) await benchServer(impl, dynamo.endpoint, prefix, load);
+  } finally {
+    await load.stop(5000);
+    await registrar.stop();
+    client.destroy();
+    await dynamo.close();
+  }
+
+  const loadAverageAtEnd = (await import('node:os')).loadavg().map((l) => Number(l.toFixed(2)));
+  console.log(
+    `\nfleetgate discovery /registry/detail (count=10, ${cfg.gateways} gateways) — ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node}`,
+  );
+  console.log(
+    `client and servers share the machine (one load process, one server process at a time); load average ${machine.loadAverageAtStart.join('/')} → ${loadAverageAtEnd.join('/')}\n`,
+  );
+  console.log(table());
+  for (const impl of ['ours', 'baseline'] as const) {
+    for (const r of results[impl])
+      if (r.notes) console.log(`  ${impl === 'ours' ? 'uWS' : 'node:http'} ${r.name}: ${r.notes}`);
+  }
+  if (problems.length > 0) {
+    console.log('\nproblems observed:');
+    for (const p of problems) console.log(`  - ${p}`);
+  }
+  if (values.json) {
+    const doc = {
+      bench: 'discovery',
+      machine: { ...machine, loadAverageAtEnd },
+      config: { ...cfg, quick },
+      results: results.ours,
+      baseline: { name: 'node:http (same handler)', results: results.baseline },
+      problems,
+      finishedAt: new Date().toISOString(),
+      elapsedS: Math.round((Date.now() - t0) / 1000),
+    };
+    writeFileSync(values.json, `${JSON.stringify(doc, null, 2)}\n`);
+    progress(`wrote ${values.json}`);
+  }
+  progress(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return problems.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,1096 @@
+/**
+ * `npm run bench:ingest`: agents → gateway → Kafka, end to end, for our gateway with worker
+ * threads, our gateway with FLEETGATE_WORKERS=0 (the pipeline inline on the main thread), and a
+ * @grpc/grpc-js + kafkajs baseline (loadtest/baselines/grpcjs-kafka-gateway.ts), side by side in
+ * one invocation against the same real broker on loopback (infra/local, started when needed).
+ *
+ * Each gateway runs in its own child process and gets a fresh topic (4 partitions). The agents
+ * run in other child processes (load-client.ts `ingest`): mTLS, Elkeid-shaped RawData (20
+ * execve records of about 600 B), snappy-framed for ours (what agents send), identity for grpc-js
+ * (it has no snappy). Every record body carries a send-time stamp (stamp.ts); a kafkajs consumer
+ * in this process reads the topics back and records (consume time − send time) per record in an
+ * HDR histogram, and counts every record by (AgentID, message, index), so loss and duplicates
+ * are exact. Per gateway, two phases, each with new agents that end their streams gracefully:
+ *
+ *   saturated  every agent sends as fast as flow control lets it (closed loop): records/s,
+ *              records per gateway CPU-second, latency under saturation.
+ *   paced      every gateway gets the same offered load (default: half of what the baseline
+ *              sustained saturated): latency at equal load, CPU per record at that load.
+ *
+ * Gateway CPU is its process's process.cpuUsage() delta over the measured window (every thread:
+ * main, piscina workers, libuv pool, GC); the broker's CPU is read from /proc apart.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as hdr from 'hdr-histogram-js';
+import kafkajs from 'kafkajs';
+import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
+import { createCa, createClientCert, createServerCert } from '../../gateway/pki/certs.js';
+import { ensureKafka, kafkaStatus } from '../../infra/local/kafka-control.mjs';
+import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
+import { machineInfo, readProc } from './machine.js';
+import type { WireEncoding } from './payloads.js';
+import { monotonicUs, readStamp } from './stamp.js';
+
+const { Kafka, logLevel } = kafkajs;
+
+const HELP = `Usage: npm run bench:ingest -- [options]
+
+Agents → gateway → Kafka for fleetgate (worker threads), fleetgate (FLEETGATE_WORKERS=0) and a
+@grpc/grpc-js + kafkajs baseline, side by side, against the local broker (started if needed).
+
+Options:
+  --agents N            streaming agents per phase (default 32)
+  --duration S          measured seconds of the saturated phase (default 20; --quick: 5)
+  --paced-duration S    measured seconds of the paced phase (default 10; --quick: 3; 0: skip it)
+  --rate R              offered records/s of the paced phase (default: half of what the
+                        baseline sustained saturated; 20000 when the baseline is not run)
+  --workers N           worker threads of the workers run (default: cores − 1, at least 1)
+  --compression C       our producer's compression: none|gzip|snappy|lz4|zstd (default lz4)
+  --baseline-compression C   the baseline's (default none, kafkajs' default)
+  --linger-ms MS        our producer's linger (default: the producer's, 5 ms)
+  --impls LIST          subset of baseline,workers,inline (default: all three; none: only
+                        the --profile run)
+  --brokers LIST        use these brokers instead of the local one
+  --quick               a smoke run (about a minute)
+  --json FILE           also write the results as JSON
+  --profile             after the measured runs, an extra saturated run of one server under
+                        --cpu-prof (not counted): one .cpuprofile per thread (main thread and each
+                        piscina worker: workers inherit --cpu-prof through execArgv), and a
+                        summary of the top functions by self time
+  --profile-impl I      which server to profile: workers|inline|baseline (default workers)
+  --profile-dir DIR     where the .cpuprofile files go (default: the current directory)
+  --help                this text
+
+Progress goes to stderr; the result table to stdout.`;
+
+const { values } = parseArgs({
+  options: {
+    agents: { type: 'string' },
+    duration: { type: 'string' },
+    'paced-duration': { type: 'string' },
+    rate: { type: 'string' },
+    workers: { type: 'string' },
+    compression: { type: 'string', default: 'lz4' },
+    'baseline-compression': { type: 'string', default: 'none' },
+    'linger-ms': { type: 'string' },
+    impls: { type: 'string' },
+    brokers: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    'profile-impl': { type: 'string', default: 'workers' },
+    'profile-dir': { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+
+const quick = values.quick === true;
+const number = (name: string, v: string | undefined, fallback: number, min = Number.MIN_VALUE): number => {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}, got ${v}`);
+  return n;
+};
+const cfg = {
+  agents: Math.floor(number('agents', values.agents, 32, 1)),
+  durationS: number('duration', values.duration, quick ? 5 : 20),
+  pacedS: number('paced-duration', values['paced-duration'], quick ? 3 : 10, 0),
+  rate: values.rate === undefined ? undefined : number('rate', values.rate, 0),
+  workers: Math.floor(number('workers', values.workers, Math.max(1, os.availableParallelism() - 1), 1)),
+  compression: values.compression,
+  baselineCompression: values['baseline-compression'],
+  lingerMs: values['linger-ms'] === undefined ? undefined : number('linger-ms', values['linger-ms'], 0, 0),
+  warmupS: quick ? 1 : 2,
+  recordsPerMessage: 20,
+  recordBytes: 600,
+  loadClients: 2,
+  partitions: 4,
+  /** How long to wait for the consumer to see every record a phase sent. */
+  drainTimeoutS: 60,
+};
+const allImpls = ['baseline', 'workers', 'inline'] as const;
+type Impl = (typeof allImpls)[number];
+const impls: Impl[] =
+  values.impls === undefined
+    ? [...allImpls]
+    : allImpls.filter((i) =>
+        values
+          .impls!.split(',')
+          .map((s) => s.trim())
+          .includes(i),
+      );
+if (impls.length === 0 && !(values.profile && values.impls === 'none'))
+  throw new Error(`--impls: want a subset of ${allImpls.join(',')} (or none, with --profile)`);
+const profileImpl = values['profile-impl'] as Impl;
+if (!allImpls.includes(profileImpl)) throw new Error(`--profile-impl: want one of ${allImpls.join('|')}`);
+
+// ---- where the children are ----------------------------------------------------------------
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const isTs = import.meta.url.endsWith('.ts');
+const ext = isTs ? '.ts' : '.js';
+const tsNodeArgs = isTs ? ['--import', 'tsx'] : [];
+const scripts = {
+  ours: path.join(here, `ingest-server${ext}`),
+  baseline: path.join(here, '..', 'baselines', `grpcjs-kafka-gateway${ext}`),
+  client: path.join(here, `load-client${ext}`),
+};
+function projectRoot(from: string): string {
+  let dir = from;
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
+      if (pkg.name === 'fleetgate') return dir;
+    } catch {
+      // keep walking up
+    }
+    const up = path.dirname(dir);
+    if (up === dir) return process.cwd();
+    dir = up;
+  }
+}
+const root = projectRoot(here);
+// `--import tsx` resolves from the working directory.
+process.chdir(root);
+
+// ---- output helpers --------------------------------------------------------------------------
+
+const t0 = Date.now();
+const progress = (msg: string) =>
+  process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const cpuSeconds = (a: ServerStats, b: ServerStats) =>
+  (b.cpuUser + b.cpuSystem - a.cpuUser - a.cpuSystem) / 1e6;
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const split = (total: number, parts: number) =>
+  Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+const LABEL: Record<Impl, string> = {
+  baseline: 'grpc-js+kafkajs',
+  workers: `fleetgate w=${cfg.workers}`,
+  inline: 'fleetgate w=0',
+};
+
+const problems: string[] = [];
+
+// ---- machine ---------------------------------------------------------------------------------
+
+const machine = machineInfo();
+
+const clockTick = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+/** CPU seconds a process has used (all threads), from /proc; undefined when unreadable. */
+function procCpuS(pid: number | null): number | undefined {
+  if (pid === null) return undefined;
+  const stat = readProc(`/proc/${pid}/stat`);
+  if (!stat) return undefined;
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / clockTick;
+}
+
+async function loopbackSources(n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 2; i < 2 + n; i++) {
+    const addr = `127.0.0.${i}`;
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(0, addr, () => s.close(() => resolve(true)));
+    });
+    if (ok) out.push(addr);
+  }
+  return out;
+}
+
+const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'fg-bench-pki-'));
+async function writePki(): Promise<void> {
+  const ca = await createCa();
+  const server = await createServerCert(ca, { hosts: ['127.0.0.1'] });
+  const client = await createClientCert(ca, { identity: 'fleet' });
+  writeFileSync(path.join(pkiDir, 'ca.crt'), ca.cert);
+  writeFileSync(path.join(pkiDir, 'server.crt'), server.cert);
+  writeFileSync(path.join(pkiDir, 'server.key'), server.key, { mode: 0o600 });
+  writeFileSync(path.join(pkiDir, 'client.crt'), client.cert);
+  writeFileSync(path.join(pkiDir, 'client.key'), client.key, { mode: 0o600 });
+}
+
+// ---- Kafka: topics and the measuring consumer ---------------------------------------------
+
+let brokers: string[] = [];
+let brokerPid: number | null = null;
+registerCodecs(); // the consumer reads what each gateway produced, whatever the codec
+const kafkaClient = () =>
+  new Kafka({ clientId: `fleetgate-bench-${process.pid}`, brokers, logLevel: logLevel.NOTHING });
+
+const runId = `${Date.now().toString(36)}-${process.pid}`;
+const topics: string[] = [];
+async function createTopics(names: string[]): Promise<void> {
+  const admin = kafkaClient().admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      topics: names.map((topic) => ({ topic, numPartitions: cfg.partitions, replicationFactor: 1 })),
+      waitForLeaders: true,
+    });
+    topics.push(...names);
+  } finally {
+    await admin.disconnect();
+  }
+}
+async function deleteTopics(): Promise<void> {
+  if (topics.length === 0) return;
+  const admin = kafkaClient().admin();
+  try {
+    await admin.connect();
+    await admin.deleteTopics({ topics: topics.splice(0) });
+  } catch (err) {
+    problems.push(`could not delete the benchmark topics: ${(err as Error).message}`);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+type Histogram = ReturnType<typeof hdr.build>;
+const newHistogram = (): Histogram =>
+  hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+
+/** What the consumer saw of one phase on one topic. */
+class PhaseTrack {
+  /** Records consumed (all, duplicates included). */
+  consumed = 0;
+  unique = 0;
+  duplicates = 0;
+  /** Records without a stamp (the first message's heartbeat of each agent). */
+  unstamped = 0;
+  /** Latency of the records sent within [fromUs, toUs] (µs). */
+  readonly latency = newHistogram();
+  fromUs = Number.POSITIVE_INFINITY;
+  toUs = Number.POSITIVE_INFINITY;
+  /** Per AgentID: a bit per (message seq, record index). */
+  readonly #seen = new Map<string, Uint8Array>();
+  constructor(readonly perMessage: number) {}
+
+  add(key: string, seq: number, index: number, sentUs: number, nowUs: number): void {
+    this.consumed++;
+    const bit = seq * this.perMessage + index;
+    let bits = this.#seen.get(key);
+    if (!bits || bits.length * 8 <= bit) {
+      const grown = new Uint8Array(Math.max(1024, bits ? bits.length * 2 : 0, (bit >> 3) + 1));
+      if (bits) grown.set(bits);
+      bits = grown;
+      this.#seen.set(key, bits);
+    }
+    const mask = 1 << (bit & 7);
+    if (bits[bit >> 3]! & mask) {
+      this.duplicates++;
+    } else {
+      bits[bit >> 3]! |= mask;
+      this.unique++;
+    }
+    if (sentUs >= this.fromUs && sentUs <= this.toUs) this.latency.recordValue(Math.max(1, nowUs - sentUs));
+  }
+  addUnstamped(): void {
+    this.consumed++;
+    this.unique++; // one heartbeat per agent stream, counted as sent once
+    this.unstamped++;
+  }
+}
+
+const tracks = new Map<string, PhaseTrack>();
+let consumer: kafkajs.Consumer | undefined;
+let badValues = 0;
+
+async function startConsumer(): Promise<void> {
+  const c = kafkaClient().consumer({
+    groupId: `fleetgate-bench-${runId}`,
+    maxWaitTimeInMs: 100,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3000,
+  });
+  await c.connect();
+  await c.subscribe({ topics: [...topics], fromBeginning: true });
+  const joined = new Promise<void>((resolve) => c.on(c.events.GROUP_JOIN, () => resolve()));
+  await c.run({
+    partitionsConsumedConcurrently: cfg.partitions,
+    eachBatch: async ({ batch }) => {
+      const nowUs = monotonicUs();
+      const track = tracks.get(batch.topic);
+      for (const m of batch.messages) {
+        if (!track || !m.value) {
+          badValues++;
+          continue;
+        }
+        const stamp = readStamp(m.value);
+        if (stamp) track.add(String(m.key), stamp.seq, stamp.index, stamp.us, nowUs);
+        else track.addUnstamped();
+      }
+    },
+  });
+  consumer = c;
+  await Promise.race([joined, sleep(30_000)]);
+}
+
+// ---- children ------------------------------------------------------------------------------
+
+const clients: Child[] = [];
+interface Server {
+  impl: Impl;
+  child: Child;
+  port: number;
+  topic: string;
+  stats(): Promise<Stats>;
+}
+type Stats = ServerStats & {
+  spooled?: number;
+  kafkaFailures?: number;
+  failedSends?: number;
+  threads?: { mainUs: number; otherUs: number; threads: number } | null;
+};
+const servers = new Set<Server>();
+
+async function startServer(impl: Impl, topic: string, extraNodeArgs: string[] = []): Promise<Server> {
+  const common = ['--pki', pkiDir, '--port', '0', '--topic', topic, '--brokers', brokers.join(',')];
+  const args =
+    impl === 'baseline'
+      ? [...common, '--compression', cfg.baselineCompression]
+      : [
+          ...common,
+          '--workers',
+          impl === 'inline' ? '0' : String(cfg.workers),
+          '--compression',
+          cfg.compression,
+          ...(cfg.lingerMs !== undefined ? ['--linger-ms', String(cfg.lingerMs)] : []),
+        ];
+  const child = await spawnChild(
+    LABEL[impl],
+    ['--expose-gc', ...extraNodeArgs, ...tsNodeArgs],
+    impl === 'baseline' ? scripts.baseline : scripts.ours,
+    args,
+  );
+  const server: Server = {
+    impl,
+    child,
+    port: Number(child.hello.port),
+    topic,
+    stats: () => child.request<Stats>('stats', {}, 60_000),
+  };
+  servers.add(server);
+  if (impl === 'baseline') baselineHello = String(child.hello.impl ?? baselineHello);
+  return server;
+}
+
+async function stopServer(server: Server): Promise<void> {
+  servers.delete(server);
+  const tail = server.child.stderrTail();
+  if (!server.child.alive) {
+    const { code, signal } = await server.child.exited;
+    problems.push(`${server.child.name} exited early (code ${code}, signal ${signal}):\n${tail}`);
+    return;
+  }
+  await server.child.stop(30_000);
+  if (tail.trim() !== '') progress(`${server.child.name} stderr:\n${tail}`);
+}
+
+// ---- one phase -------------------------------------------------------------------------------
+
+interface PhaseResult {
+  impl: Impl;
+  phase: 'saturated' | 'paced';
+  offeredRate: number | null;
+  agents: number;
+  wallS: number;
+  records: number;
+  recordsPerS: number;
+  cpuS: number;
+  recordsPerCpuS: number;
+  cpuPct: number;
+  mainThreadPct: number | null;
+  brokerCpuPct: number | null;
+  brokerUsPerRecord: number | null;
+  clientCpuPct: number;
+  driverCpuPct: number;
+  latency: { p50: number; p90: number; p99: number; p999: number; max: number; count: number };
+  sent: number;
+  confirmed: number;
+  unconfirmed: number;
+  consumedUnique: number;
+  lost: number;
+  duplicates: number;
+  maxBehind: number;
+  spooled: number;
+  wireBytesPerMessage: number;
+  rawBytesPerMessage: number;
+  bodyBytesPerRecord: number;
+}
+
+async function runPhase(
+  server: Server,
+  phase: 'saturated' | 'paced',
+  rate: number,
+  durationS: number,
+  label: string,
+): Promise<PhaseResult> {
+  const encoding: WireEncoding = server.impl === 'baseline' ? 'identity' : 'snappy';
+  const track = new PhaseTrack(cfg.recordsPerMessage);
+  tracks.set(server.topic, track);
+  const target = { host: '127.0.0.1', port: server.port };
+  const shares = split(cfg.agents, clients.length);
+  const locals = await localsPromise;
+  let base = 0;
+  const ups = await Promise.all(
+    clients.map((c, i) => {
+      const args = {
+        target,
+        encoding,
+        agents: shares[i],
+        indexBase: base,
+        recordsPerMessage: cfg.recordsPerMessage,
+        recordBytes: cfg.recordBytes,
+        localAddresses: locals,
+        // messages/s of this client
+        rate: rate > 0 ? (rate / cfg.recordsPerMessage) * (shares[i]! / cfg.agents) : 0,
+      };
+      base += shares[i]!;
+      return c.request('ingest', args, 120_000);
+    }),
+  );
+  const connected = ups.reduce((n, u) => n + Number(u.connected), 0);
+  if (connected < cfg.agents) problems.push(`${label}: only ${connected} of ${cfg.agents} agents connected`);
+  const shape = ups[0]!;
+  await sleep(cfg.warmupS * 1000);
+
+  const clientCpu = async () =>
+    (await Promise.all(clients.map((c) => c.request('stats')))).reduce(
+      (n, s) => n + Number(s.user) + Number(s.system),
+      0,
+    ) / 1e6;
+  const driverCpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
+  track.fromUs = monotonicUs();
+  const s0 = await server.stats();
+  const b0 = procCpuS(brokerPid);
+  const c0 = await clientCpu();
+  const d0 = driverCpu();
+  const startedAt = performance.now();
+  const ms = durationS * 1000;
+  const step = Math.max(2000, Math.min(5000, ms / 3));
+  let last = s0;
+  let lastAt = startedAt;
+  while (performance.now() - startedAt < ms - 50) {
+    await sleep(Math.min(step, ms - (performance.now() - startedAt)));
+    const now = await server.stats();
+    const nowAt = performance.now();
+    const n = now.records - last.records;
+    progress(
+      `${label}: ${fmt(n / ((nowAt - lastAt) / 1000))} records/s acked, ${fmt(n / Math.max(cpuSeconds(last, now), 1e-6))} per gateway CPU-s, latency p50 so far ${fmt(track.latency.getValueAtPercentile(50) / 1000, 1)} ms`,
+    );
+    last = now;
+    lastAt = nowAt;
+  }
+  const s1 = await server.stats();
+  track.toUs = monotonicUs();
+  const wallS = (performance.now() - startedAt) / 1000;
+  const b1 = procCpuS(brokerPid);
+  const c1 = await clientCpu();
+  const d1 = driverCpu();
+
+  const stops = await Promise.all(clients.map((c) => c.request('stop', { stopGraceMs: 60_000 }, 120_000)));
+  let sent = 0;
+  let confirmed = 0;
+  let unconfirmed = 0;
+  let maxBehind = 0;
+  const statuses: Record<string, number> = {};
+  const errors: Record<string, number> = {};
+  for (const s of stops) {
+    sent += Number(s.recordsSent);
+    confirmed += Number(s.recordsConfirmed);
+    unconfirmed += Number(s.recordsUnconfirmed);
+    maxBehind = Math.max(maxBehind, Number(s.maxBehind));
+    for (const [k, v] of Object.entries((s.statuses as Record<string, number>) ?? {}))
+      statuses[k] = (statuses[k] ?? 0) + v;
+    for (const [k, v] of Object.entries((s.errors as Record<string, number>) ?? {}))
+      errors[k] = (errors[k] ?? 0) + v;
+  }
+  if (unconfirmed > 0 || Object.keys(errors).length > 0) {
+    problems.push(
+      `${label}: streams ended with statuses ${JSON.stringify(statuses)}; ${unconfirmed} records on streams without OK status; errors ${JSON.stringify(errors)}`,
+    );
+  }
+  // Wait for the consumer to see everything the agents sent.
+  const deadline = Date.now() + cfg.drainTimeoutS * 1000;
+  while (track.unique < sent && Date.now() < deadline) await sleep(100);
+  await sleep(300); // late duplicates, if any
+  const lost = Math.max(0, sent - track.unique);
+  if (lost > 0) {
+    problems.push(
+      `${label}: ${fmt(lost)} of ${fmt(sent)} records sent never reached Kafka (${fmt(track.unique)} consumed after ${cfg.drainTimeoutS} s)`,
+    );
+  }
+  if (track.duplicates > 0) problems.push(`${label}: ${fmt(track.duplicates)} duplicate records in Kafka`);
+  if (rate > 0 && maxBehind > 2) {
+    problems.push(
+      `${label}: agents fell up to ${maxBehind} messages behind the offered rate (backpressure): the gateway did not keep up`,
+    );
+  }
+  const after = await server.stats();
+  if ((after.spooled ?? 0) > 0)
+    problems.push(`${label}: ${fmt(after.spooled ?? 0)} records went to the spool`);
+
+  const records = s1.records - s0.records;
+  const cpuS = cpuSeconds(s0, s1);
+  const brokerCpuS = b0 !== undefined && b1 !== undefined ? b1 - b0 : undefined;
+  const mainUs = s0.threads && s1.threads ? (s1.threads.mainUs - s0.threads.mainUs) / 1e6 / wallS : undefined;
+  const h = track.latency;
+  const ms1 = (us: number) => Number((us / 1000).toFixed(2));
+  return {
+    impl: server.impl,
+    phase,
+    offeredRate: rate > 0 ? Math.round(rate) : null,
+    agents: connected,
+    wallS: Number(wallS.toFixed(2)),
+    records,
+    recordsPerS: Math.round(records / wallS),
+    cpuS: Number(cpuS.toFixed(2)),
+    recordsPerCpuS: Math.round(records / cpuS),
+    cpuPct: Math.round((100 * cpuS) / wallS),
+    mainThreadPct: mainUs === undefined ? null : Math.round(100 * mainUs),
+    brokerCpuPct: brokerCpuS === undefined ? null : Math.round((100 * brokerCpuS) / wallS),
+    brokerUsPerRecord: brokerCpuS === undefined ? null : Number(((brokerCpuS * 1e6) / records).toFixed(2)),
+    clientCpuPct: Math.round((100 * (c1 - c0)) / wallS),
+    driverCpuPct: Math.round((100 * (d1 - d0)) / wallS),
+    latency: {
+      p50: ms1(h.getValueAtPercentile(50)),
+      p90: ms1(h.getValueAtPercentile(90)),
+      p99: ms1(h.getValueAtPercentile(99)),
+      p999: ms1(h.getValueAtPercentile(99.9)),
+      max: ms1(h.maxValue),
+      count: h.totalCount,
+    },
+    sent,
+    confirmed,
+    unconfirmed,
+    consumedUnique: track.unique,
+    lost,
+    duplicates: track.duplicates,
+    maxBehind,
+    spooled: after.spooled ?? 0,
+    wireBytesPerMessage: Math.round(Number(shape.wireBytesPerMessage)),
+    rawBytesPerMessage: Math.round(Number(shape.rawBytesPerMessage)),
+    bodyBytesPerRecord: Math.round(Number(shape.bodyBytesPerRecord)),
+  };
+}
+
+function describe(r: PhaseResult): string {
+  return `${fmt(r.recordsPerS)} rec/s, ${fmt(r.recordsPerCpuS)} rec/CPU-s (gateway ${r.cpuPct}% CPU${r.mainThreadPct !== null ? `, main thread ${r.mainThreadPct}%` : ''}; broker ${r.brokerCpuPct ?? '?'}%), latency p50 ${r.latency.p50} ms p99 ${r.latency.p99} ms; sent ${fmt(r.sent)}, consumed ${fmt(r.consumedUnique)}, lost ${fmt(r.lost)}, dup ${fmt(r.duplicates)}`;
+}
+
+// ---- profiles ------------------------------------------------------------------------------
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples?: number[];
+  timeDeltas?: number[];
+  startTime: number;
+  endTime: number;
+}
+
+const rootUrl = `file://${root}/`;
+const shortUrl = (url: string) =>
+  url.startsWith(rootUrl)
+    ? url.slice(rootUrl.length)
+    : url.startsWith(`${root}/`)
+      ? url.slice(root.length + 1)
+      : url;
+
+/** Where a frame's code lives: a package, our code, node internals, or a V8 pseudo-frame. */
+function categoryOf(frame: ProfileNode['callFrame']): string {
+  const url = shortUrl(frame.url);
+  if (url === '') {
+    if (frame.functionName.startsWith('(')) return frame.functionName;
+    return '(native)';
+  }
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (nm) return nm[1]!;
+  if (url.startsWith('node:')) return 'node internals';
+  const top = url.split('/').slice(0, 2).join('/');
+  return top;
+}
+
+interface ProfileSummary {
+  file: string;
+  thread: number;
+  totalMs: number;
+  busyMs: number;
+  topFunctions: Array<{ fn: string; where: string; selfMs: number; pct: number }>;
+  topCategories: Array<{ category: string; selfMs: number; pct: number }>;
+}
+
+function summarizeProfile(file: string, thread: number): ProfileSummary {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  const samples = p.samples ?? [];
+  const deltas = p.timeDeltas ?? [];
+  for (let i = 0; i < samples.length; i++) {
+    // timeDeltas[i] is the time before sample i; attribute the gap after it to sample i.
+    const d = deltas[i + 1] ?? 0;
+    self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + Math.max(0, d));
+  }
+  const fns = new Map<string, { fn: string; where: string; us: number }>();
+  const cats = new Map<string, number>();
+  let total = 0;
+  let idle = 0;
+  for (const [id, us] of self) {
+    const n = byId.get(id);
+    if (!n) continue;
+    total += us;
+    const f = n.callFrame;
+    if (f.functionName === '(idle)') {
+      idle += us;
+      continue;
+    }
+    const where = f.url ? `${shortUrl(f.url)}:${f.lineNumber + 1}` : '';
+    const key = `${f.functionName}|${where}`;
+    const e = fns.get(key) ?? { fn: f.functionName || '(anonymous)', where, us: 0 };
+    e.us += us;
+    fns.set(key, e);
+    const c = categoryOf(f);
+    cats.set(c, (cats.get(c) ?? 0) + us);
+  }
+  const busy = total - idle;
+  const pct = (us: number) => Number(((100 * us) / Math.max(1, busy)).toFixed(1));
+  return {
+    file,
+    thread,
+    totalMs: Math.round(total / 1000),
+    busyMs: Math.round(busy / 1000),
+    topFunctions: [...fns.values()]
+      .sort((a, b) => b.us - a.us)
+      .slice(0, 20)
+      .map((e) => ({ fn: e.fn, where: e.where, selfMs: Math.round(e.us / 1000), pct: pct(e.us) })),
+    topCategories: [...cats.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 12)
+      .map(([category, us]) => ({ category, selfMs: Math.round(us / 1000), pct: pct(us) })),
+  };
+}
+
+/** Rewrites the profile's file URLs relative to the project, so the file names no path of this machine. */
+function relativizeProfile(from: string, to: string): void {
+  const p = JSON.parse(readFileSync(from, 'utf8')) as CpuProfile;
+  for (const n of p.nodes) n.callFrame.url = shortUrl(n.callFrame.url);
+  writeFileSync(to, JSON.stringify(p));
+}
+
+async function profileRun(topic: string): Promise<ProfileSummary[]> {
+  const dir = path.resolve(values['profile-dir'] ?? '.');
+  mkdirSync(dir, { recursive: true });
+  // Node names profiles CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main
+  // thread; with tsx its module-loader thread writes one too (nearly idle), then the workers.
+  const runDir = mkdtempSync(path.join(dir, '.cpu-prof-'));
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const label = `profile[${LABEL[profileImpl]}]`;
+  progress(`${label}: extra saturated run under --cpu-prof (not counted)`);
+  const server = await startServer(profileImpl, topic, ['--cpu-prof', '--cpu-prof-dir', runDir]);
+  try {
+    const r = await runPhase(server, 'saturated', 0, cfg.durationS, label);
+    progress(`${label}: ${describe(r)}`);
+  } finally {
+    await stopServer(server);
+  }
+  const out: ProfileSummary[] = [];
+  try {
+    const files = readdirSync(runDir)
+      .map((f) => ({ f, m: /^CPU\.\d+\.\d+\.\d+\.(\d+)\.\d+\.cpuprofile$/.exec(f) }))
+      .filter((x) => x.m)
+      .sort((a, b) => Number(a.m![1]) - Number(b.m![1]));
+    for (const { f, m } of files) {
+      const thread = Number(m![1]);
+      const src = path.join(runDir, f);
+      const s = summarizeProfile(src, thread);
+      // The tsx loader thread is all but idle; keep the threads that worked.
+      if (thread !== 0 && s.busyMs < 0.05 * s.totalMs) continue;
+      const name = `ingest-${profileImpl}-thread${thread}-${stamp}.cpuprofile`;
+      const dest = path.join(dir, name);
+      relativizeProfile(src, dest);
+      s.file = path.join(values['profile-dir'] ?? '.', name);
+      out.push(s);
+    }
+    if (out.length === 0) problems.push('profile: no .cpuprofile was written');
+  } finally {
+    rmSync(runDir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+function printProfile(s: ProfileSummary): void {
+  const who = s.thread === 0 ? 'main thread' : `thread ${s.thread} (worker)`;
+  console.log(
+    `\n${who}: ${s.file} — busy ${fmt(s.busyMs)} ms of ${fmt(s.totalMs)} ms sampled (${Math.round((100 * s.busyMs) / Math.max(1, s.totalMs))}%)`,
+  );
+  console.log(
+    `  by where the code lives: ${s.topCategories.map((c) => `${c.category} ${c.pct}%`).join(', ')}`,
+  );
+  console.log('  top functions by self time (% of busy):');
+  for (const f of s.topFunctions.slice(0, 15)) {
+    console.log(`    ${String(f.pct).padStart(5)}%  ${fmt(f.selfMs).padStart(6)} ms  ${f.fn}  ${f.where}`);
+  }
+}
+
+// ---- report --------------------------------------------------------------------------------
+
+interface Metric {
+  key: string;
+  label: string;
+  unit: string;
+  better: 'higher' | 'lower';
+  get: (r: PhaseResult) => number | null;
+  goalRatio?: number;
+  digits?: number;
+}
+const METRICS: Metric[] = [
+  {
+    key: 'records_per_s',
+    label: 'records/s end to end',
+    unit: 'records/s',
+    better: 'higher',
+    get: (r) => r.recordsPerS,
+  },
+  {
+    key: 'records_per_cpu_s',
+    label: 'records per gateway CPU-s',
+    unit: 'records/CPU-s',
+    better: 'higher',
+    get: (r) => r.recordsPerCpuS,
+    goalRatio: 3,
+  },
+  {
+    key: 'gateway_cpu_pct',
+    label: 'gateway CPU',
+    unit: '% of a core',
+    better: 'lower',
+    get: (r) => r.cpuPct,
+  },
+  {
+    key: 'main_thread_pct',
+    label: '  of which main thread',
+    unit: '% of a core',
+    better: 'lower',
+    get: (r) => r.mainThreadPct,
+  },
+  {
+    key: 'latency_p50_ms',
+    label: 'send→Kafka latency p50',
+    unit: 'ms',
+    better: 'lower',
+    get: (r) => r.latency.p50,
+    digits: 1,
+  },
+  {
+    key: 'latency_p99_ms',
+    label: 'send→Kafka latency p99',
+    unit: 'ms',
+    better: 'lower',
+    get: (r) => r.latency.p99,
+    digits: 1,
+  },
+  {
+    key: 'broker_us_per_record',
+    label: 'broker CPU per record',
+    unit: 'µs',
+    better: 'lower',
+    get: (r) => r.brokerUsPerRecord,
+    digits: 1,
+  },
+  {
+    key: 'records_lost',
+    label: 'records lost (sent − consumed)',
+    unit: 'records',
+    better: 'lower',
+    get: (r) => r.lost,
+  },
+  {
+    key: 'records_duplicated',
+    label: 'records duplicated',
+    unit: 'records',
+    better: 'lower',
+    get: (r) => r.duplicates,
+  },
+];
+
+const phaseResults: PhaseResult[] = [];
+const find = (impl: Impl, phase: string) => phaseResults.find((r) => r.impl === impl && r.phase === phase);
+
+function table(): string {
+  const cols = impls;
+  const oursCols = cols.filter((c) => c !== 'baseline');
+  const hasBase = cols.includes('baseline');
+  const head = [
+    'phase',
+    'metric',
+    'unit',
+    ...cols.map((c) => LABEL[c]),
+    ...(hasBase ? oursCols.map((c) => `${c === 'workers' ? 'w' : 'w=0'}/base`) : []),
+  ];
+  const rows: string[][] = [head];
+  for (const phase of ['saturated', 'paced'] as const) {
+    if (!cols.some((c) => find(c, phase))) continue;
+    for (const m of METRICS) {
+      const show = (c: Impl) => {
+        const r = find(c, phase);
+        const v = r ? m.get(r) : null;
+        return v === null || v === undefined ? 'n/a' : fmt(v, m.digits ?? 0);
+      };
+      const ratios = hasBase
+        ? oursCols.map((c) => {
+            const a = find(c, phase);
+            const b = find('baseline', phase);
+            const va = a ? m.get(a) : null;
+            const vb = b ? m.get(b) : null;
+            if (
+              va === null ||
+              vb === null ||
+              !(va > 0) ||
+              !(vb > 0) ||
+              m.key.startsWith('records_l') ||
+              m.key.startsWith('records_d')
+            )
+              return '';
+            const x = va / vb;
+            const goal =
+              m.goalRatio !== undefined && phase === 'saturated'
+                ? x >= m.goalRatio
+                  ? ' goal met'
+                  : ` goal ${m.goalRatio}× MISSED`
+                : '';
+            return `${x.toFixed(2)}×${goal}`;
+          })
+        : [];
+      const offered = phase === 'paced' ? find(cols[0]!, phase)?.offeredRate : undefined;
+      rows.push([
+        phase === 'paced' && offered ? `paced ${fmt(offered)}/s` : phase,
+        m.label,
+        m.unit,
+        ...cols.map(show),
+        ...ratios,
+      ]);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i >= 3 && i < 3 + cols.length ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ');
+  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
+
+function jsonResults(impl: Impl, prefix: string) {
+  const out: Array<Record<string, unknown>> = [];
+  for (const phase of ['saturated', 'paced'] as const) {
+    const r = find(impl, phase);
+    if (!r) continue;
+    const b = find('baseline', phase);
+    for (const m of METRICS) {
+      const value = m.get(r);
+      const entry: Record<string, unknown> = {
+        name: `${prefix}${phase}.${m.key}`,
+        value,
+        unit: m.unit,
+        better: m.better,
+      };
+      if (impl !== 'baseline' && b) {
+        const bv = m.get(b);
+        if (value !== null && bv !== null && bv > 0) entry.ratioToBaseline = Number((value / bv).toFixed(3));
+        if (m.goalRatio !== undefined && phase === 'saturated' && bv !== null && value !== null) {
+          entry.goal = Math.round(bv * m.goalRatio);
+          entry.meetsGoal = value >= bv * m.goalRatio;
+        }
+      }
+      out.push(entry);
+    }
+  }
+  return out;
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+let localsPromise: Promise<string[]> = Promise.resolve([]);
+
+async function main(): Promise<number> {
+  progress(
+    `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node}, load ${machine.loadAverageAtStart.join(' ')}`,
+  );
+  progress(
+    `config: ${cfg.agents} agents, saturated ${cfg.durationS} s + paced ${cfg.pacedS} s per gateway, workers ${cfg.workers}, compression ours ${cfg.compression} / baseline ${cfg.baselineCompression}, runs ${impls.join(',')}${quick ? ' (quick)' : ''}`,
+  );
+  if (values.brokers) {
+    brokers = values.brokers.split(',');
+  } else {
+    const k = await ensureKafka({ log: (m) => progress(m) });
+    brokers = k.brokers;
+    brokerPid = k.pid ?? (await kafkaStatus()).pid;
+  }
+  if (brokerPid === null) progress('broker pid unknown: its CPU is not reported');
+  await writePki();
+  localsPromise = loopbackSources(8);
+  const names = impls.map((i) => `fleetgate-bench-${runId}-${i}`);
+  const profileTopic = `fleetgate-bench-${runId}-profile`;
+  await createTopics(values.profile ? [...names, profileTopic] : names);
+  await startConsumer();
+  progress(`consumer subscribed to ${topics.length} topics (${cfg.partitions} partitions each)`);
+  for (let i = 0; i < cfg.loadClients; i++) {
+    clients.push(
+      await spawnChild(`load-client-${i}`, tsNodeArgs, scripts.client, [
+        '--pki',
+        pkiDir,
+        '--seed',
+        String(i + 1),
+      ]),
+    );
+  }
+
+  let pacedRate = cfg.rate;
+  for (const [i, impl] of impls.entries()) {
+    const label = LABEL[impl];
+    const server = await startServer(impl, names[i]!);
+    try {
+      const sat = await runPhase(server, 'saturated', 0, cfg.durationS, `${label} saturated`);
+      phaseResults.push(sat);
+      progress(`${label} saturated: ${describe(sat)}`);
+      if (pacedRate === undefined) {
+        pacedRate = impl === 'baseline' ? Math.max(100, Math.round(sat.recordsPerS / 2 / 100) * 100) : 20_000;
+        progress(`paced phases offer ${fmt(pacedRate)} records/s`);
+      }
+      if (cfg.pacedS > 0) {
+        const paced = await runPhase(server, 'paced', pacedRate, cfg.pacedS, `${label} paced`);
+        phaseResults.push(paced);
+        progress(`${label} paced: ${describe(paced)}`);
+      }
+    } catch (err) {
+      const msg = `${label}: ${(err as Error).message}`;
+      problems.push(msg);
+      progress(`ERROR ${msg}`);
+    } finally {
+      await stopServer(server);
+    }
+  }
+  let profiles: ProfileSummary[] = [];
+  if (values.profile) {
+    try {
+      profiles = await profileRun(profileTopic);
+    } catch (err) {
+      problems.push(`profile: ${(err as Error).message}`);
+    }
+  }
+
+  await Promise.all(clients.map((c) => c.stop(20_000)));
+  await consumer?.disconnect().catch(() => {});
+  await deleteTopics();
+  rmSync(pkiDir, { recursive: true, force: true });
+
+  const loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
+  const sample = phaseResults[0];
+  console.log(
+    `\nfleetgate ingest (agents → gateway → Kafka, acks=all) — ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node}`,
+  );
+  console.log(
+    `gateways, broker, ${cfg.loadClients} load clients and the measuring consumer share the machine; load average ${machine.loadAverageAtStart.join('/')} → ${loadAverageAtEnd.join('/')}`,
+  );
+  console.log(
+    `${cfg.agents} agents, ${cfg.recordsPerMessage} records/RawData, body ≈ ${sample?.bodyBytesPerRecord ?? '?'} B, RawData ≈ ${sample?.rawBytesPerMessage ?? '?'} B; ours: snappy framing, ${cfg.compression} to Kafka, ${cfg.workers} worker(s) or inline; baseline (${baselineName()}): identity (grpc-js has no snappy), ${cfg.baselineCompression} to Kafka, one send per RawData`,
+  );
+  console.log(
+    `CPU-s: the gateway process (all threads); broker CPU from /proc apart${brokerPid === null ? ' (n/a: pid unknown)' : ''}. Latency: agent write → measuring consumer (includes fetch wait and consumer decode).\n`,
+  );
+  if (phaseResults.length > 0) console.log(table());
+  const sat = phaseResults.filter((r) => r.phase === 'saturated');
+  if (sat.length > 0) {
+    console.log(
+      `\nwindow details: ${sat.map((r) => `${LABEL[r.impl]}: client CPU ${r.clientCpuPct}%, consumer (driver) CPU ${r.driverCpuPct}%, broker ${r.brokerCpuPct ?? '?'}%`).join('; ')}`,
+    );
+  }
+  for (const p of profiles) printProfile(p);
+  if (badValues > 0) problems.push(`the consumer read ${badValues} records it could not attribute`);
+  if (problems.length > 0) {
+    console.log('\nproblems observed:');
+    for (const p of problems) console.log(`  - ${p}`);
+  }
+  if (values.json) {
+    const doc = {
+      bench: 'ingest',
+      machine: { ...machine, loadAverageAtEnd },
+      config: { ...cfg, quick, impls, pacedRate: pacedRate ?? null },
+      results: [
+        ...(impls.includes('workers') ? jsonResults('workers', 'workers.') : []),
+        ...(impls.includes('inline') ? jsonResults('inline', 'inline.') : []),
+      ],
+      baseline: {
+        name: baselineName(),
+        results: impls.includes('baseline') ? jsonResults('baseline', '') : [],
+      },
+      phases: phaseResults,
+      problems,
+      ...(profiles.length > 0 ? { profiles } : {}),
+      finishedAt: new Date().toISOString(),
+      elapsedS: Math.round((Date.now() - t0) / 1000),
+    };
+    // Error texts may quote paths of this machine: keep them out of the file.
+    const text = JSON.stringify(doc, null, 2).replaceAll(root, '<project>').replaceAll(os.tmpdir(), '<tmp>');
+    writeFileSync(values.json, `${text}\n`);
+    progress(`wrote ${values.json}`);
+  }
+  progress(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return 0;
+}
+
+let baselineHello = '@grpc/grpc-js + kafkajs';
+function baselineName(): string {
+  return baselineHello;
+}
+
+const cleanup = async () => {
+  await Promise.allSettled([...servers].map((s) => s.child.stop(2000)));
+  await Promise.allSettled(clients.map((c) => c.stop(2000)));
+  await consumer?.disconnect().catch(() => {});
+  await deleteTopics();
+  rmSync(pkiDir, { recursive: true, force: true });
+};
+process.once('SIGINT', () => {
+  void cleanup().finally(() => process.exit(130));
+});
+
+main().then(
+  (code) => process.exit(code),
+  async (err: unknown) => {
+    console.error(err);
+    await cleanup();
+    process.exit(1);
+  },
+);
