@@ -24,7 +24,8 @@ export function elkeidStatus(ageSeconds: number): number {
   return 4;
 }
 
-const GO_UNSAFE = /[<>&\u2028\u2029]/g;
+const GO_UNSAFE = /[<>&\u2028\u2029]/;
+const GO_UNSAFE_ALL = /[<>&\u2028\u2029]/g;
 const GO_ESCAPES: Record<string, string> = {
   '<': '\\u003c',
   '>': '\\u003e',
@@ -36,7 +37,7 @@ const GO_ESCAPES: Record<string, string> = {
 /** JSON as Go's encoding/json writes it: `<`, `>`, `&`, U+2028 and U+2029 escaped. */
 export function goJson(value: unknown): string {
   const s = JSON.stringify(value) ?? 'null';
-  return GO_UNSAFE.test(s) ? s.replace(GO_UNSAFE, (c) => GO_ESCAPES[c]!) : s;
+  return GO_UNSAFE.test(s) ? s.replace(GO_UNSAFE_ALL, (c) => GO_ESCAPES[c]!) : s;
 }
 
 /** Go marshals maps with sorted keys, at every depth; `extra` is a Go map. */

@@ -72,7 +72,8 @@ function parseObject(body: Buffer): Body | undefined {
     return undefined;
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
-  const out: Body = {};
+  // No prototype: a `__proto__` key stays an ordinary (ignored) field.
+  const out: Body = Object.create(null) as Body;
   for (const [k, val] of Object.entries(v)) {
     const lk = k.toLowerCase();
     if (!(lk in out) || k === lk) out[lk] = val;
@@ -200,9 +201,18 @@ export function discoveryRoutes(opts: DiscoveryRoutesOptions): DiscoveryRoutes {
   const listCache = new CachedValue(() => store.names({ maxAgeMs: timing.freshMs }), timing, now, {
     onLoad: (ok, s, err) => storeResult('scan', ok, s, err),
   });
-  const summaryCache = new CachedValue(() => store.summary(), timing, now, {
-    onLoad: (ok, s, err) => storeResult('scan', ok, s, err),
-  });
+  const summaryCache = new CachedValue(
+    async () => {
+      const counts = await store.summary();
+      for (const [name, n] of Object.entries(counts)) metrics.instances.set({ name }, n);
+      return counts;
+    },
+    timing,
+    now,
+    {
+      onLoad: (ok, s, err) => storeResult('scan', ok, s, err),
+    },
+  );
 
   /**
    * Whether `name` has instances, from the store's cached name list (rescanned at most every
@@ -298,7 +308,11 @@ export function discoveryRoutes(opts: DiscoveryRoutesOptions): DiscoveryRoutes {
       path: '/registry/summary',
       handler: async () =>
         answer('/registry/summary', summaryCache.peek() ?? (await summaryCache.read()), (v) => {
-          return `{"data":${goJson(v)},"msg":"ok"}`;
+          // Built by hand: a JS object would put integer-like names first, Go sorts every key as text.
+          const fields = Object.keys(v)
+            .sort()
+            .map((k) => `${goJson(k)}:${v[k]}`);
+          return `{"data":{${fields.join(',')}},"msg":"ok"}`;
         }),
     },
     {

@@ -10,6 +10,7 @@
  * scheduled time (no coordinated omission).
  */
 import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as hdr from 'hdr-histogram-js';
 import { processStats, reply, serveCommands } from './child-protocol.js';
 
@@ -40,6 +41,8 @@ function run(args: RunArgs) {
   const endAt = started + args.durationMs;
   const period = args.rate ? (args.connections * 1000) / args.rate : 0; // ms between sends per connection
   const cpu0 = processStats();
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
 
   return new Promise<object>((resolve) => {
     let open = args.connections;
@@ -64,7 +67,9 @@ function run(args: RunArgs) {
           mean: histogram.mean,
         },
         clientCpuS: (cpu1.cpuUser + cpu1.cpuSystem - cpu0.cpuUser - cpu0.cpuSystem) / 1e6,
+        clientLoopDelayMs: { p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
       });
+      loopDelay.disable();
     };
     for (let i = 0; i < args.connections; i++) {
       const socket = net.connect({ port: args.port, host: '127.0.0.1', noDelay: true });

@@ -5,10 +5,11 @@
  *   node --import tsx loadtest/bench/discovery-server.ts --impl uws|node --endpoint URL --prefix P
  *
  * Prints `{"port":N,...}` first, then answers on stdin (one JSON line each): `stats`
- * (process CPU and memory), `miss` {n, name} (n cache misses timed inside the process: the
+ * (process CPU and memory, event-loop delay since the last `resetLoopDelay`), `miss` {n, name} (n cache misses timed inside the process: the
  * cache is cleared and the handler called, so each costs one Query of the name's instances),
  * `hit` {n, name} (the same request answered from the cache, for contrast).
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
 import { createDiscoveryMetrics } from '../../gateway/discovery/metrics.js';
@@ -84,9 +85,21 @@ async function timeRequests(n: number, name: string, miss: boolean) {
   return { ...summarize(samples), instances };
 }
 
+// Event-loop stalls of the server (GC, a cache refresh): what a latency tail owes to the server.
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
+
 serveCommands(
   {
-    stats: () => processStats(),
+    stats: (c) => {
+      const eld = {
+        p50Ms: loopDelay.percentile(50) / 1e6,
+        p99Ms: loopDelay.percentile(99) / 1e6,
+        maxMs: loopDelay.max / 1e6,
+      };
+      if (c.resetLoopDelay) loopDelay.reset();
+      return { ...processStats(), loopDelay: eld };
+    },
     miss: (c) => timeRequests(Number(c.n ?? 200), String(c.name ?? 'hids_svr_grpc'), true),
     hit: (c) => timeRequests(Number(c.n ?? 2000), String(c.name ?? 'hids_svr_grpc'), false),
   },

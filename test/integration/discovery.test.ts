@@ -619,8 +619,9 @@ describe('registrar', () => {
     const rounds =
       (await metricValue(sd.registry, 'elkeid_sd_http_api', { path: '/registry/register', code: '200' })) -
       rounds0;
-    // A round every 150 ms ± 20 % (plus the round itself): 5-9 rounds of 2 registrations in 1 s.
-    assert.ok(rounds >= 2 * 5 && rounds <= 2 * 9, `${rounds} registrations in 1 s`);
+    // A round every 150 ms ± 20 % after the previous one ended: at most 9 rounds of 2 in 1 s, and
+    // at least 3 even when a loaded machine makes each round (2 signed HTTP writes) slow.
+    assert.ok(rounds >= 2 * 3 && rounds <= 2 * 9, `${rounds} registrations in 1 s`);
     const [item] = await detail(sd, 'hids_svr_grpc');
     assert.equal(item?.limit, 100);
     assert.equal(item?.load, 0.42);
@@ -751,7 +752,7 @@ describe('registrant processes', () => {
   }
 
   test('three gateways: SIGKILL leaves within the TTL, SIGTERM leaves at once', async (t) => {
-    const { store } = await freshStore({ ttlMs: 1500 });
+    const { store } = await freshStore({ ttlMs: 3000 });
     const sds = [
       await startSd(t, store, { cache: { freshMs: 200 } }),
       await startSd(t, store, { cache: { freshMs: 200 } }),
@@ -776,9 +777,10 @@ describe('registrant processes', () => {
     }
     const gone = Date.now() - killedAt;
     assert.ok(
-      gone <= 1500 + 200 + 300,
-      `SIGKILLed gateway left after ${gone} ms (TTL 1500 ms + cache 200 ms)`,
+      gone <= 3000 + 200 + 1000,
+      `SIGKILLed gateway left after ${gone} ms (TTL 3000 ms + cache 200 ms)`,
     );
+    assert.ok(gone >= 1500, `SIGKILLed gateway left after ${gone} ms: before its TTL could have passed`);
 
     const termAt = Date.now();
     b!.kill('SIGTERM');
@@ -791,7 +793,7 @@ describe('registrant processes', () => {
       );
     }
     const left = Date.now() - termAt;
-    assert.ok(left < 1000, `SIGTERMed gateway left after ${left} ms`);
+    assert.ok(left < 1500, `SIGTERMed gateway left after ${left} ms (TTL 3000 ms)`);
     for (const sd of sds) assert.deepEqual(ports(await detail(sd, 'hids_svr_grpc')), [6003]);
     c!.kill('SIGTERM');
   });

@@ -15,8 +15,8 @@ import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import { HEADER_GW, HEADER_SEQ } from '../../workers/spool-entry.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/gateway.js';
-import { metricValue } from '../helpers/metrics.js';
 import { BROKER, consumeAll, createTopic, kafkaReady } from '../helpers/kafka.js';
+import { metricValue } from '../helpers/metrics.js';
 
 before(kafkaReady, { timeout: 180_000 });
 
@@ -48,7 +48,8 @@ async function pipeline(
   return { p, spool, metrics };
 }
 
-const bodyOf = (n: number) => encodeItem({ n: String(n), exe: '/usr/bin/true', argv: 'true --long-arg'.repeat(20) });
+const bodyOf = (n: number) =>
+  encodeItem({ n: String(n), exe: '/usr/bin/true', argv: 'true --long-arg'.repeat(20) });
 
 /** Sends `batches` RawData of `perBatch` records from each of `agents` agents, awaiting the gateway. */
 async function drive(
@@ -164,7 +165,9 @@ test('undecodable bodies are delivered as sent (as Elkeid does) and never stop t
     .map((m) => Buffer.from(m.Body));
   assert.deepEqual(bodies, [Buffer.from(bodyOf(1)), garbage, garbage, garbage, Buffer.from(bodyOf(5))]);
   assert.equal(
-    await metricValue(g.gateway.metrics.registry, 'fleetgate_records_undecodable_total', { data_type: '1000' }),
+    await metricValue(g.gateway.metrics.registry, 'fleetgate_records_undecodable_total', {
+      data_type: '1000',
+    }),
     1,
     'counted',
   );

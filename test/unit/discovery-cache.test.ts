@@ -167,3 +167,7 @@ describe('CachedValue', () => {
     assert.equal(h.loads(), 2, 'concurrent readers share one load');
   });
 });
+
+test('goJson escapes every unsafe character on every call (no stateful regex)', () => {
+  for (let i = 0; i < 3; i++) assert.equal(goJson(['a<', 'b>', 'c&']), '["a\\u003c","b\\u003e","c\\u0026"]');
+});

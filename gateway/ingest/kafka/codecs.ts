@@ -14,8 +14,9 @@
  *   Decompression also accepts concatenated streams, and a bare snappy block (what sarama and
  *   kafkajs-snappy write; xerial's `SnappyInputStream` accepts that too).
  * - lz4: the standard LZ4 frame format (`KafkaLZ4BlockOutputStream` with the correct header
- *   checksum, as for all v1+ messages) with independent blocks, which is what Kafka's reader
- *   requires; lz4-napi (lz4_flex) writes exactly that.
+ *   checksum, as for all v1+ messages) with independent blocks, the only kind Kafka's reader
+ *   decodes. lz4-napi (lz4_flex) writes FLG 0x60 (version 1, independent blocks, no checksums,
+ *   no content size) and 64 KiB or, for large input, 4 MiB blocks; Kafka reads 64 KiB–4 MiB.
  * - zstd: standard zstd frames, level 3 (Kafka's default `compression.zstd.level`), via
  *   @mongodb-js/zstd (libzstd).
  */

@@ -155,7 +155,7 @@ function toBuffer(v: Uint8Array): Buffer {
   return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
-function positive(name: string, v: number | undefined, dflt: number, min: number): number {
+function numberOption(name: string, v: number | undefined, dflt: number, min: number): number {
   if (v === undefined) return dflt;
   if (!Number.isFinite(v) || v < min) throw new RangeError(`${name} must be a number >= ${min}, got ${v}`);
   return v;
@@ -178,9 +178,9 @@ function logCreatorFor(logger: ProducerLogger) {
 export function createRecordProducer(opts: ProducerOptions): RecordProducer {
   if (!opts.brokers.length) throw new RangeError('brokers must not be empty');
   if (!(opts.compression in COMPRESSION)) throw new RangeError(`unknown compression ${opts.compression}`);
-  const lingerMs = positive('lingerMs', opts.lingerMs, DEFAULT_LINGER_MS, 0);
-  const maxBatchBytes = positive('maxBatchBytes', opts.maxBatchBytes, DEFAULT_MAX_BATCH_BYTES, 1);
-  const requestTimeoutMs = positive(
+  const lingerMs = numberOption('lingerMs', opts.lingerMs, DEFAULT_LINGER_MS, 0);
+  const maxBatchBytes = numberOption('maxBatchBytes', opts.maxBatchBytes, DEFAULT_MAX_BATCH_BYTES, 1);
+  const requestTimeoutMs = numberOption(
     'requestTimeoutMs',
     opts.requestTimeoutMs,
     DEFAULT_REQUEST_TIMEOUT_MS,
