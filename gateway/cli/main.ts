@@ -6,6 +6,7 @@
 import { ENV_DOC } from '../config/env.js';
 import { runCerts } from './certs-command.js';
 import { runServe } from './serve-command.js';
+import { runSim } from './sim-command.js';
 import { runSpool } from './spool-command.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
@@ -20,6 +21,10 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   spool: {
     summary: 'spool stat | tail | replay: inspect the spool, print records as JSON, ship them to Kafka',
     run: runSpool,
+  },
+  sim: {
+    summary: 'the agent simulator: many Elkeid agents over mTLS, scenarios, a report at the end',
+    run: runSim,
   },
   certs: { summary: 'certs init | certs agent: write the CA, server and client certificates', run: runCerts },
 };

@@ -1,0 +1,138 @@
+/** `fleetgate sim`: the agent simulator (loadtest/sim). */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  type FleetSnapshot,
+  percentiles,
+  runFleet,
+  runFleetProcesses,
+  scenarioByName,
+} from '../../loadtest/sim/fleet.js';
+import { SCENARIOS } from '../../loadtest/sim/scenario.js';
+
+const HELP = `usage: fleetgate sim [options]
+
+Simulates stock Elkeid agents: each holds a real mTLS HTTP/2 connection with its own AgentID,
+asks discovery and dials in the order given (or --gateway), sends snappy-framed RawData every
+100 ms, heartbeats every 60 s, applies config commands, answers plugin tasks with a result
+record, restarts on 1060, uploads on 1050, and reconnects 5 s after its stream ends.
+Stops by itself after the scenario's duration.
+
+options:
+  --agents N             agents (default 100)
+  --processes P          spread agents over P child processes (default 1)
+  --scenario NAME        ${Object.keys(SCENARIOS).join(' | ')} (default steady)
+  --duration S           override the scenario's duration in seconds
+  --ramp S               override the ramp-up seconds
+  --rate R               events per agent per second (override)
+  --sd URL               discovery base URL, e.g. http://127.0.0.1:8088
+  --gateway HOST:PORT    dial this gateway (without --sd, or when discovery answers nothing)
+  --pki DIR              ca.crt, client.crt, client.key (default $FLEETGATE_DATA_DIR/pki or ./data/pki)
+  --source-addresses N   spread connections over 127.0.0.1..127.0.0.N (more ephemeral ports)
+  --json FILE            write the report as JSON
+  --help`;
+
+export function formatProgress(s: FleetSnapshot, prev: FleetSnapshot | undefined): string {
+  const dt = prev ? s.elapsedS - prev.elapsedS : s.elapsedS;
+  const rate = prev && dt > 0 ? Math.round((s.recordsSent - prev.recordsSent) / dt) : 0;
+  const errors = Object.values(s.errors).reduce((a, b) => a + b, 0);
+  return `[sim ${s.elapsedS.toFixed(0).padStart(4)}s] connected ${s.connected}/${s.agents}  records/s ${rate}  sent ${s.recordsSent}  commands ${s.commands}  errors ${errors}`;
+}
+
+export async function runSim(argv: string[]): Promise<number> {
+  let v: Record<string, string | boolean | undefined>;
+  try {
+    ({ values: v } = parseArgs({
+      args: argv,
+      options: {
+        agents: { type: 'string' },
+        processes: { type: 'string' },
+        scenario: { type: 'string' },
+        duration: { type: 'string' },
+        ramp: { type: 'string' },
+        rate: { type: 'string' },
+        sd: { type: 'string' },
+        gateway: { type: 'string' },
+        pki: { type: 'string' },
+        'source-addresses': { type: 'string' },
+        json: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    console.error(`fleetgate sim: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (v.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const num = (name: string, def: number) => {
+    const raw = v[name];
+    if (raw === undefined) return def;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number`);
+    return n;
+  };
+  const base = scenarioByName(String(v.scenario ?? 'steady'));
+  const scenario = {
+    ...base,
+    durationS: num('duration', base.durationS),
+    rampS: num('ramp', base.rampS),
+    eventsPerAgentPerS: num('rate', base.eventsPerAgentPerS),
+  };
+  let gateway: { host: string; port: number } | undefined;
+  if (typeof v.gateway === 'string') {
+    const i = v.gateway.lastIndexOf(':');
+    gateway = { host: v.gateway.slice(0, i), port: Number(v.gateway.slice(i + 1)) };
+  }
+  if (!gateway && typeof v.sd !== 'string') {
+    console.error('fleetgate sim: give --sd URL or --gateway HOST:PORT');
+    return 2;
+  }
+  const pkiDir = path.resolve(String(v.pki ?? path.join(process.env.FLEETGATE_DATA_DIR ?? './data', 'pki')));
+  const agents = num('agents', 100);
+  const processes = Math.max(1, num('processes', 1));
+  let prev: FleetSnapshot | undefined;
+  const onProgress = (s: FleetSnapshot) => {
+    if (Math.floor(s.elapsedS) % 2 === 0) {
+      console.error(formatProgress(s, prev));
+      prev = s;
+    }
+  };
+  const opts = {
+    agents,
+    scenario,
+    pkiDir,
+    ...(typeof v.sd === 'string' ? { discovery: v.sd } : {}),
+    ...(gateway ? { gateway } : {}),
+    sourceAddresses: num('source-addresses', 1),
+    onProgress,
+  };
+  console.error(
+    `simulating ${agents} agents (${scenario.name}, ${scenario.durationS}s) in ${processes} process(es) on ${os.hostname()}`,
+  );
+  const report = processes > 1 ? await runFleetProcesses({ ...opts, processes }) : await runFleet(opts);
+  const summary = {
+    scenario: scenario.name,
+    agents: report.agents,
+    connectedAtEnd: report.connected,
+    connects: report.connects,
+    recordsSent: report.recordsSent,
+    bytesSent: report.bytesSent,
+    commands: report.commands,
+    taskResults: report.taskResults,
+    configsApplied: report.configsApplied,
+    restarts: report.restarts,
+    uploads: report.uploads,
+    errors: report.errors,
+    reconnectMs: percentiles(report.reconnectMs),
+    commandLatencyMs: percentiles(report.commandLatencyMs),
+  };
+  console.log(JSON.stringify(summary, null, 2));
+  if (typeof v.json === 'string') writeFileSync(v.json, `${JSON.stringify(summary, null, 2)}\n`);
+  return 0;
+}
