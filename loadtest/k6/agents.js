@@ -111,7 +111,7 @@ export default function () {
   let pending = [];
   stream.on('data', (cmd) => {
     commands.add(1);
-    if (cmd.Task && cmd.Task.Data) {
+    if (cmd.Task?.Data) {
       try {
         const d = JSON.parse(cmd.Task.Data);
         if (d.sent_ms) commandLatency.add(Date.now() - d.sent_ms);
