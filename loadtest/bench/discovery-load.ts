@@ -6,8 +6,9 @@
  *
  * Commands (one JSON line each on stdin): `run` {port, path, connections, durationMs, rate?}:
  * closed loop (each connection sends its next request when the answer is in) or, with `rate`,
- * open loop at that many requests per second in total, each latency counted from the request's
- * scheduled time (no coordinated omission).
+ * open loop at that many requests per second in total: a request that is late because the
+ * previous answer was late is timed from its scheduled time (no coordinated omission); one sent
+ * by the connection's own timer from when it was sent (libuv timers have millisecond slack).
  */
 import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -86,22 +87,28 @@ function run(args: RunArgs) {
         socket.destroy();
         finish();
       };
-      const send = () => {
-        if (performance.now() >= endAt) return stop();
+      /** `fromTimer`: called by this connection's timer rather than right after an answer. */
+      const send = (fromTimer = false) => {
+        const now = performance.now();
+        if (now >= endAt) return stop();
         if (period > 0) {
-          const wait = nextAt - performance.now();
-          if (wait > 1) {
-            timer = setTimeout(send, wait);
+          const wait = nextAt - now;
+          if (wait > 0.5) {
+            timer = setTimeout(() => send(true), wait);
             return;
           }
-          sentAt = nextAt; // latency from the scheduled time
+          // Behind schedule because the previous answer came late: the wait is the server's, so
+          // latency counts from the scheduled time (no coordinated omission). Sent by our own
+          // timer: libuv timers fire up to a millisecond or so late, which is the client's doing,
+          // so latency counts from now.
+          sentAt = fromTimer ? now : Math.min(nextAt, now);
           nextAt += period;
         } else {
-          sentAt = performance.now();
+          sentAt = now;
         }
         socket.write(request);
       };
-      socket.on('connect', send);
+      socket.on('connect', () => send());
       socket.on('data', (chunk: Buffer) => {
         buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
         for (;;) {

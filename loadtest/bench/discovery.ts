@@ -20,7 +20,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createRegistryStore } from '../../gateway/discovery/registry-store.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
 import { createDynamoClient, ensureTables } from '../../gateway/store/dynamo-client.js';
 import { startEmbeddedDynamo } from '../../gateway/store/embedded.js';
 import { TABLES } from '../../gateway/store/schema.js';
@@ -41,6 +40,9 @@ Options:
                     a paced run above capacity measures only the growing queue)
   --quick           short runs for a smoke test (well under a minute)
   --json FILE       also write the results as JSON
+  --server-node-args="ARGS"
+                    extra node options for the server children, e.g. "--cpu-prof" (the
+                    profiles are written to the current directory)
   --help            this text
 
 Progress goes to stderr; the result table to stdout.`;
@@ -53,6 +55,7 @@ const { values } = parseArgs({
     rate: { type: 'string' },
     quick: { type: 'boolean', default: false },
     json: { type: 'string' },
+    'server-node-args': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -199,6 +202,8 @@ async function benchServer(impl: Impl, endpoint: string, prefix: string, load: C
       value: closed.latencyUs.p99 / 1000,
       unit: 'ms',
       better: 'lower',
+      // The goal (≥ 30,000 req/s with p99 < 2 ms) is judged on a run that reached 30,000 req/s.
+      ...(impl === 'ours' && closed.rps >= GOAL_RPS ? { goal: GOAL_P99_MS } : {}),
     });
     record(impl, {
       name: 'server.rss_mb',
