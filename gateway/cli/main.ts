@@ -14,8 +14,12 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: 'the agent gateway (Elkeid AgentCenter): gRPC with mTLS on 6751, control API on 6752',
     run: (a) => runServe('gateway', a),
   },
+  discovery: {
+    summary: 'service discovery (Elkeid ServiceDiscovery) on 8088, registry in DynamoDB, least-loaded first',
+    run: (a) => runServe('discovery', a),
+  },
   all: {
-    summary: 'every role this build has, in one process (what `npm start` runs)',
+    summary: 'gateway and discovery in one process on embedded defaults (what `npm start` runs)',
     run: (a) => runServe('all', a),
   },
   spool: {

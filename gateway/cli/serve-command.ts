@@ -6,6 +6,10 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig, resolveAksk } from '../config/env.js';
+import { createRegistrarMetrics } from '../discovery/metrics.js';
+import { type Registrar, startRegistrar } from '../discovery/registrar.js';
+import { createRegistryStore, type RegistryStore } from '../discovery/registry-store.js';
+import { startDiscovery } from '../discovery/service.js';
 import { createDefaultSink } from '../ingest/default-sink.js';
 import { createLogger } from '../obs/logger.js';
 import { createMetrics } from '../obs/metrics.js';
@@ -13,25 +17,32 @@ import { writePkiDir } from '../pki/certs.js';
 import { pkiExists } from '../pki/tls-context.js';
 import { startControlApi } from '../roles/control-api.js';
 import { startGateway } from '../roles/gateway.js';
+import { openStore } from '../store/open.js';
 import { envHelp } from './main.js';
 
 const SHUTDOWN_GRACE_MS = 20_000;
 
-function help(role: string): string {
+export type Role = 'gateway' | 'discovery' | 'all';
+
+const ROLE_TEXT: Record<Role, string> = {
+  gateway:
+    'Runs the agent gateway (Elkeid AgentCenter): agents connect with mutual TLS, gRPC over HTTP/2\non FLEETGATE_GRPC_PORT; the control API (/conn/*, /command, AK/SK-signed) on FLEETGATE_HTTP_PORT.\nRegisters as hids_svr_grpc and hids_svr_http with the discovery nodes of FLEETGATE_SD_ADDRS.',
+  discovery:
+    'Runs service discovery (Elkeid ServiceDiscovery) on FLEETGATE_SD_PORT over the DynamoDB registry\n(embedded dynalite under $FLEETGATE_DATA_DIR/dynamodb unless FLEETGATE_DYNAMODB_ENDPOINT or\nAWS_REGION is set). /registry/detail answers least-loaded gateways first.',
+  all: 'Runs every role of this build in one process on the embedded defaults: the gateway and\ndiscovery (the gateway registers with it). The manager joins it when it lands.',
+};
+
+function help(role: Role): string {
   return `usage: fleetgate ${role} [--help]
 
-${
-  role === 'gateway'
-    ? 'Runs the agent gateway (Elkeid AgentCenter): agents connect with mutual TLS, gRPC over HTTP/2\non FLEETGATE_GRPC_PORT; the control API (/conn/*, /command, AK/SK-signed) on FLEETGATE_HTTP_PORT.'
-    : 'Runs every role of this build in one process. Today that is the gateway (agent gRPC and\ncontrol API); discovery and manager join it as they land.'
-}
+${ROLE_TEXT[role]}
 Signals: SIGTERM/SIGINT drain (GOAWAY, end agent streams after their records are stored, flush)
 and exit 0; a second signal exits at once. SIGHUP reloads certificates and the CRL.
 
 ${envHelp()}`;
 }
 
-export async function runServe(role: 'gateway' | 'all', argv: string[]): Promise<number> {
+export async function runServe(role: Role, argv: string[]): Promise<number> {
   try {
     const { values } = parseArgs({
       args: argv,
@@ -57,41 +68,88 @@ export async function runServe(role: 'gateway' | 'all', argv: string[]): Promise
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  if (!pkiExists(config.pkiDir)) {
-    const hosts = [...new Set([config.advertiseHost, '127.0.0.1', 'localhost'])];
-    await writePkiDir(config.pkiDir, hosts);
-    logger.warn(
-      { pkiDir: config.pkiDir, hosts },
-      'generated a development PKI (use your own CA in production)',
-    );
-  }
   const aksk = resolveAksk(config);
   const metrics = createMetrics();
-  const sink = await createDefaultSink(config, logger, metrics);
-  const gateway = await startGateway({ config, logger, sink, metrics });
-  const control = await startControlApi({
-    host: config.host,
-    port: config.httpPort,
-    sessions: gateway.sessions,
-    metrics: gateway.metrics,
-    logger,
-    aksk,
-    ready: () => (gateway.draining ? 'draining' : true),
-  });
+  // Everything started is stopped in reverse order on SIGTERM.
+  const stops: Array<() => Promise<void> | void> = [];
+  const lines: string[] = [`fleetgate ${role} is up`];
+  const withGateway = role === 'gateway' || role === 'all';
+  const withDiscovery = role === 'discovery' || role === 'all';
 
-  const client = path.join(config.pkiDir, 'client');
-  console.log(
-    [
-      `fleetgate ${role} is up`,
+  let registryStore: RegistryStore | undefined;
+  if (withDiscovery) {
+    const store = await openStore(config, { logger });
+    stops.push(() => store.close());
+    registryStore = createRegistryStore({ client: store.client, tablePrefix: config.tablePrefix });
+    const discovery = await startDiscovery({
+      host: config.host,
+      port: config.sdPort,
+      store: registryStore,
+      aksk,
+      logger,
+      registry: metrics.registry,
+    });
+    stops.push(() => discovery.close());
+    lines.push(`  discovery          http://${config.host}:${discovery.port}   (store: ${store.kind})`);
+    // In `all`, the gateway's own discovery is reachable as FLEETGATE_SD_ADDRS=all would say.
+    if (config.sdAddrs.length === 0 || config.sdAddrs.includes('all')) {
+      lines.push(
+        `  agents ask         http://${config.advertiseHost}:${discovery.port}/registry/detail?name=hids_svr_grpc`,
+      );
+    }
+  }
+
+  let drainGateway: (() => Promise<void>) | undefined;
+  if (withGateway) {
+    if (!pkiExists(config.pkiDir)) {
+      const hosts = [...new Set([config.advertiseHost, '127.0.0.1', 'localhost'])];
+      await writePkiDir(config.pkiDir, hosts);
+      logger.warn(
+        { pkiDir: config.pkiDir, hosts },
+        'generated a development PKI (use your own CA in production)',
+      );
+    }
+    const sink = await createDefaultSink(config, logger, metrics);
+    const gateway = await startGateway({ config, logger, sink, metrics });
+    const control = await startControlApi({
+      host: config.host,
+      port: config.httpPort,
+      sessions: gateway.sessions,
+      metrics,
+      logger,
+      aksk,
+      ready: () => (gateway.draining ? 'draining' : true),
+    });
+    const registrar = startGatewayRegistrar(config, {
+      grpcPort: gateway.grpcPort,
+      httpPort: control.port,
+      load: () => gateway.sessions.size,
+      store: registryStore,
+      aksk,
+      logger,
+      metrics,
+    });
+    drainGateway = async () => {
+      // Leave discovery first, so no agent is sent here while we drain.
+      await registrar?.stop();
+      await gateway.shutdown(SHUTDOWN_GRACE_MS);
+      await sink.close();
+      control.close();
+    };
+    process.on('SIGHUP', () => gateway.tls.reload());
+    const client = path.join(config.pkiDir, 'client');
+    lines.push(
       `  agent gRPC (mTLS)  ${config.host}:${gateway.grpcPort}`,
       `  control API        http://${config.host}:${control.port}   (AK/SK: ${path.join(config.dataDir, 'aksk')} or FLEETGATE_AKSK)`,
       `  records go to      ${sink.name}`,
       `  point an agent at ${config.advertiseHost}:${gateway.grpcPort}: it must trust ${path.join(config.pkiDir, 'ca.crt')}`,
       `  and present ${client}.crt / ${client}.key (the fleet certificate); the server certificate carries SAN elkeid.com.`,
-    ].join('\n'),
-  );
+      `  simulate agents:   npx fleetgate sim --gateway 127.0.0.1:${gateway.grpcPort} --pki ${config.pkiDir} --agents 100`,
+    );
+    if (!registrar) lines.push('  discovery          not registered (set FLEETGATE_SD_ADDRS)');
+  }
+  console.log(lines.join('\n'));
 
-  process.on('SIGHUP', () => gateway.tls.reload());
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -101,19 +159,58 @@ export async function runServe(role: 'gateway' | 'all', argv: string[]): Promise
       }
       stopping = true;
       logger.info({ signal }, 'shutting down');
-      gateway
-        .shutdown(SHUTDOWN_GRACE_MS)
-        .then(() => sink.close())
-        .then(() => {
-          control.close();
-          resolve(0);
-        })
-        .catch((err: unknown) => {
+      (async () => {
+        await drainGateway?.();
+        for (const s of stops.reverse()) await s();
+      })().then(
+        () => resolve(0),
+        (err: unknown) => {
           logger.error({ err }, 'shutdown failed');
           resolve(1);
-        });
+        },
+      );
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+/**
+ * The gateway's registrations (Elkeid's names, §2.11): `hids_svr_grpc` with its live agent count
+ * as weight and its connection limit, and `hids_svr_http` for the control API. With
+ * FLEETGATE_SD_ADDRS the registrar talks Elkeid's signed HTTP API (so a stock Elkeid SD works
+ * too); in `all` it writes the shared registry store directly.
+ */
+function startGatewayRegistrar(
+  config: Readonly<Config>,
+  o: {
+    grpcPort: number;
+    httpPort: number;
+    load: () => number;
+    store: RegistryStore | undefined;
+    aksk: Array<[string, string]>;
+    logger: ReturnType<typeof createLogger>;
+    metrics: ReturnType<typeof createMetrics>;
+  },
+): Registrar | undefined {
+  const remote = config.sdAddrs.filter((a) => a !== 'all');
+  const [ak, sk] = o.aksk[0]!;
+  const target = remote.length > 0 ? { sdAddrs: remote, ak, sk } : o.store ? { store: o.store } : undefined;
+  if (!target) return undefined;
+  return startRegistrar({
+    target,
+    logger: o.logger,
+    metrics: createRegistrarMetrics(o.metrics.registry),
+    registrations: () => [
+      {
+        name: 'hids_svr_grpc',
+        ip: config.advertiseHost,
+        port: o.grpcPort,
+        weight: o.load(),
+        limit: config.maxConnections,
+        version: process.env.npm_package_version ?? '0.1.0',
+      },
+      { name: 'hids_svr_http', ip: config.advertiseHost, port: o.httpPort, weight: o.load() },
+    ],
   });
 }

@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Spool } from '../../gateway/ingest/spool.js';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
+import { runFleet } from '../../loadtest/sim/fleet.js';
+import { SCENARIOS } from '../../loadtest/sim/scenario.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import { decodeEnvelope } from '../../workers/spool-entry.js';
 import { tempDir, waitFor } from '../helpers/gateway.js';
@@ -151,4 +153,67 @@ test('fleetgate gateway starts on a fresh data dir, serves an agent, drains on S
     0,
     'replayed records are marked shipped',
   );
+});
+
+test('fleetgate all: discovery answers with the gateway, an agent finds it through discovery and connects', async (t) => {
+  const dataDir = tempDir(t);
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, 'all'], {
+    cwd: root,
+    env: {
+      ...process.env,
+      FLEETGATE_DATA_DIR: dataDir,
+      FLEETGATE_HOST: '127.0.0.1',
+      FLEETGATE_ADVERTISE_HOST: '127.0.0.1',
+      FLEETGATE_GRPC_PORT: '0',
+      FLEETGATE_HTTP_PORT: '0',
+      FLEETGATE_SD_PORT: '0',
+      FLEETGATE_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout?.on('data', (d) => {
+    out += String(d);
+  });
+  child.stderr?.on('data', (d) => {
+    out += String(d);
+  });
+  await waitFor(
+    () => /discovery\s+http:\/\/127\.0\.0\.1:(\d+)/.test(out) && /agent gRPC/.test(out),
+    30_000,
+    'banner',
+  );
+  const sdPort = Number(/discovery\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
+  const grpcPort = Number(/agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
+  let detail: { msg: string; data: Array<{ ip: string; port: number; weight: number }> } = {
+    msg: '',
+    data: [],
+  };
+  const deadline = Date.now() + 15_000;
+  while (detail.data.length === 0 && Date.now() < deadline) {
+    detail = (await (
+      await fetch(`http://127.0.0.1:${sdPort}/registry/detail?name=hids_svr_grpc&count=10`)
+    ).json()) as typeof detail;
+    if (detail.data.length === 0) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(detail.msg, 'ok');
+  assert.deepEqual(
+    detail.data.map((d) => [d.ip, d.port]),
+    [['127.0.0.1', grpcPort]],
+  );
+  // A simulated agent asks discovery, dials what it answers, and streams.
+  const scenario = { ...SCENARIOS.steady!, durationS: 2, rampS: 0, eventsPerAgentPerS: 10 };
+  const report = await runFleet({
+    agents: 3,
+    scenario,
+    pkiDir: path.join(dataDir, 'pki'),
+    discovery: `http://127.0.0.1:${sdPort}`,
+    sourceAddresses: 1,
+  });
+  assert.equal(report.connects, 3);
+  assert.deepEqual(report.errors, {});
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  assert.equal(await exit, 0, out);
 });

@@ -22,7 +22,7 @@
  */
 import { compress as zstdCompress, decompress as zstdDecompress } from '@mongodb-js/zstd';
 import kafkajs from 'kafkajs';
-import { compressFrame, decompressFrame } from 'lz4-napi';
+import { compressFrame, compressFrameSync, decompressFrame } from 'lz4-napi';
 import snappy from 'snappy';
 
 const { CompressionCodecs, CompressionTypes } = kafkajs;
@@ -31,6 +31,12 @@ const { CompressionCodecs, CompressionTypes } = kafkajs;
 export interface KafkaCodec {
   compress(encoder: { buffer: Buffer }): Promise<Buffer>;
   decompress(buffer: Buffer): Promise<Buffer>;
+  /**
+   * The same bytes as `compress`, on the calling thread: no thread-pool hop, which costs more
+   * than compressing a small batch. kafkajs never calls it; our Produce encoder does when the
+   * producer allows it (worker threads, see producer.ts `syncCompression`).
+   */
+  compressSync?: (input: Buffer) => Buffer;
 }
 
 // --- snappy (xerial framing) ---------------------------------------------------------------
@@ -78,6 +84,18 @@ export async function xerialSnappyCompress(input: Buffer): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** `xerialSnappyCompress` on the calling thread (the same bytes). */
+export function xerialSnappyCompressSync(input: Buffer): Buffer {
+  const parts: Buffer[] = [xerialHeader()];
+  for (let at = 0; at < input.length; at += XERIAL_BLOCK_SIZE) {
+    const block = snappy.compressSync(input.subarray(at, at + XERIAL_BLOCK_SIZE)) as Buffer;
+    const len = Buffer.allocUnsafe(4);
+    len.writeInt32BE(block.length, 0);
+    parts.push(len, block);
+  }
+  return Buffer.concat(parts);
+}
+
 /** Decompresses a xerial snappy stream (or several back to back), or a bare snappy block. */
 export async function xerialSnappyDecompress(input: Buffer): Promise<Buffer> {
   if (!hasXerialMagic(input, 0)) return snappyUnblock(input);
@@ -106,6 +124,7 @@ export async function xerialSnappyDecompress(input: Buffer): Promise<Buffer> {
 const snappyCodec: KafkaCodec = {
   compress: (encoder) => xerialSnappyCompress(encoder.buffer),
   decompress: (buffer) => xerialSnappyDecompress(buffer),
+  compressSync: xerialSnappyCompressSync,
 };
 
 // --- lz4 (frame format) --------------------------------------------------------------------
@@ -113,9 +132,11 @@ const snappyCodec: KafkaCodec = {
 const lz4Codec: KafkaCodec = {
   compress: (encoder) => compressFrame(encoder.buffer),
   decompress: (buffer) => decompressFrame(buffer),
+  compressSync: (input) => compressFrameSync(input),
 };
 
 // --- zstd ----------------------------------------------------------------------------------
+// @mongodb-js/zstd has no synchronous compress (and Node 20's zlib no zstd): always async.
 
 /** Kafka's default `compression.zstd.level` (ZSTD_CLEVEL_DEFAULT). */
 const ZSTD_LEVEL = 3;
