@@ -8,6 +8,12 @@ if (!atLeast(20, 20, 2)) {
   );
   process.exit(1);
 }
+// nghttp2 1.61 bounds CONTINUATION frames (CVE-2024-28182); Node 20.20.2 bundles it.
+const [nh1, nh2] = (process.versions.nghttp2 ?? '0.0').split('.').map(Number);
+if (nh1 < 1 || (nh1 === 1 && nh2 < 61)) {
+  console.error(`fleetgate needs nghttp2 >= 1.61.0; this Node.js has ${process.versions.nghttp2}`);
+  process.exit(1);
+}
 try {
   await import('../dist/gateway/cli/run.js');
 } catch (err) {

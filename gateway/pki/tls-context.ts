@@ -3,7 +3,7 @@
  * restart: on SIGHUP or when a file changes (polled), the server gets a new secure context for
  * new handshakes, and live sessions whose certificate a new CRL revokes are closed.
  */
-import { existsSync, readFileSync, statSync, unwatchFile, watchFile } from 'node:fs';
+import { existsSync, readFileSync, type Stats, statSync, unwatchFile, watchFile } from 'node:fs';
 import type { SecureServerOptions } from 'node:http2';
 import path from 'node:path';
 import { revokedSerials } from './certs.js';
@@ -57,7 +57,9 @@ export function watchTls(
     }
   };
   let pending: NodeJS.Timeout | undefined;
-  const onChange = () => {
+  const onChange = (curr: Stats, prev: Stats) => {
+    // watchFile also fires when a file is only read (atime): our own reload reads them.
+    if (curr.mtimeMs === prev.mtimeMs && curr.size === prev.size && curr.ino === prev.ino) return;
     // Debounce: a key and its certificate are usually replaced together.
     if (pending) clearTimeout(pending);
     pending = setTimeout(reload, 200);

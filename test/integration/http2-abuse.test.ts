@@ -284,11 +284,8 @@ async function rawH2(g: TestGateway): Promise<RawH2> {
   return { socket, goaway, closed, pings: () => pings };
 }
 
-// GATEWAY BUG 4 (this test fails until it is fixed): gateway/grpc/http2-server.ts has no Rapid
-// Reset handling of its own. nghttp2's built-in limit sends GOAWAY(INTERNAL_ERROR) after about
-// 1,000 resets, but Node then only stops reading: the socket stays open until the idle sweep
-// closes it (idleSessionMs, 30 s by default; measured here: about 37 s), instead of the 3 s of
-// hardening.md §1 test 2.
+// Regression: after nghttp2's own Rapid Reset limit the socket stayed open ~37 s; the gateway now
+// closes a session whose client keeps cancelling fresh streams (gateway/grpc/http2-server.ts).
 test('Rapid Reset: 2,000 streams opened and cancelled get GOAWAY while an honest agent keeps delivering', async (t) => {
   const uncaught = watchUncaught(t);
   const g = await startTestGateway(t);

@@ -13,7 +13,7 @@ import { Status } from '../../gateway/grpc/status.js';
 import { createCa, createClientCert, createCrl, type Pem, serialOf } from '../../gateway/pki/certs.js';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
 import { startTestGateway, type TestGateway, waitFor } from '../helpers/gateway.js';
-import { countsBy } from '../helpers/metrics.js';
+import { countsBy, metricValue } from '../helpers/metrics.js';
 import { orTimeout, sleep } from '../helpers/time.js';
 
 const DAY_MS = 86_400_000;
@@ -145,13 +145,8 @@ function assertNoUncaught(seen: unknown[]): void {
   );
 }
 
-// GATEWAY BUG 1 (the next five tests fail until it is fixed): gateway/grpc/http2-server.ts, the
-// 'session' handler, calls `socket.destroy()` on `session.socket` after refusing an unauthorized
-// client certificate. `session.socket` is node:http2's socket proxy, whose `destroy` throws
-// ERR_HTTP2_NO_SOCKET_MANIPULATION; the throw escapes the 'session' listener as an
-// uncaughtException, so any client without a valid certificate crashes the gateway process.
-// (node:test attributes the exception to the first test that started the shared PKI, so the
-// first test shows the Node error and the others fail on the uncaughtException spy.)
+// Regression: a refused client certificate used to crash the process (socket.destroy() on
+// http2's socket proxy throws); refusals must be clean, logged and counted.
 
 test('client with no certificate is refused', async (t) => {
   const uncaught = watchUncaught(t);
@@ -216,11 +211,8 @@ test('revoked: after a CRL reload new connections are refused and live sessions 
   assert.equal(total(await handshakeFailures(g)), 1, 'the refusal is counted');
 });
 
-// GATEWAY BUG 2 (this test also fails until it is fixed): gateway/grpc/http2-server.ts passes
-// `socket.authorizationError` to tlsFailureReason as if it were an Error, but Node sets it to the
-// OpenSSL verify code as a string ('CERT_HAS_EXPIRED', 'CERT_REVOKED',
-// 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'), so `.code` and `.message` are undefined and every presented
-// but refused certificate is counted as reason="other".
+// Regression: refusals were all counted as reason="other" because authorizationError is a string
+// code at runtime, not an Error.
 test('refusals are counted by reason on one gateway', async (t) => {
   const uncaught = watchUncaught(t);
   const g = await startTestGateway(t);
@@ -366,4 +358,22 @@ test('per-agent identity: the AgentID must match the certificate', async (t) => 
   assert.equal((await claim.status).code, Status.PERMISSION_DENIED);
   assert.ok(g.gateway.sessions.get('agent-A')?.live, 'agent-A still connected, not replaced');
   good.stream.end();
+});
+
+test('a CRL written to the PKI dir is picked up by the file watch, without SIGHUP or restart', async (t) => {
+  const g = await startTestGateway(t, { tlsPollMs: 100 });
+  const toRevoke = await createClientCert(g.pki.ca, { identity: 'watched' });
+  const before = await attempt(g, { cert: toRevoke.cert, key: toRevoke.key }, 'watched-before', 300);
+  assert.equal(before.delivered, true);
+  // Reading the PKI files at start must not count as a change.
+  assert.equal(await metricValue(g.gateway.metrics.registry, 'fleetgate_tls_reloads_total'), 0);
+  writeFileSync(path.join(g.pkiDir, 'crl.pem'), await createCrl(g.pki.ca, [serialOf(toRevoke.cert)]));
+  const deadline = Date.now() + 5000;
+  while (
+    (await metricValue(g.gateway.metrics.registry, 'fleetgate_tls_reloads_total', { result: 'ok' })) === 0
+  ) {
+    assert.ok(Date.now() < deadline, 'reload by the file watch within 5 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assertRefused(await attempt(g, { cert: toRevoke.cert, key: toRevoke.key }, 'watched-after'), 'revoked');
 });

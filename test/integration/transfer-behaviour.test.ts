@@ -122,15 +122,8 @@ test('command delivery: sent, not_connected, close on request', async (t) => {
   assert.equal(await g.gateway.sessions.send('cmd-agent', task), 'not_connected');
 });
 
-// GATEWAY BUG 3 (this test and 'command delivery: sent, not_connected, close on request' fail
-// until it is fixed): gateway/grpc/server-call.ts ServerCall.end(). Once response headers have
-// gone out (any command was written), end() queues the status as trailers (sent later, on
-// 'wantTrailers') and, since the agent has not half-closed, schedules
-// `stream.close(NGHTTP2_NO_ERROR)` on the next setImmediate. That RST_STREAM goes out before the
-// trailers, so the agent never sees grpc-status: grpc-go reports "stream terminated by
-// RST_STREAM with error code: NO_ERROR" instead of OK / ABORTED / UNAVAILABLE. Every stock agent
-// receives a config command on its first heartbeat, so in production every close, replacement
-// and graceful shutdown loses its status.
+// Regression: the final status was lost when a RST_STREAM was queued before the trailers
+// (gateway/grpc/server-call.ts now resets only after the trailers are sent).
 test('the final status reaches an agent that has already received a command', async (t) => {
   const g = await startTestGateway(t);
   const s1 = await session(t, g);
