@@ -1,0 +1,34 @@
+# The fleetgate gateway image (also runs `discovery` and `all`: pass the role as the command).
+#
+#   docker build -t fleetgate:0.1.0 .
+#   docker run -p 6751:6751 -p 6752:6752 -v $PWD/pki:/var/lib/fleetgate/pki:ro fleetgate:0.1.0
+#
+# infra/terraform/modules/gateways runs it on ECS with the PKI and AK/SK from Secrets Manager
+# (docs/deploy.md). Node 20.20.2 is the minimum bin/fleetgate.js accepts.
+ARG NODE_VERSION=20.20.2
+
+FROM node:${NODE_VERSION}-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+
+FROM node:${NODE_VERSION}-slim
+ENV NODE_ENV=production \
+    FLEETGATE_DATA_DIR=/var/lib/fleetgate
+WORKDIR /app
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/bin ./bin
+COPY --from=build /app/dist ./dist
+# The data directory (spool, TLS files, embedded store) belongs to the unprivileged user; as a
+# VOLUME, a container runtime (ECS bind mounts included) creates it with these owners, so the
+# container's root file system can stay read-only.
+RUN mkdir -p /var/lib/fleetgate && chown node:node /var/lib/fleetgate
+VOLUME ["/var/lib/fleetgate"]
+USER node
+# 6751 agent gRPC (mTLS), 6752 control API, 8088 discovery
+EXPOSE 6751 6752 8088
+STOPSIGNAL SIGTERM
+CMD ["node", "bin/fleetgate.js", "gateway"]

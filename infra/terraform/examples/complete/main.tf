@@ -1,0 +1,27 @@
+################################################################################
+# A complete deployment for a fleet of 10,000 agents, with every default: three zones, three
+# Fargate gateways (2 vCPU, 8 GiB), three MSK brokers, on-demand tables, discovery on Lambda.
+################################################################################
+
+provider "aws" {
+  region = var.region
+}
+
+module "fleetgate" {
+  source = "../.."
+
+  name = "fleetgate"
+  azs  = var.azs
+
+  expected_agents   = 10000
+  gateway_image     = var.gateway_image
+  agent_cidr_blocks = var.agent_cidr_blocks
+  alarm_emails      = var.alarm_emails
+
+  # Built by `npm run build:lambda` at the repository's root.
+  discovery_package_path = "${path.root}/../../../../dist/lambda/discovery.zip"
+
+  tags = {
+    Project = "fleetgate"
+  }
+}

@@ -1,0 +1,224 @@
+################################################################################
+# fleetgate on AWS: gateways (ECS) behind a Network Load Balancer, discovery (Lambda + HTTP
+# API), the tables of gateway/store/schema.ts (DynamoDB), Kafka (MSK), secrets, alarms.
+# docs/deploy.md walks through it; README.md here has the sizing and the checks.
+################################################################################
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  tags = merge(var.tags, { "fleetgate:deployment" = var.name })
+
+  kafka_brokers = var.create_kafka ? module.kafka.bootstrap_brokers : var.kafka_bootstrap_brokers
+}
+
+################################################################################
+# One customer-managed key for the stack: tables, secrets, logs, brokers, alarm topic
+################################################################################
+
+data "aws_iam_policy_document" "kms" {
+  # checkov:skip=CKV_AWS_109:A key policy's resource "*" means this key; the account root statement is what lets IAM policies grant the key at all (AWS's default key policy).
+  # checkov:skip=CKV_AWS_111:Same: key policies can only name "*" as resource.
+  # checkov:skip=CKV_AWS_356:Same: key policies can only name "*" as resource.
+  statement {
+    sid       = "AccountAdministersKeyThroughIam"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid = "CloudWatchLogsEncryptsLogGroups"
+    actions = [
+      "kms:Encrypt*",
+      "kms:Decrypt*",
+      "kms:ReEncrypt*",
+      "kms:GenerateDataKey*",
+      "kms:Describe*",
+    ]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:*"]
+    }
+  }
+
+  statement {
+    sid = "CloudWatchAlarmsPublishToEncryptedTopic"
+    actions = [
+      "kms:Decrypt",
+      "kms:GenerateDataKey*",
+    ]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  description             = "fleetgate ${var.name}: tables, secrets, logs, Kafka, alarms"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.kms.json
+
+  tags = local.tags
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.name}"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+################################################################################
+# Modules
+################################################################################
+
+module "network" {
+  source = "./modules/network"
+
+  name                    = var.name
+  cidr                    = var.vpc_cidr
+  azs                     = var.azs
+  single_nat_gateway      = var.single_nat_gateway
+  flow_log_retention_days = var.log_retention_days
+  kms_key_arn             = aws_kms_key.this.arn
+
+  tags = local.tags
+}
+
+module "tables" {
+  source = "./modules/tables"
+
+  table_prefix         = var.table_prefix
+  billing_mode         = var.table_billing_mode
+  provisioned_capacity = var.table_provisioned_capacity
+  deletion_protection  = var.table_deletion_protection
+  kms_key_arn          = aws_kms_key.this.arn
+
+  tags = local.tags
+}
+
+module "secrets" {
+  source = "./modules/secrets"
+
+  name        = var.name
+  kms_key_arn = aws_kms_key.this.arn
+
+  tags = local.tags
+}
+
+module "kafka" {
+  source = "./modules/kafka"
+
+  create                    = var.create_kafka
+  name                      = var.name
+  vpc_id                    = module.network.vpc_id
+  vpc_cidr_block            = module.network.vpc_cidr_block
+  subnet_ids                = module.network.private_subnet_ids
+  client_security_group_ids = [module.gateways.task_security_group_id]
+  broker_count              = local.kafka_broker_count
+  broker_instance_type      = var.kafka_broker_instance_type
+  broker_volume_size_gib    = local.kafka_volume_gib
+  topic                     = var.kafka_topic
+  partitions                = local.kafka_partitions
+  auto_create_topics        = var.kafka_auto_create_topics
+  retention_hours           = var.kafka_retention_hours
+  kms_key_arn               = aws_kms_key.this.arn
+  log_group_name            = module.observability.kafka_log_group_name
+
+  tags = local.tags
+}
+
+module "gateways" {
+  source = "./modules/gateways"
+
+  name                     = var.name
+  image                    = var.gateway_image
+  vpc_id                   = module.network.vpc_id
+  vpc_cidr_block           = module.network.vpc_cidr_block
+  private_subnet_ids       = module.network.private_subnet_ids
+  load_balancer_subnet_ids = var.load_balancer_internal ? module.network.private_subnet_ids : module.network.public_subnet_ids
+  load_balancer_internal   = var.load_balancer_internal
+  agent_cidr_blocks        = var.agent_cidr_blocks
+
+  launch_type       = var.gateway_launch_type
+  cpu               = var.gateway_cpu
+  memory            = var.gateway_memory
+  ec2_instance_type = var.gateway_ec2_instance_type
+  max_connections   = local.gateway_max_connections
+  workers           = local.gateway_workers
+
+  desired_count                  = local.gateway_count
+  min_count                      = local.gateway_count
+  max_count                      = local.gateway_count * 2
+  target_connections_per_gateway = local.planned_agents_per_gateway
+
+  identity           = var.identity
+  kafka_brokers      = local.kafka_brokers
+  kafka_topic        = var.kafka_topic
+  discovery_addrs    = var.gateway_discovery_addrs
+  table_prefix       = var.table_prefix
+  log_level          = var.gateway_log_level
+  pki_secret_arn     = module.secrets.pki_secret_arn
+  aksk_secret_arn    = module.secrets.aksk_secret_arn
+  log_retention_days = var.log_retention_days
+
+  cloudwatch_agent_image = var.cloudwatch_agent_image
+  kms_key_arn            = aws_kms_key.this.arn
+
+  tags = local.tags
+}
+
+module "discovery" {
+  source = "./modules/discovery"
+
+  name                 = "${var.name}-discovery"
+  package_path         = var.discovery_package_path
+  registry_table_arn   = module.tables.table_arns["registry"]
+  table_prefix         = var.table_prefix
+  vpc_id               = module.network.vpc_id
+  subnet_ids           = module.network.private_subnet_ids
+  reserved_concurrency = var.discovery_reserved_concurrency
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = aws_kms_key.this.arn
+
+  tags = local.tags
+}
+
+module "observability" {
+  source = "./modules/observability"
+
+  name                     = var.name
+  kms_key_arn              = aws_kms_key.this.arn
+  log_retention_days       = var.log_retention_days
+  alarm_emails             = var.alarm_emails
+  metrics_namespace        = module.gateways.metrics_namespace
+  gateway_dimensions       = module.gateways.metric_dimensions
+  gateway_max_connections  = local.gateway_max_connections
+  expected_agents          = var.expected_agents
+  load_balancer_arn_suffix = module.gateways.load_balancer_arn_suffix
+  target_group_arn_suffix  = module.gateways.target_group_arn_suffix
+  discovery_function_name  = module.discovery.function_name
+  discovery_api_id         = module.discovery.api_id
+  kafka_cluster_name       = module.kafka.cluster_name
+  kafka_broker_count       = var.create_kafka ? local.kafka_broker_count : 0
+
+  tags = local.tags
+}

@@ -1,0 +1,439 @@
+data "aws_region" "current" {}
+
+locals {
+  create = var.create
+  ns     = var.metrics_namespace
+  dims   = var.gateway_dimensions
+  # CloudWatch dashboard metric arrays: [namespace, metric, dim1, value1, dim2, value2, ...].
+  gw_dims_flat = flatten([for k in sort(keys(var.gateway_dimensions)) : [k, var.gateway_dimensions[k]]])
+  actions      = local.create ? [aws_sns_topic.alarms[0].arn] : []
+  failed_results = {
+    queue_full = "m1"
+    timed_out  = "m2"
+    closed     = "m3"
+  }
+}
+
+################################################################################
+# Log groups shared by modules (created first, so their retention and key are ours)
+################################################################################
+
+resource "aws_cloudwatch_log_group" "kafka" {
+  count = local.create ? 1 : 0
+
+  name              = "/fleetgate/${var.name}/kafka-brokers"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+
+  tags = var.tags
+}
+
+################################################################################
+# Alarm topic
+################################################################################
+
+resource "aws_sns_topic" "alarms" {
+  count = local.create ? 1 : 0
+
+  name              = "${var.name}-alarms"
+  kms_master_key_id = var.kms_key_arn
+
+  tags = var.tags
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each = local.create ? toset(var.alarm_emails) : toset([])
+
+  topic_arn = aws_sns_topic.alarms[0].arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+################################################################################
+# Gateways: spool depth, connections, dispatch failures, Kafka
+################################################################################
+
+resource "aws_cloudwatch_metric_alarm" "spool_pending" {
+  count = local.create ? 1 : 0
+
+  alarm_name          = "${var.name}-spool-pending"
+  alarm_description   = "Records wait in a gateway's spool: Kafka is down, slow or refusing. They are shipped in order once it takes them again; do not roll the gateways meanwhile (a task's spool lives on its own storage). fleetgate_spool_pending_records, docs/durability.md."
+  namespace           = local.ns
+  metric_name         = "fleetgate_spool_pending_records"
+  dimensions          = local.dims
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = var.spool_alarm_minutes
+  datapoints_to_alarm = var.spool_alarm_minutes
+  threshold           = var.spool_pending_threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "missing"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "spool_full" {
+  count = local.create ? 1 : 0
+
+  alarm_name          = "${var.name}-spool-full"
+  alarm_description   = "A gateway's spool reached its size bound: its agents are being slowed through HTTP/2 flow control (nothing is dropped by the gateway, but agents' own 2,048-record rings may overflow). fleetgate_spool_full_waits."
+  namespace           = local.ns
+  metric_name         = "fleetgate_spool_full_waits"
+  dimensions          = local.dims
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "kafka_send_failures" {
+  count = local.create ? 1 : 0
+
+  alarm_name          = "${var.name}-kafka-send-failures"
+  alarm_description   = "Kafka sends from the gateways failed (their records went to the spool or are retried). fleetgate_kafka_send_failures_total."
+  namespace           = local.ns
+  metric_name         = "fleetgate_kafka_send_failures_total"
+  dimensions          = local.dims
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "connections_low" {
+  count = local.create ? 1 : 0
+
+  alarm_name          = "${var.name}-agents-disconnected"
+  alarm_description   = "Fewer agents connected to all gateways together than ${var.min_connected_ratio * 100}% of the ${var.expected_agents} expected: average elkeid_ac_grpc_conn_count per gateway times the running gateways (Container Insights RunningTaskCount)."
+  evaluation_periods  = 5
+  datapoints_to_alarm = 5
+  threshold           = floor(var.expected_agents * var.min_connected_ratio)
+  comparison_operator = "LessThanThreshold"
+  treat_missing_data  = "breaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  metric_query {
+    id          = "connected"
+    expression  = "perGateway * gateways"
+    label       = "connected agents"
+    return_data = true
+  }
+
+  metric_query {
+    id = "perGateway"
+    metric {
+      namespace   = local.ns
+      metric_name = "elkeid_ac_grpc_conn_count"
+      dimensions  = local.dims
+      period      = 60
+      stat        = "Average"
+    }
+  }
+
+  metric_query {
+    id = "gateways"
+    metric {
+      namespace   = "ECS/ContainerInsights"
+      metric_name = "RunningTaskCount"
+      dimensions  = local.dims
+      period      = 60
+      stat        = "Average"
+    }
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "connections_near_limit" {
+  count = local.create ? 1 : 0
+
+  alarm_name          = "${var.name}-gateway-near-connection-limit"
+  alarm_description   = "The busiest gateway holds more than ${var.connection_limit_ratio * 100}% of its FLEETGATE_MAX_CONNECTIONS (${var.gateway_max_connections}); past the limit agents are refused with RESOURCE_EXHAUSTED. Autoscaling should be adding gateways: check its max_count."
+  namespace           = local.ns
+  metric_name         = "elkeid_ac_grpc_conn_count"
+  dimensions          = local.dims
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 3
+  threshold           = floor(var.gateway_max_connections * var.connection_limit_ratio)
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "dispatch_failures" {
+  count = local.create ? 1 : 0
+
+  alarm_name          = "${var.name}-command-dispatch-failures"
+  alarm_description   = "Commands the gateways could not deliver to connected agents (queue_full, timed_out, closed) in 5 minutes: fleetgate_commands_total by result. not_connected is left out (the agent is simply offline)."
+  evaluation_periods  = 1
+  threshold           = var.dispatch_failure_threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  metric_query {
+    id          = "failed"
+    expression  = "SUM([${join(", ", values(local.failed_results))}])"
+    label       = "failed command deliveries"
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = local.failed_results
+
+    content {
+      id = metric_query.value
+      metric {
+        namespace   = local.ns
+        metric_name = "fleetgate_commands_total"
+        dimensions  = merge(local.dims, { result = metric_query.key })
+        period      = 300
+        stat        = "Sum"
+      }
+    }
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "unhealthy_gateways" {
+  count = local.create ? 1 : 0
+
+  alarm_name          = "${var.name}-unhealthy-gateways"
+  alarm_description   = "Gateways failing the balancer's /readyz check for 3 minutes (a draining gateway fails it for its drain only)."
+  namespace           = "AWS/NetworkELB"
+  metric_name         = "UnHealthyHostCount"
+  dimensions          = { LoadBalancer = var.load_balancer_arn_suffix, TargetGroup = var.target_group_arn_suffix }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 3
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  tags = var.tags
+}
+
+################################################################################
+# Discovery
+################################################################################
+
+resource "aws_cloudwatch_metric_alarm" "discovery_errors" {
+  count = local.create ? 1 : 0
+
+  alarm_name          = "${var.name}-discovery-errors"
+  alarm_description   = "The discovery function failed invocations (it answers store failures itself with stale answers or 503; Errors are crashes and timeouts)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = var.discovery_function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "discovery_throttles" {
+  count = local.create ? 1 : 0
+
+  alarm_name          = "${var.name}-discovery-throttles"
+  alarm_description   = "Discovery invocations refused for lack of concurrency (reserved_concurrency): agents fall back to their compiled-in address."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Throttles"
+  dimensions          = { FunctionName = var.discovery_function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "discovery_5xx" {
+  count = local.create ? 1 : 0
+
+  alarm_name          = "${var.name}-discovery-5xx"
+  alarm_description   = "The discovery API answered 5xx (503 registry unavailable: the store failed before this container ever had an answer)."
+  namespace           = "AWS/ApiGateway"
+  metric_name         = "5xx"
+  dimensions          = { ApiId = var.discovery_api_id, Stage = "$default" }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 10
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  tags = var.tags
+}
+
+################################################################################
+# Kafka
+################################################################################
+
+resource "aws_cloudwatch_metric_alarm" "kafka_disk" {
+  count = local.create && var.kafka_cluster_name != "" ? var.kafka_broker_count : 0
+
+  alarm_name          = "${var.name}-kafka-broker-${count.index + 1}-disk"
+  alarm_description   = "Broker ${count.index + 1}'s data volume is more than 80% full: raise broker_volume_size_gib or lower retention_hours."
+  namespace           = "AWS/Kafka"
+  metric_name         = "KafkaDataLogsDiskUsed"
+  dimensions          = { "Cluster Name" = var.kafka_cluster_name, "Broker ID" = tostring(count.index + 1) }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 80
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "missing"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "kafka_offline_partitions" {
+  count = local.create && var.kafka_cluster_name != "" ? 1 : 0
+
+  alarm_name          = "${var.name}-kafka-offline-partitions"
+  alarm_description   = "Partitions without a leader: producers get errors and the gateways spool."
+  namespace           = "AWS/Kafka"
+  metric_name         = "OfflinePartitionsCount"
+  dimensions          = { "Cluster Name" = var.kafka_cluster_name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 2
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "missing"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  tags = var.tags
+}
+
+################################################################################
+# Dashboard
+################################################################################
+
+resource "aws_cloudwatch_dashboard" "this" {
+  count = local.create ? 1 : 0
+
+  dashboard_name = var.name
+  dashboard_body = jsonencode({
+    widgets = [
+      {
+        type = "metric", x = 0, y = 0, width = 12, height = 6
+        properties = {
+          title  = "Connected agents: all gateways, per gateway (average), busiest gateway"
+          region = data.aws_region.current.region
+          period = 60
+          metrics = [
+            concat([local.ns, "elkeid_ac_grpc_conn_count"], local.gw_dims_flat, [{ id = "m1", stat = "Average", label = "per gateway (average)" }]),
+            concat([local.ns, "elkeid_ac_grpc_conn_count"], local.gw_dims_flat, [{ stat = "Maximum", label = "busiest gateway" }]),
+            concat(["ECS/ContainerInsights", "RunningTaskCount"], local.gw_dims_flat, [{ id = "m2", stat = "Average", visible = false }]),
+            [{ expression = "m1 * m2", label = "all gateways", id = "e1", yAxis = "right" }],
+          ]
+          annotations = { horizontal = [{ label = "connection limit", value = var.gateway_max_connections }] }
+        }
+      },
+      {
+        type = "metric", x = 12, y = 0, width = 12, height = 6
+        properties = {
+          title  = "Spool: records pending (busiest gateway) and gateways spooling"
+          region = data.aws_region.current.region
+          period = 60
+          metrics = [
+            concat([local.ns, "fleetgate_spool_pending_records"], local.gw_dims_flat, [{ stat = "Maximum", label = "pending records" }]),
+            concat([local.ns, "fleetgate_ingest_spooling"], local.gw_dims_flat, [{ stat = "Sum", label = "spooling (task scrapes)", yAxis = "right" }]),
+          ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 6, width = 12, height = 6
+        properties = {
+          title  = "Records received and Kafka send failures"
+          region = data.aws_region.current.region
+          period = 60
+          stat   = "Sum"
+          metrics = [
+            concat([local.ns, "fleetgate_records_received_total"], local.gw_dims_flat, [{ label = "records / min" }]),
+            concat([local.ns, "fleetgate_kafka_send_failures_total"], local.gw_dims_flat, [{ label = "Kafka send failures", yAxis = "right" }]),
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 6, width = 12, height = 6
+        properties = {
+          title  = "Command deliveries by result"
+          region = data.aws_region.current.region
+          period = 300
+          stat   = "Sum"
+          metrics = [
+            for r in ["sent", "not_connected", "queue_full", "timed_out", "closed"] :
+            concat([local.ns, "fleetgate_commands_total"], local.gw_dims_flat, ["result", r])
+          ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 12, width = 12, height = 6
+        properties = {
+          title  = "Balancer: active flows, new flows, unhealthy gateways"
+          region = data.aws_region.current.region
+          period = 60
+          metrics = [
+            ["AWS/NetworkELB", "ActiveFlowCount", "LoadBalancer", var.load_balancer_arn_suffix, { stat = "Average" }],
+            ["AWS/NetworkELB", "NewFlowCount", "LoadBalancer", var.load_balancer_arn_suffix, { stat = "Sum" }],
+            ["AWS/NetworkELB", "UnHealthyHostCount", "LoadBalancer", var.load_balancer_arn_suffix, "TargetGroup", var.target_group_arn_suffix, { stat = "Maximum", yAxis = "right" }],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 12, width = 12, height = 6
+        properties = {
+          title  = "Discovery: invocations, errors, throttles, p99 duration"
+          region = data.aws_region.current.region
+          period = 60
+          metrics = [
+            ["AWS/Lambda", "Invocations", "FunctionName", var.discovery_function_name, { stat = "Sum" }],
+            ["AWS/Lambda", "Errors", "FunctionName", var.discovery_function_name, { stat = "Sum" }],
+            ["AWS/Lambda", "Throttles", "FunctionName", var.discovery_function_name, { stat = "Sum" }],
+            ["AWS/Lambda", "Duration", "FunctionName", var.discovery_function_name, { stat = "p99", yAxis = "right" }],
+          ]
+        }
+      },
+    ]
+  })
+}

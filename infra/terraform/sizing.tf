@@ -1,0 +1,75 @@
+################################################################################
+# Sizing: agents expected -> gateways, their connection limit, brokers
+#
+# From the benchmark figures in the README (2-core AMD EPYC VM, Node 20.20.2; per server
+# CPU-second) until docs/capacity.md replaces them:
+#
+#   86.1 KB   resident memory per idle mTLS agent (bench:gateway, 10,000 agents)
+#   528       new mTLS sessions per CPU-second (handshakes: ECDSA P-256, client certificate)
+#   638,050   records per CPU-second on the transport path (snappy-framed, as agents send)
+#
+# The transport (TLS, HTTP/2, gRPC framing) runs on the gateway's main thread: one core per
+# gateway whatever its size. Ingest workers (MQData, Kafka) use the other cores.
+################################################################################
+
+locals {
+  bench_rss_per_agent_bytes  = 86100
+  bench_handshakes_per_cpu_s = 528
+  bench_records_per_cpu_s    = 638050
+
+  # gateway/config/env.ts sizes its default limit the same way: half the memory, 96 KiB per
+  # agent (86 KB measured plus room for buffers of busy agents).
+  budget_per_agent_bytes = 96 * 1024
+  memory_share_agents    = 0.5
+
+  az_count = length(var.azs)
+
+  # 1. Connection limit of one gateway (FLEETGATE_MAX_CONNECTIONS).
+  gateway_max_connections = floor(var.gateway_memory * 1024 * 1024 * local.memory_share_agents / local.budget_per_agent_bytes)
+
+  # 2. Planned agents per gateway: when one zone is lost, its agents reconnect to the gateways
+  #    of the other zones, which must then still be at or under their limit.
+  planned_agents_per_gateway = floor(local.gateway_max_connections * (local.az_count - 1) / local.az_count)
+
+  # 3. Gateways: enough for expected_agents at the planned load, a multiple of the zones.
+  derived_gateway_count = max(local.az_count, ceil(var.expected_agents / local.planned_agents_per_gateway / local.az_count) * local.az_count)
+  gateway_count         = coalesce(var.gateway_count, local.derived_gateway_count)
+  gateway_vcpus         = var.gateway_cpu / 1024
+  gateway_workers       = max(1, floor(local.gateway_vcpus) - 1)
+
+  # 4. Checks on the main thread (one core) at the planned load.
+  agents_per_gateway_expected = ceil(var.expected_agents / local.gateway_count)
+  transport_core_share        = local.agents_per_gateway_expected * var.records_per_agent_per_second / local.bench_records_per_cpu_s
+  memory_for_agents_mib       = ceil(local.agents_per_gateway_expected * local.bench_rss_per_agent_bytes / 1048576)
+  # Re-admission: after a zone loss, that zone's agents handshake with the survivors; after a
+  # full restart (all gateways at once, which a rolling deployment avoids), every agent does.
+  zone_loss_readmit_seconds    = ceil((var.expected_agents / local.az_count) / (local.gateway_count * (local.az_count - 1) / local.az_count * local.bench_handshakes_per_cpu_s))
+  full_restart_readmit_seconds = ceil(var.expected_agents / (local.gateway_count * local.bench_handshakes_per_cpu_s))
+
+  # 5. Kafka. Records leave the gateways lz4-compressed; agent records (protobuf maps with
+  #    repeated field names) compress about 3:1. Each byte is written on 3 brokers (RF 3).
+  assumed_compression_ratio = 3
+  ingress_raw_mib_s         = var.expected_agents * var.records_per_agent_per_second * var.average_record_bytes / 1048576
+  ingress_compressed_mib_s  = local.ingress_raw_mib_s / local.assumed_compression_ratio
+  broker_disk_write_mib_s   = local.ingress_compressed_mib_s * 3
+  # Baseline EBS bandwidth (Mbit/s) of the instance behind each MSK broker size (EC2 m7g
+  # documentation); brokers are planned at half of it, leaving the rest for consumers' reads
+  # that miss the page cache and for catching up after an outage.
+  broker_ebs_baseline_mbit = {
+    "kafka.m7g.large"    = 630
+    "kafka.m7g.xlarge"   = 1250
+    "kafka.m7g.2xlarge"  = 2500
+    "kafka.m7g.4xlarge"  = 5000
+    "kafka.m7g.8xlarge"  = 10000
+    "kafka.m7g.12xlarge" = 15000
+    "kafka.m7g.16xlarge" = 20000
+  }
+  broker_write_budget_mib_s = lookup(local.broker_ebs_baseline_mbit, var.kafka_broker_instance_type, 630) * 1000000 / 8 / 1048576 * 0.5
+  derived_broker_count      = max(3, ceil(local.broker_disk_write_mib_s / local.broker_write_budget_mib_s / local.az_count) * local.az_count)
+  kafka_broker_count        = coalesce(var.kafka_broker_count, local.derived_broker_count)
+  kafka_partitions          = coalesce(var.kafka_partitions, local.kafka_broker_count * 20)
+  # Retention x compressed ingress x 3 replicas over the brokers, +30 %; at least 100 GiB; at
+  # most 16 TiB (MSK's limit per broker: add brokers beyond it).
+  derived_volume_gib = min(16384, max(100, ceil(local.ingress_compressed_mib_s * 3600 * var.kafka_retention_hours * 3 / local.kafka_broker_count / 1024 * 1.3)))
+  kafka_volume_gib   = coalesce(var.kafka_volume_size_gib, local.derived_volume_gib)
+}

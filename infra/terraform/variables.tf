@@ -1,0 +1,262 @@
+################################################################################
+# General
+################################################################################
+
+variable "name" {
+  description = "Name of the deployment: prefix of every resource, the ECS cluster, the function and the dashboard."
+  type        = string
+  default     = "fleetgate"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,23}$", var.name))
+    error_message = "name: 2-24 lower-case letters, digits or '-', starting with a letter (it prefixes names with tight length limits)."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "azs" {
+  description = "Availability zones (at least two; three keeps replication factor 3 and the zone-loss headroom of the sizing)."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.azs) >= 2
+    error_message = "Give at least two availability zones."
+  }
+}
+
+variable "vpc_cidr" {
+  description = "CIDR of the VPC."
+  type        = string
+  default     = "10.60.0.0/16"
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway for all zones instead of one per zone (cheaper, less available)."
+  type        = bool
+  default     = false
+}
+
+variable "log_retention_days" {
+  description = "Days to keep every log group (gateways, discovery, API access, brokers, flow logs)."
+  type        = number
+  default     = 365
+}
+
+variable "alarm_emails" {
+  description = "Addresses that receive the alarms."
+  type        = list(string)
+  default     = []
+}
+
+################################################################################
+# Sizing inputs (sizing.tf turns them into gateway count, connection limit, brokers)
+################################################################################
+
+variable "expected_agents" {
+  description = "Agents you expect connected at once. Everything in sizing.tf follows from it."
+  type        = number
+
+  validation {
+    condition     = var.expected_agents >= 1
+    error_message = "expected_agents must be positive."
+  }
+}
+
+variable "records_per_agent_per_second" {
+  description = "Average records an agent sends per second (heartbeats are 1/60 s; driver and plugin events make the rest). Measure yours: rate(fleetgate_records_received_total) / elkeid_ac_grpc_conn_count."
+  type        = number
+  default     = 2
+}
+
+variable "average_record_bytes" {
+  description = "Average size of one record as it goes to Kafka (MQData), before compression. The benchmarks' Elkeid-shaped records are about 600 bytes."
+  type        = number
+  default     = 600
+}
+
+################################################################################
+# Gateways
+################################################################################
+
+variable "gateway_image" {
+  description = "Gateway container image built from the Dockerfile and pushed to a registry the tasks can pull from."
+  type        = string
+}
+
+variable "gateway_launch_type" {
+  description = "FARGATE or EC2 (Auto Scaling group of ECS-optimized hosts)."
+  type        = string
+  default     = "FARGATE"
+}
+
+variable "gateway_cpu" {
+  description = "CPU units per gateway task (1024 per vCPU). One core carries the agent transport; the others run ingest workers."
+  type        = number
+  default     = 2048
+}
+
+variable "gateway_memory" {
+  description = "Memory per gateway task in MiB: sets the connection limit (sizing.tf)."
+  type        = number
+  default     = 8192
+}
+
+variable "gateway_count" {
+  description = "Gateways to run, overriding the count sizing.tf derives from expected_agents (null: derived)."
+  type        = number
+  default     = null
+}
+
+variable "gateway_ec2_instance_type" {
+  description = "With gateway_launch_type = EC2: host instance type."
+  type        = string
+  default     = "c7i.2xlarge"
+}
+
+variable "agent_cidr_blocks" {
+  description = "Where agents connect from (6751 at the balancer and the gateways)."
+  type        = list(string)
+}
+
+variable "load_balancer_internal" {
+  description = "Internal Network Load Balancer (agents reach the VPC privately) instead of an internet-facing one."
+  type        = bool
+  default     = false
+}
+
+variable "identity" {
+  description = "FLEETGATE_IDENTITY: fleet (stock agents sharing one client certificate) or per-agent."
+  type        = string
+  default     = "fleet"
+}
+
+variable "gateway_discovery_addrs" {
+  description = "FLEETGATE_SD_ADDRS of the gateways: discovery nodes (host:port, plain HTTP) they register with. Empty: they do not register; agents reach them through the balancer (docs/deploy.md, \"How agents find a gateway\")."
+  type        = list(string)
+  default     = []
+}
+
+variable "gateway_log_level" {
+  description = "FLEETGATE_LOG_LEVEL of the gateways."
+  type        = string
+  default     = "info"
+}
+
+variable "cloudwatch_agent_image" {
+  description = "Image of the metrics sidecar (CloudWatch agent). Pin a tested tag."
+  type        = string
+  default     = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest"
+}
+
+################################################################################
+# Tables
+################################################################################
+
+variable "table_prefix" {
+  description = "FLEETGATE_TABLE_PREFIX: prefix of every table name."
+  type        = string
+  default     = "fleetgate-"
+}
+
+variable "table_billing_mode" {
+  description = "PAY_PER_REQUEST (default) or PROVISIONED."
+  type        = string
+  default     = "PAY_PER_REQUEST"
+}
+
+variable "table_provisioned_capacity" {
+  description = "With PROVISIONED: read/write units per table key (and optionally per index), as in modules/tables."
+  type = map(object({
+    read  = number
+    write = number
+    indexes = optional(map(object({
+      read  = number
+      write = number
+    })), {})
+  }))
+  default = {}
+}
+
+variable "table_deletion_protection" {
+  description = "Protect the tables from deletion."
+  type        = bool
+  default     = true
+}
+
+################################################################################
+# Kafka
+################################################################################
+
+variable "create_kafka" {
+  description = "Create an MSK cluster. false: give kafka_bootstrap_brokers of your own cluster (or leave empty for spool-only gateways)."
+  type        = bool
+  default     = true
+}
+
+variable "kafka_bootstrap_brokers" {
+  description = "With create_kafka = false: FLEETGATE_KAFKA_BROKERS of an existing cluster (host:port,...)."
+  type        = string
+  default     = ""
+}
+
+variable "kafka_broker_instance_type" {
+  description = "MSK broker size (kafka.m7g.*). sizing.tf derives the broker count from its storage bandwidth."
+  type        = string
+  default     = "kafka.m7g.large"
+}
+
+variable "kafka_broker_count" {
+  description = "Brokers, overriding the derived count (null: derived; a multiple of the zones, at least 3)."
+  type        = number
+  default     = null
+}
+
+variable "kafka_partitions" {
+  description = "Partitions of the records topic (null: derived, 20 per broker)."
+  type        = number
+  default     = null
+}
+
+variable "kafka_retention_hours" {
+  description = "Hours the brokers keep records."
+  type        = number
+  default     = 24
+}
+
+variable "kafka_volume_size_gib" {
+  description = "EBS storage per broker in GiB (null: derived from ingress and retention)."
+  type        = number
+  default     = null
+}
+
+variable "kafka_auto_create_topics" {
+  description = "Let the first gateway that produces create the records topic with the broker defaults (partitions, replication 3, min.insync.replicas 2). false: create it yourself (docs/deploy.md, step 5)."
+  type        = bool
+  default     = true
+}
+
+variable "kafka_topic" {
+  description = "FLEETGATE_KAFKA_TOPIC: topic of agent records."
+  type        = string
+  default     = "hids_svr"
+}
+
+################################################################################
+# Discovery
+################################################################################
+
+variable "discovery_package_path" {
+  description = "Path of dist/lambda/discovery.zip, built by npm run build:lambda."
+  type        = string
+}
+
+variable "discovery_reserved_concurrency" {
+  description = "Most discovery containers at once (docs/discovery.md: about 96 readers per registry partition)."
+  type        = number
+  default     = 80
+}
