@@ -72,7 +72,11 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
     'DynamoDB API endpoint; unset and no AWS_REGION: embedded dynalite',
   ],
   ['FLEETGATE_TABLE_PREFIX', 'fleetgate-', 'prefix of every table name'],
-  ['FLEETGATE_SD_ADDRS', 'unset (all: itself)', 'discovery addresses to register with'],
+  [
+    'FLEETGATE_SD_ADDRS',
+    'unset (all: itself)',
+    'discovery addresses to register with: host:port or http(s) URLs',
+  ],
   [
     'FLEETGATE_AKSK',
     'generated into the data dir',
@@ -140,8 +144,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     .map((s) => s.trim())
     .filter(Boolean);
   for (const a of sdAddrs) {
-    if (a !== 'all' && !/^[^:\s]+:\d{1,5}$/.test(a))
-      problems.push(`FLEETGATE_SD_ADDRS: "${a}" is not host:port`);
+    if (a !== 'all' && !/^[^:\s]+:\d{1,5}$/.test(a) && !/^https?:\/\/\S+$/.test(a))
+      problems.push(`FLEETGATE_SD_ADDRS: "${a}" is not host:port or an http(s) URL`);
   }
   let aksk: Array<[string, string]> | undefined;
   const akskRaw = get('FLEETGATE_AKSK');
