@@ -5,9 +5,11 @@
 
 import { ENV_DOC } from '../config/env.js';
 import { runCerts } from './certs-command.js';
+import { runManager } from './manager-command.js';
 import { runServe } from './serve-command.js';
 import { runSim } from './sim-command.js';
 import { runSpool } from './spool-command.js';
+import { runUsers } from './users-command.js';
 
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   gateway: {
@@ -18,8 +20,17 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
     summary: 'service discovery (Elkeid ServiceDiscovery) on 8088, registry in DynamoDB, least-loaded first',
     run: (a) => runServe('discovery', a),
   },
+  manager: {
+    summary:
+      'the manager API (Elkeid Manager) on 6701: users, agent status, configs, tags, statistics, audit',
+    run: runManager,
+  },
+  users: {
+    summary: 'users add | passwd | list | delete: manager accounts',
+    run: runUsers,
+  },
   all: {
-    summary: 'gateway and discovery in one process on embedded defaults (what `npm start` runs)',
+    summary: 'gateway, discovery and manager in one process on embedded defaults (what `npm start` runs)',
     run: (a) => runServe('all', a),
   },
   spool: {

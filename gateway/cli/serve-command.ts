@@ -11,13 +11,14 @@ import { type Registrar, startRegistrar } from '../discovery/registrar.js';
 import { createRegistryStore, type RegistryStore } from '../discovery/registry-store.js';
 import { startDiscovery } from '../discovery/service.js';
 import { createDefaultSink } from '../ingest/default-sink.js';
+import { type ManagerRole, startManagerRole } from '../manager/role.js';
 import { createLogger } from '../obs/logger.js';
 import { createMetrics } from '../obs/metrics.js';
 import { writePkiDir } from '../pki/certs.js';
 import { pkiExists } from '../pki/tls-context.js';
 import { startControlApi } from '../roles/control-api.js';
 import { startGateway } from '../roles/gateway.js';
-import { openStore } from '../store/open.js';
+import { type OpenedStore, openStore } from '../store/open.js';
 import { envHelp } from './main.js';
 
 const SHUTDOWN_GRACE_MS = 20_000;
@@ -29,7 +30,7 @@ const ROLE_TEXT: Record<Role, string> = {
     'Runs the agent gateway (Elkeid AgentCenter): agents connect with mutual TLS, gRPC over HTTP/2\non FLEETGATE_GRPC_PORT; the control API (/conn/*, /command, AK/SK-signed) on FLEETGATE_HTTP_PORT.\nRegisters as hids_svr_grpc and hids_svr_http with the discovery nodes of FLEETGATE_SD_ADDRS.',
   discovery:
     'Runs service discovery (Elkeid ServiceDiscovery) on FLEETGATE_SD_PORT over the DynamoDB registry\n(embedded dynalite under $FLEETGATE_DATA_DIR/dynamodb unless FLEETGATE_DYNAMODB_ENDPOINT or\nAWS_REGION is set). /registry/detail answers least-loaded gateways first.',
-  all: 'Runs every role of this build in one process on the embedded defaults: the gateway and\ndiscovery (the gateway registers with it). The manager joins it when it lands.',
+  all: 'Runs every role in one process on the embedded defaults: the gateway, discovery (the gateway\nregisters with it) and the manager (agent status, configs pushed at first heartbeat, tags).',
 };
 
 function help(role: Role): string {
@@ -77,8 +78,11 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
   const withDiscovery = role === 'discovery' || role === 'all';
 
   let registryStore: RegistryStore | undefined;
+  let manager: ManagerRole | undefined;
+  let opened: OpenedStore | undefined;
   if (withDiscovery) {
     const store = await openStore(config, { logger });
+    opened = store;
     stops.push(() => store.close());
     registryStore = createRegistryStore({ client: store.client, tablePrefix: config.tablePrefix });
     const discovery = await startDiscovery({
@@ -99,6 +103,20 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
     }
   }
 
+  if (role === 'all' && registryStore && opened) {
+    manager = await startManagerRole({
+      config,
+      store: opened,
+      logger,
+      registry: metrics.registry,
+      aksk,
+      registrar: { target: { store: registryStore } },
+    });
+    const m = manager;
+    stops.push(() => m.close());
+    lines.push(`  manager API        http://${config.host}:${manager.port}   (POST /api/v1/user/login)`);
+  }
+
   let drainGateway: (() => Promise<void>) | undefined;
   if (withGateway) {
     if (!pkiExists(config.pkiDir)) {
@@ -110,7 +128,13 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
       );
     }
     const sink = await createDefaultSink(config, logger, metrics);
-    const gateway = await startGateway({ config, logger, sink, metrics });
+    const gateway = await startGateway({
+      config,
+      logger,
+      sink,
+      metrics,
+      ...(manager ? { configSource: manager.configSource } : {}),
+    });
     const control = await startControlApi({
       host: config.host,
       port: config.httpPort,
@@ -129,10 +153,19 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
       logger,
       metrics,
     });
+    // With the manager in this process, agent status and heartbeats go to the store.
+    const writer = manager?.heartbeatWriter({
+      sessions: gateway.sessions,
+      gatewayId: `${config.advertiseHost}:${gateway.grpcPort}`,
+      controlAddr: `${config.advertiseHost}:${control.port}`,
+      registry: metrics.registry,
+    });
+    writer?.start();
     drainGateway = async () => {
       // Leave discovery first, so no agent is sent here while we drain.
       await registrar?.stop();
       await gateway.shutdown(SHUTDOWN_GRACE_MS);
+      await writer?.close();
       await sink.close();
       control.close();
     };

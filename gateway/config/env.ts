@@ -83,6 +83,11 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
     'ak:sk,... accepted by signed APIs; first pair signs outgoing calls',
   ],
   ['FLEETGATE_ADMIN', 'unset', 'name:password of the first admin user'],
+  [
+    'FLEETGATE_MANAGER_SECRET',
+    'generated into the data dir',
+    'manager token-signing secret, >= 32 random bytes (required on AWS)',
+  ],
   ['FLEETGATE_LOG_LEVEL', 'info', 'pino level: fatal error warn info debug trace silent'],
 ];
 

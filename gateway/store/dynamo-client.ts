@@ -28,7 +28,7 @@ export interface DynamoClientOptions {
   maxAttempts?: number;
   /** TCP connect timeout per attempt. Default 500 ms. */
   connectTimeoutMs?: number;
-  /** Whole request/response per attempt. Default 600 ms (DynamoDB answers in single-digit ms). */
+  /** Whole request/response per attempt. Default 1500 ms: DynamoDB answers in single-digit ms, but the embedded dynalite on a loaded 2-core machine can take hundreds. */
   requestTimeoutMs?: number;
 }
 
@@ -38,7 +38,7 @@ const DUMMY_CREDENTIALS = { accessKeyId: 'fleetgate', secretAccessKey: 'fleetgat
 /**
  * With the defaults a dead store fails a call in under 2 s (measured on loopback): a refused
  * connection in ~0.1 s (3 attempts, tens of ms of backoff); a black-holed one in 3 × 0.5 s of
- * connect timeouts; a server that accepts and never answers in 3 × 0.6 s ≈ 1.8 s.
+ * connect timeouts; a server that accepts and never answers in 3 × 1.5 s ≈ 4.5 s.
  */
 export function createDynamoClient(opts: DynamoClientOptions = {}): DynamoDBClient {
   // The SDK warns on every start that its 2027 releases will need Node 22; the project pins
@@ -59,7 +59,7 @@ export function createDynamoClient(opts: DynamoClientOptions = {}): DynamoDBClie
     maxAttempts: opts.maxAttempts ?? 3,
     requestHandler: {
       connectionTimeout: opts.connectTimeoutMs ?? 500,
-      requestTimeout: opts.requestTimeoutMs ?? 600,
+      requestTimeout: opts.requestTimeoutMs ?? 1500,
       throwOnRequestTimeout: true,
       httpAgent: new http.Agent(agentOptions),
       httpsAgent: new https.Agent(agentOptions),

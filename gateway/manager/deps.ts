@@ -1,0 +1,30 @@
+/** What the manager's route modules share (built once by api.ts). */
+import type { Logger } from '../obs/logger.js';
+import type { AgentReader } from './agents.js';
+import type { ApiKeyStore } from './apikeys.js';
+import type { AuditLog } from './audit.js';
+import type { ConfigStore } from './configs.js';
+import type { RateLimiter } from './rate-limit.js';
+import type { ManagerStore } from './store.js';
+import type { TagStore } from './tags.js';
+import type { TokenSigner } from './tokens.js';
+import type { UserStore } from './users.js';
+
+export interface ManagerDeps {
+  store: ManagerStore;
+  users: UserStore;
+  apiKeys: ApiKeyStore;
+  tokens: TokenSigner;
+  audit: AuditLog;
+  agents: AgentReader;
+  tags: TagStore;
+  configs: ConfigStore;
+  /** Sign-in attempts per account and address. */
+  loginLimiter: RateLimiter;
+  logger: Logger;
+  now: () => number;
+  /** Most agent items one list/filter request may examine (Scan). */
+  scanLimit: number;
+  /** Most matches a sorted list keeps in memory. */
+  sortLimit: number;
+}

@@ -1,0 +1,138 @@
+/**
+ * The manager role: the API on uWebSockets.js (FLEETGATE_MANAGER_PORT, health routes included),
+ * registered in discovery as `hids_manage` when given a target, the first admin created on an
+ * empty store, and the two things the gateway takes from the manager: the config source (what is
+ * pushed at an agent's first heartbeat) and a factory of HeartbeatWriters (agent status and the
+ * gateway aggregate). `fleetgate all` and `fleetgate manager` call `startManagerRole`.
+ */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { Registry } from 'prom-client';
+import type { ConfigSource } from '../agent/config-source.js';
+import type { TaskResultSink } from '../agent/special-records.js';
+import type { Config } from '../config/env.js';
+import type { RegistrarMetrics } from '../discovery/metrics.js';
+import { type Registrar, type RegistrarTarget, startRegistrar } from '../discovery/registrar.js';
+import { serveUws } from '../http/uws-adapter.js';
+import type { Logger } from '../obs/logger.js';
+import {
+  createHeartbeatWriter,
+  type HeartbeatWriter,
+  type HeartbeatWriterOptions,
+} from './agent-status-writer.js';
+import { createManagerApi, type ManagerApi, type ManagerApiOptions } from './api.js';
+import { createStoreConfigSource } from './configs.js';
+import { resolveManagerSecret } from './secret.js';
+import { ensureFirstAdmin } from './users.js';
+
+export const MANAGER_SERVICE_NAME = 'hids_manage';
+
+export interface ManagerRoleOptions {
+  config: Pick<Config, 'host' | 'managerPort' | 'advertiseHost' | 'dataDir' | 'tablePrefix' | 'admin'>;
+  store: { client: DynamoDBClient };
+  logger: Logger;
+  /** The process's prom-client registry; `/metrics` serves it. */
+  registry: Registry;
+  /** AK/SK pairs gateways sign their callbacks with (resolveAksk). */
+  aksk: ReadonlyArray<readonly [string, string]>;
+  /** Register as `hids_manage` there (FLEETGATE_SD_ADDRS, or the local registry store in `all`). */
+  registrar?: { target: RegistrarTarget; metrics?: RegistrarMetrics; intervalMs?: number };
+  /** Overrides of the API's limits and clocks (tests). */
+  api?: Partial<
+    Omit<ManagerApiOptions, 'client' | 'tablePrefix' | 'secret' | 'aksk' | 'logger' | 'registry'>
+  >;
+  /** Environment for the secret (FLEETGATE_MANAGER_SECRET, cloud mode). Default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Where the generated first-admin password goes, once. Default: stdout. */
+  print?: (text: string) => void;
+  /** Largest request body the listener accepts. Default 4 MiB. */
+  maxBodyBytes?: number;
+}
+
+export type HeartbeatWriterFactory = (
+  gateway: Pick<HeartbeatWriterOptions, 'sessions' | 'gatewayId'> &
+    Partial<Omit<HeartbeatWriterOptions, 'client' | 'tablePrefix' | 'sessions' | 'gatewayId'>>,
+) => HeartbeatWriter;
+
+export interface ManagerRole {
+  readonly port: number;
+  readonly api: ManagerApi;
+  /** For the gateway: the effective config pushed at an agent's first heartbeat. */
+  readonly configSource: ConfigSource;
+  /** For the gateway: `heartbeatWriter({ sessions, gatewayId, controlAddr }).start()`. */
+  readonly heartbeatWriter: HeartbeatWriterFactory;
+  /** Task-result reconciliation arrives with task dispatch; undefined until then. */
+  readonly taskResults?: TaskResultSink;
+  /** Evicts from discovery, then stops listening. */
+  close(): Promise<void>;
+}
+
+export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRole> {
+  const log = o.logger.child({ component: 'manager' });
+  const { config } = o;
+  // Refused here, before anything listens (hardening.md §5 test 28).
+  const secret = resolveManagerSecret({ env: o.env ?? process.env, dataDir: config.dataDir });
+  if (secret.source === 'generated') {
+    log.warn(
+      { file: secret.file },
+      'generated the manager token secret (set FLEETGATE_MANAGER_SECRET to share one across managers)',
+    );
+  }
+  let ready: boolean | string = 'starting';
+  const api = createManagerApi({
+    client: o.store.client,
+    tablePrefix: config.tablePrefix,
+    secret: secret.secret,
+    aksk: o.aksk,
+    logger: o.logger,
+    registry: o.registry,
+    ready: () => ready,
+    ...o.api,
+  });
+  const first = await ensureFirstAdmin(api.users, config.admin);
+  if (first.created) {
+    if (first.generatedPassword) {
+      (o.print ?? console.log)(
+        `manager: created the first admin user "${first.username}" with password ${first.generatedPassword}\n` +
+          '         (shown once; change it with `fleetgate users passwd`, or set FLEETGATE_ADMIN before the first start)',
+      );
+    }
+    log.info({ username: first.username, fromEnv: !first.generatedPassword }, 'first admin created');
+  }
+  const server = await serveUws(api.handler, {
+    host: config.host,
+    port: config.managerPort,
+    maxBodyBytes: o.maxBodyBytes ?? 4 * 1024 * 1024,
+    onError: (err) => log.error({ err }, 'manager handler failed'),
+  });
+  const port = server.port;
+  let registrar: Registrar | undefined;
+  if (o.registrar) {
+    registrar = startRegistrar({
+      target: o.registrar.target,
+      logger: o.logger,
+      ...(o.registrar.metrics ? { metrics: o.registrar.metrics } : {}),
+      ...(o.registrar.intervalMs ? { intervalMs: o.registrar.intervalMs } : {}),
+      registrations: () => [{ name: MANAGER_SERVICE_NAME, ip: config.advertiseHost, port, weight: 0 }],
+    });
+  }
+  ready = true;
+  log.info({ host: config.host, port, registered: registrar !== undefined }, 'manager listening');
+  const configSource = createStoreConfigSource({ client: o.store.client, tablePrefix: config.tablePrefix });
+  return {
+    port,
+    api,
+    configSource,
+    heartbeatWriter: (gw) =>
+      createHeartbeatWriter({
+        client: o.store.client,
+        tablePrefix: config.tablePrefix,
+        logger: o.logger,
+        ...gw,
+      }),
+    async close() {
+      ready = 'stopping';
+      await registrar?.stop();
+      server.close();
+    },
+  };
+}
