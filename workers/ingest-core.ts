@@ -3,11 +3,19 @@
  * or inline (FLEETGATE_WORKERS=0): decode RawData, build one MQData per record (bodies spliced),
  * attach the acceptance identity, and produce to Kafka — or hand the records back packed so the
  * main thread can spool them when Kafka did not take them.
+ *
+ * A produce task carries several RawData (what the pipeline accepted within one event-loop turn,
+ * see pipeline.ts) so a worker hand-off and a producer call serve them all; each RawData becomes
+ * one record set (record-set.ts: its records encoded once, straight from the RawData) and each
+ * gets its own result. The spool path (`build`, and a failed produce) packs the records with
+ * `acceptRecords` + `packRecords`, byte for byte the spool entries of before.
  */
 
 import type { RecordProducer } from '../gateway/ingest/kafka/producer.js';
+import type { RecordSet } from '../gateway/ingest/kafka/record-batch.js';
 import { grpc } from '../proto/gen/elkeid.js';
 import { buildMqRecords } from './mqdata.js';
+import { buildRecordSet } from './record-set.js';
 import {
   type AcceptedRecord,
   decodeEnvelope,
@@ -17,35 +25,61 @@ import {
   unpackSpoolEntries,
 } from './spool-entry.js';
 
-export interface BuildTask {
-  kind: 'build' | 'produce';
-  /** The decompressed RawData message. */
-  message: ArrayBuffer;
+/** One accepted RawData. */
+export interface AcceptItem {
+  /** The decompressed RawData message (an ArrayBuffer when it crosses to a worker). */
+  message: ArrayBuffer | Uint8Array;
   receivedAt: number;
-  /** Gateway instance identity and the sequence number of the first record. */
-  gw: string;
+  /** The sequence number of its first record. */
   seq0: number;
   tag: string;
+  /** The message decoded already (inline only: it does not cross threads). */
+  raw?: grpc.RawData | undefined;
+}
+
+export interface BuildTask extends AcceptItem {
+  kind: 'build';
+  /** Gateway instance identity. */
+  gw: string;
+}
+export interface ProduceTask {
+  kind: 'produce';
+  gw: string;
+  items: AcceptItem[];
 }
 export interface ShipTask {
   kind: 'ship';
   /** Spool entries packed by packSpoolEntries. */
   packed: ArrayBuffer;
 }
-export type IngestTask = BuildTask | ShipTask;
+export type IngestTask = BuildTask | ProduceTask | ShipTask;
+
+/** The outcome for one RawData of a produce task. */
+export type ItemResult =
+  | { kind: 'built'; packed: ArrayBuffer; count: number }
+  | { kind: 'produced'; count: number }
+  | { kind: 'failed'; error: string; packed: ArrayBuffer; count: number }
+  | { kind: 'error'; error: string };
 
 export type IngestResult =
   | { kind: 'built'; packed: ArrayBuffer; count: number }
-  | { kind: 'produced'; count: number }
-  | { kind: 'failed'; error: string; packed?: ArrayBuffer; count: number }
+  | { kind: 'items'; results: ItemResult[] }
+  | { kind: 'failed'; error: string; count: number }
   | { kind: 'shipped'; count: number };
 
-export function acceptRecords(task: BuildTask): AcceptedRecord[] {
-  const raw = grpc.RawData.decode(new Uint8Array(task.message));
-  return buildMqRecords(raw, task.receivedAt, task.tag).map((r, i) => ({
+function bytesOf(message: ArrayBuffer | Uint8Array): Uint8Array {
+  return message instanceof Uint8Array ? message : new Uint8Array(message);
+}
+
+function rawOf(item: AcceptItem): grpc.RawData {
+  return item.raw ?? grpc.RawData.decode(bytesOf(item.message));
+}
+
+export function acceptRecords(item: AcceptItem, gw: string): AcceptedRecord[] {
+  return buildMqRecords(rawOf(item), item.receivedAt, item.tag).map((r, i) => ({
     key: r.key,
-    gw: task.gw,
-    seq: task.seq0 + i,
+    gw,
+    seq: item.seq0 + i,
     value: r.value,
   }));
 }
@@ -61,10 +95,45 @@ function toKafka(records: ReadonlyArray<AcceptedRecord>) {
 export function createIngestCore(producer: RecordProducer | undefined) {
   // A broker that is down at start must not fail anything: connect on the first send, and
   // again after a failure; a send that cannot connect fails and its records are spooled.
-  const send = async (records: ReadonlyArray<AcceptedRecord>) => {
+  const connected = async () => {
     if (!producer!.connected) await producer!.connect();
-    await producer!.send(toKafka(records));
   };
+
+  const produce = async (task: ProduceTask): Promise<IngestResult> => {
+    const { gw, items } = task;
+    const results: ItemResult[] = new Array(items.length);
+    const sets: RecordSet[] = [];
+    const built: number[] = [];
+    for (let i = 0; i < items.length; i++) {
+      try {
+        const item = items[i]!;
+        if (!producer) {
+          const records = acceptRecords(item, gw);
+          results[i] = { kind: 'built', packed: packRecords(records), count: records.length };
+          continue;
+        }
+        sets.push(buildRecordSet(rawOf(item), item.receivedAt, item.tag, gw, item.seq0));
+        built.push(i);
+      } catch (err) {
+        results[i] = { kind: 'error', error: (err as Error).message };
+      }
+    }
+    if (sets.length === 0) return { kind: 'items', results };
+    try {
+      await connected();
+      await producer!.sendSets(sets);
+      for (const [j, i] of built.entries()) results[i] = { kind: 'produced', count: sets[j]!.count };
+    } catch (err) {
+      // Kafka did not take them: the caller spools them, in order, before the agent sends more.
+      const error = (err as Error).message;
+      for (const i of built) {
+        const records = acceptRecords(items[i]!, gw);
+        results[i] = { kind: 'failed', error, packed: packRecords(records), count: records.length };
+      }
+    }
+    return { kind: 'items', results };
+  };
+
   return {
     async run(task: IngestTask): Promise<IngestResult> {
       if (task.kind === 'ship') {
@@ -72,28 +141,16 @@ export function createIngestCore(producer: RecordProducer | undefined) {
         if (!producer)
           return { kind: 'failed', error: 'no Kafka producer configured', count: records.length };
         try {
-          await send(records);
+          await connected();
+          await producer.send(toKafka(records));
           return { kind: 'shipped', count: records.length };
         } catch (err) {
           return { kind: 'failed', error: (err as Error).message, count: records.length };
         }
       }
-      const records = acceptRecords(task);
-      if (task.kind === 'build' || !producer) {
-        return { kind: 'built', packed: packRecords(records), count: records.length };
-      }
-      try {
-        if (records.length > 0) await send(records);
-        return { kind: 'produced', count: records.length };
-      } catch (err) {
-        // Kafka did not take them: the caller spools them, in order, before the agent sends more.
-        return {
-          kind: 'failed',
-          error: (err as Error).message,
-          packed: packRecords(records),
-          count: records.length,
-        };
-      }
+      if (task.kind === 'produce') return produce(task);
+      const records = acceptRecords(task, task.gw);
+      return { kind: 'built', packed: packRecords(records), count: records.length };
     },
     async close(): Promise<void> {
       await producer?.disconnect();

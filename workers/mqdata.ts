@@ -18,7 +18,8 @@ export interface MqRecord {
   dataType: number;
 }
 
-function sharedFields(raw: grpc.RawData, svrTime: number, tag: string): Uint8Array {
+/** Fields 4–15 of an MQData, the same for every record of `raw` (record-set.ts writes them too). */
+export function sharedFields(raw: grpc.RawData, svrTime: number, tag: string): Uint8Array {
   const w = protobuf.Writer.create();
   const str = (field: number, v: string) => {
     if (v) w.uint32((field << 3) | 2).string(v);
@@ -36,7 +37,7 @@ function sharedFields(raw: grpc.RawData, svrTime: number, tag: string): Uint8Arr
   return w.finish();
 }
 
-function toNumber(v: number | { toNumber(): number } | null | undefined): number {
+export function toNumber(v: number | { toNumber(): number } | null | undefined): number {
   if (v === null || v === undefined) return 0;
   return typeof v === 'number' ? v : v.toNumber();
 }

@@ -54,7 +54,10 @@ interface KafkaEncoder {
   offset: number;
   readonly buffer: Buffer;
 }
-type BuiltRequest = { request: { encode: () => Promise<KafkaEncoder> } & Record<string, unknown>; response: unknown };
+type BuiltRequest = {
+  request: { encode: () => Promise<KafkaEncoder> } & Record<string, unknown>;
+  response: unknown;
+};
 type MakeRequest = (args: ProduceArgs) => BuiltRequest;
 interface RequestDefinition {
   versions: string[];
@@ -109,7 +112,7 @@ export function expandMessages(messages: ReadonlyArray<unknown>): unknown[] {
       out.push(m);
       continue;
     }
-    for (const r of decodeRecordSet(m.set)) out.push({ key: m.key, value: r.value, headers: r.headers });
+    for (const r of decodeRecordSet(m.set)) out.push({ key: r.key, value: r.value, headers: r.headers });
   }
   return out;
 }
@@ -127,7 +130,11 @@ function expandArgs(args: ProduceArgs): ProduceArgs {
 const setOf = (m: unknown) => (m as RecordSetMessage).set;
 
 /** The Produce definition with our encoder for record-set requests (v3+), kafkajs' for the rest. */
-function wrap(original: RequestDefinition, ctx: Omit<EncodeContext, 'sync'>, EncoderProto: object): RequestDefinition {
+function wrap(
+  original: RequestDefinition,
+  ctx: Omit<EncodeContext, 'sync'>,
+  EncoderProto: object,
+): RequestDefinition {
   return {
     versions: original.versions,
     [HOOKED]: true,
@@ -152,7 +159,8 @@ function wrap(original: RequestDefinition, ctx: Omit<EncodeContext, 'sync'>, Enc
           ...built,
           request: {
             ...built.request,
-            encode: async () => encoderAround(EncoderProto, await encodeProduceRequest(args, setOf, { ...ctx, sync })),
+            encode: async () =>
+              encoderAround(EncoderProto, await encodeProduceRequest(args, setOf, { ...ctx, sync })),
           },
         };
       };
@@ -161,9 +169,16 @@ function wrap(original: RequestDefinition, ctx: Omit<EncodeContext, 'sync'>, Enc
 }
 
 /** Encodes a small request with kafkajs and with ours (same timestamp) and compares the bytes. */
-async function selfCheck(original: RequestDefinition, ctx: Omit<EncodeContext, 'sync'>): Promise<string | undefined> {
+async function selfCheck(
+  original: RequestDefinition,
+  ctx: Omit<EncodeContext, 'sync'>,
+): Promise<string | undefined> {
   const records = [
-    { key: 'agent-ä', value: Buffer.from([0, 1, 2, 255]), headers: { 'fleetgate-gw': 'gw/1', 'fleetgate-seq': '1' } },
+    {
+      key: 'agent-ä',
+      value: Buffer.from([0, 1, 2, 255]),
+      headers: { 'fleetgate-gw': 'gw/1', 'fleetgate-seq': '1' },
+    },
     { key: 'agent-ä', value: null, headers: { a: ['x', Buffer.from('y')] } },
   ];
   const set = encodeRecordSet('agent-ä', records);
@@ -189,6 +204,11 @@ async function selfCheck(original: RequestDefinition, ctx: Omit<EncodeContext, '
   return ours.equals(theirs) ? undefined : 'a sample Produce request differs from what kafkajs encodes';
 }
 
+/** Why a kafkajs version does not take our encoder (any but the exact one it reproduces). */
+export function versionMismatch(version: unknown): string | undefined {
+  return version === KAFKAJS_VERSION ? undefined : `kafkajs ${String(version)} is not ${KAFKAJS_VERSION}`;
+}
+
 /**
  * Puts our encoder into kafkajs (once per thread; later calls return the first outcome). Never
  * throws: any problem leaves kafkajs as it is and is reported in the result.
@@ -196,9 +216,8 @@ async function selfCheck(original: RequestDefinition, ctx: Omit<EncodeContext, '
 export function installProduceEncoder(): Promise<HookState> {
   installing ??= (async (): Promise<HookState> => {
     try {
-      const version = (require('kafkajs/package.json') as { version?: string }).version;
-      if (version !== KAFKAJS_VERSION)
-        return { installed: false, reason: `kafkajs ${version} is not ${KAFKAJS_VERSION}` };
+      const mismatch = versionMismatch((require('kafkajs/package.json') as { version?: unknown }).version);
+      if (mismatch) return { installed: false, reason: mismatch };
       const { Encoder, lookupCodec, requests } = kafkajsModules();
       const original = requests.Produce;
       if (!original || typeof original.protocol !== 'function' || !Array.isArray(original.versions))

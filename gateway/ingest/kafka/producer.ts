@@ -3,10 +3,19 @@
  * kafkajs, with the guarantees the ingest pipeline builds on:
  *
  * - acks = all (-1) for every record. Elkeid's sarama producer uses acks=1; we are stricter.
+ * - Records are encoded once, into record sets (record-batch.ts): `send` makes one per run of
+ *   records with the same key, `sendSets` takes them ready-made (the ingest worker builds one
+ *   per RawData). kafkajs gets one message per set, so its partitioner runs once per set with
+ *   the set's key (the same function, hence the same partition, as per record), and our
+ *   single-pass Produce encoder (produce-hook.ts) writes the sets' records into the request,
+ *   byte for byte what kafkajs' own encoder writes. If the hook cannot be installed (another
+ *   kafkajs version), the sets are handed to kafkajs as plain messages, with a warning.
  * - Linger batching: kafkajs turns every `producer.send` into its own Produce request, so
  *   records of concurrent `send` calls are collected here for up to `lingerMs` (or until
  *   `maxBatchBytes`) and go out as one `sendBatch` (one Produce request per leader broker);
- *   every caller of that batch is resolved or rejected with it.
+ *   every caller of that batch is resolved or rejected with it. A set is never split across
+ *   batches. With `lingerMs` 0 (the ingest pipeline's) a batch goes out at once, and what
+ *   arrives while it is in flight goes out together when it is acknowledged.
  * - Order per key. One batch is in flight at a time, and kafkajs gets `maxInFlightRequests: 1`
  *   too: without idempotence (kafkajs' idempotent mode is "experimental", with known
  *   OUT_OF_ORDER_SEQUENCE_NUMBER bugs, kafkajs #598), a retried request can only overtake a
@@ -41,6 +50,8 @@ import type { LogEntry, logLevel as LogLevel, Message, Producer } from 'kafkajs'
 import kafkajs from 'kafkajs';
 import { registerCodecs } from './codecs.js';
 import { createPartitioner, type PartitionerKind } from './partitioners.js';
+import { expandMessages, installProduceEncoder, RecordSetMessage } from './produce-hook.js';
+import { encodeRecordSet, type RecordSet } from './record-batch.js';
 
 const { CompressionTypes, Kafka, logLevel } = kafkajs;
 
@@ -70,6 +81,18 @@ export interface ProducerOptions {
   maxBatchBytes?: number | undefined;
   /** Per request, and the broker's ack timeout of a Produce request; default 10,000 ms. */
   requestTimeoutMs?: number | undefined;
+  /**
+   * Compress batches on the calling thread with the codec's synchronous function (lz4, snappy)
+   * instead of the thread pool: cheaper per batch, and right on a worker thread, whose event
+   * loop has nothing else to do meanwhile; default false (zstd and gzip are always async).
+   */
+  syncCompression?: boolean | undefined;
+  /**
+   * Who encodes Produce requests: our single-pass encoder inside kafkajs (produce-hook.ts; the
+   * default), or kafkajs' own — what the producer falls back to, with a warning, when the hook
+   * cannot be installed (another kafkajs version). For comparison and tests.
+   */
+  produceEncoder?: 'fleetgate' | 'kafkajs' | undefined;
   logger?: ProducerLogger | undefined;
 }
 
@@ -88,6 +111,11 @@ export interface RecordProducer {
    * (then none, some or all of them may have been written), within `deliveryTimeoutMs`.
    */
   send(records: ReadonlyArray<ProducerRecord>): Promise<void>;
+  /**
+   * `send` for records encoded already (record-batch.ts: one set per key run, e.g. one agent's
+   * RawData). Same guarantees; the sets are queued in order and each set's records stay together.
+   */
+  sendSets(sets: ReadonlyArray<RecordSet>): Promise<void>;
   /** Sends what is queued (without lingering), waits for it (bounded), then disconnects. */
   disconnect(): Promise<void>;
   /** True after a successful connect, false again after a failed send or a disconnect. */
@@ -116,9 +144,8 @@ const CONNECTION_TIMEOUT_MS = 1000;
 /** Slack of the delivery deadline for connecting and the retry back-offs. */
 const DEADLINE_SLACK_MS = 2000;
 const RETRY = { retries: 2, initialRetryTime: 250, maxRetryTime: 1000, factor: 0.2, multiplier: 2 };
-/** Estimated record overhead in a v2 batch (attributes, deltas, varint lengths) beyond key, value, headers. */
-const RECORD_OVERHEAD = 24;
-const HEADER_OVERHEAD = 10;
+/** Record bytes in a v2 batch beyond a set's data: length, attributes, timestamp and offset deltas. */
+const RECORD_PREFIX = 8;
 
 const COMPRESSION: Record<CompressionName, number> = {
   none: CompressionTypes.None,
@@ -129,6 +156,7 @@ const COMPRESSION: Record<CompressionName, number> = {
 };
 
 interface Call {
+  /** Entries (record sets) of the call not yet acknowledged. */
   remaining: number;
   done: boolean;
   resolve: () => void;
@@ -136,23 +164,33 @@ interface Call {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** One record set of a call: the unit of queueing, batching and partitioning. */
 interface Entry {
-  message: Message;
+  message: RecordSetMessage;
   bytes: number;
   call: Call;
 }
 
-function messageBytes(r: ProducerRecord): number {
-  let n = Buffer.byteLength(r.key) + r.value.byteLength + RECORD_OVERHEAD;
-  if (r.headers) {
-    for (const [k, v] of Object.entries(r.headers))
-      n += Buffer.byteLength(k) + Buffer.byteLength(v) + HEADER_OVERHEAD;
-  }
-  return n;
+function setBytes(set: RecordSet): number {
+  return set.data.length + set.count * RECORD_PREFIX;
 }
 
 function toBuffer(v: Uint8Array): Buffer {
   return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/** Records → record sets, one per run of records with the same key (order kept). */
+export function recordSetsOf(records: ReadonlyArray<ProducerRecord>): RecordSet[] {
+  const plain = records.map((r) => ({ key: r.key, value: toBuffer(r.value), headers: r.headers }));
+  const sets: RecordSet[] = [];
+  for (let i = 0; i < plain.length; ) {
+    const key = plain[i]!.key;
+    let j = i + 1;
+    while (j < plain.length && plain[j]!.key === key) j++;
+    sets.push(encodeRecordSet(key, plain, i, j));
+    i = j;
+  }
+  return sets;
 }
 
 function numberOption(name: string, v: number | undefined, dflt: number, min: number): number {
@@ -189,8 +227,21 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
   const deliveryTimeoutMs = lingerMs + requestTimeoutMs + DEADLINE_SLACK_MS;
   const compression = COMPRESSION[opts.compression];
   const { topic, logger } = opts;
+  const syncCompression = opts.syncCompression ?? false;
   if (opts.compression === 'snappy' || opts.compression === 'lz4' || opts.compression === 'zstd')
     registerCodecs();
+  /** Whether kafkajs encodes our record sets itself (as plain messages). */
+  const kafkajsEncodes: Promise<boolean> =
+    opts.produceEncoder === 'kafkajs'
+      ? Promise.resolve(true)
+      : installProduceEncoder().then((hook) => {
+          if (hook.installed) return false;
+          logger?.warn(
+            { reason: hook.reason },
+            "Produce requests are encoded by kafkajs' own encoder (slower): our encoder is not installed",
+          );
+          return true;
+        });
 
   const kafka = new Kafka({
     clientId: opts.clientId,
@@ -331,8 +382,10 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
     inFlight = (async () => {
       try {
         if (!connected) await ensureConnected();
+        const sets = batch.map((e) => e.message);
+        const messages = (await kafkajsEncodes) ? (expandMessages(sets) as Message[]) : sets;
         await producer.sendBatch({
-          topicMessages: [{ topic, messages: batch.map((e) => e.message) }],
+          topicMessages: [{ topic, messages }],
           acks: -1,
           timeout: requestTimeoutMs,
           compression,
@@ -344,7 +397,8 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
       } catch (err) {
         connected = false;
         const error = err instanceof Error ? err : new Error(String(err));
-        logger?.warn({ err: error, records: batch.length, bytes }, 'Kafka send failed');
+        const records = batch.reduce((n, e) => n + e.message.set.count, 0);
+        logger?.warn({ err: error, records, bytes }, 'Kafka send failed');
         failPending(error);
       }
     })().finally(() => {
@@ -354,12 +408,14 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
     });
   };
 
-  const send = (records: ReadonlyArray<ProducerRecord>): Promise<void> => {
+  const sendSets = (sets: ReadonlyArray<RecordSet>): Promise<void> => {
     if (closing) return Promise.reject(new ProducerClosedError('the Kafka producer is closed'));
-    if (records.length === 0) return Promise.resolve();
+    let nonEmpty = 0;
+    for (const set of sets) if (set.count > 0) nonEmpty++;
+    if (nonEmpty === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const call: Call = {
-        remaining: records.length,
+        remaining: nonEmpty,
         done: false,
         resolve,
         reject,
@@ -376,15 +432,26 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
         schedule();
       }, deliveryTimeoutMs);
       if (queue.length === 0) oldestQueuedAt = Date.now();
-      for (const r of records) {
-        const message: Message = { key: r.key, value: toBuffer(r.value) };
-        if (r.headers) message.headers = r.headers;
-        const bytes = messageBytes(r);
-        queue.push({ message, bytes, call });
+      for (const set of sets) {
+        if (set.count === 0) continue;
+        const bytes = setBytes(set);
+        queue.push({ message: new RecordSetMessage(set, syncCompression), bytes, call });
         queuedBytes += bytes;
       }
       schedule();
     });
+  };
+
+  const send = (records: ReadonlyArray<ProducerRecord>): Promise<void> => {
+    if (closing) return Promise.reject(new ProducerClosedError('the Kafka producer is closed'));
+    if (records.length === 0) return Promise.resolve();
+    let sets: RecordSet[];
+    try {
+      sets = recordSetsOf(records);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return sendSets(sets);
   };
 
   const disconnect = async (): Promise<void> => {
@@ -407,6 +474,7 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
   return {
     connect,
     send,
+    sendSets,
     disconnect,
     get connected() {
       return connected;

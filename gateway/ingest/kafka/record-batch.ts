@@ -201,11 +201,12 @@ export function decodeRecordSet(set: RecordSet): Array<{
     const value = bytes();
     const [nh, p] = readVarint(data, pos);
     pos = p;
-    const headers: Record<string, Buffer | Buffer[]> = {};
+    // No prototype: header keys such as `toString` or `__proto__` are plain keys here.
+    const headers: Record<string, Buffer | Buffer[]> = Object.create(null);
     for (let j = 0; j < nh; j++) {
       const k = bytes()?.toString('utf8') ?? '';
       const v = bytes() ?? Buffer.alloc(0);
-      const had = headers[k];
+      const had = Object.hasOwn(headers, k) ? headers[k] : undefined;
       if (had === undefined) headers[k] = v;
       else if (Array.isArray(had)) had.push(v);
       else headers[k] = [had, v];
@@ -294,6 +295,13 @@ export interface BatchFields {
   firstSequence?: number | undefined;
 }
 
+let scratch = Buffer.allocUnsafeSlow(0);
+/** A buffer of `size` bytes reused by synchronous compression (which is done with it on return). */
+function scratchOf(size: number): Buffer {
+  if (scratch.length < size) scratch = Buffer.allocUnsafeSlow(Math.max(size, 2 * scratch.length, 64 * 1024));
+  return scratch.subarray(0, size);
+}
+
 /** The compressed records of a batch, or the sets to write as they are (no compression). */
 type Payload = { sets: ReadonlyArray<RecordSet>; count: number; size: number; compressed?: Buffer };
 
@@ -308,10 +316,17 @@ async function payloadOf(
   if (compression === Compression.None) return { sets, count, size };
   const codec = lookupCodec(compression);
   if (!codec) throw new TypeError(`no codec for compression type ${compression}`);
+  if (sync && codec.compressSync) {
+    // The input is done with when compressSync returns: one scratch buffer per thread serves.
+    const records = scratchOf(size);
+    writeRecords(sets, records, 0);
+    const compressed = codec.compressSync(records);
+    if (!Buffer.isBuffer(compressed)) throw new Error('value should be an instance of Buffer');
+    return { sets, count, size: compressed.length, compressed };
+  }
   const records = Buffer.allocUnsafe(size);
   writeRecords(sets, records, 0);
-  const compressed =
-    sync && codec.compressSync ? codec.compressSync(records) : await codec.compress(encoderOf(records));
+  const compressed = await codec.compress(encoderOf(records));
   if (!Buffer.isBuffer(compressed)) throw new Error('value should be an instance of Buffer');
   return { sets, count, size: compressed.length, compressed };
 }
@@ -384,7 +399,11 @@ export interface ProduceArgs<M = unknown> {
   producerEpoch?: number | undefined;
   topicData: ReadonlyArray<{
     topic: string;
-    partitions: ReadonlyArray<{ partition: number; firstSequence?: number | undefined; messages: ReadonlyArray<M> }>;
+    partitions: ReadonlyArray<{
+      partition: number;
+      firstSequence?: number | undefined;
+      messages: ReadonlyArray<M>;
+    }>;
   }>;
 }
 
@@ -403,8 +422,10 @@ export async function encodeProduceRequest<M>(
   const sync = ctx.sync ?? false;
   const encoderOf = ctx.encoderOf ?? plainEncoder;
   let size = 2 + (transactionalId === null ? 0 : Buffer.byteLength(transactionalId, 'utf8')) + 2 + 4 + 4;
-  const topics: Array<{ topic: string; partitions: Array<{ partition: number; fields: BatchFields; p: Payload }> }> =
-    [];
+  const topics: Array<{
+    topic: string;
+    partitions: Array<{ partition: number; fields: BatchFields; p: Payload }>;
+  }> = [];
   for (const t of args.topicData) {
     size += 2 + Buffer.byteLength(t.topic, 'utf8') + 4;
     const partitions = [];
