@@ -13,6 +13,7 @@
  *               600 B each); records accepted per server CPU-second. Ours gets snappy (what
  *               agents send) and identity; grpc-js has no snappy, so it gets identity only.
  */
+
 import {
   mkdirSync,
   mkdtempSync,
@@ -22,12 +23,11 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createCa, createClientCert, createServerCert } from '../../gateway/pki/certs.js';
+import { loopbackSources, writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
 import { machineInfo, readProc } from './machine.js';
 import type { WireEncoding } from './payloads.js';
@@ -169,31 +169,7 @@ function record(impl: Impl, r: Result): void {
 const machine = machineInfo();
 
 /** Loopback source addresses usable for `localAddress` (Linux routes all of 127/8 to lo). */
-async function loopbackSources(n: number): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 2; i < 2 + n; i++) {
-    const addr = `127.0.0.${i}`;
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(0, addr, () => s.close(() => resolve(true)));
-    });
-    if (ok) out.push(addr);
-  }
-  return out;
-}
-
 const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'fg-bench-pki-'));
-async function writePki(): Promise<void> {
-  const ca = await createCa();
-  const server = await createServerCert(ca, { hosts: ['127.0.0.1'] });
-  const client = await createClientCert(ca, { identity: 'fleet' });
-  writeFileSync(path.join(pkiDir, 'ca.crt'), ca.cert);
-  writeFileSync(path.join(pkiDir, 'server.crt'), server.cert);
-  writeFileSync(path.join(pkiDir, 'server.key'), server.key, { mode: 0o600 });
-  writeFileSync(path.join(pkiDir, 'client.crt'), client.cert);
-  writeFileSync(path.join(pkiDir, 'client.key'), client.key, { mode: 0o600 });
-}
 
 // ---- children ------------------------------------------------------------------------------
 
@@ -739,7 +715,7 @@ async function main(): Promise<number> {
   progress(
     `config: ${fmt(cfg.agents)} idle agents, ${cfg.durationS} s per throughput test, ${cfg.recordAgents} streaming agents, tests ${[...tests].join(',')}${quick ? ' (quick)' : ''}`,
   );
-  await writePki();
+  await writeBenchPki(pkiDir);
   locals = await loopbackSources(8);
   limits.loopbackSourceAddresses = locals.length > 0 ? locals.length : 'none (127.0.0.1 only)';
   limits.ephemeralPortRange =

@@ -20,9 +20,9 @@
  * Gateway CPU is its process's process.cpuUsage() delta over the measured window (every thread:
  * main, piscina workers, libuv pool, GC); the broker's CPU is read from /proc apart.
  */
+
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,8 +30,8 @@ import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import kafkajs from 'kafkajs';
 import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
-import { createCa, createClientCert, createServerCert } from '../../gateway/pki/certs.js';
 import { ensureKafka, kafkaStatus } from '../../infra/local/kafka-control.mjs';
+import { loopbackSources, writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
 import { machineInfo, readProc } from './machine.js';
 import type { WireEncoding } from './payloads.js';
@@ -203,31 +203,7 @@ function procCpuS(pid: number | null): number | undefined {
   return (Number(f[11]) + Number(f[12])) / clockTick;
 }
 
-async function loopbackSources(n: number): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 2; i < 2 + n; i++) {
-    const addr = `127.0.0.${i}`;
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(0, addr, () => s.close(() => resolve(true)));
-    });
-    if (ok) out.push(addr);
-  }
-  return out;
-}
-
 const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'fg-bench-pki-'));
-async function writePki(): Promise<void> {
-  const ca = await createCa();
-  const server = await createServerCert(ca, { hosts: ['127.0.0.1'] });
-  const client = await createClientCert(ca, { identity: 'fleet' });
-  writeFileSync(path.join(pkiDir, 'ca.crt'), ca.cert);
-  writeFileSync(path.join(pkiDir, 'server.crt'), server.cert);
-  writeFileSync(path.join(pkiDir, 'server.key'), server.key, { mode: 0o600 });
-  writeFileSync(path.join(pkiDir, 'client.crt'), client.cert);
-  writeFileSync(path.join(pkiDir, 'client.key'), client.key, { mode: 0o600 });
-}
 
 // ---- Kafka: topics and the measuring consumer ---------------------------------------------
 
@@ -958,7 +934,7 @@ async function main(): Promise<number> {
     brokerPid = k.pid ?? (await kafkaStatus()).pid;
   }
   if (brokerPid === null) progress('broker pid unknown: its CPU is not reported');
-  await writePki();
+  await writeBenchPki(pkiDir);
   localsPromise = loopbackSources(8);
   const names = impls.map((i) => `fleetgate-bench-${runId}-${i}`);
   const profileTopic = `fleetgate-bench-${runId}-profile`;

@@ -1,0 +1,32 @@
+/** Setup shared by the benchmark drivers: a throwaway PKI and the loopback source addresses. */
+import { writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { createCa, createClientCert, createServerCert } from '../../gateway/pki/certs.js';
+
+/** Writes a fresh CA, server and fleet client certificate into `dir` (Elkeid's file names). */
+export async function writeBenchPki(dir: string): Promise<void> {
+  const ca = await createCa();
+  const server = await createServerCert(ca, { hosts: ['127.0.0.1'] });
+  const client = await createClientCert(ca, { identity: 'fleet' });
+  writeFileSync(path.join(dir, 'ca.crt'), ca.cert);
+  writeFileSync(path.join(dir, 'server.crt'), server.cert);
+  writeFileSync(path.join(dir, 'server.key'), server.key, { mode: 0o600 });
+  writeFileSync(path.join(dir, 'client.crt'), client.cert);
+  writeFileSync(path.join(dir, 'client.key'), client.key, { mode: 0o600 });
+}
+
+/** Loopback addresses 127.0.0.2… that can be bound here (more ephemeral ports for many clients). */
+export async function loopbackSources(n: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 2; i < 2 + n; i++) {
+    const addr = `127.0.0.${i}`;
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(0, addr, () => s.close(() => resolve(true)));
+    });
+    if (ok) out.push(addr);
+  }
+  return out;
+}
