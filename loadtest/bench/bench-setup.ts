@@ -1,5 +1,5 @@
 /** Setup shared by the benchmark drivers: a throwaway PKI and the loopback source addresses. */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createCa, createClientCert, createServerCert } from '../../gateway/pki/certs.js';
@@ -29,4 +29,20 @@ export async function loopbackSources(n: number): Promise<string[]> {
     if (ok) out.push(addr);
   }
   return out;
+}
+
+/** The project root (the nearest package.json named fleetgate above `from`), else the cwd. */
+export function projectRoot(from: string): string {
+  let dir = from;
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
+      if (pkg.name === 'fleetgate') return dir;
+    } catch {
+      // keep walking up
+    }
+    const up = path.dirname(dir);
+    if (up === dir) return process.cwd();
+    dir = up;
+  }
 }

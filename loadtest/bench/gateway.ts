@@ -14,20 +14,12 @@
  *               agents send) and identity; grpc-js has no snappy, so it gets identity only.
  */
 
-import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loopbackSources, writeBenchPki } from './bench-setup.js';
+import { loopbackSources, projectRoot, writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
 import { machineInfo, readProc } from './machine.js';
 import type { WireEncoding } from './payloads.js';
@@ -112,20 +104,6 @@ const scripts = {
   baseline: path.join(here, '..', 'baselines', `grpcjs-gateway${ext}`),
   client: path.join(here, `load-client${ext}`),
 };
-function projectRoot(from: string): string {
-  let dir = from;
-  for (;;) {
-    try {
-      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
-      if (pkg.name === 'fleetgate') return dir;
-    } catch {
-      // keep walking up
-    }
-    const up = path.dirname(dir);
-    if (up === dir) return process.cwd();
-    dir = up;
-  }
-}
 // `--import tsx` resolves from the working directory.
 process.chdir(projectRoot(here));
 

@@ -31,7 +31,7 @@ import * as hdr from 'hdr-histogram-js';
 import kafkajs from 'kafkajs';
 import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
 import { ensureKafka, kafkaStatus } from '../../infra/local/kafka-control.mjs';
-import { loopbackSources, writeBenchPki } from './bench-setup.js';
+import { loopbackSources, projectRoot, writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
 import { machineInfo, readProc } from './machine.js';
 import type { WireEncoding } from './payloads.js';
@@ -145,20 +145,6 @@ const scripts = {
   baseline: path.join(here, '..', 'baselines', `grpcjs-kafka-gateway${ext}`),
   client: path.join(here, `load-client${ext}`),
 };
-function projectRoot(from: string): string {
-  let dir = from;
-  for (;;) {
-    try {
-      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
-      if (pkg.name === 'fleetgate') return dir;
-    } catch {
-      // keep walking up
-    }
-    const up = path.dirname(dir);
-    if (up === dir) return process.cwd();
-    dir = up;
-  }
-}
 const root = projectRoot(here);
 // `--import tsx` resolves from the working directory.
 process.chdir(root);
