@@ -6,6 +6,8 @@ export interface LambdaDef {
 export declare const LAMBDAS: Record<string, LambdaDef>;
 /** `gateway/discovery/lambda.ts` -> `gateway/discovery/lambda.handler`. */
 export declare function handlerSetting(fn: LambdaDef): string;
+/** The bundle's entry module: Secrets Manager first (gateway/config/secrets-manager.ts), then the handler. */
+export declare function entrySource(fn: LambdaDef): string;
 export interface BuiltLambda {
   name: string;
   handler: string;
@@ -16,5 +18,7 @@ export interface BuiltLambda {
   bundleBytes: number;
   zipBytes: number;
   inputs: number;
+  /** The bundled source files (repository-relative). */
+  inputFiles: string[];
 }
 export declare function buildLambda(name: string, outRoot: string): Promise<BuiltLambda>;

@@ -8,6 +8,11 @@
 // and the function's handler is `gateway/discovery/lambda.handler`. Everything is bundled (the
 // AWS SDK too: the version tested here, not the runtime's). The zip is reproducible (fixed
 // timestamps, sorted entries), so Terraform's source_code_hash changes only with the code.
+//
+// Every bundle starts with gateway/config/secrets-manager.ts: before the handler module reads its
+// environment, FLEETGATE_AKSK_SECRET_ARN and FLEETGATE_MANAGER_SECRET_ARN are resolved from
+// Secrets Manager into FLEETGATE_AKSK and FLEETGATE_MANAGER_SECRET (top-level await, during the
+// function's init), so no secret value is ever in a function's configuration or in Terraform.
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,7 +24,27 @@ const root = path.join(import.meta.dirname, '..');
 /** Every Lambda function of the project: zip name -> source module exporting `handler`. */
 export const LAMBDAS = {
   discovery: { source: 'gateway/discovery/lambda.ts', export: 'handler' },
+  // The manager API behind its HTTP API: handler gateway/manager/lambda.handler.
+  manager: { source: 'gateway/manager/lambda.ts', export: 'handler' },
+  // The task dispatcher on an EventBridge schedule: handler gateway/manager/dispatcher-lambda.handler.
+  dispatcher: { source: 'gateway/manager/dispatcher-lambda.ts', export: 'handler' },
 };
+
+/** The name the generated entry module goes by in source maps (it is not a file). */
+function entrySourcefile(fn) {
+  return fn.source.replace(/\.ts$/, '.entry.ts');
+}
+
+/** The bundle's entry: secrets first, then the handler module's export under its own name. */
+export function entrySource(fn) {
+  return [
+    "import { loadSecretEnvironment } from './gateway/config/secrets-manager.ts';",
+    `import { ${fn.export} as __fgHandler } from './${fn.source}';`,
+    'await loadSecretEnvironment(process.env);',
+    `export const ${fn.export} = __fgHandler;`,
+    '',
+  ].join('\n');
+}
 
 /** `gateway/discovery/lambda.ts` -> `gateway/discovery/lambda.handler` (Lambda's handler setting). */
 export function handlerSetting(fn) {
@@ -47,7 +72,12 @@ export async function buildLambda(name, outRoot) {
   const entry = fn.source.replace(/\.ts$/, '.mjs');
   const result = await build({
     absWorkingDir: root,
-    entryPoints: [fn.source],
+    stdin: {
+      contents: entrySource(fn),
+      resolveDir: root,
+      sourcefile: entrySourcefile(fn),
+      loader: 'ts',
+    },
     outfile: path.join(dir, entry),
     bundle: true,
     platform: 'node',
@@ -80,6 +110,8 @@ export async function buildLambda(name, outRoot) {
     bundleBytes: files[entry].length,
     zipBytes: statSync(zip).size,
     inputs: Object.keys(result.metafile.inputs).length,
+    /** The bundled source files (repository-relative), for checks of what the function runs. */
+    inputFiles: Object.keys(result.metafile.inputs).filter((f) => f !== entrySourcefile(fn)),
   };
 }
 

@@ -106,9 +106,27 @@ export class SessionRegistry {
     this.#metrics = metrics;
   }
 
+  /** The manager's desired limit for this gateway (load control); undefined = none. */
+  #desiredLimit: number | undefined;
+
+  /** Sets the desired limit: new streams are refused at it, as at the hard limit (load-shedder.ts). */
+  setDesiredLimit(limit: number | undefined): void {
+    this.#desiredLimit = limit;
+  }
+
+  get desiredLimit(): number | undefined {
+    return this.#desiredLimit;
+  }
+
+  /** The limit admission applies: the lower of maxAgents and the desired limit. */
+  get effectiveLimit(): number {
+    const d = this.#desiredLimit;
+    return d === undefined ? this.limits.maxAgents : Math.min(d, this.limits.maxAgents);
+  }
+
   /** Takes a connection slot before anything is read (Elkeid §1.3 step 1). */
   reserve(): boolean {
-    if (this.#reserved >= this.limits.maxAgents) return false;
+    if (this.#reserved >= this.effectiveLimit) return false;
     this.#reserved++;
     return true;
   }

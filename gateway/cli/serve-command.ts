@@ -5,19 +5,26 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { createLoadShedder } from '../agent/load-shedder.js';
 import { type Config, ConfigError, loadConfig, resolveAksk } from '../config/env.js';
 import { createRegistrarMetrics } from '../discovery/metrics.js';
 import { type Registrar, startRegistrar } from '../discovery/registrar.js';
 import { createRegistryStore, type RegistryStore } from '../discovery/registry-store.js';
 import { startDiscovery } from '../discovery/service.js';
 import { createDefaultSink } from '../ingest/default-sink.js';
+import { createHeartbeatWriter } from '../manager/agent-status-writer.js';
+import { createStoreConfigSource } from '../manager/configs.js';
 import { type ManagerRole, startManagerRole } from '../manager/role.js';
+import { contextFrom } from '../manager/tasks/dispatcher.js';
+import { createResultSink, deliverDirect } from '../manager/tasks/result-sink.js';
+import { createTaskService } from '../manager/tasks/service.js';
 import { createLogger } from '../obs/logger.js';
 import { createMetrics } from '../obs/metrics.js';
 import { writePkiDir } from '../pki/certs.js';
 import { pkiExists } from '../pki/tls-context.js';
 import { startControlApi } from '../roles/control-api.js';
 import { startGateway } from '../roles/gateway.js';
+import { gatewayRegistrations } from '../roles/gateway-registrations.js';
 import { type OpenedStore, openStore } from '../store/open.js';
 import { envHelp } from './main.js';
 
@@ -27,7 +34,7 @@ export type Role = 'gateway' | 'discovery' | 'all';
 
 const ROLE_TEXT: Record<Role, string> = {
   gateway:
-    'Runs the agent gateway (Elkeid AgentCenter): agents connect with mutual TLS, gRPC over HTTP/2\non FLEETGATE_GRPC_PORT; the control API (/conn/*, /command, AK/SK-signed) on FLEETGATE_HTTP_PORT.\nRegisters as hids_svr_grpc and hids_svr_http with the discovery nodes of FLEETGATE_SD_ADDRS.',
+    'Runs the agent gateway (Elkeid AgentCenter): agents connect with mutual TLS, gRPC over HTTP/2\non FLEETGATE_GRPC_PORT; the control API (/conn/*, /command, AK/SK-signed) on FLEETGATE_HTTP_PORT.\nRegisters as hids_svr_grpc and hids_svr_http with the discovery nodes of FLEETGATE_SD_ADDRS.\nWith FLEETGATE_DYNAMODB_ENDPOINT or AWS_REGION it also writes agent status, pushes the stored\nconfig at first heartbeat and applies the desired connection limit (FLEETGATE_SHED_RATE/ORDER).',
   discovery:
     'Runs service discovery (Elkeid ServiceDiscovery) on FLEETGATE_SD_PORT over the DynamoDB registry\n(embedded dynalite under $FLEETGATE_DATA_DIR/dynamodb unless FLEETGATE_DYNAMODB_ENDPOINT or\nAWS_REGION is set). /registry/detail answers least-loaded gateways first.',
   all: 'Runs every role in one process on the embedded defaults: the gateway, discovery (the gateway\nregisters with it) and the manager (agent status, configs pushed at first heartbeat, tags).',
@@ -127,18 +134,55 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
         'generated a development PKI (use your own CA in production)',
       );
     }
+    // A gateway with a store (the process's own, or a configured DynamoDB next to a Lambda
+    // manager) writes agent status, pushes configs and applies load control itself.
+    if (!opened && (config.dynamodbEndpoint !== undefined || config.awsRegion !== undefined)) {
+      const store = await openStore(config, { logger, ensure: config.dynamodbEndpoint !== undefined });
+      opened = store;
+      stops.push(() => store.close());
+    }
+    const storeClient = opened?.client;
+    const configSource =
+      manager?.configSource ??
+      (storeClient
+        ? createStoreConfigSource({ client: storeClient, tablePrefix: config.tablePrefix })
+        : undefined);
+    // Without a manager here, task results are applied to the store directly (batched), as the
+    // manager's updateSubTask would.
+    const ownResults =
+      !manager && storeClient
+        ? createResultSink({
+            deliver: deliverDirect(
+              createTaskService(
+                contextFrom({
+                  client: storeClient,
+                  tablePrefix: config.tablePrefix,
+                  logger,
+                  registry: metrics.registry,
+                }),
+                { aksk },
+              ),
+            ),
+            logger,
+          })
+        : undefined;
+    ownResults?.start();
+    const taskResults = manager?.taskResults ?? ownResults;
     const sink = await createDefaultSink(config, logger, metrics);
     const gateway = await startGateway({
       config,
       logger,
       sink,
       metrics,
-      ...(manager ? { configSource: manager.configSource } : {}),
+      ...(configSource ? { configSource } : {}),
+      // Task results go to the task service of the manager in this process (batched).
+      ...(taskResults ? { taskResults } : {}),
     });
     const control = await startControlApi({
       host: config.host,
       port: config.httpPort,
       sessions: gateway.sessions,
+      guard: gateway.guard,
       metrics,
       logger,
       aksk,
@@ -148,24 +192,45 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
       grpcPort: gateway.grpcPort,
       httpPort: control.port,
       load: () => gateway.sessions.size,
+      limit: () => gateway.sessions.effectiveLimit,
       store: registryStore,
       aksk,
       logger,
       metrics,
     });
-    // With the manager in this process, agent status and heartbeats go to the store.
-    const writer = manager?.heartbeatWriter({
+    // With a store, agent status and heartbeats go to it, and the desired limit is applied.
+    const gw = {
       sessions: gateway.sessions,
       gatewayId: `${config.advertiseHost}:${gateway.grpcPort}`,
       controlAddr: `${config.advertiseHost}:${control.port}`,
       registry: metrics.registry,
-    });
+    };
+    const writer =
+      manager?.heartbeatWriter(gw) ??
+      (storeClient
+        ? createHeartbeatWriter({ client: storeClient, tablePrefix: config.tablePrefix, logger, ...gw })
+        : undefined);
     writer?.start();
+    const shedder = writer
+      ? createLoadShedder({
+          sessions: gateway.sessions,
+          desiredLimit: () => writer.desiredLimit(),
+          ratePerSecond: config.shedRate,
+          order: config.shedOrder,
+          logger,
+          registry: metrics.registry,
+          // Tell discovery the new limit now, not at the next renewal.
+          onLimitChange: () => void registrar?.registerNow(),
+        })
+      : undefined;
+    shedder?.start();
     drainGateway = async () => {
+      shedder?.stop();
       // Leave discovery first, so no agent is sent here while we drain.
       await registrar?.stop();
       await gateway.shutdown(SHUTDOWN_GRACE_MS);
       await writer?.close();
+      await ownResults?.close();
       await sink.close();
       control.close();
     };
@@ -209,8 +274,7 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
 }
 
 /**
- * The gateway's registrations (Elkeid's names, §2.11): `hids_svr_grpc` with its live agent count
- * as weight and its connection limit, and `hids_svr_http` for the control API. With
+ * Keeps the gateway's registrations (roles/gateway-registrations.ts) in discovery. With
  * FLEETGATE_SD_ADDRS the registrar talks Elkeid's signed HTTP API (so a stock Elkeid SD works
  * too); in `all` it writes the shared registry store directly.
  */
@@ -220,6 +284,8 @@ function startGatewayRegistrar(
     grpcPort: number;
     httpPort: number;
     load: () => number;
+    /** The connection limit now: FLEETGATE_MAX_CONNECTIONS, or lower under load control. */
+    limit: () => number;
     store: RegistryStore | undefined;
     aksk: Array<[string, string]>;
     logger: ReturnType<typeof createLogger>;
@@ -234,16 +300,14 @@ function startGatewayRegistrar(
     target,
     logger: o.logger,
     metrics: createRegistrarMetrics(o.metrics.registry),
-    registrations: () => [
-      {
-        name: 'hids_svr_grpc',
-        ip: config.advertiseHost,
-        port: o.grpcPort,
-        weight: o.load(),
-        limit: config.maxConnections,
+    registrations: () =>
+      gatewayRegistrations({
+        advertiseHost: config.advertiseHost,
+        grpcPort: o.grpcPort,
+        httpPort: o.httpPort,
+        load: o.load(),
+        limit: o.limit(),
         version: process.env.npm_package_version ?? '0.1.0',
-      },
-      { name: 'hids_svr_http', ip: config.advertiseHost, port: o.httpPort, weight: o.load() },
-    ],
+      }),
   });
 }

@@ -1,18 +1,20 @@
 /** `fleetgate sim`: the agent simulator (loadtest/sim). */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { type FleetSnapshot, runFleet, runFleetProcesses, scenarioByName } from '../../loadtest/sim/fleet.js';
 import {
-  type FleetSnapshot,
-  percentiles,
-  runFleet,
-  runFleetProcesses,
-  scenarioByName,
-} from '../../loadtest/sim/fleet.js';
+  buildReport,
+  mergeReports,
+  parseReport,
+  ReportFormatError,
+  type SimReport,
+} from '../../loadtest/sim/report.js';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
 
 const HELP = `usage: fleetgate sim [options]
+       fleetgate sim merge FILE... [--json OUT]
 
 Simulates stock Elkeid agents: each holds a real mTLS HTTP/2 connection with its own AgentID,
 asks discovery and dials in the order given (or --gateway), sends snappy-framed RawData every
@@ -31,8 +33,76 @@ options:
   --gateway HOST:PORT    dial this gateway (without --sd, or when discovery answers nothing)
   --pki DIR              ca.crt, client.crt, client.key (default $FLEETGATE_DATA_DIR/pki or ./data/pki)
   --source-addresses N   spread connections over 127.0.0.1..127.0.0.N (more ephemeral ports)
-  --json FILE            write the report as JSON
+  --json FILE            write the report as JSON (format fleetgate-sim/1: counts, errors, and the
+                         latency HdrHistograms compressed, so reports of many processes and
+                         machines merge exactly with \`fleetgate sim merge\`)
+  --help
+
+Run \`fleetgate sim merge --help\` for merging reports.`;
+
+const MERGE_HELP = `usage: fleetgate sim merge FILE... [--json OUT]
+
+Merges the --json reports of many simulator processes or machines into one: counts and errors
+are summed, the reconnect and command-latency HdrHistograms are added and their percentiles
+recomputed, and each input is listed under "sources". Prints the merged report (without the
+encoded histograms) on stdout; --json writes it whole (mergeable again).
+
+options:
+  --json OUT    write the merged report as JSON
   --help`;
+
+/** The report as printed on a terminal: the encoded histograms left out. */
+function printable(r: SimReport): unknown {
+  const { histogram: _a, ...reconnectMs } = r.reconnectMs;
+  const { histogram: _b, ...commandLatencyMs } = r.commandLatencyMs;
+  return { ...r, reconnectMs, commandLatencyMs };
+}
+
+export async function runSimMerge(argv: string[]): Promise<number> {
+  let parsed: { values: { json?: string; help?: boolean }; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { json: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    console.error(`fleetgate sim merge: ${(err as Error).message}\n\n${MERGE_HELP}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    console.log(MERGE_HELP);
+    return 0;
+  }
+  if (parsed.positionals.length === 0) {
+    console.error(`fleetgate sim merge: give at least one report file\n\n${MERGE_HELP}`);
+    return 2;
+  }
+  const reports: SimReport[] = [];
+  try {
+    for (const file of parsed.positionals) {
+      let value: unknown;
+      try {
+        value = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (err) {
+        throw new ReportFormatError(`${file}: ${(err as Error).message}`);
+      }
+      const r = parseReport(value, file);
+      reports.push({ ...r, sources: r.sources.map((s) => ({ ...s, file: s.file ?? file })) });
+    }
+  } catch (err) {
+    if (err instanceof ReportFormatError) {
+      console.error(`fleetgate sim merge: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  const merged = mergeReports(reports);
+  console.log(JSON.stringify(printable(merged), null, 2));
+  if (parsed.values.json) writeFileSync(parsed.values.json, `${JSON.stringify(merged, null, 2)}\n`);
+  return 0;
+}
 
 export function formatProgress(s: FleetSnapshot, prev: FleetSnapshot | undefined): string {
   const dt = prev ? s.elapsedS - prev.elapsedS : s.elapsedS;
@@ -42,6 +112,7 @@ export function formatProgress(s: FleetSnapshot, prev: FleetSnapshot | undefined
 }
 
 export async function runSim(argv: string[]): Promise<number> {
+  if (argv[0] === 'merge') return runSimMerge(argv.slice(1));
   let v: Record<string, string | boolean | undefined>;
   try {
     ({ values: v } = parseArgs({
@@ -115,24 +186,10 @@ export async function runSim(argv: string[]): Promise<number> {
   console.error(
     `simulating ${agents} agents (${scenario.name}, ${scenario.durationS}s) in ${processes} process(es) on ${os.hostname()}`,
   );
+  const startedAt = new Date();
   const report = processes > 1 ? await runFleetProcesses({ ...opts, processes }) : await runFleet(opts);
-  const summary = {
-    scenario: scenario.name,
-    agents: report.agents,
-    connectedAtEnd: report.connected,
-    connects: report.connects,
-    recordsSent: report.recordsSent,
-    bytesSent: report.bytesSent,
-    commands: report.commands,
-    taskResults: report.taskResults,
-    configsApplied: report.configsApplied,
-    restarts: report.restarts,
-    uploads: report.uploads,
-    errors: report.errors,
-    reconnectMs: percentiles(report.reconnectMs),
-    commandLatencyMs: percentiles(report.commandLatencyMs),
-  };
-  console.log(JSON.stringify(summary, null, 2));
+  const summary = buildReport(report, { scenario: scenario.name, processes, startedAt });
+  console.log(JSON.stringify(printable(summary), null, 2));
   if (typeof v.json === 'string') writeFileSync(v.json, `${JSON.stringify(summary, null, 2)}\n`);
   return 0;
 }

@@ -21,12 +21,20 @@ export interface Config {
   sdPort: number;
   managerPort: number;
   maxConnections: number;
+  /** Load control: agent streams ended per second above the desired limit (FLEETGATE_SHED_RATE). */
+  shedRate: number;
+  /** Load control: which streams go first (FLEETGATE_SHED_ORDER). */
+  shedOrder: 'oldest' | 'random';
   workers: number;
   kafkaBrokers: string[];
   kafkaTopic: string;
   kafkaCompression: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
   /** murmur2: Kafka's default placement; fnv1a: Elkeid's (sarama), for consumers that rely on it. */
   kafkaPartitioner: 'murmur2' | 'fnv1a';
+  /** TLS to the brokers (Amazon MSK's TLS listener, 9094). */
+  kafkaTls: boolean;
+  /** PEM bundle the brokers' certificates are verified against; undefined: Node's default CAs. */
+  kafkaCaFile: string | undefined;
   dynamodbEndpoint: string | undefined;
   awsRegion: string | undefined;
   tablePrefix: string;
@@ -57,6 +65,12 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
   ['FLEETGATE_SD_PORT', '8088', 'discovery'],
   ['FLEETGATE_MANAGER_PORT', '6701', 'manager'],
   ['FLEETGATE_MAX_CONNECTIONS', 'sized to memory', 'agent connection limit of one gateway'],
+  [
+    'FLEETGATE_SHED_RATE',
+    '50',
+    'load control: agent streams a gateway ends per second above its desired limit',
+  ],
+  ['FLEETGATE_SHED_ORDER', 'oldest', 'load control: which streams go first, oldest or random'],
   ['FLEETGATE_WORKERS', 'cores - 1, at least 1', 'ingest worker threads; 0 runs the pipeline inline'],
   ['FLEETGATE_KAFKA_BROKERS', 'unset', 'host:port,...; unset: spool-only'],
   ['FLEETGATE_KAFKA_TOPIC', 'hids_svr', 'topic for agent records'],
@@ -65,6 +79,12 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
     'FLEETGATE_KAFKA_PARTITIONER',
     'murmur2',
     "murmur2 (Kafka's default) or fnv1a (Elkeid's sarama placement)",
+  ],
+  ['FLEETGATE_KAFKA_TLS', '0', "1: TLS to the brokers (MSK's TLS listener, port 9094)"],
+  [
+    'FLEETGATE_KAFKA_CA_FILE',
+    "unset (Node's default CAs)",
+    'PEM file of the CAs that sign the brokers; needs FLEETGATE_KAFKA_TLS=1',
   ],
   [
     'FLEETGATE_DYNAMODB_ENDPOINT',
@@ -82,11 +102,21 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
     'generated into the data dir',
     'ak:sk,... accepted by signed APIs; first pair signs outgoing calls',
   ],
+  [
+    'FLEETGATE_AKSK_SECRET_ARN',
+    'unset',
+    'Lambda functions: Secrets Manager secret read into FLEETGATE_AKSK at cold start',
+  ],
   ['FLEETGATE_ADMIN', 'unset', 'name:password of the first admin user'],
   [
     'FLEETGATE_MANAGER_SECRET',
     'generated into the data dir',
     'manager token-signing secret, >= 32 random bytes (required on AWS)',
+  ],
+  [
+    'FLEETGATE_MANAGER_SECRET_ARN',
+    'unset',
+    'Lambda functions: Secrets Manager secret read into FLEETGATE_MANAGER_SECRET at cold start',
   ],
   ['FLEETGATE_LOG_LEVEL', 'info', 'pino level: fatal error warn info debug trace silent'],
 ];
@@ -187,6 +217,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   if (kafkaPartitioner !== 'murmur2' && kafkaPartitioner !== 'fnv1a') {
     problems.push(`FLEETGATE_KAFKA_PARTITIONER=${kafkaPartitioner}: must be murmur2 or fnv1a`);
   }
+  const shedOrder = get('FLEETGATE_SHED_ORDER') ?? 'oldest';
+  if (shedOrder !== 'oldest' && shedOrder !== 'random') {
+    problems.push(`FLEETGATE_SHED_ORDER=${shedOrder}: must be oldest or random`);
+  }
+  const kafkaTlsRaw = (get('FLEETGATE_KAFKA_TLS') ?? '0').toLowerCase();
+  if (!['0', '1', 'true', 'false'].includes(kafkaTlsRaw)) {
+    problems.push(`FLEETGATE_KAFKA_TLS=${kafkaTlsRaw}: must be 0 or 1`);
+  }
+  const kafkaTls = kafkaTlsRaw === '1' || kafkaTlsRaw === 'true';
+  const kafkaCaRaw = get('FLEETGATE_KAFKA_CA_FILE');
+  const kafkaCaFile = kafkaCaRaw === undefined ? undefined : path.resolve(kafkaCaRaw);
+  if (kafkaCaFile !== undefined) {
+    if (!kafkaTls) problems.push('FLEETGATE_KAFKA_CA_FILE is set but FLEETGATE_KAFKA_TLS is not 1');
+    let pem = '';
+    try {
+      pem = readFileSync(kafkaCaFile, 'utf8');
+    } catch (err) {
+      problems.push(`FLEETGATE_KAFKA_CA_FILE=${kafkaCaRaw}: ${(err as Error).message}`);
+    }
+    if (pem && !pem.includes('-----BEGIN CERTIFICATE-----')) {
+      problems.push(`FLEETGATE_KAFKA_CA_FILE=${kafkaCaRaw}: no PEM certificate in it`);
+    }
+  }
   const config: Config = {
     dataDir,
     pkiDir,
@@ -198,11 +251,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     sdPort: port('FLEETGATE_SD_PORT', 8088),
     managerPort: port('FLEETGATE_MANAGER_PORT', 6701),
     maxConnections: positiveInt('FLEETGATE_MAX_CONNECTIONS', defaultMax, 1),
+    shedRate: positiveInt('FLEETGATE_SHED_RATE', 50, 1),
+    shedOrder: shedOrder as Config['shedOrder'],
     workers: positiveInt('FLEETGATE_WORKERS', Math.max(1, os.availableParallelism() - 1), 0),
     kafkaBrokers,
     kafkaTopic: get('FLEETGATE_KAFKA_TOPIC') ?? 'hids_svr',
     kafkaCompression: kafkaCompression as Config['kafkaCompression'],
     kafkaPartitioner: kafkaPartitioner as Config['kafkaPartitioner'],
+    kafkaTls,
+    kafkaCaFile,
     dynamodbEndpoint,
     awsRegion: get('AWS_REGION'),
     tablePrefix: get('FLEETGATE_TABLE_PREFIX') ?? 'fleetgate-',

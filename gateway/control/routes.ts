@@ -1,12 +1,14 @@
 /**
  * The AgentCenter control API (Elkeid §2.12) as runtime-agnostic routes over the session
  * registry: `/conn/stat|list|count|reset`, `/command` (and `/command/`), plus a batch form of
- * `/command` for the manager's fan-out. All of them AK/SK-signed.
+ * `/command` for the manager's fan-out (with per-agent task tokens and the delivery guard's fence
+ * and de-duplication checks). All of them AK/SK-signed.
  */
 import type { DeliveryResult, SessionRegistry } from '../agent/sessions.js';
 import { fail, ok } from '../http/envelope.js';
 import type { HttpRequest, Route } from '../http/types.js';
 import { CommandJsonError, commandFromJson } from './command-json.js';
+import type { DeliveryGuard } from './delivery-guard.js';
 
 /** A bound on one batch request, so one call cannot hold the event loop for long. */
 export const MAX_BATCH_AGENTS = 10_000;
@@ -32,7 +34,10 @@ function parseBody(req: HttpRequest): Record<string, unknown> | undefined {
 
 const isIdList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
-export function controlRoutes(sessions: SessionRegistry): Route[] {
+/** One agent's outcome in a batch: a delivery result, or refused by the delivery guard. */
+export type BatchResult = DeliveryResult | 'fenced' | 'duplicate';
+
+export function controlRoutes(sessions: SessionRegistry, guard?: DeliveryGuard): Route[] {
   return [
     {
       method: 'GET',
@@ -92,7 +97,10 @@ export function controlRoutes(sessions: SessionRegistry): Route[] {
       path: '/command/batch',
       auth: 'aksk',
       handler: async (req) => {
-        // {"agent_ids":[...],"command":{...}}: one command to many agents, encoded once.
+        // {"agent_ids":[...],"command":{...},"tokens"?:{agent:token},"fence"?:{"key","version"}}:
+        // one command to many agents. With `tokens`, each agent's command carries its own task
+        // token (when the command has a task) and the delivery guard refuses re-sends; with
+        // `fence`, a dispatcher whose chunk lease was taken over is refused (delivery-guard.ts).
         const body = parseBody(req);
         if (!body || !isIdList(body.agent_ids) || body.command === undefined) {
           return fail(2, 'agent_ids (array of strings) and command are required');
@@ -107,10 +115,75 @@ export function controlRoutes(sessions: SessionRegistry): Route[] {
           if (err instanceof CommandJsonError) return fail(2, err.message);
           throw err;
         }
-        const results = await sessions.sendMany(body.agent_ids, command);
-        const counts: Record<string, number> = {};
-        for (const r of results.values()) counts[r] = (counts[r] ?? 0) + 1;
-        return ok({ results: Object.fromEntries(results), counts });
+        const tokens = body.tokens;
+        if (
+          tokens !== undefined &&
+          (typeof tokens !== 'object' ||
+            tokens === null ||
+            Array.isArray(tokens) ||
+            !Object.values(tokens).every((v) => typeof v === 'string'))
+        ) {
+          return fail(2, 'tokens must be an object of agent id to token');
+        }
+        const fence = body.fence as { key?: unknown; version?: unknown } | undefined;
+        if (
+          fence !== undefined &&
+          (typeof fence !== 'object' ||
+            fence === null ||
+            typeof fence.key !== 'string' ||
+            typeof fence.version !== 'number')
+        ) {
+          return fail(2, 'fence must be {"key": string, "version": number}');
+        }
+        const results = new Map<string, BatchResult>();
+        const count = () => {
+          const counts: Record<string, number> = {};
+          for (const r of results.values()) counts[r] = (counts[r] ?? 0) + 1;
+          return ok({ results: Object.fromEntries(results), counts });
+        };
+        if (fence && guard && !guard.fences.admit(fence.key as string, fence.version as number)) {
+          for (const id of body.agent_ids) results.set(id, 'fenced');
+          return count();
+        }
+        const tokenOf = (id: string) => (tokens as Record<string, string> | undefined)?.[id];
+        // Agents whose token this gateway already sent on their current stream, or already saw
+        // answered, are not sent again.
+        const reserved: string[] = [];
+        const plain: string[] = [];
+        for (const id of body.agent_ids) {
+          const token = tokenOf(id);
+          if (token === undefined || token === '' || !guard) {
+            plain.push(id);
+            continue;
+          }
+          const session = sessions.get(id);
+          if (guard.answered(id, token)) results.set(id, 'duplicate');
+          else if (!session) results.set(id, 'not_connected');
+          else if (!guard.reserve(id, token, session)) results.set(id, 'duplicate');
+          else reserved.push(id);
+        }
+        const perAgentToken = command.Task !== undefined && command.Task !== null && tokens !== undefined;
+        const sendGroup = async (ids: string[], withToken: boolean) => {
+          if (ids.length === 0) return;
+          if (withToken) {
+            await Promise.all(
+              ids.map(async (id) => {
+                const r = await sessions.send(id, {
+                  ...command,
+                  Task: { ...command.Task, Token: tokenOf(id) ?? command.Task?.Token ?? '' },
+                });
+                results.set(id, r);
+              }),
+            );
+          } else {
+            for (const [id, r] of await sessions.sendMany(ids, command)) results.set(id, r);
+          }
+        };
+        await Promise.all([sendGroup(reserved, perAgentToken), sendGroup(plain, perAgentToken)]);
+        for (const id of reserved) {
+          if (results.get(id) !== 'sent') guard?.unreserve(id, tokenOf(id) ?? '');
+        }
+        return count();
       },
     },
   ];

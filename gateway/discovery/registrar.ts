@@ -15,6 +15,8 @@ import type { Logger } from '../obs/logger.js';
 import type { RegistrarMetrics } from './metrics.js';
 import type { RegisterInput, RegistryStore } from './registry-store.js';
 
+const keyOf = (r: Registration) => `${r.name} ${r.ip}:${r.port}`;
+
 export interface Registration {
   name: string;
   ip: string;
@@ -126,6 +128,19 @@ export function startRegistrar(opts: RegistrarOptions): Registrar {
     throw new Error(errors.join('; '));
   }
 
+  /** Evicts `list`; a failure is logged, and the registrations expire after the TTL anyway. */
+  async function evict(list: Registration[]): Promise<void> {
+    if (list.length === 0) return;
+    try {
+      if ('store' in target) await target.store.evictMany(list);
+      else
+        await Promise.all(list.map((r) => post('/registry/evict', { name: r.name, ip: r.ip, port: r.port })));
+      log.info({ evicted: list.length, names: list.map((r) => r.name) }, 'deregistered from discovery');
+    } catch (err) {
+      log.warn({ err }, 'deregistration failed; the registrations expire after the TTL');
+    }
+  }
+
   async function registerOne(r: Registration): Promise<void> {
     if ('store' in target) {
       const input: RegisterInput = { name: r.name, ip: r.ip, port: r.port, weight: r.weight };
@@ -159,13 +174,21 @@ export function startRegistrar(opts: RegistrarOptions): Registrar {
       log.error({ err }, 'registrations() failed; nothing registered this round');
       return { ok: 0, failed: 1 };
     }
+    // A registration the caller no longer lists (a gateway draining under limit 0) is evicted
+    // now rather than left to expire, so discovery stops handing it out within one round.
+    const keys = new Set(regs.map(keyOf));
+    const dropped = [...registered.entries()].filter(([k]) => !keys.has(k));
+    if (dropped.length > 0) {
+      for (const [k] of dropped) registered.delete(k);
+      await evict(dropped.map(([, r]) => r));
+    }
     const results = await Promise.allSettled(regs.map((r) => registerOne(r)));
     const result: RoundResult = { ok: 0, failed: 0 };
     results.forEach((res, i) => {
       const r = regs[i]!;
       if (res.status === 'fulfilled') {
         result.ok++;
-        registered.set(`${r.name} ${r.ip}:${r.port}`, r);
+        registered.set(keyOf(r), r);
         opts.metrics?.rounds.inc({ result: 'ok' });
       } else {
         result.failed++;
@@ -232,17 +255,7 @@ export function startRegistrar(opts: RegistrarOptions): Registrar {
       await round?.catch(() => undefined);
       const all = [...registered.values()];
       registered.clear();
-      if (all.length === 0) return;
-      try {
-        if ('store' in target) await target.store.evictMany(all);
-        else
-          await Promise.all(
-            all.map((r) => post('/registry/evict', { name: r.name, ip: r.ip, port: r.port })),
-          );
-        log.info({ evicted: all.length }, 'deregistered from discovery');
-      } catch (err) {
-        log.warn({ err }, 'deregistration failed; the registrations expire after the TTL');
-      }
+      await evict(all);
     },
   };
 }

@@ -3,6 +3,7 @@
  * `<dataDir>/spool`, producing to Kafka when FLEETGATE_KAFKA_BROKERS is set.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Config } from '../config/env.js';
@@ -12,15 +13,27 @@ import type { ProducerOptions } from './kafka/producer.js';
 import { IngestPipeline } from './pipeline.js';
 import { openSpoolExclusive } from './spool-lock.js';
 
+/**
+ * The producer options of the configuration (the ingest workers get the same, cloned). TLS:
+ * FLEETGATE_KAFKA_TLS=1 verifies the brokers against Node's default CAs, plus
+ * FLEETGATE_KAFKA_CA_FILE against that file's certificates instead (read here, once).
+ */
 export function kafkaOptionsFrom(
-  config: Pick<Config, 'kafkaBrokers' | 'kafkaTopic' | 'kafkaCompression' | 'kafkaPartitioner'>,
+  config: Pick<Config, 'kafkaBrokers' | 'kafkaTopic' | 'kafkaCompression' | 'kafkaPartitioner'> &
+    Partial<Pick<Config, 'kafkaTls' | 'kafkaCaFile'>>,
 ): Omit<ProducerOptions, 'logger'> {
+  const ssl = config.kafkaTls
+    ? config.kafkaCaFile
+      ? { ca: [readFileSync(config.kafkaCaFile, 'utf8')] }
+      : true
+    : undefined;
   return {
     brokers: config.kafkaBrokers,
     clientId: `fleetgate-${os.hostname()}`,
     topic: config.kafkaTopic,
     compression: config.kafkaCompression,
     partitioner: config.kafkaPartitioner,
+    ...(ssl ? { ssl } : {}),
   };
 }
 

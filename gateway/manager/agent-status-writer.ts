@@ -73,6 +73,8 @@ export interface HeartbeatWriterOptions {
   staleAfterMs?: number;
   /** Default 30 000 ms. */
   aggregateMs?: number;
+  /** The desired connection limit (`fleet#limit`) is re-read this often (load control). Default 5000 ms. */
+  limitMs?: number;
   /** Read each agent's tags at connect and refresh (for aggregates and `tagsOf`). Default true. */
   loadTags?: boolean;
   /** Single-item writes in flight at once. Default 32. */
@@ -124,8 +126,14 @@ export interface HeartbeatWriter {
   aggregate(): GatewayAggregate;
   /** Comma-joined tags of a connected agent ('' when unknown): IngestPipeline's `tagsOf`. */
   tagsOf(agentId: string): string;
-  /** The connection limit the manager API stores for this gateway (read with each aggregate); not enforced yet. */
+  /**
+   * The connection limit the manager API stores for this gateway (read every `limitMs` and with
+   * each aggregate); undefined when none is set or it expired (`expiresAtMs`, set by rebalance).
+   * Enforced by gateway/agent/load-shedder.ts.
+   */
   desiredLimit(): number | undefined;
+  /** Reads the desired limit now (what the timer does). */
+  refreshLimit(): Promise<number | undefined>;
   stats(): HeartbeatWriterStats;
   /**
    * Marks every agent still tracked as disconnected (the gateway is going away), writes it, and
@@ -225,6 +233,8 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
   const pending = new Set<Promise<unknown>>();
   let connSeq = 0;
   let limit: number | undefined;
+  let limitExpiresAtMs: number | undefined;
+  const limitMs = o.limitMs ?? 5000;
   let timers: NodeJS.Timeout[] = [];
   let closed = false;
   /** Set when close() gives up waiting: retries stop. */
@@ -706,11 +716,22 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
       new PutCommand({ TableName: configs, Item: { scope: FLEET_SCOPE.gateway, name: o.gatewayId, ...a } }),
     );
     count('aggregate');
+    await refreshLimit();
+    return a;
+  }
+
+  async function refreshLimit(): Promise<number | undefined> {
     const r = await doc.send(
       new GetCommand({ TableName: configs, Key: { scope: FLEET_SCOPE.limit, name: o.gatewayId } }),
     );
     limit = typeof r.Item?.limit === 'number' ? r.Item.limit : undefined;
-    return a;
+    limitExpiresAtMs = typeof r.Item?.expiresAtMs === 'number' ? r.Item.expiresAtMs : undefined;
+    return currentLimit();
+  }
+
+  function currentLimit(): number | undefined {
+    if (limitExpiresAtMs !== undefined && now() >= limitExpiresAtMs) return undefined;
+    return limit;
   }
 
   async function settle(): Promise<void> {
@@ -742,6 +763,7 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
       every(sweepMs, sweep);
       every(flushMs, () => track(flush()));
       every(aggregateMs, () => track(publishAggregate()));
+      if (limitMs < aggregateMs) every(limitMs, () => track(refreshLimit()));
       track(publishAggregate()).catch((err: unknown) => log.warn({ err }, 'first aggregate failed'));
     },
     sweep,
@@ -751,9 +773,8 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
     tagsOf(agentId) {
       return byAgent.get(agentId)?.tags.join(',') ?? '';
     },
-    desiredLimit() {
-      return limit;
-    },
+    desiredLimit: currentLimit,
+    refreshLimit,
     stats() {
       return { ...stats, writes: { ...stats.writes }, queuedPuts: putQueue.length, tracked: bySession.size };
     },

@@ -1,11 +1,11 @@
 /**
  * The manager's HTTP API as one runtime-agnostic Handler: the uWS listener (role.ts) and the
  * Lambda function (lambda.ts) serve the same thing. Route modules: routes/elkeid.ts (Elkeid v1
- * agent endpoints), routes/fleet.ts (our own API). The task/dispatch routes will be one more
- * module appended to the list here.
+ * agent endpoints), routes/fleet.ts (our own API), routes/tasks.ts (tasks: Elkeid v1 and ours).
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { createRegistryStore } from '../discovery/registry-store.js';
 import { createVerifier } from '../http/aksk.js';
 import { healthRoutes } from '../http/health-routes.js';
 import type { Handler } from '../http/types.js';
@@ -19,8 +19,13 @@ import { createRateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { createManagerRouter, type ManagerRoute } from './router.js';
 import { elkeidRoutes } from './routes/elkeid.js';
 import { fleetRoutes } from './routes/fleet.js';
+import { taskRoutes } from './routes/tasks.js';
 import { createManagerStore, type ManagerStore } from './store.js';
 import { createTagStore, type TagStore } from './tags.js';
+import { type TaskContext, taskTables } from './tasks/context.js';
+import { createTaskMetrics } from './tasks/metrics.js';
+import { createTaskService, type TaskServiceOptions } from './tasks/service.js';
+import type { TaskService } from './tasks/types.js';
 import { createTokenSigner, DEFAULT_TOKEN_TTL_MS, type TokenSigner } from './tokens.js';
 import { createUserStore, type UserStore } from './users.js';
 
@@ -48,6 +53,8 @@ export interface ManagerApiOptions {
   sortLimit?: number;
   userCacheMs?: number;
   auditRetentionDays?: number;
+  /** Task engine options (fan-out guard, result data types, the gateway call in tests). */
+  tasks?: Partial<Omit<TaskServiceOptions, 'aksk'>>;
 }
 
 export interface ManagerApi {
@@ -61,6 +68,9 @@ export interface ManagerApi {
   agents: AgentReader;
   tags: TagStore;
   configs: ConfigStore;
+  /** The task engine (tasks/service.ts) and the context its dispatcher shares. */
+  tasks: TaskService;
+  taskContext: TaskContext;
 }
 
 function metric<T>(registry: Registry, name: string, make: () => T): T {
@@ -84,6 +94,16 @@ export function createManagerApi(o: ManagerApiOptions): ManagerApi {
   const agents = createAgentReader(store, { now });
   const tags = createTagStore(store, { now });
   const configs = createConfigStore({ client: o.client, tablePrefix: o.tablePrefix, now, cacheMs: 1000 });
+  const taskContext: TaskContext = {
+    store,
+    tables: taskTables(store),
+    agents,
+    tags,
+    logger: o.logger,
+    metrics: createTaskMetrics(o.registry),
+    now,
+  };
+  const tasks = createTaskService(taskContext, { aksk: o.aksk, ...o.tasks });
   const deps: ManagerDeps = {
     store,
     users,
@@ -93,13 +113,15 @@ export function createManagerApi(o: ManagerApiOptions): ManagerApi {
     agents,
     tags,
     configs,
+    tasks,
+    registry: createRegistryStore({ client: o.client, tablePrefix: o.tablePrefix }),
     loginLimiter: createRateLimiter({ ratePerSecond: 5 / 60, burst: 5, now, ...o.loginRateLimit }),
     logger: log,
     now,
     scanLimit: o.scanLimit ?? 2_000_000,
     sortLimit: o.sortLimit ?? 100_000,
   };
-  const routes = [...elkeidRoutes(deps), ...fleetRoutes(deps)];
+  const routes = [...elkeidRoutes(deps), ...fleetRoutes(deps), ...taskRoutes(deps)];
   const requests = metric(
     o.registry,
     'fleetgate_manager_http_requests_total',
@@ -140,5 +162,5 @@ export function createManagerApi(o: ManagerApiOptions): ManagerApi {
       seconds.observe({ route }, s);
     },
   });
-  return { handler, routes, store, users, apiKeys, tokens, audit, agents, tags, configs };
+  return { handler, routes, store, users, apiKeys, tokens, audit, agents, tags, configs, tasks, taskContext };
 }

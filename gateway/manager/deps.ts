@@ -1,4 +1,5 @@
 /** What the manager's route modules share (built once by api.ts). */
+import type { RegistryStore } from '../discovery/registry-store.js';
 import type { Logger } from '../obs/logger.js';
 import type { AgentReader } from './agents.js';
 import type { ApiKeyStore } from './apikeys.js';
@@ -7,6 +8,7 @@ import type { ConfigStore } from './configs.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { ManagerStore } from './store.js';
 import type { TagStore } from './tags.js';
+import type { TaskService } from './tasks/types.js';
 import type { TokenSigner } from './tokens.js';
 import type { UserStore } from './users.js';
 
@@ -19,6 +21,10 @@ export interface ManagerDeps {
   agents: AgentReader;
   tags: TagStore;
   configs: ConfigStore;
+  /** The task engine (tasks/service.ts): createTask, controlTask, getTask, updateSubTask, quickTask. */
+  tasks: TaskService;
+  /** The discovery registry (live gateways and their connection counts: rebalance). */
+  registry: Pick<RegistryStore, 'list'>;
   /** Sign-in attempts per account and address. */
   loginLimiter: RateLimiter;
   logger: Logger;

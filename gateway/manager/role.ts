@@ -22,6 +22,9 @@ import {
 import { createManagerApi, type ManagerApi, type ManagerApiOptions } from './api.js';
 import { createStoreConfigSource } from './configs.js';
 import { resolveManagerSecret } from './secret.js';
+import { createDispatcher, type Dispatcher, type DispatcherOptions } from './tasks/dispatcher.js';
+import { createResultSink, deliverDirect, type ResultSink } from './tasks/result-sink.js';
+import type { TaskService } from './tasks/types.js';
 import { ensureFirstAdmin } from './users.js';
 
 export const MANAGER_SERVICE_NAME = 'hids_manage';
@@ -46,6 +49,15 @@ export interface ManagerRoleOptions {
   print?: (text: string) => void;
   /** Largest request body the listener accepts. Default 4 MiB. */
   maxBodyBytes?: number;
+  /**
+   * The task dispatcher of this process (tasks/dispatcher.ts): `false` runs none (another
+   * process or the scheduled Lambda dispatches); an object overrides its timing (tests).
+   */
+  dispatcher?:
+    | false
+    | Partial<Omit<DispatcherOptions, 'ctx' | 'client' | 'tablePrefix' | 'aksk' | 'logger' | 'registry'>>;
+  /** Batching of the in-process task-result sink. */
+  resultSink?: { flushMs?: number; batchSize?: number; maxBuffer?: number };
 }
 
 export type HeartbeatWriterFactory = (
@@ -60,8 +72,12 @@ export interface ManagerRole {
   readonly configSource: ConfigSource;
   /** For the gateway: `heartbeatWriter({ sessions, gatewayId, controlAddr }).start()`. */
   readonly heartbeatWriter: HeartbeatWriterFactory;
-  /** Task-result reconciliation arrives with task dispatch; undefined until then. */
-  readonly taskResults?: TaskResultSink;
+  /** For a gateway in this process: task results go straight to the task service, batched. */
+  readonly taskResults: TaskResultSink;
+  /** The task engine (create, run, cancel, views, results, quick tasks). */
+  readonly taskService: TaskService;
+  /** This process's dispatcher; undefined with `dispatcher: false`. */
+  readonly dispatcher?: Dispatcher;
   /** Evicts from discovery, then stops listening. */
   close(): Promise<void>;
 }
@@ -118,10 +134,32 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
   ready = true;
   log.info({ host: config.host, port, registered: registrar !== undefined }, 'manager listening');
   const configSource = createStoreConfigSource({ client: o.store.client, tablePrefix: config.tablePrefix });
+  const dispatcher =
+    o.dispatcher === false
+      ? undefined
+      : createDispatcher({
+          ...o.dispatcher,
+          ctx: api.taskContext,
+          aksk: o.aksk,
+          logger: o.logger,
+        });
+  dispatcher?.start();
+  // A task run through this process's API is dispatched at once, not after the idle period.
+  if (dispatcher) api.taskContext.onRun = () => dispatcher.wake();
+  const taskResults: ResultSink = createResultSink({
+    deliver: deliverDirect(api.tasks),
+    logger: o.logger,
+    metrics: api.taskContext.metrics,
+    ...o.resultSink,
+  });
+  taskResults.start();
   return {
     port,
     api,
     configSource,
+    taskResults,
+    taskService: api.tasks,
+    ...(dispatcher ? { dispatcher } : {}),
     heartbeatWriter: (gw) =>
       createHeartbeatWriter({
         client: o.store.client,
@@ -131,6 +169,8 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
       }),
     async close() {
       ready = 'stopping';
+      await dispatcher?.stop();
+      await taskResults.close();
       await registrar?.stop();
       server.close();
     },

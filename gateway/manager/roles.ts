@@ -8,7 +8,8 @@
  *
  * Elkeid's levels 4–8 are hub/alarm/baseline roles with no agent-management rights beyond
  * reading; they map to viewer. The gateway principal (AK/SK) is not a user role: it may only
- * call the AgentCenter callbacks (queryInfo, later updateSubTask).
+ * call the AgentCenter callbacks (queryInfo, GetComponentInstances, updateSubTask). updateSubTask
+ * changes subtask states, so among users only writers may call it (`callback-write`).
  */
 export const ROLES = ['admin', 'operator', 'viewer'] as const;
 export type Role = (typeof ROLES)[number];
@@ -22,7 +23,9 @@ export type Access =
   | 'write'
   | 'admin'
   /** gateways (AK/SK) and readers */
-  | 'callback';
+  | 'callback'
+  /** gateways (AK/SK) and writers: callbacks that change state (updateSubTask) */
+  | 'callback-write';
 
 const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
 
@@ -65,7 +68,7 @@ export function principalLabel(p: Principal | undefined): string {
 export function allowed(access: Access, p: Principal | undefined): boolean {
   if (access === 'public') return true;
   if (!p) return false;
-  if (p.kind === 'gateway') return access === 'callback';
+  if (p.kind === 'gateway') return access === 'callback' || access === 'callback-write';
   const role = p.role;
   if (!role) return false;
   switch (access) {
@@ -74,6 +77,7 @@ export function allowed(access: Access, p: Principal | undefined): boolean {
     case 'callback':
       return true;
     case 'write':
+    case 'callback-write':
       return atLeast(role, 'operator');
     case 'admin':
       return role === 'admin';

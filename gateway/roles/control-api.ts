@@ -4,6 +4,7 @@
  * envelope code 1, so we do too.
  */
 import type { SessionRegistry } from '../agent/sessions.js';
+import type { DeliveryGuard } from '../control/delivery-guard.js';
 import { controlRoutes } from '../control/routes.js';
 import { createVerifier } from '../http/aksk.js';
 import { fail } from '../http/envelope.js';
@@ -17,6 +18,8 @@ export interface ControlApiOptions {
   host: string;
   port: number;
   sessions: SessionRegistry;
+  /** The gateway's delivery guard (Gateway.guard): fences and token de-duplication of `/command/batch`. */
+  guard?: DeliveryGuard;
   metrics: Metrics;
   logger: Logger;
   aksk: ReadonlyArray<readonly [string, string]>;
@@ -28,7 +31,7 @@ export async function startControlApi(opts: ControlApiOptions): Promise<UwsServe
   const handler = createRouter(
     [
       ...healthRoutes({ registry: opts.metrics.registry, ready: opts.ready }),
-      ...controlRoutes(opts.sessions),
+      ...controlRoutes(opts.sessions, opts.guard),
     ],
     {
       verifier: createVerifier({ keys: new Map(opts.aksk) }),

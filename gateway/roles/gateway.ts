@@ -9,6 +9,7 @@ import type { TaskResultSink } from '../agent/special-records.js';
 import { createTransferHandler, TRANSFER_METHOD } from '../agent/transfer.js';
 import { createUploadHandler, UPLOAD_METHOD, UploadResults } from '../agent/upload.js';
 import type { Config } from '../config/env.js';
+import { DeliveryGuard } from '../control/delivery-guard.js';
 import {
   type CallHandler,
   createGrpcServer,
@@ -42,6 +43,8 @@ export interface Gateway {
   readonly grpc: GrpcServer;
   readonly uploads: UploadResults;
   readonly tls: TlsReloader;
+  /** Fences and token de-duplication of the control API's `/command/batch` (delivery-guard.ts). */
+  readonly guard: DeliveryGuard;
   readonly draining: boolean;
   /** Graceful stop: GOAWAY, end agent streams after their pending records, flush the sink. */
   shutdown(graceMs?: number): Promise<void>;
@@ -59,6 +62,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     metrics,
   );
   const uploads = new UploadResults(path.join(config.dataDir, 'uploads'));
+  const guard = new DeliveryGuard();
+  // Every task result the gateway reads marks its (agent, token) answered before it goes on to
+  // the manager, so a dispatcher retrying that token is refused here even if the manager has
+  // not reconciled the result yet.
+  const taskResults: TaskResultSink = {
+    report(r) {
+      const token = r.fields.token;
+      if (typeof token === 'string') guard.markAnswered(r.agentId, token);
+      opts.taskResults?.report(r);
+    },
+  };
   const handlers = new Map<string, CallHandler>([
     [
       TRANSFER_METHOD,
@@ -66,7 +80,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         sessions,
         sink,
         configSource: opts.configSource ?? noConfigSource,
-        ...(opts.taskResults ? { taskResults: opts.taskResults } : {}),
+        taskResults,
         identity: config.identity,
         logger,
         metrics,
@@ -109,6 +123,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     grpc,
     uploads,
     tls,
+    guard,
     get draining() {
       return draining;
     },

@@ -105,17 +105,48 @@ export const TABLES = {
     access: 'Query by scope; conditional Put with a version attribute (optimistic locking)',
     fields: ['type', 'version', 'sha256', 'signature', 'downloadUrls', 'detail', 'rev', 'updatedAt'],
   },
-  // A task (a command for a set of agents): its definition, target and aggregate state.
+  // A task (a command for a set of agents): its definition, target and aggregate state; plus
+  // `req#<request_id>` idempotency records. Dispatchers Query the sparse `byActive` (only running
+  // tasks carry `active`) every tick; lists Query the sparse `byTime` (task ids sort by creation
+  // time). Writes are operator-rate, plus one counts snapshot per active task per second at most.
   tasks: {
     suffix: 'tasks',
     pk: S('taskId'),
-    indexes: [],
+    indexes: [
+      { name: 'byActive', pk: S('active'), sk: S('taskId'), projection: 'KEYS_ONLY' },
+      { name: 'byTime', pk: S('listPk'), sk: S('taskId'), projection: 'KEYS_ONLY' },
+    ],
     billing: 'PAY_PER_REQUEST',
-    access: 'Get/conditional Update by taskId (state machine with a rev attribute)',
-    fields: ['kind', 'command', 'target', 'state', 'counts', 'createdAt', 'createdBy', 'rev'],
+    access:
+      'Get/conditional Update by taskId; Query byActive (dispatch) and byTime (lists); conditional Put of req# records',
+    fields: [
+      'taskType',
+      'action',
+      'taskName',
+      'user',
+      'tag',
+      'idList',
+      'filter',
+      'data',
+      'state',
+      'total',
+      'released',
+      'chunks',
+      'concurrence',
+      'maxAttempts',
+      'timeoutS',
+      'jobs',
+      'counts',
+      'requestId',
+      'createdAt',
+      'updatedAt',
+    ],
   },
   // One item per (task, agent): delivery and result state. Agents answer with the task token;
-  // `byToken` maps a result back to its subtask (eventually consistent).
+  // `byToken` maps a result back to its subtask (eventually consistent). Written at creation; then
+  // by the chunk's lease holder (plugin tasks: conditional Update per delivery; config/ctrl tasks:
+  // BatchWrite only for failed attempts, their state otherwise lives in the chunk head) and by
+  // result callbacks (conditional Update, plugin tasks only: never out of a final state).
   subtasks: {
     suffix: 'subtasks',
     pk: S('taskId'),
@@ -123,20 +154,60 @@ export const TABLES = {
     indexes: [{ name: 'byToken', pk: S('token'), projection: 'KEYS_ONLY' }],
     billing: 'PAY_PER_REQUEST',
     access:
-      'Query by taskId; conditional Update per subtask; Query byToken for results; BatchWrite on fan-out',
-    fields: ['token', 'state', 'attempts', 'gateway', 'result', 'updatedAt'],
+      'Query by taskId; BatchGet per chunk; conditional Update per subtask; Query byToken for results; BatchWrite on fan-out',
+    fields: [
+      'idx',
+      'chunk',
+      'token',
+      'taskType',
+      'state',
+      'attempts',
+      'gateway',
+      'msg',
+      'retryAt',
+      'deliveredAt',
+      'fence',
+      'result',
+      'insertAt',
+      'updatedAt',
+    ],
   },
-  // Dispatch work units: a task's agents split into chunks that dispatchers lease. A lease is a
-  // conditional Update (`leaseUntil < :now OR attribute_not_exists(leaseOwner)`) that bumps
-  // `leaseVersion`, the fencing token the writer of the chunk's subtasks checks.
+  // Dispatch work units: a task's agents split into chunks of ≤ 100. Per chunk two items: the
+  // head `h#<n>` (lease, due time, counters; for config/ctrl tasks each agent's state letter `st`
+  // and delivery gateway `gw`) and the members `m#<n>` (agent ids and tokens, immutable). A
+  // lease is a conditional Update of the head (`leaseUntil < :now OR attribute_not_exists(leaseOwner)`)
+  // that bumps `leaseVersion`, the fencing token the gateways and subtask writes check.
   chunks: {
     suffix: 'chunks',
     pk: S('taskId'),
     sk: S('chunkId'),
     indexes: [],
     billing: 'PAY_PER_REQUEST',
-    access: 'Query by taskId; conditional Update to take/renew/release a lease',
-    fields: ['agentIds', 'state', 'leaseOwner', 'leaseUntil', 'leaseVersion', 'attempts', 'updatedAt'],
+    access:
+      'Query heads by taskId (begins_with h#); conditional Update to take/renew/release a lease; ADD dirty on results',
+    fields: [
+      'start',
+      'len',
+      'agentIds',
+      'tokens',
+      'st',
+      'gw',
+      'state',
+      'leaseOwner',
+      'leaseUntil',
+      'leaseVersion',
+      'nextAt',
+      'handled',
+      'passAt',
+      'dirty',
+      'clean',
+      'nCreated',
+      'nRunning',
+      'nSucceed',
+      'nFailed',
+      'nResultSucceed',
+      'nResultFailed',
+    ],
   },
   // Manager users (console and API login).
   users: {

@@ -3,6 +3,8 @@ export interface KafkaInstance {
   port?: number;
   controllerPort?: number;
   stateDir?: string;
+  /** A TLS listener (disposable instances): PEM file with the key and the certificate chain, advertised as localhost:port. */
+  tls?: { port: number; keystore: string };
 }
 type Log = (msg: string) => void;
 export const KAFKA_BROKER: string;

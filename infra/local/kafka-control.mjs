@@ -73,7 +73,7 @@ function canonical(p) {
   }
 }
 
-const INSTANCE_KEYS = ['port', 'controllerPort', 'stateDir'];
+const INSTANCE_KEYS = ['port', 'controllerPort', 'stateDir', 'tls'];
 
 function checkPort(name, value) {
   if (!Number.isInteger(value) || value < 1 || value > 65535) {
@@ -108,6 +108,19 @@ function resolveInstance(instance = {}) {
   const stateDir = instance.stateDir == null ? fallback : path.resolve(String(instance.stateDir));
   const sharedDir = canonical(stateDir) === canonical(fallback);
   const isDefault = sharedDir && port === KAFKA_PORT && controllerPort === CONTROLLER_PORT;
+  // A TLS listener (disposable instances only): { port, keystore } where keystore is a PEM file
+  // holding the broker's certificate chain and its unencrypted PKCS#8 key, advertised as
+  // localhost:<port> (the name the certificate must carry).
+  let tls = null;
+  if (instance.tls != null) {
+    checkPort('tls.port', instance.tls.port);
+    if (typeof instance.tls.keystore !== 'string')
+      throw new TypeError('Kafka instance: tls.keystore must be a path');
+    if ([port, controllerPort].includes(instance.tls.port))
+      throw new TypeError('Kafka instance: tls.port is taken');
+    tls = { port: instance.tls.port, keystore: path.resolve(instance.tls.keystore) };
+  }
+  if (isDefault && tls) throw new TypeError('Kafka instance: the default broker has no TLS listener');
   if (sharedDir && !isDefault) {
     throw new KafkaSetupError(
       `a Kafka instance on ${KAFKA_HOST}:${port} (controller ${controllerPort}) needs a stateDir of its own ` +
@@ -122,6 +135,7 @@ function resolveInstance(instance = {}) {
     broker: `${KAFKA_HOST}:${port}`,
     controller: `${KAFKA_HOST}:${controllerPort}`,
     isDefault,
+    tls,
   };
 }
 
@@ -162,7 +176,17 @@ export function kafkaPaths(instance) {
   };
 }
 
-const listenersLine = (inst) => `listeners=PLAINTEXT://${inst.broker},CONTROLLER://${inst.controller}`;
+const listenersLine = (inst) =>
+  `listeners=PLAINTEXT://${inst.broker},CONTROLLER://${inst.controller}${inst.tls ? `,SSL://${KAFKA_HOST}:${inst.tls.port}` : ''}`;
+
+/** The TLS listener's lines (disposable instances with `tls` only). */
+const tlsProperties = (inst) =>
+  inst.tls
+    ? `ssl.keystore.type=PEM
+ssl.keystore.location=${inst.tls.keystore}
+ssl.client.auth=none
+`
+    : '';
 
 // Disposable instances only: fewer consumer-offset partitions (consumer groups get ready sooner),
 // and a 4 s broker session (heartbeat every 0.5 s) instead of 9 s: after a SIGKILL the restarted
@@ -179,11 +203,11 @@ process.roles=broker,controller
 node.id=${nodeId}
 controller.quorum.bootstrap.servers=${inst.controller}
 ${listenersLine(inst)}
-advertised.listeners=PLAINTEXT://${inst.broker}
+advertised.listeners=PLAINTEXT://${inst.broker}${inst.tls ? `,SSL://localhost:${inst.tls.port}` : ''}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=data
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${inst.tls ? ',SSL:SSL' : ''}
+${tlsProperties(inst)}log.dirs=data
 num.partitions=4
 auto.create.topics.enable=true
 group.initial.rebalance.delay.ms=0

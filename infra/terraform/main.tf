@@ -1,6 +1,7 @@
 ################################################################################
-# fleetgate on AWS: gateways (ECS) behind a Network Load Balancer, discovery (Lambda + HTTP
-# API), the tables of gateway/store/schema.ts (DynamoDB), Kafka (MSK), secrets, alarms.
+# fleetgate on AWS: gateways (ECS) behind a Network Load Balancer, discovery (Lambda behind an
+# HTTP API, and an ALB on 8088 for stock agents), the manager API and the task dispatcher
+# (Lambda), the tables of gateway/store/schema.ts (DynamoDB), Kafka (MSK, TLS), secrets, alarms.
 # docs/deploy.md walks through it; README.md here has the sizing and the checks.
 ################################################################################
 
@@ -11,7 +12,16 @@ data "aws_partition" "current" {}
 locals {
   tags = merge(var.tags, { "fleetgate:deployment" = var.name })
 
-  kafka_brokers = var.create_kafka ? module.kafka.bootstrap_brokers : var.kafka_bootstrap_brokers
+  # The gateways speak TLS to MSK (9094) unless told otherwise.
+  kafka_brokers = var.create_kafka ? (var.kafka_tls ? module.kafka.bootstrap_brokers_tls : module.kafka.bootstrap_brokers) : var.kafka_bootstrap_brokers
+
+  # Registration hands agents the tasks' own (private) addresses: only useful when agents route
+  # into the VPC, which is what an internal balancer means.
+  gateways_register = coalesce(var.gateway_register_with_discovery, var.load_balancer_internal)
+  gateway_discovery_addrs = concat(
+    local.gateways_register ? [module.discovery.api_endpoint] : [],
+    var.gateway_discovery_addrs,
+  )
 }
 
 ################################################################################
@@ -138,6 +148,8 @@ module "kafka" {
   broker_volume_size_gib    = local.kafka_volume_gib
   topic                     = var.kafka_topic
   partitions                = local.kafka_partitions
+  client_broker_encryption  = var.kafka_client_encryption
+  client_cidr_blocks        = var.kafka_client_cidr_blocks
   auto_create_topics        = var.kafka_auto_create_topics
   retention_hours           = var.kafka_retention_hours
   kms_key_arn               = aws_kms_key.this.arn
@@ -172,10 +184,14 @@ module "gateways" {
 
   identity           = var.identity
   kafka_brokers      = local.kafka_brokers
+  kafka_tls          = var.kafka_tls
   kafka_topic        = var.kafka_topic
-  discovery_addrs    = var.gateway_discovery_addrs
+  discovery_addrs    = local.gateway_discovery_addrs
   table_prefix       = var.table_prefix
+  table_arns         = module.tables.table_arns
+  index_arns         = module.tables.index_arns
   log_level          = var.gateway_log_level
+  extra_environment  = var.gateway_extra_environment
   pki_secret_arn     = module.secrets.pki_secret_arn
   aksk_secret_arn    = module.secrets.aksk_secret_arn
   log_retention_days = var.log_retention_days
@@ -192,12 +208,45 @@ module "discovery" {
   name                 = "${var.name}-discovery"
   package_path         = var.discovery_package_path
   registry_table_arn   = module.tables.table_arns["registry"]
+  aksk_secret_arn      = module.secrets.aksk_secret_arn
   table_prefix         = var.table_prefix
   vpc_id               = module.network.vpc_id
+  vpc_cidr_block       = module.network.vpc_cidr_block
   subnet_ids           = module.network.private_subnet_ids
   reserved_concurrency = var.discovery_reserved_concurrency
   log_retention_days   = var.log_retention_days
   kms_key_arn          = aws_kms_key.this.arn
+
+  # Plain HTTP on 8088 for stock agents, on the same side (internal or public) as the agents' NLB.
+  create_http_listener   = var.discovery_http_listener
+  http_listener_internal = var.load_balancer_internal
+  private_subnet_ids     = module.network.private_subnet_ids
+  public_subnet_ids      = module.network.public_subnet_ids
+  agent_cidr_blocks      = var.agent_cidr_blocks
+
+  tags = local.tags
+}
+
+module "manager" {
+  source = "./modules/manager"
+
+  create                          = var.create_manager
+  name                            = "${var.name}-manager"
+  package_path                    = var.manager_package_path
+  dispatcher_package_path         = var.dispatcher_package_path
+  reserved_concurrency            = var.manager_reserved_concurrency
+  dispatcher_reserved_concurrency = var.dispatcher_reserved_concurrency
+  aksk_secret_arn                 = module.secrets.aksk_secret_arn
+  manager_secret_arn              = module.secrets.manager_secret_arn
+  table_arns                      = module.tables.table_arns
+  index_arns                      = module.tables.index_arns
+  registry_table_arn              = module.tables.table_arns["registry"]
+  table_prefix                    = var.table_prefix
+  vpc_id                          = module.network.vpc_id
+  vpc_cidr_block                  = module.network.vpc_cidr_block
+  subnet_ids                      = module.network.private_subnet_ids
+  log_retention_days              = var.log_retention_days
+  kms_key_arn                     = aws_kms_key.this.arn
 
   tags = local.tags
 }
@@ -217,8 +266,12 @@ module "observability" {
   target_group_arn_suffix  = module.gateways.target_group_arn_suffix
   discovery_function_name  = module.discovery.function_name
   discovery_api_id         = module.discovery.api_id
-  kafka_cluster_name       = module.kafka.cluster_name
-  kafka_broker_count       = var.create_kafka ? local.kafka_broker_count : 0
+
+  manager_function_name     = module.manager.function_name
+  dispatcher_function_name  = module.manager.dispatcher_function_name
+  dispatcher_log_group_name = module.manager.dispatcher_log_group_name
+  kafka_cluster_name        = module.kafka.cluster_name
+  kafka_broker_count        = var.create_kafka ? local.kafka_broker_count : 0
 
   tags = local.tags
 }

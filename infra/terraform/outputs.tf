@@ -8,8 +8,23 @@ output "discovery_url" {
   value       = module.discovery.api_endpoint
 }
 
+output "discovery_http_address" {
+  description = "host:8088 of the plain-HTTP discovery balancer: what stock agents are built with as serviceDiscoveryHost (docs/deploy.md, step 7)."
+  value       = module.discovery.http_address
+}
+
+output "manager_url" {
+  description = "HTTPS base URL of the manager API."
+  value       = module.manager.api_endpoint
+}
+
+output "gateway_discovery_addrs" {
+  description = "FLEETGATE_SD_ADDRS of the gateways (empty: they do not register)."
+  value       = local.gateway_discovery_addrs
+}
+
 output "kafka_bootstrap_brokers" {
-  description = "FLEETGATE_KAFKA_BROKERS of the gateways (plaintext, inside the VPC)."
+  description = "FLEETGATE_KAFKA_BROKERS of the gateways (TLS, port 9094, unless kafka_tls is false)."
   value       = local.kafka_brokers
 }
 
@@ -26,6 +41,11 @@ output "pki_secret_name" {
 output "aksk_secret_name" {
   description = "Secret to put FLEETGATE_AKSK in (docs/deploy.md, step 3)."
   value       = module.secrets.aksk_secret_name
+}
+
+output "manager_secret_name" {
+  description = "Secret to put FLEETGATE_MANAGER_SECRET in (docs/deploy.md, step 3)."
+  value       = module.secrets.manager_secret_name
 }
 
 output "table_names" {
@@ -70,6 +90,9 @@ output "sizing" {
     agents_per_gateway_expected    = local.agents_per_gateway_expected
     memory_for_agents_mib          = local.memory_for_agents_mib
     transport_core_share           = floor(local.transport_core_share * 1000) / 1000
+    ingest_vcpus_needed            = ceil(local.ingest_vcpus_needed * 100) / 100
+    ingest_cpu_share               = ceil(local.ingest_cpu_share * 1000) / 1000
+    ingest_cpu_ok                  = local.ingest_cpu_share <= local.ingest_cpu_target
     zone_loss_readmit_seconds      = local.zone_loss_readmit_seconds
     full_restart_readmit_seconds   = local.full_restart_readmit_seconds
     kafka_ingress_raw_mib_s        = ceil(local.ingress_raw_mib_s)

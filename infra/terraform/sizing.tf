@@ -7,6 +7,9 @@
 #   86.1 KB   resident memory per idle mTLS agent (bench:gateway, 10,000 agents)
 #   528       new mTLS sessions per CPU-second (handshakes: ECDSA P-256, client certificate)
 #   638,050   records per CPU-second on the transport path (snappy-framed, as agents send)
+#   109,290   records per gateway CPU-second end to end, agent -> Kafka acks=all (bench:ingest,
+#             1 worker thread; 133,912 inline): main thread and workers together, the lower
+#             figure of the README's ~110k-134k range
 #
 # The transport (TLS, HTTP/2, gRPC framing) runs on the gateway's main thread: one core per
 # gateway whatever its size. Ingest workers (MQData, Kafka) use the other cores.
@@ -16,6 +19,10 @@ locals {
   bench_rss_per_agent_bytes  = 86100
   bench_handshakes_per_cpu_s = 528
   bench_records_per_cpu_s    = 638050
+  bench_ingest_per_cpu_s     = 109290
+  # Planned CPU utilisation of a gateway's cores by the record path: room for a burst, a
+  # spool replay after a Kafka outage, and a zone loss's extra agents (x 3/2).
+  ingest_cpu_target = 0.5
 
   # gateway/config/env.ts sizes its default limit the same way: half the memory, 96 KiB per
   # agent (86 KB measured plus room for buffers of busy agents).
@@ -41,6 +48,10 @@ locals {
   agents_per_gateway_expected = ceil(var.expected_agents / local.gateway_count)
   transport_core_share        = local.agents_per_gateway_expected * var.records_per_agent_per_second / local.bench_records_per_cpu_s
   memory_for_agents_mib       = ceil(local.agents_per_gateway_expected * local.bench_rss_per_agent_bytes / 1048576)
+  # The whole record path (transport + MQData + Kafka) in vCPUs at the expected load, and the
+  # share of the task's vCPUs it takes: keep it at or under ingest_cpu_target.
+  ingest_vcpus_needed = local.agents_per_gateway_expected * var.records_per_agent_per_second / local.bench_ingest_per_cpu_s
+  ingest_cpu_share    = local.ingest_vcpus_needed / local.gateway_vcpus
   # Re-admission: after a zone loss, that zone's agents handshake with the survivors; after a
   # full restart (all gateways at once, which a rolling deployment avoids), every agent does.
   zone_loss_readmit_seconds    = ceil((var.expected_agents / local.az_count) / (local.gateway_count * (local.az_count - 1) / local.az_count * local.bench_handshakes_per_cpu_s))

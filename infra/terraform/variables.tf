@@ -135,10 +135,22 @@ variable "identity" {
   default     = "fleet"
 }
 
+variable "gateway_register_with_discovery" {
+  description = "Whether the gateways register (AK/SK-signed, every 5 s) with the discovery HTTP API, so that discovery hands agents the gateways' own addresses. null: when load_balancer_internal is true, since only agents that route into the VPC can dial a task's private address (docs/deploy.md, \"How agents find a gateway\")."
+  type        = bool
+  default     = null
+}
+
 variable "gateway_discovery_addrs" {
-  description = "FLEETGATE_SD_ADDRS of the gateways: discovery nodes (host:port, plain HTTP) they register with. Empty: they do not register; agents reach them through the balancer (docs/deploy.md, \"How agents find a gateway\")."
+  description = "More discovery nodes the gateways register with (https:// URLs, or host:port for an Elkeid SD over plain HTTP), besides this deployment's discovery API."
   type        = list(string)
   default     = []
+}
+
+variable "gateway_extra_environment" {
+  description = "More environment variables of the gateway container (name => value), e.g. FLEETGATE_KAFKA_CA_FILE for a cluster with a private CA; never secrets."
+  type        = map(string)
+  default     = {}
 }
 
 variable "gateway_log_level" {
@@ -234,6 +246,24 @@ variable "kafka_volume_size_gib" {
   default     = null
 }
 
+variable "kafka_client_encryption" {
+  description = "TLS (default: the gateways produce to MSK's TLS listener, 9094, with FLEETGATE_KAFKA_TLS=1) or TLS_PLAINTEXT (also opens plaintext 9092 for consumers without TLS; the gateways still use TLS)."
+  type        = string
+  default     = "TLS"
+}
+
+variable "kafka_client_cidr_blocks" {
+  description = "Networks of Kafka consumers (Elkeid HUB and the like) allowed to the brokers, besides the gateways."
+  type        = list(string)
+  default     = []
+}
+
+variable "kafka_tls" {
+  description = "Whether the gateways speak TLS to Kafka (FLEETGATE_KAFKA_TLS=1). Only false for your own cluster (create_kafka = false) with a plaintext listener."
+  type        = bool
+  default     = true
+}
+
 variable "kafka_auto_create_topics" {
   description = "Let the first gateway that produces create the records topic with the broker defaults (partitions, replication 3, min.insync.replicas 2). false: create it yourself (docs/deploy.md, step 5)."
   type        = bool
@@ -255,8 +285,46 @@ variable "discovery_package_path" {
   type        = string
 }
 
+variable "discovery_http_listener" {
+  description = "Create the Application Load Balancer with a plain-HTTP listener on 8088 in front of discovery, for stock Elkeid agents (they ask http://<sd>:8088/registry/detail only). Internal when load_balancer_internal is true, else internet-facing."
+  type        = bool
+  default     = true
+}
+
 variable "discovery_reserved_concurrency" {
   description = "Most discovery containers at once (docs/discovery.md: about 96 readers per registry partition)."
   type        = number
   default     = 80
+}
+
+################################################################################
+# Manager
+################################################################################
+
+variable "create_manager" {
+  description = "Create the manager API (Lambda behind an HTTP API) and the task dispatcher (Lambda on a one-minute schedule)."
+  type        = bool
+  default     = true
+}
+
+variable "manager_package_path" {
+  description = "Path of dist/lambda/manager.zip, built by npm run build:lambda."
+  type        = string
+}
+
+variable "dispatcher_package_path" {
+  description = "Path of dist/lambda/dispatcher.zip, built by npm run build:lambda."
+  type        = string
+}
+
+variable "manager_reserved_concurrency" {
+  description = "Most manager API containers at once (operators and consoles, not agents)."
+  type        = number
+  default     = 20
+}
+
+variable "dispatcher_reserved_concurrency" {
+  description = "Most dispatcher runs at once (leases make overlapping runs safe; 2 lets a long run overlap the next schedule)."
+  type        = number
+  default     = 2
 }

@@ -16,8 +16,22 @@ export interface AgentTls {
   key: string | Buffer;
 }
 
+/** The message encoding of a call: snappy (what agents send) or identity (for gateways without snappy). */
+export type AgentEncoding = 'snappy' | 'identity';
+
 /** grpc-go's request headers for a compressed call (the agent sends no custom metadata). */
-export function agentHeaders(path: string): http2.OutgoingHttpHeaders {
+export function agentHeaders(path: string, encoding: AgentEncoding = 'snappy'): http2.OutgoingHttpHeaders {
+  if (encoding === 'identity') {
+    return {
+      ':method': 'POST',
+      ':path': path,
+      ':scheme': 'https',
+      ':authority': 'elkeid.com',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'user-agent': 'grpc-go/1.69.4',
+    };
+  }
   return {
     ':method': 'POST',
     ':path': path,
@@ -34,8 +48,10 @@ export function agentHeaders(path: string): http2.OutgoingHttpHeaders {
 export function connectAgent(
   address: { host: string; port: number; localAddress?: string },
   tls: AgentTls,
+  opts: { timeoutMs?: number } = {},
 ): Promise<ClientHttp2Session> {
   return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
     const session = http2.connect(`https://${address.host}:${address.port}`, {
       ca: tls.ca,
       cert: tls.cert,
@@ -46,9 +62,24 @@ export function connectAgent(
       // The agent verifies the server certificate against its CA for the name elkeid.com.
       checkServerIdentity: (_host, cert) => http2Checks(cert),
     });
-    const onError = (err: Error) => reject(err);
+    const onError = (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    };
     session.once('error', onError);
+    if (opts.timeoutMs !== undefined) {
+      // A dial that neither connects nor fails (SYN queue overflow, a stalled handshake) gives up,
+      // as grpc-go's dial timeout does.
+      timer = setTimeout(() => {
+        session.off('error', onError);
+        session.on('error', () => {});
+        session.destroy();
+        reject(new Error(`dial timed out after ${opts.timeoutMs} ms`));
+      }, opts.timeoutMs);
+      timer.unref();
+    }
     session.once('connect', () => {
+      clearTimeout(timer);
       session.off('error', onError);
       session.on('error', () => {});
       resolve(session);
@@ -76,8 +107,12 @@ export interface TransferStream {
   onCommand(fn: (c: grpc.Command) => void): void;
 }
 
-export function openTransfer(session: ClientHttp2Session, path = '/grpc.Transfer/Transfer'): TransferStream {
-  const stream = session.request(agentHeaders(path));
+export function openTransfer(
+  session: ClientHttp2Session,
+  path = '/grpc.Transfer/Transfer',
+  encoding: AgentEncoding = 'snappy',
+): TransferStream {
+  const stream = session.request(agentHeaders(path, encoding));
   const commands: grpc.Command[] = [];
   const listeners: Array<(c: grpc.Command) => void> = [];
   const reader = new MessageReader(4 * 1024 * 1024); // grpc-go client default receive limit
@@ -118,7 +153,12 @@ export function openTransfer(session: ClientHttp2Session, path = '/grpc.Transfer
   return {
     stream,
     commands,
-    send: (raw) => stream.write(encodeAgentMessage(raw)),
+    send: (raw) =>
+      stream.write(
+        encoding === 'snappy'
+          ? encodeAgentMessage(raw)
+          : frameMessage(grpc.RawData.encode(raw).finish(), false),
+      ),
     sendFrame: (frame) => stream.write(frame),
     status,
     onCommand: (fn) => listeners.push(fn),

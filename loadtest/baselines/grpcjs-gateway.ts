@@ -12,11 +12,13 @@
  *   node --expose-gc --import tsx loadtest/baselines/grpcjs-gateway.ts --pki DIR [--port 0]
  *
  * Same child protocol as loadtest/bench/gateway-server.ts: `{"port":N}` first, then `stats`/`gc`
- * on stdin; closing stdin exits.
+ * on stdin; closing stdin exits. For bench:fleet also `command {agent_ids, command}`: writes the
+ * Command (`{Task: {...}}`) to each listed agent's call, as our control API's /command/batch does.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpcjs from '@grpc/grpc-js';
@@ -168,13 +170,35 @@ const port = await new Promise<number>((resolve, reject) =>
   ),
 );
 
-function stats(): ServerStats {
-  return { records, calls, openCalls, agents: agents.size, ...processStats() };
+const loop = monitorEventLoopDelay({ resolution: 10 });
+loop.enable();
+
+function stats(): ServerStats & { loopLagP99Ms: number; loopLagMaxMs: number } {
+  const lag = { loopLagP99Ms: loop.percentile(99) / 1e6, loopLagMaxMs: loop.max / 1e6 };
+  loop.reset();
+  return { records, calls, openCalls, agents: agents.size, ...lag, ...processStats() };
+}
+
+/** Writes one Command to each listed agent's open call (bench:fleet's command delivery). */
+function command(c: Record<string, unknown>): { counts: Record<string, number> } {
+  const ids = Array.isArray(c.agent_ids) ? (c.agent_ids as string[]) : [];
+  const counts: Record<string, number> = { sent: 0, not_connected: 0 };
+  for (const id of ids) {
+    const agent = agents.get(id);
+    if (!agent) {
+      counts.not_connected!++;
+      continue;
+    }
+    agent.call.write(c.command);
+    counts.sent!++;
+  }
+  return { counts };
 }
 
 serveCommands(
   {
     stats,
+    command,
     async gc() {
       await settleGc();
       return stats();

@@ -11,6 +11,7 @@ import { frameMessage, MessageReader } from '../../gateway/grpc/message-reader.j
 import { encodeSnappyFrames } from '../../gateway/grpc/snappy-framing.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import {
+  type AgentEncoding,
   type AgentTls,
   agentHeaders,
   connectAgent,
@@ -18,7 +19,7 @@ import {
   type TransferStream,
 } from '../agent/raw-agent.js';
 import { agentHeader, execRecord, heartbeatRecord, prng } from '../bench/payloads.js';
-import { AGENT, pickEvent, type Scenario } from './scenario.js';
+import { AGENT, type EventKind, pickEvent, type Scenario } from './scenario.js';
 
 export interface SimEnv {
   tls: AgentTls;
@@ -28,6 +29,10 @@ export interface SimEnv {
   localAddress?: string;
   scenario: Scenario;
   stats: SimStats;
+  /** Called with every command the agent receives (tests count deliveries per agent and token). */
+  onCommand?: (agentId: string, command: grpc.Command) => void;
+  /** Message encoding (default snappy, as agents send; identity for gateways without snappy). */
+  encoding?: AgentEncoding;
 }
 
 export interface SimStats {
@@ -67,6 +72,62 @@ export function newStats(): SimStats {
 const countError = (stats: SimStats, kind: string) =>
   stats.errors.set(kind, (stats.errors.get(kind) ?? 0) + 1);
 
+/**
+ * Event bodies are drawn from a small pool per event kind, built once per process: building an
+ * Elkeid-shaped execve Item costs tens of µs, which at tens of thousands of agents would make
+ * the simulator, not the gateway, the bottleneck. Sizes and field sets are those of the mix.
+ */
+const POOL_VARIANTS = 64;
+const eventPool = new Map<number, Uint8Array[]>();
+function pooledEvent(kind: EventKind, rand: () => number, now: number): grpc.Record.$Properties {
+  let pool = eventPool.get(kind.dataType);
+  if (!pool) {
+    pool = [];
+    for (let i = 0; i < POOL_VARIANTS; i++) {
+      const r = prng(kind.dataType * 1000 + i + 1);
+      pool.push(
+        execRecord(r, now, `node-${String(i).padStart(5, '0')}.prod.example.internal`, kind.bytes).Body!,
+      );
+    }
+    eventPool.set(kind.dataType, pool);
+  }
+  return { DataType: kind.dataType, Timestamp: now, Body: pool[Math.floor(rand() * pool.length)]! };
+}
+
+/**
+ * One timer per process for every agent's 100 ms send tick, in 10 slots (an agent's slot is its
+ * index mod 10), instead of one interval per agent: with 25,000 agents in a process, per-agent
+ * intervals cost 250,000 timer callbacks a second before any work is done.
+ */
+const TICK_SLOTS = 10;
+class SendTicker {
+  readonly #slots: Array<Set<() => void>> = Array.from({ length: TICK_SLOTS }, () => new Set());
+  #size = 0;
+  #at = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  add(index: number, fn: () => void): void {
+    this.#slots[index % TICK_SLOTS]!.add(fn);
+    this.#size++;
+    if (!this.#timer) {
+      this.#timer = setInterval(() => {
+        for (const f of this.#slots[this.#at]!) f();
+        this.#at = (this.#at + 1) % TICK_SLOTS;
+      }, AGENT.sendTickMs / TICK_SLOTS);
+      this.#timer.unref();
+    }
+  }
+
+  delete(index: number, fn: () => void): void {
+    if (this.#slots[index % TICK_SLOTS]!.delete(fn)) this.#size--;
+    if (this.#size === 0 && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+}
+const ticker = new SendTicker();
+
 export class SimAgent {
   readonly id: string;
   readonly index: number;
@@ -81,22 +142,35 @@ export class SimAgent {
   #timers: NodeJS.Timeout[] = [];
   #disconnectedAt = 0;
   #eventCarry = 0;
+  #lastTickAt = 0;
+  readonly #header: grpc.RawData.$Properties;
+  readonly #onTick = () => this.#tick();
+  #started = false;
 
   constructor(id: string, index: number, env: SimEnv) {
     this.id = id;
     this.index = index;
     this.#env = env;
     this.#rand = prng(index + 1);
+    this.#header = agentHeader(id, index);
+  }
+
+  get connected(): boolean {
+    return this.#stream !== undefined;
   }
 
   start(): void {
+    if (this.#started || this.#stopped) return;
+    this.#started = true;
+    this.#lastTickAt = Date.now();
     void this.#connectLoop();
-    this.#every(AGENT.sendTickMs, () => this.#tick());
+    ticker.add(this.index, this.#onTick);
     this.#every(AGENT.heartbeatS * 1000, () => this.#heartbeat());
   }
 
   stop(): void {
     this.#stopped = true;
+    ticker.delete(this.index, this.#onTick);
     for (const t of this.#timers) clearInterval(t);
     this.#session?.destroy();
   }
@@ -141,11 +215,17 @@ export class SimAgent {
           this.#session = await connectAgent(
             { ...addr, ...(this.#env.localAddress ? { localAddress: this.#env.localAddress } : {}) },
             this.#env.tls,
+            { timeoutMs: AGENT.dialTimeoutMs },
           );
           connected = true;
           break;
-        } catch {
-          countError(this.#env.stats, 'dial');
+        } catch (err) {
+          // dial_timeout, dial_ECONNRESET, dial_ERR_SSL_…: what failed tells a storm from a bug.
+          const code = (err as { code?: string }).code;
+          countError(
+            this.#env.stats,
+            code ? `dial_${code}` : /timed out/.test(String(err)) ? 'dial_timeout' : 'dial',
+          );
         }
       }
       if (connected && this.#session) {
@@ -160,7 +240,7 @@ export class SimAgent {
 
   async #runStream(session: ClientHttp2Session): Promise<void> {
     const stats = this.#env.stats;
-    const stream = openTransfer(session);
+    const stream = openTransfer(session, undefined, this.#env.encoding);
     this.#stream = stream;
     stats.connected++;
     stats.connects++;
@@ -179,15 +259,17 @@ export class SimAgent {
     const s = this.#stream;
     const { scenario, stats } = this.#env;
     // Events accrue at the scenario's rate; a fraction carries over to the next tick.
-    this.#eventCarry += (scenario.eventsPerAgentPerS * AGENT.sendTickMs) / 1000;
-    const now = Math.floor(Date.now() / 1000);
-    const hostname = agentHeader(this.id, this.index).Hostname ?? '';
-    while (this.#eventCarry >= 1) {
-      this.#eventCarry -= 1;
-      const kind = pickEvent(this.#rand);
-      const r = execRecord(this.#rand, now, hostname, kind.bytes);
-      r.DataType = kind.dataType;
-      this.#pending.push(r);
+    // Events happen on the host whether or not the tick is late: they accrue by elapsed time.
+    const at = Date.now();
+    const elapsedMs = this.#lastTickAt > 0 ? at - this.#lastTickAt : AGENT.sendTickMs;
+    this.#lastTickAt = at;
+    this.#eventCarry += (scenario.eventsPerAgentPerS * elapsedMs) / 1000;
+    if (this.#eventCarry >= 1) {
+      const now = Math.floor(Date.now() / 1000);
+      while (this.#eventCarry >= 1) {
+        this.#eventCarry -= 1;
+        this.#pending.push(pooledEvent(pickEvent(this.#rand), this.#rand, now));
+      }
     }
     // The agent's ring holds 2,048 records; beyond that, plugin records are dropped (as stock).
     if (this.#pending.length > AGENT.ringSlots) {
@@ -196,16 +278,11 @@ export class SimAgent {
     }
     if (!s || this.#pending.length === 0) return;
     const records = this.#pending.splice(0);
-    const frame = frameMessage(
-      encodeSnappyFrames(
-        grpc.RawData.encode({
-          ...agentHeader(this.id, this.index),
-          Version: this.#version,
-          Data: records,
-        }).finish(),
-      ),
-      true,
-    );
+    const raw = grpc.RawData.encode({ ...this.#header, Version: this.#version, Data: records }).finish();
+    const frame =
+      this.#env.encoding === 'identity'
+        ? frameMessage(raw, false)
+        : frameMessage(encodeSnappyFrames(raw), true);
     s.sendFrame(frame);
     stats.recordsSent += records.length;
     stats.bytesSent += frame.length;
@@ -233,6 +310,7 @@ export class SimAgent {
   #onCommand(c: grpc.Command): void {
     const stats = this.#env.stats;
     stats.commands++;
+    this.#env.onCommand?.(this.id, c);
     const task = c.Task;
     if (task) {
       try {
@@ -281,7 +359,7 @@ export class SimAgent {
   async #upload(token: string): Promise<void> {
     const session = this.#session;
     if (!session || session.destroyed) return;
-    const stream = session.request(agentHeaders('/grpc.FileExt/Upload'));
+    const stream = session.request(agentHeaders('/grpc.FileExt/Upload', this.#env.encoding));
     stream.on('error', () => {});
     const reader = new MessageReader(1024 * 1024);
     const done = new Promise<number>((resolve) => {
@@ -293,11 +371,11 @@ export class SimAgent {
     });
     for (let i = 0; i < 3; i++) {
       const data = Buffer.alloc(16 * 1024, i);
+      const req = grpc.UploadRequest.encode({ Token: token, Data: data }).finish();
       stream.write(
-        frameMessage(
-          encodeSnappyFrames(grpc.UploadRequest.encode({ Token: token, Data: data }).finish()),
-          true,
-        ),
+        this.#env.encoding === 'identity'
+          ? frameMessage(req, false)
+          : frameMessage(encodeSnappyFrames(req), true),
       );
     }
     stream.end();

@@ -1,7 +1,9 @@
 /**
  * The discovery Lambda (`gateway/discovery/lambda.ts` `handler`), invoked with API Gateway HTTP
- * API 2.0 and Function URL events (test/fixtures/apigw/) against a real dynalite, configured
- * only through the environment as a deployed function is.
+ * API 2.0 and Function URL events (test/fixtures/apigw/) and Application Load Balancer events in
+ * both header modes (test/fixtures/alb/, the shapes of the ELB guide's "Lambda functions as
+ * targets") against a real dynalite, configured only through the environment as a deployed
+ * function is.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -10,8 +12,11 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { signRequest } from '../../gateway/http/aksk.js';
 import {
+  type AlbEvent,
+  albQueryString,
+  type LambdaHandler,
   type LambdaHttpEvent,
-  type LambdaHttpResult,
+  toAlbResult,
   toHttpRequest,
   toLambdaHandler,
   toLambdaResult,
@@ -24,6 +29,8 @@ const SK = 'L3E56PpoCoKktzUSlZc1zQdq1x2n9ign';
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'apigw');
 const fixture = (name: string): LambdaHttpEvent =>
   JSON.parse(readFileSync(path.join(fixtures, name), 'utf8')) as LambdaHttpEvent;
+const albFixture = (name: string): AlbEvent =>
+  JSON.parse(readFileSync(path.join(fixtures, '..', 'alb', name), 'utf8')) as AlbEvent;
 
 /** The event with AK/SK headers over its method, raw path, raw query and (decoded) body, as a registrar signs. */
 function signed(event: LambdaHttpEvent): LambdaHttpEvent {
@@ -43,8 +50,25 @@ function signed(event: LambdaHttpEvent): LambdaHttpEvent {
   return { ...event, headers: { ...event.headers, ...lower } };
 }
 
+/** An ALB event signed as a registrar signs it: over the query string the balancer passes on. */
+function signedAlb(event: AlbEvent): AlbEvent {
+  const body = event.isBase64Encoded
+    ? Buffer.from(event.body ?? '', 'base64')
+    : Buffer.from(event.body ?? '');
+  const headers = signRequest({
+    method: event.httpMethod,
+    path: event.path ?? '/',
+    query: albQueryString(event),
+    body,
+    ak: AK,
+    sk: SK,
+  });
+  const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+  return { ...event, headers: { ...event.headers, ...lower } };
+}
+
 let db: TestDynamo;
-let handler: (event: LambdaHttpEvent) => Promise<LambdaHttpResult>;
+let handler: LambdaHandler;
 
 before(async () => {
   db = await startTestDynamo();
@@ -177,6 +201,96 @@ test('the adapter: cookies, repeated headers, binary bodies, handler errors', as
   const r = await failing(fixture('http-api-v2-detail.json'));
   assert.deepEqual([r.statusCode, r.body], [500, '{"msg":"internal error"}']);
   assert.equal(errors.length, 1);
+});
+
+test('Application Load Balancer (stock agents on :8088): register with a base64 body, detail in both header modes', async () => {
+  const unsigned = await handler(albFixture('register-base64.json'));
+  assert.equal(unsigned.statusCode, 403);
+  assert.equal(unsigned.statusDescription, '403 Forbidden');
+
+  const registered = await handler(signedAlb(albFixture('register-base64.json')));
+  assert.deepEqual(registered, {
+    statusCode: 200,
+    statusDescription: '200 OK',
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+    body: '{"msg":"ok"}',
+    isBase64Encoded: false,
+  });
+
+  // Single-value mode (the target group's default): `headers` back, as the balancer reads them.
+  const detail = await handler(albFixture('detail.json'));
+  assert.equal(detail.statusCode, 200);
+  assert.equal(detail.statusDescription, '200 OK');
+  assert.equal(detail.multiValueHeaders, undefined);
+  assert.deepEqual(detail.headers, { 'content-type': 'application/json; charset=utf-8' });
+  assert.equal(detail.isBase64Encoded, false);
+  // What a stock agent decodes: data[].ip/port/weight.
+  const answer = JSON.parse(detail.body) as { data: Array<{ ip: string; port: number; weight: number }> };
+  assert.deepEqual(
+    answer.data.map((d) => [d.ip, d.port]),
+    [['10.0.0.9', 6751]],
+  );
+
+  // Multi-value mode: `multiValueHeaders` back and no `headers`.
+  const multi = await handler(albFixture('detail-multi-value.json'));
+  assert.equal(multi.statusCode, 200);
+  assert.equal(multi.headers, undefined);
+  assert.deepEqual(multi.multiValueHeaders, { 'content-type': ['application/json; charset=utf-8'] });
+  assert.equal(multi.body, detail.body);
+
+  const notFound = await handler({ ...albFixture('detail.json'), path: '/nope' });
+  assert.deepEqual([notFound.statusCode, notFound.statusDescription], [404, '404 Not Found']);
+  const bad = await handler({ ...albFixture('detail.json'), httpMethod: '' });
+  assert.deepEqual(
+    [bad.statusCode, bad.statusDescription, bad.body],
+    [400, '400 Bad Request', '{"msg":"unsupported event"}'],
+  );
+
+  const evicted = await handler(
+    signedAlb({ ...albFixture('register-base64.json'), path: '/registry/evict' }),
+  );
+  assert.equal(evicted.statusCode, 200);
+  assert.equal(JSON.parse((await handler(albFixture('detail.json'))).body).data.length, 0);
+});
+
+test('the ALB adapter: query rebuilt as sent, repeated headers and parameters, client address', () => {
+  const single = toHttpRequest(albFixture('detail.json'));
+  assert.deepEqual(
+    [single.method, single.path, single.query, single.remoteAddress],
+    ['GET', '/registry/detail', 'name=hids_svr_grpc&count=10', '10.20.30.40'],
+  );
+  assert.equal(single.headers.host, 'internal-fleetgate-sd-1234567890.eu-west-1.elb.amazonaws.com:8088');
+
+  const multi = toHttpRequest(albFixture('detail-multi-value.json'));
+  assert.equal(multi.query, 'name=hids_svr_grpc&count=10');
+  assert.equal(multi.headers['x-multi'], 'one,two');
+  // The balancer appends the address it saw; earlier entries are the client's to invent.
+  assert.equal(multi.remoteAddress, '10.20.30.41');
+
+  // The balancer does not decode parameters: neither does the adapter (signatures cover them).
+  assert.equal(
+    albQueryString({
+      ...albFixture('detail-multi-value.json'),
+      multiValueQueryStringParameters: { name: ['hids%5Fsvr%20x'], tag: ['a', 'b'], empty: [''] },
+    }),
+    'name=hids%5Fsvr%20x&tag=a&tag=b&empty=',
+  );
+  const binary = toHttpRequest({
+    ...albFixture('register-base64.json'),
+    body: Buffer.from([0, 255]).toString('base64'),
+  });
+  assert.deepEqual([...binary.body], [0, 255]);
+
+  assert.deepEqual(
+    toAlbResult({ statusCode: 429, headers: { 'retry-after': '1' }, body: '', isBase64Encoded: false }, true),
+    {
+      statusCode: 429,
+      statusDescription: '429 Too Many Requests',
+      multiValueHeaders: { 'retry-after': ['1'] },
+      body: '',
+      isBase64Encoded: false,
+    },
+  );
 });
 
 test('store unavailable: the warm container serves its last good answer, flagged stale', async () => {

@@ -269,7 +269,7 @@ test('getStatus: list (paged, capped), by id, filter JSON; statuses from the gat
   assert.deepEqual([statsAfter.total, statsAfter.online, statsAfter.offline], [12, 0, 12]);
 });
 
-test('load control settings: desired limit per gateway stored, listed, cleared (not enforced)', async (t) => {
+test('load control settings: desired limit per gateway stored, listed, cleared, expiring', async (t) => {
   const m = await startTestManager(t);
   await fleet(m, 2);
   const op = await m.user('op', 'operator');
@@ -277,8 +277,9 @@ test('load control settings: desired limit per gateway stored, listed, cleared (
     gateway: 'gw-a:6751',
     limit: null,
     updated_at: null,
+    expires_at: null,
     updated_by: null,
-    enforced: false,
+    enforced: true,
   });
   const put = await m.call('PUT', '/api/fleet/gateways/gw-a:6751/limit', {
     token: op,
@@ -298,6 +299,27 @@ test('load control settings: desired limit per gateway stored, listed, cleared (
   assert.equal(
     (await m.call('DELETE', '/api/fleet/gateways/gw-a:6751/limit', { token: op })).json.limit,
     null,
+  );
+  // An expiring limit is shown with its expiry; once expired it is no limit.
+  const timed = await m.call('PUT', '/api/fleet/gateways/gw-a:6751/limit', {
+    token: op,
+    body: { limit: 7, expires_in_s: 1 },
+  });
+  assert.equal(timed.json.limit, 7);
+  assert.ok(timed.json.expires_at > Date.now());
+  assert.equal(
+    (
+      await m.call('PUT', '/api/fleet/gateways/gw-a:6751/limit', {
+        token: op,
+        body: { limit: 7, expires_in_s: 0 },
+      })
+    ).status,
+    400,
+  );
+  await new Promise((r) => setTimeout(r, 1100));
+  assert.deepEqual(
+    [(await m.call('GET', '/api/fleet/gateways/gw-a:6751/limit', { token: op })).json.limit],
+    [null],
   );
 });
 

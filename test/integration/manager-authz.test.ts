@@ -9,7 +9,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AK, ROOT_PASSWORD, startTestManager, type TestManager } from '../helpers/manager-harness.js';
 
-type Expect = 'public' | 'user' | 'read' | 'write' | 'admin' | 'callback' | 'signed-in-user';
+type Expect =
+  | 'public'
+  | 'user'
+  | 'read'
+  | 'write'
+  | 'admin'
+  | 'callback'
+  | 'callback-write'
+  | 'signed-in-user';
 
 /** What each route must allow. A route missing here, or listed here but not served, fails the test. */
 const EXPECTED: Record<string, Expect> = {
@@ -23,6 +31,7 @@ const EXPECTED: Record<string, Expect> = {
   'GET /api/v1/agent/getDefaultConfig': 'read',
   'POST /api/v1/agent/updateDefaultConfig': 'write',
   'POST /api/v1/agent/queryInfo': 'callback',
+  'POST /api/v6/component/GetComponentInstances': 'callback',
   'POST /api/v1/addTags': 'write',
   'POST /api/v1/addTags/filter': 'write',
   'POST /api/v1/delTags': 'write',
@@ -34,6 +43,7 @@ const EXPECTED: Record<string, Expect> = {
   'GET /api/fleet/gateways/:id/limit': 'read',
   'PUT /api/fleet/gateways/:id/limit': 'write',
   'DELETE /api/fleet/gateways/:id/limit': 'write',
+  'POST /api/fleet/gateways/rebalance': 'write',
   'GET /api/fleet/agents/:id': 'read',
   'GET /api/fleet/agents/:id/config': 'read',
   'GET /api/fleet/configs/default': 'read',
@@ -54,6 +64,25 @@ const EXPECTED: Record<string, Expect> = {
   'POST /api/fleet/apikeys': 'signed-in-user',
   'DELETE /api/fleet/apikeys/:id': 'admin',
   'GET /api/fleet/audit': 'admin',
+  'POST /api/v1/agent/createTask/config': 'write',
+  'POST /api/v1/agent/createTask/task': 'write',
+  'POST /api/v1/agent/createTask/ctrl': 'write',
+  'POST /api/v1/agent/createTask/delConfig': 'write',
+  'POST /api/v1/agent/controlTask': 'write',
+  'POST /api/v1/agent/quickTask/task': 'write',
+  'POST /api/v1/agent/getTask/filter': 'read',
+  'GET /api/v1/agent/getTask/:id': 'read',
+  'GET /api/v1/agent/getJob/:id': 'read',
+  'POST /api/v1/agent/getSubTask/filter': 'read',
+  'GET /api/v1/agent/getSubTask/:id': 'read',
+  // State-changing callback: gateways and writers, not viewers.
+  'POST /api/v1/agent/updateSubTask': 'callback-write',
+  'POST /api/fleet/tasks': 'write',
+  'GET /api/fleet/tasks': 'read',
+  'GET /api/fleet/tasks/:id': 'read',
+  'POST /api/fleet/tasks/:id/run': 'write',
+  'POST /api/fleet/tasks/:id/cancel': 'write',
+  'GET /api/fleet/tasks/:id/subtasks': 'read',
 };
 
 type Caller = {
@@ -77,6 +106,8 @@ function expectedAllowed(e: Expect, c: Caller): boolean {
       return true;
     case 'callback':
       return c.kind !== 'none';
+    case 'callback-write':
+      return c.kind === 'gateway' || ((c.kind === 'user' || c.kind === 'apikey') && c.role !== 'viewer');
     case 'user':
     case 'read':
       return c.kind === 'user' || c.kind === 'apikey';
@@ -101,6 +132,7 @@ function sample(method: string, path: string, caller: string): { path: string; b
     'POST /api/v1/agent/getStatus/filter': { filter: [], condition: '$and' },
     'POST /api/v1/agent/updateDefaultConfig': { type: 'agent_config', config: [] },
     'POST /api/v1/agent/queryInfo': { id_list: ['agent-x'] },
+    'POST /api/v6/component/GetComponentInstances': { agent_id: 'agent-x' },
     'POST /api/v1/addTags': { tag: 'matrix', id_list: ['agent-x'] },
     'POST /api/v1/addTags/filter': {
       filter: [{ key: 'agent_id', rules: [{ operator: '$eq', value: 'none' }] }],
@@ -115,6 +147,27 @@ function sample(method: string, path: string, caller: string): { path: string; b
     'PUT /api/fleet/users/:name/password': { password: 'a-new-password-1' },
     'PUT /api/fleet/users/:name/role': { role: 'viewer' },
     'POST /api/fleet/apikeys': { name: 'k', role: 'viewer' },
+    'POST /api/v1/agent/createTask/config': {
+      id_list: ['agent-x'],
+      data: { config: [{ name: 'collector', version: '1.0.0.1' }] },
+    },
+    'POST /api/v1/agent/createTask/task': {
+      id_list: ['agent-x'],
+      data: { task: { name: 'collector', data: '{}', data_type: 5100 } },
+    },
+    'POST /api/v1/agent/createTask/ctrl': { id_list: ['agent-x'], data: { agent_ctrl: 1060 } },
+    'POST /api/v1/agent/createTask/delConfig': { id_list: ['agent-x'], data: ['collector'] },
+    'POST /api/v1/agent/controlTask': { task_id: '1700000000000000000abcdef', action: 'run' },
+    'POST /api/v1/agent/quickTask/task': { agent_id: 'agent-x', command: { agent_ctrl: 1060 } },
+    'POST /api/v1/agent/getTask/filter': { filter: [], condition: '$and' },
+    'POST /api/v1/agent/getSubTask/filter': {
+      filter: [{ key: 'task_id', rules: [{ operator: '$eq', value: '1700000000000000000abcdef' }] }],
+    },
+    'POST /api/v1/agent/updateSubTask': [
+      { token: 'aaaaaaaaaaaaaaaaaaaa', status: 'succeed', data_type: '5100' },
+    ],
+    'POST /api/fleet/tasks': { action: 'ctrl', id_list: ['agent-x'], data: { agent_ctrl: 1060 } },
+    'POST /api/fleet/tasks/:id/run': { rolling_percent: 1 },
   };
   const key = `${method} ${path}`;
   return {
@@ -165,7 +218,7 @@ test('every route × every caller: allowed or refused as the table says', async 
         failures.push(`${key} as ${caller.name}: unexpected HTTP ${r.status} ${r.text.slice(0, 120)}`);
       // Refusals keep each API's shape: Elkeid's envelope on /api/v1, {error,message} on /api/fleet.
       if (!allowed) {
-        if (route.path.startsWith('/api/v1')) assert.equal(r.json.code, 1, key);
+        if (/^\/api\/v\d\//.test(route.path)) assert.equal(r.json.code, 1, key);
         else assert.match(r.json.error, /^(unauthenticated|forbidden)$/, key);
       }
     }

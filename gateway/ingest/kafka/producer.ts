@@ -75,6 +75,12 @@ export interface ProducerOptions {
   topic: string;
   compression: CompressionName;
   partitioner: PartitionerKind;
+  /**
+   * TLS to the brokers (kafkajs' `ssl`): true verifies them against Node's default CAs (enough
+   * for Amazon MSK, whose broker certificates chain to Amazon Trust Services); `{ ca }` against
+   * the given PEM certificates. Plain data, so it crosses to the ingest workers as it is.
+   */
+  ssl?: boolean | { ca: string[] } | undefined;
   /** How long a batch collects records before it is sent; default 5 ms. */
   lingerMs?: number | undefined;
   /** A batch is sent as soon as it holds this many (estimated, uncompressed) bytes; default 1 MiB. */
@@ -246,6 +252,7 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
   const kafka = new Kafka({
     clientId: opts.clientId,
     brokers: opts.brokers,
+    ...(opts.ssl ? { ssl: opts.ssl } : {}),
     connectionTimeout: CONNECTION_TIMEOUT_MS,
     requestTimeout: requestTimeoutMs,
     enforceRequestTimeout: true,

@@ -6,7 +6,7 @@
  * they contain a comma, and a plugin name must match `^[a-z0-9_-]+$`.
  *
  * Task routes (createTask/*, controlTask, quickTask, getTask, getSubTask, getJob,
- * updateSubTask) belong to the dispatch module and are not served yet.
+ * updateSubTask) are in routes/tasks.ts.
  */
 import { FLEET_SCOPE, queryScope } from '../../store/fleet-items.js';
 import { type AgentItem, agentStatus, elkeidDoc, type GatewayInfo, ScanLimitError } from '../agents.js';
@@ -351,6 +351,42 @@ export function elkeidRoutes(deps: ManagerDeps): ManagerRoute[] {
           data[id] = { tags: (tags.get(id) ?? []).join(','), psm_name: '', psm_path: '', enhanced: 'false' };
         }
         return mgOk(data);
+      },
+    }),
+    r({
+      method: 'POST',
+      path: '/api/v6/component/GetComponentInstances',
+      access: 'callback',
+      audited: false,
+      summary:
+        "the agent's effective plugin config, as an AgentCenter asks at first heartbeat (§2.7): {agent_id,…} → [ConfigMsg]",
+      async handler(ctx) {
+        const body = ctx.body();
+        if (!isObject(body)) throw badRequest('the body must be an object');
+        const id = body.agent_id;
+        if (typeof id !== 'string' || id.length === 0 || id.length > 128) {
+          throw badRequest('agent_id must be a non-empty string of at most 128 characters');
+        }
+        for (const k of ['kernel_version', 'platform_family', 'arch'] as const) {
+          if (body[k] !== undefined && typeof body[k] !== 'string') throw badRequest(`${k} must be a string`);
+        }
+        const list = await deps.configs.effective(id, await deps.tags.ofAgent(id));
+        // No scope configured at all: a stock AgentCenter sends an empty list as an empty Config
+        // command, which uninstalls every plugin (§1.10). Say "nothing" instead, as our own
+        // gateways' config source does; it then sends nothing.
+        if (list === undefined) {
+          return mgFail(MgCode.DbNoRowAffected, [], { msg: 'no config is set for this agent' });
+        }
+        return mgOk(
+          list.map((c) => ({
+            name: c.name,
+            type: c.type,
+            signature: c.signature,
+            version: c.version,
+            sha256: c.sha256,
+            download_url: c.download_url,
+          })),
+        );
       },
     }),
     r({

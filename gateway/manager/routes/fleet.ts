@@ -3,10 +3,18 @@
  * statuses. Statistics and load control, per-tag and per-agent config overrides (Elkeid has no
  * API for them), agents by ID, users, API keys and the audit log.
  *
- * Load control here only stores the desired connection limit per gateway; gateways do not
- * enforce it yet (a later piece), and the answers say so (`enforced: false`).
+ * Load control stores the desired connection limit per gateway (`fleet#limit`, optionally with an
+ * expiry); each gateway re-reads it every few seconds and enforces it (gateway/agent/load-shedder.ts):
+ * admission stops at it, discovery is told, excess streams are ended at FLEETGATE_SHED_RATE.
+ * Rebalance sets limits from the live registry's mean so a skewed cluster evens out.
  */
-import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  type BatchGetCommandOutput,
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { FLEET_SCOPE } from '../../store/fleet-items.js';
 import { agentStatus, elkeidDoc } from '../agents.js';
 import { DAY_PATTERN, utcDay } from '../audit.js';
@@ -24,6 +32,12 @@ import { actor } from './elkeid.js';
 const GATEWAY_ID = /^[\x21-\x7e]{1,128}$/;
 const AGENT_ID = /^[\x21-\x7e]{1,128}$/;
 export const MAX_GATEWAY_LIMIT = 10_000_000;
+/** The registry name gateways register their agent port under (Elkeid's). */
+export const GATEWAY_SERVICE_NAME = 'hids_svr_grpc';
+/** Rebalance defaults: limits 10 % above the mean, for 10 minutes. */
+export const REBALANCE_SLACK = 0.1;
+export const REBALANCE_EXPIRES_S = 600;
+const MAX_LIMIT_EXPIRY_S = 7 * 86_400;
 
 const invalid = (message: string) => new HttpError(400, 5, message, 'invalid_parameter');
 const notFound = (message: string) => new HttpError(404, 6, message, 'not_found');
@@ -70,19 +84,76 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
   const { doc } = deps.store;
   const configsTable = deps.store.t.configs;
 
+  function limitView(gatewayId: string, item: Record<string, unknown> | undefined) {
+    const expiresAt = typeof item?.expiresAtMs === 'number' ? item.expiresAtMs : null;
+    // An expired limit is no limit: the gateways ignore it too.
+    const live = item !== undefined && (expiresAt === null || expiresAt > deps.now());
+    return {
+      gateway: gatewayId,
+      limit: live && typeof item?.limit === 'number' ? item.limit : null,
+      expires_at: live ? expiresAt : null,
+      updated_at: typeof item?.updatedAtMs === 'number' ? item.updatedAtMs : null,
+      updated_by: typeof item?.updatedBy === 'string' ? item.updatedBy : null,
+      enforced: true,
+    };
+  }
+
   async function readLimit(gatewayId: string) {
     const item = (
       await doc.send(
-        new GetCommand({ TableName: configsTable, Key: { scope: FLEET_SCOPE.limit, name: gatewayId } }),
+        new GetCommand({
+          TableName: configsTable,
+          Key: { scope: FLEET_SCOPE.limit, name: gatewayId },
+          ConsistentRead: true,
+        }),
       )
     ).Item;
-    return {
-      gateway: gatewayId,
-      limit: typeof item?.limit === 'number' ? item.limit : null,
-      updated_at: typeof item?.updatedAtMs === 'number' ? item.updatedAtMs : null,
-      updated_by: typeof item?.updatedBy === 'string' ? item.updatedBy : null,
-      enforced: false,
-    };
+    return limitView(gatewayId, item);
+  }
+
+  async function readLimits(ids: readonly string[]) {
+    const out = new Map<string, ReturnType<typeof limitView>>();
+    for (let i = 0; i < ids.length; i += 100) {
+      const keys = ids.slice(i, i + 100).map((name) => ({ scope: FLEET_SCOPE.limit, name }));
+      let request: Record<string, { Keys: Record<string, unknown>[] }> | undefined = {
+        [configsTable]: { Keys: keys },
+      };
+      for (let round = 0; request && round < 10; round++) {
+        const res: BatchGetCommandOutput = await doc.send(new BatchGetCommand({ RequestItems: request }));
+        for (const item of res.Responses?.[configsTable] ?? []) {
+          out.set(String(item.name), limitView(String(item.name), item));
+        }
+        const left: Record<string, unknown>[] | undefined = res.UnprocessedKeys?.[configsTable]?.Keys;
+        request = left && left.length > 0 ? { [configsTable]: { Keys: left } } : undefined;
+      }
+    }
+    for (const id of ids) if (!out.has(id)) out.set(id, limitView(id, undefined));
+    return out;
+  }
+
+  async function writeLimit(id: string, limit: number, by: string, expiresAtMs: number | undefined) {
+    await doc.send(
+      new PutCommand({
+        TableName: configsTable,
+        Item: {
+          scope: FLEET_SCOPE.limit,
+          name: id,
+          limit,
+          updatedAtMs: deps.now(),
+          updatedBy: by,
+          ...(expiresAtMs !== undefined ? { expiresAtMs } : {}),
+        },
+      }),
+    );
+  }
+
+  function expiryOf(b: Record<string, unknown>, def: number | undefined): number | undefined {
+    const v = b.expires_in_s;
+    if (v === undefined || v === null) return def === undefined ? undefined : deps.now() + def * 1000;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_LIMIT_EXPIRY_S) {
+      throw invalid(`expires_in_s must be an integer from 1 to ${MAX_LIMIT_EXPIRY_S}`);
+    }
+    return deps.now() + v * 1000;
   }
 
   const scopeRoutes = (base: string, scopeOf: (ctx: Ctx) => string, label: string): ManagerRoute[] => [
@@ -155,9 +226,11 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
       summary: 'gateways with their aggregates and desired limits',
       async handler() {
         const gateways = await deps.agents.gateways({ fresh: true });
+        const sorted = [...gateways.values()].sort((a, b) => a.gatewayId.localeCompare(b.gatewayId));
+        const limits = await readLimits(sorted.map((g) => g.gatewayId));
         const out = [];
-        for (const g of [...gateways.values()].sort((a, b) => a.gatewayId.localeCompare(b.gatewayId))) {
-          const limit = await readLimit(g.gatewayId);
+        for (const g of sorted) {
+          const limit = limits.get(g.gatewayId)!;
           out.push({
             id: g.gatewayId,
             control_addr: g.controlAddr ?? null,
@@ -169,6 +242,7 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
             abnormal: g.abnormal,
             silent: g.stale,
             desired_limit: limit.limit,
+            desired_limit_expires_at: limit.expires_at,
           });
         }
         return apiOk({ gateways: out });
@@ -186,7 +260,7 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
       path: '/api/fleet/gateways/:id/limit',
       access: 'write',
       maxBodyBytes: 4096,
-      summary: "set a gateway's desired connection limit (stored; not enforced yet)",
+      summary: "set a gateway's desired connection limit (enforced within seconds; optional expires_in_s)",
       async handler(ctx) {
         const id = param(ctx, 'id', GATEWAY_ID, 'gateway id');
         const b = objectBody(ctx);
@@ -194,21 +268,63 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
         if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0 || limit > MAX_GATEWAY_LIMIT) {
           throw invalid(`limit must be an integer from 0 to ${MAX_GATEWAY_LIMIT}`);
         }
-        await doc.send(
-          new PutCommand({
-            TableName: configsTable,
-            Item: {
-              scope: FLEET_SCOPE.limit,
-              name: id,
-              limit,
-              updatedAtMs: deps.now(),
-              updatedBy: actor(ctx),
-            },
-          }),
-        );
+        const expiresAtMs = expiryOf(b, undefined);
+        await writeLimit(id, limit, actor(ctx), expiresAtMs);
         ctx.audit.target = `gateway:${id}`;
-        ctx.audit.detail = { limit };
+        ctx.audit.detail = { limit, ...(expiresAtMs !== undefined ? { expiresAtMs } : {}) };
         return apiOk(await readLimit(id));
+      },
+    }),
+    r({
+      method: 'POST',
+      path: '/api/fleet/gateways/rebalance',
+      access: 'write',
+      maxBodyBytes: 4096,
+      summary: 'even out a skewed cluster: limits of mean × (1 + slack) for the gateways above it, expiring',
+      async handler(ctx) {
+        const raw = ctx.req.body.length === 0 ? {} : objectBody(ctx);
+        const slack = raw.slack ?? REBALANCE_SLACK;
+        if (typeof slack !== 'number' || !Number.isFinite(slack) || slack < 0 || slack > 10) {
+          throw invalid('slack must be a number from 0 to 10');
+        }
+        const dryRun = raw.dry_run ?? false;
+        if (typeof dryRun !== 'boolean') throw invalid('dry_run must be a boolean');
+        const expiresAtMs = expiryOf(raw, REBALANCE_EXPIRES_S)!;
+        const live = await deps.registry.list(GATEWAY_SERVICE_NAME);
+        const byId = new Map<string, number>();
+        for (const inst of live) byId.set(`${inst.ip}:${inst.port}`, inst.weight);
+        const ids = [...byId.keys()].sort();
+        const total = ids.reduce((n, id) => n + byId.get(id)!, 0);
+        const mean = ids.length > 0 ? total / ids.length : 0;
+        // Rounded first: 50 × 1.1 is 55.000000000000007 in binary floating point.
+        const target = Math.max(1, Math.ceil(Math.round(mean * (1 + slack) * 1e6) / 1e6));
+        const gateways = ids.map((id) => {
+          const connected = byId.get(id)!;
+          const over = ids.length > 1 && connected > target;
+          return { id, connected, limit: over ? target : null, excess: over ? connected - target : 0 };
+        });
+        const changed = gateways.filter((g) => g.limit !== null);
+        if (!dryRun) {
+          for (const g of changed) await writeLimit(g.id, g.limit!, actor(ctx), expiresAtMs);
+        }
+        ctx.audit.target = 'gateways';
+        ctx.audit.detail = {
+          dryRun,
+          gateways: ids.length,
+          total,
+          target,
+          expiresAtMs,
+          limited: changed.map((g) => `${g.id}=${g.limit}`),
+        };
+        return apiOk({
+          dry_run: dryRun,
+          gateways,
+          total,
+          mean,
+          target,
+          expires_at: expiresAtMs,
+          moved: changed.reduce((n, g) => n + g.excess, 0),
+        });
       },
     }),
     r({

@@ -140,7 +140,10 @@ export interface TaskService {
   get(taskId: string): Promise<TaskView | undefined>;
   /** Newest first; `cursor` pages (the v1 routes turn it into Elkeid's page numbers). */
   list(opts: { limit: number; cursor?: string }): Promise<{ items: TaskView[]; cursor?: string }>;
-  subtasks(taskId: string, opts: { limit: number; cursor?: string }): Promise<{ items: SubtaskView[]; cursor?: string }>;
+  subtasks(
+    taskId: string,
+    opts: { limit: number; cursor?: string },
+  ): Promise<{ items: SubtaskView[]; cursor?: string }>;
   /** Gateway callback: results by token. Unknown tokens are counted, not errors. */
   applyResults(items: readonly ResultItem[]): Promise<{ applied: number; unknown: number; ignored: number }>;
   quick(input: QuickTaskInput): Promise<{ token: string; result: string }>;

@@ -19,7 +19,9 @@ module "fleetgate" {
   alarm_emails      = var.alarm_emails
 
   # Built by `npm run build:lambda` at the repository's root.
-  discovery_package_path = "${path.root}/../../../../dist/lambda/discovery.zip"
+  discovery_package_path  = "${path.root}/../../../../dist/lambda/discovery.zip"
+  manager_package_path    = "${path.root}/../../../../dist/lambda/manager.zip"
+  dispatcher_package_path = "${path.root}/../../../../dist/lambda/dispatcher.zip"
 
   tags = {
     Project = "fleetgate"

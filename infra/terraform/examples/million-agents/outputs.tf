@@ -18,6 +18,21 @@ output "aksk_secret_name" {
   value       = module.fleetgate.aksk_secret_name
 }
 
+output "manager_secret_name" {
+  description = "Secret for FLEETGATE_MANAGER_SECRET."
+  value       = module.fleetgate.manager_secret_name
+}
+
+output "discovery_http_address" {
+  description = "host:8088 of plain-HTTP discovery for stock agents."
+  value       = module.fleetgate.discovery_http_address
+}
+
+output "manager_url" {
+  description = "HTTPS base URL of the manager API."
+  value       = module.fleetgate.manager_url
+}
+
 output "sizing" {
   description = "What the sizing derived."
   value       = module.fleetgate.sizing

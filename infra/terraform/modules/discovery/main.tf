@@ -1,72 +1,29 @@
 ################################################################################
-# Discovery as a Lambda function behind an API Gateway HTTP API ($default stage)
+# Discovery as a Lambda function behind an API Gateway HTTP API ($default stage), and an
+# Application Load Balancer listening for plain HTTP on 8088
 #
 # gateway/discovery/lambda.ts `handler` answers the Elkeid SD API (/registry/*) over the same
-# DynamoDB registry the long-lived `fleetgate discovery` uses. The $default stage matters: on a
-# named stage API Gateway puts the stage into rawPath, which is also what AK/SK clients sign.
+# DynamoDB registry the long-lived `fleetgate discovery` uses.
 #
-# The API is HTTPS only (API Gateway accepts no plain HTTP); stock Elkeid agents ask discovery
-# over plain HTTP. docs/deploy.md ("How agents find a gateway") covers both.
+# - HTTP API (HTTPS): what the gateways register with (FLEETGATE_SD_ADDRS = its URL, requests
+#   signed with the AK/SK pairs of the <name>/aksk secret, which the function reads at cold start).
+# - ALB, HTTP on 8088: stock Elkeid agents ask discovery over plain HTTP
+#   (`GET http://<sd>:8088/registry/detail?name=hids_svr_grpc&count=10`, elkeid-protocol.md
+#   §1.8), which API Gateway cannot answer. The balancer invokes the same function (the adapter
+#   in gateway/http/lambda-adapter.ts serves ALB events too).
 ################################################################################
-
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
-
-data "aws_ec2_managed_prefix_list" "dynamodb" {
-  name = "com.amazonaws.${data.aws_region.current.region}.dynamodb"
-}
 
 locals {
-  create        = var.create
-  function_name = var.name
+  create      = var.create
+  create_alb  = var.create && var.create_http_listener
+  http_port   = 8088
+  alb_subnets = var.http_listener_internal ? var.private_subnet_ids : var.public_subnet_ids
 }
 
-resource "aws_cloudwatch_log_group" "function" {
-  count = local.create ? 1 : 0
-
-  name              = "/aws/lambda/${local.function_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-
-  tags = var.tags
-}
-
-resource "aws_cloudwatch_log_group" "api" {
-  count = local.create ? 1 : 0
-
-  name              = "/fleetgate/${var.name}/api-access"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-
-  tags = var.tags
-}
-
-################################################################################
-# IAM: the registry table and the function's own log group, nothing else
-################################################################################
-
-data "aws_iam_policy_document" "assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["lambda.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-}
-
-data "aws_iam_policy_document" "function" {
-  count = local.create ? 1 : 0
-
-  # gateway/discovery/registry-store.ts: Query a service name; Scan the small table for names and
-  # the summary (cached); conditional Update, then Put, per registration; Delete and
-  # BatchWrite(Delete) on evict.
+# gateway/discovery/registry-store.ts: Query a service name; Scan the small table for names and
+# the summary (cached); conditional Update, then Put, per registration; Delete and
+# BatchWrite(Delete) on evict.
+data "aws_iam_policy_document" "registry" {
   statement {
     sid = "RegistryTable"
     actions = [
@@ -79,200 +36,216 @@ data "aws_iam_policy_document" "function" {
     ]
     resources = [var.registry_table_arn]
   }
-
-  statement {
-    sid = "OwnLogs"
-    actions = [
-      "logs:CreateLogStream",
-      "logs:PutLogEvents",
-    ]
-    resources = ["${aws_cloudwatch_log_group.function[0].arn}:*"]
-  }
-
-  statement {
-    sid       = "EnvironmentKey"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
-  }
-
-  # X-Ray accepts no resource but "*" for these two write actions.
-  statement {
-    sid = "Tracing"
-    actions = [
-      "xray:PutTraceSegments",
-      "xray:PutTelemetryRecords",
-    ]
-    resources = ["*"]
-  }
 }
 
-resource "aws_iam_role" "function" {
-  count = local.create ? 1 : 0
+module "function" {
+  source = "../function"
 
-  name_prefix        = "${var.name}-"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
+  create               = local.create
+  name                 = var.name
+  description          = "fleetgate service discovery (Elkeid SD API: /registry/*, /endpoint/*, /ping) over the DynamoDB registry"
+  package_path         = var.package_path
+  handler              = var.handler
+  runtime              = var.runtime
+  architecture         = var.architecture
+  memory_size          = var.memory_size
+  timeout              = var.timeout
+  reserved_concurrency = var.reserved_concurrency
+  policy_json          = data.aws_iam_policy_document.registry.json
+  secrets              = { FLEETGATE_AKSK_SECRET_ARN = var.aksk_secret_arn }
+  table_prefix         = var.table_prefix
+  log_level            = var.log_level
+  vpc_id               = var.vpc_id
+  vpc_cidr_block       = var.vpc_cidr_block
+  vpc_egress_ports     = [443] # the Secrets Manager endpoint
+  subnet_ids           = var.subnet_ids
+
+  create_http_api        = true
+  throttling_rate_limit  = var.throttling_rate_limit
+  throttling_burst_limit = var.throttling_burst_limit
+
+  log_retention_days = var.log_retention_days
+  kms_key_arn        = var.kms_key_arn
 
   tags = var.tags
 }
 
-resource "aws_iam_role_policy" "function" {
-  count = local.create ? 1 : 0
-
-  name   = "discovery"
-  role   = aws_iam_role.function[0].id
-  policy = data.aws_iam_policy_document.function[0].json
-}
-
-# Network interfaces in the VPC (AWS's managed policy for exactly this).
-resource "aws_iam_role_policy_attachment" "vpc" {
-  count = local.create ? 1 : 0
-
-  role       = aws_iam_role.function[0].name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-}
-
 ################################################################################
-# Function
+# Application Load Balancer: plain HTTP on 8088 for stock agents
 ################################################################################
 
-resource "aws_security_group" "function" {
-  count = local.create ? 1 : 0
+resource "aws_security_group" "alb" {
+  count = local.create_alb ? 1 : 0
 
-  name_prefix = "${var.name}-"
-  description = "fleetgate discovery function: HTTPS to DynamoDB only"
+  name_prefix = "${var.name}-alb-"
+  description = "fleetgate discovery balancer: agents' plain-HTTP discovery requests on ${local.http_port}"
   vpc_id      = var.vpc_id
 
-  tags = merge(var.tags, { Name = var.name })
+  tags = merge(var.tags, { Name = "${var.name}-alb" })
 
   lifecycle {
     create_before_destroy = true
   }
 }
 
-resource "aws_vpc_security_group_egress_rule" "dynamodb" {
-  count = local.create ? 1 : 0
+resource "aws_vpc_security_group_ingress_rule" "alb_agents" {
+  for_each = local.create_alb ? toset(var.agent_cidr_blocks) : toset([])
 
-  security_group_id = aws_security_group.function[0].id
-  description       = "DynamoDB through the VPC gateway endpoint"
-  prefix_list_id    = data.aws_ec2_managed_prefix_list.dynamodb.id
+  security_group_id = aws_security_group.alb[0].id
+  description       = "Agents asking discovery (GET /registry/detail)"
+  cidr_ipv4         = each.value
   ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
+  from_port         = local.http_port
+  to_port           = local.http_port
 }
 
-resource "aws_lambda_function" "this" {
-  count = local.create ? 1 : 0
+# The balancer invokes the function through the Lambda API, not over the network: no egress.
 
-  # checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway only; a dead-letter queue applies to asynchronous invocations.
-  # checkov:skip=CKV_AWS_272:The zip is built from this repository by npm run build:lambda in the same pipeline that applies it; code signing would need a signing profile outside this stack.
-  function_name    = local.function_name
-  description      = "fleetgate service discovery (Elkeid SD API) over the DynamoDB registry"
-  role             = aws_iam_role.function[0].arn
-  filename         = var.package_path
-  source_code_hash = filebase64sha256(var.package_path)
-  handler          = var.handler
-  runtime          = var.runtime
-  architectures    = [var.architecture]
-  memory_size      = var.memory_size
-  timeout          = var.timeout
-  kms_key_arn      = var.kms_key_arn
+resource "aws_lb" "http" {
+  count = local.create_alb ? 1 : 0
 
-  reserved_concurrent_executions = var.reserved_concurrency
-
-  environment {
-    variables = {
-      FLEETGATE_TABLE_PREFIX = var.table_prefix
-      FLEETGATE_LOG_LEVEL    = var.log_level
-      NODE_OPTIONS           = "--enable-source-maps"
-    }
-  }
-
-  vpc_config {
-    subnet_ids         = var.subnet_ids
-    security_group_ids = [aws_security_group.function[0].id]
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  logging_config {
-    log_format = "Text"
-    log_group  = aws_cloudwatch_log_group.function[0].name
-  }
-
-  tags = var.tags
-
-  depends_on = [aws_iam_role_policy.function, aws_iam_role_policy_attachment.vpc]
-}
-
-################################################################################
-# HTTP API, $default stage and route
-################################################################################
-
-resource "aws_apigatewayv2_api" "this" {
-  count = local.create ? 1 : 0
-
-  name          = var.name
-  description   = "fleetgate discovery (Elkeid SD API: /registry/*, /endpoint/*, /ping)"
-  protocol_type = "HTTP"
+  # checkov:skip=CKV_AWS_91:The only target is the function, whose log group records every request it answers (and X-Ray traces it); access logs would need a bucket for the same lines.
+  # checkov:skip=CKV2_AWS_20:Stock Elkeid agents speak plain HTTP to discovery and follow no redirect; HTTPS clients (the gateways) use the HTTP API instead.
+  # checkov:skip=CKV2_AWS_28:WAF is for public web applications; this balancer answers one read-only, unauthenticated GET that returns gateway addresses, rate-limited by the function's reserved concurrency.
+  name                       = substr("${var.name}-http", 0, 32)
+  load_balancer_type         = "application"
+  internal                   = var.http_listener_internal
+  subnets                    = local.alb_subnets
+  security_groups            = [aws_security_group.alb[0].id]
+  drop_invalid_header_fields = true
+  enable_deletion_protection = true
+  idle_timeout               = 30
 
   tags = var.tags
 }
 
-resource "aws_apigatewayv2_integration" "this" {
-  count = local.create ? 1 : 0
+resource "aws_lb_target_group" "function" {
+  count = local.create_alb ? 1 : 0
 
-  api_id                 = aws_apigatewayv2_api.this[0].id
-  integration_type       = "AWS_PROXY"
-  integration_uri        = aws_lambda_function.this[0].invoke_arn
-  payload_format_version = "2.0"
-  timeout_milliseconds   = 10000
-}
+  name_prefix = "fgsd-"
+  target_type = "lambda"
 
-resource "aws_apigatewayv2_route" "default" {
-  count = local.create ? 1 : 0
+  # Single-value headers (the adapter answers in the mode of the event it receives).
+  lambda_multi_value_headers_enabled = false
 
-  # checkov:skip=CKV_AWS_309:Elkeid's SD API is unauthenticated for reads (agents ask /registry/detail without credentials); register and evict are AK/SK-signed and verified by the handler itself.
-  api_id    = aws_apigatewayv2_api.this[0].id
-  route_key = "$default"
-  target    = "integrations/${aws_apigatewayv2_integration.this[0].id}"
-}
-
-resource "aws_apigatewayv2_stage" "default" {
-  count = local.create ? 1 : 0
-
-  api_id      = aws_apigatewayv2_api.this[0].id
-  name        = "$default"
-  auto_deploy = true
-
-  default_route_settings {
-    throttling_rate_limit  = var.throttling_rate_limit
-    throttling_burst_limit = var.throttling_burst_limit
-  }
-
-  access_log_settings {
-    destination_arn = aws_cloudwatch_log_group.api[0].arn
-    format = jsonencode({
-      requestId = "$context.requestId"
-      ip        = "$context.identity.sourceIp"
-      method    = "$context.httpMethod"
-      path      = "$context.path"
-      status    = "$context.status"
-      latencyMs = "$context.responseLatency"
-      error     = "$context.integrationErrorMessage"
-    })
+  health_check {
+    enabled             = true
+    path                = "/ping"
+    matcher             = "200"
+    interval            = 60
+    timeout             = 30
+    healthy_threshold   = 2
+    unhealthy_threshold = 3
   }
 
   tags = var.tags
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
-resource "aws_lambda_permission" "api" {
-  count = local.create ? 1 : 0
+resource "aws_lambda_permission" "alb" {
+  count = local.create_alb ? 1 : 0
 
-  statement_id  = "AllowHttpApi"
+  statement_id  = "AllowDiscoveryBalancer"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.this[0].function_name
-  principal     = "apigateway.amazonaws.com"
-  source_arn    = "${aws_apigatewayv2_api.this[0].execution_arn}/*/$default"
+  function_name = module.function.function_name
+  principal     = "elasticloadbalancing.amazonaws.com"
+  source_arn    = aws_lb_target_group.function[0].arn
+}
+
+resource "aws_lb_target_group_attachment" "function" {
+  count = local.create_alb ? 1 : 0
+
+  target_group_arn = aws_lb_target_group.function[0].arn
+  target_id        = module.function.function_arn
+
+  depends_on = [aws_lambda_permission.alb]
+}
+
+resource "aws_lb_listener" "http" {
+  count = local.create_alb ? 1 : 0
+
+  # checkov:skip=CKV_AWS_2:Plain HTTP on purpose: stock Elkeid agents ask discovery over http:// only (elkeid-protocol.md §1.8). The answer holds gateway addresses, which the agents then reach over mutual TLS.
+  # checkov:skip=CKV_AWS_103:Same: no TLS on this listener, so there is no TLS policy to set.
+  load_balancer_arn = aws_lb.http[0].arn
+  port              = local.http_port
+  protocol          = "HTTP"
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.function[0].arn
+  }
+
+  tags = var.tags
+}
+
+################################################################################
+# Before the function, its role and its HTTP API moved into modules/function
+################################################################################
+
+moved {
+  from = aws_cloudwatch_log_group.function[0]
+  to   = module.function.aws_cloudwatch_log_group.this["function"]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.api[0]
+  to   = module.function.aws_cloudwatch_log_group.this["api"]
+}
+
+moved {
+  from = aws_iam_role.function[0]
+  to   = module.function.aws_iam_role.this[0]
+}
+
+moved {
+  from = aws_iam_role_policy.function[0]
+  to   = module.function.aws_iam_role_policy.this["function"]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.vpc[0]
+  to   = module.function.aws_iam_role_policy_attachment.vpc[0]
+}
+
+moved {
+  from = aws_security_group.function[0]
+  to   = module.function.aws_security_group.this[0]
+}
+
+moved {
+  from = aws_vpc_security_group_egress_rule.dynamodb[0]
+  to   = module.function.aws_vpc_security_group_egress_rule.dynamodb[0]
+}
+
+moved {
+  from = aws_lambda_function.this[0]
+  to   = module.function.aws_lambda_function.this[0]
+}
+
+moved {
+  from = aws_apigatewayv2_api.this[0]
+  to   = module.function.aws_apigatewayv2_api.this[0]
+}
+
+moved {
+  from = aws_apigatewayv2_integration.this[0]
+  to   = module.function.aws_apigatewayv2_integration.this[0]
+}
+
+moved {
+  from = aws_apigatewayv2_route.default[0]
+  to   = module.function.aws_apigatewayv2_route.default[0]
+}
+
+moved {
+  from = aws_apigatewayv2_stage.default[0]
+  to   = module.function.aws_apigatewayv2_stage.default[0]
+}
+
+moved {
+  from = aws_lambda_permission.api[0]
+  to   = module.function.aws_lambda_permission.api[0]
 }

@@ -1,29 +1,39 @@
 output "function_name" {
   description = "Name of the discovery function."
-  value       = try(aws_lambda_function.this[0].function_name, "")
+  value       = module.function.function_name
 }
 
 output "function_arn" {
   description = "ARN of the discovery function."
-  value       = try(aws_lambda_function.this[0].arn, "")
+  value       = module.function.function_arn
 }
 
 output "role_arn" {
   description = "ARN of the function's execution role."
-  value       = try(aws_iam_role.function[0].arn, "")
+  value       = module.function.role_arn
 }
 
 output "api_endpoint" {
-  description = "HTTPS base URL of the discovery API ($default stage), e.g. <endpoint>/registry/detail?name=hids_svr_grpc&count=10."
-  value       = try(aws_apigatewayv2_api.this[0].api_endpoint, "")
+  description = "HTTPS base URL of the discovery API ($default stage), e.g. <endpoint>/registry/detail?name=hids_svr_grpc&count=10; the gateways' FLEETGATE_SD_ADDRS."
+  value       = module.function.api_endpoint
 }
 
 output "api_id" {
   description = "ID of the HTTP API (the ApiId dimension of its CloudWatch metrics)."
-  value       = try(aws_apigatewayv2_api.this[0].id, "")
+  value       = module.function.api_id
 }
 
 output "log_group_name" {
   description = "Log group of the function."
-  value       = try(aws_cloudwatch_log_group.function[0].name, "")
+  value       = module.function.log_group_name
+}
+
+output "http_address" {
+  description = "host:8088 of the plain-HTTP discovery balancer: the agents' serviceDiscoveryHost (empty when not created)."
+  value       = try(format("%s:%d", aws_lb.http[0].dns_name, local.http_port), "")
+}
+
+output "http_load_balancer_arn_suffix" {
+  description = "ARN suffix of the 8088 balancer (the LoadBalancer dimension of its CloudWatch metrics)."
+  value       = try(aws_lb.http[0].arn_suffix, "")
 }

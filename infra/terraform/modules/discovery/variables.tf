@@ -55,6 +55,11 @@ variable "reserved_concurrency" {
   default     = 80
 }
 
+variable "aksk_secret_arn" {
+  description = "ARN of the AK/SK secret (<name>/aksk): the function reads it at cold start (FLEETGATE_AKSK_SECRET_ARN) to verify signed registrations and evictions."
+  type        = string
+}
+
 variable "registry_table_arn" {
   description = "ARN of the registry table (the only table discovery reads and writes)."
   type        = string
@@ -76,9 +81,44 @@ variable "vpc_id" {
   type        = string
 }
 
+variable "vpc_cidr_block" {
+  description = "CIDR of the VPC (the Secrets Manager interface endpoint is reached inside it)."
+  type        = string
+}
+
 variable "subnet_ids" {
   description = "Private subnets of the function's network interfaces."
   type        = list(string)
+}
+
+variable "create_http_listener" {
+  description = "Create the Application Load Balancer with a plain-HTTP listener on 8088 in front of the function, for stock Elkeid agents (which ask discovery over http:// only)."
+  type        = bool
+  default     = true
+}
+
+variable "http_listener_internal" {
+  description = "Whether the 8088 balancer is internal (private subnets: agents reach the VPC privately) or internet-facing (public subnets)."
+  type        = bool
+  default     = true
+}
+
+variable "private_subnet_ids" {
+  description = "Private subnets of an internal 8088 balancer (one per zone)."
+  type        = list(string)
+  default     = []
+}
+
+variable "public_subnet_ids" {
+  description = "Public subnets of an internet-facing 8088 balancer (one per zone)."
+  type        = list(string)
+  default     = []
+}
+
+variable "agent_cidr_blocks" {
+  description = "Networks the agents ask discovery from (ingress to the 8088 balancer)."
+  type        = list(string)
+  default     = []
 }
 
 variable "throttling_rate_limit" {

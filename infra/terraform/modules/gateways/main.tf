@@ -27,6 +27,10 @@ locals {
       AWS_REGION                  = data.aws_region.current.region
     },
     var.kafka_brokers != "" ? { FLEETGATE_KAFKA_BROKERS = var.kafka_brokers } : {},
+    # MSK's TLS listener (9094); its certificates chain to Amazon Trust Services, which Node's
+    # default CAs hold, so no FLEETGATE_KAFKA_CA_FILE is needed.
+    var.kafka_tls ? { FLEETGATE_KAFKA_TLS = "1" } : {},
+    # The discovery API's HTTPS URL: registrations are AK/SK-signed with FLEETGATE_AKSK (below).
     length(var.discovery_addrs) > 0 ? { FLEETGATE_SD_ADDRS = join(",", var.discovery_addrs) } : {},
     var.extra_environment,
   )
@@ -250,9 +254,13 @@ resource "aws_iam_role_policy" "execution_secrets" {
   policy = data.aws_iam_policy_document.execution_secrets.json
 }
 
-# Task role: what the running containers may do. The gateway of this build calls no AWS API
-# (it registers with discovery over HTTP and produces to Kafka); only the metrics sidecar
-# writes its embedded-metric-format log events. No DynamoDB table: none is used yet.
+# Task role: what the running containers may do. The gateway registers with discovery over HTTPS
+# (no registry table) and produces to Kafka over TLS; with AWS_REGION set it opens the DynamoDB
+# tables (gateway/cli/serve-command.ts, never creating them) for agent status, the connection
+# limit, the configs pushed at first heartbeat and task results. The metrics sidecar writes its
+# embedded-metric-format log events. DynamoDB is granted action by action, table by table and
+# index by index, from what those modules send: test/integration/infra-terraform.test.ts holds
+# the grants against the code.
 resource "aws_iam_role" "task" {
   count = local.create ? 1 : 0
 
@@ -276,6 +284,61 @@ data "aws_iam_policy_document" "task" {
       aws_cloudwatch_log_group.metrics[0].arn,
       "${aws_cloudwatch_log_group.metrics[0].arn}:log-stream:*",
     ]
+  }
+
+  # manager/agent-status-writer.ts: connect, disconnect and stale marks (conditional UpdateItem)
+  # and the full agent items (BatchWriteItem, 25 a request).
+  statement {
+    sid = "AgentStatus"
+    actions = [
+      "dynamodb:UpdateItem",
+      "dynamodb:BatchWriteItem",
+    ]
+    resources = [var.table_arns["agents"]]
+  }
+
+  # An agent's tags (byAgent): agent-status-writer.ts for the aggregates, configs.ts
+  # createStoreConfigSource for the config pushed at first heartbeat. The tags table itself is
+  # never read or written here.
+  statement {
+    sid       = "TagsByAgent"
+    actions   = ["dynamodb:Query"]
+    resources = [var.index_arns["tags"]["byAgent"]]
+  }
+
+  # configs: the gateway's aggregate (fleet#gateway: PutItem every 30 s, DeleteItem at shutdown),
+  # its desired limit (fleet#limit: GetItem), the agents counter (fleet#counter: UpdateItem ADD)
+  # and the config scopes merged for the first-heartbeat push (Query; configs.ts).
+  statement {
+    sid = "Configs"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:Query",
+    ]
+    resources = [var.table_arns["configs"]]
+  }
+
+  # manager/tasks/results.ts (through result-sink.ts deliverDirect): the subtask of a result's
+  # token (byToken), its state and result (conditional UpdateItem), then the chunk head's
+  # dirty mark (UpdateItem ADD). The tasks table is not touched.
+  statement {
+    sid = "TaskResults"
+    actions = [
+      "dynamodb:UpdateItem",
+    ]
+    resources = [
+      var.table_arns["subtasks"],
+      var.table_arns["chunks"],
+    ]
+  }
+
+  statement {
+    sid       = "SubtaskByToken"
+    actions   = ["dynamodb:Query"]
+    resources = [var.index_arns["subtasks"]["byToken"]]
   }
 }
 

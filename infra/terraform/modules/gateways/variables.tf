@@ -194,6 +194,12 @@ variable "kafka_brokers" {
   default     = ""
 }
 
+variable "kafka_tls" {
+  description = "Speak TLS to the brokers (FLEETGATE_KAFKA_TLS=1): true for MSK's TLS listener (9094)."
+  type        = bool
+  default     = true
+}
+
 variable "kafka_topic" {
   description = "FLEETGATE_KAFKA_TOPIC."
   type        = string
@@ -207,15 +213,25 @@ variable "kafka_compression" {
 }
 
 variable "discovery_addrs" {
-  description = "FLEETGATE_SD_ADDRS: discovery nodes the gateways register with (host:port, plain HTTP as Elkeid's). Empty: gateways do not register (agents reach them through the balancer)."
+  description = "FLEETGATE_SD_ADDRS: discovery the gateways register with, AK/SK-signed: https:// URLs (the discovery HTTP API) or host:port (plain HTTP, as Elkeid's SD). Empty: gateways do not register (agents reach them through the balancer)."
   type        = list(string)
   default     = []
 }
 
 variable "table_prefix" {
-  description = "FLEETGATE_TABLE_PREFIX (for the tables the gateway will use; the gateway of this build uses none)."
+  description = "FLEETGATE_TABLE_PREFIX: the prefix of the tables module's tables (agent status, configs, task results)."
   type        = string
   default     = "fleetgate-"
+}
+
+variable "table_arns" {
+  description = "Table ARN per table key of gateway/store/schema.ts (module.tables.table_arns); the task role is granted agents, configs, subtasks and chunks."
+  type        = map(string)
+}
+
+variable "index_arns" {
+  description = "Index ARN per table key and index name (module.tables.index_arns); the task role queries tags byAgent and subtasks byToken."
+  type        = map(map(string))
 }
 
 variable "log_level" {

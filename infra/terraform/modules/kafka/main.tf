@@ -8,6 +8,10 @@
 # becomes leader and drops acknowledged records.
 ################################################################################
 
+locals {
+  client_ports = var.client_broker_encryption == "TLS" ? [9094] : [9092, 9094]
+}
+
 resource "aws_msk_configuration" "this" {
   count = var.create ? 1 : 0
 
@@ -48,11 +52,11 @@ resource "aws_security_group" "this" {
   }
 }
 
-# 9092: plaintext inside the VPC, which the gateway's producer speaks today (kafkajs without
-# ssl; see README "Kafka output"). 9094: TLS, for consumers that can.
+# 9094: TLS (the gateways' producer with FLEETGATE_KAFKA_TLS=1). 9092, plaintext, only when
+# client_broker_encryption is TLS_PLAINTEXT (consumers that cannot speak TLS).
 # Keyed by position: the groups' IDs are only known after they are created.
 resource "aws_vpc_security_group_ingress_rule" "from_clients" {
-  for_each = var.create ? { for pair in setproduct(range(length(var.client_security_group_ids)), [9092, 9094]) : "${pair[0]}-${pair[1]}" => pair } : {}
+  for_each = var.create ? { for pair in setproduct(range(length(var.client_security_group_ids)), local.client_ports) : "${pair[0]}-${pair[1]}" => pair } : {}
 
   security_group_id            = aws_security_group.this[0].id
   description                  = "Kafka from fleetgate gateways (port ${each.value[1]})"
@@ -63,7 +67,7 @@ resource "aws_vpc_security_group_ingress_rule" "from_clients" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "from_cidrs" {
-  for_each = var.create ? { for pair in setproduct(var.client_cidr_blocks, [9092, 9094]) : "${pair[0]}-${pair[1]}" => pair } : {}
+  for_each = var.create ? { for pair in setproduct(var.client_cidr_blocks, local.client_ports) : "${pair[0]}-${pair[1]}" => pair } : {}
 
   security_group_id = aws_security_group.this[0].id
   description       = "Kafka from consumers (port ${each.value[1]})"
@@ -91,8 +95,8 @@ resource "aws_vpc_security_group_egress_rule" "within_vpc" {
 resource "aws_msk_cluster" "this" {
   count = var.create ? 1 : 0
 
-  # checkov:skip=CKV_AWS_81:client_broker is TLS_PLAINTEXT on purpose: the gateway's producer (kafkajs, gateway/ingest/kafka/producer.ts) has no TLS option yet, so it uses 9092 inside the private subnets behind the security group; 9094 serves TLS clients, and broker-to-broker traffic is TLS.
-  # checkov:skip=CKV_AWS_291:Same reason: unauthenticated access is limited to the gateways' security group in private subnets until the producer supports SASL/IAM or mTLS.
+  # checkov:skip=CKV_AWS_81:Encryption at rest (the stack key) and between brokers is on; client_broker is client_broker_encryption, TLS by default, which checkov cannot resolve through the variable. TLS_PLAINTEXT is an explicit opt-in for consumers without TLS.
+  # checkov:skip=CKV_AWS_291:Clients are not authenticated by the brokers (no SASL/IAM or mTLS): TLS encrypts and authenticates the brokers, and only the gateways' security group and client_cidr_blocks reach them, inside private subnets.
   cluster_name           = var.name
   kafka_version          = var.kafka_version
   number_of_broker_nodes = var.broker_count
@@ -129,7 +133,7 @@ resource "aws_msk_cluster" "this" {
     encryption_at_rest_kms_key_arn = var.kms_key_arn
 
     encryption_in_transit {
-      client_broker = "TLS_PLAINTEXT"
+      client_broker = var.client_broker_encryption
       in_cluster    = true
     }
   }

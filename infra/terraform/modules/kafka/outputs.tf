@@ -9,12 +9,12 @@ output "cluster_name" {
 }
 
 output "bootstrap_brokers" {
-  description = "Plaintext bootstrap brokers (host:9092,...), the value of FLEETGATE_KAFKA_BROKERS."
+  description = "Plaintext bootstrap brokers (host:9092,...); empty when client_broker_encryption is TLS."
   value       = try(aws_msk_cluster.this[0].bootstrap_brokers, "")
 }
 
 output "bootstrap_brokers_tls" {
-  description = "TLS bootstrap brokers (host:9094,...) for consumers that speak TLS."
+  description = "TLS bootstrap brokers (host:9094,...): the gateways' FLEETGATE_KAFKA_BROKERS (with FLEETGATE_KAFKA_TLS=1) and consumers'."
   value       = try(aws_msk_cluster.this[0].bootstrap_brokers_tls, "")
 }
 
@@ -31,4 +31,9 @@ output "topic" {
 output "configuration_arn" {
   description = "ARN of the broker configuration carrying the topic defaults."
   value       = try(aws_msk_configuration.this[0].arn, "")
+}
+
+output "tls" {
+  description = "Whether clients must speak TLS (FLEETGATE_KAFKA_TLS=1)."
+  value       = var.client_broker_encryption == "TLS"
 }

@@ -115,3 +115,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "client_broker_encryption" {
+  description = "Encryption between clients and brokers: TLS (default; the gateways set FLEETGATE_KAFKA_TLS=1 and use port 9094) or TLS_PLAINTEXT (also opens plaintext 9092, for consumers without TLS)."
+  type        = string
+  default     = "TLS"
+
+  validation {
+    condition     = contains(["TLS", "TLS_PLAINTEXT"], var.client_broker_encryption)
+    error_message = "client_broker_encryption is TLS or TLS_PLAINTEXT."
+  }
+}

@@ -127,8 +127,8 @@ resource "aws_route_table_association" "private" {
   route_table_id = aws_route_table.private[each.key].id
 }
 
-# DynamoDB through a gateway endpoint: the registry renewals and discovery reads stay off the
-# NAT gateways (no per-GB charge, no dependency on them).
+# DynamoDB through a gateway endpoint: the registry renewals, discovery reads and the gateways'
+# agent status writes stay off the NAT gateways (no per-GB charge, no dependency on them).
 resource "aws_vpc_endpoint" "dynamodb" {
   count = local.create ? 1 : 0
 
@@ -141,6 +141,46 @@ resource "aws_vpc_endpoint" "dynamodb" {
 }
 
 data "aws_region" "current" {}
+
+# Secrets Manager through an interface endpoint: the Lambda functions read their secrets at cold
+# start without leaving the VPC (their security groups allow 443 inside it and nothing else).
+resource "aws_security_group" "endpoints" {
+  count = local.create && length(var.interface_endpoints) > 0 ? 1 : 0
+
+  name_prefix = "${var.name}-endpoints-"
+  description = "fleetgate VPC interface endpoints: HTTPS from inside the VPC"
+  vpc_id      = aws_vpc.this[0].id
+
+  tags = merge(var.tags, { Name = "${var.name}-endpoints" })
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints" {
+  count = local.create && length(var.interface_endpoints) > 0 ? 1 : 0
+
+  security_group_id = aws_security_group.endpoints[0].id
+  description       = "HTTPS to the AWS APIs from the VPC"
+  cidr_ipv4         = aws_vpc.this[0].cidr_block
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+resource "aws_vpc_endpoint" "interface" {
+  for_each = local.create ? toset(var.interface_endpoints) : toset([])
+
+  vpc_id              = aws_vpc.this[0].id
+  service_name        = "com.amazonaws.${data.aws_region.current.region}.${each.value}"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = [for s in aws_subnet.private : s.id]
+  security_group_ids  = [aws_security_group.endpoints[0].id]
+  private_dns_enabled = true
+
+  tags = merge(var.tags, { Name = "${var.name}-${each.value}" })
+}
 
 ################################################################################
 # Flow logs

@@ -59,3 +59,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "interface_endpoints" {
+  description = "AWS services reached through VPC interface endpoints (private DNS on) from the private subnets. secretsmanager: the Lambda functions read their secrets at cold start without a route out of the VPC."
+  type        = list(string)
+  default     = ["secretsmanager"]
+}

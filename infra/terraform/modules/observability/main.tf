@@ -12,6 +12,58 @@ locals {
     timed_out  = "m2"
     closed     = "m3"
   }
+
+  # function key => (function name, what its errors and throttles mean)
+  functions = merge(
+    {
+      discovery = {
+        name     = var.discovery_function_name
+        errors   = "The discovery function failed invocations (it answers store failures itself with stale answers or 503; Errors are crashes and timeouts)."
+        throttle = "Discovery invocations refused for lack of concurrency (reserved_concurrency): agents fall back to their compiled-in address."
+      }
+    },
+    var.manager_function_name == "" ? {} : {
+      manager = {
+        name     = var.manager_function_name
+        errors   = "The manager API function crashed or timed out (API Gateway answered 5xx)."
+        throttle = "Manager API invocations refused for lack of concurrency (manager_reserved_concurrency): consoles get 5xx."
+      }
+    },
+    var.dispatcher_function_name == "" ? {} : {
+      dispatcher = {
+        name     = var.dispatcher_function_name
+        errors   = "A dispatcher run crashed or timed out; the next scheduled run takes over its expired leases."
+        throttle = "A scheduled dispatcher run found no concurrency left (dispatcher_reserved_concurrency): runs are piling up."
+      }
+    },
+  )
+  lambda_alarms = merge([
+    for k, f in local.functions : {
+      "${k}-errors"    = { function = f.name, metric = "Errors", description = f.errors }
+      "${k}-throttles" = { function = f.name, metric = "Throttles", description = f.throttle }
+    }
+  ]...)
+  dispatcher_metric = "DispatcherFailures"
+
+  # One dashboard widget per request-serving function (discovery at x 12, y 12; the manager API
+  # at x 0, y 18): invocations, errors, throttles, p99 duration.
+  function_widgets = [
+    for i, f in [
+      { title = "Discovery", name = var.discovery_function_name },
+      { title = "Manager API", name = var.manager_function_name },
+      ] : {
+      type = "metric", x = 12 * ((i + 1) % 2), y = 12 + 6 * i, width = 12, height = 6
+      properties = {
+        title  = "${f.title}: invocations, errors, throttles, p99 duration"
+        region = data.aws_region.current.region
+        period = 60
+        metrics = [
+          for m in ["Invocations", "Errors", "Throttles", "Duration"] :
+          ["AWS/Lambda", m, "FunctionName", f.name, m == "Duration" ? { stat = "p99", yAxis = "right" } : { stat = "Sum", yAxis = "left" }]
+        ]
+      }
+    }
+  ]
 }
 
 ################################################################################
@@ -240,14 +292,16 @@ resource "aws_cloudwatch_metric_alarm" "unhealthy_gateways" {
 # Discovery
 ################################################################################
 
-resource "aws_cloudwatch_metric_alarm" "discovery_errors" {
-  count = local.create ? 1 : 0
+# Errors (crashes, timeouts) and Throttles (out of reserved concurrency) of every function: one
+# alarm per function and metric.
+resource "aws_cloudwatch_metric_alarm" "lambda" {
+  for_each = local.create ? local.lambda_alarms : {}
 
-  alarm_name          = "${var.name}-discovery-errors"
-  alarm_description   = "The discovery function failed invocations (it answers store failures itself with stale answers or 503; Errors are crashes and timeouts)."
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = each.value.description
   namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = var.discovery_function_name }
+  metric_name         = each.value.metric
+  dimensions          = { FunctionName = each.value.function }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
@@ -260,24 +314,14 @@ resource "aws_cloudwatch_metric_alarm" "discovery_errors" {
   tags = var.tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "discovery_throttles" {
-  count = local.create ? 1 : 0
+moved {
+  from = aws_cloudwatch_metric_alarm.discovery_errors[0]
+  to   = aws_cloudwatch_metric_alarm.lambda["discovery-errors"]
+}
 
-  alarm_name          = "${var.name}-discovery-throttles"
-  alarm_description   = "Discovery invocations refused for lack of concurrency (reserved_concurrency): agents fall back to their compiled-in address."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = { FunctionName = var.discovery_function_name }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
+moved {
+  from = aws_cloudwatch_metric_alarm.discovery_throttles[0]
+  to   = aws_cloudwatch_metric_alarm.lambda["discovery-throttles"]
 }
 
 resource "aws_cloudwatch_metric_alarm" "discovery_5xx" {
@@ -298,6 +342,50 @@ resource "aws_cloudwatch_metric_alarm" "discovery_5xx" {
   ok_actions          = local.actions
 
   tags = var.tags
+}
+
+################################################################################
+# Task dispatcher: failed command batches and failed passes, from its log
+################################################################################
+
+# gateway/manager/tasks/dispatcher.ts logs (pino JSON) "command batch failed" (warn) when a
+# gateway refused or did not answer a batch, and error-level lines when a chunk pass or a tick
+# failed; each such line counts one failure.
+resource "aws_cloudwatch_log_metric_filter" "dispatch_failures" {
+  count = local.create && var.dispatcher_log_group_name != "" ? 1 : 0
+
+  name           = "${var.name}-dispatcher-failures"
+  log_group_name = var.dispatcher_log_group_name
+  pattern        = "{ ($.msg = \"command batch failed\") || ($.level >= 50) }"
+
+  metric_transformation {
+    name          = local.dispatcher_metric
+    namespace     = var.metrics_namespace
+    value         = "1"
+    default_value = "0"
+    unit          = "Count"
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "dispatcher_failures" {
+  count = local.create && var.dispatcher_log_group_name != "" ? 1 : 0
+
+  alarm_name          = "${var.name}-dispatcher-failures"
+  alarm_description   = "The task dispatcher failed to deliver command batches to gateways, or a pass failed, more than dispatcher_failure_threshold times in 5 minutes (its log group has the lines)."
+  namespace           = var.metrics_namespace
+  metric_name         = local.dispatcher_metric
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = var.dispatcher_failure_threshold
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  tags = var.tags
+
+  depends_on = [aws_cloudwatch_log_metric_filter.dispatch_failures]
 }
 
 ################################################################################
@@ -353,7 +441,7 @@ resource "aws_cloudwatch_dashboard" "this" {
 
   dashboard_name = var.name
   dashboard_body = jsonencode({
-    widgets = [
+    widgets = concat(local.function_widgets, [
       {
         type = "metric", x = 0, y = 0, width = 12, height = 6
         properties = {
@@ -421,19 +509,19 @@ resource "aws_cloudwatch_dashboard" "this" {
         }
       },
       {
-        type = "metric", x = 12, y = 12, width = 12, height = 6
+        type = "metric", x = 12, y = 18, width = 12, height = 6
         properties = {
-          title  = "Discovery: invocations, errors, throttles, p99 duration"
+          title  = "Task dispatcher: runs, failed runs, failed deliveries, run duration"
           region = data.aws_region.current.region
-          period = 60
+          period = 300
           metrics = [
-            ["AWS/Lambda", "Invocations", "FunctionName", var.discovery_function_name, { stat = "Sum" }],
-            ["AWS/Lambda", "Errors", "FunctionName", var.discovery_function_name, { stat = "Sum" }],
-            ["AWS/Lambda", "Throttles", "FunctionName", var.discovery_function_name, { stat = "Sum" }],
-            ["AWS/Lambda", "Duration", "FunctionName", var.discovery_function_name, { stat = "p99", yAxis = "right" }],
+            ["AWS/Lambda", "Invocations", "FunctionName", var.dispatcher_function_name, { stat = "Sum" }],
+            ["AWS/Lambda", "Errors", "FunctionName", var.dispatcher_function_name, { stat = "Sum" }],
+            [var.metrics_namespace, local.dispatcher_metric, { stat = "Sum", label = "failed deliveries and passes" }],
+            ["AWS/Lambda", "Duration", "FunctionName", var.dispatcher_function_name, { stat = "Maximum", yAxis = "right" }],
           ]
         }
       },
-    ]
+    ])
   })
 }

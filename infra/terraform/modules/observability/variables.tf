@@ -77,6 +77,12 @@ variable "dispatch_failure_threshold" {
   default     = 100
 }
 
+variable "dispatcher_failure_threshold" {
+  description = "Failed command batches and failed passes of the task dispatcher per 5 minutes that raise the alarm."
+  type        = number
+  default     = 10
+}
+
 variable "load_balancer_arn_suffix" {
   description = "ARN suffix of the gateways' Network Load Balancer."
   type        = string
@@ -95,6 +101,24 @@ variable "discovery_function_name" {
 variable "discovery_api_id" {
   description = "ID of the discovery HTTP API."
   type        = string
+}
+
+variable "manager_function_name" {
+  description = "Name of the manager API function (empty: no manager alarms)."
+  type        = string
+  default     = ""
+}
+
+variable "dispatcher_function_name" {
+  description = "Name of the task dispatcher function (empty: no dispatcher alarms)."
+  type        = string
+  default     = ""
+}
+
+variable "dispatcher_log_group_name" {
+  description = "Log group of the task dispatcher, where the dispatch-failure metric filter reads."
+  type        = string
+  default     = ""
 }
 
 variable "kafka_cluster_name" {

@@ -5,9 +5,12 @@
 # plan or the state. The operator puts the values in once, from the machine that holds the CA
 # (docs/deploy.md, step 3):
 #
-#   <name>/pki   JSON {"ca_crt", "server_crt", "server_key", "crl_pem"} from `fleetgate certs init`
-#                (the gateway needs no CA key: ca.key stays offline with the operator)
-#   <name>/aksk  "ak:sk[,ak:sk...]" (FLEETGATE_AKSK): the first pair signs the gateways' calls
+#   <name>/pki      JSON {"ca_crt", "server_crt", "server_key", "crl_pem"} from `fleetgate certs
+#                   init` (the gateway needs no CA key: ca.key stays offline with the operator)
+#   <name>/aksk     "ak:sk[,ak:sk...]" (FLEETGATE_AKSK): the first pair signs the gateways' calls;
+#                   the gateways get it from ECS, the functions read it at cold start
+#   <name>/manager  the manager's token-signing secret (FLEETGATE_MANAGER_SECRET, >= 32 random
+#                   bytes), read by the manager API function at cold start
 #
 # Why not random_password + lifecycle ignore_changes: its result is stored in plain text in the
 # state (sensitive only hides it from the plan output), so everyone who can read the state
@@ -16,26 +19,33 @@
 # put-secret-value followed by a rolling deployment, again without Terraform seeing the value.
 ################################################################################
 
-resource "aws_secretsmanager_secret" "pki" {
-  count = var.create ? 1 : 0
+locals {
+  secrets = {
+    pki     = "fleetgate gateway TLS: JSON with ca_crt, server_crt, server_key, crl_pem (empty string when there is no CRL). Written by the operator, never by Terraform."
+    aksk    = "fleetgate FLEETGATE_AKSK: ak:sk[,ak:sk...]; the first pair signs outgoing calls. Written by the operator, never by Terraform."
+    manager = "fleetgate FLEETGATE_MANAGER_SECRET: the manager's token-signing secret, at least 32 random bytes. Written by the operator, never by Terraform."
+  }
+}
 
-  # checkov:skip=CKV2_AWS_57:Rotation of a CA-signed server certificate is an operator procedure (docs/deploy.md, "Rotating certificates"), not a Lambda that could only re-sign with a CA key we keep offline.
-  name                    = "${var.name}/pki"
-  description             = "fleetgate gateway TLS: JSON with ca_crt, server_crt, server_key, crl_pem (empty string when there is no CRL). Written by the operator, never by Terraform."
+resource "aws_secretsmanager_secret" "this" {
+  for_each = var.create ? local.secrets : {}
+
+  # checkov:skip=CKV2_AWS_57:Rotation is an operator procedure for each of these (docs/deploy.md, "Rotating secrets"): the server certificate is re-signed with a CA key kept offline; AK/SK pairs are rotated by adding a pair, rolling every consumer, then removing the old one; a new manager secret signs out every session. A single-step rotation Lambda could do none of them.
+  name                    = "${var.name}/${each.key}"
+  description             = each.value
   kms_key_id              = var.kms_key_arn
   recovery_window_in_days = var.recovery_window_in_days
 
   tags = var.tags
 }
 
-resource "aws_secretsmanager_secret" "aksk" {
-  count = var.create ? 1 : 0
+# Before the three secrets were one resource with for_each.
+moved {
+  from = aws_secretsmanager_secret.pki[0]
+  to   = aws_secretsmanager_secret.this["pki"]
+}
 
-  # checkov:skip=CKV2_AWS_57:AK/SK pairs are rotated by adding a pair, rolling every consumer, then removing the old pair (docs/deploy.md); a single-step rotation Lambda would break the peers still signing with the old pair.
-  name                    = "${var.name}/aksk"
-  description             = "fleetgate FLEETGATE_AKSK: ak:sk[,ak:sk...]; the first pair signs outgoing calls. Written by the operator, never by Terraform."
-  kms_key_id              = var.kms_key_arn
-  recovery_window_in_days = var.recovery_window_in_days
-
-  tags = var.tags
+moved {
+  from = aws_secretsmanager_secret.aksk[0]
+  to   = aws_secretsmanager_secret.this["aksk"]
 }

@@ -5,7 +5,7 @@ variable "create" {
 }
 
 variable "name" {
-  description = "Name prefix of the secrets (secrets are named <name>/pki and <name>/aksk)."
+  description = "Name prefix of the secrets (secrets are named <name>/pki, <name>/aksk and <name>/manager)."
   type        = string
 }
 

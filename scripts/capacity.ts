@@ -1,0 +1,859 @@
+/**
+ * `npm run capacity`: the capacity model of docs/capacity.md, computed from the benchmark JSON
+ * committed under loadtest/results/ (bench:gateway, bench:ingest, bench:discovery, bench:fleet)
+ * plus stated assumptions. `--write` rewrites the tables between the markers
+ * `<!-- capacity:NAME -->` … `<!-- /capacity:NAME -->` of docs/capacity.md;
+ * test/unit/capacity.test.ts recomputes them and fails when the document has drifted.
+ */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { compressFrameSync } from 'lz4-napi';
+import { agentHeader, execRecord, heartbeatRecord, prng } from '../loadtest/bench/payloads.js';
+import { AGENT, EVENT_MIX, pickEvent, SCENARIOS } from '../loadtest/sim/scenario.js';
+import { grpc } from '../proto/gen/elkeid.js';
+
+// ---- inputs: measured ------------------------------------------------------------------------
+
+interface BenchResult {
+  name: string;
+  value: number | null;
+  unit?: string;
+  [k: string]: unknown;
+}
+interface BenchFile {
+  bench: string;
+  machine: { cpu: string; cores: number; memory: string; node: string; loadAverageAtStart?: number[] };
+  results: BenchResult[];
+  baseline?: { name?: string; results?: BenchResult[] };
+  config?: Record<string, unknown>;
+  finishedAt?: string;
+}
+
+/** One measured input: its value and where it came from. */
+export interface Measure {
+  value: number;
+  unit: string;
+  source: string;
+}
+
+export interface Measured {
+  machine: string;
+  dates: Record<string, string>;
+  rssPerAgentIdleKB: Measure;
+  rssPerAgentStreamingKB?: Measure;
+  handshakesPerCpuS: Measure;
+  batchedRecordsPerCpuS: Measure;
+  ingestRecordsPerCpuS: Measure;
+  fleetCpuUsPerAgentS?: Measure;
+  fleetRate?: number;
+  fleetAgentsHeld?: Measure;
+  fleetStorm?: { agents: number; allBackS: number | null; back99S: number | null; source: string };
+  discoveryReqPerCpuS: Measure;
+  fleet?: BenchFile;
+  /** Further bench:fleet runs (loadtest/results/fleet-*.json): shown, not used by the model. */
+  fleetOther: Array<{ file: string; doc: BenchFile }>;
+}
+
+function readBench(dir: string, name: string, required: true): BenchFile;
+function readBench(dir: string, name: string, required: false): BenchFile | undefined;
+function readBench(dir: string, name: string, required: boolean): BenchFile | undefined {
+  const file = path.join(dir, `${name}.json`);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if (!required) return undefined;
+    throw new Error(`${file}: ${(err as Error).message} (run npm run bench:${name} -- --json ${file})`);
+  }
+  const doc = JSON.parse(text) as BenchFile;
+  if (doc.bench !== name) throw new Error(`${file}: bench is ${JSON.stringify(doc.bench)}, not ${name}`);
+  return doc;
+}
+
+function pick(doc: BenchFile, name: string, unit?: string): Measure {
+  const r = doc.results.find((x) => x.name === name);
+  if (!r || typeof r.value !== 'number' || !Number.isFinite(r.value) || r.value <= 0)
+    throw new Error(`loadtest/results/${doc.bench}.json: no positive result ${name}`);
+  return { value: r.value, unit: unit ?? r.unit ?? '', source: `bench:${doc.bench} ${name}` };
+}
+
+export function loadMeasured(dir: string): Measured {
+  const gateway = readBench(dir, 'gateway', true);
+  const ingest = readBench(dir, 'ingest', true);
+  const discovery = readBench(dir, 'discovery', true);
+  const fleet = readBench(dir, 'fleet', false);
+  const m = gateway.machine;
+  const out: Measured = {
+    machine: `${m.cpu}, ${m.cores} cores, ${m.memory}, Node ${m.node.replace(/^v/, '')}`,
+    dates: Object.fromEntries(
+      [gateway, ingest, discovery, ...(fleet ? [fleet] : [])].map((d) => [
+        d.bench,
+        (d.finishedAt ?? '').slice(0, 10),
+      ]),
+    ),
+    rssPerAgentIdleKB: pick(gateway, 'idle.rss_per_agent'),
+    handshakesPerCpuS: pick(gateway, 'handshakes.per_cpu_s'),
+    batchedRecordsPerCpuS: pick(gateway, 'records.snappy.per_cpu_s'),
+    // Paced (10k records/s, not saturated) is what a gateway in steady state sees; inline: one thread.
+    ingestRecordsPerCpuS: pick(ingest, 'inline.paced.records_per_cpu_s'),
+    discoveryReqPerCpuS: pick(discovery, 'detail.closed.per_server_cpu_s'),
+    fleetOther: readdirSync(dir)
+      .filter((f) => /^fleet-.+\.json$/.test(f))
+      .sort()
+      .map((f) => ({ file: f, doc: JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as BenchFile })),
+  };
+  if (fleet) {
+    out.fleet = fleet;
+    out.rssPerAgentStreamingKB = pick(fleet, 'fleet.rss_per_agent');
+    out.fleetCpuUsPerAgentS = pick(fleet, 'fleet.cpu_us_per_agent_s');
+    out.fleetAgentsHeld = pick(fleet, 'fleet.agents_held');
+    out.fleetRate = Number(fleet.config?.rate ?? SCENARIOS.steady!.eventsPerAgentPerS);
+    const storm = fleet.results.find((r) => r.name === 'fleet.storm_all_back_s');
+    if (storm) {
+      out.fleetStorm = {
+        agents: Number(storm.agents),
+        allBackS: storm.value,
+        back99S: typeof storm.back99S === 'number' ? storm.back99S : null,
+        source: 'bench:fleet fleet.storm_all_back_s',
+      };
+    }
+  }
+  return out;
+}
+
+// ---- inputs: payload mix (computed) ------------------------------------------------------------
+
+export interface PayloadMix {
+  /** Mean MQData value bytes of an event of the mix. */
+  eventValueBytes: number;
+  /** MQData value bytes of an agent heartbeat (data_type 1000). */
+  heartbeatValueBytes: number;
+  /** Kafka record bytes added per record: key (AgentID) and record framing. */
+  recordOverheadBytes: number;
+  /** Compressed / uncompressed, lz4 frame over 1,000 records of the mix (one batch). */
+  lz4Ratio: number;
+}
+
+/** Encodes MQData records of the simulator's event mix as the gateway writes them to Kafka. */
+export function payloadMix(samples = 1000): PayloadMix {
+  const rand = prng(42);
+  const header = agentHeader('5e5a0c1e-1d7e-4f5b-9a55-3c6a3b0c9f21', 1234);
+  const now = 1_760_000_000;
+  const mq = (r: grpc.Record.$Properties) =>
+    grpc.MQData.encode({
+      DataType: r.DataType ?? 0,
+      AgentTime: now,
+      Body: r.Body ?? new Uint8Array(0),
+      AgentID: header.AgentID ?? '',
+      IntranetIPv4: (header.IntranetIPv4 ?? []).join(','),
+      ExtranetIPv4: '',
+      IntranetIPv6: (header.IntranetIPv6 ?? []).join(','),
+      ExtranetIPv6: '',
+      Hostname: header.Hostname ?? '',
+      Version: AGENT.version,
+      Product: AGENT.product,
+      SvrTime: now,
+      PSMName: '',
+      PSMPath: '',
+      Tag: '',
+    }).finish();
+  const values: Uint8Array[] = [];
+  let total = 0;
+  for (let i = 0; i < samples; i++) {
+    const kind = pickEvent(rand);
+    const r = execRecord(rand, now, header.Hostname ?? '', kind.bytes);
+    r.DataType = kind.dataType;
+    const v = mq(r);
+    values.push(v);
+    total += v.length;
+  }
+  const batch = Buffer.concat(values);
+  return {
+    eventValueBytes: Math.round(total / samples),
+    heartbeatValueBytes: mq(heartbeatRecord(rand, now)).length,
+    // key: a 36-character AgentID; record framing (length, attributes, deltas, key/value lengths,
+    // header count) ≈ 8 bytes of varints; the RecordBatch header (61 B) is spread over the batch.
+    recordOverheadBytes: (header.AgentID ?? '').length + 8,
+    lz4Ratio: Number((compressFrameSync(batch).length / batch.length).toFixed(3)),
+  };
+}
+
+// ---- inputs: assumptions -----------------------------------------------------------------------
+
+export const ASSUMPTIONS = {
+  gatewayVcpu: 1,
+  gatewayMemGiB: 2,
+  /** Steady-state CPU kept below this share, for bursts, GC and the loss of a neighbour. */
+  cpuTarget: 0.6,
+  /** Share of the task memory given to agent connections (the rest: heap headroom, buffers). */
+  memTarget: 0.7,
+  /** A full reconnect storm should settle within this (the issue's goal). */
+  stormGoalS: 60,
+  /** Elkeid agents redial after a fixed 5 s. */
+  reconnectDelayS: SCENARIOS.steady!.reconnectDelayMs / 1000,
+  /** An agent gives up a dial (TCP + mTLS + HTTP/2) after this and redials 5 s later. */
+  dialTimeoutS: AGENT.dialTimeoutMs / 1000,
+  heartbeatS: AGENT.heartbeatS,
+  /** Agent item size in DynamoDB (docs/manager.md): 3 WCU per item write. */
+  agentItemKB: 3,
+  /** Mean interval of an unchanged agent's refresh write (10 min + U(0, 60 s)). */
+  refreshS: 630,
+  /** How often an agent reconnects in steady state (agent restarts, network blips). */
+  reconnectsPerAgentPerDay: 1,
+  /** Item writes per connection: connect, first heartbeat, disconnect (docs/manager.md). */
+  writesPerConnection: 3,
+  gatewayAggregateS: 30,
+  gatewayAggregateWcu: 10,
+  registryRenewS: 5,
+  registryNamesPerGateway: 2,
+  registryItemBytes: 250,
+  discoveryProcesses: 3,
+  /** Kafka: planning write throughput per partition, and the floor (Elkeid's elkeidup default). */
+  kafkaPartitionMBps: 10,
+  kafkaMinPartitions: 12,
+  kafkaReplication: 3,
+  /** DynamoDB on-demand, us-east-1, after the 2024-11-01 price cut (capacity-anchors.md §6). */
+  prices: {
+    region: 'us-east-1',
+    asOf: '2024-11-01',
+    wruPerMillion: 0.625,
+    rruPerMillion: 0.125,
+    storageGbMonth: 0.25,
+  },
+  hoursPerMonth: 730,
+};
+export type Assumptions = typeof ASSUMPTIONS;
+
+// ---- the model ---------------------------------------------------------------------------------
+
+export interface Sizing {
+  agents: number;
+  rate: number;
+  msgsPerAgentS: number;
+  cpuUsPerAgentS: number;
+  perGateway: { cpu: number; memory: number; storm: number; chosen: number; binding: string };
+  gateways: number;
+  vcpu: number;
+  memGiB: number;
+  stormSettleS: number;
+  discoveryCoresForStorm: number;
+  dynamo: {
+    wcuPerS: number;
+    rcuPerS: number;
+    wruPerMonthM: number;
+    rruPerMonthM: number;
+    storageGB: number;
+    monthlyUsd: number;
+    stormWru: number;
+    stormUsd: number;
+  };
+  kafka: {
+    recordsPerS: number;
+    bytesPerRecord: number;
+    mbPerS: number;
+    mbPerSCompressed: number;
+    partitions: number;
+    bytesPerAgentS: number;
+    tbPerDayReplicated: number;
+  };
+}
+
+/** Non-empty 100 ms ticks per second for Poisson events at `rate`/s, plus the heartbeat's. */
+export function messagesPerAgentS(rate: number, heartbeatS = ASSUMPTIONS.heartbeatS): number {
+  const ticksPerS = 1000 / AGENT.sendTickMs;
+  return ticksPerS * (1 - Math.exp(-rate / ticksPerS)) + 1 / heartbeatS;
+}
+
+/** Gateway CPU µs per agent-second at `rate`, with Kafka produce cost. */
+export function cpuPerAgent(m: Measured, rate: number, a: Assumptions = ASSUMPTIONS): number {
+  const batchedUs = 1e6 / m.batchedRecordsPerCpuS.value;
+  // The pipeline + Kafka producer's own cost per record: ingest (with Kafka) minus the gateway
+  // bench's records (counting sink), both at 20 records per message.
+  const kafkaUs = Math.max(0, 1e6 / m.ingestRecordsPerCpuS.value - batchedUs);
+  const msgs = messagesPerAgentS(rate, a.heartbeatS);
+  // Cost of one small message (one tick of one agent, TLS + HTTP/2 + decode + session), from
+  // bench:fleet; without it, the batched per-record cost (optimistic: no per-message overhead).
+  const fleetMsgs = m.fleetRate !== undefined ? messagesPerAgentS(m.fleetRate, a.heartbeatS) : 0;
+  const perMsgUs =
+    m.fleetCpuUsPerAgentS && fleetMsgs > 0 ? m.fleetCpuUsPerAgentS.value / fleetMsgs : batchedUs;
+  const records = rate + 1 / a.heartbeatS;
+  const extraRecords = Math.max(0, records - msgs);
+  return msgs * perMsgUs + extraRecords * batchedUs + records * kafkaUs;
+}
+
+export function size(
+  m: Measured,
+  mix: PayloadMix,
+  agents: number,
+  rate: number,
+  a: Assumptions = ASSUMPTIONS,
+): Sizing {
+  const cpuUs = cpuPerAgent(m, rate, a);
+  const rssKB = Math.max(m.rssPerAgentIdleKB.value, m.rssPerAgentStreamingKB?.value ?? 0);
+  const perCpu = Math.floor((a.gatewayVcpu * a.cpuTarget * 1e6) / cpuUs);
+  const perMem = Math.floor((a.gatewayMemGiB * 2 ** 30 * a.memTarget) / (rssKB * 1024));
+  // All of a gateway's agents redial in the same second after a restart (fixed 5 s, no jitter):
+  // those it cannot finish within their dial timeout give up and come back, and the work spent on
+  // them is lost. So a gateway holds at most what it re-admits within the dial timeout.
+  const perStorm = Math.floor(
+    Math.min(a.stormGoalS - a.reconnectDelayS, a.dialTimeoutS) * m.handshakesPerCpuS.value * a.gatewayVcpu,
+  );
+  const chosen = Math.min(perCpu, perMem, perStorm);
+  const binding = chosen === perCpu ? 'CPU' : chosen === perMem ? 'memory' : 'storm';
+  const gateways = Math.max(1, Math.ceil(agents / chosen));
+  const stormSettleS = a.reconnectDelayS + agents / (gateways * a.gatewayVcpu * m.handshakesPerCpuS.value);
+  // Everyone asks discovery once, within the 5 s before they redial.
+  const discoveryCoresForStorm = agents / a.reconnectDelayS / m.discoveryReqPerCpuS.value;
+
+  const wcu = a.agentItemKB;
+  const refreshW = agents / a.refreshS;
+  const connW = (agents * a.reconnectsPerAgentPerDay * a.writesPerConnection) / 86400;
+  const wcuPerS =
+    (refreshW + connW) * wcu +
+    (gateways / a.gatewayAggregateS) * a.gatewayAggregateWcu +
+    (gateways * a.registryNamesPerGateway) / a.registryRenewS;
+  const registryQueryRcu = Math.max(0.5, Math.ceil((gateways * a.registryItemBytes) / 4096) * 0.5);
+  const rcuPerS = refreshW * 0.5 + a.discoveryProcesses * registryQueryRcu;
+  const secondsPerMonth = a.hoursPerMonth * 3600;
+  const wruPerMonthM = (wcuPerS * secondsPerMonth) / 1e6;
+  const rruPerMonthM = (rcuPerS * secondsPerMonth) / 1e6;
+  const storageGB = (agents * a.agentItemKB) / 1e6;
+  const monthlyUsd =
+    wruPerMonthM * a.prices.wruPerMillion +
+    rruPerMonthM * a.prices.rruPerMillion +
+    storageGB * a.prices.storageGbMonth;
+  const stormWru = agents * a.writesPerConnection * wcu;
+
+  const heartbeatRecords = 1 / a.heartbeatS;
+  const recordsPerS = agents * (rate + heartbeatRecords);
+  const bytesPerAgentS =
+    rate * (mix.eventValueBytes + mix.recordOverheadBytes) +
+    heartbeatRecords * (mix.heartbeatValueBytes + mix.recordOverheadBytes);
+  const mbPerS = (agents * bytesPerAgentS) / 1e6;
+  return {
+    agents,
+    rate,
+    msgsPerAgentS: messagesPerAgentS(rate, a.heartbeatS),
+    cpuUsPerAgentS: cpuUs,
+    perGateway: { cpu: perCpu, memory: perMem, storm: perStorm, chosen, binding },
+    gateways,
+    vcpu: gateways * a.gatewayVcpu,
+    memGiB: gateways * a.gatewayMemGiB,
+    stormSettleS,
+    discoveryCoresForStorm,
+    dynamo: {
+      wcuPerS,
+      rcuPerS,
+      wruPerMonthM,
+      rruPerMonthM,
+      storageGB,
+      monthlyUsd,
+      stormWru,
+      stormUsd: (stormWru / 1e6) * a.prices.wruPerMillion,
+    },
+    kafka: {
+      recordsPerS,
+      bytesPerRecord: bytesPerAgentS / (rate + heartbeatRecords),
+      mbPerS,
+      mbPerSCompressed: mbPerS * mix.lz4Ratio,
+      partitions: Math.max(a.kafkaMinPartitions, Math.ceil(mbPerS / a.kafkaPartitionMBps)),
+      bytesPerAgentS,
+      tbPerDayReplicated: (mbPerS * mix.lz4Ratio * 86400 * a.kafkaReplication) / 1e6,
+    },
+  };
+}
+
+// ---- rendering ---------------------------------------------------------------------------------
+
+const n0 = (v: number) => Math.round(v).toLocaleString('en-US');
+const n1 = (v: number) => v.toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+const n2 = (v: number) => v.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const usd = (v: number) => `$${v < 100 ? n2(v) : n0(v)}`;
+const short = (v: number) => (v >= 1e6 ? `${n0(v / 1e6)}M` : v >= 1e3 ? `${n0(v / 1e3)}k` : n0(v));
+
+function mdTable(head: string[], rows: string[][]): string {
+  return [
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
+export const DOC_FLEETS: ReadonlyArray<{ agents: number; rate: number }> = [
+  { agents: 10_000, rate: 0.25 },
+  { agents: 100_000, rate: 0.25 },
+  { agents: 1_000_000, rate: 0.25 },
+  { agents: 10_000, rate: 2 },
+  { agents: 100_000, rate: 2 },
+  { agents: 1_000_000, rate: 2 },
+];
+
+export function sizingTable(rows: Sizing[]): string {
+  return mdTable(
+    [
+      'agents',
+      'events/agent/s',
+      'gateway CPU µs/agent-s',
+      'agents per gateway (CPU / memory / storm)',
+      'gateways (1 vCPU, 2 GiB)',
+      'storm settles in',
+      'discovery cores for a storm',
+    ],
+    rows.map((s) => [
+      short(s.agents),
+      String(s.rate),
+      n1(s.cpuUsPerAgentS),
+      `**${n0(s.perGateway.chosen)}** (${n0(s.perGateway.cpu)} / ${n0(s.perGateway.memory)} / ${n0(s.perGateway.storm)}; ${s.perGateway.binding})`,
+      n0(s.gateways),
+      `${n0(s.stormSettleS)} s`,
+      n1(s.discoveryCoresForStorm),
+    ]),
+  );
+}
+
+export function dynamoTable(rows: Sizing[], a: Assumptions = ASSUMPTIONS): string {
+  return mdTable(
+    [
+      'agents',
+      'gateways',
+      'WCU/s',
+      'RCU/s',
+      'write units/month',
+      'read units/month',
+      'storage',
+      `on-demand $/month (${a.prices.region}, ${a.prices.asOf})`,
+      'one full storm',
+    ],
+    rows.map((s) => [
+      short(s.agents),
+      n0(s.gateways),
+      n0(s.dynamo.wcuPerS),
+      n0(s.dynamo.rcuPerS),
+      `${n0(s.dynamo.wruPerMonthM)}M`,
+      `${n0(s.dynamo.rruPerMonthM)}M`,
+      `${n1(s.dynamo.storageGB)} GB`,
+      usd(s.dynamo.monthlyUsd),
+      `${short(s.dynamo.stormWru)} WRU = ${usd(s.dynamo.stormUsd)}`,
+    ]),
+  );
+}
+
+export function kafkaTable(rows: Sizing[], a: Assumptions = ASSUMPTIONS): string {
+  return mdTable(
+    [
+      'agents',
+      'events/agent/s',
+      'records/s',
+      'bytes/record',
+      'bytes/agent-s',
+      'MB/s in',
+      'MB/s lz4',
+      `partitions (${a.kafkaPartitionMBps} MB/s each, ≥ ${a.kafkaMinPartitions})`,
+      `TB/day stored (lz4, ×${a.kafkaReplication})`,
+    ],
+    rows.map((s) => [
+      short(s.agents),
+      String(s.rate),
+      n0(s.kafka.recordsPerS),
+      n0(s.kafka.bytesPerRecord),
+      n0(s.kafka.bytesPerAgentS),
+      n1(s.kafka.mbPerS),
+      n1(s.kafka.mbPerSCompressed),
+      n0(s.kafka.partitions),
+      n2(s.kafka.tbPerDayReplicated),
+    ]),
+  );
+}
+
+export function stormTable(m: Measured, a: Assumptions = ASSUMPTIONS): string {
+  const n = 1_000_000;
+  const hs = m.handshakesPerCpuS.value * a.gatewayVcpu;
+  const rows = [50, 100, 125, 200, 400].map((g) => {
+    const each = n / g;
+    const work = each / hs;
+    const s = a.reconnectDelayS + work;
+    const verdict =
+      work <= a.dialTimeoutS
+        ? `${n0(s)} s`
+        : `over the ${a.dialTimeoutS} s dial timeout (${n0(work)} s of handshakes): agents give up and retry, work is lost, settling takes several times longer`;
+    return [n0(g), `${n0(g * a.gatewayVcpu)}`, n0(each), verdict];
+  });
+  const lines = [mdTable(['gateways', 'vCPU', 'agents each', 'all 1M back after'], rows)];
+  if (m.fleetStorm) {
+    const predicted = a.reconnectDelayS + m.fleetStorm.agents / m.handshakesPerCpuS.value;
+    lines.push(
+      '',
+      `Check against bench:fleet (one gateway sharing 2 cores with the simulator): a storm of ${n0(m.fleetStorm.agents)} agents ` +
+        (m.fleetStorm.allBackS === null
+          ? 'did not settle within its timeout'
+          : `settled in ${n1(m.fleetStorm.allBackS)} s`) +
+        `; this model, which gives the gateway a whole core, says ${n0(predicted)} s.`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function measuredTable(m: Measured, mix: PayloadMix): string {
+  const rows: string[][] = [
+    [
+      'gateway RSS per idle mTLS agent',
+      `${n1(m.rssPerAgentIdleKB.value)} KB`,
+      m.rssPerAgentIdleKB.source,
+      'measured here',
+    ],
+  ];
+  if (m.rssPerAgentStreamingKB)
+    rows.push([
+      'gateway RSS per streaming agent (after GC)',
+      `${n1(m.rssPerAgentStreamingKB.value)} KB`,
+      m.rssPerAgentStreamingKB.source,
+      'measured here',
+    ]);
+  rows.push(
+    [
+      'new mTLS agent sessions per gateway CPU-s',
+      n0(m.handshakesPerCpuS.value),
+      m.handshakesPerCpuS.source,
+      'measured here',
+    ],
+    [
+      'records per gateway CPU-s, 20 per message (counting sink)',
+      n0(m.batchedRecordsPerCpuS.value),
+      m.batchedRecordsPerCpuS.source,
+      'measured here',
+    ],
+    [
+      'records per gateway CPU-s into Kafka (inline, paced 10k/s, acks=all)',
+      n0(m.ingestRecordsPerCpuS.value),
+      m.ingestRecordsPerCpuS.source,
+      'measured here',
+    ],
+  );
+  if (m.fleetCpuUsPerAgentS)
+    rows.push([
+      `gateway CPU per agent at ${m.fleetRate} events/s (small messages, heartbeats)`,
+      `${n1(m.fleetCpuUsPerAgentS.value)} µs/agent-s`,
+      m.fleetCpuUsPerAgentS.source,
+      'measured here',
+    ]);
+  rows.push(
+    [
+      'discovery /registry/detail per server CPU-s',
+      n0(m.discoveryReqPerCpuS.value),
+      m.discoveryReqPerCpuS.source,
+      'measured here',
+    ],
+    [
+      'MQData bytes per event of the mix',
+      n0(mix.eventValueBytes),
+      'loadtest/sim/scenario.ts EVENT_MIX, encoded',
+      'computed',
+    ],
+    [
+      'MQData bytes per agent heartbeat',
+      n0(mix.heartbeatValueBytes),
+      'loadtest/bench/payloads.ts heartbeatRecord',
+      'computed',
+    ],
+    [
+      'lz4 frame ratio on 1,000 records of the mix',
+      n2(mix.lz4Ratio),
+      'lz4-napi compressFrameSync',
+      'computed',
+    ],
+  );
+  return mdTable(['input', 'value', 'from', 'kind'], rows);
+}
+
+export function assumptionsTable(a: Assumptions = ASSUMPTIONS): string {
+  return mdTable(
+    ['assumption', 'value', 'why'],
+    [
+      [
+        'gateway process size',
+        `${a.gatewayVcpu} vCPU, ${a.gatewayMemGiB} GiB`,
+        'one Node event loop per process (FLEETGATE_WORKERS=0, measured inline); Elkeid elkeidup gives its AC the same 1C2G',
+      ],
+      ['CPU target in steady state', `${a.cpuTarget * 100} %`, 'bursts, GC, a neighbour lost'],
+      ['memory given to connections', `${a.memTarget * 100} %`, 'heap headroom, receive buffers under load'],
+      [
+        'reconnect storm goal',
+        `${a.stormGoalS} s`,
+        'issue 6; a gateway takes at most what it re-admits by then',
+      ],
+      ['agent reconnect delay', `${a.reconnectDelayS} s fixed`, 'stock Elkeid agent'],
+      [
+        'agent dial timeout',
+        `${a.dialTimeoutS} s`,
+        'loadtest/sim/scenario.ts AGENT.dialTimeoutMs; a gateway holds at most what it re-admits in this time',
+      ],
+      ['agent item in DynamoDB', `${a.agentItemKB} KB (${a.agentItemKB} WCU per write)`, 'docs/manager.md'],
+      [
+        'refresh write of an unchanged agent',
+        `every ${a.refreshS} s on average`,
+        'HeartbeatWriter: 10 min + U(0, 60 s)',
+      ],
+      [
+        'reconnects per agent per day',
+        String(a.reconnectsPerAgentPerDay),
+        `${a.writesPerConnection} item writes each (connect, first heartbeat, disconnect)`,
+      ],
+      [
+        'gateway aggregate',
+        `every ${a.gatewayAggregateS} s, ${a.gatewayAggregateWcu} WCU`,
+        'docs/manager.md',
+      ],
+      [
+        'registry renewals',
+        `${a.registryNamesPerGateway} names per gateway every ${a.registryRenewS} s, 1 WCU`,
+        'docs/discovery.md',
+      ],
+      [
+        'discovery processes refreshing the registry',
+        `${a.discoveryProcesses}, one Query per second each`,
+        'docs/discovery.md',
+      ],
+      [
+        'DynamoDB on-demand prices',
+        `$${a.prices.wruPerMillion}/M write units, $${a.prices.rruPerMillion}/M read units, $${a.prices.storageGbMonth}/GB-month`,
+        `${a.prices.region}, after the ${a.prices.asOf} cut (third-party summaries of the AWS price list: re-check)`,
+      ],
+      [
+        'Kafka write throughput per partition',
+        `${a.kafkaPartitionMBps} MB/s`,
+        'planning figure; Elkeid creates 200 partitions, elkeidup 12',
+      ],
+      ['month', `${a.hoursPerMonth} h`, ''],
+    ],
+  );
+}
+
+export function anchorsTable(m: Measured, mix: PayloadMix): string {
+  const ours = (rate: number) => size(m, mix, 1_000_000, rate);
+  const r025 = ours(0.25);
+  const r2 = ours(2);
+  return mdTable(
+    ['system', 'agents per unit', 'for 1M agents', 'vCPU for 1M', 'source'],
+    [
+      [
+        'fleetgate, 0.25 events/agent/s',
+        `${n0(r025.perGateway.chosen)} per 1 vCPU / 2 GiB process`,
+        `${n0(r025.gateways)} processes`,
+        n0(r025.vcpu),
+        'this model',
+      ],
+      [
+        'fleetgate, 2 events/agent/s',
+        `${n0(r2.perGateway.chosen)} per 1 vCPU / 2 GiB process`,
+        `${n0(r2.gateways)} processes`,
+        n0(r2.vcpu),
+        'this model',
+      ],
+      [
+        'Elkeid AgentCenter (manual install)',
+        '1,500 per 8C8G',
+        '667 instances',
+        '5,336',
+        'Elkeid server/docs/install.md',
+      ],
+      [
+        'Elkeid AgentCenter (elkeidup quota)',
+        '1,500 per 1C2G',
+        '667 instances',
+        '667',
+        'Elkeid elkeidup/configuration.md',
+      ],
+      [
+        'Elastic Fleet Server',
+        '100,000 per 16 vCPU / 16 GB',
+        '10 instances',
+        '160',
+        'fleet-server-scaling (check-ins only: data goes to Elasticsearch)',
+      ],
+      ['Velociraptor', '10,000 per 2 vCPU / 8 GB', '100 servers', '200', 'velociraptor docs, performance'],
+    ],
+  );
+}
+
+export function fleetTable(m: Measured): string {
+  const parts = [fleetRunTable(m.fleet, 'fleet.json')];
+  for (const o of m.fleetOther) parts.push(fleetRunTable(o.doc, o.file));
+  return parts.join('\n\n');
+}
+
+function fleetRunTable(f: BenchFile | undefined, file: string): string {
+  if (!f)
+    return '_loadtest/results/fleet.json is not committed yet: run `npm run bench:fleet -- --json loadtest/results/fleet.json`._';
+  const get = (rs: BenchResult[] | undefined, name: string) => rs?.find((r) => r.name === name);
+  const show = (r: BenchResult | undefined, digits = 0) => {
+    if (!r) return 'n/a';
+    if (r.value === null) return 'not reached';
+    return digits === 1 ? n1(r.value) : n0(r.value);
+  };
+  const cmd = (r: BenchResult | undefined) =>
+    r && r.value !== null
+      ? `${n0(Number(r.p50))} / ${n0(r.value)} / ${n0(Number(r.max))} ms (${n0(Number(r.received))} received)`
+      : show(r);
+  const storm = (r: BenchResult | undefined) =>
+    r
+      ? r.value === null
+        ? `not all back within the timeout (${n0(Number(r.agents))} agents)`
+        : `${n1(r.value)} s for ${n0(Number(r.agents))} agents (99 %: ${r.back99S ?? '—'} s)`
+      : 'n/a';
+  const ours = f.results;
+  const base = f.baseline?.results;
+  const rows: Array<[string, (rs: BenchResult[] | undefined) => string]> = [
+    ['agents held through the hold', (rs) => show(get(rs, 'fleet.agents_held'))],
+    ['hold', (rs) => `${show(get(rs, 'fleet.hold_s'))} s`],
+    ['records/s received', (rs) => show(get(rs, 'fleet.records_per_s'))],
+    ['gateway CPU (% of one core)', (rs) => show(get(rs, 'fleet.gateway_cpu_pct'))],
+    ['gateway CPU per agent (µs per agent-second)', (rs) => show(get(rs, 'fleet.cpu_us_per_agent_s'), 1)],
+    ['gateway RSS after GC (MiB)', (rs) => show(get(rs, 'fleet.rss_mib'))],
+    ['gateway RSS per agent (KB)', (rs) => show(get(rs, 'fleet.rss_per_agent'), 1)],
+    ['event-loop delay p99, worst 10 s window (ms)', (rs) => show(get(rs, 'fleet.loop_lag_p99_max_ms'))],
+    ['simulator CPU (% of one core)', (rs) => show(get(rs, 'fleet.sim_cpu_pct'))],
+    [
+      'simulator event-loop delay p99, worst 10 s window (ms)',
+      (rs) => show(get(rs, 'fleet.sim_loop_lag_p99_max_ms')),
+    ],
+    [
+      'the ramp ended',
+      (rs) =>
+        String(get(rs, 'fleet.agents_target')?.notes ?? 'n/a')
+          .replace(/^ramp: /, '')
+          .replace(/\|/g, '/'),
+    ],
+    ['command delivery p50 / p99 / max', (rs) => cmd(get(rs, 'fleet.command_p99_ms'))],
+    ['reconnect storm of every agent: all back', (rs) => storm(get(rs, 'fleet.storm_all_back_s'))],
+    [
+      'storm: agents re-admitted per gateway CPU-s',
+      (rs) => show(get(rs, 'fleet.storm_handshakes_per_cpu_s')),
+    ],
+  ];
+  const cfg = f.config ?? {};
+  const loadEnd = (f.machine as { loadAverageAtEnd?: number[] }).loadAverageAtEnd ?? [];
+  const target = Number(get(ours, 'fleet.agents_target')?.value ?? cfg.agents);
+  const capped = target < Number(cfg.agents) ? ` (asked ${n0(Number(cfg.agents))}, lowered by the run)` : '';
+  const head = `**loadtest/results/${file}**: ${n0(target)} agents targeted${capped} at ${cfg.rate} events/agent/s, heartbeats every 60 s, ramp ${cfg.rampRate}/s in steps of ${n0(Number(cfg.step))}; load average ${(f.machine.loadAverageAtStart ?? []).join(' / ')} at the start, ${loadEnd.join(' / ')} at the end; finished ${f.finishedAt?.slice(0, 16).replace('T', ' ')} UTC`;
+  return `${head}\n\n${mdTable(
+    ['metric', 'fleetgate', f.baseline?.name ?? 'baseline'],
+    rows.map(([label, fn]) => [label, fn(ours), fn(base)]),
+  )}`;
+}
+
+/** Every generated table of docs/capacity.md, by marker name. */
+export function docTables(m: Measured, mix: PayloadMix = payloadMix()): Record<string, string> {
+  const rows = DOC_FLEETS.map((f) => size(m, mix, f.agents, f.rate));
+  return {
+    measured: `Machine: ${m.machine}; bench runs of ${Object.entries(m.dates)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}.\n\n${measuredTable(m, mix)}`,
+    assumptions: assumptionsTable(),
+    sizing: sizingTable(rows),
+    dynamodb: dynamoTable(rows),
+    kafka: kafkaTable(rows),
+    storm: stormTable(m),
+    anchors: anchorsTable(m, mix),
+    fleet: fleetTable(m),
+  };
+}
+
+/** Replaces the text between `<!-- capacity:NAME -->` and `<!-- /capacity:NAME -->`. */
+export function applyTables(doc: string, tables: Record<string, string>): string {
+  let out = doc;
+  for (const [name, body] of Object.entries(tables)) {
+    const open = `<!-- capacity:${name} -->`;
+    const close = `<!-- /capacity:${name} -->`;
+    const i = out.indexOf(open);
+    const j = out.indexOf(close);
+    if (i < 0 || j < i) throw new Error(`docs/capacity.md: markers ${open} … ${close} not found`);
+    out = `${out.slice(0, i + open.length)}\n${body}\n${out.slice(j)}`;
+  }
+  return out;
+}
+
+// ---- command line ------------------------------------------------------------------------------
+
+const HELP = `Usage: npm run capacity -- [options]
+
+The capacity model of docs/capacity.md: from the benchmark JSON (loadtest/results/<bench>.json of
+bench:gateway, bench:ingest, bench:discovery and, when present, bench:fleet) and the stated
+assumptions, for N agents at R events per agent per second: gateways and their size, discovery
+cores for a reconnect storm, DynamoDB write/read units and monthly on-demand cost, Kafka
+throughput and partitions, and how long a full reconnect storm takes to settle.
+
+Options:
+  --agents N                     agents (default 1000000)
+  --events-per-agent-per-s R     events per agent per second (default ${SCENARIOS.steady!.eventsPerAgentPerS}, the simulator's steady scenario)
+  --gateways G                   also: storm settle time with G gateways (default: the model's count)
+  --bench-dir DIR                where the benchmark JSON is (default loadtest/results)
+  --write                        rewrite the generated tables of docs/capacity.md
+  --help                         this text`;
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const DOC_PATH = path.join(root, 'docs', 'capacity.md');
+
+function main(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      agents: { type: 'string' },
+      'events-per-agent-per-s': { type: 'string' },
+      gateways: { type: 'string' },
+      'bench-dir': { type: 'string' },
+      write: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const positive = (name: string, v: string | undefined, d: number) => {
+    if (v === undefined) return d;
+    const x = Number(v);
+    if (!Number.isFinite(x) || x < 0) throw new Error(`--${name} must be a non-negative number`);
+    return x;
+  };
+  const dir = path.resolve(values['bench-dir'] ?? path.join(root, 'loadtest', 'results'));
+  const measured = loadMeasured(dir);
+  const mix = payloadMix();
+  if (values.write) {
+    const doc = readFileSync(DOC_PATH, 'utf8');
+    const next = applyTables(doc, docTables(measured, mix));
+    writeFileSync(DOC_PATH, next);
+    console.error(next === doc ? 'docs/capacity.md is current' : 'docs/capacity.md rewritten');
+  }
+  const agents = Math.floor(positive('agents', values.agents, 1_000_000));
+  const rate = positive(
+    'events-per-agent-per-s',
+    values['events-per-agent-per-s'],
+    SCENARIOS.steady!.eventsPerAgentPerS,
+  );
+  const s = size(measured, mix, agents, rate);
+  const g = Math.floor(positive('gateways', values.gateways, s.gateways)) || s.gateways;
+  const settle =
+    ASSUMPTIONS.reconnectDelayS + agents / (g * ASSUMPTIONS.gatewayVcpu * measured.handshakesPerCpuS.value);
+  console.log(`# ${n0(agents)} agents at ${rate} events/agent/s (measurements: ${measured.machine})\n`);
+  console.log(sizingTable([s]));
+  console.log('');
+  console.log(dynamoTable([s]));
+  console.log('');
+  console.log(kafkaTable([s]));
+  console.log(
+    `\nreconnect storm of all ${n0(agents)} agents with ${n0(g)} gateways: settles in ≈ ${n0(settle)} s`,
+  );
+  console.log(`(${EVENT_MIX.length} event kinds in the mix; assumptions: docs/capacity.md)`);
+  return 0;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    process.exitCode = main(process.argv.slice(2));
+  } catch (err) {
+    console.error(`capacity: ${(err as Error).message}`);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * `fleetgate gateway` as its own process next to a DynamoDB (dynalite here; a Lambda manager in
+ * production): with FLEETGATE_DYNAMODB_ENDPOINT set it writes agent status, pushes the stored
+ * config at an agent's first heartbeat, applies task results and the desired connection limit
+ * itself — nothing of that needs the manager in the same process.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { createConfigStore } from '../../gateway/manager/configs.js';
+import { contextFrom, createDispatcher } from '../../gateway/manager/tasks/dispatcher.js';
+import { createTaskService } from '../../gateway/manager/tasks/service.js';
+import { silentLogger } from '../../gateway/obs/logger.js';
+import { FLEET_SCOPE } from '../../gateway/store/fleet-items.js';
+import { tableName } from '../../gateway/store/schema.js';
+import { SCENARIOS } from '../../loadtest/sim/scenario.js';
+import { newStats, SimAgent } from '../../loadtest/sim/sim-agent.js';
+import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
+import { tempDir, waitFor } from '../helpers/gateway.js';
+import { AK, SK } from '../helpers/manager-harness.js';
+import { FAST_DISPATCH } from '../helpers/task-cluster.js';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const entry = path.join(root, 'gateway/cli/run.ts');
+
+let db: TestDynamo;
+before(async () => {
+  db = await startTestDynamo();
+});
+after(async () => {
+  await db.close();
+});
+
+test('a separate gateway process with a store: agent status, config at first heartbeat, load control', async (t) => {
+  const doc = DynamoDBDocumentClient.from(db.client);
+  await createConfigStore({ client: db.client, tablePrefix: db.prefix }).replace(
+    'default',
+    [
+      {
+        name: 'collector',
+        type: 'go',
+        signature: 'sig',
+        version: '1.0.0.1',
+        sha256: 'a'.repeat(64),
+        download_url: ['http://example.invalid/collector'],
+        detail: '',
+      },
+    ],
+    'test',
+  );
+  const dataDir = tempDir(t);
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, 'gateway'], {
+    cwd: root,
+    env: {
+      ...process.env,
+      FLEETGATE_DATA_DIR: dataDir,
+      FLEETGATE_HOST: '127.0.0.1',
+      FLEETGATE_ADVERTISE_HOST: '127.0.0.1',
+      FLEETGATE_GRPC_PORT: '0',
+      FLEETGATE_HTTP_PORT: '0',
+      FLEETGATE_WORKERS: '0',
+      FLEETGATE_DYNAMODB_ENDPOINT: db.dynamo.endpoint,
+      FLEETGATE_TABLE_PREFIX: db.prefix,
+      FLEETGATE_SHED_RATE: '2',
+      FLEETGATE_AKSK: `${AK}:${SK}`,
+      FLEETGATE_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout?.on('data', (d) => {
+    out += String(d);
+  });
+  child.stderr?.on('data', (d) => {
+    out += String(d);
+  });
+  await waitFor(() => /agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.test(out), 30_000, 'startup banner');
+  const port = Number(/agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
+  const gatewayId = `127.0.0.1:${port}`;
+  const pki = path.join(dataDir, 'pki');
+  const tls = {
+    ca: readFileSync(path.join(pki, 'ca.crt')),
+    cert: readFileSync(path.join(pki, 'client.crt')),
+    key: readFileSync(path.join(pki, 'client.key')),
+  };
+  const stats = newStats();
+  const scenario = { ...SCENARIOS.steady!, eventsPerAgentPerS: 0, reconnectDelayMs: 60_000 };
+  const agents = [0, 1, 2].map(
+    (i) =>
+      new SimAgent(`store-gw-agent-${i}`, i, { tls, gateway: { host: '127.0.0.1', port }, scenario, stats }),
+  );
+  t.after(() => {
+    for (const a of agents) a.stop();
+  });
+  for (const a of agents) a.start();
+
+  // The stored default config is pushed at the first heartbeat.
+  await waitFor(() => stats.configsApplied === 3, 15_000, 'configs pushed to the three agents');
+  // Agent status reaches the agents table, naming this gateway.
+  const item = async (id: string) =>
+    (await doc.send(new GetCommand({ TableName: tableName(db.prefix, 'agents'), Key: { agentId: id } })))
+      .Item;
+  const deadline = Date.now() + 15_000;
+  let written: Record<string, unknown> | undefined;
+  while (Date.now() < deadline) {
+    written = await item('store-gw-agent-0');
+    if (written?.gateway === gatewayId) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(written?.gateway, gatewayId, `agent item: ${JSON.stringify(written)}\n${out}`);
+
+  // A plugin task dispatched from elsewhere (here: a dispatcher in the test process, as the
+  // Lambda's would be) reaches the agent through this gateway's control API, and the agent's
+  // result record comes back into the store through the gateway's own result sink.
+  const ctx = contextFrom({ client: db.client, tablePrefix: db.prefix, logger: silentLogger() });
+  const service = createTaskService(ctx, { aksk: [[AK, SK]] });
+  const dispatcher = createDispatcher({ ...FAST_DISPATCH, ctx, aksk: [[AK, SK]], logger: silentLogger() });
+  dispatcher.start();
+  t.after(() => dispatcher.stop());
+  const created = await service.create({
+    type: 'Agent_Task',
+    target: { id_list: ['store-gw-agent-0'] },
+    data: { task: { name: 'collector', data: '{}', data_type: 5000 } },
+    user: 'test',
+  });
+  await service.run({ task_id: created.task_id, user: 'test' });
+  let result: Record<string, string> | null = null;
+  for (let i = 0; i < 100 && !result; i++) {
+    result = (await service.subtasks(created.task_id, { limit: 10 })).items[0]?.task_result ?? null;
+    if (!result) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(result, 'the result record reached the subtask');
+  await dispatcher.stop();
+
+  // A desired limit of 1: two streams are ended (status OK), the third stays.
+  await doc.send(
+    new PutCommand({
+      TableName: tableName(db.prefix, 'configs'),
+      Item: {
+        scope: FLEET_SCOPE.limit,
+        name: gatewayId,
+        limit: 1,
+        updatedAtMs: Date.now(),
+        updatedBy: 'test',
+      },
+    }),
+  );
+  await waitFor(() => stats.connected === 1, 15_000, 'two agents shed');
+  assert.equal(
+    stats.errors.size,
+    0,
+    `streams ended with OK, no errors: ${JSON.stringify([...stats.errors])}`,
+  );
+  // The metrics say so.
+  const control = Number(/control API\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
+  const text = await (await fetch(`http://127.0.0.1:${control}/metrics`)).text();
+  assert.match(text, /^fleetgate_gateway_shed_connections_total 2$/m);
+  assert.match(text, /^fleetgate_gateway_desired_limit 1$/m);
+});

@@ -1,0 +1,230 @@
+/**
+ * The dispatcher as a Lambda function (`gateway/manager/dispatcher-lambda.ts`), invoked with a real
+ * EventBridge scheduled event (test/fixtures/eventbridge/) against dynalite: the store comes from
+ * the environment, ticks run until no work remains, and none starts in the last 20 s of the
+ * invocation's time (the reserve: one gateway call's timeout, 15 s, plus a margin; the function's
+ * Terraform timeout leaves room for it, test/integration/infra-terraform.test.ts).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { DeleteCommand, DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  createDispatcherLambda,
+  DEFAULT_RESERVE_MS,
+  type DispatcherFactory,
+  type DispatcherLambdaContext,
+  dispatcherFromEnvironment,
+  GATEWAY_CALL_TIMEOUT_MS,
+  type ScheduledEvent,
+  TICK_MARGIN_MS,
+} from '../../gateway/manager/dispatcher-lambda.js';
+import { contextFrom } from '../../gateway/manager/tasks/dispatcher.js';
+import { createTaskService } from '../../gateway/manager/tasks/service.js';
+import { silentLogger } from '../../gateway/obs/logger.js';
+import { tableName } from '../../gateway/store/schema.js';
+import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
+import { AK, SK } from '../helpers/manager-harness.js';
+
+const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'eventbridge');
+const scheduled = JSON.parse(
+  readFileSync(path.join(fixtures, 'scheduled-event.json'), 'utf8'),
+) as ScheduledEvent;
+
+let db: TestDynamo;
+before(async () => {
+  db = await startTestDynamo();
+});
+after(async () => {
+  await db.close();
+});
+
+/** Lambda's context with a clock: `remaining` falls as real time passes. */
+function contextWith(budgetMs: number): DispatcherLambdaContext {
+  const end = Date.now() + budgetMs;
+  return { getRemainingTimeInMillis: () => end - Date.now(), awsRequestId: 'req-1' };
+}
+
+/**
+ * A stand-in for the engine's dispatcher doing real DynamoDB work: each tick takes one work item
+ * (an item of the configs table in scope `work`) and deletes it; no item = no work.
+ */
+const queueDispatcher: DispatcherFactory = ({ client, tablePrefix, aksk }) => {
+  assert.deepEqual(aksk, [[AK, SK]], 'the AK/SK of the environment reach the dispatcher');
+  const doc = DynamoDBDocumentClient.from(client);
+  const table = tableName(tablePrefix, 'configs');
+  return {
+    async tick() {
+      const page = await doc.send(new ScanCommand({ TableName: table, Limit: 100 }));
+      const item = page.Items?.find((i) => i.scope === 'work');
+      if (!item) return { didWork: false };
+      await doc.send(new DeleteCommand({ TableName: table, Key: { scope: item.scope, name: item.name } }));
+      return { didWork: true };
+    },
+  };
+};
+
+async function putWork(n: number): Promise<void> {
+  const doc = DynamoDBDocumentClient.from(db.client);
+  for (let i = 0; i < n; i++) {
+    await doc.send(
+      new PutCommand({
+        TableName: tableName(db.prefix, 'configs'),
+        Item: { scope: 'work', name: `item-${i}` },
+      }),
+    );
+  }
+}
+
+async function remainingWork(): Promise<number> {
+  const doc = DynamoDBDocumentClient.from(db.client);
+  const page = await doc.send(new ScanCommand({ TableName: tableName(db.prefix, 'configs') }));
+  return (page.Items ?? []).filter((i) => i.scope === 'work').length;
+}
+
+const env = (): NodeJS.ProcessEnv => ({
+  FLEETGATE_DYNAMODB_ENDPOINT: db.dynamo.endpoint,
+  FLEETGATE_TABLE_PREFIX: db.prefix,
+  FLEETGATE_AKSK: `${AK}:${SK}`,
+  FLEETGATE_LOG_LEVEL: 'silent',
+});
+
+test('a scheduled event runs ticks against the store until no work remains', async () => {
+  await putWork(7);
+  const handler = await dispatcherFromEnvironment(env(), queueDispatcher);
+  const r = await handler(scheduled, contextWith(60_000));
+  assert.equal(r.stopped, 'idle');
+  assert.equal(r.busyTicks, 7);
+  assert.equal(r.ticks, 8, 'seven busy ticks and the idle one that ends the run');
+  assert.equal(await remainingWork(), 0);
+  // The next scheduled run finds nothing and returns after one tick.
+  const again = await handler(scheduled, contextWith(60_000));
+  assert.deepEqual([again.ticks, again.busyTicks, again.stopped], [1, 0, 'idle']);
+});
+
+test("the reserve covers one gateway call's timeout plus a margin", () => {
+  const tasks = path.join(
+    path.dirname(fileURLToPath(import.meta.url)),
+    '..',
+    '..',
+    'gateway',
+    'manager',
+    'tasks',
+  );
+  const client = readFileSync(path.join(tasks, 'gateway-client.ts'), 'utf8');
+  const literal = /const timeoutMs = o\.timeoutMs \?\? ([\d_]+);/.exec(client)?.[1];
+  assert.ok(literal, "gateway-client.ts's default call timeout");
+  assert.equal(
+    Number(literal.replace(/_/g, '')),
+    GATEWAY_CALL_TIMEOUT_MS,
+    'the default the reserve is built on',
+  );
+  // The engine's dispatcher caps its calls at no more than that.
+  const engine = readFileSync(path.join(tasks, 'dispatcher.ts'), 'utf8');
+  const cap = /createGatewayClient\(\{[^}]*timeoutMs: Math\.min\(([\d_]+),/.exec(engine)?.[1];
+  assert.ok(cap && Number(cap.replace(/_/g, '')) <= GATEWAY_CALL_TIMEOUT_MS, "dispatcher.ts's call timeout");
+  assert.ok(TICK_MARGIN_MS >= 1000);
+  assert.equal(DEFAULT_RESERVE_MS, GATEWAY_CALL_TIMEOUT_MS + TICK_MARGIN_MS);
+  assert.equal(DEFAULT_RESERVE_MS, 20_000);
+});
+
+test('no tick starts within the reserve (the last 20 s) of the invocation', async () => {
+  let ticks = 0;
+  const handler = createDispatcherLambda({
+    logger: silentLogger(),
+    dispatcher: {
+      async tick() {
+        ticks++;
+        await new Promise((r) => setTimeout(r, 50));
+        return { didWork: true };
+      },
+    },
+  });
+  // 400 ms of ticks before the reserve (the budget falls with real time).
+  const budget = DEFAULT_RESERVE_MS + 400;
+  const started = Date.now();
+  const context = contextWith(budget);
+  const r = await handler(scheduled, context);
+  assert.equal(r.stopped, 'deadline');
+  assert.ok(ticks >= 1, 'ticks ran while there was time');
+  assert.equal(r.ticks, ticks);
+  const left = context.getRemainingTimeInMillis();
+  assert.ok(left > DEFAULT_RESERVE_MS - 100, `stopped with about the reserve left (${left} ms)`);
+  assert.ok(
+    left > GATEWAY_CALL_TIMEOUT_MS,
+    'a tick that started last still has a whole gateway call before the end',
+  );
+  assert.ok(Date.now() - started < 1_000, 'stopped at the reserve, not at the end of the invocation');
+  // Active tasks with nothing due: the run keeps looking until the deadline, not a busy loop.
+  let looks = 0;
+  const waiting = createDispatcherLambda({
+    logger: silentLogger(),
+    idlePauseMs: 100,
+    dispatcher: {
+      async tick() {
+        looks++;
+        return { didWork: false, activeTasks: 1 };
+      },
+    },
+  });
+  const w = await waiting(scheduled, contextWith(DEFAULT_RESERVE_MS + 550));
+  assert.equal(w.stopped, 'deadline');
+  assert.ok(
+    looks >= 1 && looks <= 10,
+    `looked ${looks} times in ~550 ms at 100 ms pauses, not in a busy loop`,
+  );
+  // Already inside the reserve (the old 5 s reserve would still tick here): no tick at all.
+  const late = await handler(scheduled, contextWith(DEFAULT_RESERVE_MS - 1_000));
+  assert.deepEqual([late.ticks, late.stopped], [0, 'deadline']);
+  const withinCall = await handler(scheduled, contextWith(GATEWAY_CALL_TIMEOUT_MS + 1_000));
+  assert.deepEqual([withinCall.ticks, withinCall.stopped], [0, 'deadline']);
+  // An explicit reserve still wins.
+  const short = createDispatcherLambda({
+    logger: silentLogger(),
+    reserveMs: 100,
+    maxTicks: 1,
+    dispatcher: { tick: async () => ({ didWork: true }) },
+  });
+  assert.deepEqual(
+    [(await short(scheduled, contextWith(1_000))).ticks, (await short(scheduled, contextWith(50))).ticks],
+    [1, 0],
+  );
+});
+
+test('a broken environment or engine fails the cold start', async () => {
+  const failing: DispatcherFactory = () => {
+    throw new Error('engine unavailable');
+  };
+  await assert.rejects(dispatcherFromEnvironment(env(), failing), /engine unavailable/);
+  await assert.rejects(
+    dispatcherFromEnvironment({ ...env(), FLEETGATE_DYNAMODB_ENDPOINT: 'dynalite:4567' }, queueDispatcher),
+    /FLEETGATE_DYNAMODB_ENDPOINT/,
+  );
+});
+
+test('the exported handler drives the real engine from the environment', async () => {
+  Object.assign(process.env, env());
+  const { handler } = await import('../../gateway/manager/dispatcher-lambda.js');
+  const ctx = contextFrom({ client: db.client, tablePrefix: db.prefix, logger: silentLogger() });
+  const service = createTaskService(ctx, { aksk: [[AK, SK]] });
+  // An agent no gateway holds, one attempt: the dispatcher's pass makes it result_failed.
+  const created = await service.create({
+    type: 'Agent_Ctrl',
+    target: { id_list: ['lambda-offline-agent'] },
+    data: { agent_ctrl: 1060 },
+    max_attempts: 1,
+    user: 'test',
+  });
+  await service.run({ task_id: created.task_id, user: 'test' });
+  const r = await handler(scheduled, contextWith(60_000));
+  assert.equal(r.stopped, 'idle');
+  assert.ok(r.busyTicks >= 1, JSON.stringify(r));
+  const subs = await service.subtasks(created.task_id, { limit: 10 });
+  assert.deepEqual(
+    subs.items.map((s) => [s.agent_id, s.status]),
+    [['lambda-offline-agent', 'result_failed']],
+  );
+  assert.equal((await service.get(created.task_id))?.task_status, 'finished');
+});
