@@ -49,7 +49,11 @@ export const DEFAULT_LIMITS: GrpcServerLimits = {
   maxHeaderListPairs: 64,
   maxSessionMemoryMb: 32,
   maxSockets: 100_000,
-  handshakeTimeoutMs: 10_000,
+  // Above the Elkeid agent's 15 s dial timeout (elkeid-protocol.md §1.8): with TLS 1.3 the client
+  // counts itself connected once it has sent Finished; a starved server that times the handshake
+  // out first destroys a connection the agent already streams on, and a storm turns into retries
+  // (docs/capacity.md). Slowloris handshakes still end within 20 s.
+  handshakeTimeoutMs: 20_000,
   idleSessionMs: 30_000,
   keepaliveTimeMs: 60_000,
   keepaliveTimeoutMs: 20_000,

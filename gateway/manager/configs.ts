@@ -5,7 +5,9 @@
  * The effective config of an agent = the default list, then each of its tags' overrides (tags in
  * sorted order), then its own override, each applied with Elkeid's `updateConfig` merge: per
  * item by name, an item whose other fields are all empty removes that plugin; otherwise its
- * non-empty fields overwrite; an unknown name is appended. That list is what a gateway pushes at
+ * non-empty fields overwrite; an unknown name is appended. A config task writes its items
+ * into each target's `agent#<id>` scope as it dispatches (a removal is stored as such an empty
+ * item, a tombstone, so it also removes a plugin that the default or a tag scope brings). That list is what a gateway pushes at
  * an agent's first heartbeat (`createStoreConfigSource`) and what `getConfig/:id` answers.
  *
  * No scope configured at all → `undefined` ("no opinion": the gateway pushes nothing), never an
@@ -105,7 +107,8 @@ export function parseConfigList(value: unknown, opts: { full: boolean }): Config
   });
 }
 
-function isRemoval(c: ConfigMsg): boolean {
+/** An item whose fields other than `name` are all empty: removes that plugin in a merge. */
+export function isRemoval(c: ConfigMsg): boolean {
   return (
     c.type === '' &&
     c.signature === '' &&
@@ -267,7 +270,9 @@ export function createConfigStore(o: ConfigStoreOptions): ConfigStore {
     },
     async effective(agentId, tags) {
       const scopes = [defaultScope, ...[...tags].sort().map(tagScope), agentScope(agentId)];
-      const lists = await mapLimit(scopes, 8, (s) => get(s));
+      // The agent's own scope is read uncached: a config task writes it (tasks/config-plan.ts)
+      // and the agent may reconnect right after; caching it would serve the pre-task config.
+      const lists = await mapLimit(scopes, 8, (s, i) => (i === scopes.length - 1 ? read(s) : get(s)));
       if (lists.every((l) => l === undefined)) return undefined;
       let out: ConfigMsg[] = [];
       for (const l of lists) if (l) out = mergeConfig(out, l);
@@ -283,7 +288,8 @@ export interface StoreConfigSourceOptions extends ConfigStoreOptions {
 
 /**
  * The gateway's ConfigSource over the store: the effective config of the agent named in the
- * heartbeat detail, pushed at its first heartbeat. Scope reads are cached `cacheMs` (default 5 s).
+ * heartbeat detail, pushed at its first heartbeat. Default and tag scope reads are cached
+ * `cacheMs` (default 5 s); the agent's own scope is read at every call.
  */
 export function createStoreConfigSource(o: StoreConfigSourceOptions): ConfigSource & { store: ConfigStore } {
   const store = createConfigStore(o);

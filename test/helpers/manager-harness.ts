@@ -54,7 +54,13 @@ export interface TestManager {
 
 export async function startTestManager(
   t: TestContext,
-  o: { db?: TestDynamo; api?: ManagerRoleOptions['api']; print?: (s: string) => void; admin?: boolean } = {},
+  o: {
+    db?: TestDynamo;
+    api?: ManagerRoleOptions['api'];
+    print?: (s: string) => void;
+    admin?: boolean;
+    dispatcher?: ManagerRoleOptions['dispatcher'];
+  } = {},
 ): Promise<TestManager> {
   // One after-hook, run last-in first-out: writers stop before the manager, the manager before the store.
   const stack: Array<() => unknown> = [];
@@ -80,6 +86,7 @@ export async function startTestManager(
     env: { FLEETGATE_MANAGER_SECRET: SECRET },
     print: o.print ?? (() => {}),
     ...(o.api ? { api: o.api } : {}),
+    ...(o.dispatcher !== undefined ? { dispatcher: o.dispatcher } : {}),
   });
   stack.push(() => role.close());
   const base = `http://127.0.0.1:${role.port}`;

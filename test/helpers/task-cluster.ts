@@ -8,6 +8,7 @@
 import type { TestContext } from 'node:test';
 import { Registry } from 'prom-client';
 import { createHeartbeatWriter, type HeartbeatWriter } from '../../gateway/manager/agent-status-writer.js';
+import { createStoreConfigSource } from '../../gateway/manager/configs.js';
 import type { TaskContext } from '../../gateway/manager/tasks/context.js';
 import {
   contextFrom,
@@ -71,7 +72,12 @@ export const FAST_DISPATCH: Partial<DispatcherOptions> = {
 
 export async function startTaskCluster(
   t: TestContext,
-  o: { gateways: number; service?: Partial<TaskServiceOptions> },
+  o: {
+    gateways: number;
+    service?: Partial<TaskServiceOptions>;
+    /** Gateways push the store's effective config at first heartbeat (createStoreConfigSource). */
+    configSource?: boolean;
+  },
 ): Promise<TaskCluster> {
   const stack: Array<() => unknown> = [];
   t.after(async () => {
@@ -91,7 +97,12 @@ export async function startTaskCluster(
       flushMs: 100,
     });
     sink.start();
-    const g = await startTestGateway(t, { taskResults: sink });
+    const g = await startTestGateway(t, {
+      taskResults: sink,
+      ...(o.configSource
+        ? { configSource: createStoreConfigSource({ client: db.client, tablePrefix: db.prefix }) }
+        : {}),
+    });
     const api = await startControlApi({
       host: '127.0.0.1',
       port: 0,

@@ -8,11 +8,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encodeItem } from '../../gateway/agent/item.js';
+import { type ConfigMsg, createConfigStore } from '../../gateway/manager/configs.js';
 import { FanoutConfirmError, TaskStateError } from '../../gateway/manager/tasks/errors.js';
 import type { ConfigItem } from '../../gateway/manager/tasks/types.js';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
 import { SimAgent } from '../../loadtest/sim/sim-agent.js';
 import { waitFor } from '../helpers/gateway.js';
+import { startTestManager } from '../helpers/manager-harness.js';
 import { startTaskCluster } from '../helpers/task-cluster.js';
 
 const plugin = (version: string): ConfigItem => ({
@@ -356,5 +358,98 @@ test('task dispatch across three gateways and two dispatchers', async (t) => {
         .sort(),
       [...movers].sort(),
     );
+  });
+});
+
+test('a config task persists into the agents’ scopes: a reconnect keeps it, delConfig sticks', async (t) => {
+  const c = await startTaskCluster(t, { gateways: 1, configSource: true });
+  const m = await startTestManager(t, { db: c.db, dispatcher: false });
+  const scanner = { ...plugin('1.0.0'), name: 'scanner' };
+  await createConfigStore({ client: c.db.client, tablePrefix: c.db.prefix }).replace(
+    'default',
+    [plugin('1.0.0'), scanner] as ConfigMsg[],
+    'test',
+  );
+  const ids = await c.addAgents('cf', 5, 0);
+  const red = ids.slice(0, 3);
+  await c.ctx.tags.add('red', red, 'test');
+  c.dispatcher().start();
+  const versions = (list: Array<{ Name?: string | null; Version?: string | null }> | undefined) =>
+    Object.fromEntries((list ?? []).map((i) => [i.Name, i.Version]));
+  const getConfig = async (id: string) => {
+    const r = await m.call('GET', `/api/v1/agent/getConfig/${id}`, { sign: true });
+    assert.equal(r.status, 200, r.text);
+    return Object.fromEntries(((r.json as { data: ConfigMsg[] }).data ?? []).map((i) => [i.name, i.version]));
+  };
+  // Stops the agent's stream and connects it again: its gateway pushes the store's effective
+  // config at the first heartbeat (what Elkeid's AgentCenter asks GetComponentInstances for).
+  const reconnect = async (id: string) => {
+    c.agents.get(id)!.stop();
+    await waitFor(() => c.gateways[0]!.g.gateway.sessions.get(id) === undefined, 10_000, `${id} gone`);
+    const before = c.received.length;
+    await c.addAgents('cf', 1, 0, ids.indexOf(id));
+    await waitFor(
+      () => c.received.slice(before).some((r) => r.agentId === id && r.command.Config.length > 0),
+      10_000,
+      `${id} pushed its config`,
+    );
+    const got = c.received.slice(before).filter((r) => r.agentId === id && r.command.Config.length > 0);
+    return versions(got.at(-1)!.command.Config);
+  };
+
+  await t.test('an upgrade to a tag survives a reconnect; getConfig shows it', async () => {
+    const { task_id } = await c.service.create({
+      type: 'Agent_Config',
+      target: { tag: 'red' },
+      data: { config: [plugin('2.0.0')] },
+      user: 'op',
+    });
+    await c.service.run({ task_id, user: 'op' });
+    await c.waitSubtasks(task_id, allSucceeded);
+    assert.deepEqual((await reconnect('cf-0000')).collector, '2.0.0', 'the upgrade, not the old config');
+    assert.deepEqual(await reconnect('cf-0003'), { collector: '1.0.0', scanner: '1.0.0' });
+    assert.deepEqual(await getConfig('cf-0001'), { collector: '2.0.0', scanner: '1.0.0' });
+    assert.deepEqual(await getConfig('cf-0004'), { collector: '1.0.0', scanner: '1.0.0' });
+    const gci = await m.call('POST', '/api/v6/component/GetComponentInstances', {
+      sign: true,
+      body: { agent_id: 'cf-0002' },
+    });
+    assert.deepEqual(
+      Object.fromEntries((gci.json as { data: ConfigMsg[] }).data.map((i) => [i.name, i.version])),
+      { collector: '2.0.0', scanner: '1.0.0' },
+    );
+    const writes = await c.registry.getSingleMetric('fleetgate_dispatch_config_writes_total')?.get();
+    assert.equal(writes?.values[0]?.value, 3, 'one item per (agent, plugin)');
+    // The same items again: delivered, nothing written.
+    const again = await c.service.create({
+      type: 'Agent_Config',
+      target: { tag: 'red' },
+      data: { config: [plugin('2.0.0')] },
+      user: 'op',
+    });
+    await c.service.run({ task_id: again.task_id, user: 'op' });
+    await c.waitSubtasks(again.task_id, allSucceeded);
+    const after = await c.registry.getSingleMetric('fleetgate_dispatch_config_writes_total')?.get();
+    assert.equal(after?.values[0]?.value, 3, 'idempotent');
+  });
+
+  await t.test('delConfig removes a default-scope plugin from its targets only, for good', async () => {
+    const before = c.received.length;
+    const { task_id } = await c.service.create({
+      type: 'Agent_Config',
+      action: 'delConfig',
+      target: { id_list: ['cf-0001', 'cf-0003'] },
+      data: { config: [{ name: 'scanner' }] as ConfigItem[] },
+      user: 'op',
+    });
+    await c.service.run({ task_id, user: 'op' });
+    await c.waitSubtasks(task_id, allSucceeded);
+    const sent = c.received.slice(before).filter((r) => r.agentId === 'cf-0001');
+    assert.deepEqual(versions(sent.at(-1)?.command.Config), { collector: '2.0.0' }, 'delivered without it');
+    assert.deepEqual(await reconnect('cf-0001'), { collector: '2.0.0' }, 'a target does not get it back');
+    assert.deepEqual(await reconnect('cf-0003'), { collector: '1.0.0' });
+    assert.deepEqual(await reconnect('cf-0004'), { collector: '1.0.0', scanner: '1.0.0' }, 'a non-target');
+    assert.deepEqual(await getConfig('cf-0001'), { collector: '2.0.0' });
+    assert.deepEqual(await getConfig('cf-0002'), { collector: '2.0.0', scanner: '1.0.0' });
   });
 });

@@ -4,8 +4,10 @@
  *
  *   Query tasks byActive → BatchGet the task items → per running task, Query its chunk heads
  *   (`h#…`, ~200 bytes each) → claim due chunks (≤ `concurrence` live leases per task) → per
- *   claimed chunk: members (cached), BatchGet subtasks + agent items → group the agents that need
- *   a delivery by (gateway control address, command) → one signed POST /command/batch per group
+ *   claimed chunk: members (cached), BatchGet subtasks + agent items → a config task writes its
+ *   items into the agents' agent#<id> scopes first (write-ahead, config-plan.ts) → group the
+ *   agents that need a delivery by (gateway control address, command) → one signed POST
+ *   /command/batch per group
  *   with the chunk's fence and the agents' tokens → write the outcomes → release the lease with
  *   the chunk's recomputed counters, its next due time and the result mark it has seen.
  *
@@ -316,6 +318,9 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         ? await planner.forAgents(
             todo.map((s) => s.agentId),
             (base.config ?? []) as ConfigMsg[],
+            // Write-ahead, as Elkeid writes the merged config back at distribution: every agent
+            // to send (online or not) keeps the task's items in its agent#<id> scope.
+            { persist: { by: `task:${task.taskId}` } },
           )
         : undefined;
     const groups = new Map<string, { addr: string; command: CommandBody; agents: SubtaskItem[] }>();

@@ -36,6 +36,11 @@ export function createTaskMetrics(registry: Registry) {
       'fleetgate_dispatch_retries_total',
       'subtask deliveries scheduled for a retry',
     ),
+    configWrites: counter(
+      registry,
+      'fleetgate_dispatch_config_writes_total',
+      "config items a config task wrote into its agents' agent#<id> scopes (unchanged items are not written)",
+    ),
     exhausted: counter(
       registry,
       'fleetgate_dispatch_exhausted_total',

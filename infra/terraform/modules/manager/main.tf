@@ -87,7 +87,8 @@ data "aws_iam_policy_document" "api" {
   }
 
   # configs.ts, tags.ts, routes/fleet.ts, store/fleet-items.ts: plugin configs, tag counters,
-  # the gateways' limits and status items; tasks/config-plan.ts reads them all.
+  # the gateways' limits and status items; tasks/config-plan.ts reads the config scopes and
+  # writes config tasks' items into agent#<id> scopes.
   statement {
     sid = "Configs"
     actions = [
@@ -183,6 +184,14 @@ data "aws_iam_policy_document" "dispatcher" {
       var.table_arns["tags"],
       var.table_arns["configs"],
     ]
+  }
+
+  # tasks/config-plan.ts: a config task writes its items into its agents' agent#<id> scopes
+  # before it sends (write-ahead, as Elkeid writes the merged config back), 25 a request.
+  statement {
+    sid       = "ConfigWrites"
+    actions   = ["dynamodb:BatchWriteItem"]
+    resources = [var.table_arns["configs"]]
   }
 
   statement {
