@@ -774,6 +774,42 @@ export function applyTables(doc: string, tables: Record<string, string>): string
   return out;
 }
 
+// ---- Terraform: the million-agents example's sizing inputs ---------------------------------------
+
+/**
+ * The sizing inputs of infra/terraform/examples/million-agents, as the model computes them for
+ * `agents` at `rate`: written to `capacity.auto.tfvars.json` there by `--write` (or anywhere with
+ * `--tfvars FILE`); test/unit/capacity.test.ts fails when the committed file differs. Only
+ * variables the example declares; Kafka brokers (count, size, storage) are not modelled here.
+ */
+export function terraformSizing(
+  m: Measured,
+  mix: PayloadMix,
+  agents = 1_000_000,
+  rate: number = SCENARIOS.steady!.eventsPerAgentPerS,
+  a: Assumptions = ASSUMPTIONS,
+): Record<string, number | string> {
+  const s = size(m, mix, agents, rate, a);
+  return {
+    expected_agents: agents,
+    records_per_agent_per_second: rate,
+    average_record_bytes: Math.round(s.kafka.bytesPerRecord),
+    gateway_count: s.gateways,
+    gateway_cpu: a.gatewayVcpu * 1024,
+    gateway_memory: a.gatewayMemGiB * 1024,
+    // The model's agents per gateway: the least of CPU, memory and the storm cap.
+    gateway_max_connections: s.perGateway.chosen,
+    kafka_partitions: s.kafka.partitions,
+    // The DynamoDB table is priced on demand (a flat load; storms need no provisioned burst).
+    table_billing_mode: 'PAY_PER_REQUEST',
+  };
+}
+
+/** The JSON text of the tfvars file: what `--write` and `--tfvars` write. */
+export function tfvarsJson(m: Measured, mix: PayloadMix): string {
+  return `${JSON.stringify(terraformSizing(m, mix), null, 2)}\n`;
+}
+
 // ---- command line ------------------------------------------------------------------------------
 
 const HELP = `Usage: npm run capacity -- [options]
@@ -789,11 +825,24 @@ Options:
   --events-per-agent-per-s R     events per agent per second (default ${SCENARIOS.steady!.eventsPerAgentPerS}, the simulator's steady scenario)
   --gateways G                   also: storm settle time with G gateways (default: the model's count)
   --bench-dir DIR                where the benchmark JSON is (default loadtest/results)
-  --write                        rewrite the generated tables of docs/capacity.md
-  --help                         this text`;
+  --write                        rewrite the generated tables of docs/capacity.md and the sizing
+                                 inputs of the million-agents Terraform example (TFVARS below)
+  --tfvars FILE                  write the million-agents example's sizing inputs (1,000,000 agents
+                                 at the steady rate) as Terraform JSON variables to FILE
+  --help                         this text
+
+TFVARS: infra/terraform/examples/million-agents/capacity.auto.tfvars.json`;
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DOC_PATH = path.join(root, 'docs', 'capacity.md');
+export const TFVARS_PATH = path.join(
+  root,
+  'infra',
+  'terraform',
+  'examples',
+  'million-agents',
+  'capacity.auto.tfvars.json',
+);
 
 function main(argv: string[]): number {
   const { values } = parseArgs({
@@ -804,6 +853,7 @@ function main(argv: string[]): number {
       gateways: { type: 'string' },
       'bench-dir': { type: 'string' },
       write: { type: 'boolean', default: false },
+      tfvars: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -825,6 +875,20 @@ function main(argv: string[]): number {
     const next = applyTables(doc, docTables(measured, mix));
     writeFileSync(DOC_PATH, next);
     console.error(next === doc ? 'docs/capacity.md is current' : 'docs/capacity.md rewritten');
+  }
+  const tfvarsFiles = [...(values.write ? [TFVARS_PATH] : []), ...(values.tfvars ? [values.tfvars] : [])];
+  for (const file of tfvarsFiles) {
+    const text = tfvarsJson(measured, mix);
+    let old: string | undefined;
+    try {
+      old = readFileSync(file, 'utf8');
+    } catch {
+      old = undefined;
+    }
+    writeFileSync(file, text);
+    console.error(
+      `${path.relative(process.cwd(), path.resolve(file))} ${old === text ? 'is current' : 'written'}`,
+    );
   }
   const agents = Math.floor(positive('agents', values.agents, 1_000_000));
   const rate = positive(

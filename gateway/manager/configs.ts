@@ -19,6 +19,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchWriteCommand, DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { grpc } from '../../proto/gen/elkeid.js';
 import type { ConfigSource } from '../agent/config-source.js';
+import { FLEET_SCOPE } from '../store/fleet-items.js';
 import { tableName } from '../store/schema.js';
 import { mapLimit } from './store.js';
 
@@ -155,7 +156,12 @@ export function toProto(c: ConfigMsg): grpc.ConfigItem.$Properties {
   };
 }
 
-function fromItem(i: Record<string, unknown>): ConfigMsg {
+/** A config item as stored in its scope: the message and its position in the scope's list. */
+export interface StoredConfig extends ConfigMsg {
+  pos: number;
+}
+
+export function storedConfigOf(i: Record<string, unknown>): StoredConfig {
   return {
     name: String(i.name),
     type: String(i.type ?? ''),
@@ -164,7 +170,43 @@ function fromItem(i: Record<string, unknown>): ConfigMsg {
     sha256: String(i.sha256 ?? ''),
     download_url: Array.isArray(i.downloadUrls) ? i.downloadUrls.map(String) : [],
     detail: String(i.detail ?? ''),
+    pos: Number(i.pos ?? 0),
   };
+}
+
+/** The message without its position. */
+export function withoutPos({ pos: _pos, ...c }: StoredConfig): ConfigMsg {
+  return c;
+}
+
+/** A scope's stored items in list order (position, then name), every page; undefined when it has none. */
+export async function queryConfigScope(
+  doc: DynamoDBDocumentClient,
+  table: string,
+  scope: string,
+  o: { consistent?: boolean } = {},
+): Promise<StoredConfig[] | undefined> {
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await doc.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: '#s = :s',
+        ExpressionAttributeNames: { '#s': 'scope' },
+        ExpressionAttributeValues: { ':s': scope },
+        ...(o.consistent ? { ConsistentRead: true } : {}),
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    items.push(...((page.Items ?? []) as Record<string, unknown>[]));
+    start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
+  } while (start);
+  if (items.length === 0) return undefined;
+  items.sort(
+    (a, b) => Number(a.pos ?? 0) - Number(b.pos ?? 0) || String(a.name).localeCompare(String(b.name)),
+  );
+  return items.map(storedConfigOf);
 }
 
 export interface ConfigStore {
@@ -191,26 +233,7 @@ export function createConfigStore(o: ConfigStoreOptions): ConfigStore {
   const cache = new Map<string, { at: number; value: Promise<ConfigMsg[] | undefined> }>();
 
   async function read(scope: string): Promise<ConfigMsg[] | undefined> {
-    const items: Record<string, unknown>[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await doc.send(
-        new QueryCommand({
-          TableName: table,
-          KeyConditionExpression: '#s = :s',
-          ExpressionAttributeNames: { '#s': 'scope' },
-          ExpressionAttributeValues: { ':s': scope },
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      items.push(...((page.Items ?? []) as Record<string, unknown>[]));
-      start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
-    } while (start);
-    if (items.length === 0) return undefined;
-    items.sort(
-      (a, b) => Number(a.pos ?? 0) - Number(b.pos ?? 0) || String(a.name).localeCompare(String(b.name)),
-    );
-    return items.map(fromItem);
+    return (await queryConfigScope(doc, table, scope))?.map(withoutPos);
   }
 
   function get(scope: string, opts: { fresh?: boolean } = {}): Promise<ConfigMsg[] | undefined> {
@@ -240,6 +263,15 @@ export function createConfigStore(o: ConfigStoreOptions): ConfigStore {
     get,
     async replace(scope, items, by) {
       const before = (await get(scope, { fresh: true })) ?? [];
+      if (scope.startsWith('agent#') && items.length > 0) {
+        // Registered before the items are written, so a config task that reads agent scopes by
+        // key (tasks/config-plan.ts) never misses one.
+        await batch(
+          [...new Set(items.map((c) => c.name))].map((name) => ({
+            PutRequest: { Item: { scope: FLEET_SCOPE.agentNames, name } },
+          })),
+        );
+      }
       const at = now();
       await batch(
         items.map((c, pos) => ({

@@ -9,6 +9,7 @@
  *   fleet#limit      <gatewayId>      the manager API                the desired connection limit
  *   fleet#counter    agents#<0..15>   gateways, once per new agent   agents ever seen (sharded ADD)
  *   fleet#tagcount   <tag>            the manager, on tag changes    members of a tag
+ *   fleet#agentnames <plugin name>    whoever writes an agent scope  names any agent scope may hold
  *
  * Every such item is small (< 4 KB except a gateway aggregate with many versions or tags) and
  * written at most every few seconds per key, far below a partition's 1,000 writes/s.
@@ -22,6 +23,9 @@ export const FLEET_SCOPE = {
   limit: 'fleet#limit',
   counter: 'fleet#counter',
   tagCount: 'fleet#tagcount',
+  // Every plugin name ever written into some `agent#<id>` scope: with it a config task reads the
+  // agents' own items by key (BatchGet, 100 keys a request) instead of one Query per agent.
+  agentNames: 'fleet#agentnames',
 } as const;
 
 export const AGENT_COUNTER_SHARDS = 16;

@@ -28,6 +28,31 @@ export interface GlobalIndex {
   readonly projection: 'KEYS_ONLY' | 'ALL' | { readonly include: readonly string[] };
 }
 
+/**
+ * A chunk head's attributes but the per-agent `st` and `gw` (and the members' `agentIds` and
+ * `tokens`): the range, lease, due time, result marks and counters by state, what a dispatcher
+ * tick and a task view read of each head (manager/tasks/model.ts).
+ */
+export const CHUNK_HEAD_SUMMARY_FIELDS = [
+  'start',
+  'len',
+  'state',
+  'leaseOwner',
+  'leaseUntil',
+  'leaseVersion',
+  'nextAt',
+  'handled',
+  'passAt',
+  'dirty',
+  'clean',
+  'nCreated',
+  'nRunning',
+  'nSucceed',
+  'nFailed',
+  'nResultSucceed',
+  'nResultFailed',
+] as const;
+
 export interface TableDef {
   /** Table name = prefix + suffix (e.g. `fleetgate-` + `registry`). */
   readonly suffix: string;
@@ -185,29 +210,7 @@ export const TABLES = {
     billing: 'PAY_PER_REQUEST',
     access:
       'Query heads by taskId (begins_with h#); conditional Update to take/renew/release a lease; ADD dirty on results',
-    fields: [
-      'start',
-      'len',
-      'agentIds',
-      'tokens',
-      'st',
-      'gw',
-      'state',
-      'leaseOwner',
-      'leaseUntil',
-      'leaseVersion',
-      'nextAt',
-      'handled',
-      'passAt',
-      'dirty',
-      'clean',
-      'nCreated',
-      'nRunning',
-      'nSucceed',
-      'nFailed',
-      'nResultSucceed',
-      'nResultFailed',
-    ],
+    fields: ['agentIds', 'tokens', 'st', 'gw', ...CHUNK_HEAD_SUMMARY_FIELDS],
   },
   // Manager users (console and API login).
   users: {

@@ -1,25 +1,31 @@
 ################################################################################
 # Sizing: agents expected -> gateways, their connection limit, brokers
 #
-# From the benchmark figures in the README (2-core AMD EPYC VM, Node 20.20.2; per server
-# CPU-second) until docs/capacity.md replaces them:
+# The measured figures are docs/capacity.md's (its "measured" table, from loadtest/results/*.json
+# on a 2-vCPU AMD EPYC VM, Node 20.20.2; per gateway CPU-second); test/unit/capacity.test.ts fails
+# when these locals and `npm run capacity` disagree:
 #
-#   86.1 KB   resident memory per idle mTLS agent (bench:gateway, 10,000 agents)
-#   528       new mTLS sessions per CPU-second (handshakes: ECDSA P-256, client certificate)
-#   638,050   records per CPU-second on the transport path (snappy-framed, as agents send)
-#   109,290   records per gateway CPU-second end to end, agent -> Kafka acks=all (bench:ingest,
-#             1 worker thread; 133,912 inline): main thread and workers together, the lower
-#             figure of the README's ~110k-134k range
+#   124.5 KB  resident memory per streaming agent (bench:fleet; 85.1 KB idle in bench:gateway):
+#             the larger, as the model takes it
+#   536       new mTLS sessions per CPU-second (bench:gateway; ECDSA P-256, client certificate)
+#   634,752   records per CPU-second on the transport path (bench:gateway, 20 per message)
+#   107,584   records per gateway CPU-second end to end, agent -> Kafka acks=all (bench:ingest,
+#             inline, paced)
+#
+# The gateway count, task size, connection limit and Kafka partitions of a planned fleet come
+# from the same model: examples/million-agents/capacity.auto.tfvars.json (npm run capacity --
+# --write) sets gateway_count, gateway_max_connections and kafka_partitions, which override
+# what this file derives.
 #
 # The transport (TLS, HTTP/2, gRPC framing) runs on the gateway's main thread: one core per
 # gateway whatever its size. Ingest workers (MQData, Kafka) use the other cores.
 ################################################################################
 
 locals {
-  bench_rss_per_agent_bytes  = 86100
-  bench_handshakes_per_cpu_s = 528
-  bench_records_per_cpu_s    = 638050
-  bench_ingest_per_cpu_s     = 109290
+  bench_rss_per_agent_bytes  = 127488 # 124.5 KiB
+  bench_handshakes_per_cpu_s = 536
+  bench_records_per_cpu_s    = 634752
+  bench_ingest_per_cpu_s     = 107584
   # Planned CPU utilisation of a gateway's cores by the record path: room for a burst, a
   # spool replay after a Kafka outage, and a zone loss's extra agents (x 3/2).
   ingest_cpu_target = 0.5
@@ -31,8 +37,8 @@ locals {
 
   az_count = length(var.azs)
 
-  # 1. Connection limit of one gateway (FLEETGATE_MAX_CONNECTIONS).
-  gateway_max_connections = floor(var.gateway_memory * 1024 * 1024 * local.memory_share_agents / local.budget_per_agent_bytes)
+  # 1. Connection limit of one gateway (FLEETGATE_MAX_CONNECTIONS), unless given.
+  gateway_max_connections = coalesce(var.gateway_max_connections, floor(var.gateway_memory * 1024 * 1024 * local.memory_share_agents / local.budget_per_agent_bytes))
 
   # 2. Planned agents per gateway: when one zone is lost, its agents reconnect to the gateways
   #    of the other zones, which must then still be at or under their limit.
@@ -42,7 +48,8 @@ locals {
   derived_gateway_count = max(local.az_count, ceil(var.expected_agents / local.planned_agents_per_gateway / local.az_count) * local.az_count)
   gateway_count         = coalesce(var.gateway_count, local.derived_gateway_count)
   gateway_vcpus         = var.gateway_cpu / 1024
-  gateway_workers       = max(1, floor(local.gateway_vcpus) - 1)
+  # One vCPU: the pipeline runs inline (FLEETGATE_WORKERS=0), as docs/capacity.md measured it.
+  gateway_workers = max(0, floor(local.gateway_vcpus) - 1)
 
   # 4. Checks on the main thread (one core) at the planned load.
   agents_per_gateway_expected = ceil(var.expected_agents / local.gateway_count)

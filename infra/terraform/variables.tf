@@ -112,6 +112,17 @@ variable "gateway_count" {
   default     = null
 }
 
+variable "gateway_max_connections" {
+  description = "FLEETGATE_MAX_CONNECTIONS of each gateway, overriding the limit sizing.tf derives from gateway_memory (null: derived). The million-agents example sets the agents per gateway of docs/capacity.md."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.gateway_max_connections == null ? true : var.gateway_max_connections >= 1
+    error_message = "gateway_max_connections must be positive (or null)."
+  }
+}
+
 variable "gateway_ec2_instance_type" {
   description = "With gateway_launch_type = EC2: host instance type."
   type        = string

@@ -4,7 +4,9 @@
  * `elkeid.com`, ALPN h2, grpc-go's request headers, every message snappy-framed with the
  * compressed flag set. Used by tests, benchmarks and the simulator.
  */
+import { readFileSync } from 'node:fs';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
+import path from 'node:path';
 import tls from 'node:tls';
 import { frameMessage, MessageReader } from '../../gateway/grpc/message-reader.js';
 import { encodeSnappyFrames } from '../../gateway/grpc/snappy-framing.js';
@@ -14,6 +16,15 @@ export interface AgentTls {
   ca: string | Buffer;
   cert: string | Buffer;
   key: string | Buffer;
+}
+
+/** The fleet client credentials from Elkeid-named files in `pkiDir` (ca.crt, client.crt, client.key). */
+export function readAgentTls(pkiDir: string): { ca: Buffer; cert: Buffer; key: Buffer } {
+  return {
+    ca: readFileSync(path.join(pkiDir, 'ca.crt')),
+    cert: readFileSync(path.join(pkiDir, 'client.crt')),
+    key: readFileSync(path.join(pkiDir, 'client.key')),
+  };
 }
 
 /** The message encoding of a call: snappy (what agents send) or identity (for gateways without snappy). */

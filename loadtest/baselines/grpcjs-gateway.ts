@@ -15,23 +15,22 @@
  * on stdin; closing stdin exits. For bench:fleet also `command {agent_ids, command}`: writes the
  * Command (`{Task: {...}}`) to each listed agent's call, as our control API's /command/batch does.
  */
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpcjs from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import protobuf from 'protobufjs';
 import {
+  loopLagMeter,
   openFileLimit,
   processStats,
   reply,
   type ServerStats,
-  serveCommands,
-  settleGc,
+  serveServerCommands,
 } from '../bench/child-protocol.js';
+import { listenTransfer } from './grpcjs-server.js';
 
 const { values } = parseArgs({
   options: {
@@ -150,33 +149,15 @@ function transfer(call: grpcjs.ServerDuplexStream<RawDataObject, unknown>): void
   call.on('close', cleanup);
 }
 
-const server = new grpcjs.Server({
-  'grpc.max_receive_message_length': 10 * 1024 * 1024,
+const { server, port } = await listenTransfer(transferService, transfer, {
+  pkiDir,
+  host: values.host,
+  port: values.port,
 });
-server.addService(transferService, { Transfer: transfer });
-const credentials = grpcjs.ServerCredentials.createSsl(
-  readFileSync(path.join(pkiDir, 'ca.crt')),
-  [
-    {
-      cert_chain: readFileSync(path.join(pkiDir, 'server.crt')),
-      private_key: readFileSync(path.join(pkiDir, 'server.key')),
-    },
-  ],
-  true,
-);
-const port = await new Promise<number>((resolve, reject) =>
-  server.bindAsync(`${values.host}:${values.port}`, credentials, (err, p) =>
-    err ? reject(err) : resolve(p),
-  ),
-);
-
-const loop = monitorEventLoopDelay({ resolution: 10 });
-loop.enable();
+const loopLag = loopLagMeter();
 
 function stats(): ServerStats & { loopLagP99Ms: number; loopLagMaxMs: number } {
-  const lag = { loopLagP99Ms: loop.percentile(99) / 1e6, loopLagMaxMs: loop.max / 1e6 };
-  loop.reset();
-  return { records, calls, openCalls, agents: agents.size, ...lag, ...processStats() };
+  return { records, calls, openCalls, agents: agents.size, ...loopLag(), ...processStats() };
 }
 
 /** Writes one Command to each listed agent's open call (bench:fleet's command delivery). */
@@ -195,19 +176,6 @@ function command(c: Record<string, unknown>): { counts: Record<string, number> }
   return { counts };
 }
 
-serveCommands(
-  {
-    stats,
-    command,
-    async gc() {
-      await settleGc();
-      return stats();
-    },
-  },
-  () => {
-    server.forceShutdown();
-    process.exit(0);
-  },
-);
+serveServerCommands(stats, () => server.forceShutdown(), { command });
 const version = (createRequire(import.meta.url)('@grpc/grpc-js/package.json') as { version: string }).version;
 reply({ port, pid: process.pid, nofile: openFileLimit() ?? null, impl: `@grpc/grpc-js ${version}` });

@@ -20,9 +20,7 @@
  * Same child protocol as loadtest/bench/gateway-server.ts: `{"port":N}` first, then `stats`/`gc`
  * on stdin (`records`: records Kafka acknowledged); closing stdin disconnects and exits.
  */
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as grpcjs from '@grpc/grpc-js';
 import kafkajs from 'kafkajs';
@@ -33,10 +31,10 @@ import {
   processStats,
   reply,
   type ServerStats,
-  serveCommands,
-  settleGc,
+  serveServerCommands,
   threadCpu,
 } from '../bench/child-protocol.js';
+import { listenTransfer } from './grpcjs-server.js';
 
 const { CompressionTypes, Kafka, logLevel, Partitioners } = kafkajs;
 
@@ -206,25 +204,11 @@ function transfer(call: grpcjs.ServerDuplexStream<grpc.RawData, grpc.Command>): 
   call.on('close', cleanup);
 }
 
-const server = new grpcjs.Server({
-  'grpc.max_receive_message_length': 10 * 1024 * 1024,
+const { server, port } = await listenTransfer(transferService, transfer, {
+  pkiDir,
+  host: values.host,
+  port: values.port,
 });
-server.addService(transferService, { Transfer: transfer });
-const credentials = grpcjs.ServerCredentials.createSsl(
-  readFileSync(path.join(pkiDir, 'ca.crt')),
-  [
-    {
-      cert_chain: readFileSync(path.join(pkiDir, 'server.crt')),
-      private_key: readFileSync(path.join(pkiDir, 'server.key')),
-    },
-  ],
-  true,
-);
-const port = await new Promise<number>((resolve, reject) =>
-  server.bindAsync(`${values.host}:${values.port}`, credentials, (err, p) =>
-    err ? reject(err) : resolve(p),
-  ),
-);
 
 function stats(): ServerStats & { failedSends: number; threads: ReturnType<typeof threadCpu> | null } {
   return {
@@ -238,25 +222,10 @@ function stats(): ServerStats & { failedSends: number; threads: ReturnType<typeo
   };
 }
 
-let stopping = false;
-serveCommands(
-  {
-    stats,
-    async gc() {
-      await settleGc();
-      return stats();
-    },
-  },
-  () => {
-    if (stopping) return;
-    stopping = true;
-    server.forceShutdown();
-    producer
-      .disconnect()
-      .catch(() => {})
-      .finally(() => process.exit(0));
-  },
-);
+serveServerCommands(stats, () => {
+  server.forceShutdown();
+  return producer.disconnect();
+});
 const require = createRequire(import.meta.url);
 const grpcVersion = (require('@grpc/grpc-js/package.json') as { version: string }).version;
 const kafkajsVersion = (require('kafkajs/package.json') as { version: string }).version;

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import readline from 'node:readline';
 
 /** Soft limit of open files of this process (Linux /proc), undefined elsewhere. */
@@ -126,6 +127,51 @@ export function serveCommands(handlers: Record<string, CommandHandler>, onStdinE
       );
   });
   rl.on('close', onStdinEnd);
+}
+
+/**
+ * Serves a server child's commands: `stats`, `gc` (full GCs, then stats) and any `extra` ones.
+ * When stdin closes, runs `stop` once (errors ignored) and exits 0.
+ */
+export function serveServerCommands(
+  stats: () => unknown,
+  stop: () => unknown,
+  extra: Record<string, CommandHandler> = {},
+): void {
+  let stopping = false;
+  serveCommands(
+    {
+      stats,
+      ...extra,
+      async gc() {
+        await settleGc();
+        return stats();
+      },
+    },
+    () => {
+      if (stopping) return;
+      stopping = true;
+      Promise.resolve()
+        .then(stop)
+        .catch(() => {})
+        .finally(() => process.exit(0));
+    },
+  );
+}
+
+/**
+ * Event-loop delay of this process: each call returns p99 and max (ms) since the last call (to
+ * `digits` decimals when given), then resets.
+ */
+export function loopLagMeter(digits?: number): () => { loopLagP99Ms: number; loopLagMaxMs: number } {
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const ms = (ns: number) => (digits === undefined ? ns / 1e6 : Number((ns / 1e6).toFixed(digits)));
+  return () => {
+    const lag = { loopLagP99Ms: ms(loop.percentile(99)), loopLagMaxMs: ms(loop.max) };
+    loop.reset();
+    return lag;
+  };
 }
 
 export function reply(value: unknown): void {

@@ -15,15 +15,25 @@
  *            (one DynamoDB Query of 100 items against dynalite, and the preparation of the
  *            answer); with a cache hit for contrast.
  */
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createRegistryStore } from '../../gateway/discovery/registry-store.js';
 import { createDynamoClient, ensureTables } from '../../gateway/store/dynamo-client.js';
 import { startEmbeddedDynamo } from '../../gateway/store/embedded.js';
 import { TABLES } from '../../gateway/store/schema.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
+import {
+  type BenchResult,
+  childScripts,
+  cpuSeconds as cpuS,
+  fmt,
+  loadAverageNow,
+  printProblems,
+  progressWriter,
+  recorder,
+  runDriver,
+  textTable,
+  writeJsonReport,
+} from './driver.js';
 import { machineInfo } from './machine.js';
 
 const HELP = `Usage: npm run bench:discovery -- [options]
@@ -83,37 +93,17 @@ const cfg = {
 const GOAL_RPS = 30_000;
 const GOAL_P99_MS = 2;
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const isTs = import.meta.url.endsWith('.ts');
-const ext = isTs ? '.ts' : '.js';
-const nodeArgs = isTs ? ['--import', 'tsx'] : [];
-process.chdir(path.join(here, '..', '..')); // `--import tsx` resolves from the working directory
+const { tsNodeArgs: nodeArgs, script } = childScripts(import.meta.url);
 
 const t0 = Date.now();
-const progress = (msg: string) =>
-  process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const progress = progressWriter('bench', t0);
 
 type Impl = 'ours' | 'baseline';
-interface Result {
-  name: string;
-  value: number | null;
-  unit: string;
-  better: 'higher' | 'lower';
-  goal?: number;
-  meetsGoal?: boolean;
-  [extra: string]: unknown;
-}
+type Result = BenchResult & { better: 'higher' | 'lower' };
 const results: Record<Impl, Result[]> = { ours: [], baseline: [] };
 const problems: string[] = [];
 const notes: string[] = [];
-function record(impl: Impl, r: Result): void {
-  if (r.goal !== undefined && r.value !== null) {
-    r.meetsGoal = r.better === 'lower' ? r.value <= r.goal : r.value >= r.goal;
-  }
-  results[impl].push(r);
-}
+const record = recorder(results);
 
 interface LoadResult {
   requests: number;
@@ -136,11 +126,10 @@ interface TimingResult {
 }
 
 const machine = machineInfo();
-const cpuS = (a: ServerStats, b: ServerStats) => (b.cpuUser + b.cpuSystem - a.cpuUser - a.cpuSystem) / 1e6;
 
 async function benchServer(impl: Impl, endpoint: string, prefix: string, load: Child): Promise<void> {
   const label = impl === 'ours' ? 'uWS' : 'node:http';
-  const server = await spawnChild(`discovery-${impl}`, nodeArgs, path.join(here, `discovery-server${ext}`), [
+  const server = await spawnChild(`discovery-${impl}`, nodeArgs, script('discovery-server'), [
     '--impl',
     impl === 'ours' ? 'uws' : 'node',
     '--endpoint',
@@ -315,10 +304,7 @@ function table(): string {
         : '';
     rows.push([LABELS[name] ?? name, ours?.unit ?? base?.unit ?? '', show(ours), show(base), ratio, goal]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    r.map((c, i) => (i >= 2 && i <= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
-  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+  return textTable(rows, (i) => i >= 2 && i <= 3);
 }
 
 async function main(): Promise<number> {
@@ -349,7 +335,7 @@ async function main(): Promise<number> {
   }
   progress(`dynalite at ${dynamo.endpoint}: ${cfg.gateways} gateways registered`);
 
-  const load = await spawnChild('load', nodeArgs, path.join(here, `discovery-load${ext}`), []);
+  const load = await spawnChild('load', nodeArgs, script('discovery-load'), []);
   try {
     for (const impl of ['ours', 'baseline'] as const) await benchServer(impl, dynamo.endpoint, prefix, load);
   } finally {
@@ -358,7 +344,7 @@ async function main(): Promise<number> {
     await dynamo.close();
   }
 
-  const loadAverageAtEnd = (await import('node:os')).loadavg().map((l) => Number(l.toFixed(2)));
+  const loadAverageAtEnd = loadAverageNow();
   console.log(
     `\nfleetgate discovery /registry/detail (count=10, ${cfg.gateways} gateways) — ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node}`,
   );
@@ -371,10 +357,7 @@ async function main(): Promise<number> {
       if (r.notes) console.log(`  ${impl === 'ours' ? 'uWS' : 'node:http'} ${r.name}: ${r.notes}`);
   }
   for (const n of notes) console.log(`note: ${n}`);
-  if (problems.length > 0) {
-    console.log('\nproblems observed:');
-    for (const p of problems) console.log(`  - ${p}`);
-  }
+  printProblems(problems);
   if (values.json) {
     const doc = {
       bench: 'discovery',
@@ -384,20 +367,11 @@ async function main(): Promise<number> {
       baseline: { name: 'node:http (same handler)', results: results.baseline },
       notes,
       problems,
-      finishedAt: new Date().toISOString(),
-      elapsedS: Math.round((Date.now() - t0) / 1000),
     };
-    writeFileSync(values.json, `${JSON.stringify(doc, null, 2)}\n`);
-    progress(`wrote ${values.json}`);
+    writeJsonReport(values.json, doc, { t0, progress });
   }
   progress(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   return 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runDriver(main);

@@ -3,8 +3,7 @@
  * its counters to the parent every 500 ms; exits when told to stop or when the parent goes away.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
+import { readAgentTls } from '../agent/raw-agent.js';
 import { newStats, SimAgent } from '../sim/sim-agent.js';
 
 interface Start {
@@ -16,11 +15,7 @@ interface Start {
 }
 
 process.once('message', (o: Start) => {
-  const tls = {
-    ca: readFileSync(path.join(o.pkiDir, 'ca.crt')),
-    cert: readFileSync(path.join(o.pkiDir, 'client.crt')),
-    key: readFileSync(path.join(o.pkiDir, 'client.key')),
-  };
+  const tls = readAgentTls(o.pkiDir);
   const stats = newStats();
   /** version of the `collector` item → agent → commands received carrying it. */
   const received = new Map<string, Map<string, number>>();

@@ -12,10 +12,9 @@
  * Everything shares two cores, so the numbers are what one small machine does end to end.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { GetCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { Registry } from 'prom-client';
@@ -34,6 +33,15 @@ import { type Gateway, startGateway } from '../../gateway/roles/gateway.js';
 import { createDynamoClient, ensureTables } from '../../gateway/store/dynamo-client.js';
 import { startEmbeddedDynamo } from '../../gateway/store/embedded.js';
 import { loopbackSources, writeBenchPki } from './bench-setup.js';
+import {
+  childScripts,
+  loadAverageNow,
+  printProblems,
+  progressWriter,
+  runDriver,
+  sleep,
+  writeJsonReport,
+} from './driver.js';
 import { machineInfo } from './machine.js';
 
 const HELP = `Usage: npm run bench:dispatch -- [options]
@@ -84,13 +92,9 @@ const WAIT_MS = 180_000;
 const AK = 'benchdispatchak01';
 const SK = 'bench-dispatch-secret-key-0123456789';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const isTs = import.meta.url.endsWith('.ts');
-process.chdir(path.join(here, '..', '..'));
+const { tsNodeArgs, script } = childScripts(import.meta.url);
 const t0 = Date.now();
-const progress = (msg: string) =>
-  process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const progress = progressWriter('bench', t0);
 
 interface Result {
   name: string;
@@ -146,8 +150,8 @@ async function main(): Promise<number> {
   const dynamo: { endpoint: string; close(): Promise<void> } = inProcess
     ? await startEmbeddedDynamo({ dir })
     : await new Promise((resolve, reject) => {
-        const child = fork(path.join(here, `dynalite-server${isTs ? '.ts' : '.js'}`), [], {
-          execArgv: isTs ? ['--import', 'tsx'] : [],
+        const child = fork(script('dynalite-server'), [], {
+          execArgv: tsNodeArgs,
           stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         });
         child.once('error', reject);
@@ -247,8 +251,8 @@ async function main(): Promise<number> {
   for (let i = 0; i < GATEWAYS; i++) {
     const n = Math.min(per, AGENTS - i * per);
     if (n <= 0) continue;
-    const child = fork(path.join(here, `dispatch-agents${isTs ? '.ts' : '.js'}`), [], {
-      execArgv: isTs ? ['--import', 'tsx'] : [],
+    const child = fork(script('dispatch-agents'), [], {
+      execArgv: tsNodeArgs,
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     child.on('message', (m: ChildReport) => reports.set(i, m));
@@ -505,7 +509,7 @@ async function main(): Promise<number> {
   for (const r of [...results, ...baseline]) {
     if (r.goal !== undefined && r.value !== null) r.meetsGoal = r.value <= r.goal;
   }
-  const loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
+  const loadAverageAtEnd = loadAverageNow();
   const fmt = (v: number | null, unit: string) =>
     v === null ? '—' : unit === 's' ? v.toFixed(2) : v >= 100 ? v.toFixed(0) : v.toFixed(2);
   console.log(
@@ -522,10 +526,7 @@ async function main(): Promise<number> {
     );
   }
   for (const n of notes) console.log(`note: ${n}`);
-  if (problems.length > 0) {
-    console.log('\nproblems observed:');
-    for (const p of problems) console.log(`  - ${p}`);
-  }
+  printProblems(problems);
   if (values.json) {
     const doc = {
       bench: 'dispatch',
@@ -544,20 +545,11 @@ async function main(): Promise<number> {
       },
       notes,
       problems,
-      finishedAt: new Date().toISOString(),
-      elapsedS: Math.round((Date.now() - t0) / 1000),
     };
-    writeFileSync(values.json, `${JSON.stringify(doc, null, 2)}\n`);
-    progress(`wrote ${values.json}`);
+    writeJsonReport(values.json, doc, { t0, progress });
   }
   progress(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   return problems.length > 0 ? 1 : 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runDriver(main);

@@ -17,22 +17,16 @@
  *
  * Closing stdin stops every agent and exits.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { readAgentTls } from '../agent/raw-agent.js';
 import { encodeHistogram, newHistogram, recordSamples } from '../sim/report.js';
 import { SCENARIOS, type Scenario } from '../sim/scenario.js';
 import { newStats, SimAgent } from '../sim/sim-agent.js';
-import { openFileLimit, processStats, reply, serveCommands } from './child-protocol.js';
+import { loopLagMeter, openFileLimit, processStats, reply, serveCommands } from './child-protocol.js';
 
 const { values } = parseArgs({ options: { pki: { type: 'string' } } });
 if (!values.pki) throw new Error('--pki DIR is required');
-const tls = {
-  ca: readFileSync(path.join(values.pki, 'ca.crt')),
-  cert: readFileSync(path.join(values.pki, 'client.crt')),
-  key: readFileSync(path.join(values.pki, 'client.key')),
-};
+const tls = readAgentTls(values.pki);
 
 const stats = newStats();
 const agents: SimAgent[] = [];
@@ -48,8 +42,7 @@ function drain(): void {
 const drainer = setInterval(drain, 1000);
 drainer.unref();
 // A late simulator loop delays the agents' ticks and what they record as command arrival.
-const loop = monitorEventLoopDelay({ resolution: 10 });
-loop.enable();
+const loopLag = loopLagMeter(1);
 
 interface StartArgs {
   target: { host: string; port: number };
@@ -110,12 +103,8 @@ serveCommands(
       drain();
       let connectedNow = 0;
       for (const a of agents) if (a.connected) connectedNow++;
-      const loopLagP99Ms = Number((loop.percentile(99) / 1e6).toFixed(1));
-      const loopLagMaxMs = Number((loop.max / 1e6).toFixed(1));
-      loop.reset();
       return {
-        loopLagP99Ms,
-        loopLagMaxMs,
+        ...loopLag(),
         agents: agents.length,
         connected: connectedNow,
         connects: stats.connects,

@@ -25,16 +25,33 @@
  * grpc-js has no snappy codec, so its agents send identity-encoded messages; ours get snappy.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { signRequest } from '../../gateway/http/aksk.js';
 import { decodeHistogram, type Histogram, newHistogram } from '../sim/report.js';
 import { SCENARIOS } from '../sim/scenario.js';
-import { loopbackSources, projectRoot, writeBenchPki } from './bench-setup.js';
-import { type Child, spawnChild } from './child-protocol.js';
+import { loopbackSources, writeBenchPki } from './bench-setup.js';
+import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
+import {
+  type BenchResult,
+  childScripts,
+  cpuSeconds as cpuS,
+  describeErrors,
+  fmt,
+  loadAverageNow,
+  mergeCounts,
+  networkLimits,
+  printProblems,
+  progressWriter,
+  recorder,
+  runDriver,
+  sleep,
+  split,
+  textTable,
+  writeJsonReport,
+} from './driver.js';
 import { machineInfo, readProc } from './machine.js';
 
 const HELP = `Usage: npm run bench:fleet -- [options]
@@ -132,24 +149,16 @@ const impls = (values.impls ?? 'ours,baseline').split(',').map((s) => {
   return v as Impl;
 });
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const isTs = import.meta.url.endsWith('.ts');
-const ext = isTs ? '.ts' : '.js';
-const tsNodeArgs = isTs ? ['--import', 'tsx'] : [];
+const { tsNodeArgs, script } = childScripts(import.meta.url);
 const scripts = {
-  ours: path.join(here, `fleet-gateway${ext}`),
-  baseline: path.join(here, '..', 'baselines', `grpcjs-gateway${ext}`),
-  sim: path.join(here, `fleet-sim${ext}`),
+  ours: script('fleet-gateway'),
+  baseline: script('../baselines/grpcjs-gateway'),
+  sim: script('fleet-sim'),
 };
-process.chdir(projectRoot(here));
 
 const t0 = Date.now();
 const deadline = t0 + cfg.maxMinutes * 60_000;
-const progress = (msg: string) =>
-  process.stderr.write(`[fleet ${((Date.now() - t0) / 1000).toFixed(0).padStart(5)}s] ${msg}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const progress = progressWriter('fleet', t0, 5);
 const mib = (b: number) => b / 2 ** 20;
 const load = () =>
   os
@@ -157,38 +166,19 @@ const load = () =>
     .map((l) => l.toFixed(2))
     .join(' ');
 const left = () => deadline - Date.now();
-const split = (total: number, parts: number) =>
-  Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
 
-interface Result {
-  name: string;
-  value: number | null;
-  unit: string;
-  better?: 'higher' | 'lower';
-  goal?: number;
-  meetsGoal?: boolean;
-  notes?: string;
-  [extra: string]: unknown;
-}
+type Result = BenchResult;
 const results: Record<Impl, Result[]> = { ours: [], baseline: [] };
 const problems: string[] = [];
 const limits: Record<string, unknown> = {};
 let baselineName = '@grpc/grpc-js';
-function record(impl: Impl, r: Result): void {
-  if (r.goal !== undefined && r.value !== null && r.better) {
-    r.meetsGoal = r.better === 'lower' ? r.value <= r.goal : r.value >= r.goal;
-  }
-  results[impl].push(r);
-}
+const record = recorder(results);
 
-interface GwStats {
-  records: number;
-  agents: number;
-  cpuUser: number;
-  cpuSystem: number;
-  rss: number;
-  heapUsed: number;
-  heapTotal: number;
+interface GwStats
+  extends Pick<
+    ServerStats,
+    'records' | 'agents' | 'cpuUser' | 'cpuSystem' | 'rss' | 'heapUsed' | 'heapTotal'
+  > {
   loopLagP99Ms?: number;
   loopLagMaxMs?: number;
 }
@@ -206,8 +196,6 @@ interface SimStats {
   loopLagP99Ms: number;
   loopLagMaxMs: number;
 }
-const cpuS = (a: { cpuUser: number; cpuSystem: number }, b: { cpuUser: number; cpuSystem: number }) =>
-  (b.cpuUser + b.cpuSystem - a.cpuUser - a.cpuSystem) / 1e6;
 
 const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'fg-fleet-pki-'));
 const aksk: [string, string] = [`bench${randomBytes(4).toString('hex')}`, randomBytes(24).toString('hex')];
@@ -226,6 +214,10 @@ async function stopChild(c: Child, graceMs: number) {
   running.delete(c);
   await c.stop(graceMs).catch(() => {});
 }
+
+/** The histogram's value at percentile `p` (100: its maximum), or null when it holds no samples. */
+const percentile = (h: Histogram, p: number) =>
+  h.totalCount === 0 ? null : p >= 100 ? h.maxValue : h.getValueAtPercentile(p);
 
 /** A fleet of simulator processes, summed. */
 class Sims {
@@ -259,7 +251,7 @@ class Sims {
         'rss',
       ] as const)
         out[k] += s[k];
-      for (const [k, v] of Object.entries(s.errors)) out.errors[k] = (out.errors[k] ?? 0) + v;
+      mergeCounts(out.errors, s.errors);
     }
     return out;
   }
@@ -280,13 +272,6 @@ class Sims {
     return Promise.all(this.children.map((c) => c.request(cmd, args, 120_000)));
   }
 }
-
-const describeErrors = (errors: Record<string, number>) =>
-  Object.entries(errors)
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 5)
-    .map(([k, v]) => `${k} ×${v}`)
-    .join(', ') || 'none';
 
 async function runImpl(impl: Impl, target: number): Promise<void> {
   const label = impl === 'ours' ? 'fleetgate' : 'grpc-js';
@@ -653,12 +638,12 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
     const c = hist.command;
     record(impl, {
       name: 'fleet.command_p99_ms',
-      value: c.totalCount > 0 ? c.getValueAtPercentile(99) : null,
+      value: percentile(c, 99),
       unit: 'ms',
       better: 'lower',
-      p50: c.totalCount > 0 ? c.getValueAtPercentile(50) : null,
-      p999: c.totalCount > 0 ? c.getValueAtPercentile(99.9) : null,
-      max: c.totalCount > 0 ? c.maxValue : null,
+      p50: percentile(c, 50),
+      p999: percentile(c, 99.9),
+      max: percentile(c, 100),
       received: c.totalCount,
       sent: expected,
       requestMs: commandRuns.map((r) => r.ms),
@@ -729,11 +714,11 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
     const r = sh.reconnect;
     record(impl, {
       name: 'fleet.storm_reconnect_p99_ms',
-      value: r.totalCount > 0 ? r.getValueAtPercentile(99) : null,
+      value: percentile(r, 99),
       unit: 'ms',
       better: 'lower',
-      p50: r.totalCount > 0 ? r.getValueAtPercentile(50) : null,
-      max: r.totalCount > 0 ? r.maxValue : null,
+      p50: percentile(r, 50),
+      max: percentile(r, 100),
       count: r.totalCount,
       notes: 'per agent: stream end → next stream open (5 s delay, dial, mTLS, HTTP/2, Transfer call)',
     });
@@ -795,10 +780,7 @@ function table(): string {
     const unit = name === 'fleet.command_p99_ms' ? 'ms p50/p99/max' : (any?.unit ?? '');
     rows.push([LABELS[name] ?? name, unit, show(ours), show(base), goal]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    r.map((c, i) => (i >= 2 && i <= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
-  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+  return textTable(rows, (i) => i >= 2 && i <= 3);
 }
 
 async function main(): Promise<number> {
@@ -809,10 +791,7 @@ async function main(): Promise<number> {
   progress(`config: ${JSON.stringify(cfg)} impls ${impls.join(',')}`);
   await writeBenchPki(pkiDir);
   locals = await loopbackSources(8);
-  limits.loopbackSourceAddresses = locals.length || 'none (127.0.0.1 only)';
-  limits.ephemeralPortRange =
-    readProc('/proc/sys/net/ipv4/ip_local_port_range')?.split(/\s+/).map(Number) ?? null;
-  limits.somaxconn = Number(readProc('/proc/sys/net/core/somaxconn') ?? Number.NaN) || null;
+  Object.assign(limits, networkLimits(locals));
   limits.driverOpenFiles =
     readProc('/proc/self/limits')
       ?.match(/Max open files\s+(\S+)\s+(\S+)/)
@@ -828,7 +807,7 @@ async function main(): Promise<number> {
     if (impl !== impls[impls.length - 1]) await sleep(5000); // let TIME_WAIT sockets and memory settle
   }
   rmSync(pkiDir, { recursive: true, force: true });
-  const loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
+  const loadAverageAtEnd = loadAverageNow();
   console.log(
     `\nfleetgate gateway vs ${baselineName}, one gateway + simulator on one machine — ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node}`,
   );
@@ -837,10 +816,7 @@ async function main(): Promise<number> {
   );
   console.log(table());
   console.log(`\nlimits: ${JSON.stringify(limits)}`);
-  if (problems.length > 0) {
-    console.log('\nproblems observed:');
-    for (const p of problems) console.log(`  - ${p}`);
-  }
+  printProblems(problems);
   if (values.json) {
     const doc = {
       bench: 'fleet',
@@ -850,28 +826,14 @@ async function main(): Promise<number> {
       results: results.ours,
       baseline: { name: baselineName, results: results.baseline },
       problems,
-      finishedAt: new Date().toISOString(),
-      elapsedS: Math.round((Date.now() - t0) / 1000),
     };
-    writeFileSync(values.json, `${JSON.stringify(doc, null, 2)}\n`);
-    progress(`wrote ${values.json}`);
+    writeJsonReport(values.json, doc, { t0, progress });
   }
   progress(`done in ${fmt((Date.now() - t0) / 1000)} s`);
   return 0;
 }
 
-const cleanup = async () => {
+runDriver(main, async () => {
   await Promise.allSettled([...running].map((c) => c.stop(2000)));
   rmSync(pkiDir, { recursive: true, force: true });
-};
-process.once('SIGINT', () => {
-  void cleanup().finally(() => process.exit(130));
 });
-main().then(
-  (code) => process.exit(code),
-  async (err: unknown) => {
-    console.error(err);
-    await cleanup();
-    process.exit(1);
-  },
-);

@@ -14,14 +14,31 @@
  *               agents send) and identity; grpc-js has no snappy, so it gets identity only.
  */
 
-import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loopbackSources, projectRoot, writeBenchPki } from './bench-setup.js';
+import { loopbackSources, writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
-import { machineInfo, readProc } from './machine.js';
+import {
+  type BenchResult,
+  childScripts,
+  cpuSeconds,
+  describeErrors,
+  fmt,
+  loadAverageNow,
+  mergeCounts,
+  networkLimits,
+  printProblems,
+  progressWriter,
+  recorder,
+  runDriver,
+  sleep,
+  split,
+  textTable,
+  writeJsonReport,
+} from './driver.js';
+import { machineInfo } from './machine.js';
 import type { WireEncoding } from './payloads.js';
 
 const HELP = `Usage: npm run bench:gateway -- [options]
@@ -95,52 +112,25 @@ const tests = new Set<TestName>(
 
 // ---- where the children are ----------------------------------------------------------------
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const isTs = import.meta.url.endsWith('.ts');
-const ext = isTs ? '.ts' : '.js';
-const tsNodeArgs = isTs ? ['--import', 'tsx'] : [];
+const { tsNodeArgs, script } = childScripts(import.meta.url);
 const scripts = {
-  ours: path.join(here, `gateway-server${ext}`),
-  baseline: path.join(here, '..', 'baselines', `grpcjs-gateway${ext}`),
-  client: path.join(here, `load-client${ext}`),
+  ours: script('gateway-server'),
+  baseline: script('../baselines/grpcjs-gateway'),
+  client: script('load-client'),
 };
-// `--import tsx` resolves from the working directory.
-process.chdir(projectRoot(here));
 
 // ---- output helpers --------------------------------------------------------------------------
 
 const t0 = Date.now();
-const progress = (msg: string) =>
-  process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const cpuSeconds = (a: ServerStats, b: ServerStats) =>
-  (b.cpuUser + b.cpuSystem - a.cpuUser - a.cpuSystem) / 1e6;
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const progress = progressWriter('bench', t0);
 
 type Impl = 'ours' | 'baseline';
-type Better = 'higher' | 'lower';
-interface Result {
-  name: string;
-  value: number | null;
-  unit: string;
-  better: Better;
-  goal?: number;
-  meetsGoal?: boolean;
-  notes?: string;
-  [extra: string]: unknown;
-}
+type Result = BenchResult & { better: 'higher' | 'lower' };
 const results: Record<Impl, Result[]> = { ours: [], baseline: [] };
 const problems: string[] = [];
 const limits: Record<string, unknown> = {};
 let baselineName = '@grpc/grpc-js';
-
-function record(impl: Impl, r: Result): void {
-  if (r.goal !== undefined && r.value !== null) {
-    r.meetsGoal = r.better === 'lower' ? r.value <= r.goal : r.value >= r.goal;
-  }
-  results[impl].push(r);
-}
+const record = recorder(results);
 
 // ---- machine, PKI, loopback addresses ------------------------------------------------------
 
@@ -231,21 +221,6 @@ async function withServer<T>(
     }
   }
 }
-
-/** Splits `total` into `parts` near-equal shares. */
-const split = (total: number, parts: number) =>
-  Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
-
-function mergeCounts(into: Record<string, number>, from: unknown): void {
-  for (const [k, v] of Object.entries((from as Record<string, number> | undefined) ?? {}))
-    into[k] = (into[k] ?? 0) + v;
-}
-const describeErrors = (errors: Record<string, number>) =>
-  Object.entries(errors)
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 5)
-    .map(([k, v]) => `${k} ×${v}`)
-    .join(', ');
 
 async function waitForStats(
   server: Server,
@@ -550,7 +525,7 @@ async function recordsRun(impl: Impl, encoding: WireEncoding, server: Server, la
   }
   if (lost > 0 || Object.keys(errors).length > 0) {
     problems.push(
-      `${label}: ${lost} streams ended by the server while sending; errors: ${describeErrors(errors) || 'none'}`,
+      `${label}: ${lost} streams ended by the server while sending; errors: ${describeErrors(errors)}`,
     );
   }
   const records = w.end.records - w.start.records;
@@ -671,10 +646,7 @@ function table(): string {
       goal,
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    r.map((c, i) => (i >= 2 && i <= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ');
-  const out = [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
+  const out = [textTable(rows, (i) => i >= 2 && i <= 3)];
   if (starred) {
     out.push(
       '',
@@ -695,10 +667,7 @@ async function main(): Promise<number> {
   );
   await writeBenchPki(pkiDir);
   locals = await loopbackSources(8);
-  limits.loopbackSourceAddresses = locals.length > 0 ? locals.length : 'none (127.0.0.1 only)';
-  limits.ephemeralPortRange =
-    readProc('/proc/sys/net/ipv4/ip_local_port_range')?.split(/\s+/).map(Number) ?? null;
-  limits.somaxconn = Number(readProc('/proc/sys/net/core/somaxconn') ?? Number.NaN) || null;
+  Object.assign(limits, networkLimits(locals));
 
   await ensureClients(cfg.loadClients);
   const clientNofile = Math.min(...clients.map((c) => Number(c.hello.nofile ?? 1024)));
@@ -743,7 +712,7 @@ async function main(): Promise<number> {
   await Promise.all(clients.map((c) => c.stop(20_000)));
   rmSync(pkiDir, { recursive: true, force: true });
 
-  const loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
+  const loadAverageAtEnd = loadAverageNow();
   console.log(
     `\nfleetgate gateway vs ${baselineName} — ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node} (OpenSSL ${machine.openssl})`,
   );
@@ -756,10 +725,7 @@ async function main(): Promise<number> {
   );
   console.log(`limits: ${JSON.stringify(limits)}`);
   for (const p of profiles) console.log(`cpu profile of fleetgate (extra run, not counted): ${p}`);
-  if (problems.length > 0) {
-    console.log('\nproblems observed:');
-    for (const p of problems) console.log(`  - ${p}`);
-  }
+  printProblems(problems);
   if (values.json) {
     const doc = {
       bench: 'gateway',
@@ -770,30 +736,15 @@ async function main(): Promise<number> {
       baseline: { name: baselineName, results: results.baseline },
       problems,
       ...(profiles.length > 0 ? { profiles } : {}),
-      finishedAt: new Date().toISOString(),
-      elapsedS: Math.round((Date.now() - t0) / 1000),
     };
-    writeFileSync(values.json, `${JSON.stringify(doc, null, 2)}\n`);
-    progress(`wrote ${values.json}`);
+    writeJsonReport(values.json, doc, { t0, progress });
   }
   progress(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   return 0;
 }
 
-const cleanup = async () => {
+runDriver(main, async () => {
   await Promise.allSettled([...servers].map((s) => s.child.stop(2000)));
   await Promise.allSettled(clients.map((c) => c.stop(2000)));
   rmSync(pkiDir, { recursive: true, force: true });
-};
-process.once('SIGINT', () => {
-  void cleanup().finally(() => process.exit(130));
 });
-
-main().then(
-  (code) => process.exit(code),
-  async (err: unknown) => {
-    console.error(err);
-    await cleanup();
-    process.exit(1);
-  },
-);

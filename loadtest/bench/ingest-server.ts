@@ -14,7 +14,7 @@
  * stdin drains the gateway, closes the pipeline (producers, worker threads, spool) and exits, so a
  * `--cpu-prof` profile is written for the main thread and each worker.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,16 +24,15 @@ import { IngestPipeline } from '../../gateway/ingest/pipeline.js';
 import { Spool } from '../../gateway/ingest/spool.js';
 import { silentLogger } from '../../gateway/obs/logger.js';
 import { createMetrics } from '../../gateway/obs/metrics.js';
-import { startGateway } from '../../gateway/roles/gateway.js';
 import {
   openFileLimit,
   processStats,
   reply,
   type ServerStats,
-  serveCommands,
-  settleGc,
+  serveServerCommands,
   threadCpu,
 } from './child-protocol.js';
+import { startBenchGateway } from './gateway-child.js';
 
 const { values } = parseArgs({
   options: {
@@ -76,23 +75,16 @@ const pipeline = new IngestPipeline({
   metrics,
   logger,
 });
-const gateway = await startGateway({
-  config: {
-    dataDir,
-    pkiDir: values.pki,
-    identity: 'fleet',
-    host: values.host,
-    grpcPort: Number(values.port),
-    maxConnections: 1_000_000,
-  },
-  logger,
+const bench = await startBenchGateway({
+  pkiDir: values.pki,
+  host: values.host,
+  port: Number(values.port),
+  dataDir,
   sink: pipeline,
   metrics,
-  tlsPollMs: 60_000,
+  logger,
 });
-
-let calls = 0;
-gateway.grpc.server.on('stream', () => calls++);
+const { gateway } = bench;
 
 async function counter(metric: { get(): Promise<{ values: Array<{ value: number; labels: object }> }> }) {
   const out: Record<string, number> = {};
@@ -113,44 +105,18 @@ async function stats(): Promise<
 > {
   const ingested = await counter(metrics.ingestRecords);
   const failures = await counter(metrics.kafkaFailures);
-  let openCalls = 0;
-  for (const s of gateway.grpc.sessions) openCalls += s.openStreams;
   return {
     records: ingested.kafka ?? 0,
     spooled: ingested.spool ?? 0,
     kafkaFailures: Object.values(failures).reduce((a, b) => a + b, 0),
     spooling: pipeline.spooling,
-    calls,
-    openCalls,
-    agents: gateway.sessions.size,
+    ...bench.callStats(),
     threads: threadCpu() ?? null,
     ...processStats(),
   };
 }
 
-let stopping = false;
-serveCommands(
-  {
-    stats,
-    async gc() {
-      await settleGc();
-      return stats();
-    },
-  },
-  () => {
-    if (stopping) return;
-    stopping = true;
-    gateway
-      .shutdown(2000)
-      .catch(() => {})
-      .then(() => pipeline.close())
-      .catch(() => {})
-      .finally(() => {
-        rmSync(dataDir, { recursive: true, force: true });
-        process.exit(0);
-      });
-  },
-);
+serveServerCommands(stats, () => bench.shutdown(() => pipeline.close()));
 reply({
   port: gateway.grpcPort,
   pid: process.pid,

@@ -25,14 +25,26 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import kafkajs from 'kafkajs';
 import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
 import { ensureKafka, kafkaStatus } from '../../infra/local/kafka-control.mjs';
-import { loopbackSources, projectRoot, writeBenchPki } from './bench-setup.js';
+import { loopbackSources, writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
+import {
+  childScripts,
+  cpuSeconds,
+  fmt,
+  loadAverageNow,
+  printProblems,
+  progressWriter,
+  runDriver,
+  sleep,
+  split,
+  textTable,
+  writeJsonReport,
+} from './driver.js';
 import { machineInfo, readProc } from './machine.js';
 import type { WireEncoding } from './payloads.js';
 import { monotonicUs, readStamp } from './stamp.js';
@@ -136,31 +148,17 @@ if (!allImpls.includes(profileImpl)) throw new Error(`--profile-impl: want one o
 
 // ---- where the children are ----------------------------------------------------------------
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const isTs = import.meta.url.endsWith('.ts');
-const ext = isTs ? '.ts' : '.js';
-const tsNodeArgs = isTs ? ['--import', 'tsx'] : [];
+const { root, tsNodeArgs, script } = childScripts(import.meta.url);
 const scripts = {
-  ours: path.join(here, `ingest-server${ext}`),
-  baseline: path.join(here, '..', 'baselines', `grpcjs-kafka-gateway${ext}`),
-  client: path.join(here, `load-client${ext}`),
+  ours: script('ingest-server'),
+  baseline: script('../baselines/grpcjs-kafka-gateway'),
+  client: script('load-client'),
 };
-const root = projectRoot(here);
-// `--import tsx` resolves from the working directory.
-process.chdir(root);
 
 // ---- output helpers --------------------------------------------------------------------------
 
 const t0 = Date.now();
-const progress = (msg: string) =>
-  process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const cpuSeconds = (a: ServerStats, b: ServerStats) =>
-  (b.cpuUser + b.cpuSystem - a.cpuUser - a.cpuSystem) / 1e6;
-const fmt = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-const split = (total: number, parts: number) =>
-  Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+const progress = progressWriter('bench', t0);
 const LABEL: Record<Impl, string> = {
   baseline: 'grpc-js+kafkajs',
   workers: `fleetgate w=${cfg.workers}`,
@@ -865,12 +863,7 @@ function table(): string {
       ]);
     }
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    r
-      .map((c, i) => (i >= 3 && i < 3 + cols.length ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
-      .join('  ');
-  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+  return textTable(rows, (i) => i >= 3 && i < 3 + cols.length);
 }
 
 function jsonResults(impl: Impl, prefix: string) {
@@ -977,7 +970,7 @@ async function main(): Promise<number> {
   await deleteTopics();
   rmSync(pkiDir, { recursive: true, force: true });
 
-  const loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
+  const loadAverageAtEnd = loadAverageNow();
   const sample = phaseResults[0];
   console.log(
     `\nfleetgate ingest (agents → gateway → Kafka, acks=all) — ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node}`,
@@ -1000,10 +993,7 @@ async function main(): Promise<number> {
   }
   for (const p of profiles) printProfile(p);
   if (badValues > 0) problems.push(`the consumer read ${badValues} records it could not attribute`);
-  if (problems.length > 0) {
-    console.log('\nproblems observed:');
-    for (const p of problems) console.log(`  - ${p}`);
-  }
+  printProblems(problems);
   if (values.json) {
     const doc = {
       bench: 'ingest',
@@ -1020,13 +1010,13 @@ async function main(): Promise<number> {
       phases: phaseResults,
       problems,
       ...(profiles.length > 0 ? { profiles } : {}),
-      finishedAt: new Date().toISOString(),
-      elapsedS: Math.round((Date.now() - t0) / 1000),
     };
-    // Error texts may quote paths of this machine: keep them out of the file.
-    const text = JSON.stringify(doc, null, 2).replaceAll(root, '<project>').replaceAll(os.tmpdir(), '<tmp>');
-    writeFileSync(values.json, `${text}\n`);
-    progress(`wrote ${values.json}`);
+    writeJsonReport(values.json, doc, {
+      t0,
+      progress,
+      // Error texts may quote paths of this machine: keep them out of the file.
+      redact: (text) => text.replaceAll(root, '<project>').replaceAll(os.tmpdir(), '<tmp>'),
+    });
   }
   progress(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   return 0;
@@ -1037,22 +1027,10 @@ function baselineName(): string {
   return baselineHello;
 }
 
-const cleanup = async () => {
+runDriver(main, async () => {
   await Promise.allSettled([...servers].map((s) => s.child.stop(2000)));
   await Promise.allSettled(clients.map((c) => c.stop(2000)));
   await consumer?.disconnect().catch(() => {});
   await deleteTopics();
   rmSync(pkiDir, { recursive: true, force: true });
-};
-process.once('SIGINT', () => {
-  void cleanup().finally(() => process.exit(130));
 });
-
-main().then(
-  (code) => process.exit(code),
-  async (err: unknown) => {
-    console.error(err);
-    await cleanup();
-    process.exit(1);
-  },
-);

@@ -7,14 +7,13 @@
  *
  * Commands: idle, closeAll, handshakes, records, ingest, stop (see the handlers below).
  */
-import { readFileSync } from 'node:fs';
 import http2, { type ClientHttp2Session, type ClientHttp2Stream } from 'node:http2';
-import path from 'node:path';
 import tls from 'node:tls';
 import { parseArgs } from 'node:util';
 import { frameMessage } from '../../gateway/grpc/message-reader.js';
 import { encodeSnappyFrames } from '../../gateway/grpc/snappy-framing.js';
 import { grpc } from '../../proto/gen/elkeid.js';
+import { readAgentTls } from '../agent/raw-agent.js';
 import { openFileLimit, reply, serveCommands } from './child-protocol.js';
 import {
   dataMessage,
@@ -41,11 +40,7 @@ if (!values.pki) throw new Error('--pki DIR is required');
 const pkiDir = values.pki;
 // One secure context for every connection: parsing the CA and key per connection would cost the
 // client CPU and memory that has nothing to do with the server under test.
-const secureContext = tls.createSecureContext({
-  ca: readFileSync(path.join(pkiDir, 'ca.crt')),
-  cert: readFileSync(path.join(pkiDir, 'client.crt')),
-  key: readFileSync(path.join(pkiDir, 'client.key')),
-});
+const secureContext = tls.createSecureContext(readAgentTls(pkiDir));
 const rand = prng(Number(values.seed));
 
 interface Target {

@@ -5,12 +5,19 @@
  */
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
+import { readAgentTls } from '../agent/raw-agent.js';
 import { SCENARIOS, type Scenario } from './scenario.js';
-import { newStats, SimAgent, type SimStats } from './sim-agent.js';
+import {
+  addCounts,
+  newStats,
+  SIM_COUNTERS,
+  SimAgent,
+  type SimCounters,
+  type SimStats,
+  simCounters,
+} from './sim-agent.js';
 
 export interface FleetOptions {
   agents: number;
@@ -27,21 +34,27 @@ export interface FleetOptions {
 }
 
 /** Counters, serialisable between processes. */
-export interface FleetSnapshot {
+export interface FleetSnapshot extends SimCounters {
   elapsedS: number;
   agents: number;
   connected: number;
-  connects: number;
-  recordsSent: number;
-  bytesSent: number;
-  commands: number;
-  taskResults: number;
-  configsApplied: number;
-  restarts: number;
-  uploads: number;
   errors: Record<string, number>;
   reconnectMs: number[];
   commandLatencyMs: number[];
+}
+
+/** A snapshot of no agents, with `over` on top. */
+export function emptySnapshot(over: Partial<FleetSnapshot> = {}): FleetSnapshot {
+  return {
+    elapsedS: 0,
+    agents: 0,
+    connected: 0,
+    ...simCounters(),
+    errors: {},
+    reconnectMs: [],
+    commandLatencyMs: [],
+    ...over,
+  };
 }
 
 function snapshot(stats: SimStats, agents: number, startedAt: number, drain: boolean): FleetSnapshot {
@@ -49,14 +62,7 @@ function snapshot(stats: SimStats, agents: number, startedAt: number, drain: boo
     elapsedS: (Date.now() - startedAt) / 1000,
     agents,
     connected: stats.connected,
-    connects: stats.connects,
-    recordsSent: stats.recordsSent,
-    bytesSent: stats.bytesSent,
-    commands: stats.commands,
-    taskResults: stats.taskResults,
-    configsApplied: stats.configsApplied,
-    restarts: stats.restarts,
-    uploads: stats.uploads,
+    ...simCounters(stats),
     errors: Object.fromEntries(stats.errors),
     reconnectMs: drain ? stats.reconnectMs.splice(0) : [...stats.reconnectMs],
     commandLatencyMs: drain ? stats.commandLatencyMs.splice(0) : [...stats.commandLatencyMs],
@@ -65,11 +71,7 @@ function snapshot(stats: SimStats, agents: number, startedAt: number, drain: boo
 }
 
 export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
-  const tls = {
-    ca: readFileSync(path.join(o.pkiDir, 'ca.crt')),
-    cert: readFileSync(path.join(o.pkiDir, 'client.crt')),
-    key: readFileSync(path.join(o.pkiDir, 'client.key')),
-  };
+  const tls = readAgentTls(o.pkiDir);
   const stats = newStats();
   const agents: SimAgent[] = [];
   const startedAt = Date.now();
@@ -107,38 +109,10 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
 
 /** Sums child snapshots (latency samples are concatenated). */
 export function mergeSnapshots(parts: FleetSnapshot[]): FleetSnapshot {
-  const out: FleetSnapshot = {
-    elapsedS: Math.max(0, ...parts.map((p) => p.elapsedS)),
-    agents: 0,
-    connected: 0,
-    connects: 0,
-    recordsSent: 0,
-    bytesSent: 0,
-    commands: 0,
-    taskResults: 0,
-    configsApplied: 0,
-    restarts: 0,
-    uploads: 0,
-    errors: {},
-    reconnectMs: [],
-    commandLatencyMs: [],
-  };
+  const out = emptySnapshot({ elapsedS: Math.max(0, ...parts.map((p) => p.elapsedS)) });
   for (const p of parts) {
-    for (const k of [
-      'agents',
-      'connected',
-      'connects',
-      'recordsSent',
-      'bytesSent',
-      'commands',
-      'taskResults',
-      'configsApplied',
-      'restarts',
-      'uploads',
-    ] as const) {
-      out[k] += p[k];
-    }
-    for (const [k, v] of Object.entries(p.errors)) out.errors[k] = (out.errors[k] ?? 0) + v;
+    for (const k of ['agents', 'connected', ...SIM_COUNTERS] as const) out[k] += p[k];
+    addCounts(out.errors, p.errors);
     out.reconnectMs.push(...p.reconnectMs);
     out.commandLatencyMs.push(...p.commandLatencyMs);
   }

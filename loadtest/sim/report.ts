@@ -12,6 +12,7 @@
 import os from 'node:os';
 import hdr from 'hdr-histogram-js';
 import type { FleetSnapshot } from './fleet.js';
+import { addCounts, SIM_COUNTERS, type SimCounters, simCounters } from './sim-agent.js';
 
 export const REPORT_FORMAT = 'fleetgate-sim/1';
 
@@ -84,21 +85,13 @@ export interface ReportSource {
   file?: string;
 }
 
-export interface SimReport {
+export interface SimReport extends SimCounters {
   format: typeof REPORT_FORMAT;
   scenario: string;
   /** Longest run of the sources, seconds. */
   elapsedS: number;
   agents: number;
   connectedAtEnd: number;
-  connects: number;
-  recordsSent: number;
-  bytesSent: number;
-  commands: number;
-  taskResults: number;
-  configsApplied: number;
-  restarts: number;
-  uploads: number;
   errors: Record<string, number>;
   /** ms from a stream's end to the agent's next stream. */
   reconnectMs: LatencySummary;
@@ -108,18 +101,7 @@ export interface SimReport {
   sources: ReportSource[];
 }
 
-const COUNTS = [
-  'agents',
-  'connectedAtEnd',
-  'connects',
-  'recordsSent',
-  'bytesSent',
-  'commands',
-  'taskResults',
-  'configsApplied',
-  'restarts',
-  'uploads',
-] as const;
+const COUNTS = ['agents', 'connectedAtEnd', ...SIM_COUNTERS] as const;
 
 export function buildReport(
   s: FleetSnapshot,
@@ -131,14 +113,7 @@ export function buildReport(
     elapsedS: Number(s.elapsedS.toFixed(1)),
     agents: s.agents,
     connectedAtEnd: s.connected,
-    connects: s.connects,
-    recordsSent: s.recordsSent,
-    bytesSent: s.bytesSent,
-    commands: s.commands,
-    taskResults: s.taskResults,
-    configsApplied: s.configsApplied,
-    restarts: s.restarts,
-    uploads: s.uploads,
+    ...simCounters(s),
     errors: { ...s.errors },
     reconnectMs: summarize(histogramOf(s.reconnectMs)),
     commandLatencyMs: summarize(histogramOf(s.commandLatencyMs)),
@@ -192,7 +167,7 @@ export function mergeReports(reports: readonly SimReport[]): SimReport {
   let elapsedS = 0;
   for (const r of reports) {
     for (const k of COUNTS) counts[k] += r[k];
-    for (const [k, v] of Object.entries(r.errors ?? {})) errors[k] = (errors[k] ?? 0) + v;
+    addCounts(errors, r.errors ?? {});
     reconnect.add(decodeHistogram(r.reconnectMs.histogram));
     command.add(decodeHistogram(r.commandLatencyMs.histogram));
     scenarios.add(r.scenario);

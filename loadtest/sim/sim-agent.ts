@@ -35,16 +35,31 @@ export interface SimEnv {
   encoding?: AgentEncoding;
 }
 
-export interface SimStats {
+/** The counters agents add to: summed over a fleet, its processes (fleet.ts) and reports (report.ts). */
+export const SIM_COUNTERS = [
+  'connects',
+  'recordsSent',
+  'bytesSent',
+  'commands',
+  'taskResults',
+  'configsApplied',
+  'restarts',
+  'uploads',
+] as const;
+export type SimCounters = Record<(typeof SIM_COUNTERS)[number], number>;
+
+/** The counters of `s` alone (or all zero). */
+export function simCounters(s?: SimCounters): SimCounters {
+  return Object.fromEntries(SIM_COUNTERS.map((k) => [k, s?.[k] ?? 0])) as SimCounters;
+}
+
+/** Adds the counts in `from` to `into` (errors by kind). */
+export function addCounts(into: Record<string, number>, from: Readonly<Record<string, number>>): void {
+  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+}
+
+export interface SimStats extends SimCounters {
   connected: number;
-  connects: number;
-  recordsSent: number;
-  bytesSent: number;
-  commands: number;
-  taskResults: number;
-  configsApplied: number;
-  restarts: number;
-  uploads: number;
   errors: Map<string, number>;
   /** ms from a stream's end to the next successful stream. */
   reconnectMs: number[];
@@ -55,14 +70,7 @@ export interface SimStats {
 export function newStats(): SimStats {
   return {
     connected: 0,
-    connects: 0,
-    recordsSent: 0,
-    bytesSent: 0,
-    commands: 0,
-    taskResults: 0,
-    configsApplied: 0,
-    restarts: 0,
-    uploads: 0,
+    ...simCounters(),
     errors: new Map(),
     reconnectMs: [],
     commandLatencyMs: [],

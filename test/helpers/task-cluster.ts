@@ -20,11 +20,10 @@ import { createResultSink, deliverDirect, type ResultSink } from '../../gateway/
 import { createTaskService, type TaskServiceOptions } from '../../gateway/manager/tasks/service.js';
 import type { TaskService } from '../../gateway/manager/tasks/types.js';
 import { silentLogger } from '../../gateway/obs/logger.js';
-import { startControlApi } from '../../gateway/roles/control-api.js';
 import { newStats, SimAgent, type SimStats } from '../../loadtest/sim/sim-agent.js';
 import type { grpc } from '../../proto/gen/elkeid.js';
 import { startTestDynamo, type TestDynamo } from './dynalite.js';
-import { startTestGateway, type TestGateway, waitFor } from './gateway.js';
+import { startTestControlApi, startTestGateway, type TestGateway, waitFor } from './gateway.js';
 import { AK, SK } from './manager-harness.js';
 
 export interface ClusterGateway {
@@ -103,16 +102,7 @@ export async function startTaskCluster(
         ? { configSource: createStoreConfigSource({ client: db.client, tablePrefix: db.prefix }) }
         : {}),
     });
-    const api = await startControlApi({
-      host: '127.0.0.1',
-      port: 0,
-      sessions: g.gateway.sessions,
-      guard: g.gateway.guard,
-      metrics: g.gateway.metrics,
-      logger: silentLogger(),
-      aksk: [[AK, SK]],
-      ready: () => true,
-    });
+    const api = await startTestControlApi(g, { guard: true, aksk: [AK, SK] });
     const id = `127.0.0.1:${g.gateway.grpcPort}`;
     const controlAddr = `127.0.0.1:${api.port}`;
     const writer = createHeartbeatWriter({

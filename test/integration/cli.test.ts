@@ -1,22 +1,18 @@
 /** The `fleetgate` command as users run it: help, config validation, certs, start and drain. */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Spool } from '../../gateway/ingest/spool.js';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
 import { runFleet } from '../../loadtest/sim/fleet.js';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import { decodeEnvelope } from '../../workers/spool-entry.js';
-import { tempDir, waitFor } from '../helpers/gateway.js';
+import { CLI_ENTRY as entry, ROOT as root, startFleetgateProcess, tempDir } from '../helpers/gateway.js';
 import { BROKER, consumeAll, createTopic, kafkaReady } from '../helpers/kafka.js';
-
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const entry = path.join(root, 'gateway/cli/run.ts');
 
 function cli(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', entry, ...args], {
@@ -76,38 +72,8 @@ test('certs init and certs agent write Elkeid-named files', (t) => {
 });
 
 test('fleetgate gateway starts on a fresh data dir, serves an agent, drains on SIGTERM with exit 0', async (t) => {
-  const dataDir = tempDir(t);
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, 'gateway'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      FLEETGATE_DATA_DIR: dataDir,
-      FLEETGATE_HOST: '127.0.0.1',
-      FLEETGATE_GRPC_PORT: '0',
-      FLEETGATE_HTTP_PORT: '0',
-      FLEETGATE_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout?.on('data', (d) => {
-    out += String(d);
-  });
-  child.stderr?.on('data', (d) => {
-    out += String(d);
-  });
-  await waitFor(() => /agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.test(out), 20_000, 'startup banner');
-  const port = Number(/agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
-  const pki = path.join(dataDir, 'pki');
-  const session = await connectAgent(
-    { host: '127.0.0.1', port },
-    {
-      ca: readFileSync(path.join(pki, 'ca.crt')),
-      cert: readFileSync(path.join(pki, 'client.crt')),
-      key: readFileSync(path.join(pki, 'client.key')),
-    },
-  );
+  const { child, dataDir, port, output, tls } = await startFleetgateProcess(t, 'gateway');
+  const session = await connectAgent({ host: '127.0.0.1', port }, tls);
   const s = openTransfer(session);
   s.send({ AgentID: 'cli-agent', Data: [{ DataType: 1, Timestamp: 1, Body: Buffer.from('x') }] });
   await new Promise((r) => setTimeout(r, 300));
@@ -115,7 +81,7 @@ test('fleetgate gateway starts on a fresh data dir, serves an agent, drains on S
   child.kill('SIGTERM');
   const status = await s.status;
   assert.equal(status.code, 14, 'agent told UNAVAILABLE on shutdown');
-  assert.equal(await exit, 0, out);
+  assert.equal(await exit, 0, output());
   session.destroy();
   // The record is durable in the spool, as the MQData that will go to Kafka.
   const spool = await Spool.open(path.join(dataDir, 'spool'));
@@ -156,36 +122,19 @@ test('fleetgate gateway starts on a fresh data dir, serves an agent, drains on S
 });
 
 test('fleetgate all: discovery answers with the gateway, an agent finds it through discovery and connects', async (t) => {
-  const dataDir = tempDir(t);
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, 'all'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      FLEETGATE_DATA_DIR: dataDir,
-      FLEETGATE_HOST: '127.0.0.1',
-      FLEETGATE_ADVERTISE_HOST: '127.0.0.1',
-      FLEETGATE_GRPC_PORT: '0',
-      FLEETGATE_HTTP_PORT: '0',
-      FLEETGATE_SD_PORT: '0',
-      FLEETGATE_LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout?.on('data', (d) => {
-    out += String(d);
-  });
-  child.stderr?.on('data', (d) => {
-    out += String(d);
-  });
-  await waitFor(
-    () => /discovery\s+http:\/\/127\.0\.0\.1:(\d+)/.test(out) && /agent gRPC/.test(out),
-    30_000,
-    'banner',
+  const sdBanner = /discovery\s+http:\/\/127\.0\.0\.1:(\d+)/;
+  const {
+    child,
+    dataDir,
+    port: grpcPort,
+    output,
+  } = await startFleetgateProcess(
+    t,
+    'all',
+    { FLEETGATE_ADVERTISE_HOST: '127.0.0.1', FLEETGATE_SD_PORT: '0' },
+    { readyMs: 30_000, ready: (out) => sdBanner.test(out) },
   );
-  const sdPort = Number(/discovery\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
-  const grpcPort = Number(/agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
+  const sdPort = Number(sdBanner.exec(output())![1]);
   let detail: { msg: string; data: Array<{ ip: string; port: number; weight: number }> } = {
     msg: '',
     data: [],
@@ -215,5 +164,5 @@ test('fleetgate all: discovery answers with the gateway, an agent finds it throu
   assert.deepEqual(report.errors, {});
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
-  assert.equal(await exit, 0, out);
+  assert.equal(await exit, 0, output());
 });

@@ -4,27 +4,21 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeItem } from '../../gateway/agent/item.js';
 import { signRequest } from '../../gateway/http/aksk.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { startControlApi } from '../../gateway/roles/control-api.js';
-import { connectAgent, openTransfer, type TransferStream } from '../../loadtest/agent/raw-agent.js';
-import { startTestGateway, type TestGateway, waitFor } from '../helpers/gateway.js';
-
-const AK = 'ekwjsyj2iucfotiy';
-const SK = 'kqxxfphfxj6ud9pon1zyf2oyqrda3xdt';
+import type { TransferStream } from '../../loadtest/agent/raw-agent.js';
+import {
+  CONTROL_AK as AK,
+  heartbeatAgent,
+  CONTROL_SK as SK,
+  startTestControlApi,
+  startTestGateway,
+  type TestGateway,
+  waitFor,
+} from '../helpers/gateway.js';
 
 async function setup(t: import('node:test').TestContext) {
   const g = await startTestGateway(t);
-  const api = await startControlApi({
-    host: '127.0.0.1',
-    port: 0,
-    sessions: g.gateway.sessions,
-    metrics: g.gateway.metrics,
-    logger: silentLogger(),
-    aksk: [[AK, SK]],
-    ready: () => true,
-  });
+  const api = await startTestControlApi(g);
   t.after(() => api.close());
   const base = `http://127.0.0.1:${api.port}`;
   const call = async (method: 'GET' | 'POST', pathAndQuery: string, body?: unknown, sign = true) => {
@@ -40,15 +34,7 @@ async function setup(t: import('node:test').TestContext) {
 }
 
 async function agent(g: TestGateway, id: string): Promise<TransferStream> {
-  const session = await connectAgent(g.address, g.tls);
-  const s = openTransfer(session);
-  s.send({
-    AgentID: id,
-    Hostname: `host-${id}`,
-    Data: [{ DataType: 1000, Timestamp: 1, Body: encodeItem({ cpu: '0.25000000', state: 'running' }) }],
-  });
-  await waitFor(() => g.gateway.sessions.get(id)?.detail !== undefined, 5000, `agent ${id}`);
-  return s;
+  return (await heartbeatAgent(g, id, { cpu: '0.25000000', state: 'running' })).s;
 }
 
 test('ping, healthz, readyz and metrics answer without auth', async (t) => {

@@ -8,26 +8,19 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encodeItem } from '../../gateway/agent/item.js';
 import { signRequest } from '../../gateway/http/aksk.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { startControlApi } from '../../gateway/roles/control-api.js';
-import { connectAgent, openTransfer, type TransferStream } from '../../loadtest/agent/raw-agent.js';
-import { startTestGateway, type TestGateway, waitFor } from '../helpers/gateway.js';
-
-const AK = 'ekwjsyj2iucfotiy';
-const SK = 'kqxxfphfxj6ud9pon1zyf2oyqrda3xdt';
+import {
+  CONTROL_AK as AK,
+  heartbeatAgent,
+  CONTROL_SK as SK,
+  startTestControlApi,
+  startTestGateway,
+  type TestGateway,
+  waitFor,
+} from '../helpers/gateway.js';
 
 async function setup(t: import('node:test').TestContext) {
   const g = await startTestGateway(t);
-  const api = await startControlApi({
-    host: '127.0.0.1',
-    port: 0,
-    sessions: g.gateway.sessions,
-    guard: g.gateway.guard,
-    metrics: g.gateway.metrics,
-    logger: silentLogger(),
-    aksk: [[AK, SK]],
-    ready: () => true,
-  });
+  const api = await startTestControlApi(g, { guard: true });
   t.after(() => api.close());
   let n = 0;
   const batch = async (body: Record<string, unknown>) => {
@@ -53,17 +46,7 @@ async function setup(t: import('node:test').TestContext) {
   return { g, batch };
 }
 
-async function agent(g: TestGateway, id: string): Promise<{ s: TransferStream; close(): void }> {
-  const session = await connectAgent(g.address, g.tls);
-  const s = openTransfer(session);
-  s.send({
-    AgentID: id,
-    Hostname: `host-${id}`,
-    Data: [{ DataType: 1000, Timestamp: 1, Body: encodeItem({ state: 'running' }) }],
-  });
-  await waitFor(() => g.gateway.sessions.get(id)?.detail !== undefined, 5000, `agent ${id}`);
-  return { s, close: () => session.destroy() };
-}
+const agent = (g: TestGateway, id: string) => heartbeatAgent(g, id, { state: 'running' });
 
 const task = { task: { name: 'collector', data: '{}', data_type: 5000 } };
 

@@ -5,58 +5,16 @@
  * broker by the next gateway start, exactly as recorded (gateway id + sequence).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { encodeItem } from '../../gateway/agent/item.js';
 import { Spool } from '../../gateway/ingest/spool.js';
-import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
+import { connectAgent, openTransfer, readAgentTls } from '../../loadtest/agent/raw-agent.js';
 import { decodeEnvelope, HEADER_GW, HEADER_SEQ } from '../../workers/spool-entry.js';
-import { tempDir, waitFor } from '../helpers/gateway.js';
+import { spawnFleetgate, tempDir } from '../helpers/gateway.js';
 import { BROKER, consumeAll, createTopic, kafkaReady } from '../helpers/kafka.js';
 
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function startGatewayProcess(dataDir: string, env: Record<string, string>) {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(root, 'gateway/cli/run.ts'), 'gateway'],
-    {
-      cwd: root,
-      env: {
-        ...process.env,
-        FLEETGATE_DATA_DIR: dataDir,
-        FLEETGATE_HOST: '127.0.0.1',
-        FLEETGATE_GRPC_PORT: '0',
-        FLEETGATE_HTTP_PORT: '0',
-        FLEETGATE_LOG_LEVEL: 'warn',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  child.stdout?.on('data', (d) => {
-    out += String(d);
-  });
-  child.stderr?.on('data', (d) => {
-    out += String(d);
-  });
-  const port = (async () => {
-    await waitFor(
-      () => /agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.test(out) || child.exitCode !== null,
-      30_000,
-      'banner',
-    );
-    const m = /agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.exec(out);
-    if (!m) throw new Error(`gateway did not start:\n${out}`);
-    return Number(m[1]);
-  })();
-  return { child, port, output: () => out };
-}
 
 async function stream(
   dataDir: string,
@@ -65,13 +23,7 @@ async function stream(
   clock: { t: number },
   stop: () => boolean,
 ) {
-  const pki = path.join(dataDir, 'pki');
-  const tls = {
-    ca: readFileSync(path.join(pki, 'ca.crt')),
-    cert: readFileSync(path.join(pki, 'client.crt')),
-    key: readFileSync(path.join(pki, 'client.key')),
-  };
-  const session = await connectAgent({ host: '127.0.0.1', port }, tls);
+  const session = await connectAgent({ host: '127.0.0.1', port }, readAgentTls(path.join(dataDir, 'pki')));
   const s = openTransfer(session);
   while (!stop() && !s.stream.destroyed && !s.stream.closed) {
     s.send({
@@ -97,7 +49,7 @@ test('kill -9 of the gateway at random points, three times: every fsynced entry 
   for (let round = 0; round < 3; round++) {
     // No Kafka: every accepted record goes to the spool at once (with an unreachable broker it
     // would first wait for the producer to give up, and a kill in that second spools nothing).
-    const gw = startGatewayProcess(dataDir, { FLEETGATE_KAFKA_BROKERS: '' });
+    const gw = spawnFleetgate('gateway', dataDir, { FLEETGATE_KAFKA_BROKERS: '' });
     t.after(() => gw.child.kill('SIGKILL'));
     const port = await gw.port;
     let stopped = false;
@@ -124,7 +76,10 @@ test('kill -9 of the gateway at random points, three times: every fsynced entry 
 
   // A normal start with Kafka reachable ships the spool by itself.
   const topic = await createTopic(t);
-  const gw = startGatewayProcess(dataDir, { FLEETGATE_KAFKA_BROKERS: BROKER, FLEETGATE_KAFKA_TOPIC: topic });
+  const gw = spawnFleetgate('gateway', dataDir, {
+    FLEETGATE_KAFKA_BROKERS: BROKER,
+    FLEETGATE_KAFKA_TOPIC: topic,
+  });
   t.after(() => gw.child.kill('SIGKILL'));
   await gw.port;
   const records = await consumeAll(topic, durable.size, 120_000);

@@ -5,11 +5,7 @@
  * itself — nothing of that needs the manager in the same process.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { createConfigStore } from '../../gateway/manager/configs.js';
 import { contextFrom, createDispatcher } from '../../gateway/manager/tasks/dispatcher.js';
@@ -20,12 +16,9 @@ import { tableName } from '../../gateway/store/schema.js';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
 import { newStats, SimAgent } from '../../loadtest/sim/sim-agent.js';
 import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
-import { tempDir, waitFor } from '../helpers/gateway.js';
+import { startFleetgateProcess, waitFor } from '../helpers/gateway.js';
 import { AK, SK } from '../helpers/manager-harness.js';
 import { FAST_DISPATCH } from '../helpers/task-cluster.js';
-
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const entry = path.join(root, 'gateway/cli/run.ts');
 
 let db: TestDynamo;
 before(async () => {
@@ -52,42 +45,20 @@ test('a separate gateway process with a store: agent status, config at first hea
     ],
     'test',
   );
-  const dataDir = tempDir(t);
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', entry, 'gateway'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      FLEETGATE_DATA_DIR: dataDir,
-      FLEETGATE_HOST: '127.0.0.1',
+  const { port, output, tls } = await startFleetgateProcess(
+    t,
+    'gateway',
+    {
       FLEETGATE_ADVERTISE_HOST: '127.0.0.1',
-      FLEETGATE_GRPC_PORT: '0',
-      FLEETGATE_HTTP_PORT: '0',
       FLEETGATE_WORKERS: '0',
       FLEETGATE_DYNAMODB_ENDPOINT: db.dynamo.endpoint,
       FLEETGATE_TABLE_PREFIX: db.prefix,
       FLEETGATE_SHED_RATE: '2',
       FLEETGATE_AKSK: `${AK}:${SK}`,
-      FLEETGATE_LOG_LEVEL: 'warn',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => child.kill('SIGKILL'));
-  let out = '';
-  child.stdout?.on('data', (d) => {
-    out += String(d);
-  });
-  child.stderr?.on('data', (d) => {
-    out += String(d);
-  });
-  await waitFor(() => /agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.test(out), 30_000, 'startup banner');
-  const port = Number(/agent gRPC \(mTLS\)\s+127\.0\.0\.1:(\d+)/.exec(out)![1]);
+    { readyMs: 30_000 },
+  );
   const gatewayId = `127.0.0.1:${port}`;
-  const pki = path.join(dataDir, 'pki');
-  const tls = {
-    ca: readFileSync(path.join(pki, 'ca.crt')),
-    cert: readFileSync(path.join(pki, 'client.crt')),
-    key: readFileSync(path.join(pki, 'client.key')),
-  };
   const stats = newStats();
   const scenario = { ...SCENARIOS.steady!, eventsPerAgentPerS: 0, reconnectDelayMs: 60_000 };
   const agents = [0, 1, 2].map(
@@ -112,7 +83,7 @@ test('a separate gateway process with a store: agent status, config at first hea
     if (written?.gateway === gatewayId) break;
     await new Promise((r) => setTimeout(r, 200));
   }
-  assert.equal(written?.gateway, gatewayId, `agent item: ${JSON.stringify(written)}\n${out}`);
+  assert.equal(written?.gateway, gatewayId, `agent item: ${JSON.stringify(written)}\n${output()}`);
 
   // A plugin task dispatched from elsewhere (here: a dispatcher in the test process, as the
   // Lambda's would be) reaches the agent through this gateway's control API, and the agent's
@@ -157,7 +128,7 @@ test('a separate gateway process with a store: agent status, config at first hea
     `streams ended with OK, no errors: ${JSON.stringify([...stats.errors])}`,
   );
   // The metrics say so.
-  const control = Number(/control API\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
+  const control = Number(/control API\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(output())![1]);
   const text = await (await fetch(`http://127.0.0.1:${control}/metrics`)).text();
   assert.match(text, /^fleetgate_gateway_shed_connections_total 2$/m);
   assert.match(text, /^fleetgate_gateway_desired_limit 1$/m);

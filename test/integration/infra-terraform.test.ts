@@ -621,12 +621,16 @@ const GATEWAY_STORE_MODULES: Record<
     entry: 'createStoreConfigSource',
     tables: { table: 'configs', tagsTable: 'tags' },
     notCalled: { 'configs:dynamodb:BatchWriteItem': "ConfigStore.replace: the manager API's config writes" },
+    // FLEET_SCOPE.agentNames is written only by ConfigStore.replace (the BatchWrite above).
+    importsNotSending: { 'gateway/store/fleet-items.ts': ['FLEET_SCOPE'] },
   },
   // result-sink.ts deliverDirect -> createTaskService(contextFrom(...)).applyResults.
   'gateway/manager/tasks/results.ts': {
     via: 'contextFrom',
     entry: 'applyResults',
     tables: { 'ctx.tables.subtasks': 'subtasks', 'ctx.tables.chunks': 'chunks' },
+    // headId is a pure key function; model.ts's queryHeads (a Query) is not reached from here.
+    importsNotSending: { 'gateway/manager/tasks/model.ts': ['headId'] },
   },
 };
 

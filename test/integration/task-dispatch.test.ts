@@ -376,8 +376,11 @@ test('a config task persists into the agents’ scopes: a reconnect keeps it, de
   c.dispatcher().start();
   const versions = (list: Array<{ Name?: string | null; Version?: string | null }> | undefined) =>
     Object.fromEntries((list ?? []).map((i) => [i.Name, i.Version]));
+  // A distinct query per call: the same signed request twice within one second is a replay,
+  // which the manager refuses (AK/SK signatures carry a seconds timestamp and no nonce).
+  let call = 0;
   const getConfig = async (id: string) => {
-    const r = await m.call('GET', `/api/v1/agent/getConfig/${id}`, { sign: true });
+    const r = await m.call('GET', `/api/v1/agent/getConfig/${id}?call=${++call}`, { sign: true });
     assert.equal(r.status, 200, r.text);
     return Object.fromEntries(((r.json as { data: ConfigMsg[] }).data ?? []).map((i) => [i.name, i.version]));
   };

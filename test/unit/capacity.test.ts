@@ -1,7 +1,8 @@
 /**
  * docs/capacity.md against the model: its generated tables must be what scripts/capacity.ts
  * computes from the committed benchmark JSON (loadtest/results/), and the model must move the
- * right way when its inputs do.
+ * right way when its inputs do. The Terraform sizing comes from the same model: the
+ * million-agents example's capacity.auto.tfvars.json and sizing.tf's bench_* locals.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -18,6 +19,9 @@ import {
   payloadMix,
   root,
   size,
+  TFVARS_PATH,
+  terraformSizing,
+  tfvarsJson,
 } from '../../scripts/capacity.js';
 
 const measured = loadMeasured(path.join(root, 'loadtest', 'results'));
@@ -84,4 +88,55 @@ test('record sizes come from the event mix as MQData', () => {
   assert.ok(mix.eventValueBytes > 500 && mix.eventValueBytes < 1200, `${mix.eventValueBytes}`);
   assert.ok(mix.heartbeatValueBytes > mix.eventValueBytes);
   assert.ok(mix.lz4Ratio > 0 && mix.lz4Ratio < 1);
+});
+
+const tfRoot = path.join(root, 'infra', 'terraform');
+const exampleDir = path.join(tfRoot, 'examples', 'million-agents');
+const declared = (file: string) =>
+  new Set([...readFileSync(file, 'utf8').matchAll(/^variable "(\w+)"/gm)].map((m) => m[1]!));
+
+test('the million-agents example carries the sizing the model computes (npm run capacity -- --write)', () => {
+  const have = readFileSync(TFVARS_PATH, 'utf8');
+  assert.equal(
+    have,
+    tfvarsJson(measured, mix),
+    `${path.relative(root, TFVARS_PATH)} has drifted from the model: run npm run capacity -- --write`,
+  );
+  // The same numbers as docs/capacity.md's 1M-agent row at the steady rate.
+  const vars = terraformSizing(measured, mix);
+  const s = size(measured, mix, 1_000_000, Number(vars.records_per_agent_per_second));
+  assert.equal(vars.gateway_count, s.gateways);
+  assert.equal(vars.gateway_max_connections, s.perGateway.chosen);
+  assert.equal(vars.kafka_partitions, s.kafka.partitions);
+  assert.equal(vars.gateway_cpu, ASSUMPTIONS.gatewayVcpu * 1024);
+  assert.equal(vars.gateway_memory, ASSUMPTIONS.gatewayMemGiB * 1024);
+  assert.ok(
+    Number(vars.gateway_count) * Number(vars.gateway_max_connections) >= Number(vars.expected_agents),
+  );
+});
+
+test('every variable of capacity.auto.tfvars.json is declared by the example, passed to the root module, and declared there', () => {
+  const vars = Object.keys(JSON.parse(readFileSync(TFVARS_PATH, 'utf8')) as object);
+  const example = declared(path.join(exampleDir, 'variables.tf'));
+  const rootVars = declared(path.join(tfRoot, 'variables.tf'));
+  const main = readFileSync(path.join(exampleDir, 'main.tf'), 'utf8');
+  for (const v of vars) {
+    assert.ok(example.has(v), `examples/million-agents/variables.tf does not declare ${v}`);
+    assert.ok(rootVars.has(v), `infra/terraform/variables.tf does not declare ${v}`);
+    assert.match(main, new RegExp(`^\\s*${v}\\s*=\\s*var\\.${v}\\s*$`, 'm'), `main.tf: ${v} = var.${v}`);
+  }
+});
+
+test("sizing.tf's bench_* locals are docs/capacity.md's measured figures", () => {
+  const sizing = readFileSync(path.join(tfRoot, 'sizing.tf'), 'utf8');
+  const local = (name: string) => {
+    const m = new RegExp(`^\\s*${name}\\s*=\\s*(\\d+)`, 'm').exec(sizing);
+    assert.ok(m, `sizing.tf: ${name}`);
+    return Number(m[1]);
+  };
+  const rssKB = Math.max(measured.rssPerAgentIdleKB.value, measured.rssPerAgentStreamingKB?.value ?? 0);
+  assert.equal(local('bench_rss_per_agent_bytes'), Math.round(rssKB * 1024));
+  assert.equal(local('bench_handshakes_per_cpu_s'), Math.round(measured.handshakesPerCpuS.value));
+  assert.equal(local('bench_records_per_cpu_s'), Math.round(measured.batchedRecordsPerCpuS.value));
+  assert.equal(local('bench_ingest_per_cpu_s'), Math.round(measured.ingestRecordsPerCpuS.value));
 });

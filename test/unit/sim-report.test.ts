@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { runSimMerge } from '../../gateway/cli/sim-command.js';
-import type { FleetSnapshot } from '../../loadtest/sim/fleet.js';
+import { emptySnapshot, type FleetSnapshot } from '../../loadtest/sim/fleet.js';
 import {
   buildReport,
   decodeHistogram,
@@ -17,23 +17,7 @@ import {
 } from '../../loadtest/sim/report.js';
 
 function snapshot(over: Partial<FleetSnapshot>): FleetSnapshot {
-  return {
-    elapsedS: 60,
-    agents: 0,
-    connected: 0,
-    connects: 0,
-    recordsSent: 0,
-    bytesSent: 0,
-    commands: 0,
-    taskResults: 0,
-    configsApplied: 0,
-    restarts: 0,
-    uploads: 0,
-    errors: {},
-    reconnectMs: [],
-    commandLatencyMs: [],
-    ...over,
-  };
+  return emptySnapshot({ elapsedS: 60, ...over });
 }
 
 const range = (from: number, to: number, step = 1) => {

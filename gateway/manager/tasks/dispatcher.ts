@@ -48,9 +48,10 @@ import { createTaskMetrics } from './metrics.js';
 import {
   type ChunkHead,
   COUNTER_ATTR,
+  countsOfHead,
   FINAL,
-  HEAD_SUMMARY_ATTRS,
   membersId,
+  queryHeads,
   ST_STATE,
   SUBTASK_STATES,
   type SubtaskItem,
@@ -58,12 +59,6 @@ import {
   type TaskItem,
 } from './model.js';
 import type { CommandBody, SubtaskState, TaskCounts } from './types.js';
-
-// Heads are read without their per-agent letters and gateways (`#t`/`#c` are the keys).
-const HEAD_NAMES: Record<string, string> = Object.fromEntries(
-  HEAD_SUMMARY_ATTRS.map((a, i) => [i === 0 ? '#t' : i === 1 ? '#c' : `#h${i}`, a]),
-);
-const HEAD_PROJECTION = Object.keys(HEAD_NAMES).join(', ');
 
 export const NEVER = 8_640_000_000_000_000;
 const TIMEOUT_MSG = 'Timeout waiting for agent response';
@@ -132,6 +127,11 @@ const RETRYABLE_MSG: Record<string, string> = {
   offline: 'agent offline (no gateway holds it)',
 };
 
+/** How many of the chunk's agents the task has released so far (from the chunk's start). */
+function releasedIn(task: TaskItem, head: ChunkHead): number {
+  return Math.max(0, Math.min(task.released, head.start + head.len) - head.start);
+}
+
 export function createDispatcher(o: DispatcherOptions): Dispatcher {
   const ctx = o.ctx ?? contextFrom(o);
   const log = ctx.logger.child({ component: 'dispatcher' });
@@ -186,25 +186,8 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     return (items as unknown as TaskItem[]).filter((t) => t.state === 'running' && t.active === '1');
   }
 
-  async function heads(taskId: string): Promise<ChunkHead[]> {
-    const out: ChunkHead[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await ctx.store.doc.send(
-        new QueryCommand({
-          TableName: ctx.tables.chunks,
-          KeyConditionExpression: '#t = :t AND begins_with(#c, :h)',
-          ExpressionAttributeNames: HEAD_NAMES,
-          ProjectionExpression: HEAD_PROJECTION,
-          ExpressionAttributeValues: { ':t': taskId, ':h': 'h#' },
-          ConsistentRead: true,
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      out.push(...((page.Items ?? []) as unknown as ChunkHead[]));
-      start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
-    } while (start);
-    return out;
+  function heads(taskId: string): Promise<ChunkHead[]> {
+    return queryHeads(ctx.store, ctx.tables.chunks, taskId, { consistent: true });
   }
 
   function due(task: TaskItem, h: ChunkHead, t: number): boolean {
@@ -406,6 +389,58 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
     return { outcomes, gatewayOf };
   }
 
+  /**
+   * A failed delivery attempt (`item.attempts` already counts it): final (`result_failed`) when it
+   * cannot be retried or the attempts are used up, else `failed` with the time of the next try.
+   */
+  function failAttempt(
+    item: SubtaskItem,
+    out: { reason: string; final?: boolean },
+    maxAttempts: number,
+    t: number,
+  ): void {
+    item.msg = RETRYABLE_MSG[out.reason] ?? out.reason;
+    if (out.final || item.attempts >= maxAttempts) {
+      item.state = 'result_failed';
+      m.exhausted.inc({ reason: 'attempts' });
+    } else {
+      item.state = 'failed';
+      item.retryAt = t + backoffDelay(item.attempts, backoff, random);
+      m.retries.inc();
+    }
+  }
+
+  /**
+   * Ends a pass: the head's counters from the agents' `states` (plus `created` more not listed),
+   * `done` when every agent is final, written with `set` in the conditional release of the lease.
+   * False when the lease was lost (or the dispatcher killed).
+   */
+  async function releaseCounted(
+    c: ClaimedChunk,
+    states: readonly SubtaskState[],
+    created: number,
+    set: Record<string, unknown>,
+  ): Promise<boolean> {
+    const counts = countsOfHead({});
+    counts.created = created;
+    let final = 0;
+    for (const state of states) {
+      counts[state]++;
+      if (FINAL.has(state)) final++;
+    }
+    for (const state of SUBTASK_STATES) set[COUNTER_ATTR[state]] = counts[state];
+    if (final === c.head.len) set.state = 'done';
+    if (killed) return false;
+    const ok = await leases.release(
+      { taskId: c.task.taskId, chunkId: c.head.chunkId },
+      owner,
+      c.version,
+      set,
+    );
+    if (!ok) m.leases.inc({ outcome: 'lost' });
+    return ok;
+  }
+
   /** One pass over a claimed chunk; false when the lease was lost (nothing more written). */
   async function processChunk(c: ClaimedChunk): Promise<boolean> {
     return typeof c.head.st === 'string' ? processSummary(c) : processItems(c);
@@ -431,7 +466,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
   async function processSummary(c: ClaimedChunk): Promise<boolean> {
     const { task, head } = c;
     const { ids, tokens } = await memberIds(task.taskId, head);
-    const releasedHere = Math.max(0, Math.min(task.released, head.start + head.len) - head.start);
+    const releasedHere = releasedIn(task, head);
     const st = (head.st ?? '').split('');
     const gw = head.gw ? [...head.gw] : ids.map(() => '');
     const failedIds = ids.slice(0, releasedHere).filter((_, i) => st[i] === 'f');
@@ -491,58 +526,27 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
         if (s.state !== 'created') puts.push({ ...item, state: 'result_succeed', msg: '' });
         continue;
       }
-      item.msg = RETRYABLE_MSG[out.reason] ?? out.reason;
-      if (out.final || attempts >= task.maxAttempts) {
-        st[i] = 'F';
-        item.state = 'result_failed';
-        m.exhausted.inc({ reason: 'attempts' });
-      } else {
-        st[i] = 'f';
-        item.state = 'failed';
-        item.retryAt = t2 + backoffDelay(attempts, backoff, random);
-        nextAt = Math.min(nextAt, item.retryAt);
-        m.retries.inc();
-      }
+      failAttempt(item, out, task.maxAttempts, t2);
+      st[i] = item.state === 'failed' ? 'f' : 'F';
+      if (item.retryAt !== undefined) nextAt = Math.min(nextAt, item.retryAt);
       puts.push(item);
     }
     if (puts.length > 0) {
       await batchPut(ctx.store, ctx.tables.subtasks, puts as unknown as Record<string, unknown>[], 4);
     }
-    const counts: Record<SubtaskState, number> = {
-      created: 0,
-      running: 0,
-      succeed: 0,
-      failed: 0,
-      result_succeed: 0,
-      result_failed: 0,
-    };
-    let final = 0;
-    for (const letter of st) {
-      const state = ST_STATE[letter] ?? 'created';
-      counts[state]++;
-      if (FINAL.has(state)) final++;
-    }
-    const set: Record<string, unknown> = {
-      st: st.join(''),
-      gw,
-      nextAt,
-      passAt: now(),
-      handled: head.start + releasedHere,
-      clean: c.seenDirty,
-    };
-    for (const state of SUBTASK_STATES) set[COUNTER_ATTR[state]] = counts[state];
-    if (final === head.len) set.state = 'done';
-    if (killed) return false;
-    const ok = await leases.release({ taskId: task.taskId, chunkId: head.chunkId }, owner, c.version, set);
-    if (!ok) m.leases.inc({ outcome: 'lost' });
-    return ok;
+    return releaseCounted(
+      c,
+      st.map((letter) => ST_STATE[letter] ?? 'created'),
+      0,
+      { st: st.join(''), gw, nextAt, passAt: now(), handled: head.start + releasedHere, clean: c.seenDirty },
+    );
   }
 
   /** Agent_Task chunks and quick tasks: state in the subtask items (results update them too). */
   async function processItems(c: ClaimedChunk): Promise<boolean> {
     const { task, head } = c;
     const { ids } = await memberIds(task.taskId, head);
-    const releasedHere = Math.max(0, Math.min(task.released, head.start + head.len) - head.start);
+    const releasedHere = releasedIn(task, head);
     const released = ids.slice(0, releasedHere);
     const subItems = await batchGet(
       ctx.store,
@@ -591,16 +595,8 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
           nextAt = Math.min(nextAt, t2 + task.timeoutS * 1000);
         } else next.state = 'result_succeed';
       } else {
-        next.msg = RETRYABLE_MSG[out.reason] ?? out.reason;
-        if (out.final || attempts >= task.maxAttempts) {
-          next.state = 'result_failed';
-          m.exhausted.inc({ reason: 'attempts' });
-        } else {
-          next.state = 'failed';
-          next.retryAt = t2 + backoffDelay(attempts, backoff, random);
-          nextAt = Math.min(nextAt, next.retryAt);
-          m.retries.inc();
-        }
+        failAttempt(next, out, task.maxAttempts, t2);
+        if (next.retryAt !== undefined) nextAt = Math.min(nextAt, next.retryAt);
       }
       updated.push(next);
     }
@@ -654,33 +650,12 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
       for (const s of updated) subs.set(s.agentId, s);
     }
     // Counters from the chunk's subtasks as now written; unreleased agents are `created`.
-    const counts: Record<SubtaskState, number> = {
-      created: head.len - released.length,
-      running: 0,
-      succeed: 0,
-      failed: 0,
-      result_succeed: 0,
-      result_failed: 0,
-    };
-    let final = 0;
-    for (const id of released) {
-      const s = subs.get(id);
-      const state = s?.state ?? 'created';
-      counts[state]++;
-      if (FINAL.has(state)) final++;
-    }
-    const set: Record<string, unknown> = {
-      nextAt,
-      passAt: now(),
-      handled: head.start + releasedHere,
-      clean: uncertain ? -1 : c.seenDirty,
-    };
-    for (const st of SUBTASK_STATES) set[COUNTER_ATTR[st]] = counts[st];
-    if (final === head.len) set.state = 'done';
-    if (killed) return false;
-    const ok = await leases.release({ taskId: task.taskId, chunkId: head.chunkId }, owner, c.version, set);
-    if (!ok) m.leases.inc({ outcome: 'lost' });
-    return ok;
+    return releaseCounted(
+      c,
+      released.map((id) => subs.get(id)?.state ?? 'created'),
+      head.len - released.length,
+      { nextAt, passAt: now(), handled: head.start + releasedHere, clean: uncertain ? -1 : c.seenDirty },
+    );
   }
 
   async function tick(): Promise<{ didWork: boolean; activeTasks: number; chunks: number }> {

@@ -22,6 +22,9 @@
  * Heads and members are separate items so that the dispatcher's per-tick Query of a task's heads
  * reads ~200 bytes per chunk instead of the agent lists.
  */
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { CHUNK_HEAD_SUMMARY_FIELDS } from '../../store/schema.js';
+import type { ManagerStore } from '../store.js';
 import type { SubtaskState, TaskCounts, TaskType } from './types.js';
 
 export const CHUNK_SIZE = 100;
@@ -58,27 +61,40 @@ export const COUNTER_ATTR: Record<SubtaskState, string> = {
 };
 
 /** What a tick and a task view read of a head: everything but the per-agent `st` and `gw`. */
-export const HEAD_SUMMARY_ATTRS = [
-  'taskId',
-  'chunkId',
-  'start',
-  'len',
-  'state',
-  'leaseOwner',
-  'leaseUntil',
-  'leaseVersion',
-  'nextAt',
-  'handled',
-  'passAt',
-  'dirty',
-  'clean',
-  'nCreated',
-  'nRunning',
-  'nSucceed',
-  'nFailed',
-  'nResultSucceed',
-  'nResultFailed',
-] as const;
+export const HEAD_SUMMARY_ATTRS = ['taskId', 'chunkId', ...CHUNK_HEAD_SUMMARY_FIELDS] as const;
+
+// Heads are read without their per-agent letters and gateways (`#t`/`#c` are the keys).
+const HEAD_NAMES: Record<string, string> = Object.fromEntries(
+  HEAD_SUMMARY_ATTRS.map((a, i) => [i === 0 ? '#t' : i === 1 ? '#c' : `#h${i}`, a]),
+);
+const HEAD_PROJECTION = Object.keys(HEAD_NAMES).join(', ');
+
+/** A task's chunk heads (HEAD_SUMMARY_ATTRS of each), every page. */
+export async function queryHeads(
+  store: Pick<ManagerStore, 'doc'>,
+  table: string,
+  taskId: string,
+  o: { consistent?: boolean } = {},
+): Promise<ChunkHead[]> {
+  const out: ChunkHead[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await store.doc.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: '#t = :t AND begins_with(#c, :h)',
+        ExpressionAttributeNames: HEAD_NAMES,
+        ProjectionExpression: HEAD_PROJECTION,
+        ExpressionAttributeValues: { ':t': taskId, ':h': 'h#' },
+        ...(o.consistent ? { ConsistentRead: true } : {}),
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    out.push(...((page.Items ?? []) as unknown as ChunkHead[]));
+    start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
+  } while (start);
+  return out;
+}
 
 export const headId = (chunk: number) => `h#${String(chunk).padStart(7, '0')}`;
 export const membersId = (chunk: number) => `m#${String(chunk).padStart(7, '0')}`;

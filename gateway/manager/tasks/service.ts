@@ -25,10 +25,10 @@ import { isTaskId, newQuickTaskId, newToken } from './ids.js';
 import {
   type ChunkHead,
   emptyCounts,
-  HEAD_SUMMARY_ATTRS,
   headId,
   LIST_PK,
   membersId,
+  queryHeads,
   type SubtaskItem,
   sumHeads,
   type TaskItem,
@@ -43,12 +43,6 @@ import type {
   TaskType,
   TaskView,
 } from './types.js';
-
-// Heads are read without their per-agent letters and gateways (`#t`/`#c` are the keys).
-const HEAD_NAMES: Record<string, string> = Object.fromEntries(
-  HEAD_SUMMARY_ATTRS.map((a, i) => [i === 0 ? '#t' : i === 1 ? '#c' : `#h${i}`, a]),
-);
-const HEAD_PROJECTION = Object.keys(HEAD_NAMES).join(', ');
 
 export interface TaskServiceOptions extends Partial<CreateOptions> {
   aksk: ReadonlyArray<readonly [string, string]>;
@@ -169,24 +163,8 @@ export function createTaskService(ctx: TaskContext, o: TaskServiceOptions): Task
     return r.Item as TaskItem | undefined;
   }
 
-  async function headsOf(taskId: string): Promise<ChunkHead[]> {
-    const out: ChunkHead[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await doc.send(
-        new QueryCommand({
-          TableName: ctx.tables.chunks,
-          KeyConditionExpression: '#t = :t AND begins_with(#c, :h)',
-          ExpressionAttributeNames: HEAD_NAMES,
-          ProjectionExpression: HEAD_PROJECTION,
-          ExpressionAttributeValues: { ':t': taskId, ':h': 'h#' },
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      out.push(...((page.Items ?? []) as unknown as ChunkHead[]));
-      start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
-    } while (start);
-    return out;
+  function headsOf(taskId: string): Promise<ChunkHead[]> {
+    return queryHeads(ctx.store, ctx.tables.chunks, taskId);
   }
 
   async function quick(input: QuickTaskInput): Promise<{ token: string; result: string }> {

@@ -10,37 +10,34 @@ module "fleetgate" {
   source = "../.."
 
   name = "fleetgate"
-  # Three zones: losing one leaves two thirds of the gateways, each still under its limit.
+  # Three zones. The capacity model does not plan for losing one (README.md, "A zone lost").
   azs = var.azs
 
-  expected_agents              = 1000000
-  records_per_agent_per_second = 2
-  average_record_bytes         = 600
+  # Sizing: every value below comes from capacity.auto.tfvars.json, which
+  # `npm run capacity -- --write` computes with docs/capacity.md's model (README.md here walks
+  # through it): 125 gateways of 1 vCPU / 2 GiB, 8,040 agents each at most, 163 partitions.
+  expected_agents              = var.expected_agents
+  records_per_agent_per_second = var.records_per_agent_per_second
+  average_record_bytes         = var.average_record_bytes
 
-  # README's measured figures: 86.1 KB RSS per idle mTLS agent, 528 handshakes per CPU-s,
-  # 638,050 records per CPU-s on the transport path, 109,290-133,912 records per gateway CPU-s
-  # agent -> Kafka (acks=all).
-  # 8 GiB per gateway -> FLEETGATE_MAX_CONNECTIONS 43,690 (96 KiB budgeted per agent, 86.1 KB
-  # measured); planned 29,126 per gateway (2/3 of it, survives a zone loss); 1,000,000 / 29,126
-  # -> 36 gateways (a multiple of 3), 27,778 agents each (2.28 GiB of RSS).
-  # 2 vCPU: 27,778 x 2 records/s = 55,556 records/s / 109,290 per CPU-s = 0.51 vCPU, 25 % of
-  # the task (50 % planned at most; 38 % with a zone's agents on top). The main thread (transport,
-  # 8.7 % of its core) and one ingest worker: the shape bench:ingest measured.
-  gateway_image  = var.gateway_image
-  gateway_cpu    = 2048
-  gateway_memory = 8192
+  gateway_image           = var.gateway_image
+  gateway_count           = var.gateway_count
+  gateway_cpu             = var.gateway_cpu
+  gateway_memory          = var.gateway_memory
+  gateway_max_connections = var.gateway_max_connections
 
-  # 1,000,000 x 2 records/s x 600 B = 1,144 MiB/s raw, ~381 MiB/s lz4-compressed, 1,144 MiB/s
-  # written across the brokers (replication 3). kafka.m7g.4xlarge: 5,000 Mbit/s EBS baseline,
-  # planned at half (298 MiB/s) -> 4 brokers by bandwidth, 6 rounded to the zones; but 12 h of
-  # retention needs 381 MiB/s x 43,200 s x 3 = 47 TiB: 9 brokers at ~6.8 TiB each.
+  # Brokers are not in the model (docs/capacity.md, Kafka): chosen here for the model's ingress.
+  # 1,000,000 x 2 records/s x 803 B = 1,532 MiB/s raw; ~511 MiB/s at the 3:1 lz4 sizing.tf
+  # assumes (the model measures ~5:1 on one batch: 297 MiB/s), 1,532 MiB/s written across the
+  # brokers (replication 3). kafka.m7g.4xlarge: 5,000 Mbit/s EBS baseline, planned at half
+  # (298 MiB/s) -> 6 brokers by bandwidth; 12 h of retention needs 511 MiB/s x 43,200 s x 3 =
+  # 63 TiB: 9 brokers, 7.0 TiB each + 30 % = 9,334 GiB of volume (within MSK's 16 TiB).
   kafka_broker_instance_type = "kafka.m7g.4xlarge"
   kafka_broker_count         = 9
   kafka_retention_hours      = 12
-  kafka_partitions           = 360
+  kafka_partitions           = var.kafka_partitions
 
-  # The registry takes 36 gateways x 2 names / 5 s = 14 writes/s: on demand is right.
-  table_billing_mode = "PAY_PER_REQUEST"
+  table_billing_mode = var.table_billing_mode
 
   agent_cidr_blocks = var.agent_cidr_blocks
   alarm_emails      = var.alarm_emails

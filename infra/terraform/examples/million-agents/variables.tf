@@ -25,3 +25,54 @@ variable "alarm_emails" {
   type        = list(string)
   default     = []
 }
+
+################################################################################
+# Sizing: set by capacity.auto.tfvars.json, which `npm run capacity -- --write` computes from
+# docs/capacity.md's model (README.md beside this file has the derivation). No defaults: edit
+# the model or its benchmark inputs and regenerate, rather than a number here.
+################################################################################
+
+variable "expected_agents" {
+  description = "Agents connected at once (docs/capacity.md: 1,000,000)."
+  type        = number
+}
+
+variable "records_per_agent_per_second" {
+  description = "Events per agent per second the model sizes for (the simulator's steady scenario)."
+  type        = number
+}
+
+variable "average_record_bytes" {
+  description = "MQData record bytes to Kafka (key and framing included), from the model's event mix."
+  type        = number
+}
+
+variable "gateway_count" {
+  description = "Gateway processes: the model's agents divided by agents per gateway, rounded up."
+  type        = number
+}
+
+variable "gateway_cpu" {
+  description = "CPU units per gateway task (the model's 1 vCPU process)."
+  type        = number
+}
+
+variable "gateway_memory" {
+  description = "Memory per gateway task in MiB (the model's 2 GiB process)."
+  type        = number
+}
+
+variable "gateway_max_connections" {
+  description = "FLEETGATE_MAX_CONNECTIONS: the model's agents per gateway (the least of its CPU, memory and reconnect-storm limits)."
+  type        = number
+}
+
+variable "kafka_partitions" {
+  description = "Partitions of the records topic: the model's MB/s over 10 MB/s per partition, at least 12."
+  type        = number
+}
+
+variable "table_billing_mode" {
+  description = "DynamoDB billing mode the model prices (on demand)."
+  type        = string
+}

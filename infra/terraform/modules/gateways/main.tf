@@ -80,7 +80,7 @@ locals {
       force_flush_interval = 5
       metrics_collected = {
         prometheus = {
-          log_group_name         = try(aws_cloudwatch_log_group.metrics[0].name, "")
+          log_group_name         = try(aws_cloudwatch_log_group.this["metrics"].name, "")
           prometheus_config_path = "env:PROMETHEUS_CONFIG_CONTENT"
           emf_processor = {
             metric_declaration_dedup = true
@@ -147,7 +147,7 @@ locals {
       logConfiguration = {
         logDriver = "awslogs"
         options = {
-          awslogs-group         = try(aws_cloudwatch_log_group.gateway[0].name, "")
+          awslogs-group         = try(aws_cloudwatch_log_group.this["gateway"].name, "")
           awslogs-region        = data.aws_region.current.region
           awslogs-stream-prefix = "gateway"
           mode                  = "non-blocking"
@@ -167,7 +167,7 @@ locals {
       logConfiguration = {
         logDriver = "awslogs"
         options = {
-          awslogs-group         = try(aws_cloudwatch_log_group.gateway[0].name, "")
+          awslogs-group         = try(aws_cloudwatch_log_group.this["gateway"].name, "")
           awslogs-region        = data.aws_region.current.region
           awslogs-stream-prefix = "cloudwatch-agent"
         }
@@ -180,25 +180,30 @@ locals {
 # Logs
 ################################################################################
 
-resource "aws_cloudwatch_log_group" "gateway" {
-  count = local.create ? 1 : 0
+# The containers' logs, and the sidecar's embedded-metric-format events (CloudWatch turns them
+# into metrics).
+resource "aws_cloudwatch_log_group" "this" {
+  for_each = local.create ? {
+    gateway = "/fleetgate/${var.name}/gateway"
+    metrics = "/fleetgate/${var.name}/metrics"
+  } : {}
 
-  name              = "/fleetgate/${var.name}/gateway"
+  name              = each.value
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
 
   tags = var.tags
 }
 
-# Embedded-metric-format events from the sidecar; CloudWatch turns them into metrics.
-resource "aws_cloudwatch_log_group" "metrics" {
-  count = local.create ? 1 : 0
+# Before, the two log groups were resources of their own.
+moved {
+  from = aws_cloudwatch_log_group.gateway[0]
+  to   = aws_cloudwatch_log_group.this["gateway"]
+}
 
-  name              = "/fleetgate/${var.name}/metrics"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-
-  tags = var.tags
+moved {
+  from = aws_cloudwatch_log_group.metrics[0]
+  to   = aws_cloudwatch_log_group.this["metrics"]
 }
 
 ################################################################################
@@ -281,8 +286,8 @@ data "aws_iam_policy_document" "task" {
       "logs:DescribeLogStreams",
     ]
     resources = [
-      aws_cloudwatch_log_group.metrics[0].arn,
-      "${aws_cloudwatch_log_group.metrics[0].arn}:log-stream:*",
+      aws_cloudwatch_log_group.this["metrics"].arn,
+      "${aws_cloudwatch_log_group.this["metrics"].arn}:log-stream:*",
     ]
   }
 

@@ -35,7 +35,7 @@ output "task_role_arn" {
 
 output "log_group_name" {
   description = "Log group of the gateways and their metrics sidecar."
-  value       = try(aws_cloudwatch_log_group.gateway[0].name, "")
+  value       = try(aws_cloudwatch_log_group.this["gateway"].name, "")
 }
 
 output "metrics_namespace" {

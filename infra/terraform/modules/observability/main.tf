@@ -37,10 +37,16 @@ locals {
       }
     },
   )
+  # Errors (crashes, timeouts) and Throttles (out of reserved concurrency) of every function.
   lambda_alarms = merge([
     for k, f in local.functions : {
-      "${k}-errors"    = { function = f.name, metric = "Errors", description = f.errors }
-      "${k}-throttles" = { function = f.name, metric = "Throttles", description = f.throttle }
+      for metric, description in { Errors = f.errors, Throttles = f.throttle } :
+      "${k}-${lower(metric)}" => {
+        description = description
+        namespace   = "AWS/Lambda"
+        metric      = metric
+        dimensions  = { FunctionName = f.name }
+      }
     }
   ]...)
   dispatcher_metric = "DispatcherFailures"
@@ -102,69 +108,214 @@ resource "aws_sns_topic_subscription" "email" {
 }
 
 ################################################################################
-# Gateways: spool depth, connections, dispatch failures, Kafka
+# Alarms on one metric over a threshold: one entry each, one resource for all
 ################################################################################
 
-resource "aws_cloudwatch_metric_alarm" "spool_pending" {
-  count = local.create ? 1 : 0
+locals {
+  # What an entry does not say: the Sum over 5 minutes, above 0 in one period, no data is fine.
+  metric_alarm_defaults = {
+    dimensions          = null
+    statistic           = "Sum"
+    period              = 300
+    evaluation_periods  = 1
+    datapoints_to_alarm = null
+    threshold           = 0
+    treat_missing_data  = "notBreaching"
+  }
 
-  alarm_name          = "${var.name}-spool-pending"
-  alarm_description   = "Records wait in a gateway's spool: Kafka is down, slow or refusing. They are shipped in order once it takes them again; do not roll the gateways meanwhile (a task's spool lives on its own storage). fleetgate_spool_pending_records, docs/durability.md."
-  namespace           = local.ns
-  metric_name         = "fleetgate_spool_pending_records"
-  dimensions          = local.dims
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = var.spool_alarm_minutes
-  datapoints_to_alarm = var.spool_alarm_minutes
-  threshold           = var.spool_pending_threshold
+  # The alarm's name after "<name>-" => its metric and what differs from the defaults.
+  metric_alarms = { for k, a in merge(
+    {
+      # Gateways: spool depth, connections, Kafka sends; the balancer's health checks.
+      "spool-pending" = {
+        description         = "Records wait in a gateway's spool: Kafka is down, slow or refusing. They are shipped in order once it takes them again; do not roll the gateways meanwhile (a task's spool lives on its own storage). fleetgate_spool_pending_records, docs/durability.md."
+        namespace           = local.ns
+        metric              = "fleetgate_spool_pending_records"
+        dimensions          = local.dims
+        statistic           = "Maximum"
+        period              = 60
+        evaluation_periods  = var.spool_alarm_minutes
+        datapoints_to_alarm = var.spool_alarm_minutes
+        threshold           = var.spool_pending_threshold
+        treat_missing_data  = "missing"
+      }
+      "spool-full" = {
+        description = "A gateway's spool reached its size bound: its agents are being slowed through HTTP/2 flow control (nothing is dropped by the gateway, but agents' own 2,048-record rings may overflow). fleetgate_spool_full_waits."
+        namespace   = local.ns
+        metric      = "fleetgate_spool_full_waits"
+        dimensions  = local.dims
+        statistic   = "Maximum"
+        period      = 60
+      }
+      "kafka-send-failures" = {
+        description = "Kafka sends from the gateways failed (their records went to the spool or are retried). fleetgate_kafka_send_failures_total."
+        namespace   = local.ns
+        metric      = "fleetgate_kafka_send_failures_total"
+        dimensions  = local.dims
+      }
+      "gateway-near-connection-limit" = {
+        description        = "The busiest gateway holds more than ${var.connection_limit_ratio * 100}% of its FLEETGATE_MAX_CONNECTIONS (${var.gateway_max_connections}); past the limit agents are refused with RESOURCE_EXHAUSTED. Autoscaling should be adding gateways: check its max_count."
+        namespace          = local.ns
+        metric             = "elkeid_ac_grpc_conn_count"
+        dimensions         = local.dims
+        statistic          = "Maximum"
+        period             = 60
+        evaluation_periods = 3
+        threshold          = floor(var.gateway_max_connections * var.connection_limit_ratio)
+      }
+      "unhealthy-gateways" = {
+        description        = "Gateways failing the balancer's /readyz check for 3 minutes (a draining gateway fails it for its drain only)."
+        namespace          = "AWS/NetworkELB"
+        metric             = "UnHealthyHostCount"
+        dimensions         = { LoadBalancer = var.load_balancer_arn_suffix, TargetGroup = var.target_group_arn_suffix }
+        statistic          = "Maximum"
+        period             = 60
+        evaluation_periods = 3
+      }
+      # Discovery's HTTP API (its function's errors and throttles are in lambda_alarms).
+      "discovery-5xx" = {
+        description = "The discovery API answered 5xx (503 registry unavailable: the store failed before this container ever had an answer)."
+        namespace   = "AWS/ApiGateway"
+        metric      = "5xx"
+        dimensions  = { ApiId = var.discovery_api_id, Stage = "$default" }
+        threshold   = 10
+      }
+    },
+    # The task dispatcher's failed command batches and passes, which the metric filter below
+    # counts from its log.
+    var.dispatcher_log_group_name == "" ? {} : {
+      "dispatcher-failures" = {
+        description = "The task dispatcher failed to deliver command batches to gateways, or a pass failed, more than dispatcher_failure_threshold times in 5 minutes (its log group has the lines)."
+        namespace   = var.metrics_namespace
+        metric      = local.dispatcher_metric
+        threshold   = var.dispatcher_failure_threshold
+      }
+    },
+    var.kafka_cluster_name == "" ? {} : {
+      "kafka-offline-partitions" = {
+        description        = "Partitions without a leader: producers get errors and the gateways spool."
+        namespace          = "AWS/Kafka"
+        metric             = "OfflinePartitionsCount"
+        dimensions         = { "Cluster Name" = var.kafka_cluster_name }
+        statistic          = "Maximum"
+        period             = 60
+        evaluation_periods = 2
+        treat_missing_data = "missing"
+      }
+    },
+    local.lambda_alarms,
+  ) : k => merge(local.metric_alarm_defaults, a) }
+}
+
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.create ? local.metric_alarms : {}
+
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
+  period              = each.value.period
+  evaluation_periods  = each.value.evaluation_periods
+  datapoints_to_alarm = each.value.datapoints_to_alarm
+  threshold           = each.value.threshold
   comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "missing"
+  treat_missing_data  = each.value.treat_missing_data
   alarm_actions       = local.actions
   ok_actions          = local.actions
 
   tags = var.tags
+
+  # dispatcher-failures: its metric comes from the filter.
+  depends_on = [aws_cloudwatch_log_metric_filter.dispatch_failures]
 }
 
-resource "aws_cloudwatch_metric_alarm" "spool_full" {
-  count = local.create ? 1 : 0
-
-  alarm_name          = "${var.name}-spool-full"
-  alarm_description   = "A gateway's spool reached its size bound: its agents are being slowed through HTTP/2 flow control (nothing is dropped by the gateway, but agents' own 2,048-record rings may overflow). fleetgate_spool_full_waits."
-  namespace           = local.ns
-  metric_name         = "fleetgate_spool_full_waits"
-  dimensions          = local.dims
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
+# Before, each of these alarms was a resource of its own (and the functions' ones, one resource
+# with for_each, before that the discovery function's two).
+moved {
+  from = aws_cloudwatch_metric_alarm.spool_pending[0]
+  to   = aws_cloudwatch_metric_alarm.this["spool-pending"]
 }
 
-resource "aws_cloudwatch_metric_alarm" "kafka_send_failures" {
-  count = local.create ? 1 : 0
-
-  alarm_name          = "${var.name}-kafka-send-failures"
-  alarm_description   = "Kafka sends from the gateways failed (their records went to the spool or are retried). fleetgate_kafka_send_failures_total."
-  namespace           = local.ns
-  metric_name         = "fleetgate_kafka_send_failures_total"
-  dimensions          = local.dims
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
+moved {
+  from = aws_cloudwatch_metric_alarm.spool_full[0]
+  to   = aws_cloudwatch_metric_alarm.this["spool-full"]
 }
+
+moved {
+  from = aws_cloudwatch_metric_alarm.kafka_send_failures[0]
+  to   = aws_cloudwatch_metric_alarm.this["kafka-send-failures"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.connections_near_limit[0]
+  to   = aws_cloudwatch_metric_alarm.this["gateway-near-connection-limit"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.unhealthy_gateways[0]
+  to   = aws_cloudwatch_metric_alarm.this["unhealthy-gateways"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.discovery_5xx[0]
+  to   = aws_cloudwatch_metric_alarm.this["discovery-5xx"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.dispatcher_failures[0]
+  to   = aws_cloudwatch_metric_alarm.this["dispatcher-failures"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.kafka_offline_partitions[0]
+  to   = aws_cloudwatch_metric_alarm.this["kafka-offline-partitions"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.discovery_errors[0]
+  to   = aws_cloudwatch_metric_alarm.lambda["discovery-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.discovery_throttles[0]
+  to   = aws_cloudwatch_metric_alarm.lambda["discovery-throttles"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda["discovery-errors"]
+  to   = aws_cloudwatch_metric_alarm.this["discovery-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda["discovery-throttles"]
+  to   = aws_cloudwatch_metric_alarm.this["discovery-throttles"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda["manager-errors"]
+  to   = aws_cloudwatch_metric_alarm.this["manager-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda["manager-throttles"]
+  to   = aws_cloudwatch_metric_alarm.this["manager-throttles"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda["dispatcher-errors"]
+  to   = aws_cloudwatch_metric_alarm.this["dispatcher-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda["dispatcher-throttles"]
+  to   = aws_cloudwatch_metric_alarm.this["dispatcher-throttles"]
+}
+
+################################################################################
+# Gateways: connected agents, command deliveries (metric math)
+################################################################################
 
 resource "aws_cloudwatch_metric_alarm" "connections_low" {
   count = local.create ? 1 : 0
@@ -211,26 +362,6 @@ resource "aws_cloudwatch_metric_alarm" "connections_low" {
   tags = var.tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "connections_near_limit" {
-  count = local.create ? 1 : 0
-
-  alarm_name          = "${var.name}-gateway-near-connection-limit"
-  alarm_description   = "The busiest gateway holds more than ${var.connection_limit_ratio * 100}% of its FLEETGATE_MAX_CONNECTIONS (${var.gateway_max_connections}); past the limit agents are refused with RESOURCE_EXHAUSTED. Autoscaling should be adding gateways: check its max_count."
-  namespace           = local.ns
-  metric_name         = "elkeid_ac_grpc_conn_count"
-  dimensions          = local.dims
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 3
-  threshold           = floor(var.gateway_max_connections * var.connection_limit_ratio)
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
 resource "aws_cloudwatch_metric_alarm" "dispatch_failures" {
   count = local.create ? 1 : 0
 
@@ -268,82 +399,6 @@ resource "aws_cloudwatch_metric_alarm" "dispatch_failures" {
   tags = var.tags
 }
 
-resource "aws_cloudwatch_metric_alarm" "unhealthy_gateways" {
-  count = local.create ? 1 : 0
-
-  alarm_name          = "${var.name}-unhealthy-gateways"
-  alarm_description   = "Gateways failing the balancer's /readyz check for 3 minutes (a draining gateway fails it for its drain only)."
-  namespace           = "AWS/NetworkELB"
-  metric_name         = "UnHealthyHostCount"
-  dimensions          = { LoadBalancer = var.load_balancer_arn_suffix, TargetGroup = var.target_group_arn_suffix }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 3
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
-################################################################################
-# Discovery
-################################################################################
-
-# Errors (crashes, timeouts) and Throttles (out of reserved concurrency) of every function: one
-# alarm per function and metric.
-resource "aws_cloudwatch_metric_alarm" "lambda" {
-  for_each = local.create ? local.lambda_alarms : {}
-
-  alarm_name          = "${var.name}-${each.key}"
-  alarm_description   = each.value.description
-  namespace           = "AWS/Lambda"
-  metric_name         = each.value.metric
-  dimensions          = { FunctionName = each.value.function }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.discovery_errors[0]
-  to   = aws_cloudwatch_metric_alarm.lambda["discovery-errors"]
-}
-
-moved {
-  from = aws_cloudwatch_metric_alarm.discovery_throttles[0]
-  to   = aws_cloudwatch_metric_alarm.lambda["discovery-throttles"]
-}
-
-resource "aws_cloudwatch_metric_alarm" "discovery_5xx" {
-  count = local.create ? 1 : 0
-
-  alarm_name          = "${var.name}-discovery-5xx"
-  alarm_description   = "The discovery API answered 5xx (503 registry unavailable: the store failed before this container ever had an answer)."
-  namespace           = "AWS/ApiGateway"
-  metric_name         = "5xx"
-  dimensions          = { ApiId = var.discovery_api_id, Stage = "$default" }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 10
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
 ################################################################################
 # Task dispatcher: failed command batches and failed passes, from its log
 ################################################################################
@@ -367,29 +422,8 @@ resource "aws_cloudwatch_log_metric_filter" "dispatch_failures" {
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "dispatcher_failures" {
-  count = local.create && var.dispatcher_log_group_name != "" ? 1 : 0
-
-  alarm_name          = "${var.name}-dispatcher-failures"
-  alarm_description   = "The task dispatcher failed to deliver command batches to gateways, or a pass failed, more than dispatcher_failure_threshold times in 5 minutes (its log group has the lines)."
-  namespace           = var.metrics_namespace
-  metric_name         = local.dispatcher_metric
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = var.dispatcher_failure_threshold
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-
-  depends_on = [aws_cloudwatch_log_metric_filter.dispatch_failures]
-}
-
 ################################################################################
-# Kafka
+# Kafka: each broker's disk (the offline partitions alarm is above)
 ################################################################################
 
 resource "aws_cloudwatch_metric_alarm" "kafka_disk" {
@@ -404,26 +438,6 @@ resource "aws_cloudwatch_metric_alarm" "kafka_disk" {
   period              = 300
   evaluation_periods  = 1
   threshold           = 80
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "missing"
-  alarm_actions       = local.actions
-  ok_actions          = local.actions
-
-  tags = var.tags
-}
-
-resource "aws_cloudwatch_metric_alarm" "kafka_offline_partitions" {
-  count = local.create && var.kafka_cluster_name != "" ? 1 : 0
-
-  alarm_name          = "${var.name}-kafka-offline-partitions"
-  alarm_description   = "Partitions without a leader: producers get errors and the gateways spool."
-  namespace           = "AWS/Kafka"
-  metric_name         = "OfflinePartitionsCount"
-  dimensions          = { "Cluster Name" = var.kafka_cluster_name }
-  statistic           = "Maximum"
-  period              = 60
-  evaluation_periods  = 2
-  threshold           = 0
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "missing"
   alarm_actions       = local.actions

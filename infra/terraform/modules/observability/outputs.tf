@@ -15,16 +15,10 @@ output "dashboard_name" {
 
 output "alarm_names" {
   description = "Names of the alarms."
-  value = compact([
-    try(aws_cloudwatch_metric_alarm.spool_pending[0].alarm_name, ""),
-    try(aws_cloudwatch_metric_alarm.spool_full[0].alarm_name, ""),
-    try(aws_cloudwatch_metric_alarm.kafka_send_failures[0].alarm_name, ""),
-    try(aws_cloudwatch_metric_alarm.connections_low[0].alarm_name, ""),
-    try(aws_cloudwatch_metric_alarm.connections_near_limit[0].alarm_name, ""),
-    try(aws_cloudwatch_metric_alarm.dispatch_failures[0].alarm_name, ""),
-    try(aws_cloudwatch_metric_alarm.unhealthy_gateways[0].alarm_name, ""),
-    try(aws_cloudwatch_metric_alarm.discovery_errors[0].alarm_name, ""),
-    try(aws_cloudwatch_metric_alarm.discovery_throttles[0].alarm_name, ""),
-    try(aws_cloudwatch_metric_alarm.discovery_5xx[0].alarm_name, ""),
-  ])
+  value = concat(
+    [for a in aws_cloudwatch_metric_alarm.this : a.alarm_name],
+    aws_cloudwatch_metric_alarm.connections_low[*].alarm_name,
+    aws_cloudwatch_metric_alarm.dispatch_failures[*].alarm_name,
+    aws_cloudwatch_metric_alarm.kafka_disk[*].alarm_name,
+  )
 }
