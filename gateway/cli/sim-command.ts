@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { disruptProblem, outageSeconds, scheduleDisruption } from '../../loadtest/sim/disrupt.js';
 import { type FleetSnapshot, runFleet, runFleetProcesses, scenarioByName } from '../../loadtest/sim/fleet.js';
 import {
   buildReport,
@@ -11,7 +12,7 @@ import {
   ReportFormatError,
   type SimReport,
 } from '../../loadtest/sim/report.js';
-import { SCENARIOS } from '../../loadtest/sim/scenario.js';
+import { SCENARIOS, type Scenario } from '../../loadtest/sim/scenario.js';
 
 const HELP = `usage: fleetgate sim [options]
        fleetgate sim merge FILE... [--json OUT]
@@ -20,7 +21,12 @@ Simulates stock Elkeid agents: each holds a real mTLS HTTP/2 connection with its
 asks discovery and dials in the order given (or --gateway), sends snappy-framed RawData every
 100 ms, heartbeats every 60 s, applies config commands, answers plugin tasks with a result
 record, restarts on 1060, uploads on 1050, and reconnects 5 s after its stream ends.
-Stops by itself after the scenario's duration.
+Stops by itself after the scenario's duration. Disruptions: reconnect-storm drops every
+agent's connection at once (they reconnect after 5 s, through discovery with --sd); gateway-loss
+signals the gateway (--gateway-pid, or --on-disrupt CMD); kafka-outage runs --on-disrupt CMD and
+--on-recover CMD after --outage-seconds; the report says how many agents were lost and
+reconnected, how long until all were back, and the records sent during an outage.
+rolling-task is not supported by this simulator yet.
 
 options:
   --agents N             agents (default 100)
@@ -33,6 +39,13 @@ options:
   --gateway HOST:PORT    dial this gateway (without --sd, or when discovery answers nothing)
   --pki DIR              ca.crt, client.crt, client.key (default $FLEETGATE_DATA_DIR/pki or ./data/pki)
   --source-addresses N   spread connections over 127.0.0.1..127.0.0.N (more ephemeral ports)
+  --disrupt-at S         override when the scenario's disruption happens (seconds into the run)
+  --gateway-pid PID      gateway-sigterm / gateway-sigkill (gateway-loss): send that signal to this
+                         process at the disruption (once, from the parent process)
+  --on-disrupt CMD       shell command run once at the disruption: kafka-outage (stop Kafka), or
+                         gateway-sigterm / gateway-sigkill without --gateway-pid (ssh, systemctl…)
+  --on-recover CMD       kafka-outage: shell command run when the outage ends (restart Kafka)
+  --outage-seconds S     kafka-outage: how long the outage lasts (default 30)
   --json FILE            write the report as JSON (format fleetgate-sim/1: counts, errors, and the
                          latency HdrHistograms compressed, so reports of many processes and
                          machines merge exactly with \`fleetgate sim merge\`)
@@ -108,7 +121,11 @@ export function formatProgress(s: FleetSnapshot, prev: FleetSnapshot | undefined
   const dt = prev ? s.elapsedS - prev.elapsedS : s.elapsedS;
   const rate = prev && dt > 0 ? Math.round((s.recordsSent - prev.recordsSent) / dt) : 0;
   const errors = Object.values(s.errors).reduce((a, b) => a + b, 0);
-  return `[sim ${s.elapsedS.toFixed(0).padStart(4)}s] connected ${s.connected}/${s.agents}  records/s ${rate}  sent ${s.recordsSent}  commands ${s.commands}  errors ${errors}`;
+  const d = s.disruption;
+  const disrupted = d
+    ? `  disrupted: back ${d.back}/${d.lost}${d.allBackMs >= 0 ? ` in ${(d.allBackMs / 1000).toFixed(1)}s` : ''}`
+    : '';
+  return `[sim ${s.elapsedS.toFixed(0).padStart(4)}s] connected ${s.connected}/${s.agents}  records/s ${rate}  sent ${s.recordsSent}  commands ${s.commands}  errors ${errors}${disrupted}`;
 }
 
 export async function runSim(argv: string[]): Promise<number> {
@@ -128,6 +145,11 @@ export async function runSim(argv: string[]): Promise<number> {
         gateway: { type: 'string' },
         pki: { type: 'string' },
         'source-addresses': { type: 'string' },
+        'disrupt-at': { type: 'string' },
+        'gateway-pid': { type: 'string' },
+        'on-disrupt': { type: 'string' },
+        'on-recover': { type: 'string' },
+        'outage-seconds': { type: 'string' },
         json: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -148,13 +170,40 @@ export async function runSim(argv: string[]): Promise<number> {
     if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number`);
     return n;
   };
-  const base = scenarioByName(String(v.scenario ?? 'steady'));
-  const scenario = {
+  let base: Scenario;
+  try {
+    base = scenarioByName(String(v.scenario ?? 'steady'));
+  } catch (err) {
+    console.error(`fleetgate sim: ${(err as Error).message}`);
+    return 2;
+  }
+  const scenario: Scenario = {
     ...base,
     durationS: num('duration', base.durationS),
     rampS: num('ramp', base.rampS),
     eventsPerAgentPerS: num('rate', base.eventsPerAgentPerS),
+    ...(base.disrupt ? { disrupt: { ...base.disrupt, atS: num('disrupt-at', base.disrupt.atS) } } : {}),
   };
+  const gatewayPid = v['gateway-pid'] === undefined ? undefined : num('gateway-pid', 0);
+  if (gatewayPid !== undefined && (!Number.isInteger(gatewayPid) || gatewayPid <= 0)) {
+    console.error('fleetgate sim: --gateway-pid must be a process id');
+    return 2;
+  }
+  const disruptActions = {
+    ...(gatewayPid !== undefined ? { gatewayPid } : {}),
+    ...(typeof v['on-disrupt'] === 'string' ? { onDisrupt: v['on-disrupt'] } : {}),
+    ...(typeof v['on-recover'] === 'string' ? { onRecover: v['on-recover'] } : {}),
+    ...(v['outage-seconds'] !== undefined ? { outageS: num('outage-seconds', 30) } : {}),
+  };
+  const problem = disruptProblem(scenario, disruptActions);
+  if (problem) {
+    console.error(`fleetgate sim: ${problem}`);
+    return 2;
+  }
+  if (scenario.disrupt && scenario.disrupt.atS >= scenario.durationS)
+    console.error(
+      `fleetgate sim: warning: the disruption at ${scenario.disrupt.atS}s is after the run's end (${scenario.durationS}s)`,
+    );
   let gateway: { host: string; port: number } | undefined;
   if (typeof v.gateway === 'string') {
     const i = v.gateway.lastIndexOf(':');
@@ -181,14 +230,30 @@ export async function runSim(argv: string[]): Promise<number> {
     ...(typeof v.sd === 'string' ? { discovery: v.sd } : {}),
     ...(gateway ? { gateway } : {}),
     sourceAddresses: num('source-addresses', 1),
+    ...(scenario.disrupt?.kind === 'kafka-outage'
+      ? { outageS: outageSeconds(scenario, disruptActions) }
+      : {}),
     onProgress,
   };
   console.error(
     `simulating ${agents} agents (${scenario.name}, ${scenario.durationS}s) in ${processes} process(es) on ${os.hostname()}`,
   );
   const startedAt = new Date();
-  const report = processes > 1 ? await runFleetProcesses({ ...opts, processes }) : await runFleet(opts);
-  const summary = buildReport(report, { scenario: scenario.name, processes, startedAt });
+  const parent = scheduleDisruption(scenario, disruptActions);
+  let report: FleetSnapshot;
+  try {
+    report = processes > 1 ? await runFleetProcesses({ ...opts, processes }) : await runFleet(opts);
+  } finally {
+    await parent.stop();
+  }
+  const summary = buildReport(report, {
+    scenario: scenario.name,
+    processes,
+    startedAt,
+    ...(scenario.disrupt
+      ? { disrupt: { kind: scenario.disrupt.kind, atS: scenario.disrupt.atS, actions: parent.actions } }
+      : {}),
+  });
   console.log(JSON.stringify(printable(summary), null, 2));
   if (typeof v.json === 'string') writeFileSync(v.json, `${JSON.stringify(summary, null, 2)}\n`);
   return 0;

@@ -31,6 +31,23 @@ export interface FleetOptions {
   firstIndex?: number;
   /** Progress and per-second reports. */
   onProgress?: (s: FleetSnapshot) => void;
+  /** kafka-outage: seconds the outage lasts (records sent meanwhile are counted). */
+  outageS?: number;
+}
+
+/**
+ * What a disruption did, measured from its moment (scenario.disrupt.atS): agents whose stream
+ * ended after it, how many of those got a stream again, and when the last of them did.
+ */
+export interface DisruptionCounts {
+  /** Agents whose stream ended after the disruption (the storm drops every connected agent). */
+  lost: number;
+  /** Of those, agents with a new stream since. */
+  back: number;
+  /** ms from the disruption until every lost agent was back; -1 while some are not (or none lost). */
+  allBackMs: number;
+  /** kafka-outage: records sent between the disruption and the end of the outage. */
+  recordsDuringOutage: number;
 }
 
 /** Counters, serialisable between processes. */
@@ -41,6 +58,8 @@ export interface FleetSnapshot extends SimCounters {
   errors: Record<string, number>;
   reconnectMs: number[];
   commandLatencyMs: number[];
+  /** Set once the scenario's disruption has happened. */
+  disruption?: DisruptionCounts;
 }
 
 /** A snapshot of no agents, with `over` on top. */
@@ -55,6 +74,48 @@ export function emptySnapshot(over: Partial<FleetSnapshot> = {}): FleetSnapshot 
     commandLatencyMs: [],
     ...over,
   };
+}
+
+/** Follows agents' streams from the disruption on (one loss per agent is counted). */
+class DisruptionTracker {
+  at = 0;
+  #lost = new Set<number>();
+  #back = new Set<number>();
+  #lastBackAt = 0;
+  #outageStartRecords = 0;
+  #outageRecords: number | undefined;
+  stopping = false;
+
+  begin(stats: SimStats): void {
+    this.at = Date.now();
+    this.#outageStartRecords = stats.recordsSent;
+  }
+
+  endOutage(stats: SimStats): void {
+    if (this.at && this.#outageRecords === undefined)
+      this.#outageRecords = stats.recordsSent - this.#outageStartRecords;
+  }
+
+  onStream(index: number, up: boolean): void {
+    if (!this.at || this.stopping) return;
+    if (!up) this.#lost.add(index);
+    else if (this.#lost.has(index) && !this.#back.has(index)) {
+      this.#back.add(index);
+      this.#lastBackAt = Date.now();
+    }
+  }
+
+  counts(stats: SimStats, outage: boolean): DisruptionCounts | undefined {
+    if (!this.at) return undefined;
+    const lost = this.#lost.size;
+    const back = this.#back.size;
+    return {
+      lost,
+      back,
+      allBackMs: lost > 0 && back === lost ? this.#lastBackAt - this.at : -1,
+      recordsDuringOutage: outage ? (this.#outageRecords ?? stats.recordsSent - this.#outageStartRecords) : 0,
+    };
+  }
 }
 
 function snapshot(stats: SimStats, agents: number, startedAt: number, drain: boolean): FleetSnapshot {
@@ -77,6 +138,31 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   const startedAt = Date.now();
   const first = o.firstIndex ?? 0;
   const spacing = o.scenario.rampS > 0 ? (o.scenario.rampS * 1000) / o.agents : 0;
+  const disrupt = o.scenario.disrupt;
+  const tracker = new DisruptionTracker();
+  const outage = disrupt?.kind === 'kafka-outage';
+  const timers: NodeJS.Timeout[] = [];
+  if (disrupt && disrupt.atS < o.scenario.durationS) {
+    timers.push(
+      setTimeout(() => {
+        tracker.begin(stats);
+        // A network blip: every socket is destroyed at once; agents reconnect as stock (5 s).
+        if (disrupt.kind === 'reconnect-storm') for (const a of agents) a.drop();
+      }, disrupt.atS * 1000),
+    );
+    if (outage)
+      timers.push(
+        setTimeout(
+          () => tracker.endOutage(stats),
+          (disrupt.atS + (o.outageS ?? disrupt.outageS ?? 30)) * 1000,
+        ),
+      );
+  }
+  const withDisruption = (s: FleetSnapshot): FleetSnapshot => {
+    const d = tracker.counts(stats, outage);
+    if (d) s.disruption = d;
+    return s;
+  };
   for (let i = 0; i < o.agents; i++) {
     const index = first + i;
     const a = new SimAgent(randomUUID(), index, {
@@ -86,6 +172,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
       ...(o.sourceAddresses > 1 ? { localAddress: `127.0.0.${(index % o.sourceAddresses) + 1}` } : {}),
       scenario: o.scenario,
       stats,
+      onStream: (index, up) => tracker.onStream(index, up),
     });
     agents.push(a);
     if (spacing > 0) setTimeout(() => a.start(), i * spacing).unref();
@@ -93,15 +180,17 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   }
   const collected = { reconnectMs: [] as number[], commandLatencyMs: [] as number[] };
   const progress = setInterval(() => {
-    const s = snapshot(stats, o.agents, startedAt, true);
+    const s = withDisruption(snapshot(stats, o.agents, startedAt, true));
     collected.reconnectMs.push(...s.reconnectMs);
     collected.commandLatencyMs.push(...s.commandLatencyMs);
     o.onProgress?.(s);
   }, 1000);
   await new Promise((r) => setTimeout(r, o.scenario.durationS * 1000));
   clearInterval(progress);
+  for (const t of timers) clearTimeout(t);
+  tracker.stopping = true;
   for (const a of agents) a.stop();
-  const end = snapshot(stats, o.agents, startedAt, true);
+  const end = withDisruption(snapshot(stats, o.agents, startedAt, true));
   end.reconnectMs.push(...collected.reconnectMs);
   end.commandLatencyMs.push(...collected.commandLatencyMs);
   return end;
@@ -115,6 +204,22 @@ export function mergeSnapshots(parts: FleetSnapshot[]): FleetSnapshot {
     addCounts(out.errors, p.errors);
     out.reconnectMs.push(...p.reconnectMs);
     out.commandLatencyMs.push(...p.commandLatencyMs);
+  }
+  const ds = parts.map((p) => p.disruption).filter((d): d is DisruptionCounts => d !== undefined);
+  if (ds.length > 0) {
+    const d: DisruptionCounts = { lost: 0, back: 0, allBackMs: 0, recordsDuringOutage: 0 };
+    for (const x of ds) {
+      d.lost += x.lost;
+      d.back += x.back;
+      d.recordsDuringOutage += x.recordsDuringOutage;
+    }
+    // All back only when every part with losses is; the slowest part sets the time.
+    const lossy = ds.filter((x) => x.lost > 0);
+    d.allBackMs =
+      lossy.length > 0 && lossy.every((x) => x.allBackMs >= 0)
+        ? Math.max(...lossy.map((x) => x.allBackMs))
+        : -1;
+    out.disruption = d;
   }
   return out;
 }

@@ -11,6 +11,7 @@
  */
 import os from 'node:os';
 import hdr from 'hdr-histogram-js';
+import type { DisruptAction } from './disrupt.js';
 import type { FleetSnapshot } from './fleet.js';
 import { addCounts, SIM_COUNTERS, type SimCounters, simCounters } from './sim-agent.js';
 
@@ -99,15 +100,54 @@ export interface SimReport extends SimCounters {
   commandLatencyMs: LatencySummary;
   /** One entry per simulator invocation merged into this report. */
   sources: ReportSource[];
+  /** The scenario's disruption, once it happened. */
+  disruption?: DisruptionReport;
+}
+
+export interface DisruptionReport {
+  kind: string;
+  atS: number;
+  /** Agents whose stream ended after the disruption. */
+  agentsLost: number;
+  /** Of those, agents that had a stream again before the end. */
+  agentsReconnected: number;
+  /** ms from the disruption until every lost agent was back (null: not all were). */
+  allBackMs: number | null;
+  /** kafka-outage: records sent while Kafka was down (the gateway spools them). */
+  recordsDuringOutage?: number;
+  /** What the simulator did: signals sent, commands run and their exit codes. */
+  actions: DisruptAction[];
 }
 
 const COUNTS = ['agents', 'connectedAtEnd', ...SIM_COUNTERS] as const;
 
 export function buildReport(
   s: FleetSnapshot,
-  meta: { scenario: string; processes: number; startedAt: Date; endedAt?: Date },
+  meta: {
+    scenario: string;
+    processes: number;
+    startedAt: Date;
+    endedAt?: Date;
+    disrupt?: { kind: string; atS: number; actions: DisruptAction[] };
+  },
 ): SimReport {
+  const d = s.disruption;
+  const disruption: DisruptionReport | undefined =
+    meta.disrupt && (d || meta.disrupt.actions.length > 0)
+      ? {
+          kind: meta.disrupt.kind,
+          atS: meta.disrupt.atS,
+          agentsLost: d?.lost ?? 0,
+          agentsReconnected: d?.back ?? 0,
+          allBackMs: d && d.allBackMs >= 0 ? d.allBackMs : null,
+          ...(meta.disrupt.kind === 'kafka-outage'
+            ? { recordsDuringOutage: d?.recordsDuringOutage ?? 0 }
+            : {}),
+          actions: meta.disrupt.actions,
+        }
+      : undefined;
   return {
+    ...(disruption ? { disruption } : {}),
     format: REPORT_FORMAT,
     scenario: meta.scenario,
     elapsedS: Number(s.elapsedS.toFixed(1)),
@@ -165,7 +205,9 @@ export function mergeReports(reports: readonly SimReport[]): SimReport {
   const scenarios = new Set<string>();
   const sources: ReportSource[] = [];
   let elapsedS = 0;
+  let disruption: DisruptionReport | undefined;
   for (const r of reports) {
+    if (r.disruption) disruption = mergeDisruption(disruption, r.disruption);
     for (const k of COUNTS) counts[k] += r[k];
     addCounts(errors, r.errors ?? {});
     reconnect.add(decodeHistogram(r.reconnectMs.histogram));
@@ -183,5 +225,26 @@ export function mergeReports(reports: readonly SimReport[]): SimReport {
     reconnectMs: summarize(reconnect),
     commandLatencyMs: summarize(command),
     sources,
+    ...(disruption ? { disruption } : {}),
+  };
+}
+
+/** Sums the agents and records; all back only when every report with losses is (the slowest sets the time). */
+function mergeDisruption(a: DisruptionReport | undefined, b: DisruptionReport): DisruptionReport {
+  if (!a) return { ...b, actions: [...b.actions] };
+  const allBack = (r: DisruptionReport) => r.agentsLost === 0 || r.allBackMs !== null;
+  return {
+    kind: a.kind === b.kind ? a.kind : `mixed: ${a.kind}, ${b.kind}`,
+    atS: Math.min(a.atS, b.atS),
+    agentsLost: a.agentsLost + b.agentsLost,
+    agentsReconnected: a.agentsReconnected + b.agentsReconnected,
+    allBackMs:
+      allBack(a) && allBack(b) && a.agentsLost + b.agentsLost > 0
+        ? Math.max(a.allBackMs ?? 0, b.allBackMs ?? 0)
+        : null,
+    ...(a.recordsDuringOutage !== undefined || b.recordsDuringOutage !== undefined
+      ? { recordsDuringOutage: (a.recordsDuringOutage ?? 0) + (b.recordsDuringOutage ?? 0) }
+      : {}),
+    actions: [...a.actions, ...b.actions],
   };
 }

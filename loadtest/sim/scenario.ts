@@ -26,6 +26,8 @@ export interface Scenario {
   disrupt?: {
     atS: number;
     kind: 'reconnect-storm' | 'gateway-sigterm' | 'gateway-sigkill' | 'kafka-outage' | 'rolling-task';
+    /** kafka-outage: seconds until the recover command (default 30). */
+    outageS?: number;
   };
 }
 

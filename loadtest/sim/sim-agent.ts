@@ -33,6 +33,8 @@ export interface SimEnv {
   onCommand?: (agentId: string, command: grpc.Command) => void;
   /** Message encoding (default snappy, as agents send; identity for gateways without snappy). */
   encoding?: AgentEncoding;
+  /** Called when a stream starts (true) and ends (false): disruption measurements (fleet.ts). */
+  onStream?: (index: number, up: boolean) => void;
 }
 
 /** The counters agents add to: summed over a fleet, its processes (fleet.ts) and reports (report.ts). */
@@ -253,6 +255,7 @@ export class SimAgent {
     stats.connected++;
     stats.connects++;
     if (this.#disconnectedAt) stats.reconnectMs.push(Date.now() - this.#disconnectedAt);
+    this.#env.onStream?.(this.index, true);
     // The agent heartbeats at start, then every minute; plugins report too.
     this.#heartbeat();
     this.#tick();
@@ -260,6 +263,7 @@ export class SimAgent {
     const status = await stream.status;
     stats.connected--;
     this.#stream = undefined;
+    this.#env.onStream?.(this.index, false);
     if (status.code !== 0) countError(stats, `status_${status.code}`);
   }
 

@@ -1,12 +1,15 @@
 /** The agent simulator against a real gateway: it connects, streams, and behaves as an Elkeid agent. */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { decodeItem } from '../../gateway/agent/item.js';
+import { runSim } from '../../gateway/cli/sim-command.js';
 import { runFleet, runFleetProcesses } from '../../loadtest/sim/fleet.js';
+import type { SimReport } from '../../loadtest/sim/report.js';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
-import { startTestGateway, waitFor } from '../helpers/gateway.js';
+import { startFleetgateProcess, startTestGateway, waitFor } from '../helpers/gateway.js';
 
 async function gatewayWithClientFiles(t: import('node:test').TestContext) {
   const g = await startTestGateway(t);
@@ -72,4 +75,215 @@ test('simulator spread over two processes reports merged counters', async (t) =>
   assert.equal(report.connects, 12);
   assert.ok(report.recordsSent > 100);
   await waitFor(() => g.sink.records >= report.recordsSent, 5000, 'gateway received every record sent');
+});
+
+/** `p`, or a rejection after `ms` (a signal that never arrives fails the test, not hangs it). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) =>
+      setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms).unref(),
+    ),
+  ]);
+}
+
+function tmp(t: import('node:test').TestContext): string {
+  const dir = path.join(os.tmpdir(), `fleetgate-sim-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  mkdirSync(dir, { recursive: true });
+  t.after(() => import('node:fs').then((fs) => fs.rmSync(dir, { recursive: true, force: true })));
+  return dir;
+}
+
+test('reconnect storm: every agent is dropped at once, all come back, and the time is measured', async (t) => {
+  const g = await gatewayWithClientFiles(t);
+  // A short reconnect delay keeps the run short; the storm is the scenario's.
+  const scenario = {
+    ...SCENARIOS['reconnect-storm']!,
+    durationS: 4,
+    rampS: 0,
+    reconnectDelayMs: 1000,
+    disrupt: { atS: 1, kind: 'reconnect-storm' as const },
+  };
+  const progress: Array<import('../../loadtest/sim/fleet.js').FleetSnapshot> = [];
+  const report = await runFleet({
+    agents: 6,
+    scenario,
+    pkiDir: g.pkiDir,
+    gateway: g.address,
+    sourceAddresses: 1,
+    onProgress: (s) => progress.push(s),
+  });
+  assert.equal(report.connects, 12, 'every agent connected twice');
+  assert.equal(report.connected, 6, 'all connected at the end');
+  assert.ok(report.disruption, 'the storm is in the report');
+  assert.equal(report.disruption.lost, 6);
+  assert.equal(report.disruption.back, 6);
+  assert.ok(
+    report.disruption.allBackMs >= 1000 && report.disruption.allBackMs < 2500,
+    `all back in ${report.disruption.allBackMs} ms`,
+  );
+  assert.equal(report.reconnectMs.length, 6);
+  assert.ok(
+    report.reconnectMs.every((ms) => ms >= 1000 && ms < 2500),
+    `${report.reconnectMs}`,
+  );
+  // The progress line shows it too.
+  const { formatProgress } = await import('../../gateway/cli/sim-command.js');
+  const last = progress.at(-1)!;
+  assert.match(formatProgress(last, undefined), /disrupted: back 6\/6 in \d\.\ds/);
+});
+
+test('reconnect storm over two processes: merged counts of lost and reconnected agents', async (t) => {
+  const g = await gatewayWithClientFiles(t);
+  const scenario = {
+    ...SCENARIOS.steady!,
+    durationS: 4,
+    rampS: 0,
+    reconnectDelayMs: 1000,
+    disrupt: { atS: 1, kind: 'reconnect-storm' as const },
+  };
+  const report = await runFleetProcesses({
+    agents: 6,
+    processes: 2,
+    scenario,
+    pkiDir: g.pkiDir,
+    gateway: g.address,
+    sourceAddresses: 1,
+  });
+  assert.equal(report.connects, 12);
+  assert.deepEqual({ lost: report.disruption?.lost, back: report.disruption?.back }, { lost: 6, back: 6 });
+  assert.ok((report.disruption?.allBackMs ?? -1) >= 1000);
+});
+
+test('gateway-loss: the simulator sends SIGKILL to --gateway-pid at the disruption and reports the lost agents', async (t) => {
+  const gw = await startFleetgateProcess(t, 'gateway');
+  const pki = tmp(t);
+  writeFileSync(path.join(pki, 'ca.crt'), gw.tls.ca);
+  writeFileSync(path.join(pki, 'client.crt'), gw.tls.cert);
+  writeFileSync(path.join(pki, 'client.key'), gw.tls.key);
+  const json = path.join(pki, 'report.json');
+  const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+    gw.child.once('exit', (_c, sig) => resolve(sig)),
+  );
+  const started = Date.now();
+  const code = await runSim([
+    '--scenario',
+    'gateway-loss',
+    '--agents',
+    '3',
+    '--duration',
+    '3',
+    '--ramp',
+    '0',
+    '--disrupt-at',
+    '1',
+    '--gateway',
+    `127.0.0.1:${gw.port}`,
+    '--gateway-pid',
+    String(gw.child.pid),
+    '--pki',
+    pki,
+    '--json',
+    json,
+  ]);
+  assert.equal(code, 0);
+  assert.equal(await within(exited, 3000, 'gateway exit'), 'SIGKILL');
+  const report = JSON.parse(readFileSync(json, 'utf8')) as SimReport;
+  assert.equal(report.connects, 3);
+  assert.equal(report.disruption?.kind, 'gateway-sigkill');
+  assert.equal(report.disruption?.agentsLost, 3);
+  assert.equal(report.disruption?.agentsReconnected, 0, 'no gateway to come back to');
+  assert.equal(report.disruption?.allBackMs, null);
+  const action = report.disruption?.actions[0];
+  assert.equal(action?.action, `SIGKILL to pid ${gw.child.pid}`);
+  assert.ok(action && action.atS >= 0.9 && action.atS < 2, `signalled at ${action?.atS}s`);
+  assert.ok(Date.now() - started < 6000);
+});
+
+test('gateway-sigterm reaches a child process', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [
+    '-e',
+    'process.on("SIGTERM", () => process.exit(42)); setInterval(() => {}, 1000)',
+  ]);
+  t.after(() => child.kill('SIGKILL'));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  const scenario = { ...SCENARIOS['gateway-loss']!, disrupt: { atS: 1, kind: 'gateway-sigterm' as const } };
+  const { scheduleDisruption } = await import('../../loadtest/sim/disrupt.js');
+  const parent = scheduleDisruption({ ...scenario, durationS: 3 }, { gatewayPid: child.pid! });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(child.exitCode, null, 'not before atS');
+  assert.equal(await within(exited, 3000, 'child exit'), 42);
+  await parent.stop();
+  assert.equal(parent.actions.length, 1);
+});
+
+test('kafka-outage runs --on-disrupt at atS and --on-recover after --outage-seconds, and counts records sent meanwhile', async (t) => {
+  const g = await gatewayWithClientFiles(t);
+  const dir = tmp(t);
+  const down = path.join(dir, 'down');
+  const up = path.join(dir, 'up');
+  const json = path.join(dir, 'report.json');
+  const started = Date.now();
+  const run = runSim([
+    '--scenario',
+    'kafka-outage',
+    '--agents',
+    '3',
+    '--duration',
+    '4',
+    '--ramp',
+    '0',
+    '--rate',
+    '20',
+    '--disrupt-at',
+    '1',
+    '--outage-seconds',
+    '1.5',
+    '--on-disrupt',
+    `touch ${down}`,
+    '--on-recover',
+    `touch ${up}`,
+    '--gateway',
+    `${g.address.host}:${g.address.port}`,
+    '--pki',
+    g.pkiDir,
+    '--json',
+    json,
+  ]);
+  await new Promise((r) => setTimeout(r, 600));
+  assert.ok(!existsSync(down) && !existsSync(up), 'nothing runs before atS');
+  assert.equal(await run, 0);
+  const at = (f: string) => (statSync(f).mtimeMs - started) / 1000;
+  assert.ok(at(down) >= 0.9 && at(down) < 1.8, `on-disrupt at ${at(down)}s`);
+  assert.ok(at(up) >= 2.4 && at(up) < 3.3, `on-recover at ${at(up)}s`);
+  const report = JSON.parse(readFileSync(json, 'utf8')) as SimReport;
+  assert.equal(report.disruption?.kind, 'kafka-outage');
+  assert.deepEqual(
+    report.disruption?.actions.map((a) => [a.action.split(':')[0], a.exitCode]),
+    [
+      ['on-disrupt', 0],
+      ['on-recover', 0],
+    ],
+  );
+  // 3 agents x 20/s x 1.5 s ≈ 90 records.
+  const during = report.disruption?.recordsDuringOutage ?? 0;
+  assert.ok(during >= 60 && during <= 120, `records during the outage ${during}`);
+});
+
+test('disruptions that need an outside action are refused at start without one', async () => {
+  const errors: string[] = [];
+  const orig = console.error;
+  console.error = (...a: unknown[]) => errors.push(a.join(' '));
+  try {
+    const base = ['--gateway', '127.0.0.1:1', '--agents', '1', '--duration', '1'];
+    assert.equal(await runSim(['--scenario', 'gateway-loss', ...base]), 2);
+    assert.equal(await runSim(['--scenario', 'kafka-outage', ...base]), 2);
+    assert.equal(await runSim(['--scenario', 'rolling-task', ...base]), 2);
+  } finally {
+    console.error = orig;
+  }
+  assert.match(errors[0]!, /scenario gateway-loss needs --gateway-pid or --on-disrupt/);
+  assert.match(errors[1]!, /scenario kafka-outage needs --on-disrupt/);
+  assert.match(errors[2]!, /not supported by this simulator yet/);
 });
