@@ -17,7 +17,7 @@
  * the tags that have one), reused for `cacheMs`. Agent scopes are per agent, and config tasks
  * write them: they are read per call by key (readOwn: BatchGet over the `fleet#agentnames` registry), never from the snapshot.
  */
-import { BatchWriteCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { FLEET_SCOPE } from '../../store/fleet-items.js';
 import {
   agentScope,
@@ -33,7 +33,7 @@ import {
 } from '../configs.js';
 import { mapLimit } from '../store.js';
 import { batchGet } from './batch-get.js';
-import type { TaskContext } from './context.js';
+import { batchPut, type TaskContext } from './context.js';
 
 interface Snapshot {
   at: number;
@@ -135,22 +135,8 @@ export function createConfigPlanner(ctx: TaskContext, o: { cacheMs?: number } = 
     return snap;
   }
 
-  /** BatchWriteItem, 25 per request, 4 in flight, unprocessed items retried with backoff. */
-  async function write(items: Record<string, unknown>[]): Promise<void> {
-    const groups: Record<string, unknown>[][] = [];
-    for (let i = 0; i < items.length; i += 25) groups.push(items.slice(i, i + 25));
-    await mapLimit(groups, 4, async (group) => {
-      let pending: unknown[] = group.map((Item) => ({ PutRequest: { Item } }));
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > 10) throw new Error('BatchWriteItem kept returning unprocessed items');
-        if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 20 * 2 ** attempt)));
-        const r = await ctx.store.doc.send(
-          new BatchWriteCommand({ RequestItems: { [ctx.tables.configs]: pending as never } }),
-        );
-        pending = (r.UnprocessedItems?.[ctx.tables.configs] ?? []) as unknown[];
-      }
-    });
-  }
+  /** BatchWriteItem, 25 per request, 4 in flight, unprocessed items retried (context.ts batchPut). */
+  const write = (items: Record<string, unknown>[]) => batchPut(ctx.store, ctx.tables.configs, items, 4);
 
   /** Merges `items` into each agent's own scope (in `own`, updated in place) and writes the changes. */
   async function persist(
