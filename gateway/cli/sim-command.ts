@@ -1,10 +1,23 @@
 /** `fleetgate sim`: the agent simulator (loadtest/sim). */
+import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { disruptProblem, outageSeconds, scheduleDisruption } from '../../loadtest/sim/disrupt.js';
-import { type FleetSnapshot, runFleet, runFleetProcesses, scenarioByName } from '../../loadtest/sim/fleet.js';
+import {
+  disruptProblem,
+  outageSeconds,
+  rollingPercent,
+  scheduleDisruption,
+} from '../../loadtest/sim/disrupt.js';
+import {
+  type FleetSnapshot,
+  runFleet,
+  runFleetProcesses,
+  scenarioByName,
+  simAgentId,
+} from '../../loadtest/sim/fleet.js';
+import { managerClient } from '../../loadtest/sim/manager-client.js';
 import {
   buildReport,
   mergeReports,
@@ -12,6 +25,7 @@ import {
   ReportFormatError,
   type SimReport,
 } from '../../loadtest/sim/report.js';
+import { type RollingTaskRun, rollingTaskReport, runRollingTask } from '../../loadtest/sim/rolling-task.js';
 import { SCENARIOS, type Scenario } from '../../loadtest/sim/scenario.js';
 
 const HELP = `usage: fleetgate sim [options]
@@ -26,7 +40,14 @@ agent's connection at once (they reconnect after 5 s, through discovery with --s
 signals the gateway (--gateway-pid, or --on-disrupt CMD); kafka-outage runs --on-disrupt CMD and
 --on-recover CMD after --outage-seconds; the report says how many agents were lost and
 reconnected, how long until all were back, and the records sent during an outage.
-rolling-task is not supported by this simulator yet.
+rolling-task creates one plugin task (collector, answered with a 5100 result record) for this
+invocation's agents through the manager API (--manager, --api-key) and runs it in rolling
+batches of --rolling-percent, releasing the next batch when every agent of the current one has
+answered; the report's rollingTask section has the time to all results, each batch's time to its
+last result, the result counts and the release-to-arrival time at the agents. Only the agents of
+the invocation with --manager are targeted (at most 7,084: the manager's id_list cap); when
+several machines' reports are merged, that invocation's rollingTask section is kept as it is, so
+run the other machines with another scenario (e.g. steady) of the same duration.
 
 options:
   --agents N             agents (default 100)
@@ -46,6 +67,10 @@ options:
                          gateway-sigterm / gateway-sigkill without --gateway-pid (ssh, systemctl…)
   --on-recover CMD       kafka-outage: shell command run when the outage ends (restart Kafka)
   --outage-seconds S     kafka-outage: how long the outage lasts (default 30)
+  --manager URL          rolling-task: the manager's base URL, e.g. http://127.0.0.1:6701
+  --api-key KEY          rolling-task: a manager API key fgk_<id>_<secret> (operator role), sent
+                         as X-Api-Key; or set FLEETGATE_SIM_API_KEY (keeps it off the command line)
+  --rolling-percent P    rolling-task: share of the agents each run releases (default ${SCENARIOS['rolling-task']!.disrupt!.rollingPercent})
   --json FILE            write the report as JSON (format fleetgate-sim/1: counts, errors, and the
                          latency HdrHistograms compressed, so reports of many processes and
                          machines merge exactly with \`fleetgate sim merge\`)
@@ -57,7 +82,8 @@ const MERGE_HELP = `usage: fleetgate sim merge FILE... [--json OUT]
 
 Merges the --json reports of many simulator processes or machines into one: counts and errors
 are summed, the reconnect and command-latency HdrHistograms are added and their percentiles
-recomputed, and each input is listed under "sources". Prints the merged report (without the
+recomputed, and each input is listed under "sources". A rollingTask section is kept as it is (the
+one invocation with --manager created the task); reports of two different tasks are refused. Prints the merged report (without the
 encoded histograms) on stdout; --json writes it whole (mergeable again).
 
 options:
@@ -68,7 +94,10 @@ options:
 function printable(r: SimReport): unknown {
   const { histogram: _a, ...reconnectMs } = r.reconnectMs;
   const { histogram: _b, ...commandLatencyMs } = r.commandLatencyMs;
-  return { ...r, reconnectMs, commandLatencyMs };
+  if (!r.rollingTask) return { ...r, reconnectMs, commandLatencyMs };
+  const { histogram: _c, ...commandMs } = r.rollingTask.commandMs;
+  const { histogram: _d, ...resultMs } = r.rollingTask.resultMs;
+  return { ...r, reconnectMs, commandLatencyMs, rollingTask: { ...r.rollingTask, commandMs, resultMs } };
 }
 
 export async function runSimMerge(argv: string[]): Promise<number> {
@@ -150,6 +179,9 @@ export async function runSim(argv: string[]): Promise<number> {
         'on-disrupt': { type: 'string' },
         'on-recover': { type: 'string' },
         'outage-seconds': { type: 'string' },
+        manager: { type: 'string' },
+        'api-key': { type: 'string' },
+        'rolling-percent': { type: 'string' },
         json: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -189,11 +221,17 @@ export async function runSim(argv: string[]): Promise<number> {
     console.error('fleetgate sim: --gateway-pid must be a process id');
     return 2;
   }
+  const apiKey =
+    typeof v['api-key'] === 'string' ? v['api-key'] : process.env.FLEETGATE_SIM_API_KEY || undefined;
   const disruptActions = {
     ...(gatewayPid !== undefined ? { gatewayPid } : {}),
     ...(typeof v['on-disrupt'] === 'string' ? { onDisrupt: v['on-disrupt'] } : {}),
     ...(typeof v['on-recover'] === 'string' ? { onRecover: v['on-recover'] } : {}),
     ...(v['outage-seconds'] !== undefined ? { outageS: num('outage-seconds', 30) } : {}),
+    ...(typeof v.manager === 'string' ? { manager: v.manager } : {}),
+    ...(apiKey ? { apiKey } : {}),
+    ...(v['rolling-percent'] !== undefined ? { rollingPercent: num('rolling-percent', 0) } : {}),
+    agents: num('agents', 100),
   };
   const problem = disruptProblem(scenario, disruptActions);
   if (problem) {
@@ -223,10 +261,13 @@ export async function runSim(argv: string[]): Promise<number> {
       prev = s;
     }
   };
+  // The agents' IDs derive from this seed in every process, so the rolling task can name them.
+  const idSeed = randomUUID();
   const opts = {
     agents,
     scenario,
     pkiDir,
+    idSeed,
     ...(typeof v.sd === 'string' ? { discovery: v.sd } : {}),
     ...(gateway ? { gateway } : {}),
     sourceAddresses: num('source-addresses', 1),
@@ -240,12 +281,14 @@ export async function runSim(argv: string[]): Promise<number> {
   );
   const startedAt = new Date();
   const parent = scheduleDisruption(scenario, disruptActions);
+  const rolling = scheduleRollingTask(scenario, disruptActions, agents, idSeed, startedAt.getTime());
   let report: FleetSnapshot;
   try {
     report = processes > 1 ? await runFleetProcesses({ ...opts, processes }) : await runFleet(opts);
   } finally {
     await parent.stop();
   }
+  const rollingRun = await rolling.done();
   const summary = buildReport(report, {
     scenario: scenario.name,
     processes,
@@ -253,8 +296,45 @@ export async function runSim(argv: string[]): Promise<number> {
     ...(scenario.disrupt
       ? { disrupt: { kind: scenario.disrupt.kind, atS: scenario.disrupt.atS, actions: parent.actions } }
       : {}),
+    ...(rollingRun
+      ? { rollingTask: rollingTaskReport(rollingRun, report.taskArrivals, startedAt.getTime()) }
+      : {}),
   });
   console.log(JSON.stringify(printable(summary), null, 2));
   if (typeof v.json === 'string') writeFileSync(v.json, `${JSON.stringify(summary, null, 2)}\n`);
   return 0;
+}
+
+/**
+ * rolling-task: starts the driver at the disruption, in this (parent) process only, bounded by the
+ * scenario's end; `done()` cancels it if it has not started and waits for it otherwise.
+ */
+function scheduleRollingTask(
+  scenario: Scenario,
+  a: { manager?: string; apiKey?: string; rollingPercent?: number },
+  agents: number,
+  idSeed: string,
+  startedAt: number,
+): { done(): Promise<RollingTaskRun | undefined> } {
+  const d = scenario.disrupt;
+  if (d?.kind !== 'rolling-task' || !a.manager || !a.apiKey || d.atS >= scenario.durationS)
+    return { done: async () => undefined };
+  const client = managerClient(a.manager, a.apiKey);
+  let running: Promise<RollingTaskRun> | undefined;
+  const timer = setTimeout(() => {
+    running = runRollingTask({
+      client,
+      agentIds: Array.from({ length: agents }, (_, i) => simAgentId(idSeed, i)),
+      rollingPercent: rollingPercent(scenario, a),
+      runId: idSeed,
+      deadline: startedAt + scenario.durationS * 1000,
+      log: (line) => console.error(`[sim] ${line}`),
+    });
+  }, d.atS * 1000);
+  return {
+    async done() {
+      clearTimeout(timer);
+      return running;
+    },
+  };
 }

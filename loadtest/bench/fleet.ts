@@ -1,6 +1,9 @@
 /**
  * `npm run bench:fleet`: one gateway and the agent simulator on this machine, for our gateway
  * and then the @grpc/grpc-js baseline in the same invocation (not a test; bounded in time).
+ * A process holds one socket per agent: where the hard open-file limit cannot be raised, G
+ * gateway processes (--gateways) share the agents (simulator process k dials gateway k mod G)
+ * and their counters are summed.
  *
  * Per gateway (a child process: loadtest/bench/fleet-gateway.ts, i.e. startGateway plus the
  * control API of the `fleetgate gateway` role with a counting sink; or
@@ -56,7 +59,7 @@ import { machineInfo, readProc } from './machine.js';
 
 const HELP = `Usage: npm run bench:fleet -- [options]
 
-One gateway and the agent simulator on this machine: ramp up to the most agents it holds, hold
+The gateway (one process, or --gateways G) and the agent simulator on this machine: ramp up to the most agents it holds, hold
 them with heartbeats and the steady scenario's event rate, deliver commands to 10,000 of them,
 then a reconnect storm of all of them; for fleetgate, then for the @grpc/grpc-js baseline.
 
@@ -68,7 +71,11 @@ Options:
   --ramp-rate A         agents started per second during the ramp (default 250)
   --step N              agents per ramp step, checked before the next (default 5000)
   --processes P         simulator processes (default: one per 25,000 agents, or per hard
-                        open-file limit − 512 if lower; at least 2)
+                        open-file limit − 512 if lower; at least 2; a multiple of --gateways)
+  --gateways G          gateway processes on this machine (default: 1, or as many as the hard
+                        open-file limit needs: one socket per agent, and a process that cannot
+                        raise it holds at most limit − 4,096); agents of simulator process k
+                        go to gateway k mod G; CPU, RSS and records are summed over them
   --command-agents N    agents per command round (default 10000, the control API's batch limit)
   --command-rounds K    command rounds, 5 s apart (default 3)
   --storm-timeout S     give up waiting for the storm to settle after S seconds (default 300)
@@ -76,10 +83,12 @@ Options:
   --max-minutes M       bound on the whole run; later phases are cut short (default 60)
   --handshake-timeout-ms MS
                         our gateway's server-side TLS handshake timeout (default: the
-                        gateway's own, 10000)
+                        gateway's own, 20000)
   --gateway-node-args="ARGS"
                         extra node options for the gateway child, e.g. "--cpu-prof
                         --cpu-prof-dir=/tmp/prof" (profiles are written when it exits)
+  --sim-node-args="ARGS"
+                        extra node options for the simulator children (same use)
   --json FILE           also write the results as JSON
   --help                this text
 
@@ -95,12 +104,14 @@ const { values } = parseArgs({
     'ramp-rate': { type: 'string' },
     step: { type: 'string' },
     processes: { type: 'string' },
+    gateways: { type: 'string' },
     'command-agents': { type: 'string' },
     'command-rounds': { type: 'string' },
     'storm-timeout': { type: 'string' },
     impls: { type: 'string' },
     'max-minutes': { type: 'string' },
     'gateway-node-args': { type: 'string' },
+    'sim-node-args': { type: 'string' },
     'handshake-timeout-ms': { type: 'string' },
     json: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -124,15 +135,23 @@ const hardNofile = Number(
 const perSimProcess = Number.isFinite(hardNofile)
   ? Math.max(1000, Math.min(25_000, hardNofile - 512))
   : 25_000;
+/** Gateway processes: one socket per agent, so a hard open-file limit caps what one process holds. */
+const gatewaysNeeded = Number.isFinite(hardNofile)
+  ? Math.max(1, Math.ceil(agentsTarget / Math.max(1000, hardNofile - 4096)))
+  : 1;
+const gateways = Math.floor(num('gateways', values.gateways, gatewaysNeeded, 1));
+const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 const cfg = {
   agents: agentsTarget,
+  gateways,
   baselineAgents: Math.floor(num('baseline-agents', values['baseline-agents'], agentsTarget, 1)),
   rate: num('rate', values.rate, SCENARIOS.steady!.eventsPerAgentPerS),
   holdS: num('hold-seconds', values['hold-seconds'], 600, 1),
   rampRate: num('ramp-rate', values['ramp-rate'], 250, 1),
   step: Math.floor(num('step', values.step, 5000, 1)),
-  processes: Math.floor(
-    num('processes', values.processes, Math.max(2, Math.ceil(agentsTarget / perSimProcess)), 1),
+  processes: roundUp(
+    Math.floor(num('processes', values.processes, Math.max(2, Math.ceil(agentsTarget / perSimProcess)), 1)),
+    gateways,
   ),
   commandAgents: Math.floor(num('command-agents', values['command-agents'], 10_000, 1)),
   commandRounds: Math.floor(num('command-rounds', values['command-rounds'], 3, 0)),
@@ -273,11 +292,56 @@ class Sims {
   }
 }
 
+/** The gateway processes of one run, summed (loop lag: the worst). */
+class Gateways {
+  constructor(readonly children: Child[]) {}
+  #sum(all: GwStats[]): GwStats {
+    const out: GwStats = {
+      records: 0,
+      agents: 0,
+      cpuUser: 0,
+      cpuSystem: 0,
+      rss: 0,
+      heapUsed: 0,
+      heapTotal: 0,
+      loopLagP99Ms: 0,
+      loopLagMaxMs: 0,
+    };
+    for (const g of all) {
+      for (const k of ['records', 'agents', 'cpuUser', 'cpuSystem', 'rss', 'heapUsed', 'heapTotal'] as const)
+        out[k] += g[k];
+      out.loopLagP99Ms = Math.max(out.loopLagP99Ms ?? 0, g.loopLagP99Ms ?? 0);
+      out.loopLagMaxMs = Math.max(out.loopLagMaxMs ?? 0, g.loopLagMaxMs ?? 0);
+    }
+    return out;
+  }
+  async stats(cmd: 'stats' | 'gc' = 'stats', timeoutMs = 120_000): Promise<GwStats> {
+    return this.#sum(await Promise.all(this.children.map((c) => c.request<GwStats>(cmd, {}, timeoutMs))));
+  }
+}
+
+/**
+ * Which simulator process started each agent index (ramp steps hand out contiguous ranges), so a
+ * command for an agent goes to the gateway its simulator process dials (process k → gateway k mod G).
+ */
+class Placement {
+  readonly #ranges: Array<{ first: number; count: number; sim: number }> = [];
+  add(first: number, count: number, sim: number): void {
+    if (count > 0) this.#ranges.push({ first, count, sim });
+  }
+  simOf(index: number): number {
+    const r = this.#ranges.find((x) => index >= x.first && index < x.first + x.count);
+    if (!r) throw new Error(`agent index ${index} was never started`);
+    return r.sim;
+  }
+}
+
 async function runImpl(impl: Impl, target: number): Promise<void> {
   const label = impl === 'ours' ? 'fleetgate' : 'grpc-js';
   const encoding = impl === 'ours' ? 'snappy' : 'identity';
   const idPrefix = impl === 'ours' ? 'fleet-a-' : 'fleet-b-';
   const P = cfg.processes;
+  const G = cfg.gateways;
   // Memory guard: ~100 KB per agent in the gateway and ~130 KB in the simulator (measured order).
   const needBytes = target * 230 * 1024;
   const free = os.freemem();
@@ -288,34 +352,40 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
     );
     target = fit;
   }
-  const gw = await spawn(
-    label,
-    [
-      '--expose-gc',
-      '--max-old-space-size=8192',
-      ...(values['gateway-node-args']?.split(/\s+/).filter(Boolean) ?? []),
-    ],
-    scripts[impl],
-    impl === 'ours'
-      ? [
-          '--pki',
-          pkiDir,
-          '--aksk',
-          aksk.join(':'),
-          ...(values['handshake-timeout-ms']
-            ? ['--handshake-timeout-ms', values['handshake-timeout-ms']]
-            : []),
-        ]
-      : ['--pki', pkiDir, '--port', '0'],
-    target + 4096,
+  const gws = new Gateways(
+    await Promise.all(
+      Array.from({ length: G }, (_, i) =>
+        spawn(
+          G === 1 ? label : `${label}-${i}`,
+          [
+            '--expose-gc',
+            '--max-old-space-size=8192',
+            ...(values['gateway-node-args']?.split(/\s+/).filter(Boolean) ?? []),
+          ],
+          scripts[impl],
+          impl === 'ours'
+            ? [
+                '--pki',
+                pkiDir,
+                '--aksk',
+                aksk.join(':'),
+                ...(values['handshake-timeout-ms']
+                  ? ['--handshake-timeout-ms', values['handshake-timeout-ms']]
+                  : []),
+              ]
+            : ['--pki', pkiDir, '--port', '0'],
+          Math.ceil(target / G) + 4096,
+        ),
+      ),
+    ),
   );
-  if (impl === 'baseline') baselineName = String(gw.hello.impl ?? baselineName);
+  if (impl === 'baseline') baselineName = String(gws.children[0]?.hello.impl ?? baselineName);
   const sims = new Sims(
     await Promise.all(
       Array.from({ length: P }, (_, i) =>
         spawn(
           `sim-${i}`,
-          ['--max-old-space-size=6144'],
+          ['--max-old-space-size=6144', ...(values['sim-node-args']?.split(/\s+/).filter(Boolean) ?? [])],
           scripts.sim,
           ['--pki', pkiDir],
           Math.ceil(target / P) + 4096,
@@ -323,26 +393,85 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
       ),
     ),
   );
-  limits[`${impl}.gatewayOpenFiles`] = gw.hello.nofile;
+  limits[`${impl}.gatewayOpenFiles`] = gws.children[0]?.hello.nofile;
+  limits[`${impl}.gatewayProcesses`] = G;
   limits[`${impl}.simOpenFiles`] = sims.children[0]?.hello.nofile;
   // One socket per agent in the gateway and in its simulator process: a hard limit that ulimit
   // could not raise (no CAP_SYS_RESOURCE) caps what one process can hold.
-  const gwFiles = Number(gw.hello.nofile ?? Number.POSITIVE_INFINITY);
+  const gwFiles = Math.min(...gws.children.map((c) => Number(c.hello.nofile ?? Number.POSITIVE_INFINITY)));
   const simFiles = Math.min(...sims.children.map((c) => Number(c.hello.nofile ?? Number.POSITIVE_INFINITY)));
-  const fdCap = Math.min(gwFiles - 256, (simFiles - 256) * P);
+  const fdCap = Math.min((gwFiles - 256) * G, (simFiles - 256) * P);
   if (target > fdCap) {
     problems.push(
-      `${label}: open-file limits (gateway ${gwFiles}, simulator processes ${simFiles} each; ulimit -n could not raise them) cap one gateway process at ${fmt(fdCap)} agents; target lowered from ${fmt(target)}`,
+      `${label}: open-file limits (gateway processes ${gwFiles} each × ${G}, simulator processes ${simFiles} each × ${P}; ulimit -n could not raise them) cap the run at ${fmt(fdCap)} agents; target lowered from ${fmt(target)} (more processes: --gateways, --processes)`,
     );
     progress(`${label}: open-file limits cap the target at ${fmt(fdCap)} agents`);
     target = fdCap;
   }
-  const gwTarget = { host: '127.0.0.1', port: Number(gw.hello.port) };
-  const gwStats = () => gw.request<GwStats>('stats', {}, 120_000);
+  const gwTargetOf = (sim: number) => ({
+    host: '127.0.0.1',
+    port: Number(gws.children[sim % G]!.hello.port),
+  });
+  const gwStats = () => gws.stats();
+  const placement = new Placement();
+  /** Sends one command round's batch to gateway g: ours through its signed control API, grpc-js in-process. */
+  const sendCommand = async (
+    g: number,
+    agentIds: string[],
+    command: Record<string, unknown>,
+    round: number,
+  ): Promise<Record<string, number>> => {
+    const gw = gws.children[g]!;
+    if (impl !== 'ours') {
+      const reply = await gw.request<{ counts: Record<string, number> }>(
+        'command',
+        {
+          agent_ids: agentIds,
+          command: {
+            Task: {
+              DataType: 2001,
+              Name: 'collector',
+              Data: JSON.stringify(command),
+              Token: `bench-${round}`,
+            },
+          },
+        },
+        120_000,
+      );
+      return reply.counts;
+    }
+    const body = JSON.stringify({
+      agent_ids: agentIds,
+      command: {
+        task: { data_type: 2001, name: 'collector', data: JSON.stringify(command), token: `bench-${round}` },
+      },
+    });
+    const headers = signRequest({
+      method: 'POST',
+      path: '/command/batch',
+      query: '',
+      body,
+      ak: aksk[0],
+      sk: aksk[1],
+    });
+    const res = await fetch(`http://127.0.0.1:${gw.hello.httpPort}/command/batch`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body,
+      signal: AbortSignal.timeout(120_000),
+    });
+    const env = (await res.json()) as {
+      code: number;
+      msg?: string;
+      data?: { counts?: Record<string, number> };
+    };
+    if (env.code !== 0) problems.push(`${label}: /command/batch answered code ${env.code} ${env.msg ?? ''}`);
+    return env.data?.counts ?? {};
+  };
   try {
-    const base = await gw.request<GwStats>('gc', {}, 120_000);
+    const base = await gws.stats('gc');
     progress(
-      `${label}: gateway up (pid ${gw.pid}, RSS ${fmt(mib(base.rss), 1)} MiB), ${P} simulator processes; ramp to ${fmt(target)} agents at ${cfg.rampRate}/s, ${cfg.rate} events/agent/s, ${encoding}`,
+      `${label}: ${G === 1 ? 'gateway' : `${G} gateway processes`} up (pid ${gws.children.map((c) => c.pid).join(', ')}, RSS ${fmt(mib(base.rss), 1)} MiB), ${P} simulator processes; ramp to ${fmt(target)} agents at ${cfg.rampRate}/s, ${cfg.rate} events/agent/s, ${encoding}`,
     );
 
     // ---- ramp ----
@@ -367,8 +496,9 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
       let first = started;
       await Promise.all(
         sims.children.map((c, i) => {
+          placement.add(first, shares[i]!, i);
           const args = {
-            target: gwTarget,
+            target: gwTargetOf(i),
             count: shares[i],
             firstIndex: first,
             idPrefix,
@@ -457,59 +587,14 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
           const batch = r < 0 ? ids.slice(0, 100) : ids;
           const t = Date.now();
           const command = { sent_ms: t, round: r };
-          let counts: Record<string, number>;
-          if (impl === 'ours') {
-            const body = JSON.stringify({
-              agent_ids: batch,
-              command: {
-                task: {
-                  data_type: 2001,
-                  name: 'collector',
-                  data: JSON.stringify(command),
-                  token: `bench-${r}`,
-                },
-              },
-            });
-            const headers = signRequest({
-              method: 'POST',
-              path: '/command/batch',
-              query: '',
-              body,
-              ak: aksk[0],
-              sk: aksk[1],
-            });
-            const res = await fetch(`http://127.0.0.1:${gw.hello.httpPort}/command/batch`, {
-              method: 'POST',
-              headers: { ...headers, 'content-type': 'application/json' },
-              body,
-              signal: AbortSignal.timeout(120_000),
-            });
-            const env = (await res.json()) as {
-              code: number;
-              msg?: string;
-              data?: { counts?: Record<string, number> };
-            };
-            if (env.code !== 0)
-              problems.push(`${label}: /command/batch answered code ${env.code} ${env.msg ?? ''}`);
-            counts = env.data?.counts ?? {};
-          } else {
-            const reply = await gw.request<{ counts: Record<string, number> }>(
-              'command',
-              {
-                agent_ids: batch,
-                command: {
-                  Task: {
-                    DataType: 2001,
-                    Name: 'collector',
-                    Data: JSON.stringify(command),
-                    Token: `bench-${r}`,
-                  },
-                },
-              },
-              120_000,
-            );
-            counts = reply.counts;
-          }
+          const counts: Record<string, number> = {};
+          // One batch per gateway, with the agents its simulator processes placed there, in parallel.
+          const byGateway = Array.from({ length: G }, () => [] as string[]);
+          for (const id of batch) byGateway[placement.simOf(Number(id.slice(idPrefix.length))) % G]!.push(id);
+          const answered = await Promise.all(
+            byGateway.map((gwIds, g) => (gwIds.length === 0 ? {} : sendCommand(g, gwIds, command, r))),
+          );
+          for (const c of answered) mergeCounts(counts, c);
           if (r < 0) {
             await sleep(2000);
             continue;
@@ -523,6 +608,7 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
       }
       await sleep(Math.min(10_000, Math.max(0, holdMs - (Date.now() - holdStart))));
       const g = await gwStats();
+
       const s = await sims.stats();
       minAgents = Math.min(minAgents, g.agents, s.connected);
       maxLag = Math.max(maxLag, g.loopLagP99Ms ?? 0);
@@ -545,7 +631,7 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
     const holdS = (Date.now() - holdStart) / 1000;
     await sleep(2000);
     const hist = await sims.histograms();
-    const gcd = await gw.request<GwStats>('gc', {}, 300_000);
+    const gcd = await gws.stats('gc', 300_000);
     const heldNow = gcd.agents;
     const cpuHold = cpuS(h0, h1);
     const recordsHold = h1.records - h0.records;
@@ -734,7 +820,7 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
   } finally {
     progress(`${label}: stopping`);
     await Promise.all(sims.children.map((c) => stopChild(c, 30_000)));
-    await stopChild(gw, 30_000);
+    await Promise.all(gws.children.map((c) => stopChild(c, 30_000)));
   }
 }
 
@@ -809,7 +895,7 @@ async function main(): Promise<number> {
   rmSync(pkiDir, { recursive: true, force: true });
   const loadAverageAtEnd = loadAverageNow();
   console.log(
-    `\nfleetgate gateway vs ${baselineName}, one gateway + simulator on one machine — ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node}`,
+    `\nfleetgate gateway vs ${baselineName}, ${cfg.gateways === 1 ? 'one gateway process' : `${cfg.gateways} gateway processes (sums)`} + simulator on one machine — ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node}`,
   );
   console.log(
     `load average ${machine.loadAverageAtStart.join('/')} → ${loadAverageAtEnd.join('/')}; ${cfg.rate} events/agent/s, heartbeats every ${cfg.heartbeatS} s\n`,

@@ -2,7 +2,8 @@
  * The parent side of a scenario's disruption (`fleetgate sim`): signalling the gateway process
  * (gateway-sigterm / gateway-sigkill) or running the operator's commands (--on-disrupt at atS,
  * --on-recover after the outage). Runs once per simulator invocation, whatever the processes.
- * The reconnect storm itself is done by every fleet process (fleet.ts).
+ * The reconnect storm itself is done by every fleet process (fleet.ts); the rolling task is
+ * driven by the parent through the manager API (rolling-task.ts).
  */
 import { spawn } from 'node:child_process';
 import type { Scenario } from './scenario.js';
@@ -12,7 +13,19 @@ export interface DisruptActions {
   onDisrupt?: string;
   onRecover?: string;
   outageS?: number;
+  /** rolling-task: the manager's base URL, an API key, and the share each run releases. */
+  manager?: string;
+  apiKey?: string;
+  rollingPercent?: number;
+  /** rolling-task: agents of this invocation (the task's id_list must fit the manager's cap). */
+  agents?: number;
 }
+
+/**
+ * Agents one rolling task may target by id_list: the manager caps an id_list at 256 KiB
+ * (routes/tasks.ts MAX_ID_LIST_BYTES), and a simulator ID takes 36 bytes plus one.
+ */
+export const MAX_ROLLING_AGENTS = Math.floor((256 * 1024) / 37);
 
 /** What the parent did, for the report. */
 export interface DisruptAction {
@@ -40,9 +53,23 @@ export function disruptProblem(s: Scenario, a: DisruptActions): string | undefin
       return a.onDisrupt
         ? undefined
         : `scenario ${s.name} needs --on-disrupt CMD (and optionally --on-recover CMD)`;
-    case 'rolling-task':
-      return `scenario ${s.name}: the rolling-task disruption is not supported by this simulator yet`;
+    case 'rolling-task': {
+      const missing = [
+        ...(a.manager ? [] : ['--manager URL']),
+        ...(a.apiKey ? [] : ['--api-key KEY (or FLEETGATE_SIM_API_KEY)']),
+      ];
+      if (missing.length > 0) return `scenario ${s.name} needs ${missing.join(' and ')}`;
+      const pct = rollingPercent(s, a);
+      if (!(pct > 0 && pct <= 1)) return `--rolling-percent must be in (0, 1], not ${pct}`;
+      if ((a.agents ?? 0) > MAX_ROLLING_AGENTS)
+        return `scenario ${s.name} targets this invocation's agents by id_list: at most ${MAX_ROLLING_AGENTS} agents (the manager's 256 KiB id_list cap)`;
+      return undefined;
+    }
   }
+}
+
+export function rollingPercent(s: Scenario, a: DisruptActions): number {
+  return a.rollingPercent ?? s.disrupt?.rollingPercent ?? 0.25;
 }
 
 export function outageSeconds(s: Scenario, a: DisruptActions): number {

@@ -4,7 +4,7 @@
  * runs and a report at the end. Bounded: stops by itself after the scenario's duration.
  */
 import { fork } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import { readAgentTls } from '../agent/raw-agent.js';
@@ -17,7 +17,17 @@ import {
   type SimCounters,
   type SimStats,
   simCounters,
+  type TaskArrival,
 } from './sim-agent.js';
+
+/**
+ * Agent `index`'s ID in a run with this seed, UUID-shaped. Derived rather than random so that the
+ * parent process knows the IDs its child processes use (the rolling-task driver targets them).
+ */
+export function simAgentId(seed: string, index: number): string {
+  const h = createHash('sha256').update(`${seed}:${index}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
 
 export interface FleetOptions {
   agents: number;
@@ -33,6 +43,8 @@ export interface FleetOptions {
   onProgress?: (s: FleetSnapshot) => void;
   /** kafka-outage: seconds the outage lasts (records sent meanwhile are counted). */
   outageS?: number;
+  /** Seed of the agents' IDs (simAgentId); the same in every process of a run. Default random. */
+  idSeed?: string;
 }
 
 /**
@@ -58,6 +70,8 @@ export interface FleetSnapshot extends SimCounters {
   errors: Record<string, number>;
   reconnectMs: number[];
   commandLatencyMs: number[];
+  /** rolling-task: arrivals of the task's commands at agents. */
+  taskArrivals: TaskArrival[];
   /** Set once the scenario's disruption has happened. */
   disruption?: DisruptionCounts;
 }
@@ -72,6 +86,7 @@ export function emptySnapshot(over: Partial<FleetSnapshot> = {}): FleetSnapshot 
     errors: {},
     reconnectMs: [],
     commandLatencyMs: [],
+    taskArrivals: [],
     ...over,
   };
 }
@@ -127,6 +142,7 @@ function snapshot(stats: SimStats, agents: number, startedAt: number, drain: boo
     errors: Object.fromEntries(stats.errors),
     reconnectMs: drain ? stats.reconnectMs.splice(0) : [...stats.reconnectMs],
     commandLatencyMs: drain ? stats.commandLatencyMs.splice(0) : [...stats.commandLatencyMs],
+    taskArrivals: drain ? stats.taskArrivals.splice(0) : [...stats.taskArrivals],
   };
   return s;
 }
@@ -137,6 +153,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   const agents: SimAgent[] = [];
   const startedAt = Date.now();
   const first = o.firstIndex ?? 0;
+  const idSeed = o.idSeed ?? randomUUID();
   const spacing = o.scenario.rampS > 0 ? (o.scenario.rampS * 1000) / o.agents : 0;
   const disrupt = o.scenario.disrupt;
   const tracker = new DisruptionTracker();
@@ -165,7 +182,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   };
   for (let i = 0; i < o.agents; i++) {
     const index = first + i;
-    const a = new SimAgent(randomUUID(), index, {
+    const a = new SimAgent(simAgentId(idSeed, index), index, {
       tls,
       ...(o.discovery ? { discovery: o.discovery } : {}),
       ...(o.gateway ? { gateway: o.gateway } : {}),
@@ -178,11 +195,16 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
     if (spacing > 0) setTimeout(() => a.start(), i * spacing).unref();
     else a.start();
   }
-  const collected = { reconnectMs: [] as number[], commandLatencyMs: [] as number[] };
+  const collected = {
+    reconnectMs: [] as number[],
+    commandLatencyMs: [] as number[],
+    taskArrivals: [] as TaskArrival[],
+  };
   const progress = setInterval(() => {
     const s = withDisruption(snapshot(stats, o.agents, startedAt, true));
     collected.reconnectMs.push(...s.reconnectMs);
     collected.commandLatencyMs.push(...s.commandLatencyMs);
+    collected.taskArrivals.push(...s.taskArrivals);
     o.onProgress?.(s);
   }, 1000);
   await new Promise((r) => setTimeout(r, o.scenario.durationS * 1000));
@@ -193,6 +215,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   const end = withDisruption(snapshot(stats, o.agents, startedAt, true));
   end.reconnectMs.push(...collected.reconnectMs);
   end.commandLatencyMs.push(...collected.commandLatencyMs);
+  end.taskArrivals.push(...collected.taskArrivals);
   return end;
 }
 
@@ -204,6 +227,7 @@ export function mergeSnapshots(parts: FleetSnapshot[]): FleetSnapshot {
     addCounts(out.errors, p.errors);
     out.reconnectMs.push(...p.reconnectMs);
     out.commandLatencyMs.push(...p.commandLatencyMs);
+    out.taskArrivals.push(...(p.taskArrivals ?? []));
   }
   const ds = parts.map((p) => p.disruption).filter((d): d is DisruptionCounts => d !== undefined);
   if (ds.length > 0) {
@@ -254,7 +278,11 @@ export async function runFleetProcesses(o: FleetOptions & { processes: number })
   const child = fileURLToPath(new URL(`./fleet-child${ext}`, import.meta.url));
   const per = Math.ceil(o.agents / o.processes);
   const latest = new Map<number, FleetSnapshot>();
-  const samples = { reconnectMs: [] as number[], commandLatencyMs: [] as number[] };
+  const samples = {
+    reconnectMs: [] as number[],
+    commandLatencyMs: [] as number[],
+    taskArrivals: [] as TaskArrival[],
+  };
   const finals = await Promise.all(
     Array.from({ length: o.processes }, (_, p) => {
       const agents = Math.min(per, o.agents - p * per);
@@ -266,11 +294,13 @@ export async function runFleetProcesses(o: FleetOptions & { processes: number })
             latest.set(p, m.snapshot);
             samples.reconnectMs.push(...m.snapshot.reconnectMs);
             samples.commandLatencyMs.push(...m.snapshot.commandLatencyMs);
+            samples.taskArrivals.push(...m.snapshot.taskArrivals);
             if (p === 0)
               o.onProgress?.({
                 ...mergeSnapshots([...latest.values()]),
                 reconnectMs: [],
                 commandLatencyMs: [],
+                taskArrivals: [],
               });
           } else resolve(m.snapshot);
         });
@@ -285,6 +315,7 @@ export async function runFleetProcesses(o: FleetOptions & { processes: number })
   const merged = mergeSnapshots(finals.filter((f): f is FleetSnapshot => f !== undefined));
   merged.reconnectMs.push(...samples.reconnectMs);
   merged.commandLatencyMs.push(...samples.commandLatencyMs);
+  merged.taskArrivals.push(...samples.taskArrivals);
   return merged;
 }
 

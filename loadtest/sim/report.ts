@@ -13,6 +13,7 @@ import os from 'node:os';
 import hdr from 'hdr-histogram-js';
 import type { DisruptAction } from './disrupt.js';
 import type { FleetSnapshot } from './fleet.js';
+import type { RollingTaskReport } from './rolling-task.js';
 import { addCounts, SIM_COUNTERS, type SimCounters, simCounters } from './sim-agent.js';
 
 export const REPORT_FORMAT = 'fleetgate-sim/1';
@@ -102,6 +103,11 @@ export interface SimReport extends SimCounters {
   sources: ReportSource[];
   /** The scenario's disruption, once it happened. */
   disruption?: DisruptionReport;
+  /**
+   * rolling-task: the task the invocation with --manager created and rolled (rolling-task.ts).
+   * A merge keeps it as it is: one invocation of a run creates the task.
+   */
+  rollingTask?: RollingTaskReport;
 }
 
 export interface DisruptionReport {
@@ -129,6 +135,7 @@ export function buildReport(
     startedAt: Date;
     endedAt?: Date;
     disrupt?: { kind: string; atS: number; actions: DisruptAction[] };
+    rollingTask?: RollingTaskReport;
   },
 ): SimReport {
   const d = s.disruption;
@@ -148,6 +155,7 @@ export function buildReport(
       : undefined;
   return {
     ...(disruption ? { disruption } : {}),
+    ...(meta.rollingTask ? { rollingTask: meta.rollingTask } : {}),
     format: REPORT_FORMAT,
     scenario: meta.scenario,
     elapsedS: Number(s.elapsedS.toFixed(1)),
@@ -189,6 +197,11 @@ export function parseReport(value: unknown, file = 'report'): SimReport {
       throw new ReportFormatError(`${file}: ${k}.histogram is missing`);
   }
   if (!Array.isArray(r.sources)) throw new ReportFormatError(`${file}: sources must be an array`);
+  if (r.rollingTask !== undefined) {
+    const t = r.rollingTask as Partial<RollingTaskReport> | null;
+    if (typeof t?.taskId !== 'string' || !Array.isArray(t.batches))
+      throw new ReportFormatError(`${file}: rollingTask must have taskId and batches`);
+  }
   return r as SimReport;
 }
 
@@ -206,8 +219,17 @@ export function mergeReports(reports: readonly SimReport[]): SimReport {
   const sources: ReportSource[] = [];
   let elapsedS = 0;
   let disruption: DisruptionReport | undefined;
+  let rollingTask: RollingTaskReport | undefined;
   for (const r of reports) {
     if (r.disruption) disruption = mergeDisruption(disruption, r.disruption);
+    if (r.rollingTask) {
+      // Two tasks' batches and timings do not add up to one task's: refuse rather than mislead.
+      if (rollingTask && rollingTask.taskId !== r.rollingTask.taskId)
+        throw new ReportFormatError(
+          `several reports carry a rolling task (${rollingTask.taskId}, ${r.rollingTask.taskId}): only one invocation of a run should have --manager`,
+        );
+      rollingTask = r.rollingTask;
+    }
     for (const k of COUNTS) counts[k] += r[k];
     addCounts(errors, r.errors ?? {});
     reconnect.add(decodeHistogram(r.reconnectMs.histogram));
@@ -226,6 +248,7 @@ export function mergeReports(reports: readonly SimReport[]): SimReport {
     commandLatencyMs: summarize(command),
     sources,
     ...(disruption ? { disruption } : {}),
+    ...(rollingTask ? { rollingTask } : {}),
   };
 }
 

@@ -28,6 +28,8 @@ export interface Scenario {
     kind: 'reconnect-storm' | 'gateway-sigterm' | 'gateway-sigkill' | 'kafka-outage' | 'rolling-task';
     /** kafka-outage: seconds until the recover command (default 30). */
     outageS?: number;
+    /** rolling-task: share of the agents each run of the task releases (Elkeid's rolling_percent). */
+    rollingPercent?: number;
   };
 }
 
@@ -101,7 +103,7 @@ export const SCENARIOS: Readonly<Record<string, Scenario>> = {
     rampS: 30,
     eventsPerAgentPerS: 1,
     reconnectDelayMs: 5000,
-    disrupt: { atS: 60, kind: 'rolling-task' },
+    disrupt: { atS: 60, kind: 'rolling-task', rollingPercent: 0.25 },
   },
 };
 

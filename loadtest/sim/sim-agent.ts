@@ -67,6 +67,15 @@ export interface SimStats extends SimCounters {
   reconnectMs: number[];
   /** ms from a command's `sent_ms` (when the sender embedded one) to its arrival. */
   commandLatencyMs: number[];
+  /** Arrivals of the simulator's own rolling task (its data names `rolling_task`): rolling-task.ts. */
+  taskArrivals: TaskArrival[];
+}
+
+/** A rolling-task command as one agent received it (wall clock, to match its batch's release). */
+export interface TaskArrival {
+  agentId: string;
+  token: string;
+  atMs: number;
 }
 
 export function newStats(): SimStats {
@@ -76,6 +85,7 @@ export function newStats(): SimStats {
     errors: new Map(),
     reconnectMs: [],
     commandLatencyMs: [],
+    taskArrivals: [],
   };
 }
 
@@ -325,9 +335,21 @@ export class SimAgent {
     this.#env.onCommand?.(this.id, c);
     const task = c.Task;
     if (task) {
+      // Simulator conventions in the task data (a real plugin ignores them): `sent_ms` for the
+      // command latency; `rolling_task` marks the rolling-task run's command, whose arrival is
+      // matched to its batch's release; `result_data_type` picks the result record's data type
+      // (a stock manager decides subtasks only by 5100/8010/6000 records, docs/tasks.md).
+      let resultType = 2001;
       try {
-        const data = JSON.parse(task.Data || '{}') as { sent_ms?: number };
+        const data = JSON.parse(task.Data || '{}') as {
+          sent_ms?: number;
+          rolling_task?: string;
+          result_data_type?: number;
+        };
         if (typeof data.sent_ms === 'number') stats.commandLatencyMs.push(Date.now() - data.sent_ms);
+        if (typeof data.rolling_task === 'string')
+          stats.taskArrivals.push({ agentId: this.id, token: task.Token ?? '', atMs: Date.now() });
+        if (Number.isInteger(data.result_data_type)) resultType = data.result_data_type as number;
       } catch {
         // task data need not be JSON
       }
@@ -343,7 +365,7 @@ export class SimAgent {
       // A plugin task: the plugin answers with a result record carrying the token.
       stats.taskResults++;
       this.#pending.push({
-        DataType: 2001,
+        DataType: resultType,
         Timestamp: Math.floor(Date.now() / 1000),
         Body: encodeItem({
           token: task.Token ?? '',

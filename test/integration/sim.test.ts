@@ -285,5 +285,5 @@ test('disruptions that need an outside action are refused at start without one',
   }
   assert.match(errors[0]!, /scenario gateway-loss needs --gateway-pid or --on-disrupt/);
   assert.match(errors[1]!, /scenario kafka-outage needs --on-disrupt/);
-  assert.match(errors[2]!, /not supported by this simulator yet/);
+  assert.match(errors[2]!, /scenario rolling-task needs --manager URL and --api-key KEY/);
 });

@@ -15,6 +15,7 @@ import {
   REPORT_FORMAT,
   ReportFormatError,
 } from '../../loadtest/sim/report.js';
+import { rollingTaskReport } from '../../loadtest/sim/rolling-task.js';
 
 function snapshot(over: Partial<FleetSnapshot>): FleetSnapshot {
   return emptySnapshot({ elapsedS: 60, ...over });
@@ -135,4 +136,61 @@ test('fleetgate sim merge reads report files and writes the merged one', async (
   assert.equal(await runSimMerge([fa, path.join(dir, 'bad.json')]), 2);
   assert.equal(await runSimMerge([]), 2);
   assert.ok(err.mock.callCount() >= 2);
+});
+
+test('a rolling task survives a merge once; reports of two different tasks are refused', () => {
+  const run = (taskId: string) => ({
+    taskId,
+    ids: ['a', 'b'],
+    agents: 2,
+    rollingPercent: 0.5,
+    createdAt: 1000,
+    batches: [
+      { batch: 1, agents: 1, releasedAt: 1010, lastResultAt: 1300 },
+      { batch: 2, agents: 1, releasedAt: 1400, lastResultAt: 1800 },
+    ],
+    subtasks: new Map([
+      ['a', { agent_id: 'a', token: 'ta', status: 'result_succeed' }],
+      ['b', { agent_id: 'b', token: 'tb', status: 'result_failed' }],
+    ]),
+    finalAt: new Map([
+      ['a', 1300],
+      ['b', 1800],
+    ]),
+    taskStatus: 'finished',
+  });
+  const arrivals = [
+    { agentId: 'a', token: 'ta', atMs: 1050 },
+    { agentId: 'b', token: 'tb', atMs: 1420 },
+    { agentId: 'b', token: 'tb', atMs: 1430 },
+  ];
+  const rt = rollingTaskReport(run('t1'), arrivals, 0);
+  assert.deepEqual(
+    [
+      rt.allResultsMs,
+      rt.resultSucceed,
+      rt.resultFailed,
+      rt.other,
+      rt.duplicateCommands,
+      rt.agentsWithCommand,
+    ],
+    [800, 1, 1, 0, 1, 2],
+  );
+  assert.deepEqual(
+    rt.batches.map((x) => [x.releasedAfterMs, x.lastResultMs]),
+    [
+      [10, 290],
+      [400, 400],
+    ],
+  );
+  // Release of the agent's batch → arrival: a 40 ms, b 20 and 30 ms.
+  assert.deepEqual([rt.commandMs.count, rt.commandMs.max], [3, 40]);
+  const withTask = { ...a, rollingTask: rt };
+  const merged = mergeReports([withTask, b]);
+  assert.deepEqual(merged.rollingTask, rt);
+  assert.deepEqual(mergeReports([merged, parseReport(JSON.parse(JSON.stringify(merged)))]).rollingTask, rt);
+  assert.throws(
+    () => mergeReports([withTask, { ...b, rollingTask: rollingTaskReport(run('t2'), [], 0) }]),
+    /several reports carry a rolling task \(t1, t2\)/,
+  );
 });
