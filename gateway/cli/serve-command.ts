@@ -174,6 +174,10 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
       logger,
       sink,
       metrics,
+      limits: {
+        maxPendingHandshakes: config.maxPendingHandshakes,
+        maxPendingHandshakesPerSource: Math.max(1, Math.ceil(config.maxPendingHandshakes / 4)),
+      },
       ...(configSource ? { configSource } : {}),
       // Task results go to the task service of the manager in this process (batched).
       ...(taskResults ? { taskResults } : {}),

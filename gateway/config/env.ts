@@ -21,6 +21,8 @@ export interface Config {
   sdPort: number;
   managerPort: number;
   maxConnections: number;
+  /** TLS handshakes in progress at once before new connections are refused (handshake-gate.ts). */
+  maxPendingHandshakes: number;
   /** Load control: agent streams ended per second above the desired limit (FLEETGATE_SHED_RATE). */
   shedRate: number;
   /** Load control: which streams go first (FLEETGATE_SHED_ORDER). */
@@ -65,6 +67,11 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
   ['FLEETGATE_SD_PORT', '8088', 'discovery'],
   ['FLEETGATE_MANAGER_PORT', '6701', 'manager'],
   ['FLEETGATE_MAX_CONNECTIONS', 'sized to memory', 'agent connection limit of one gateway'],
+  [
+    'FLEETGATE_MAX_PENDING_HANDSHAKES',
+    '512',
+    'TLS handshakes in progress at once (a quarter per source address); past it new connections are reset and the agent retries',
+  ],
   [
     'FLEETGATE_SHED_RATE',
     '50',
@@ -251,6 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     sdPort: port('FLEETGATE_SD_PORT', 8088),
     managerPort: port('FLEETGATE_MANAGER_PORT', 6701),
     maxConnections: positiveInt('FLEETGATE_MAX_CONNECTIONS', defaultMax, 1),
+    maxPendingHandshakes: positiveInt('FLEETGATE_MAX_PENDING_HANDSHAKES', 512, 1),
     shedRate: positiveInt('FLEETGATE_SHED_RATE', 50, 1),
     shedOrder: shedOrder as Config['shedOrder'],
     workers: positiveInt('FLEETGATE_WORKERS', Math.max(1, os.availableParallelism() - 1), 0),

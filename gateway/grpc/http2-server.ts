@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
 import { ACCEPT_ENCODING_HEADER, parseEncoding } from './codecs.js';
+import { installHandshakeGate } from './handshake-gate.js';
 import { parseGrpcTimeout, ServerCall } from './server-call.js';
 import { encodeGrpcMessage, type GrpcError, Status } from './status.js';
 
@@ -31,6 +32,10 @@ export interface GrpcServerLimits {
   maxSessionMemoryMb: number;
   /** TCP connections accepted at once (handshakes included); past it the socket is dropped. */
   maxSockets: number;
+  /** TLS handshakes in progress at once; past it new connections are refused before TLS (handshake-gate.ts). */
+  maxPendingHandshakes: number;
+  /** Of those, at most this many from one source address (slowloris from one peer). */
+  maxPendingHandshakesPerSource: number;
   handshakeTimeoutMs: number;
   /** A session with no open stream for this long is sent GOAWAY and closed. */
   idleSessionMs: number;
@@ -54,6 +59,11 @@ export const DEFAULT_LIMITS: GrpcServerLimits = {
   // out first destroys a connection the agent already streams on, and a storm turns into retries
   // (docs/capacity.md). Slowloris handshakes still end within 20 s.
   handshakeTimeoutMs: 20_000,
+  // A core completes ~500 agent handshakes a second (bench:gateway): 512 in progress is about one
+  // second of work, far inside the agents' 15 s dial timeout, and over a WAN (two round trips per
+  // handshake) still more than a core can do. docs/capacity.md, "Reconnect storm".
+  maxPendingHandshakes: 512,
+  maxPendingHandshakesPerSource: 128,
   idleSessionMs: 30_000,
   keepaliveTimeMs: 60_000,
   keepaliveTimeoutMs: 20_000,
@@ -153,6 +163,27 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     },
   });
   server.maxConnections = limits.maxSockets;
+  let refusedSinceLog = 0;
+  let lastRefusalLog = 0;
+  const gate = installHandshakeGate(server, {
+    max: limits.maxPendingHandshakes,
+    maxPerSource: limits.maxPendingHandshakesPerSource,
+    onPending: (n) => metrics.handshakesPending.set(n),
+    onRefuse(reason, peer) {
+      metrics.connectionsRefused.inc({ reason });
+      refusedSinceLog++;
+      const now = Date.now();
+      // One line per 10 s at most: a storm refuses thousands a second.
+      if (now - lastRefusalLog >= 10_000) {
+        log.warn(
+          { reason, peer, refused: refusedSinceLog, pending: gate.pending, max: limits.maxPendingHandshakes },
+          'refusing new connections: too many TLS handshakes in progress (agents retry in 5 s)',
+        );
+        lastRefusalLog = now;
+        refusedSinceLog = 0;
+      }
+    },
+  });
 
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
     const reason = tlsFailureReason(err);

@@ -16,6 +16,17 @@ export function createMetrics(registry = new Registry()) {
       labelNames: ['reason'],
       registers: r,
     }),
+    handshakesPending: new Gauge({
+      name: 'fleetgate_tls_handshakes_pending',
+      help: 'TLS handshakes in progress (admission: FLEETGATE_MAX_PENDING_HANDSHAKES)',
+      registers: r,
+    }),
+    connectionsRefused: new Counter({
+      name: 'fleetgate_connections_refused_total',
+      help: 'TCP connections refused before TLS: handshakes (too many in progress) or source (one address holds its share)',
+      labelNames: ['reason'],
+      registers: r,
+    }),
     sessionsOpen: new Gauge({ name: 'fleetgate_http2_sessions', help: 'open HTTP/2 sessions', registers: r }),
     sessionsClosed: new Counter({
       name: 'fleetgate_http2_sessions_closed_total',

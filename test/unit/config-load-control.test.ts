@@ -1,4 +1,4 @@
-/** FLEETGATE_SHED_RATE and FLEETGATE_SHED_ORDER: defaults, valid values, every error reported at once. */
+/** Gateway admission variables: FLEETGATE_SHED_RATE, FLEETGATE_SHED_ORDER, FLEETGATE_MAX_PENDING_HANDSHAKES: defaults, values, errors reported at once. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, ENV_DOC, loadConfig } from '../../gateway/config/env.js';
@@ -19,4 +19,17 @@ test('load-control variables: defaults, values, validation, documented', () => {
   assert.throws(() => loadConfig({ ...base, FLEETGATE_SHED_RATE: 'fast' }), ConfigError);
   const documented = new Set(ENV_DOC.map(([name]) => name));
   assert.ok(documented.has('FLEETGATE_SHED_RATE') && documented.has('FLEETGATE_SHED_ORDER'));
+});
+
+test('FLEETGATE_MAX_PENDING_HANDSHAKES: default 512, a positive integer, documented', () => {
+  const base = { FLEETGATE_ADVERTISE_HOST: '127.0.0.1' };
+  assert.equal(loadConfig(base).maxPendingHandshakes, 512);
+  assert.equal(loadConfig({ ...base, FLEETGATE_MAX_PENDING_HANDSHAKES: '64' }).maxPendingHandshakes, 64);
+  assert.throws(
+    () => loadConfig({ ...base, FLEETGATE_MAX_PENDING_HANDSHAKES: '0' }),
+    (err: unknown) =>
+      err instanceof ConfigError &&
+      err.problems.some((p) => p.startsWith('FLEETGATE_MAX_PENDING_HANDSHAKES=0')),
+  );
+  assert.ok(ENV_DOC.some(([name]) => name === 'FLEETGATE_MAX_PENDING_HANDSHAKES'));
 });
