@@ -26,7 +26,7 @@ import {
   type SimReport,
 } from '../../loadtest/sim/report.js';
 import { type RollingTaskRun, rollingTaskReport, runRollingTask } from '../../loadtest/sim/rolling-task.js';
-import { SCENARIOS, type Scenario } from '../../loadtest/sim/scenario.js';
+import { disruptDelayMs, SCENARIOS, type Scenario } from '../../loadtest/sim/scenario.js';
 
 const HELP = `usage: fleetgate sim [options]
        fleetgate sim merge FILE... [--json OUT]
@@ -61,6 +61,9 @@ options:
   --pki DIR              ca.crt, client.crt, client.key (default $FLEETGATE_DATA_DIR/pki or ./data/pki)
   --source-addresses N   spread connections over 127.0.0.1..127.0.0.N (more ephemeral ports)
   --disrupt-at S         override when the scenario's disruption happens (seconds into the run)
+  --disrupt-at-time T    the disruption at a wall-clock moment instead (ISO 8601 or epoch ms): give
+                         every machine of a distributed run the same T (clocks kept by NTP) and
+                         they drop, signal or stop Kafka together, whenever each started
   --gateway-pid PID      gateway-sigterm / gateway-sigkill (gateway-loss): send that signal to this
                          process at the disruption (once, from the parent process)
   --on-disrupt CMD       shell command run once at the disruption: kafka-outage (stop Kafka), or
@@ -175,6 +178,7 @@ export async function runSim(argv: string[]): Promise<number> {
         pki: { type: 'string' },
         'source-addresses': { type: 'string' },
         'disrupt-at': { type: 'string' },
+        'disrupt-at-time': { type: 'string' },
         'gateway-pid': { type: 'string' },
         'on-disrupt': { type: 'string' },
         'on-recover': { type: 'string' },
@@ -216,6 +220,24 @@ export async function runSim(argv: string[]): Promise<number> {
     eventsPerAgentPerS: num('rate', base.eventsPerAgentPerS),
     ...(base.disrupt ? { disrupt: { ...base.disrupt, atS: num('disrupt-at', base.disrupt.atS) } } : {}),
   };
+  if (typeof v['disrupt-at-time'] === 'string') {
+    const raw = v['disrupt-at-time'];
+    const at = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+    const inS = (at - Date.now()) / 1000;
+    if (!scenario.disrupt) {
+      console.error(
+        `fleetgate sim: scenario ${scenario.name} has no disruption; --disrupt-at-time does not apply`,
+      );
+      return 2;
+    }
+    if (!Number.isFinite(at) || inS < 0 || inS >= scenario.durationS) {
+      console.error(
+        `fleetgate sim: --disrupt-at-time ${raw} must be a moment within the run (now … +${scenario.durationS} s), ISO 8601 or epoch ms`,
+      );
+      return 2;
+    }
+    scenario.disrupt = { ...scenario.disrupt, atS: Number(inS.toFixed(1)), atEpochMs: at };
+  }
   const gatewayPid = v['gateway-pid'] === undefined ? undefined : num('gateway-pid', 0);
   if (gatewayPid !== undefined && (!Number.isInteger(gatewayPid) || gatewayPid <= 0)) {
     console.error('fleetgate sim: --gateway-pid must be a process id');
@@ -321,16 +343,19 @@ function scheduleRollingTask(
     return { done: async () => undefined };
   const client = managerClient(a.manager, a.apiKey);
   let running: Promise<RollingTaskRun> | undefined;
-  const timer = setTimeout(() => {
-    running = runRollingTask({
-      client,
-      agentIds: Array.from({ length: agents }, (_, i) => simAgentId(idSeed, i)),
-      rollingPercent: rollingPercent(scenario, a),
-      runId: idSeed,
-      deadline: startedAt + scenario.durationS * 1000,
-      log: (line) => console.error(`[sim] ${line}`),
-    });
-  }, d.atS * 1000);
+  const timer = setTimeout(
+    () => {
+      running = runRollingTask({
+        client,
+        agentIds: Array.from({ length: agents }, (_, i) => simAgentId(idSeed, i)),
+        rollingPercent: rollingPercent(scenario, a),
+        runId: idSeed,
+        deadline: startedAt + scenario.durationS * 1000,
+        log: (line) => console.error(`[sim] ${line}`),
+      });
+    },
+    disruptDelayMs(d, startedAt),
+  );
   return {
     async done() {
       clearTimeout(timer);

@@ -29,6 +29,7 @@ const { values } = parseArgs({
     aksk: { type: 'string' },
     host: { type: 'string', default: '127.0.0.1' },
     'handshake-timeout-ms': { type: 'string' },
+    'max-pending-handshakes': { type: 'string' },
   },
 });
 if (!values.pki || !values.aksk) throw new Error('--pki DIR and --aksk AK:SK are required');
@@ -43,9 +44,15 @@ const bench = await startBenchGateway({
   dataDir: { prefix: 'fg-fleet-' },
   sink,
   logger,
-  ...(values['handshake-timeout-ms']
-    ? { limits: { handshakeTimeoutMs: Number(values['handshake-timeout-ms']) } }
-    : {}),
+  limits: {
+    ...(values['handshake-timeout-ms'] ? { handshakeTimeoutMs: Number(values['handshake-timeout-ms']) } : {}),
+    ...(values['max-pending-handshakes']
+      ? {
+          maxPendingHandshakes: Number(values['max-pending-handshakes']),
+          maxPendingHandshakesPerSource: Math.max(1, Math.ceil(Number(values['max-pending-handshakes']) / 4)),
+        }
+      : {}),
+  },
 });
 const { gateway } = bench;
 const control = await startControlApi({

@@ -84,6 +84,9 @@ Options:
   --handshake-timeout-ms MS
                         our gateway's server-side TLS handshake timeout (default: the
                         gateway's own, 20000)
+  --max-pending-handshakes N
+                        our gateway's admission limit of TLS handshakes in progress (default:
+                        the gateway's own, 512; a quarter per source address)
   --gateway-node-args="ARGS"
                         extra node options for the gateway child, e.g. "--cpu-prof
                         --cpu-prof-dir=/tmp/prof" (profiles are written when it exits)
@@ -113,6 +116,7 @@ const { values } = parseArgs({
     'gateway-node-args': { type: 'string' },
     'sim-node-args': { type: 'string' },
     'handshake-timeout-ms': { type: 'string' },
+    'max-pending-handshakes': { type: 'string' },
     json: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -371,6 +375,9 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
                 aksk.join(':'),
                 ...(values['handshake-timeout-ms']
                   ? ['--handshake-timeout-ms', values['handshake-timeout-ms']]
+                  : []),
+                ...(values['max-pending-handshakes']
+                  ? ['--max-pending-handshakes', values['max-pending-handshakes']]
                   : []),
               ]
             : ['--pki', pkiDir, '--port', '0'],

@@ -6,7 +6,7 @@
  * driven by the parent through the manager API (rolling-task.ts).
  */
 import { spawn } from 'node:child_process';
-import type { Scenario } from './scenario.js';
+import { disruptDelayMs, type Scenario } from './scenario.js';
 
 export interface DisruptActions {
   gatewayPid?: number;
@@ -106,12 +106,14 @@ export function scheduleDisruption(
       }),
     );
   };
-  const at = (seconds: number, fn: () => void) => {
-    if (seconds < s.durationS) timers.push(setTimeout(fn, seconds * 1000));
+  // Seconds after the disruption's moment (atS, or the wall-clock --disrupt-at-time).
+  const at = (afterS: number, fn: () => void) => {
+    if (d && d.atS + afterS < s.durationS)
+      timers.push(setTimeout(fn, disruptDelayMs(d, startedAt) + afterS * 1000));
   };
   if (d && (d.kind === 'gateway-sigterm' || d.kind === 'gateway-sigkill')) {
     const signal = d.kind === 'gateway-sigterm' ? 'SIGTERM' : 'SIGKILL';
-    at(d.atS, () => {
+    at(0, () => {
       if (a.gatewayPid === undefined) return run(a.onDisrupt!, 'on-disrupt');
       const rec: DisruptAction = { atS: atS(), action: `${signal} to pid ${a.gatewayPid}`, exitCode: 0 };
       try {
@@ -125,10 +127,10 @@ export function scheduleDisruption(
       actions.push(rec);
     });
   } else if (d?.kind === 'kafka-outage') {
-    at(d.atS, () => run(a.onDisrupt!, 'on-disrupt'));
+    at(0, () => run(a.onDisrupt!, 'on-disrupt'));
     if (a.onRecover) {
       const recover = a.onRecover;
-      at(d.atS + outageSeconds(s, a), () => run(recover, 'on-recover'));
+      at(outageSeconds(s, a), () => run(recover, 'on-recover'));
     }
   }
   return {

@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import { readAgentTls } from '../agent/raw-agent.js';
-import { SCENARIOS, type Scenario } from './scenario.js';
+import { disruptDelayMs, SCENARIOS, type Scenario } from './scenario.js';
 import {
   addCounts,
   newStats,
@@ -160,19 +160,17 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   const outage = disrupt?.kind === 'kafka-outage';
   const timers: NodeJS.Timeout[] = [];
   if (disrupt && disrupt.atS < o.scenario.durationS) {
+    const delayMs = disruptDelayMs(disrupt, startedAt);
     timers.push(
       setTimeout(() => {
         tracker.begin(stats);
         // A network blip: every socket is destroyed at once; agents reconnect as stock (5 s).
         if (disrupt.kind === 'reconnect-storm') for (const a of agents) a.drop();
-      }, disrupt.atS * 1000),
+      }, delayMs),
     );
     if (outage)
       timers.push(
-        setTimeout(
-          () => tracker.endOutage(stats),
-          (disrupt.atS + (o.outageS ?? disrupt.outageS ?? 30)) * 1000,
-        ),
+        setTimeout(() => tracker.endOutage(stats), delayMs + (o.outageS ?? disrupt.outageS ?? 30) * 1000),
       );
   }
   const withDisruption = (s: FleetSnapshot): FleetSnapshot => {

@@ -25,12 +25,23 @@ export interface Scenario {
   /** Optional disruption at a point of the run. */
   disrupt?: {
     atS: number;
+    /**
+     * Wall-clock moment (epoch ms) that overrides atS: simulators on many machines (clocks kept
+     * by NTP) disrupt together, whenever each of them started (`--disrupt-at-time`).
+     */
+    atEpochMs?: number;
     kind: 'reconnect-storm' | 'gateway-sigterm' | 'gateway-sigkill' | 'kafka-outage' | 'rolling-task';
     /** kafka-outage: seconds until the recover command (default 30). */
     outageS?: number;
     /** rolling-task: share of the agents each run of the task releases (Elkeid's rolling_percent). */
     rollingPercent?: number;
   };
+}
+
+/** Milliseconds from now until the disruption, for a run that started at `startedAt` (epoch ms). */
+export function disruptDelayMs(d: NonNullable<Scenario['disrupt']>, startedAt: number): number {
+  const at = d.atEpochMs ?? startedAt + d.atS * 1000;
+  return Math.max(0, at - Date.now());
 }
 
 export const AGENT = {

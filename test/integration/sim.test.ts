@@ -287,3 +287,57 @@ test('disruptions that need an outside action are refused at start without one',
   assert.match(errors[1]!, /scenario kafka-outage needs --on-disrupt/);
   assert.match(errors[2]!, /scenario rolling-task needs --manager URL and --api-key KEY/);
 });
+
+test('--disrupt-at-time: two simulators started 1.2 s apart disrupt at the same wall-clock moment', async (t) => {
+  const g = await gatewayWithClientFiles(t);
+  const dir = tmp(t);
+  const at = Date.now() + 2500;
+  const marks = [path.join(dir, 'a'), path.join(dir, 'b')];
+  const sim = (mark: string) =>
+    runSim([
+      '--scenario',
+      'kafka-outage',
+      '--agents',
+      '2',
+      '--duration',
+      '5',
+      '--ramp',
+      '0',
+      '--disrupt-at-time',
+      new Date(at).toISOString(),
+      '--on-disrupt',
+      `touch ${mark}`,
+      '--gateway',
+      `${g.address.host}:${g.address.port}`,
+      '--pki',
+      g.pkiDir,
+    ]);
+  const first = sim(marks[0]!);
+  await new Promise((r) => setTimeout(r, 1200));
+  const second = sim(marks[1]!);
+  assert.deepEqual(await Promise.all([first, second]), [0, 0]);
+  for (const m of marks) {
+    const off = statSync(m).mtimeMs - at;
+    assert.ok(off >= -50 && off < 400, `${path.basename(m)} disrupted ${off} ms from the moment`);
+  }
+  // A moment outside the run is refused at start.
+  const errors: string[] = [];
+  const orig = console.error;
+  console.error = (...a: unknown[]) => errors.push(a.join(' '));
+  try {
+    assert.equal(
+      await runSim([
+        '--scenario',
+        'reconnect-storm',
+        '--gateway',
+        '127.0.0.1:1',
+        '--disrupt-at-time',
+        '1000',
+      ]),
+      2,
+    );
+  } finally {
+    console.error = orig;
+  }
+  assert.match(errors.join('\n'), /--disrupt-at-time 1000 must be a moment within the run/);
+});
