@@ -60,6 +60,10 @@ options:
   --gateway HOST:PORT    dial this gateway (without --sd, or when discovery answers nothing)
   --pki DIR              ca.crt, client.crt, client.key (default $FLEETGATE_DATA_DIR/pki or ./data/pki)
   --source-addresses N   spread connections over 127.0.0.1..127.0.0.N (more ephemeral ports)
+  --max-dials N          dials in flight at once per simulator process (default: unbounded, as
+                         agents on their own hosts; bound it when one process carries tens of
+                         thousands of agents through a storm, so its own TLS work does not starve
+                         past the 15 s dial timeout — the wait counts in the reconnect time)
   --disrupt-at S         override when the scenario's disruption happens (seconds into the run)
   --disrupt-at-time T    the disruption at a wall-clock moment instead (ISO 8601 or epoch ms): give
                          every machine of a distributed run the same T (clocks kept by NTP) and
@@ -179,6 +183,7 @@ export async function runSim(argv: string[]): Promise<number> {
         'source-addresses': { type: 'string' },
         'disrupt-at': { type: 'string' },
         'disrupt-at-time': { type: 'string' },
+        'max-dials': { type: 'string' },
         'gateway-pid': { type: 'string' },
         'on-disrupt': { type: 'string' },
         'on-recover': { type: 'string' },
@@ -293,6 +298,7 @@ export async function runSim(argv: string[]): Promise<number> {
     ...(typeof v.sd === 'string' ? { discovery: v.sd } : {}),
     ...(gateway ? { gateway } : {}),
     sourceAddresses: num('source-addresses', 1),
+    ...(v['max-dials'] !== undefined ? { maxDials: num('max-dials', 0) } : {}),
     ...(scenario.disrupt?.kind === 'kafka-outage'
       ? { outageS: outageSeconds(scenario, disruptActions) }
       : {}),

@@ -106,6 +106,9 @@ export interface SessionInfo {
   rapidResets: number;
 }
 
+/** Accept queue length asked of the kernel (Node's default is 511). */
+const LISTEN_BACKLOG = 4096;
+
 /** A stream cancelled this soon after it opened counts toward the Rapid Reset limit. */
 const RAPID_RESET_WINDOW_MS = 1000;
 const RAPID_RESET_LIMIT = 100;
@@ -386,7 +389,9 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     listen(port, host) {
       return new Promise((resolve, reject) => {
         server.once('error', reject);
-        server.listen(port, host, () => {
+        // A storm's SYNs wait in the accept queue rather than being dropped (a dropped SYN is
+        // retried after 1, 3, 7 s); the kernel caps this at net.core.somaxconn.
+        server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
           server.off('error', reject);
           resolve((server.address() as AddressInfo).port);
         });

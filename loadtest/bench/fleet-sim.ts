@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { readAgentTls } from '../agent/raw-agent.js';
 import { encodeHistogram, newHistogram, recordSamples } from '../sim/report.js';
 import { SCENARIOS, type Scenario } from '../sim/scenario.js';
-import { newStats, SimAgent } from '../sim/sim-agent.js';
+import { newStats, SimAgent, setMaxDialsInFlight } from '../sim/sim-agent.js';
 import { loopLagMeter, openFileLimit, processStats, reply, serveCommands } from './child-protocol.js';
 
 const { values } = parseArgs({ options: { pki: { type: 'string' } } });
@@ -53,12 +53,15 @@ interface StartArgs {
   encoding: 'snappy' | 'identity';
   rate: number;
   spacingMs: number;
+  /** Dials in flight in this process (DialPool); absent: unbounded. */
+  maxDials?: number;
 }
 
 serveCommands(
   {
     start(c) {
       const a = c as unknown as StartArgs;
+      if (a.maxDials !== undefined) setMaxDialsInFlight(a.maxDials);
       const scenario: Scenario = {
         ...SCENARIOS.steady!,
         name: 'bench-fleet',

@@ -87,6 +87,12 @@ Options:
   --max-pending-handshakes N
                         our gateway's admission limit of TLS handshakes in progress (default:
                         the gateway's own, 512; a quarter per source address)
+  --sim-max-dials N     dials in flight per simulator process (default 256; 0: unbounded, every
+                        agent of a storm dials at once and the simulator's own TLS work can
+                        starve past the 15 s dial timeout)
+  --gateway-nice N      run the gateway processes at this nice value (0–19): a gateway with less
+                        CPU than its agents, as in production where every agent has its own
+                        host; shows admission under a storm the gateway cannot keep up with
   --gateway-node-args="ARGS"
                         extra node options for the gateway child, e.g. "--cpu-prof
                         --cpu-prof-dir=/tmp/prof" (profiles are written when it exits)
@@ -117,6 +123,8 @@ const { values } = parseArgs({
     'sim-node-args': { type: 'string' },
     'handshake-timeout-ms': { type: 'string' },
     'max-pending-handshakes': { type: 'string' },
+    'gateway-nice': { type: 'string' },
+    'sim-max-dials': { type: 'string' },
     json: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -164,6 +172,7 @@ const cfg = {
   heartbeatS: 60,
   reconnectDelayS: SCENARIOS.steady!.reconnectDelayMs / 1000,
   minRecordShare: 0.9,
+  simMaxDials: Math.floor(num('sim-max-dials', values['sim-max-dials'], 256, 0)),
 };
 type Impl = 'ours' | 'baseline';
 const impls = (values.impls ?? 'ours,baseline').split(',').map((s) => {
@@ -387,6 +396,11 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
     ),
   );
   if (impl === 'baseline') baselineName = String(gws.children[0]?.hello.impl ?? baselineName);
+  if (values['gateway-nice'] !== undefined) {
+    const nice = Math.floor(num('gateway-nice', values['gateway-nice'], 0, 0));
+    for (const c of gws.children) if (c.pid !== undefined) os.setPriority(c.pid, Math.min(19, nice));
+    limits[`${impl}.gatewayNice`] = Math.min(19, nice);
+  }
   const sims = new Sims(
     await Promise.all(
       Array.from({ length: P }, (_, i) =>
@@ -513,6 +527,7 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
             encoding,
             rate: cfg.rate,
             spacingMs: (1000 * P) / cfg.rampRate,
+            maxDials: cfg.simMaxDials,
           };
           first += shares[i]!;
           return c.request('start', args, 120_000);

@@ -16,6 +16,7 @@ import {
   SimAgent,
   type SimCounters,
   type SimStats,
+  setMaxDialsInFlight,
   simCounters,
   type TaskArrival,
 } from './sim-agent.js';
@@ -43,6 +44,8 @@ export interface FleetOptions {
   onProgress?: (s: FleetSnapshot) => void;
   /** kafka-outage: seconds the outage lasts (records sent meanwhile are counted). */
   outageS?: number;
+  /** Dials in flight at once in each process (sim-agent.ts DialPool); absent: unbounded. */
+  maxDials?: number;
   /** Seed of the agents' IDs (simAgentId); the same in every process of a run. Default random. */
   idSeed?: string;
 }
@@ -149,6 +152,7 @@ function snapshot(stats: SimStats, agents: number, startedAt: number, drain: boo
 
 export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   const tls = readAgentTls(o.pkiDir);
+  if (o.maxDials !== undefined) setMaxDialsInFlight(o.maxDials);
   const stats = newStats();
   const agents: SimAgent[] = [];
   const startedAt = Date.now();

@@ -148,6 +148,38 @@ class SendTicker {
 }
 const ticker = new SendTicker();
 
+/**
+ * Dials in flight at once in this simulator process (unbounded unless set). A real agent has its
+ * host's CPU to itself; tens of thousands of simulated agents share one event loop, and when all
+ * of them dial at once (a storm) their own TLS work starves past the 15 s dial timeout and the
+ * simulator, not the gateway, collapses into retries. With a bound, agents queue for a dial slot
+ * — the wait counts in their reconnect time, not against their dial timeout — and the process
+ * dials as fast as its core allows. `fleetgate sim --max-dials`, `bench:fleet --sim-max-dials`.
+ */
+class DialPool {
+  max = Number.POSITIVE_INFINITY;
+  #inFlight = 0;
+  readonly #waiting: Array<() => void> = [];
+  async acquire(): Promise<void> {
+    if (this.#inFlight < this.max) {
+      this.#inFlight++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#inFlight--;
+  }
+}
+const dialPool = new DialPool();
+
+/** Bounds this process's dials in flight (DialPool); 0 or Infinity: unbounded (stock behaviour). */
+export function setMaxDialsInFlight(n: number): void {
+  dialPool.max = n > 0 ? n : Number.POSITIVE_INFINITY;
+}
+
 export class SimAgent {
   readonly id: string;
   readonly index: number;
@@ -231,6 +263,7 @@ export class SimAgent {
     while (!this.#stopped) {
       let connected = false;
       for (const addr of await this.#candidates()) {
+        await dialPool.acquire();
         try {
           this.#session = await connectAgent(
             { ...addr, ...(this.#env.localAddress ? { localAddress: this.#env.localAddress } : {}) },
@@ -246,6 +279,8 @@ export class SimAgent {
             this.#env.stats,
             code ? `dial_${code}` : /timed out/.test(String(err)) ? 'dial_timeout' : 'dial',
           );
+        } finally {
+          dialPool.release();
         }
       }
       if (connected && this.#session) {

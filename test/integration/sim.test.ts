@@ -10,6 +10,7 @@ import { runFleet, runFleetProcesses } from '../../loadtest/sim/fleet.js';
 import type { SimReport } from '../../loadtest/sim/report.js';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
 import { startFleetgateProcess, startTestGateway, waitFor } from '../helpers/gateway.js';
+import { metricValue } from '../helpers/metrics.js';
 
 async function gatewayWithClientFiles(t: import('node:test').TestContext) {
   const g = await startTestGateway(t);
@@ -340,4 +341,30 @@ test('--disrupt-at-time: two simulators started 1.2 s apart disrupt at the same 
     console.error = orig;
   }
   assert.match(errors.join('\n'), /--disrupt-at-time 1000 must be a moment within the run/);
+});
+
+test('--max-dials: a storm against a gateway admitting 2 handshakes at a time is refused without the bound and not with it', async (t) => {
+  const g = await startTestGateway(t, {
+    limits: { maxPendingHandshakes: 2, maxPendingHandshakesPerSource: 2 },
+  });
+  writeFileSync(path.join(g.pkiDir, 'client.crt'), g.pki.fleet.cert);
+  writeFileSync(path.join(g.pkiDir, 'client.key'), g.pki.fleet.key);
+  const scenario = { ...SCENARIOS.steady!, durationS: 2.5, rampS: 0, eventsPerAgentPerS: 0 };
+  const run = (maxDials: number) =>
+    runFleet({ agents: 24, scenario, pkiDir: g.pkiDir, gateway: g.address, sourceAddresses: 1, maxDials });
+  // One dial at a time: the gateway never has more than this one and the one finishing before it.
+  const bounded = await run(1);
+  assert.equal(bounded.connects, 24, `every agent connected: ${JSON.stringify(bounded.errors)}`);
+  assert.deepEqual(bounded.errors, {});
+  // 0: unbounded (stock), all 24 at once: the gateway resets those beyond its 2 slots.
+  const unbounded = await run(0);
+  assert.ok(
+    (unbounded.errors.dial_ECONNRESET ?? 0) > 0,
+    `refusals seen: ${JSON.stringify(unbounded.errors)}`,
+  );
+  assert.ok(
+    (await metricValue(g.gateway.metrics.registry, 'fleetgate_connections_refused_total', {
+      reason: 'handshakes',
+    })) > 0,
+  );
 });
