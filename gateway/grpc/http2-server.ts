@@ -15,7 +15,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
 import { ACCEPT_ENCODING_HEADER, parseEncoding } from './codecs.js';
-import { installHandshakeGate } from './handshake-gate.js';
+import { type HandshakeGate, installHandshakeGate } from './handshake-gate.js';
 import { parseGrpcTimeout, ServerCall } from './server-call.js';
 import { encodeGrpcMessage, type GrpcError, Status } from './status.js';
 
@@ -124,6 +124,8 @@ export interface GrpcServerOptions {
 export interface GrpcServer {
   readonly server: Http2SecureServer;
   readonly sessions: ReadonlySet<SessionInfo>;
+  /** Admission by handshakes in progress (handshake-gate.ts): pending now, refused so far. */
+  readonly admission: HandshakeGate;
   listen(port: number, host: string): Promise<number>;
   /** Swaps certificates/CA/CRL for new handshakes. */
   setSecureContext(tls: SecureServerOptions): void;
@@ -386,6 +388,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   return {
     server,
     sessions,
+    admission: gate,
     listen(port, host) {
       return new Promise((resolve, reject) => {
         server.once('error', reject);

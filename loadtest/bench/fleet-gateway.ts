@@ -72,6 +72,7 @@ function stats() {
     records: sink.records,
     ...bench.callStats(),
     sessions: gateway.grpc.sessions.size,
+    refused: gateway.grpc.admission.refused.handshakes + gateway.grpc.admission.refused.source,
     ...loopLag(),
     threads: threadCpu(),
     ...processStats(),

@@ -213,6 +213,8 @@ interface GwStats
   > {
   loopLagP99Ms?: number;
   loopLagMaxMs?: number;
+  /** Connections our gateway refused before TLS (admission); absent for grpc-js. */
+  refused?: number;
 }
 interface SimStats {
   agents: number;
@@ -323,6 +325,7 @@ class Gateways {
     for (const g of all) {
       for (const k of ['records', 'agents', 'cpuUser', 'cpuSystem', 'rss', 'heapUsed', 'heapTotal'] as const)
         out[k] += g[k];
+      out.refused = (out.refused ?? 0) + (g.refused ?? 0);
       out.loopLagP99Ms = Math.max(out.loopLagP99Ms ?? 0, g.loopLagP99Ms ?? 0);
       out.loopLagMaxMs = Math.max(out.loopLagMaxMs ?? 0, g.loopLagMaxMs ?? 0);
     }
@@ -796,7 +799,7 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
       if (Date.now() - lastStormLine >= 5000) {
         lastStormLine = Date.now();
         progress(
-          `${label} storm ${fmt(el)} s: gateway agents ${fmt(sg.agents)}, sim connected ${fmt(ss.connected)}/${fmt(stormAgents)}, gateway CPU ${fmt((100 * cpuS(before, sg)) / el)} % (avg), errors ${describeErrors(ss.errors)}`,
+          `${label} storm ${fmt(el)} s: gateway agents ${fmt(sg.agents)}, sim connected ${fmt(ss.connected)}/${fmt(stormAgents)}, gateway CPU ${fmt((100 * cpuS(before, sg)) / el)} % (avg), refused before TLS ${fmt((sg.refused ?? 0) - (before.refused ?? 0))}, errors ${describeErrors(ss.errors)}`,
         );
       }
     }
@@ -817,7 +820,9 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
       agents: stormAgents,
       back99S: back99 !== undefined ? Number(back99.toFixed(1)) : null,
       lowestAgents: lowest,
-      notes: `every connection destroyed at once; agents redial after their fixed ${cfg.reconnectDelayS} s (included); seconds until the gateway holds all ${fmt(stormAgents)} again${backAll === undefined ? ` — not reached within ${fmt(stormWall)} s` : ''}`,
+      refusedBeforeTls: (sg.refused ?? 0) - (before.refused ?? 0),
+      simMaxDials: cfg.simMaxDials,
+      notes: `every connection destroyed at once; agents redial after their fixed ${cfg.reconnectDelayS} s (included)${cfg.simMaxDials > 0 ? `, at most ${fmt(cfg.simMaxDials)} dials in flight per simulator process (the wait included)` : ''}; ${impl === 'ours' ? `${fmt((sg.refused ?? 0) - (before.refused ?? 0))} connections refused before TLS by admission; ` : ''}seconds until the gateway holds all ${fmt(stormAgents)} again${backAll === undefined ? ` — not reached within ${fmt(stormWall)} s` : ''}`,
     });
     const r = sh.reconnect;
     record(impl, {

@@ -69,7 +69,7 @@ test('gateways grow with agents and with the event rate; storms settle faster wi
   const a = size(measured, mix, 1_000_000, 0.25);
   const b = size(faster, mix, 1_000_000, 0.25);
   if (a.gateways === b.gateways) {
-    const work = (s: typeof a) => s.stormSettleS - ASSUMPTIONS.reconnectDelayS;
+    const work = (s: typeof a) => s.stormSettleS - 2 * ASSUMPTIONS.reconnectDelayS;
     assert.ok(Math.abs(work(b) - work(a) / 2) < 1e-6);
   }
   assert.ok(
