@@ -48,6 +48,12 @@ export interface Measured {
   ingestRecordsPerCpuS: Measure;
   fleetCpuUsPerAgentS?: Measure;
   fleetRate?: number;
+  /**
+   * A second bench:fleet point at another event rate (loadtest/results/fleet-high-rate.json):
+   * with it, gateway CPU per agent is fitted as a fixed part (pings, heartbeats, timers, GC of the
+   * agent's state) plus a part per message, instead of all of it per message.
+   */
+  fleetHighRate?: { cpuUs: Measure; rate: number };
   fleetAgentsHeld?: Measure;
   fleetStorm?: { agents: number; allBackS: number | null; back99S: number | null; source: string };
   discoveryReqPerCpuS: Measure;
@@ -57,18 +63,18 @@ export interface Measured {
 }
 
 function readBench(dir: string, name: string, required: true): BenchFile;
-function readBench(dir: string, name: string, required: false): BenchFile | undefined;
-function readBench(dir: string, name: string, required: boolean): BenchFile | undefined {
+function readBench(dir: string, name: string, required: false, bench?: string): BenchFile | undefined;
+function readBench(dir: string, name: string, required: boolean, bench = name): BenchFile | undefined {
   const file = path.join(dir, `${name}.json`);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     if (!required) return undefined;
-    throw new Error(`${file}: ${(err as Error).message} (run npm run bench:${name} -- --json ${file})`);
+    throw new Error(`${file}: ${(err as Error).message} (run npm run bench:${bench} -- --json ${file})`);
   }
   const doc = JSON.parse(text) as BenchFile;
-  if (doc.bench !== name) throw new Error(`${file}: bench is ${JSON.stringify(doc.bench)}, not ${name}`);
+  if (doc.bench !== bench) throw new Error(`${file}: bench is ${JSON.stringify(doc.bench)}, not ${bench}`);
   return doc;
 }
 
@@ -84,6 +90,7 @@ export function loadMeasured(dir: string): Measured {
   const ingest = readBench(dir, 'ingest', true);
   const discovery = readBench(dir, 'discovery', true);
   const fleet = readBench(dir, 'fleet', false);
+  const fleetHigh = readBench(dir, 'fleet-high-rate', false, 'fleet');
   const m = gateway.machine;
   const out: Measured = {
     machine: `${m.cpu}, ${m.cores} cores, ${m.memory}, Node ${m.node.replace(/^v/, '')}`,
@@ -110,6 +117,13 @@ export function loadMeasured(dir: string): Measured {
     out.fleetCpuUsPerAgentS = pick(fleet, 'fleet.cpu_us_per_agent_s');
     out.fleetAgentsHeld = pick(fleet, 'fleet.agents_held');
     out.fleetRate = Number(fleet.config?.rate ?? SCENARIOS.steady!.eventsPerAgentPerS);
+    if (fleetHigh) {
+      const cpuUs = pick(fleetHigh, 'fleet.cpu_us_per_agent_s');
+      out.fleetHighRate = {
+        cpuUs: { ...cpuUs, source: `${cpuUs.source} (fleet-high-rate.json)` },
+        rate: Number(fleetHigh.config?.rate ?? SCENARIOS.steady!.eventsPerAgentPerS),
+      };
+    }
     const storm = fleet.results.find((r) => r.name === 'fleet.storm_all_back_s');
     if (storm) {
       out.fleetStorm = {
@@ -276,11 +290,24 @@ export function cpuPerAgent(m: Measured, rate: number, a: Assumptions = ASSUMPTI
   // Cost of one small message (one tick of one agent, TLS + HTTP/2 + decode + session), from
   // bench:fleet; without it, the batched per-record cost (optimistic: no per-message overhead).
   const fleetMsgs = m.fleetRate !== undefined ? messagesPerAgentS(m.fleetRate, a.heartbeatS) : 0;
-  const perMsgUs =
+  let fixedUs = 0;
+  let perMsgUs =
     m.fleetCpuUsPerAgentS && fleetMsgs > 0 ? m.fleetCpuUsPerAgentS.value / fleetMsgs : batchedUs;
+  // Two bench:fleet points at different rates: a line through them (fixed + per message).
+  const hi = m.fleetHighRate;
+  if (m.fleetCpuUsPerAgentS && hi && m.fleetRate !== undefined) {
+    const hiMsgs = messagesPerAgentS(hi.rate, a.heartbeatS);
+    if (Math.abs(hiMsgs - fleetMsgs) > 1e-9) {
+      const slope = (hi.cpuUs.value - m.fleetCpuUsPerAgentS.value) / (hiMsgs - fleetMsgs);
+      if (slope > 0) {
+        perMsgUs = slope;
+        fixedUs = Math.max(0, m.fleetCpuUsPerAgentS.value - slope * fleetMsgs);
+      }
+    }
+  }
   const records = rate + 1 / a.heartbeatS;
   const extraRecords = Math.max(0, records - msgs);
-  return msgs * perMsgUs + extraRecords * batchedUs + records * kafkaUs;
+  return fixedUs + msgs * perMsgUs + extraRecords * batchedUs + records * kafkaUs;
 }
 
 export function size(
@@ -486,7 +513,7 @@ export function stormTable(m: Measured, a: Assumptions = ASSUMPTIONS): string {
     const predicted = 2 * a.reconnectDelayS + m.fleetStorm.agents / m.handshakesPerCpuS.value;
     lines.push(
       '',
-      `Check against bench:fleet (one gateway sharing 2 cores with the simulator): a storm of ${n0(m.fleetStorm.agents)} agents ` +
+      `Check against bench:fleet (its gateway processes sharing 2 cores with the simulator, which does the client half of every handshake): a storm of ${n0(m.fleetStorm.agents)} agents ` +
         (m.fleetStorm.allBackS === null
           ? 'did not settle within its timeout'
           : `settled in ${n1(m.fleetStorm.allBackS)} s`) +
@@ -537,6 +564,13 @@ export function measuredTable(m: Measured, mix: PayloadMix): string {
       `gateway CPU per agent at ${m.fleetRate} events/s (small messages, heartbeats)`,
       `${n1(m.fleetCpuUsPerAgentS.value)} µs/agent-s`,
       m.fleetCpuUsPerAgentS.source,
+      'measured here',
+    ]);
+  if (m.fleetHighRate)
+    rows.push([
+      `gateway CPU per agent at ${m.fleetHighRate.rate} events/s (small messages, heartbeats)`,
+      `${n1(m.fleetHighRate.cpuUs.value)} µs/agent-s`,
+      m.fleetHighRate.cpuUs.source,
       'measured here',
     ]);
   rows.push(

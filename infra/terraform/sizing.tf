@@ -22,7 +22,7 @@
 ################################################################################
 
 locals {
-  bench_rss_per_agent_bytes  = 127488 # 124.5 KiB
+  bench_rss_per_agent_bytes  = 105370 # 102.9 KiB
   bench_handshakes_per_cpu_s = 536
   bench_records_per_cpu_s    = 634752
   bench_ingest_per_cpu_s     = 107584
