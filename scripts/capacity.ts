@@ -54,6 +54,12 @@ export interface Measured {
    * agent's state) plus a part per message, instead of all of it per message.
    */
   fleetHighRate?: { cpuUs: Measure; rate: number };
+  /**
+   * Agents re-admitted per gateway CPU-second in a storm that settled, under the other agents'
+   * traffic (loadtest/results/fleet-storm.json): the storm cap uses the lower of this and
+   * bench:gateway's clean handshake rate.
+   */
+  stormReadmitPerCpuS?: Measure;
   fleetAgentsHeld?: Measure;
   fleetStorm?: { agents: number; allBackS: number | null; back99S: number | null; source: string };
   discoveryReqPerCpuS: Measure;
@@ -91,6 +97,7 @@ export function loadMeasured(dir: string): Measured {
   const discovery = readBench(dir, 'discovery', true);
   const fleet = readBench(dir, 'fleet', false);
   const fleetHigh = readBench(dir, 'fleet-high-rate', false, 'fleet');
+  const fleetStormRun = readBench(dir, 'fleet-storm', false, 'fleet');
   const m = gateway.machine;
   const out: Measured = {
     machine: `${m.cpu}, ${m.cores} cores, ${m.memory}, Node ${m.node.replace(/^v/, '')}`,
@@ -111,6 +118,11 @@ export function loadMeasured(dir: string): Measured {
       .sort()
       .map((f) => ({ file: f, doc: JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as BenchFile })),
   };
+  const settled = fleetStormRun?.results.find((r) => r.name === 'fleet.storm_all_back_s');
+  if (fleetStormRun && settled && settled.value !== null) {
+    const r = pick(fleetStormRun, 'fleet.storm_handshakes_per_cpu_s');
+    out.stormReadmitPerCpuS = { ...r, source: `${r.source} (fleet-storm.json)` };
+  }
   if (fleet) {
     out.fleet = fleet;
     out.rssPerAgentStreamingKB = pick(fleet, 'fleet.rss_per_agent');
@@ -124,13 +136,15 @@ export function loadMeasured(dir: string): Measured {
         rate: Number(fleetHigh.config?.rate ?? SCENARIOS.steady!.eventsPerAgentPerS),
       };
     }
-    const storm = fleet.results.find((r) => r.name === 'fleet.storm_all_back_s');
+    // The storm to check the model against: the dedicated storm run's, else the headline run's.
+    const stormDoc = fleetStormRun ?? fleet;
+    const storm = stormDoc.results.find((r) => r.name === 'fleet.storm_all_back_s');
     if (storm) {
       out.fleetStorm = {
         agents: Number(storm.agents),
         allBackS: storm.value,
         back99S: typeof storm.back99S === 'number' ? storm.back99S : null,
-        source: 'bench:fleet fleet.storm_all_back_s',
+        source: `bench:fleet fleet.storm_all_back_s${fleetStormRun ? ' (fleet-storm.json)' : ''}`,
       };
     }
   }
@@ -281,6 +295,25 @@ export function messagesPerAgentS(rate: number, heartbeatS = ASSUMPTIONS.heartbe
 }
 
 /** Gateway CPU µs per agent-second at `rate`, with Kafka produce cost. */
+/** Agents one gateway core re-admits per second in a storm: the clean handshake rate, or the rate measured in a settled bench:fleet storm if lower. */
+export function readmitPerCpuS(m: Measured): number {
+  return Math.min(m.handshakesPerCpuS.value, m.stormReadmitPerCpuS?.value ?? Number.POSITIVE_INFINITY);
+}
+
+/**
+ * Seconds until all `agents` are back after they all lost their gateways at once: 5 s until they
+ * redial, each gateway's share of handshakes at its re-admission rate, and one more 5 s cycle for
+ * the last agents admission refused.
+ */
+export function stormSettleS(
+  m: Measured,
+  agents: number,
+  gateways: number,
+  a: Assumptions = ASSUMPTIONS,
+): number {
+  return 2 * a.reconnectDelayS + agents / (gateways * a.gatewayVcpu * readmitPerCpuS(m));
+}
+
 export function cpuPerAgent(m: Measured, rate: number, a: Assumptions = ASSUMPTIONS): number {
   const batchedUs = 1e6 / m.batchedRecordsPerCpuS.value;
   // The pipeline + Kafka producer's own cost per record: ingest (with Kafka) minus the gateway
@@ -291,8 +324,7 @@ export function cpuPerAgent(m: Measured, rate: number, a: Assumptions = ASSUMPTI
   // bench:fleet; without it, the batched per-record cost (optimistic: no per-message overhead).
   const fleetMsgs = m.fleetRate !== undefined ? messagesPerAgentS(m.fleetRate, a.heartbeatS) : 0;
   let fixedUs = 0;
-  let perMsgUs =
-    m.fleetCpuUsPerAgentS && fleetMsgs > 0 ? m.fleetCpuUsPerAgentS.value / fleetMsgs : batchedUs;
+  let perMsgUs = m.fleetCpuUsPerAgentS && fleetMsgs > 0 ? m.fleetCpuUsPerAgentS.value / fleetMsgs : batchedUs;
   // Two bench:fleet points at different rates: a line through them (fixed + per message).
   const hi = m.fleetHighRate;
   if (m.fleetCpuUsPerAgentS && hi && m.fleetRate !== undefined) {
@@ -327,14 +359,11 @@ export function size(
   // timeout; the refused retry 5 s later. It re-admits at its full handshake rate, and the last
   // agents may wait one more 5 s cycle: a gateway holds what it re-admits in the goal minus two
   // reconnect delays.
-  const perStorm = Math.floor(
-    (a.stormGoalS - 2 * a.reconnectDelayS) * m.handshakesPerCpuS.value * a.gatewayVcpu,
-  );
+  const perStorm = Math.floor((a.stormGoalS - 2 * a.reconnectDelayS) * readmitPerCpuS(m) * a.gatewayVcpu);
   const chosen = Math.min(perCpu, perMem, perStorm);
   const binding = chosen === perCpu ? 'CPU' : chosen === perMem ? 'memory' : 'storm';
   const gateways = Math.max(1, Math.ceil(agents / chosen));
-  const stormSettleS =
-    2 * a.reconnectDelayS + agents / (gateways * a.gatewayVcpu * m.handshakesPerCpuS.value);
+  const settleS = stormSettleS(m, agents, gateways, a);
   // Everyone asks discovery once, within the 5 s before they redial.
   const discoveryCoresForStorm = agents / a.reconnectDelayS / m.discoveryReqPerCpuS.value;
 
@@ -372,7 +401,7 @@ export function size(
     gateways,
     vcpu: gateways * a.gatewayVcpu,
     memGiB: gateways * a.gatewayMemGiB,
-    stormSettleS,
+    stormSettleS: settleS,
     discoveryCoresForStorm,
     dynamo: {
       wcuPerS,
@@ -500,17 +529,15 @@ export function kafkaTable(rows: Sizing[], a: Assumptions = ASSUMPTIONS): string
 
 export function stormTable(m: Measured, a: Assumptions = ASSUMPTIONS): string {
   const n = 1_000_000;
-  const hs = m.handshakesPerCpuS.value * a.gatewayVcpu;
   const rows = [50, 100, 125, 200, 400].map((g) => {
     const each = n / g;
-    const work = each / hs;
-    const s = 2 * a.reconnectDelayS + work;
+    const s = stormSettleS(m, n, g, a);
     const verdict = `${n0(s)} s${s > a.stormGoalS ? ` (over the ${a.stormGoalS} s goal)` : ''}`;
     return [n0(g), `${n0(g * a.gatewayVcpu)}`, n0(each), verdict];
   });
   const lines = [mdTable(['gateways', 'vCPU', 'agents each', 'all 1M back after'], rows)];
   if (m.fleetStorm) {
-    const predicted = 2 * a.reconnectDelayS + m.fleetStorm.agents / m.handshakesPerCpuS.value;
+    const predicted = stormSettleS(m, m.fleetStorm.agents, 1, a);
     lines.push(
       '',
       `Check against bench:fleet (its gateway processes sharing 2 cores with the simulator, which does the client half of every handshake): a storm of ${n0(m.fleetStorm.agents)} agents ` +
@@ -564,6 +591,13 @@ export function measuredTable(m: Measured, mix: PayloadMix): string {
       `gateway CPU per agent at ${m.fleetRate} events/s (small messages, heartbeats)`,
       `${n1(m.fleetCpuUsPerAgentS.value)} µs/agent-s`,
       m.fleetCpuUsPerAgentS.source,
+      'measured here',
+    ]);
+  if (m.stormReadmitPerCpuS)
+    rows.push([
+      'agents re-admitted per gateway CPU-s in a settled storm, under traffic',
+      n0(m.stormReadmitPerCpuS.value),
+      m.stormReadmitPerCpuS.source,
       'measured here',
     ]);
   if (m.fleetHighRate)
@@ -933,8 +967,7 @@ function main(argv: string[]): number {
   );
   const s = size(measured, mix, agents, rate);
   const g = Math.floor(positive('gateways', values.gateways, s.gateways)) || s.gateways;
-  const settle =
-    ASSUMPTIONS.reconnectDelayS + agents / (g * ASSUMPTIONS.gatewayVcpu * measured.handshakesPerCpuS.value);
+  const settle = stormSettleS(measured, agents, g);
   console.log(`# ${n0(agents)} agents at ${rate} events/agent/s (measurements: ${measured.machine})\n`);
   console.log(sizingTable([s]));
   console.log('');

@@ -65,6 +65,14 @@ test('gateways grow with agents and with the event rate; storms settle faster wi
   const faster: Measured = {
     ...measured,
     handshakesPerCpuS: { ...measured.handshakesPerCpuS, value: measured.handshakesPerCpuS.value * 2 },
+    ...(measured.stormReadmitPerCpuS
+      ? {
+          stormReadmitPerCpuS: {
+            ...measured.stormReadmitPerCpuS,
+            value: measured.stormReadmitPerCpuS.value * 2,
+          },
+        }
+      : {}),
   };
   const a = size(measured, mix, 1_000_000, 0.25);
   const b = size(faster, mix, 1_000_000, 0.25);

@@ -72,6 +72,8 @@ locals {
     "^fleetgate_kafka_send_failures_total$",
     "^fleetgate_agent_refusals_total$",
     "^fleetgate_tls_handshake_failures_total$",
+    "^fleetgate_tls_handshakes_pending$",
+    "^fleetgate_connections_refused_total$",
     "^fleetgate_records_received_total$",
   ]
   cloudwatch_agent_config = jsonencode({
