@@ -59,8 +59,9 @@ import { machineInfo, readProc } from './machine.js';
 
 const HELP = `Usage: npm run bench:fleet -- [options]
 
-The gateway (one process, or --gateways G) and the agent simulator on this machine: ramp up to the most agents it holds, hold
-them with heartbeats and the steady scenario's event rate, deliver commands to 10,000 of them,
+The gateway (one process, or --gateways G) and the agent simulator on this machine: ramp up
+to the most agents it holds, hold them with heartbeats and the steady scenario's event rate,
+deliver commands to 10,000 of them,
 then a reconnect storm of all of them; for fleetgate, then for the @grpc/grpc-js baseline.
 
 Options:
