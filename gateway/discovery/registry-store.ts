@@ -14,7 +14,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
-  BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
   PutCommand,
@@ -22,6 +21,7 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { batchWriteAll } from '../store/batch-write.js';
 import { TABLES, tableName } from '../store/schema.js';
 
 export const DEFAULT_TTL_MS = 15_000;
@@ -280,17 +280,12 @@ export function createRegistryStore(opts: RegistryStoreOptions): RegistryStore {
     },
 
     async evictMany(instances) {
-      for (let i = 0; i < instances.length; i += 25) {
-        let requests: Array<{ DeleteRequest: { Key: Record<string, unknown> } }> | undefined = instances
-          .slice(i, i + 25)
-          .map((x) => ({ DeleteRequest: { Key: key(x.name, x.ip, x.port) } }));
-        for (let attempt = 0; requests && requests.length > 0; attempt++) {
-          if (attempt >= 5) throw new Error(`registry: ${requests.length} evictions left unprocessed`);
-          if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
-          const out = await doc.send(new BatchWriteCommand({ RequestItems: { [table]: requests } }));
-          requests = out.UnprocessedItems?.[table] as typeof requests;
-        }
-      }
+      const requests = instances.map((x) => ({ DeleteRequest: { Key: key(x.name, x.ip, x.port) } }));
+      await batchWriteAll(doc, table, requests, 'registry evictions', {
+        maxAttempts: 5,
+        baseDelayMs: 50,
+        maxDelayMs: Number.POSITIVE_INFINITY,
+      });
     },
 
     async list(name) {

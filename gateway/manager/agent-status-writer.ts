@@ -26,7 +26,6 @@
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
-  BatchWriteCommand,
   DeleteCommand,
   DynamoDBDocumentClient,
   GetCommand,
@@ -37,6 +36,7 @@ import {
 import { Counter, type Registry } from 'prom-client';
 import type { AgentHeader, Detail } from '../agent/heartbeat.js';
 import type { Logger } from '../obs/logger.js';
+import { batchWrite } from '../store/batch-write.js';
 import { configsTable, counterShard, FLEET_SCOPE } from '../store/fleet-items.js';
 import { tableName } from '../store/schema.js';
 
@@ -543,16 +543,22 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
     });
     for (const t of batch) t.putInFlight = inFlight;
     try {
-      let requests = items.map((Item) => ({ PutRequest: { Item } }));
-      for (let attempt = 0; requests.length > 0 && attempt < 5; attempt++) {
-        if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
-        const r = await doc.send(new BatchWriteCommand({ RequestItems: { [agentsTable]: requests } }));
-        stats.batches++;
-        const unprocessed = (r.UnprocessedItems?.[agentsTable] ?? []) as typeof requests;
-        count('put', requests.length - unprocessed.length);
-        requests = unprocessed;
-      }
-      const failed = new Set(requests.map((q) => String(q.PutRequest.Item.agentId)));
+      // Five sends at most; the agents still unprocessed are put again at the next flush.
+      const left = await batchWrite(
+        doc,
+        agentsTable,
+        items.map((Item) => ({ PutRequest: { Item } })),
+        {
+          maxAttempts: 5,
+          baseDelayMs: 50,
+          maxDelayMs: Number.POSITIVE_INFINITY,
+          onSend(sent, unprocessed) {
+            stats.batches++;
+            count('put', sent - unprocessed);
+          },
+        },
+      );
+      const failed = new Set(left.map((q) => ('PutRequest' in q ? String(q.PutRequest.Item.agentId) : '')));
       for (const t of batch) {
         t.queuedPut = false;
         if (failed.has(t.agentId)) {

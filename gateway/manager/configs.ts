@@ -16,9 +16,10 @@
  * never a plugin missing that both versions keep (there are no transactions to do better).
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { grpc } from '../../proto/gen/elkeid.js';
 import type { ConfigSource } from '../agent/config-source.js';
+import { batchWriteAll, type WriteRequest } from '../store/batch-write.js';
 import { FLEET_SCOPE } from '../store/fleet-items.js';
 import { tableName } from '../store/schema.js';
 import { mapLimit } from './store.js';
@@ -247,16 +248,9 @@ export function createConfigStore(o: ConfigStoreOptions): ConfigStore {
     return value;
   }
 
-  async function batch(requests: Record<string, unknown>[]): Promise<void> {
-    for (let i = 0; i < requests.length; i += 25) {
-      let pending = requests.slice(i, i + 25);
-      for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt > 8) throw new Error('BatchWriteItem kept returning unprocessed items');
-        if (attempt > 0) await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
-        const r = await doc.send(new BatchWriteCommand({ RequestItems: { [table]: pending as never } }));
-        pending = (r.UnprocessedItems?.[table] ?? []) as Record<string, unknown>[];
-      }
-    }
+  /** In order (a scope's puts before its deletes), 9 sends per request of 25 at most. */
+  function batch(requests: WriteRequest[]): Promise<void> {
+    return batchWriteAll(doc, table, requests, `configs: ${table}`, { maxDelayMs: Number.POSITIVE_INFINITY });
   }
 
   return {

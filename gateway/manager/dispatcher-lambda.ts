@@ -20,6 +20,7 @@ import { loadConfig } from '../config/env.js';
 import { createLogger, type Logger } from '../obs/logger.js';
 import { createDynamoClient } from '../store/dynamo-client.js';
 import { createDispatcher } from './tasks/dispatcher.js';
+import { GATEWAY_CALL_TIMEOUT_MS } from './tasks/gateway-client.js';
 
 /** What this entry needs of the engine's dispatcher (tasks/dispatcher.ts `createDispatcher`). */
 export interface TickingDispatcher {
@@ -79,12 +80,8 @@ export interface DispatcherLambdaOptions {
   now?: () => number;
 }
 
-/**
- * The longest one gateway call of a tick waits: the default timeout of tasks/gateway-client.ts
- * `createGatewayClient` (15 s, Elkeid's), which the engine's dispatcher never exceeds. A literal
- * there, so test/integration/manager-dispatcher-lambda.test.ts holds the two equal.
- */
-export const GATEWAY_CALL_TIMEOUT_MS = 15_000;
+/** The longest one gateway call of a tick waits (tasks/gateway-client.ts), re-exported for the reserve's readers. */
+export { GATEWAY_CALL_TIMEOUT_MS };
 
 /** What a tick still does after its last gateway call: write the outcomes, release its leases. */
 export const TICK_MARGIN_MS = 5_000;

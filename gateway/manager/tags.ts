@@ -4,13 +4,8 @@
  * with a COUNT Query and kept in `fleet#tagcount` (store/fleet-items.ts), which is what the tag
  * list and the statistics read instead of scanning memberships.
  */
-import {
-  BatchWriteCommand,
-  DeleteCommand,
-  PutCommand,
-  QueryCommand,
-  ScanCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, PutCommand, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { batchWriteAll, type WriteRequest } from '../store/batch-write.js';
 import { FLEET_SCOPE, queryScope } from '../store/fleet-items.js';
 import { type ManagerStore, mapLimit } from './store.js';
 
@@ -34,19 +29,11 @@ export interface TagStore {
   all(): Promise<Map<string, string[]>>;
 }
 
-async function batchWrite(store: ManagerStore, requests: Record<string, unknown>[]): Promise<void> {
-  const chunks: Record<string, unknown>[][] = [];
-  for (let i = 0; i < requests.length; i += 25) chunks.push(requests.slice(i, i + 25));
-  await mapLimit(chunks, 8, async (chunk) => {
-    let pending = chunk;
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > 8) throw new Error('BatchWriteItem kept returning unprocessed items');
-      if (attempt > 0) await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
-      const r = await store.doc.send(
-        new BatchWriteCommand({ RequestItems: { [store.t.tags]: pending as never } }),
-      );
-      pending = (r.UnprocessedItems?.[store.t.tags] ?? []) as Record<string, unknown>[];
-    }
+/** Membership writes: 8 requests of 25 at once, 9 sends each at most (store/batch-write.ts). */
+function batchWrite(store: ManagerStore, requests: WriteRequest[]): Promise<void> {
+  return batchWriteAll(store.doc, store.t.tags, requests, 'tags', {
+    parallel: 8,
+    maxDelayMs: Number.POSITIVE_INFINITY,
   });
 }
 

@@ -1,9 +1,9 @@
 /** What the engine's parts share: the store's tables, readers, clock, logger and metrics. */
-import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from '../../obs/logger.js';
+import { batchWriteAll } from '../../store/batch-write.js';
 import { tableName } from '../../store/schema.js';
 import type { AgentReader } from '../agents.js';
-import { type ManagerStore, mapLimit } from '../store.js';
+import type { ManagerStore } from '../store.js';
 import type { TagStore } from '../tags.js';
 import type { TaskMetrics } from './metrics.js';
 
@@ -30,22 +30,17 @@ export function taskTables(store: ManagerStore): TaskContext['tables'] {
   };
 }
 
-/** BatchWriteItem in requests of 25, `parallel` at once, unprocessed items retried with backoff. */
+/** Puts `items` (store/batch-write.ts): `parallel` requests of 25 at once, 11 sends each at most. */
 export async function batchPut(
   store: ManagerStore,
   table: string,
   items: readonly Record<string, unknown>[],
   parallel = 8,
 ): Promise<void> {
-  const groups: Record<string, unknown>[][] = [];
-  for (let i = 0; i < items.length; i += 25) groups.push(items.slice(i, i + 25) as Record<string, unknown>[]);
-  await mapLimit(groups, parallel, async (group) => {
-    let pending: unknown[] = group.map((Item) => ({ PutRequest: { Item } }));
-    for (let attempt = 0; pending.length > 0; attempt++) {
-      if (attempt > 10) throw new Error('BatchWriteItem kept returning unprocessed items');
-      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 20 * 2 ** attempt)));
-      const r = await store.doc.send(new BatchWriteCommand({ RequestItems: { [table]: pending as never } }));
-      pending = (r.UnprocessedItems?.[table] ?? []) as unknown[];
-    }
+  const requests = items.map((Item) => ({ PutRequest: { Item } }));
+  await batchWriteAll(store.doc, table, requests, `tasks: ${table}`, {
+    parallel,
+    maxAttempts: 11,
+    baseDelayMs: 20,
   });
 }

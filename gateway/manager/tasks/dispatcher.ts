@@ -42,7 +42,7 @@ import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js
 import { batchGet } from './batch-get.js';
 import { createConfigPlanner } from './config-plan.js';
 import { batchPut, type TaskContext, taskTables } from './context.js';
-import { type CommandBatchFn, createGatewayClient } from './gateway-client.js';
+import { type CommandBatchFn, createGatewayClient, GATEWAY_CALL_TIMEOUT_MS } from './gateway-client.js';
 import { createDynamoLeaseStore, type LeaseStore } from './lease.js';
 import { createTaskMetrics } from './metrics.js';
 import {
@@ -145,7 +145,10 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
   // A gateway call must end well inside the lease, or the holder loses the chunk while waiting.
   const send =
     o.send ??
-    createGatewayClient({ aksk: o.aksk, timeoutMs: Math.min(15_000, Math.max(1000, leaseMs - 3000)) });
+    createGatewayClient({
+      aksk: o.aksk,
+      timeoutMs: Math.min(GATEWAY_CALL_TIMEOUT_MS, Math.max(1000, leaseMs - 3000)),
+    });
   const leases: LeaseStore = createDynamoLeaseStore(ctx.store, ctx.tables.chunks);
   const planner = createConfigPlanner(ctx);
   const m = ctx.metrics;

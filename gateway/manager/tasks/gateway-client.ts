@@ -24,13 +24,20 @@ export class GatewayCallError extends Error {
   override readonly name = 'GatewayCallError';
 }
 
+/**
+ * The longest one gateway call waits by default (Elkeid's 15 s). The engine's dispatcher never
+ * exceeds it, and the dispatcher Lambda stops starting ticks this long (plus a margin) before its
+ * invocation ends (dispatcher-lambda.ts DEFAULT_RESERVE_MS).
+ */
+export const GATEWAY_CALL_TIMEOUT_MS = 15_000;
+
 export function createGatewayClient(o: {
   aksk: ReadonlyArray<readonly [string, string]>;
-  /** Default 15 000 ms (Elkeid's). */
+  /** Default GATEWAY_CALL_TIMEOUT_MS. */
   timeoutMs?: number;
 }): CommandBatchFn {
   const pair = o.aksk[0];
-  const timeoutMs = o.timeoutMs ?? 15_000;
+  const timeoutMs = o.timeoutMs ?? GATEWAY_CALL_TIMEOUT_MS;
   return async (controlAddr, req) => {
     if (!pair) throw new GatewayCallError('no AK/SK configured for gateway calls');
     const [ak, sk] = pair;
