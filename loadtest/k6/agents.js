@@ -111,15 +111,19 @@ export default function () {
   let pending = [];
   stream.on('data', (cmd) => {
     commands.add(1);
+    // The simulator's conventions in task data (loadtest/sim/sim-agent.ts): sent_ms for the
+    // latency, result_data_type for the result record (5100 lets a stock manager decide it).
+    let resultType = 2001;
     if (cmd.Task?.Data) {
       try {
         const d = JSON.parse(cmd.Task.Data);
         if (d.sent_ms) commandLatency.add(Date.now() - d.sent_ms);
+        if (Number.isInteger(d.result_data_type)) resultType = d.result_data_type;
       } catch (_) {}
     }
     if (cmd.Task && cmd.Task.Name !== data.agent.product) {
       pending.push({
-        DataType: 2001,
+        DataType: resultType,
         Timestamp: Math.floor(Date.now() / 1000),
         Body: itemBody({ token: cmd.Task.Token, status: 'succeed', msg: '' }),
       });
