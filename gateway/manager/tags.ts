@@ -30,7 +30,7 @@ export interface TagStore {
 }
 
 /** Membership writes: 8 requests of 25 at once, 9 sends each at most (store/batch-write.ts). */
-function batchWrite(store: ManagerStore, requests: WriteRequest[]): Promise<void> {
+function writeMemberships(store: ManagerStore, requests: WriteRequest[]): Promise<void> {
   return batchWriteAll(store.doc, store.t.tags, requests, 'tags', {
     parallel: 8,
     maxDelayMs: Number.POSITIVE_INFINITY,
@@ -105,7 +105,7 @@ export function createTagStore(store: ManagerStore, opts: { now?: () => number }
     async add(tag, agentIds, by) {
       const ids = [...new Set(agentIds)];
       const at = now();
-      await batchWrite(
+      await writeMemberships(
         store,
         ids.map((agentId) => ({ PutRequest: { Item: { tag, agentId, createdAt: at, createdBy: by } } })),
       );
@@ -114,7 +114,7 @@ export function createTagStore(store: ManagerStore, opts: { now?: () => number }
     },
     async remove(tag, agentIds) {
       const ids = [...new Set(agentIds)];
-      await batchWrite(
+      await writeMemberships(
         store,
         ids.map((agentId) => ({ DeleteRequest: { Key: { tag, agentId } } })),
       );

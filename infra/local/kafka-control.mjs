@@ -652,7 +652,9 @@ async function waitUntilServing(inst, paths, pid, timeoutMs, log) {
     if (state === 'ours') return;
     if (state === 'foreign') throw foreignBrokerError(inst);
     const now = Date.now();
-    if (brokerPid(paths) !== pid) {
+    // Exited only when the process is gone: a /proc read that does not (yet) show our java in
+    // our state dir is not proof (a CI run once failed here with the broker's log still empty).
+    if (brokerPid(paths) !== pid && (!isAlive(pid) || processArgs(pid) === null)) {
       fs.rmSync(paths.pidFile, { force: true });
       throw new KafkaSetupError(
         `the broker (pid ${pid}) exited before serving.\n${logExcerpt(paths.logFile)}`,
