@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { perAgentCertsProblem } from '../../loadtest/sim/agent-certs.js';
 import {
   disruptProblem,
   outageSeconds,
@@ -60,6 +61,9 @@ options:
   --gateway HOST:PORT    dial this gateway (without --sd, or when discovery answers nothing)
   --pki DIR              ca.crt, client.crt, client.key (default $FLEETGATE_DATA_DIR/pki or ./data/pki)
   --source-addresses N   spread connections over 127.0.0.1..127.0.0.N (more ephemeral ports)
+  --per-agent-certs      each agent presents its own certificate (CN and URI SAN = its AgentID),
+                         signed at start with --pki's ca.key, for a gateway in per-agent identity
+                         mode (FLEETGATE_IDENTITY=per-agent); default: the fleet's client.crt
   --max-dials N          dials in flight at once per simulator process (default: unbounded, as
                          agents on their own hosts; bound it when one process carries tens of
                          thousands of agents through a storm, so its own TLS work does not starve
@@ -184,6 +188,7 @@ export async function runSim(argv: string[]): Promise<number> {
         'disrupt-at': { type: 'string' },
         'disrupt-at-time': { type: 'string' },
         'max-dials': { type: 'string' },
+        'per-agent-certs': { type: 'boolean' },
         'gateway-pid': { type: 'string' },
         'on-disrupt': { type: 'string' },
         'on-recover': { type: 'string' },
@@ -281,6 +286,11 @@ export async function runSim(argv: string[]): Promise<number> {
   const pkiDir = path.resolve(String(v.pki ?? path.join(process.env.FLEETGATE_DATA_DIR ?? './data', 'pki')));
   const agents = num('agents', 100);
   const processes = Math.max(1, num('processes', 1));
+  const certsProblem = v['per-agent-certs'] ? perAgentCertsProblem(pkiDir) : undefined;
+  if (certsProblem) {
+    console.error(`fleetgate sim: ${certsProblem}`);
+    return 2;
+  }
   let prev: FleetSnapshot | undefined;
   const onProgress = (s: FleetSnapshot) => {
     if (Math.floor(s.elapsedS) % 2 === 0) {
@@ -299,6 +309,7 @@ export async function runSim(argv: string[]): Promise<number> {
     ...(gateway ? { gateway } : {}),
     sourceAddresses: num('source-addresses', 1),
     ...(v['max-dials'] !== undefined ? { maxDials: num('max-dials', 0) } : {}),
+    ...(v['per-agent-certs'] ? { perAgentCerts: true } : {}),
     ...(scenario.disrupt?.kind === 'kafka-outage'
       ? { outageS: outageSeconds(scenario, disruptActions) }
       : {}),

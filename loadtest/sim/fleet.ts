@@ -8,6 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import { readAgentTls } from '../agent/raw-agent.js';
+import { agentCertificates } from './agent-certs.js';
 import { disruptDelayMs, SCENARIOS, type Scenario } from './scenario.js';
 import {
   addCounts,
@@ -46,6 +47,8 @@ export interface FleetOptions {
   outageS?: number;
   /** Dials in flight at once in each process (sim-agent.ts DialPool); absent: unbounded. */
   maxDials?: number;
+  /** Each agent presents its own certificate (CN = AgentID), signed at start with the PKI dir's CA key. */
+  perAgentCerts?: boolean;
   /** Seed of the agents' IDs (simAgentId); the same in every process of a run. Default random. */
   idSeed?: string;
 }
@@ -155,9 +158,17 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   if (o.maxDials !== undefined) setMaxDialsInFlight(o.maxDials);
   const stats = newStats();
   const agents: SimAgent[] = [];
-  const startedAt = Date.now();
   const first = o.firstIndex ?? 0;
   const idSeed = o.idSeed ?? randomUUID();
+  // Certificates first: the run's clock (ramp, disruption) starts once every agent can dial.
+  const ownTls = o.perAgentCerts
+    ? await agentCertificates(
+        o.pkiDir,
+        Array.from({ length: o.agents }, (_, i) => simAgentId(idSeed, first + i)),
+        (n) => console.error(`[sim] ${n}/${o.agents} agent certificates`),
+      )
+    : undefined;
+  const startedAt = Date.now();
   const spacing = o.scenario.rampS > 0 ? (o.scenario.rampS * 1000) / o.agents : 0;
   const disrupt = o.scenario.disrupt;
   const tracker = new DisruptionTracker();
@@ -185,7 +196,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   for (let i = 0; i < o.agents; i++) {
     const index = first + i;
     const a = new SimAgent(simAgentId(idSeed, index), index, {
-      tls,
+      tls: ownTls?.[i] ?? tls,
       ...(o.discovery ? { discovery: o.discovery } : {}),
       ...(o.gateway ? { gateway: o.gateway } : {}),
       ...(o.sourceAddresses > 1 ? { localAddress: `127.0.0.${(index % o.sourceAddresses) + 1}` } : {}),

@@ -368,3 +368,61 @@ test('--max-dials: a storm against a gateway admitting 2 handshakes at a time is
     })) > 0,
   );
 });
+
+test('--per-agent-certs: each agent presents its own certificate and a per-agent-identity gateway admits it', async (t) => {
+  const g = await startTestGateway(t, { config: { identity: 'per-agent' } });
+  writeFileSync(path.join(g.pkiDir, 'ca.key'), g.pki.ca.key, { mode: 0o600 });
+  writeFileSync(path.join(g.pkiDir, 'client.crt'), g.pki.fleet.cert);
+  writeFileSync(path.join(g.pkiDir, 'client.key'), g.pki.fleet.key);
+  const scenario = { ...SCENARIOS.steady!, durationS: 2, rampS: 0, eventsPerAgentPerS: 5 };
+  const seen = new Set<string>();
+  const poll = setInterval(() => {
+    for (const s of g.gateway.sessions.all()) seen.add(s.agentId);
+  }, 50);
+  t.after(() => clearInterval(poll));
+  const own = await runFleet({
+    agents: 4,
+    scenario,
+    pkiDir: g.pkiDir,
+    gateway: g.address,
+    sourceAddresses: 1,
+    perAgentCerts: true,
+    idSeed: 'per-agent-test',
+  });
+  clearInterval(poll);
+  assert.deepEqual(own.errors, {}, 'no agent refused');
+  assert.equal(own.connects, 4);
+  assert.equal(seen.size, 4, `the gateway held four agents: ${[...seen]}`);
+  assert.ok(own.recordsSent > 0);
+  // The fleet certificate names no agent: the same gateway refuses those streams.
+  const fleet = await runFleet({
+    agents: 2,
+    scenario,
+    pkiDir: g.pkiDir,
+    gateway: g.address,
+    sourceAddresses: 1,
+  });
+  assert.ok(
+    Object.keys(fleet.errors).some((k) => k.startsWith('status_')),
+    JSON.stringify(fleet.errors),
+  );
+});
+
+test('--per-agent-certs without the CA key is refused at start, naming the file', async (t) => {
+  const dir = tmp(t);
+  const errors: string[] = [];
+  const orig = console.error;
+  console.error = (...a: unknown[]) => errors.push(a.join(' '));
+  try {
+    assert.equal(
+      await runSim(['--per-agent-certs', '--pki', dir, '--gateway', '127.0.0.1:1', '--agents', '1']),
+      2,
+    );
+  } finally {
+    console.error = orig;
+  }
+  assert.match(
+    errors.join('\n'),
+    /--per-agent-certs signs a certificate for each agent with the CA: .*ca\.key is missing/,
+  );
+});
