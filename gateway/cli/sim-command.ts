@@ -11,6 +11,7 @@ import {
   rollingPercent,
   scheduleDisruption,
 } from '../../loadtest/sim/disrupt.js';
+import { fdLimitProblem } from '../../loadtest/sim/fd-limit.js';
 import {
   type FleetSnapshot,
   runFleet,
@@ -286,9 +287,11 @@ export async function runSim(argv: string[]): Promise<number> {
   const pkiDir = path.resolve(String(v.pki ?? path.join(process.env.FLEETGATE_DATA_DIR ?? './data', 'pki')));
   const agents = num('agents', 100);
   const processes = Math.max(1, num('processes', 1));
-  const certsProblem = v['per-agent-certs'] ? perAgentCertsProblem(pkiDir) : undefined;
-  if (certsProblem) {
-    console.error(`fleetgate sim: ${certsProblem}`);
+  const startProblem =
+    (v['per-agent-certs'] ? perAgentCertsProblem(pkiDir) : undefined) ??
+    fdLimitProblem(Math.ceil(agents / processes));
+  if (startProblem) {
+    console.error(`fleetgate sim: ${startProblem}`);
     return 2;
   }
   let prev: FleetSnapshot | undefined;

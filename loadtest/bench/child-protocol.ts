@@ -7,16 +7,11 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import readline from 'node:readline';
+import { openFileLimits } from '../sim/fd-limit.js';
 
 /** Soft limit of open files of this process (Linux /proc), undefined elsewhere. */
 export function openFileLimit(): number | undefined {
-  try {
-    const m = /^Max open files\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    if (!m) return undefined;
-    return m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1]);
-  } catch {
-    return undefined;
-  }
+  return openFileLimits()?.soft;
 }
 
 /** What a gateway child reports on `stats` (and after `gc`). */
