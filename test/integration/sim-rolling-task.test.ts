@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { runSim } from '../../gateway/cli/sim-command.js';
 import { type ConfigMsg, createConfigStore } from '../../gateway/manager/configs.js';
 import type { SimReport } from '../../loadtest/sim/report.js';
+import { captureErrors } from '../helpers/console.js';
 import { tempDir } from '../helpers/gateway.js';
 import { startTestManager } from '../helpers/manager-harness.js';
 import { FAST_DISPATCH, startTaskCluster } from '../helpers/task-cluster.js';
@@ -63,41 +64,40 @@ test('rolling-task: one task to every simulated agent, released batch by batch, 
     }
   })();
 
-  const lines: string[] = [];
-  const orig = console.error;
-  console.error = (...a: unknown[]) => lines.push(a.join(' '));
-  let code: number;
+  let run: { value: number; lines: string[] };
   try {
     // FLEETGATE_SIM_API_KEY instead of --api-key: the key stays off the command line.
     process.env.FLEETGATE_SIM_API_KEY = key;
-    code = await runSim([
-      '--scenario',
-      'rolling-task',
-      '--agents',
-      String(AGENTS),
-      '--duration',
-      '12',
-      '--ramp',
-      '0',
-      '--disrupt-at',
-      '2',
-      '--rolling-percent',
-      String(PERCENT),
-      '--gateway',
-      `${gw.address.host}:${gw.address.port}`,
-      '--pki',
-      pki,
-      '--manager',
-      m.base,
-      '--json',
-      json,
-    ]);
+    run = await captureErrors(() =>
+      runSim([
+        '--scenario',
+        'rolling-task',
+        '--agents',
+        String(AGENTS),
+        '--duration',
+        '12',
+        '--ramp',
+        '0',
+        '--disrupt-at',
+        '2',
+        '--rolling-percent',
+        String(PERCENT),
+        '--gateway',
+        `${gw.address.host}:${gw.address.port}`,
+        '--pki',
+        pki,
+        '--manager',
+        m.base,
+        '--json',
+        json,
+      ]),
+    );
   } finally {
     delete process.env.FLEETGATE_SIM_API_KEY;
-    console.error = orig;
     following = false;
     await follow;
   }
+  const { value: code, lines } = run;
   assert.equal(code, 0, lines.join('\n'));
   const report = JSON.parse(readFileSync(json, 'utf8')) as SimReport;
   const rt = report.rollingTask;
@@ -157,31 +157,38 @@ test('rolling-task: one task to every simulated agent, released batch by batch, 
 });
 
 test('rolling-task without --manager / --api-key is refused at start, naming what is missing', async () => {
-  const errors: string[] = [];
-  const orig = console.error;
-  console.error = (...a: unknown[]) => errors.push(a.join(' '));
   const saved = process.env.FLEETGATE_SIM_API_KEY;
   delete process.env.FLEETGATE_SIM_API_KEY;
+  let errors: string[];
   try {
-    const base = [
-      '--scenario',
-      'rolling-task',
-      '--gateway',
-      '127.0.0.1:1',
-      '--agents',
-      '1',
-      '--duration',
-      '1',
-    ];
-    assert.equal(await runSim(base), 2);
-    assert.equal(await runSim([...base, '--manager', 'http://127.0.0.1:1']), 2);
-    assert.equal(await runSim([...base, '--api-key', 'fgk_x']), 2);
-    assert.equal(
-      await runSim([...base, '--manager', 'http://127.0.0.1:1', '--api-key', 'k', '--rolling-percent', '2']),
-      2,
-    );
+    ({ lines: errors } = await captureErrors(async () => {
+      const base = [
+        '--scenario',
+        'rolling-task',
+        '--gateway',
+        '127.0.0.1:1',
+        '--agents',
+        '1',
+        '--duration',
+        '1',
+      ];
+      assert.equal(await runSim(base), 2);
+      assert.equal(await runSim([...base, '--manager', 'http://127.0.0.1:1']), 2);
+      assert.equal(await runSim([...base, '--api-key', 'fgk_x']), 2);
+      assert.equal(
+        await runSim([
+          ...base,
+          '--manager',
+          'http://127.0.0.1:1',
+          '--api-key',
+          'k',
+          '--rolling-percent',
+          '2',
+        ]),
+        2,
+      );
+    }));
   } finally {
-    console.error = orig;
     if (saved !== undefined) process.env.FLEETGATE_SIM_API_KEY = saved;
   }
   assert.match(errors[0]!, /scenario rolling-task needs --manager URL and --api-key KEY/);

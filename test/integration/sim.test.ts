@@ -9,6 +9,7 @@ import { runSim } from '../../gateway/cli/sim-command.js';
 import { runFleet, runFleetProcesses } from '../../loadtest/sim/fleet.js';
 import type { SimReport } from '../../loadtest/sim/report.js';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
+import { captureErrors } from '../helpers/console.js';
 import { startFleetgateProcess, startTestGateway, waitFor } from '../helpers/gateway.js';
 import { metricValue } from '../helpers/metrics.js';
 
@@ -273,17 +274,12 @@ test('kafka-outage runs --on-disrupt at atS and --on-recover after --outage-seco
 });
 
 test('disruptions that need an outside action are refused at start without one', async () => {
-  const errors: string[] = [];
-  const orig = console.error;
-  console.error = (...a: unknown[]) => errors.push(a.join(' '));
-  try {
+  const { lines: errors } = await captureErrors(async () => {
     const base = ['--gateway', '127.0.0.1:1', '--agents', '1', '--duration', '1'];
     assert.equal(await runSim(['--scenario', 'gateway-loss', ...base]), 2);
     assert.equal(await runSim(['--scenario', 'kafka-outage', ...base]), 2);
     assert.equal(await runSim(['--scenario', 'rolling-task', ...base]), 2);
-  } finally {
-    console.error = orig;
-  }
+  });
   assert.match(errors[0]!, /scenario gateway-loss needs --gateway-pid or --on-disrupt/);
   assert.match(errors[1]!, /scenario kafka-outage needs --on-disrupt/);
   assert.match(errors[2]!, /scenario rolling-task needs --manager URL and --api-key KEY/);
@@ -322,24 +318,11 @@ test('--disrupt-at-time: two simulators started 1.2 s apart disrupt at the same 
     assert.ok(off >= -50 && off < 400, `${path.basename(m)} disrupted ${off} ms from the moment`);
   }
   // A moment outside the run is refused at start.
-  const errors: string[] = [];
-  const orig = console.error;
-  console.error = (...a: unknown[]) => errors.push(a.join(' '));
-  try {
-    assert.equal(
-      await runSim([
-        '--scenario',
-        'reconnect-storm',
-        '--gateway',
-        '127.0.0.1:1',
-        '--disrupt-at-time',
-        '1000',
-      ]),
-      2,
-    );
-  } finally {
-    console.error = orig;
-  }
+  const refused = await captureErrors(() =>
+    runSim(['--scenario', 'reconnect-storm', '--gateway', '127.0.0.1:1', '--disrupt-at-time', '1000']),
+  );
+  assert.equal(refused.value, 2);
+  const errors = refused.lines;
   assert.match(errors.join('\n'), /--disrupt-at-time 1000 must be a moment within the run/);
 });
 
@@ -410,17 +393,10 @@ test('--per-agent-certs: each agent presents its own certificate and a per-agent
 
 test('--per-agent-certs without the CA key is refused at start, naming the file', async (t) => {
   const dir = tmp(t);
-  const errors: string[] = [];
-  const orig = console.error;
-  console.error = (...a: unknown[]) => errors.push(a.join(' '));
-  try {
-    assert.equal(
-      await runSim(['--per-agent-certs', '--pki', dir, '--gateway', '127.0.0.1:1', '--agents', '1']),
-      2,
-    );
-  } finally {
-    console.error = orig;
-  }
+  const { value: code, lines: errors } = await captureErrors(() =>
+    runSim(['--per-agent-certs', '--pki', dir, '--gateway', '127.0.0.1:1', '--agents', '1']),
+  );
+  assert.equal(code, 2);
   assert.match(
     errors.join('\n'),
     /--per-agent-certs signs a certificate for each agent with the CA: .*ca\.key is missing/,
