@@ -11,6 +11,7 @@ import { createRegistrarMetrics } from '../discovery/metrics.js';
 import { type Registrar, startRegistrar } from '../discovery/registrar.js';
 import { createRegistryStore, type RegistryStore } from '../discovery/registry-store.js';
 import { startDiscovery } from '../discovery/service.js';
+import { admissionLimits } from '../grpc/http2-server.js';
 import { createDefaultSink } from '../ingest/default-sink.js';
 import { createHeartbeatWriter } from '../manager/agent-status-writer.js';
 import { createStoreConfigSource } from '../manager/configs.js';
@@ -174,10 +175,7 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
       logger,
       sink,
       metrics,
-      limits: {
-        maxPendingHandshakes: config.maxPendingHandshakes,
-        maxPendingHandshakesPerSource: Math.max(1, Math.ceil(config.maxPendingHandshakes / 4)),
-      },
+      limits: admissionLimits(config.maxPendingHandshakes),
       ...(configSource ? { configSource } : {}),
       // Task results go to the task service of the manager in this process (batched).
       ...(taskResults ? { taskResults } : {}),

@@ -47,6 +47,16 @@ export interface GrpcServerLimits {
   maxPingStrikes: number;
 }
 
+/** Admission for `maxPending` TLS handshakes in progress: one source address gets a quarter of them. */
+export function admissionLimits(
+  maxPending: number,
+): Pick<GrpcServerLimits, 'maxPendingHandshakes' | 'maxPendingHandshakesPerSource'> {
+  return {
+    maxPendingHandshakes: maxPending,
+    maxPendingHandshakesPerSource: Math.max(1, Math.ceil(maxPending / 4)),
+  };
+}
+
 export const DEFAULT_LIMITS: GrpcServerLimits = {
   maxMessageBytes: 10 * 1024 * 1024,
   maxConcurrentStreams: 16,
@@ -62,8 +72,7 @@ export const DEFAULT_LIMITS: GrpcServerLimits = {
   // A core completes ~500 agent handshakes a second (bench:gateway): 512 in progress is about one
   // second of work, far inside the agents' 15 s dial timeout, and over a WAN (two round trips per
   // handshake) still more than a core can do. docs/capacity.md, "Reconnect storm".
-  maxPendingHandshakes: 512,
-  maxPendingHandshakesPerSource: 128,
+  ...admissionLimits(512),
   idleSessionMs: 30_000,
   keepaliveTimeMs: 60_000,
   keepaliveTimeoutMs: 20_000,

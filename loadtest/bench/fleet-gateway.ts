@@ -10,6 +10,7 @@
  * stdin exits.
  */
 import { parseArgs } from 'node:util';
+import { admissionLimits } from '../../gateway/grpc/http2-server.js';
 import { CountingSink } from '../../gateway/ingest/memory-sink.js';
 import { silentLogger } from '../../gateway/obs/logger.js';
 import { startControlApi } from '../../gateway/roles/control-api.js';
@@ -46,12 +47,7 @@ const bench = await startBenchGateway({
   logger,
   limits: {
     ...(values['handshake-timeout-ms'] ? { handshakeTimeoutMs: Number(values['handshake-timeout-ms']) } : {}),
-    ...(values['max-pending-handshakes']
-      ? {
-          maxPendingHandshakes: Number(values['max-pending-handshakes']),
-          maxPendingHandshakesPerSource: Math.max(1, Math.ceil(Number(values['max-pending-handshakes']) / 4)),
-        }
-      : {}),
+    ...(values['max-pending-handshakes'] ? admissionLimits(Number(values['max-pending-handshakes'])) : {}),
   },
 });
 const { gateway } = bench;
