@@ -308,6 +308,9 @@ class Sims {
   }
 }
 
+/** Connections our gateways refused before TLS between two stats (0 for grpc-js, which has no admission). */
+const refusedSince = (a: GwStats, b: GwStats) => (b.refused ?? 0) - (a.refused ?? 0);
+
 /** The gateway processes of one run, summed (loop lag: the worst). */
 class Gateways {
   constructor(readonly children: Child[]) {}
@@ -800,11 +803,12 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
       if (Date.now() - lastStormLine >= 5000) {
         lastStormLine = Date.now();
         progress(
-          `${label} storm ${fmt(el)} s: gateway agents ${fmt(sg.agents)}, sim connected ${fmt(ss.connected)}/${fmt(stormAgents)}, gateway CPU ${fmt((100 * cpuS(before, sg)) / el)} % (avg), ${impl === 'ours' ? `refused before TLS ${fmt((sg.refused ?? 0) - (before.refused ?? 0))}, ` : ''}errors ${describeErrors(ss.errors)}`,
+          `${label} storm ${fmt(el)} s: gateway agents ${fmt(sg.agents)}, sim connected ${fmt(ss.connected)}/${fmt(stormAgents)}, gateway CPU ${fmt((100 * cpuS(before, sg)) / el)} % (avg), ${impl === 'ours' ? `refused before TLS ${fmt(refusedSince(before, sg))}, ` : ''}errors ${describeErrors(ss.errors)}`,
         );
       }
     }
     const stormCpu = cpuS(before, sg);
+    const refusedInStorm = refusedSince(before, sg);
     const stormWall = (Date.now() - stormStart) / 1000;
     await sleep(1500);
     const sh = await sims.histograms();
@@ -821,9 +825,9 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
       agents: stormAgents,
       back99S: back99 !== undefined ? Number(back99.toFixed(1)) : null,
       lowestAgents: lowest,
-      refusedBeforeTls: (sg.refused ?? 0) - (before.refused ?? 0),
+      refusedBeforeTls: refusedInStorm,
       simMaxDials: cfg.simMaxDials,
-      notes: `every connection destroyed at once; agents redial after their fixed ${cfg.reconnectDelayS} s (included)${cfg.simMaxDials > 0 ? `, at most ${fmt(cfg.simMaxDials)} dials in flight per simulator process (the wait included)` : ''}; ${impl === 'ours' ? `${fmt((sg.refused ?? 0) - (before.refused ?? 0))} connections refused before TLS by admission; ` : ''}seconds until the gateway holds all ${fmt(stormAgents)} again${backAll === undefined ? ` — not reached within ${fmt(stormWall)} s` : ''}`,
+      notes: `every connection destroyed at once; agents redial after their fixed ${cfg.reconnectDelayS} s (included)${cfg.simMaxDials > 0 ? `, at most ${fmt(cfg.simMaxDials)} dials in flight per simulator process (the wait included)` : ''}; ${impl === 'ours' ? `${fmt(refusedInStorm)} connections refused before TLS by admission; ` : ''}seconds until the gateway holds all ${fmt(stormAgents)} again${backAll === undefined ? ` — not reached within ${fmt(stormWall)} s` : ''}`,
     });
     const r = sh.reconnect;
     record(impl, {
