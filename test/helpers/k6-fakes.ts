@@ -8,6 +8,7 @@
  * requests, streams and their writes, metric samples, checks — and the tests decide what the
  * world answers (a dial fails, discovery is down, a stream is ended by the gateway).
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { register } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -152,7 +153,9 @@ export class K6World {
     const g = globalThis as Record<string, unknown>;
     g.__ENV = { ...this.env };
     g.open = (p: string) => {
-      const content = world.files.get(p);
+      // The map first; else an absolute path is read from disk (e.g. certificates a test wrote).
+      const content =
+        world.files.get(p) ?? (path.isAbsolute(p) && existsSync(p) ? readFileSync(p, 'utf8') : undefined);
       if (content === undefined) throw new Error(`open ${p}: no such file or directory`);
       world.opened.push(p);
       return content;

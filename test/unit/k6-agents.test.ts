@@ -4,11 +4,14 @@
 // certificates — and the mergeable summary with its merge tool, run as a process.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { writePkiDir } from '../../gateway/pki/certs.js';
+import { writeAgentCertRange } from '../../loadtest/k6/agent-certs.js';
 import { K6World } from '../helpers/k6-fakes.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -264,6 +267,43 @@ test('per-VU certificates: VU n presents agent-<ID_PREFIX><AGENT_BASE+n-1> and s
   assert.ok(!w.opened.includes('./pki/client.crt'), 'the fleet certificate is not used');
   w.files.delete('/certs/agent-host-1002.key');
   await assert.rejects(w.initVu(1), /open \/certs\/agent-host-1002\.key/);
+});
+
+test('agent-certs.ts writes the range of per-agent certificates that agents.js picks per VU', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'k6-certs-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pki = path.join(dir, 'pki');
+  const out = path.join(dir, 'certs');
+  await writePkiDir(pki);
+  const ids = await writeAgentCertRange({ pki, out, prefix: 'host-', base: 1000, count: 3 });
+  assert.deepEqual(ids, ['host-1000', 'host-1001', 'host-1002']);
+  const ca = new X509Certificate(readFileSync(path.join(pki, 'ca.crt')));
+  for (const id of ids) {
+    const cert = new X509Certificate(readFileSync(path.join(out, `agent-${id}.crt`)));
+    assert.equal(cert.subject, `CN=${id}`);
+    assert.ok(cert.checkIssued(ca) && cert.verify(ca.publicKey), `${id} signed by the fleet CA`);
+    assert.equal(statSync(path.join(out, `agent-${id}.key`)).mode & 0o777, 0o600);
+  }
+  const w = world(t, {
+    GATEWAY: 'gw:6751',
+    CERTS: out,
+    PKI: pki,
+    AGENTS: '3',
+    AGENT_BASE: '1000',
+    ID_PREFIX: 'host-',
+  });
+  await w.runVu(2);
+  advance(t, 200);
+  assert.equal(w.dials[0]?.params.tls.cert, readFileSync(path.join(out, 'agent-host-1001.crt'), 'utf8'));
+  assert.deepEqual(w.dials[0]?.params.tls.cacerts, [readFileSync(path.join(pki, 'ca.crt'), 'utf8')]);
+  assert.equal(w.streams[0]!.writes[0]!.AgentID, 'host-1001');
+  const cli = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(K6_DIR, 'agent-certs.ts'), '--pki', pki, '--count', 'x'],
+    { encoding: 'utf8', cwd: root },
+  );
+  assert.equal(cli.status, 2);
+  assert.match(cli.stderr, /--count must be a whole number/);
 });
 
 test('fleet identity: every VU presents the shared certificate; AUTHORITY= omits the authority', async (t) => {
