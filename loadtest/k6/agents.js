@@ -36,6 +36,8 @@ const GATEWAY = __ENV.GATEWAY || (DISCOVERY ? '' : '127.0.0.1:6751');
 // Agents verify the server certificate for the name elkeid.com; empty omits the connect param.
 const AUTHORITY = __ENV.AUTHORITY === undefined ? 'elkeid.com' : __ENV.AUTHORITY;
 const JITTER = envNumber('RECONNECT_JITTER', 0.1, 0, false);
+// Events per agent per second: the scenario's unless overridden (as `fleetgate sim --rate`).
+const RATE = envNumber('RATE', scenario.eventsPerAgentPerS, 0, false);
 const SUMMARY_FILE = __ENV.SUMMARY || `k6-summary-${AGENT_BASE}.json`;
 const DIAL_TIMEOUT_MS = data.agent.dialTimeoutMs;
 const DISCOVERY_TIMEOUT_MS = 5000;
@@ -347,7 +349,7 @@ function tick(a) {
   const now = Date.now();
   const elapsed = a.lastTickAt ? now - a.lastTickAt : data.agent.sendTickMs;
   a.lastTickAt = now;
-  a.carry += (scenario.eventsPerAgentPerS * elapsed) / 1000;
+  a.carry += (RATE * elapsed) / 1000;
   while (a.carry >= 1) {
     a.carry -= 1;
     const i = pickEvent();

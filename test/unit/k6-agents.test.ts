@@ -21,6 +21,7 @@ const TRANSFER = 'grpc.Transfer/Transfer';
 
 /** A world whose clock is node:test's mock clock at T0, with the real scenario file plus `test`. */
 function world(t: TestContext, env: Record<string, string>, patch: Record<string, number> = {}): K6World {
+  t.mock.timers.reset(); // a test may build a second world: its clock starts at T0 again
   t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: T0 });
   const w = new K6World();
   w.startTime = T0;
@@ -159,7 +160,6 @@ test('discovery failures are checked and counted by kind; the agent falls back t
       `${reason}: the fixed gateway`,
     );
     advance(t, 200_000);
-    t.mock.timers.reset();
   }
   // No fallback: no dial at all, and discovery is asked again after the backoff, not in a loop.
   const w = world(t, { DISCOVERY: 'http://sd:8088' });
@@ -219,6 +219,12 @@ test('records: one RawData per send tick with the agent header, heartbeat first,
   const mix = new Set([59, 42, 601, 5003]);
   assert.ok(events.every((e) => mix.has(e.DataType)));
   assert.equal(w.sum('fleetgate_records_sent'), all.length);
+  // RATE overrides the scenario's rate.
+  const slow = world(t, { GATEWAY: 'gw:6751', AGENTS: '1', RATE: '0.2' });
+  await slow.runVu(1);
+  advance(t, 10_000);
+  const slowEvents = slow.streams[0]!.writes.flatMap((m) => m.Data).filter((r) => r.DataType !== 1000);
+  assert.ok(slowEvents.length >= 1 && slowEvents.length <= 2, `${slowEvents.length} events at 0.2/s in 10 s`);
 });
 
 test('the ramp and the end: VUs join at their place and all end together, nothing cut off or left', async (t) => {
