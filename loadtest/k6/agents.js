@@ -48,8 +48,8 @@ export const options = {
       executor: 'per-vu-iterations',
       vus: AGENTS,
       iterations: 1,
-      // The iteration ends by itself at durationS (no dial or discovery request is started that
-      // could outlast it); the margin only bounds a VU stuck in k6 itself.
+      // The iteration ends by itself at durationS: no dial or discovery request starts after it,
+      // and one in flight delays the end by its timeout at most (15 s), well inside the margin.
       maxDuration: `${scenario.durationS + 60}s`,
       gracefulStop: '30s',
     },
