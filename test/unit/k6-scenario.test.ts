@@ -35,3 +35,59 @@ test('the k6 script reads the shared scenario file and the project proto', () =>
   assert.match(script, /client\.load\(\['\.\.\/\.\.\/proto'\], 'elkeid\.proto'\)/);
   assert.match(script, /grpc\.Transfer\/Transfer/);
 });
+
+/** What `bench:fleet` measured of its simulator processes, in a committed result file. */
+function simulatorCost(file: string) {
+  const doc = JSON.parse(readFileSync(path.join(root, 'loadtest/results', file), 'utf8'));
+  const value = (name: string) => doc.results.find((r: { name: string }) => r.name === name)?.value as number;
+  const agents = value('fleet.agents_held');
+  const cpuPct = value('fleet.sim_cpu_pct');
+  const usPerAgentS = Math.round((cpuPct * 1e4 * 10) / agents) / 10;
+  return {
+    rate: doc.config.rate as number,
+    agents,
+    processes: doc.config.processes as number,
+    cpuPct,
+    usPerAgentS,
+    perCore: Math.round(1e6 / usPerAgentS / 100) * 100,
+    perCore70: Math.round(7e5 / usPerAgentS / 100) * 100,
+    lagMs: Math.round(value('fleet.sim_loop_lag_p99_max_ms')),
+  };
+}
+
+test("docs/capacity.md's load-fleet table is what loadtest/results says the simulator cost", () => {
+  const doc = readFileSync(path.join(root, 'docs/capacity.md'), 'utf8');
+  const open = '<!-- loadgen:measured -->';
+  const body = doc.slice(doc.indexOf(open) + open.length, doc.indexOf('<!-- /loadgen:measured -->'));
+  const rows = body
+    .trim()
+    .split('\n')
+    .slice(2)
+    .map((l) => l.split('|').map((c) => c.trim()));
+  assert.equal(rows.length, 5);
+  const n = (x: number) => x.toLocaleString('en-US');
+  const worst = new Map<number, number>();
+  for (const cells of rows) {
+    const file = cells[2]!.split(' ')[0]!;
+    const c = simulatorCost(file);
+    assert.equal(cells[1], String(c.rate), file);
+    assert.equal(cells[3], `${n(c.agents)} (${c.processes})`, file);
+    assert.match(cells[4]!, new RegExp(`^${c.cpuPct} %`), file);
+    assert.equal(cells[5], `${c.usPerAgentS.toFixed(1)} µs`, file);
+    assert.equal(cells[6], `${n(c.perCore)} / ${n(c.perCore70)}`, file);
+    assert.equal(cells[7], `${n(c.lagMs)} ms`, file);
+    worst.set(c.rate, Math.max(worst.get(c.rate) ?? 0, c.usPerAgentS));
+  }
+  // The million-agent plan uses the worst run of each rate.
+  for (const [rate, us] of worst) {
+    const cores = Math.round(us);
+    assert.ok(
+      doc.includes(`| ${rate} |`) && doc.includes(`≈ ${cores} cores (${us.toFixed(1)} µs × 1M)`),
+      `${rate}`,
+    );
+    assert.ok(
+      doc.includes(`CPU allows ${n(Math.round(7e5 / us / 100) * 100)}`),
+      `${rate}: per-process CPU bound`,
+    );
+  }
+});
