@@ -1,8 +1,8 @@
 /**
  * `fleetgate users add|passwd|list|delete`: manager accounts, straight in the store (the same
  * DynamoDB the manager uses: FLEETGATE_DYNAMODB_ENDPOINT, AWS_REGION, or the embedded store in
- * the data dir, which only one process can open at a time: stop `fleetgate all` first, or point
- * this command at the running store's endpoint).
+ * the data dir: that of a running `fleetgate all` through its private unix socket, which only
+ * the account running it (and root) can reach, else opened here).
  *
  * Passwords never go on the command line (it shows in `ps`): `--password-stdin` reads one, else
  * a random one is generated and printed once.
@@ -28,7 +28,8 @@ commands:
 
 Without --password-stdin a random password is generated and printed once.
 The store is the manager's: FLEETGATE_DYNAMODB_ENDPOINT, AWS_REGION, or the embedded store
-under FLEETGATE_DATA_DIR (stop a running \`fleetgate all\` first: only one process may open it).`;
+under FLEETGATE_DATA_DIR: a running \`fleetgate all\` is reached through its private socket
+(\$FLEETGATE_DATA_DIR/run/dynamodb.sock, only for the account running it and root).`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -95,7 +96,7 @@ export async function runUsers(argv: string[]): Promise<number> {
   }
   let store: Awaited<ReturnType<typeof openStore>>;
   try {
-    store = await openStore(config, { logger: silentLogger() });
+    store = await openStore(config, { logger: silentLogger(), joinRunning: true });
   } catch (err) {
     console.error(
       `fleetgate users: cannot open the store (${(err as Error).message}).\n` +
