@@ -13,6 +13,7 @@ import type { ApiKeyStore } from './apikeys.js';
 import { isApiKey } from './apikeys.js';
 import type { AuditLog } from './audit.js';
 import { apiError, MgCode, type MgCodeValue, mgFail } from './envelope.js';
+import { FilterError } from './filter.js';
 import type { RateLimiter } from './rate-limit.js';
 import { type Access, allowed, type Principal, principalLabel } from './roles.js';
 import { isSessionToken, type TokenSigner } from './tokens.js';
@@ -290,6 +291,8 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       response = await route.handler(ctx);
     } catch (err) {
       if (err instanceof HttpError) response = errorResponse(route.api, err);
+      // A filter refused while it was evaluated (its regex work budget spent).
+      else if (err instanceof FilterError) response = errorResponse(route.api, badRequest(err.message));
       else {
         deps.logger.error({ err, route: label }, 'manager handler failed');
         response = errorResponse(
