@@ -11,7 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CLI_ENTRY, ROOT, startFleetgateProcess } from '../helpers/gateway.js';
+import { CLI_ENTRY, ROOT, startFleetgateProcess, tempDir, waitFor } from '../helpers/gateway.js';
 
 /** TCP ports in LISTEN state whose sockets belong to `pid` (from /proc, as root or the owner). */
 function listeningPorts(pid: number): number[] {
@@ -113,4 +113,62 @@ test('embedded store: no other local account reaches it; the running account doe
   const code = await new Promise<number | null>((r) => cli.once('exit', r));
   assert.equal(code, 0, cliOut);
   assert.match(cliOut, /created ops1 \(operator\)/);
+});
+
+/** Local addresses (`ip:port`) of the TCP sockets `pid` listens on. */
+function listeningAddresses(pid: number): string[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length < 10 || cols[3] !== '0A' || !inodes.has(cols[9]!)) continue;
+    const [hex, port] = cols[1]!.split(':') as [string, string];
+    const ip = [3, 2, 1, 0].map((i) => Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16)).join('.');
+    out.push(`${ip}:${Number.parseInt(port, 16)}`);
+  }
+  return out;
+}
+
+test('fleetgate all on every interface: the manager and control APIs stay on loopback, and the banner says so', async (t) => {
+  const dataDir = tempDir(t);
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, 'all'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      FLEETGATE_DATA_DIR: dataDir,
+      FLEETGATE_HOST: '0.0.0.0',
+      FLEETGATE_GRPC_PORT: '0',
+      FLEETGATE_HTTP_PORT: '0',
+      FLEETGATE_SD_PORT: '0',
+      FLEETGATE_MANAGER_PORT: '0',
+      FLEETGATE_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += String(d);
+  });
+  child.stderr.on('data', (d) => {
+    out += String(d);
+  });
+  await waitFor(() => /loopback only/.test(out) || child.exitCode !== null, 30_000, 'banner');
+  const port = (re: RegExp) => Number(re.exec(out)?.[1]);
+  const manager = port(/manager API\s+http:\/\/127\.0\.0\.1:(\d+)/);
+  const control = port(/control API\s+http:\/\/127\.0\.0\.1:(\d+)/);
+  const grpc = port(/agent gRPC \(mTLS\)\s+0\.0\.0\.0:(\d+)/);
+  assert.ok(manager > 0 && control > 0 && grpc > 0, out);
+  const bound = listeningAddresses(child.pid!);
+  assert.ok(bound.includes(`127.0.0.1:${manager}`), `manager on loopback: ${bound}`);
+  assert.ok(bound.includes(`127.0.0.1:${control}`), `control API on loopback: ${bound}`);
+  assert.ok(bound.includes(`0.0.0.0:${grpc}`), `agents' gRPC on every interface: ${bound}`);
 });
