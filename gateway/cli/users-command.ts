@@ -23,9 +23,9 @@ Manager accounts (roles: admin, operator, viewer = Elkeid levels 0, 2, 3).
 
 commands:
   add <name> [--role viewer|operator|admin] [--password-stdin]   create a user (default role viewer)
-  passwd <name> [--password-stdin]                                set a new password (signs the user out)
+  passwd <name> [--password-stdin]                                reset a password (signs the user out, revokes its API keys)
   list                                                            users and roles
-  delete <name>                                                   remove a user (never the last admin)
+  delete <name>                                                   remove a user and revoke its API keys (never the last admin)
 
 Without --password-stdin a random password is generated and printed once.
 The store is the manager's: FLEETGATE_DYNAMODB_ENDPOINT, AWS_REGION, or the embedded store
@@ -136,8 +136,9 @@ export async function runUsers(argv: string[]): Promise<number> {
       case 'passwd': {
         const p = await password();
         await users.setPassword(name!, p.value);
+        const revoked = await keys.revokeAllOf(name!);
         console.log(
-          `password of ${name} changed${p.generated ? ` to ${p.value}  (shown once)` : ''}; its sessions are signed out`,
+          `password of ${name} changed${p.generated ? ` to ${p.value}  (shown once)` : ''}; its sessions are signed out and ${revoked} API key(s) revoked`,
         );
         return 0;
       }

@@ -87,3 +87,40 @@ test('delete and re-create a user: the old account’s token and API key stay de
   // The new account works with its own credentials.
   assert.equal((await roleOf(api, await api.login('alice', 'alice-admin-password'))).role, 'admin');
 });
+
+test('an admin’s password reset revokes the user’s API keys and sessions; your own change keeps your keys', async (t) => {
+  const api = await startManager(t);
+  const admin = await api.login('admin', ADMIN_PASSWORD);
+  const made = await api.call('POST', '/api/fleet/users', {
+    token: admin,
+    body: { username: 'bob', password: 'bob-password-one', role: 'operator' },
+  });
+  assert.equal(made.status, 201);
+  const token = await api.login('bob', 'bob-password-one');
+  const newKey = async (tok: string) =>
+    (
+      (await api.call('POST', '/api/fleet/apikeys', { token: tok, body: { name: 'k' } })).body as {
+        key: string;
+      }
+    ).key;
+  const key = await newKey(token);
+  // Bob changes his own password: his key stays.
+  const own = await api.call('PUT', '/api/fleet/users/bob/password', {
+    token,
+    body: { current_password: 'bob-password-one', password: 'bob-password-two' },
+  });
+  assert.equal(own.status, 200, JSON.stringify(own.body));
+  assert.equal((await roleOf(api, key)).role, 'operator', 'own change keeps the key');
+  const token2 = await api.login('bob', 'bob-password-two');
+  const key2 = await newKey(token2);
+  // The admin resets it: every key and session of bob stops working.
+  const reset = await api.call('PUT', '/api/fleet/users/bob/password', {
+    token: admin,
+    body: { password: 'bob-password-three' },
+  });
+  assert.equal(reset.status, 200);
+  assert.equal((reset.body as { api_keys_revoked: number }).api_keys_revoked, 2);
+  assert.equal((await roleOf(api, key)).status, 401, 'API key revoked by the reset');
+  assert.equal((await roleOf(api, key2)).status, 401, 'API key revoked by the reset');
+  assert.equal((await roleOf(api, token2)).status, 401, 'session signed out by the reset');
+});

@@ -472,7 +472,11 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
           }
         }
         await deps.users.setPassword(name, b.password).catch(userError);
-        return apiOk({ username: name, password_changed: true });
+        // A reset by someone else is what follows a suspected compromise: the account's API keys
+        // go too, not only its sessions. Changing your own password keeps your keys.
+        const keysRevoked = self ? 0 : await deps.apiKeys.revokeAllOf(name);
+        if (keysRevoked > 0) ctx.audit.detail = { apiKeysRevoked: keysRevoked };
+        return apiOk({ username: name, password_changed: true, api_keys_revoked: keysRevoked });
       },
     }),
     r({
