@@ -13,6 +13,11 @@ import { isConditionFailed, type ManagerStore } from './store.js';
 
 const KEY_PATTERN = /^fgk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
+/** Unrevoked keys one user may hold: scripts need a few; an unbounded number is only for abuse. */
+export const MAX_KEYS_PER_USER = 10;
+
+export class ApiKeyLimitError extends Error {}
+
 export interface ApiKey {
   keyId: string;
   name: string;
@@ -141,6 +146,10 @@ export function createApiKeyStore(
       return n;
     },
     async create(input) {
+      const held = (await list()).filter((k) => k.owner === input.owner && k.revokedAt === undefined).length;
+      if (held >= MAX_KEYS_PER_USER) {
+        throw new ApiKeyLimitError(`at most ${MAX_KEYS_PER_USER} API keys per user; revoke one first`);
+      }
       const keyId = randomBytes(8).toString('hex');
       const secret = randomBytes(32).toString('base64url');
       const record: StoredKey = {

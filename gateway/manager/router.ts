@@ -265,10 +265,7 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       }
     }
     const limiter = principal?.kind === 'gateway' ? deps.gatewayLimiter : deps.limiter;
-    const rl = limiter.take(
-      principal ? principalLabel(principal) : `ip:${req.remoteAddress}`,
-      route.cost ?? 1,
-    );
+    const rl = limiter.take(rateKey(principal, req.remoteAddress), route.cost ?? 1);
     if (!rl.ok) return { label, response: tooMany(route.api, rl.retryAfterS) };
 
     const ctx: Ctx = {
@@ -362,6 +359,16 @@ export function createManagerRouter(deps: RouterDeps): Handler {
     deps.onRequest?.(label, response.status, (performance.now() - started) / 1000);
     return response;
   };
+}
+
+/**
+ * Whose bucket a call takes from: a user's, whether it comes with a session or any of the user's
+ * API keys (minting keys must not multiply a user's rate); a gateway's; or the peer address.
+ */
+function rateKey(principal: Principal | undefined, remoteAddress: string): string {
+  if (!principal) return `ip:${remoteAddress}`;
+  if (principal.kind === 'apikey' && principal.owner !== undefined) return `user:${principal.owner}`;
+  return principalLabel(principal);
 }
 
 function tooMany(api: ApiStyle, retryAfterS: number): HttpResponse {

@@ -17,10 +17,11 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { FLEET_SCOPE } from '../../store/fleet-items.js';
 import { agentStatus, elkeidDoc } from '../agents.js';
+import { ApiKeyLimitError } from '../apikeys.js';
 import { DAY_PATTERN, utcDay } from '../audit.js';
 import { agentScope, ConfigError, defaultScope, parseConfigList, tagScope } from '../configs.js';
 import type { ManagerDeps } from '../deps.js';
-import { apiOk } from '../envelope.js';
+import { apiOk, MgCode } from '../envelope.js';
 import { verifyPassword } from '../passwords.js';
 import { atLeast, elkeidLevel, isRole, type Role } from '../roles.js';
 import { type Ctx, HttpError, type ManagerRoute } from '../router.js';
@@ -524,12 +525,13 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
         const name = typeof b.name === 'string' ? b.name : '';
         const owner = await deps.users.get(p.id, { fresh: true });
         if (!owner) throw forbidden('your account no longer exists');
-        const { key, record } = await deps.apiKeys.create({
-          name,
-          owner: p.id,
-          ownerAccount: owner.accountId,
-          role,
-        });
+        const { key, record } = await deps.apiKeys
+          .create({ name, owner: p.id, ownerAccount: owner.accountId, role })
+          .catch((err: unknown) => {
+            if (err instanceof ApiKeyLimitError)
+              throw new HttpError(409, MgCode.ExceedLimit, err.message, 'too_many_keys');
+            throw err;
+          });
         ctx.audit.target = `apikey:${record.keyId}`;
         ctx.audit.detail = { role, name };
         return apiOk({ key, ...record }, 201);
