@@ -7,9 +7,11 @@
  * Passwords never go on the command line (it shows in `ps`): `--password-stdin` reads one, else
  * a random one is generated and printed once.
  */
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig } from '../config/env.js';
 import { createApiKeyStore } from '../manager/apikeys.js';
+import { createAuditLog } from '../manager/audit.js';
 import { generatePassword } from '../manager/passwords.js';
 import { isRole, ROLES, type Role } from '../manager/roles.js';
 import { createManagerStore } from '../manager/store.js';
@@ -31,6 +33,14 @@ Without --password-stdin a random password is generated and printed once.
 The store is the manager's: FLEETGATE_DYNAMODB_ENDPOINT, AWS_REGION, or the embedded store
 under FLEETGATE_DATA_DIR: a running \`fleetgate all\` is reached through its private socket
 ($FLEETGATE_DATA_DIR/run/dynamodb.sock, only for the account running it and root).`;
+
+function cliAccount(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -109,6 +119,17 @@ export async function runUsers(argv: string[]): Promise<number> {
     const managerStore = createManagerStore(store.client, config.tablePrefix);
     const users = createUserStore(managerStore);
     const keys = createApiKeyStore(managerStore);
+    const audit = createAuditLog(managerStore);
+    // Changes made here bypass the API; they go to the same audit log, as this OS account.
+    const record = (detail: Record<string, unknown>) =>
+      audit.write({
+        actor: `cli:${cliAccount()}`,
+        action: `fleetgate users ${command}`,
+        sourceIp: 'local',
+        target: `user:${name}`,
+        detail,
+        status: 200,
+      });
     const password = async (): Promise<{ value: string; generated: boolean }> =>
       values['password-stdin']
         ? { value: await readStdin(), generated: false }
@@ -128,6 +149,7 @@ export async function runUsers(argv: string[]): Promise<number> {
       case 'add': {
         const p = await password();
         await users.create({ username: name!, password: p.value, role, createdBy: 'cli' });
+        await record({ role });
         console.log(
           `created ${name} (${role})${p.generated ? ` with password ${p.value}  (shown once)` : ''}`,
         );
@@ -137,6 +159,7 @@ export async function runUsers(argv: string[]): Promise<number> {
         const p = await password();
         await users.setPassword(name!, p.value);
         const revoked = await keys.revokeAllOf(name!);
+        await record({ apiKeysRevoked: revoked });
         console.log(
           `password of ${name} changed${p.generated ? ` to ${p.value}  (shown once)` : ''}; its sessions are signed out and ${revoked} API key(s) revoked`,
         );
@@ -145,6 +168,7 @@ export async function runUsers(argv: string[]): Promise<number> {
       case 'delete': {
         await users.delete(name!);
         const revoked = await keys.revokeAllOf(name!);
+        await record({ apiKeysRevoked: revoked });
         console.log(`deleted ${name}; ${revoked} API key(s) revoked`);
         return 0;
       }

@@ -236,13 +236,16 @@ export function createManagerRouter(deps: RouterDeps): Handler {
         const limited = deps.limiter.take(`ip:${req.remoteAddress}`);
         if (!limited.ok) return { label, response: tooMany(route.api, limited.retryAfterS) };
         deps.logger.info({ route: label, peer: req.remoteAddress, reason: a.reason }, 'manager auth failed');
-        return {
-          label,
-          response: errorResponse(
-            route.api,
-            new HttpError(401, MgCode.AuthFailed, 'auth failed', 'unauthenticated'),
-          ),
-        };
+        const response = errorResponse(
+          route.api,
+          new HttpError(401, MgCode.AuthFailed, 'auth failed', 'unauthenticated'),
+        );
+        // Credentials presented and refused (forged, revoked, expired) are audited; a bare call
+        // without any is not (bounded by the per-address limit above either way).
+        if (a.reason !== 'no credentials') {
+          await writeAudit(route, label, refusalCtx(req, found.params, undefined, a.reason!), response);
+        }
+        return { label, response };
       }
       principal = a.principal;
       if (!allowed(route.access, principal)) {
@@ -255,13 +258,17 @@ export function createManagerRouter(deps: RouterDeps): Handler {
           },
           'manager request forbidden',
         );
-        return {
+        const response = errorResponse(
+          route.api,
+          new HttpError(403, MgCode.AuthFailed, 'permission denied', 'forbidden'),
+        );
+        await writeAudit(
+          route,
           label,
-          response: errorResponse(
-            route.api,
-            new HttpError(403, MgCode.AuthFailed, 'permission denied', 'forbidden'),
-          ),
-        };
+          refusalCtx(req, found.params, principal, 'role check refused'),
+          response,
+        );
+        return { label, response };
       }
     }
     const limiter = principal?.kind === 'gateway' ? deps.gatewayLimiter : deps.limiter;
@@ -303,6 +310,23 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       await writeAudit(route, label, ctx, response);
     }
     return { label, response };
+  }
+
+  /** The audit context of a request refused before its handler ran. */
+  function refusalCtx(
+    req: HttpRequest,
+    params: Record<string, string>,
+    principal: Principal | undefined,
+    reason: string,
+  ): Ctx {
+    return {
+      req,
+      params,
+      query: new URLSearchParams(req.query),
+      principal,
+      audit: { detail: { refused: reason }, ...(principal ? {} : { actor: 'unauthenticated' }) },
+      body: () => undefined,
+    };
   }
 
   async function writeAudit(

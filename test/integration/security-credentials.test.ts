@@ -5,8 +5,9 @@
  * user's API keys as well as its sessions.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { startFleetgateProcess } from '../helpers/gateway.js';
+import { CLI_ENTRY, ROOT, startFleetgateProcess } from '../helpers/gateway.js';
 
 const ADMIN_PASSWORD = 'admin-password-for-tests';
 
@@ -43,7 +44,7 @@ function managerApi(port: number): Api {
   };
 }
 
-async function startManager(t: import('node:test').TestContext): Promise<Api> {
+async function startManager(t: import('node:test').TestContext): Promise<Api & { dataDir: string }> {
   const banner = /manager API\s+http:\/\/127\.0\.0\.1:(\d+)/;
   const p = await startFleetgateProcess(
     t,
@@ -51,7 +52,7 @@ async function startManager(t: import('node:test').TestContext): Promise<Api> {
     { FLEETGATE_SD_PORT: '0', FLEETGATE_MANAGER_PORT: '0', FLEETGATE_ADMIN: `admin:${ADMIN_PASSWORD}` },
     { ready: (out) => banner.test(out) },
   );
-  return managerApi(Number(banner.exec(p.output())![1]));
+  return { ...managerApi(Number(banner.exec(p.output())![1])), dataDir: p.dataDir };
 }
 
 const roleOf = async (api: Api, token: string) => {
@@ -123,4 +124,48 @@ test('an admin’s password reset revokes the user’s API keys and sessions; yo
   assert.equal((await roleOf(api, key)).status, 401, 'API key revoked by the reset');
   assert.equal((await roleOf(api, key2)).status, 401, 'API key revoked by the reset');
   assert.equal((await roleOf(api, token2)).status, 401, 'session signed out by the reset');
+});
+
+test('the audit log records refused role checks, refused forged tokens and `fleetgate users` changes', async (t) => {
+  const api = await startManager(t);
+  const admin = await api.login('admin', ADMIN_PASSWORD);
+  await api.call('POST', '/api/fleet/users', {
+    token: admin,
+    body: { username: 'vera', password: 'vera-password-1', role: 'viewer' },
+  });
+  const viewer = await api.login('vera', 'vera-password-1');
+  // A viewer tries an admin route; someone presents a forged token.
+  assert.equal((await api.call('GET', '/api/fleet/users', { token: viewer })).status, 403);
+  const forged = `${admin.slice(0, admin.lastIndexOf('.'))}.${'A'.repeat(43)}`;
+  assert.equal((await api.call('DELETE', '/api/fleet/users/vera', { token: forged })).status, 401);
+  // An operator account created with the CLI, next to the running process.
+  const cli = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', CLI_ENTRY, 'users', 'add', 'cli-made', '--role', 'admin'],
+    {
+      cwd: ROOT,
+      env: { ...process.env, FLEETGATE_DATA_DIR: api.dataDir, FLEETGATE_LOG_LEVEL: 'warn' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
+  assert.equal(cli.status, 0, cli.stderr);
+
+  const audit = await api.call('GET', '/api/fleet/audit', { token: admin });
+  const items = (audit.body as { items: Array<Record<string, unknown>> }).items;
+  const find = (pred: (e: Record<string, unknown>) => boolean, what: string) => {
+    const e = items.find(pred);
+    assert.ok(e, `${what} audited: ${JSON.stringify(items.map((i) => [i.actor, i.action, i.status]))}`);
+    return e;
+  };
+  find((e) => e.actor === 'user:vera' && e.status === 403 && e.action === 'GET /api/fleet/users', 'the 403');
+  const refused = find(
+    (e) => e.status === 401 && e.action === 'DELETE /api/fleet/users/:name',
+    'the forged 401',
+  );
+  assert.equal(refused.actor, 'unauthenticated');
+  assert.match(String(refused.detail), /bad token signature/);
+  const made = find((e) => e.action === 'fleetgate users add', 'the CLI change');
+  assert.match(String(made.actor), /^cli:/);
+  assert.equal(made.target, 'user:cli-made');
 });
