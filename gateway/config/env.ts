@@ -339,7 +339,7 @@ export function resolveAksk(config: Config): Array<[string, string]> {
   if (config.aksk) return config.aksk;
   const file = path.join(config.dataDir, 'aksk');
   if (!existsSync(file)) {
-    mkdirSync(config.dataDir, { recursive: true });
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     const ak = randomBytes(8).toString('hex');
     const sk = randomBytes(24).toString('base64url');
     writeFileSync(file, `${ak}:${sk}\n`, { mode: 0o600 });

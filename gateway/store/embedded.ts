@@ -13,7 +13,7 @@
  * streams, and GSI reads are immediately consistent. The schema and access rules of the project
  * keep to what it has.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -126,7 +126,10 @@ export async function startEmbeddedDynamo(opts: EmbeddedDynamoOptions = {}): Pro
     dir = undefined;
   }
   if (dir !== undefined) {
-    mkdirSync(dir, { recursive: true });
+    // Password hashes, API key hashes, tasks: private to this account (LevelDB's files follow
+    // the process umask, which the CLI sets to 077; run.ts).
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
     await assertLevelDbFree(dir);
   }
   const server = dynalite({

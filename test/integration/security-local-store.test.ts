@@ -94,6 +94,25 @@ test('embedded store: no other local account reaches it; the running account doe
   assert.equal(statSync(path.dirname(socketPath)).mode & 0o777, 0o700, 'in a private directory');
   assert.doesNotMatch(output(), /dynalite\) listening|"endpoint":"http:\/\/127/, 'no store port logged');
 
+  // Item 13: nothing under the data dir is open to other accounts but the certificates.
+  const open: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      const mode = statSync(p).mode & 0o777;
+      if (e.isDirectory()) {
+        if (mode !== 0o700) open.push(`${p} ${mode.toString(8)}`);
+        walk(p);
+      } else if (!e.name.endsWith('.crt') && !e.isSocket() && (mode & 0o077) !== 0) {
+        open.push(`${p} ${mode.toString(8)}`);
+      }
+    }
+  };
+  assert.equal(statSync(dataDir).mode & 0o777, 0o700, 'the data dir is private');
+  walk(dataDir);
+  assert.ok(readdirSync(path.join(dataDir, 'dynamodb')).length > 0, 'the store wrote files');
+  assert.deepEqual(open, [], 'directories 0700, data files 0600');
+
   // The account running fleetgate manages users while it runs (no LevelDB lock conflict).
   const cli = spawn(
     process.execPath,
