@@ -80,7 +80,9 @@ export function errorResponse(api: ApiStyle, e: HttpError, headers?: Record<stri
   // Elkeid answers auth failures 401 and forbidden 403 (empty bodies); other outcomes are HTTP 200
   // with a code. We keep its statuses and add the envelope, which its clients ignore on 401/403.
   const status =
-    e.status === 401 || e.status === 403 || e.status === 429 || e.status === 413 ? e.status : 200;
+    e.status === 401 || e.status === 403 || e.status === 429 || e.status === 413 || e.status === 415
+      ? e.status
+      : 200;
   return mgFail(e.code, e.message, { status, ...(headers ? { headers } : {}) });
 }
 
@@ -108,6 +110,7 @@ export interface RouterDeps {
 }
 
 const DEFAULT_MAX_BODY = 1024 * 1024;
+const JSON_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
 
 function split(path: string): string[] {
   const trimmed = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
@@ -283,6 +286,16 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       audit: {},
       body() {
         if (req.body.length === 0) throw badRequest('a JSON body is required');
+        // Only JSON: a form or text/plain POST (what a foreign web page can send without a CORS
+        // preflight) is refused, never parsed.
+        if (!JSON_TYPE.test(req.headers['content-type'] ?? '')) {
+          throw new HttpError(
+            415,
+            MgCode.ParamInvalid,
+            'Content-Type must be application/json',
+            'unsupported_media_type',
+          );
+        }
         try {
           return JSON.parse(req.body.toString('utf8'));
         } catch {
