@@ -144,9 +144,21 @@ export function createTransferHandler(deps: TransferDeps) {
         certIdentity: deps.identity === 'per-agent' ? info.cert().identity : '',
         call,
       });
+      const previousLive = sessions.get(agentId)?.live === true;
       const replaced = sessions.attach(s);
       metrics.agentConnects.inc();
       log.info({ agentId, peer: s.peer, replacedPeer: replaced?.peer }, 'agent connected');
+      if (replaced && previousLive) {
+        // A reconnect normally finds the old stream dead. A live one taken over is either an agent
+        // whose old connection is not yet noticed as gone, or someone else holding a certificate
+        // valid for this AgentID (in fleet mode: anyone with the shared client certificate).
+        log.warn(
+          { agentId, peer: s.peer, previousPeer: replaced.peer, identity: deps.identity },
+          deps.identity === 'fleet'
+            ? 'agent stream taken over by a newer connection (fleet certificate: anyone holding it can do this; FLEETGATE_IDENTITY=per-agent prevents it)'
+            : 'agent stream taken over by a newer connection presenting the same agent certificate',
+        );
+      }
       return s;
     }
 

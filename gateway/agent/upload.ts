@@ -37,7 +37,7 @@ export class UploadResults {
   constructor(dir: string, max = 10_000) {
     this.dir = dir;
     this.#max = max;
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
   record(r: UploadResult): void {

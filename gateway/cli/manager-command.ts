@@ -12,6 +12,7 @@ import { createLogger } from '../obs/logger.js';
 import { createMetrics } from '../obs/metrics.js';
 import { openStore } from '../store/open.js';
 import { envHelp } from './main.js';
+import { preflight } from './preflight.js';
 
 function help(): string {
   return `usage: fleetgate manager [--help]
@@ -51,10 +52,21 @@ export async function runManager(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  const pre = await preflight('manager', config);
+  if (pre.problems.length > 0) {
+    console.error(`fleetgate manager: cannot start:\n  - ${pre.problems.join('\n  - ')}`);
+    return 2;
+  }
   const logger = createLogger(config.logLevel);
   const metrics = createMetrics();
   const aksk = resolveAksk(config);
-  const store = await openStore(config, { logger });
+  let store: Awaited<ReturnType<typeof openStore>>;
+  try {
+    store = await openStore(config, { logger });
+  } catch (err) {
+    console.error(`fleetgate manager: cannot start: ${(err as Error).message}`);
+    return 2;
+  }
   const remote = config.sdAddrs.filter((a) => a !== 'all');
   const [ak, sk] = aksk[0]!;
   let role: Awaited<ReturnType<typeof startManagerRole>>;
@@ -85,7 +97,7 @@ export async function runManager(argv: string[]): Promise<number> {
   console.log(
     [
       'fleetgate manager is up',
-      `  manager API        http://${config.host}:${role.port}   (store: ${store.kind})`,
+      `  manager API        http://${config.apiHost}:${role.port}   (store: ${store.kind})`,
       `  sign in            POST http://${config.advertiseHost}:${role.port}/api/v1/user/login {"username","password"}`,
       remote.length > 0
         ? `  registered as      hids_manage with ${remote.join(', ')}`

@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLoadShedder } from '../agent/load-shedder.js';
-import { type Config, ConfigError, loadConfig, resolveAksk } from '../config/env.js';
+import { type Config, ConfigError, isLoopback, loadConfig, resolveAksk } from '../config/env.js';
 import { createRegistrarMetrics } from '../discovery/metrics.js';
 import { type Registrar, startRegistrar } from '../discovery/registrar.js';
 import { createRegistryStore, type RegistryStore } from '../discovery/registry-store.js';
@@ -21,13 +21,13 @@ import { createResultSink, deliverDirect } from '../manager/tasks/result-sink.js
 import { createTaskService } from '../manager/tasks/service.js';
 import { createLogger } from '../obs/logger.js';
 import { createMetrics } from '../obs/metrics.js';
-import { writePkiDir } from '../pki/certs.js';
-import { pkiExists } from '../pki/tls-context.js';
+import { serverCertificateNames } from '../pki/server-names.js';
 import { startControlApi } from '../roles/control-api.js';
 import { startGateway } from '../roles/gateway.js';
 import { gatewayRegistrations } from '../roles/gateway-registrations.js';
 import { type OpenedStore, openStore } from '../store/open.js';
 import { envHelp } from './main.js';
+import { type Preflight, preflight } from './preflight.js';
 
 const SHUTDOWN_GRACE_MS = 20_000;
 
@@ -68,7 +68,7 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
   }
   let config: Readonly<Config>;
   try {
-    config = loadConfig();
+    config = forRole(role, loadConfig());
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`fleetgate: ${err.message}`);
@@ -76,6 +76,31 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
     }
     throw err;
   }
+  // Everything that can be checked before a port opens is, with one line per cause.
+  const pre = await preflight(role, config);
+  if (pre.problems.length > 0) {
+    console.error(`fleetgate ${role}: cannot start:\n  - ${pre.problems.join('\n  - ')}`);
+    return 2;
+  }
+  try {
+    return await serve(role, config, pre);
+  } catch (err) {
+    // What preflight cannot foresee (a store that will not open, a port taken meanwhile): one
+    // line, exit 2, and the process exits so listeners already open do not linger.
+    console.error(`fleetgate ${role}: cannot start: ${(err as Error).message}`);
+    process.exitCode = 2;
+    setTimeout(() => process.exit(2), 100).unref();
+    return 2;
+  }
+}
+
+/** `all` is the single-machine quick start: its manager and control APIs stay on loopback. */
+function forRole(role: Role, config: Readonly<Config>): Readonly<Config> {
+  if (role !== 'all' || config.apiHostExplicit) return config;
+  return Object.freeze({ ...config, apiHost: '127.0.0.1' });
+}
+
+async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Promise<number> {
   const logger = createLogger(config.logLevel);
   const aksk = resolveAksk(config);
   const metrics = createMetrics();
@@ -122,17 +147,15 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
     });
     const m = manager;
     stops.push(() => m.close());
-    lines.push(`  manager API        http://${config.host}:${manager.port}   (POST /api/v1/user/login)`);
+    lines.push(`  manager API        http://${config.apiHost}:${manager.port}   (POST /api/v1/user/login)`);
   }
 
   let drainGateway: (() => Promise<void>) | undefined;
   if (withGateway) {
-    if (!pkiExists(config.pkiDir)) {
-      const hosts = [...new Set([config.advertiseHost, '127.0.0.1', 'localhost'])];
-      await writePkiDir(config.pkiDir, hosts);
+    if (pre.generatedPki) {
       logger.warn(
-        { pkiDir: config.pkiDir, hosts },
-        'generated a development PKI (use your own CA in production)',
+        { pkiDir: config.pkiDir },
+        'generated a NEW development CA and certificates: agents trusting another CA are refused (use your own CA in production)',
       );
     }
     // A gateway with a store (the process's own, or a configured DynamoDB next to a Lambda
@@ -181,7 +204,7 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
       ...(taskResults ? { taskResults } : {}),
     });
     const control = await startControlApi({
-      host: config.host,
+      host: config.apiHost,
       port: config.httpPort,
       sessions: gateway.sessions,
       guard: gateway.guard,
@@ -204,7 +227,7 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
     const gw = {
       sessions: gateway.sessions,
       gatewayId: `${config.advertiseHost}:${gateway.grpcPort}`,
-      controlAddr: `${config.advertiseHost}:${control.port}`,
+      controlAddr: `${controlHost(config)}:${control.port}`,
       registry: metrics.registry,
     };
     const writer =
@@ -240,13 +263,26 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
     const client = path.join(config.pkiDir, 'client');
     lines.push(
       `  agent gRPC (mTLS)  ${config.host}:${gateway.grpcPort}`,
-      `  control API        http://${config.host}:${control.port}   (AK/SK: ${path.join(config.dataDir, 'aksk')} or FLEETGATE_AKSK)`,
+      `  control API        http://${config.apiHost}:${control.port}   (AK/SK: ${path.join(config.dataDir, 'aksk')} or FLEETGATE_AKSK)`,
       `  records go to      ${sink.name}`,
       `  point an agent at ${config.advertiseHost}:${gateway.grpcPort}: it must trust ${path.join(config.pkiDir, 'ca.crt')}`,
-      `  and present ${client}.crt / ${client}.key (the fleet certificate); the server certificate carries SAN elkeid.com.`,
+      config.identity === 'fleet'
+        ? `  and present ${client}.crt / ${client}.key (the fleet certificate: whoever holds it can act as any agent; FLEETGATE_IDENTITY=per-agent binds each agent to its own).`
+        : `  and present its own certificate (CN = its AgentID; \`fleetgate certs agent\`): per-agent identity.`,
+      serverNameLine(config.pkiDir),
       `  simulate agents:   npx fleetgate sim --gateway 127.0.0.1:${gateway.grpcPort} --pki ${config.pkiDir} --agents 100`,
     );
     if (!registrar) lines.push('  discovery          not registered (set FLEETGATE_SD_ADDRS)');
+  }
+  if (isLoopback(config.apiHost) && role === 'all') {
+    lines.push(
+      '  manager and control APIs listen on loopback only (FLEETGATE_API_HOST to open them to the network)',
+    );
+  }
+  if (pre.generatedPki) {
+    lines.push(
+      `  NEW development CA generated in ${config.pkiDir}: agents trusting any other CA are refused`,
+    );
   }
   console.log(lines.join('\n'));
 
@@ -307,9 +343,23 @@ function startGatewayRegistrar(
         advertiseHost: config.advertiseHost,
         grpcPort: o.grpcPort,
         httpPort: o.httpPort,
+        controlHost: controlHost(config),
         load: o.load(),
         limit: o.limit(),
         version: process.env.npm_package_version ?? '0.1.0',
       }),
   });
+}
+
+/** Where others reach the control API: loopback when it listens there, else the advertised host. */
+function controlHost(config: Readonly<Config>): string {
+  return isLoopback(config.apiHost) ? config.apiHost : config.advertiseHost;
+}
+
+/** The banner's line on the server certificate's names: what it carries, not what we hope. */
+function serverNameLine(pkiDir: string): string {
+  const names = serverCertificateNames(path.join(pkiDir, 'server.crt'));
+  return names.includes('elkeid.com')
+    ? '  the server certificate carries SAN elkeid.com (what stock Elkeid agents verify).'
+    : `  WARNING: the server certificate's names (${names.join(', ') || 'none'}) lack elkeid.com: stock Elkeid agents will refuse it.`;
 }

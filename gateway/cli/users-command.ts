@@ -1,14 +1,17 @@
 /**
  * `fleetgate users add|passwd|list|delete`: manager accounts, straight in the store (the same
  * DynamoDB the manager uses: FLEETGATE_DYNAMODB_ENDPOINT, AWS_REGION, or the embedded store in
- * the data dir, which only one process can open at a time: stop `fleetgate all` first, or point
- * this command at the running store's endpoint).
+ * the data dir: that of a running `fleetgate all` through its private unix socket, which only
+ * the account running it (and root) can reach, else opened here).
  *
  * Passwords never go on the command line (it shows in `ps`): `--password-stdin` reads one, else
  * a random one is generated and printed once.
  */
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig } from '../config/env.js';
+import { createApiKeyStore } from '../manager/apikeys.js';
+import { createAuditLog } from '../manager/audit.js';
 import { generatePassword } from '../manager/passwords.js';
 import { isRole, ROLES, type Role } from '../manager/roles.js';
 import { createManagerStore } from '../manager/store.js';
@@ -22,13 +25,22 @@ Manager accounts (roles: admin, operator, viewer = Elkeid levels 0, 2, 3).
 
 commands:
   add <name> [--role viewer|operator|admin] [--password-stdin]   create a user (default role viewer)
-  passwd <name> [--password-stdin]                                set a new password (signs the user out)
+  passwd <name> [--password-stdin]                                reset a password (signs the user out, revokes its API keys)
   list                                                            users and roles
-  delete <name>                                                   remove a user (never the last admin)
+  delete <name>                                                   remove a user and revoke its API keys (never the last admin)
 
 Without --password-stdin a random password is generated and printed once.
 The store is the manager's: FLEETGATE_DYNAMODB_ENDPOINT, AWS_REGION, or the embedded store
-under FLEETGATE_DATA_DIR (stop a running \`fleetgate all\` first: only one process may open it).`;
+under FLEETGATE_DATA_DIR: a running \`fleetgate all\` is reached through its private socket
+($FLEETGATE_DATA_DIR/run/dynamodb.sock, only for the account running it and root).`;
+
+function cliAccount(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -95,7 +107,7 @@ export async function runUsers(argv: string[]): Promise<number> {
   }
   let store: Awaited<ReturnType<typeof openStore>>;
   try {
-    store = await openStore(config, { logger: silentLogger() });
+    store = await openStore(config, { logger: silentLogger(), joinRunning: true });
   } catch (err) {
     console.error(
       `fleetgate users: cannot open the store (${(err as Error).message}).\n` +
@@ -104,7 +116,20 @@ export async function runUsers(argv: string[]): Promise<number> {
     return 1;
   }
   try {
-    const users = createUserStore(createManagerStore(store.client, config.tablePrefix));
+    const managerStore = createManagerStore(store.client, config.tablePrefix);
+    const users = createUserStore(managerStore);
+    const keys = createApiKeyStore(managerStore);
+    const audit = createAuditLog(managerStore);
+    // Changes made here bypass the API; they go to the same audit log, as this OS account.
+    const record = (detail: Record<string, unknown>) =>
+      audit.write({
+        actor: `cli:${cliAccount()}`,
+        action: `fleetgate users ${command}`,
+        sourceIp: 'local',
+        target: `user:${name}`,
+        detail,
+        status: 200,
+      });
     const password = async (): Promise<{ value: string; generated: boolean }> =>
       values['password-stdin']
         ? { value: await readStdin(), generated: false }
@@ -124,6 +149,7 @@ export async function runUsers(argv: string[]): Promise<number> {
       case 'add': {
         const p = await password();
         await users.create({ username: name!, password: p.value, role, createdBy: 'cli' });
+        await record({ role });
         console.log(
           `created ${name} (${role})${p.generated ? ` with password ${p.value}  (shown once)` : ''}`,
         );
@@ -132,14 +158,18 @@ export async function runUsers(argv: string[]): Promise<number> {
       case 'passwd': {
         const p = await password();
         await users.setPassword(name!, p.value);
+        const revoked = await keys.revokeAllOf(name!);
+        await record({ apiKeysRevoked: revoked });
         console.log(
-          `password of ${name} changed${p.generated ? ` to ${p.value}  (shown once)` : ''}; its sessions are signed out`,
+          `password of ${name} changed${p.generated ? ` to ${p.value}  (shown once)` : ''}; its sessions are signed out and ${revoked} API key(s) revoked`,
         );
         return 0;
       }
       case 'delete': {
         await users.delete(name!);
-        console.log(`deleted ${name}`);
+        const revoked = await keys.revokeAllOf(name!);
+        await record({ apiKeysRevoked: revoked });
+        console.log(`deleted ${name}; ${revoked} API key(s) revoked`);
         return 0;
       }
     }

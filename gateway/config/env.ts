@@ -15,6 +15,14 @@ export interface Config {
   pkiDir: string;
   identity: IdentityMode;
   host: string;
+  /**
+   * Listen address of the manager and control APIs. Defaults to FLEETGATE_HOST, except in
+   * `fleetgate all` (the single-machine quick start), which keeps them on 127.0.0.1 unless
+   * FLEETGATE_API_HOST says otherwise (serve-command.ts).
+   */
+  apiHost: string;
+  /** FLEETGATE_API_HOST was set. */
+  apiHostExplicit: boolean;
   advertiseHost: string;
   grpcPort: number;
   httpPort: number;
@@ -58,10 +66,19 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
   [
     'FLEETGATE_IDENTITY',
     'fleet',
-    'fleet: one shared client certificate; per-agent: AgentID must match the cert',
+    'fleet: one shared client certificate (whoever holds it can act as any agent); per-agent (recommended in production): AgentID must match the cert',
   ],
-  ['FLEETGATE_HOST', '0.0.0.0', 'listen address'],
-  ['FLEETGATE_ADVERTISE_HOST', 'first non-loopback address', 'address registered in discovery'],
+  ['FLEETGATE_HOST', '0.0.0.0', 'listen address of agent gRPC and discovery'],
+  [
+    'FLEETGATE_API_HOST',
+    '127.0.0.1 in `all`, else FLEETGATE_HOST',
+    'listen address of the manager and control APIs',
+  ],
+  [
+    'FLEETGATE_ADVERTISE_HOST',
+    'FLEETGATE_HOST if a specific address, else the first non-loopback one',
+    'address registered in discovery; must reach the listener',
+  ],
   ['FLEETGATE_GRPC_PORT', '6751', 'agent gRPC (mTLS); 0 picks a free port'],
   ['FLEETGATE_HTTP_PORT', '6752', 'gateway control API'],
   ['FLEETGATE_SD_PORT', '8088', 'discovery'],
@@ -128,6 +145,8 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
   ['FLEETGATE_LOG_LEVEL', 'info', 'pino level: fatal error warn info debug trace silent'],
 ];
 
+/** Shortest AK/SK secret accepted: it is an HMAC key, guessable when short. */
+export const MIN_SK_LENGTH = 16;
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 /** Per idle mTLS agent the gateway budgets this much memory when sizing the default limit. */
 const BYTES_PER_AGENT_BUDGET = 96 * 1024;
@@ -198,6 +217,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       const ak = pair.slice(0, i).trim().toLowerCase();
       const sk = pair.slice(i + 1).trim();
       if (i <= 0 || !ak || !sk) problems.push(`FLEETGATE_AKSK: "${pair.slice(0, 40)}" is not ak:sk`);
+      else if (sk.length < MIN_SK_LENGTH)
+        problems.push(
+          `FLEETGATE_AKSK: the secret of "${ak.slice(0, 40)}" is shorter than ${MIN_SK_LENGTH} characters`,
+        );
       else aksk.push([ak, sk]);
     }
   }
@@ -216,6 +239,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     problems.push(`FLEETGATE_DYNAMODB_ENDPOINT=${dynamodbEndpoint}: must be an http(s) URL`);
   }
   const host = get('FLEETGATE_HOST') ?? '0.0.0.0';
+  const apiHostRaw = get('FLEETGATE_API_HOST');
+  const advertiseRaw = get('FLEETGATE_ADVERTISE_HOST');
+  // A specific listen address is what agents must dial; "all interfaces" advertises the first
+  // address others can reach.
+  const advertiseHost = advertiseRaw ?? (isWildcard(host) ? firstNonLoopbackAddress() : host);
+  if (isLoopback(host) && !isLoopback(advertiseHost)) {
+    problems.push(
+      `FLEETGATE_ADVERTISE_HOST=${advertiseHost} cannot reach the listener on FLEETGATE_HOST=${host} (loopback only): ` +
+        'listen on that address (or 0.0.0.0), or advertise a loopback address',
+    );
+  }
   const kafkaCompression = get('FLEETGATE_KAFKA_COMPRESSION') ?? 'lz4';
   if (!['none', 'gzip', 'snappy', 'lz4', 'zstd'].includes(kafkaCompression)) {
     problems.push(`FLEETGATE_KAFKA_COMPRESSION=${kafkaCompression}: must be none, gzip, snappy, lz4 or zstd`);
@@ -252,7 +286,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     pkiDir,
     identity: identityRaw as IdentityMode,
     host,
-    advertiseHost: get('FLEETGATE_ADVERTISE_HOST') ?? firstNonLoopbackAddress(),
+    apiHost: apiHostRaw ?? host,
+    apiHostExplicit: apiHostRaw !== undefined,
+    advertiseHost,
     grpcPort: port('FLEETGATE_GRPC_PORT', 6751),
     httpPort: port('FLEETGATE_HTTP_PORT', 6752),
     sdPort: port('FLEETGATE_SD_PORT', 8088),
@@ -280,6 +316,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   return Object.freeze(config);
 }
 
+export function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host);
+}
+
 export function firstNonLoopbackAddress(): string {
   for (const list of Object.values(os.networkInterfaces())) {
     for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') return a.address;
@@ -295,7 +339,7 @@ export function resolveAksk(config: Config): Array<[string, string]> {
   if (config.aksk) return config.aksk;
   const file = path.join(config.dataDir, 'aksk');
   if (!existsSync(file)) {
-    mkdirSync(config.dataDir, { recursive: true });
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     const ak = randomBytes(8).toString('hex');
     const sk = randomBytes(24).toString('base64url');
     writeFileSync(file, `${ak}:${sk}\n`, { mode: 0o600 });

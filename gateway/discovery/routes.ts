@@ -83,8 +83,10 @@ function parseObject(body: Buffer): Body | undefined {
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
 const isNonNegative = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+/** A name or address: no whitespace and no control characters (a NUL would reach /metrics labels). */
 const isText = (v: unknown, max: number): v is string =>
-  typeof v === 'string' && v.length > 0 && v.length <= max && !/\s/.test(v);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  typeof v === 'string' && v.length > 0 && v.length <= max && !/[\s\x00-\x1f\x7f]/.test(v);
 
 function parseInstanceKey(b: Body): { name: string; ip: string; port: number } | undefined {
   const { name, ip, port } = b;

@@ -31,6 +31,11 @@ export type VerifyResult = { ok: true; ak: string } | { ok: false; reason: strin
 
 export interface Verifier {
   verify(req: HttpRequest): VerifyResult;
+  /**
+   * The checks that need no body (headers present, timestamp in the window, AK known): run before
+   * a body is read, so an unsigned request never gets its body buffered (http/uws-adapter.ts).
+   */
+  precheck(headers: HttpRequest['headers']): VerifyResult;
 }
 
 export interface VerifierOptions {
@@ -50,10 +55,23 @@ function canonicalPath(path: string): string {
   return trimmed.endsWith('/') ? trimmed.slice(0, -1) : trimmed;
 }
 
-function bodyDigest(body: string | Uint8Array): string {
-  // Elkeid signs an empty body as the empty string, not as the SHA-256 of nothing.
+/** The body's part of a signature: hex SHA-256, or '' for an empty body (as Elkeid signs it). */
+export function bodyDigest(body: string | Uint8Array): string {
   if (body.length === 0) return '';
   return createHash('sha256').update(body).digest('hex');
+}
+
+function signDigest(
+  sk: string,
+  method: string,
+  path: string,
+  query: string,
+  ak: string,
+  timestamp: string,
+  digest: string,
+): string {
+  const message = [method, canonicalPath(path), query, ak, timestamp, digest].join(SEPARATOR);
+  return createHmac('sha256', sk).update(message).digest('hex');
 }
 
 function sign(
@@ -65,8 +83,7 @@ function sign(
   timestamp: string,
   body: string | Uint8Array,
 ): string {
-  const message = [method, canonicalPath(path), query, ak, timestamp, bodyDigest(body)].join(SEPARATOR);
-  return createHmac('sha256', sk).update(message).digest('hex');
+  return signDigest(sk, method, path, query, ak, timestamp, bodyDigest(body));
 }
 
 /** The three headers that authenticate a request to an Elkeid-compatible API. */
@@ -139,40 +156,53 @@ export function createVerifier(options: VerifierOptions): Verifier {
   for (const [ak, sk] of options.keys) keys.set(ak.toLowerCase(), sk);
   const replays = new ReplayCache(capacity);
 
+  type HeadCheck =
+    | { ok: true; ak: string; sk: string; ts: number; signature: string }
+    | { ok: false; reason: string };
+
+  /** Everything but the signature, from the headers alone (Elkeid's order and reasons). */
+  function checkHead(headers: HttpRequest['headers']): HeadCheck {
+    const ak = headers.accesskey;
+    if (!ak) return { ok: false, reason: 'header missed: AccessKey' };
+    const signature = headers.signature;
+    if (!signature) return { ok: false, reason: 'header missed: Signature' };
+    const timestamp = headers.timestamp;
+    if (!timestamp) return { ok: false, reason: 'header missed: TimeStamp' };
+
+    const ts = parseInt64(timestamp);
+    if (!ts.ok) return { ok: false, reason: `TimeStamp Error ${ts.detail}` };
+    // Whole seconds, as Go's time.Now().Unix(), so the window edge falls where Elkeid's does.
+    if (Math.abs(Math.floor(now() / 1000) - ts.value) >= windowSeconds) {
+      return { ok: false, reason: 'timestamp error' };
+    }
+    const sk = keys.get(ak.toLowerCase());
+    if (sk === undefined) return { ok: false, reason: 'User not exist' };
+    return { ok: true, ak, sk, ts: ts.value, signature };
+  }
+
   return {
+    precheck(headers) {
+      const head = checkHead(headers);
+      return head.ok ? { ok: true, ak: head.ak.toLowerCase() } : head;
+    },
     verify(req: HttpRequest): VerifyResult {
-      // Elkeid's order of checks, so each failure yields the reason an Elkeid peer would get.
-      const ak = req.headers.accesskey;
-      if (!ak) return { ok: false, reason: 'header missed: AccessKey' };
-      const signature = req.headers.signature;
-      if (!signature) return { ok: false, reason: 'header missed: Signature' };
-      const timestamp = req.headers.timestamp;
-      if (!timestamp) return { ok: false, reason: 'header missed: TimeStamp' };
-
-      const ts = parseInt64(timestamp);
-      if (!ts.ok) return { ok: false, reason: `TimeStamp Error ${ts.detail}` };
-      const nowMs = now();
-      // Whole seconds, as Go's time.Now().Unix(), so the window edge falls where Elkeid's does.
-      if (Math.abs(Math.floor(nowMs / 1000) - ts.value) >= windowSeconds) {
-        return { ok: false, reason: 'timestamp error' };
-      }
-
-      const normalizedAk = ak.toLowerCase();
-      const sk = keys.get(normalizedAk);
-      if (sk === undefined) return { ok: false, reason: 'User not exist' };
-
-      // The AK as sent is what the client signed.
-      const expected = Buffer.from(sign(sk, req.method, req.path, req.query, ak, timestamp, req.body));
+      const head = checkHead(req.headers);
+      if (!head.ok) return head;
+      const { ak, sk, signature } = head;
+      const timestamp = req.headers.timestamp!;
+      // The AK as sent is what the client signed; the body's hash may have been taken as it streamed in.
+      const digest = req.bodySha256 ?? bodyDigest(req.body);
+      const expected = Buffer.from(signDigest(sk, req.method, req.path, req.query, ak, timestamp, digest));
       const given = Buffer.from(signature);
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
         return { ok: false, reason: 'signature error' };
       }
 
       // Checked only after the signature holds, so forged requests cannot fill the cache.
-      if (!replays.admit(signature, (ts.value + windowSeconds) * 1000, nowMs)) {
+      if (!replays.admit(signature, (head.ts + windowSeconds) * 1000, now())) {
         return { ok: false, reason: 'signature replayed' };
       }
-      return { ok: true, ak: normalizedAk };
+      return { ok: true, ak: ak.toLowerCase() };
     },
   };
 }

@@ -47,7 +47,7 @@ export function createRouter(routes: Route[], opts: RouterOptions): Handler {
     entry.allow = [...entry.methods.keys()].join(', ');
   }
 
-  return async (req) => {
+  const handler: Handler = async (req) => {
     const started = performance.now();
     const entry = byPath.get(normalizePath(req.path));
     const label = entry ? entry.label : UNMATCHED;
@@ -62,6 +62,18 @@ export function createRouter(routes: Route[], opts: RouterOptions): Handler {
     opts.onRequest?.(label, response.status, (performance.now() - started) / 1000);
     return response;
   };
+  // A signed route's request whose headers already fail (no key, unknown AK, stale timestamp) is
+  // answered before its body is read; the others' bodies are unverified until verify() runs.
+  handler.beforeBody = (head) => {
+    const route = byPath.get(normalizePath(head.path))?.methods.get(head.method);
+    if (route?.auth !== 'aksk') return { unverified: false };
+    const check = opts.verifier!.precheck(head.headers);
+    if (check.ok) return { unverified: true };
+    const response = opts.onAuthFailure(check.reason, { ...head, body: Buffer.alloc(0) });
+    opts.onRequest?.(byPath.get(normalizePath(head.path))!.label, response.status, 0);
+    return { respond: response };
+  };
+  return handler;
 
   async function dispatch(entry: PathEntry | undefined, req: HttpRequest): Promise<HttpResponse> {
     if (!entry) return json(404, { msg: 'not found' });

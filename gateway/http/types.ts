@@ -15,7 +15,22 @@ export interface HttpRequest {
   headers: Readonly<Record<string, string>>;
   body: Buffer;
   remoteAddress: string;
+  /**
+   * Hex SHA-256 of `body` ('' when empty), when the adapter hashed it as it streamed in (signed
+   * routes); the AK/SK verifier then does not hash the body a second time.
+   */
+  bodySha256?: string;
 }
+
+/** A request without its body: what is known before the body is read. */
+export type RequestHead = Omit<HttpRequest, 'body' | 'bodySha256'>;
+
+/**
+ * Decides from the head alone: answer now (the body is never read), or read the body, saying
+ * whether it is unverified until the handler has checked a signature over it. Adapters bound the
+ * bytes of unverified bodies buffered at once.
+ */
+export type BodyGate = (head: RequestHead) => { respond: HttpResponse } | { unverified: boolean };
 
 export interface HttpResponse {
   status: number;
@@ -23,7 +38,11 @@ export interface HttpResponse {
   body: string | Buffer;
 }
 
-export type Handler = (req: HttpRequest) => Promise<HttpResponse> | HttpResponse;
+export type Handler = {
+  (req: HttpRequest): Promise<HttpResponse> | HttpResponse;
+  /** Optional: consulted before the body is read (routers with signed routes set it). */
+  beforeBody?: BodyGate;
+};
 
 export interface Route {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';

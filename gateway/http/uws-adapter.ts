@@ -2,8 +2,10 @@
  * Serves a runtime-agnostic Handler over uWebSockets.js. The only file that touches uWS types:
  * handlers stay portable to other runtimes (Lambda).
  */
+
 import type { TemplatedApp, HttpResponse as UwsResponse, us_socket } from 'uWebSockets.js';
 import uws from 'uWebSockets.js';
+import { createHash } from 'node:crypto';
 import type { Handler, HttpRequest, HttpResponse } from './types.js';
 
 export interface ServeUwsOptions {
@@ -12,6 +14,12 @@ export interface ServeUwsOptions {
   port: number;
   /** Larger request bodies get 413 and the connection is closed. Defaults to 4 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Bytes of unverified request bodies (signed routes, before the signature is checked) buffered
+   * at once across all connections; a request that would pass it gets 503 and the connection is
+   * closed. Defaults to 16 MiB: unsigned uploads cannot grow the process by more.
+   */
+  maxUnverifiedBytes?: number;
   /** Receives what the handler threw (it is answered with a bare 500); a router normally catches first. */
   onError?: (err: unknown) => void;
 }
@@ -22,6 +30,7 @@ export interface UwsServer {
 }
 
 const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_UNVERIFIED_BYTES = 16 * 1024 * 1024;
 
 /**
  * If the native binary does not match the Node ABI, this uWS build silently falls back to a
@@ -80,6 +89,12 @@ const INTERNAL_ERROR: HttpResponse = {
   body: '{"msg":"internal error"}',
 };
 
+const UNVERIFIED_BUSY: HttpResponse = {
+  status: 503,
+  headers: { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1' },
+  body: '{"msg":"too many unverified request bodies in flight; retry"}',
+};
+
 const BODY_TOO_LARGE: HttpResponse = {
   status: 413,
   headers: { 'content-type': 'application/json; charset=utf-8' },
@@ -106,9 +121,49 @@ function closeApp(app: TemplatedApp): void {
   if (typeof closable.close === 'function') closable.close();
 }
 
+/**
+ * One unverified body's share of the server's budget: its declared length up front (refused at
+ * once when that does not fit), or what has arrived so far for a body of unknown length.
+ */
+class UnverifiedBody {
+  readonly hash = createHash('sha256');
+  readonly admitted: boolean;
+  #held = 0;
+  #released = false;
+
+  constructor(
+    readonly budget: { free: number },
+    declared: number,
+  ) {
+    const upfront = Number.isFinite(declared) ? declared : 0;
+    this.admitted = upfront <= budget.free;
+    if (this.admitted) this.#take(upfront);
+  }
+
+  #take(n: number): void {
+    this.budget.free -= n;
+    this.#held += n;
+  }
+
+  /** Accounts for `received` bytes in all; false when they do not fit. */
+  grow(received: number): boolean {
+    if (received <= this.#held) return true;
+    if (received - this.#held > this.budget.free) return false;
+    this.#take(received - this.#held);
+    return true;
+  }
+
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.budget.free += this.#held;
+  }
+}
+
 export function serveUws(handler: Handler, opts: ServeUwsOptions): Promise<UwsServer> {
   assertNativeUws();
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const budget = { free: opts.maxUnverifiedBytes ?? DEFAULT_MAX_UNVERIFIED_BYTES };
   const app = uws.App();
 
   app.any('/*', (res, req) => {
@@ -130,11 +185,24 @@ export function serveUws(handler: Handler, opts: ServeUwsOptions): Promise<UwsSe
       writeResponse(res, BODY_TOO_LARGE, true);
       return;
     }
+    const head = { method, path, query, headers, remoteAddress };
+    // What the headers alone decide (a signed route with an unknown key or a stale timestamp).
+    const gate = handler.beforeBody?.(head) ?? { unverified: false };
+    if ('respond' in gate) {
+      writeResponse(res, gate.respond, true);
+      return;
+    }
+    const unverified = gate.unverified ? new UnverifiedBody(budget, declared) : undefined;
+    if (unverified && !unverified.admitted) {
+      writeResponse(res, UNVERIFIED_BUSY, true);
+      return;
+    }
 
     let aborted = false;
     let done = false; // the body is complete or refused; uWS may still deliver chunks
     res.onAborted(() => {
       aborted = true;
+      unverified?.release();
     });
 
     const chunks: Buffer[] = [];
@@ -142,17 +210,22 @@ export function serveUws(handler: Handler, opts: ServeUwsOptions): Promise<UwsSe
     res.onData((chunk, isLast) => {
       if (done || aborted) return;
       received += chunk.byteLength;
-      if (received > maxBodyBytes) {
+      if (received > maxBodyBytes || (unverified && !unverified.grow(received))) {
         done = true;
-        res.cork(() => writeResponse(res, BODY_TOO_LARGE, true));
+        unverified?.release();
+        res.cork(() => writeResponse(res, received > maxBodyBytes ? BODY_TOO_LARGE : UNVERIFIED_BUSY, true));
         return;
       }
       // uWS reuses (neuters) the ArrayBuffer once this callback returns, so copy it.
-      chunks.push(Buffer.from(new Uint8Array(chunk)));
+      const copy = Buffer.from(new Uint8Array(chunk));
+      chunks.push(copy);
+      unverified?.hash.update(copy);
       if (!isLast) return;
       done = true;
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
-      void respond(res, { method, path, query, headers, body, remoteAddress }, () => aborted);
+      const req: HttpRequest = { ...head, body };
+      if (unverified) req.bodySha256 = received === 0 ? '' : unverified.hash.digest('hex');
+      void respond(res, req, () => aborted).finally(() => unverified?.release());
     });
   });
 

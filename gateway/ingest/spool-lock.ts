@@ -21,7 +21,7 @@ export function lockSpoolDir(dir: string): () => void {
   const file = path.join(dir, 'LOCK');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
       return () => rmSync(file, { force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -37,7 +37,7 @@ export function lockSpoolDir(dir: string): () => void {
 
 /** Opens a spool for exclusive use; closing the returned spool releases the lock. */
 export async function openSpoolExclusive(dir: string, opts?: SpoolOptions): Promise<Spool> {
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const release = lockSpoolDir(dir);
   try {
     const spool = await Spool.open(dir, opts);

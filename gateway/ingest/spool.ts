@@ -192,7 +192,8 @@ export class Spool {
       maxBytes: positiveInt('maxBytes', opts.maxBytes ?? DEFAULTS.maxBytes),
       fsyncIntervalMs: nonNegative('fsyncIntervalMs', opts.fsyncIntervalMs ?? DEFAULTS.fsyncIntervalMs),
     };
-    await mkdir(dir, { recursive: true });
+    // Records are agents' data: the spool is private to this account (0700 dir, 0600 files).
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     // A leftover temp ack is from a crash before its rename: the old ack is still authoritative.
     await rm(path.join(dir, ACK_TMP), { force: true });
     const ackedSeq = await readAck(dir, opts.skipCorrupt === true);
@@ -395,7 +396,7 @@ export class Spool {
 
   async #createSegment(firstSeq: number): Promise<Segment> {
     const file = segmentName(firstSeq);
-    this.#active = await open(path.join(this.dir, file), 'wx');
+    this.#active = await open(path.join(this.dir, file), 'wx', 0o600);
     const seg: Segment = { firstSeq, file, count: 0, dataEnd: 0, fileBytes: 0, index: [] };
     this.#segments.push(seg);
     return seg;
@@ -835,7 +836,7 @@ async function readAck(dir: string, skipCorrupt: boolean): Promise<number> {
 
 async function writeAck(dir: string, seq: number): Promise<void> {
   const tmp = path.join(dir, ACK_TMP);
-  const fh = await open(tmp, 'w');
+  const fh = await open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(`${seq}\n`);
     await fh.sync();

@@ -110,6 +110,9 @@ export interface AgentReader {
 
 export class ScanLimitError extends Error {}
 
+/** Longest a scan holds the event loop between two yields (plus one visit). */
+const SCAN_SLICE_MS = 10;
+
 export function toGatewayInfo(item: Record<string, unknown>, nowMs: number): GatewayInfo {
   const num = (v: unknown) => (typeof v === 'number' ? v : 0);
   const rec = (v: unknown) =>
@@ -150,6 +153,9 @@ export function createAgentReader(
     async scan(visit, o = {}) {
       const max = o.maxItems ?? Number.POSITIVE_INFINITY;
       let read = 0;
+      // Visits can be costly (a filter's $regex over each document): hand the event loop back
+      // every few ms so agents' streams and health checks are served during a long scan.
+      let sliceStart = performance.now();
       let start: Record<string, unknown> | undefined;
       do {
         const page = await store.doc.send(
@@ -159,6 +165,10 @@ export function createAgentReader(
           read++;
           if (read > max) throw new ScanLimitError(`more than ${max} agents to examine`);
           if (visit(item as AgentItem) === false) return read;
+          if (performance.now() - sliceStart > SCAN_SLICE_MS) {
+            await new Promise((resolve) => setImmediate(resolve));
+            sliceStart = performance.now();
+          }
         }
         start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
       } while (start);

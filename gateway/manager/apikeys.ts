@@ -2,7 +2,9 @@
  * API keys for scripts: `fgk_<keyId>_<secret>` sent as `Authorization: Bearer …` or `X-Api-Key`.
  * The `apikeys` table keeps the SHA-256 of the secret (a 256-bit random value needs no slow hash:
  * there is nothing to guess), the owner, and a role no higher than the owner's at creation.
- * Revocation sets `revokedAt`; lookups are cached a few seconds per process.
+ * Revocation sets `revokedAt`; lookups are cached a few seconds per process. A key is bound to
+ * its owner's account id (users.ts): a key of a deleted account never works for a new account of
+ * the same name, and deleting a user (or an admin resetting its password) revokes its keys.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -11,10 +13,17 @@ import { isConditionFailed, type ManagerStore } from './store.js';
 
 const KEY_PATTERN = /^fgk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
+/** Unrevoked keys one user may hold: scripts need a few; an unbounded number is only for abuse. */
+export const MAX_KEYS_PER_USER = 10;
+
+export class ApiKeyLimitError extends Error {}
+
 export interface ApiKey {
   keyId: string;
   name: string;
   owner: string;
+  /** The owner's account id at creation (absent for owners that predate ids). */
+  ownerAccount?: string;
   role: Role;
   createdAt: number;
   revokedAt?: number;
@@ -43,6 +52,7 @@ function toKey(item: Record<string, unknown> | undefined): StoredKey | undefined
     role: item.role,
     createdAt: Number(item.createdAt ?? 0),
   };
+  if (typeof item.ownerAccount === 'string') k.ownerAccount = item.ownerAccount;
   if (typeof item.revokedAt === 'number') k.revokedAt = item.revokedAt;
   if (typeof item.lastUsedAt === 'number') k.lastUsedAt = item.lastUsedAt;
   return k;
@@ -54,11 +64,18 @@ function publicKey(k: StoredKey): ApiKey {
 }
 
 export interface ApiKeyStore {
-  create(input: { name: string; owner: string; role: Role }): Promise<{ key: string; record: ApiKey }>;
+  create(input: {
+    name: string;
+    owner: string;
+    ownerAccount: string | undefined;
+    role: Role;
+  }): Promise<{ key: string; record: ApiKey }>;
   /** The key's record when `presented` is a valid, unrevoked key. */
   verify(presented: string): Promise<ApiKey | undefined>;
   list(): Promise<ApiKey[]>;
   revoke(keyId: string): Promise<boolean>;
+  /** Revokes every unrevoked key of `owner`; returns how many. */
+  revokeAllOf(owner: string): Promise<number>;
 }
 
 export function createApiKeyStore(
@@ -81,8 +98,58 @@ export function createApiKeyStore(
     return key;
   }
 
+  async function list(): Promise<ApiKey[]> {
+    const out: ApiKey[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await store.doc.send(
+        new ScanCommand({ TableName: table, ...(start ? { ExclusiveStartKey: start } : {}) }),
+      );
+      for (const item of page.Items ?? []) {
+        const k = toKey(item as Record<string, unknown>);
+        if (k) out.push(publicKey(k));
+      }
+      start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
+    } while (start);
+    return out.sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async function revoke(keyId: string): Promise<boolean> {
+    if (!/^[0-9a-f]{16}$/.test(keyId)) return false;
+    try {
+      await store.doc.send(
+        new UpdateCommand({
+          TableName: table,
+          Key: { keyId },
+          UpdateExpression: 'SET #r = if_not_exists(#r, :t)',
+          ConditionExpression: 'attribute_exists(#k)',
+          ExpressionAttributeNames: { '#r': 'revokedAt', '#k': 'keyId' },
+          ExpressionAttributeValues: { ':t': now() },
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailed(err)) return false;
+      throw err;
+    }
+    cache.delete(keyId);
+    return true;
+  }
+
   return {
+    list,
+    revoke,
+    async revokeAllOf(owner) {
+      let n = 0;
+      for (const k of await list()) {
+        if (k.owner === owner && k.revokedAt === undefined && (await revoke(k.keyId))) n++;
+      }
+      return n;
+    },
     async create(input) {
+      const held = (await list()).filter((k) => k.owner === input.owner && k.revokedAt === undefined).length;
+      if (held >= MAX_KEYS_PER_USER) {
+        throw new ApiKeyLimitError(`at most ${MAX_KEYS_PER_USER} API keys per user; revoke one first`);
+      }
       const keyId = randomBytes(8).toString('hex');
       const secret = randomBytes(32).toString('base64url');
       const record: StoredKey = {
@@ -90,6 +157,7 @@ export function createApiKeyStore(
         secretHash: sha256(secret).toString('hex'),
         name: input.name.slice(0, 128),
         owner: input.owner,
+        ...(input.ownerAccount !== undefined ? { ownerAccount: input.ownerAccount } : {}),
         role: input.role,
         createdAt: now(),
       };
@@ -128,41 +196,6 @@ export function createApiKeyStore(
           .catch(() => {});
       }
       return publicKey(key);
-    },
-    async list() {
-      const out: ApiKey[] = [];
-      let start: Record<string, unknown> | undefined;
-      do {
-        const page = await store.doc.send(
-          new ScanCommand({ TableName: table, ...(start ? { ExclusiveStartKey: start } : {}) }),
-        );
-        for (const item of page.Items ?? []) {
-          const k = toKey(item as Record<string, unknown>);
-          if (k) out.push(publicKey(k));
-        }
-        start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
-      } while (start);
-      return out.sort((a, b) => a.createdAt - b.createdAt);
-    },
-    async revoke(keyId) {
-      if (!/^[0-9a-f]{16}$/.test(keyId)) return false;
-      try {
-        await store.doc.send(
-          new UpdateCommand({
-            TableName: table,
-            Key: { keyId },
-            UpdateExpression: 'SET #r = if_not_exists(#r, :t)',
-            ConditionExpression: 'attribute_exists(#k)',
-            ExpressionAttributeNames: { '#r': 'revokedAt', '#k': 'keyId' },
-            ExpressionAttributeValues: { ':t': now() },
-          }),
-        );
-      } catch (err) {
-        if (isConditionFailed(err)) return false;
-        throw err;
-      }
-      cache.delete(keyId);
-      return true;
     },
   };
 }

@@ -5,9 +5,19 @@
  *     "condition":"$and"}],"condition":"$and"}
  * Operators `$eq $gt $gte $in $lt $lte $ne $nin $regex $time`; conditions `$and $or $nor`.
  * MongoDB's semantics where a document field is an array (tags, IPs): a rule matches when any
- * element matches, and `$ne`/`$nin` when none does. Keys may be dotted paths. Regular
- * expressions are bounded (length, no nested quantifiers) because they run in this process.
+ * element matches, and `$ne`/`$nin` when none does. Keys may be dotted paths. `$regex` runs on
+ * the linear-time engine of linear-regex.ts (never JavaScript's backtracking RegExp: any viewer
+ * sends these, and they run in this process), and each parsed filter, i.e. each request, has a
+ * budget of regex steps: past it the request is refused as too expensive, the process stays free.
  */
+import {
+  compileLinearRegex,
+  type LinearRegex,
+  type RegexBudget,
+  RegexBudgetError,
+  RegexError,
+} from './linear-regex.js';
+
 export type Operator = '$eq' | '$gt' | '$gte' | '$in' | '$lt' | '$lte' | '$ne' | '$nin' | '$regex' | '$time';
 export type Condition = '$and' | '$or' | '$nor';
 
@@ -28,11 +38,17 @@ const MAX_ELEMENTS = 64;
 const MAX_RULES = 64;
 const MAX_IN = 5000;
 const MAX_REGEX = 128;
+/**
+ * Regex steps one request may spend (one step = one NFA state at one input position, ~50-100 ns).
+ * About a second or two of CPU at most, spread over the scan (agents.ts yields the event loop
+ * every few ms); an ordinary pattern over 100 000 agents' ids needs a few million.
+ */
+export const REGEX_STEPS_PER_REQUEST = 20_000_000;
 
 interface Rule {
   operator: Operator;
   value: unknown;
-  regex?: RegExp;
+  regex?: LinearRegex;
   range?: { start: number; end: number };
 }
 
@@ -48,6 +64,8 @@ export interface Filter {
   condition: Condition;
   /** Keys the filter reads (to know whether tags must be loaded). */
   keys: Set<string>;
+  /** What is left of this filter's (this request's) regex work; matches() spends it. */
+  budget: RegexBudget;
 }
 
 export class FilterError extends Error {}
@@ -75,22 +93,21 @@ function localTime(v: unknown, where: string): number {
   return Math.floor(d.getTime() / 1000);
 }
 
-/** A pattern a backtracking engine can run in bounded time: short, and no quantified group holding a quantifier. */
-function safeRegex(v: unknown, where: string): RegExp {
+/** A pattern of the linear-time engine's language (short; no back-references or lookaround). */
+function safeRegex(v: unknown, where: string): LinearRegex {
   if (typeof v !== 'string') throw new FilterError(`${where}: $regex value must be a string`);
   if (v.length > MAX_REGEX) throw new FilterError(`${where}: $regex longer than ${MAX_REGEX} characters`);
-  if (/\([^)]*[*+?}][^)]*\)\s*[*+?{]/.test(v) || /\\\d/.test(v)) {
-    throw new FilterError(`${where}: $regex with nested quantifiers or back-references is refused`);
-  }
   try {
-    return new RegExp(v);
-  } catch {
-    throw new FilterError(`${where}: invalid $regex`);
+    return compileLinearRegex(v);
+  } catch (err) {
+    if (err instanceof RegexError) throw new FilterError(`${where}: invalid $regex: ${err.message}`);
+    throw err;
   }
 }
 
 export function parseFilter(input: unknown): Filter {
-  if (input === undefined || input === null) return { elements: [], condition: '$and', keys: new Set() };
+  if (input === undefined || input === null)
+    return { elements: [], condition: '$and', keys: new Set(), budget: newBudget() };
   if (typeof input !== 'object' || Array.isArray(input))
     throw new FilterError('the filter must be an object');
   const o = input as Record<string, unknown>;
@@ -146,7 +163,11 @@ export function parseFilter(input: unknown): Filter {
       condition: condition(e.condition, `${where}.condition`),
     };
   });
-  return { elements, condition: condition(o.condition, 'filter.condition'), keys };
+  return { elements, condition: condition(o.condition, 'filter.condition'), keys, budget: newBudget() };
+}
+
+function newBudget(): RegexBudget {
+  return { steps: REGEX_STEPS_PER_REQUEST };
 }
 
 /** Values at a dotted path, arrays flattened along the way (MongoDB's traversal). */
@@ -186,7 +207,7 @@ function compare(a: unknown, b: unknown): number | undefined {
   return undefined;
 }
 
-function ruleMatches(rule: Rule, found: boolean, values: unknown[]): boolean {
+function ruleMatches(rule: Rule, found: boolean, values: unknown[], budget: RegexBudget): boolean {
   const any = (f: (v: unknown) => boolean) => values.some(f);
   switch (rule.operator) {
     case '$eq':
@@ -206,7 +227,7 @@ function ruleMatches(rule: Rule, found: boolean, values: unknown[]): boolean {
     case '$lte':
       return any((v) => compare(v, rule.value) !== undefined && compare(v, rule.value)! <= 0);
     case '$regex':
-      return any((v) => typeof v === 'string' && rule.regex!.test(v));
+      return any((v) => typeof v === 'string' && rule.regex!.test(v, budget));
     case '$time':
       return any((v) => typeof v === 'number' && v >= rule.range!.start && v <= rule.range!.end);
   }
@@ -219,13 +240,21 @@ function combine(cond: Condition, results: boolean[]): boolean {
   return !results.some(Boolean);
 }
 
+/** Throws FilterError once the filter's regex budget is spent (the request is refused, 400). */
 export function matches(filter: Filter, doc: Record<string, unknown>): boolean {
-  const results = filter.elements.map((e) => {
-    const { found, values } = valuesAt(doc, e.path);
-    return combine(
-      e.condition,
-      e.rules.map((r) => ruleMatches(r, found, values)),
-    );
-  });
-  return combine(filter.condition, results);
+  try {
+    const results = filter.elements.map((e) => {
+      const { found, values } = valuesAt(doc, e.path);
+      return combine(
+        e.condition,
+        e.rules.map((r) => ruleMatches(r, found, values, filter.budget)),
+      );
+    });
+    return combine(filter.condition, results);
+  } catch (err) {
+    if (err instanceof RegexBudgetError) {
+      throw new FilterError(`$regex refused as too expensive (${err.message}); narrow the filter`);
+    }
+    throw err;
+  }
 }

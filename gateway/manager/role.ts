@@ -30,7 +30,8 @@ import { ensureFirstAdmin } from './users.js';
 export const MANAGER_SERVICE_NAME = 'hids_manage';
 
 export interface ManagerRoleOptions {
-  config: Pick<Config, 'host' | 'managerPort' | 'advertiseHost' | 'dataDir' | 'tablePrefix' | 'admin'>;
+  config: Pick<Config, 'host' | 'managerPort' | 'advertiseHost' | 'dataDir' | 'tablePrefix' | 'admin'> &
+    Partial<Pick<Config, 'apiHost'>>;
   store: { client: DynamoDBClient };
   logger: Logger;
   /** The process's prom-client registry; `/metrics` serves it. */
@@ -115,7 +116,7 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
     log.info({ username: first.username, fromEnv: !first.generatedPassword }, 'first admin created');
   }
   const server = await serveUws(api.handler, {
-    host: config.host,
+    host: config.apiHost ?? config.host,
     port: config.managerPort,
     maxBodyBytes: o.maxBodyBytes ?? 4 * 1024 * 1024,
     onError: (err) => log.error({ err }, 'manager handler failed'),
@@ -132,7 +133,10 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
     });
   }
   ready = true;
-  log.info({ host: config.host, port, registered: registrar !== undefined }, 'manager listening');
+  log.info(
+    { host: config.apiHost ?? config.host, port, registered: registrar !== undefined },
+    'manager listening',
+  );
   const configSource = createStoreConfigSource({ client: o.store.client, tablePrefix: config.tablePrefix });
   const dispatcher =
     o.dispatcher === false

@@ -13,10 +13,11 @@ import type { ApiKeyStore } from './apikeys.js';
 import { isApiKey } from './apikeys.js';
 import type { AuditLog } from './audit.js';
 import { apiError, MgCode, type MgCodeValue, mgFail } from './envelope.js';
+import { FilterError } from './filter.js';
 import type { RateLimiter } from './rate-limit.js';
 import { type Access, allowed, type Principal, principalLabel } from './roles.js';
 import { isSessionToken, type TokenSigner } from './tokens.js';
-import type { UserStore } from './users.js';
+import { accountMatches, type UserStore } from './users.js';
 
 export type ApiStyle = 'elkeid' | 'fleet';
 
@@ -79,7 +80,9 @@ export function errorResponse(api: ApiStyle, e: HttpError, headers?: Record<stri
   // Elkeid answers auth failures 401 and forbidden 403 (empty bodies); other outcomes are HTTP 200
   // with a code. We keep its statuses and add the envelope, which its clients ignore on 401/403.
   const status =
-    e.status === 401 || e.status === 403 || e.status === 429 || e.status === 413 ? e.status : 200;
+    e.status === 401 || e.status === 403 || e.status === 429 || e.status === 413 || e.status === 415
+      ? e.status
+      : 200;
   return mgFail(e.code, e.message, { status, ...(headers ? { headers } : {}) });
 }
 
@@ -107,6 +110,7 @@ export interface RouterDeps {
 }
 
 const DEFAULT_MAX_BODY = 1024 * 1024;
+const JSON_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
 
 function split(path: string): string[] {
   const trimmed = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
@@ -168,6 +172,7 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       // The owner must still exist; the key's role is capped by the owner's current one.
       const owner = await deps.users.get(key.owner);
       if (!owner || owner.disabledAt !== undefined) return { reason: 'API key owner no longer exists' };
+      if (!accountMatches(owner, key.ownerAccount)) return { reason: 'API key of a deleted account' };
       const rank = { viewer: 1, operator: 2, admin: 3 } as const;
       const role = rank[key.role] <= rank[owner.role] ? key.role : owner.role;
       return { principal: { kind: 'apikey', id: key.keyId, role, owner: key.owner } };
@@ -177,6 +182,8 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       if (!t.ok) return { reason: t.reason };
       const user = await deps.users.get(t.claims.u);
       if (!user || user.disabledAt !== undefined) return { reason: 'user no longer exists' };
+      // Same name, other account (deleted and created again): not this token's account.
+      if (!accountMatches(user, t.claims.a)) return { reason: 'token of a deleted account' };
       if (t.claims.iat < user.tokensNotBefore) return { reason: 'token revoked' };
       return { principal: { kind: 'user', id: user.username, role: user.role } };
     }
@@ -232,13 +239,16 @@ export function createManagerRouter(deps: RouterDeps): Handler {
         const limited = deps.limiter.take(`ip:${req.remoteAddress}`);
         if (!limited.ok) return { label, response: tooMany(route.api, limited.retryAfterS) };
         deps.logger.info({ route: label, peer: req.remoteAddress, reason: a.reason }, 'manager auth failed');
-        return {
-          label,
-          response: errorResponse(
-            route.api,
-            new HttpError(401, MgCode.AuthFailed, 'auth failed', 'unauthenticated'),
-          ),
-        };
+        const response = errorResponse(
+          route.api,
+          new HttpError(401, MgCode.AuthFailed, 'auth failed', 'unauthenticated'),
+        );
+        // Credentials presented and refused (forged, revoked, expired) are audited; a bare call
+        // without any is not (bounded by the per-address limit above either way).
+        if (a.reason !== 'no credentials') {
+          await writeAudit(route, label, refusalCtx(req, found.params, undefined, a.reason!), response);
+        }
+        return { label, response };
       }
       principal = a.principal;
       if (!allowed(route.access, principal)) {
@@ -251,20 +261,21 @@ export function createManagerRouter(deps: RouterDeps): Handler {
           },
           'manager request forbidden',
         );
-        return {
+        const response = errorResponse(
+          route.api,
+          new HttpError(403, MgCode.AuthFailed, 'permission denied', 'forbidden'),
+        );
+        await writeAudit(
+          route,
           label,
-          response: errorResponse(
-            route.api,
-            new HttpError(403, MgCode.AuthFailed, 'permission denied', 'forbidden'),
-          ),
-        };
+          refusalCtx(req, found.params, principal, 'role check refused'),
+          response,
+        );
+        return { label, response };
       }
     }
     const limiter = principal?.kind === 'gateway' ? deps.gatewayLimiter : deps.limiter;
-    const rl = limiter.take(
-      principal ? principalLabel(principal) : `ip:${req.remoteAddress}`,
-      route.cost ?? 1,
-    );
+    const rl = limiter.take(rateKey(principal, req.remoteAddress), route.cost ?? 1);
     if (!rl.ok) return { label, response: tooMany(route.api, rl.retryAfterS) };
 
     const ctx: Ctx = {
@@ -275,6 +286,16 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       audit: {},
       body() {
         if (req.body.length === 0) throw badRequest('a JSON body is required');
+        // Only JSON: a form or text/plain POST (what a foreign web page can send without a CORS
+        // preflight) is refused, never parsed.
+        if (!JSON_TYPE.test(req.headers['content-type'] ?? '')) {
+          throw new HttpError(
+            415,
+            MgCode.ParamInvalid,
+            'Content-Type must be application/json',
+            'unsupported_media_type',
+          );
+        }
         try {
           return JSON.parse(req.body.toString('utf8'));
         } catch {
@@ -287,6 +308,8 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       response = await route.handler(ctx);
     } catch (err) {
       if (err instanceof HttpError) response = errorResponse(route.api, err);
+      // A filter refused while it was evaluated (its regex work budget spent).
+      else if (err instanceof FilterError) response = errorResponse(route.api, badRequest(err.message));
       else {
         deps.logger.error({ err, route: label }, 'manager handler failed');
         response = errorResponse(
@@ -300,6 +323,23 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       await writeAudit(route, label, ctx, response);
     }
     return { label, response };
+  }
+
+  /** The audit context of a request refused before its handler ran. */
+  function refusalCtx(
+    req: HttpRequest,
+    params: Record<string, string>,
+    principal: Principal | undefined,
+    reason: string,
+  ): Ctx {
+    return {
+      req,
+      params,
+      query: new URLSearchParams(req.query),
+      principal,
+      audit: { detail: { refused: reason }, ...(principal ? {} : { actor: 'unauthenticated' }) },
+      body: () => undefined,
+    };
   }
 
   async function writeAudit(
@@ -356,6 +396,16 @@ export function createManagerRouter(deps: RouterDeps): Handler {
     deps.onRequest?.(label, response.status, (performance.now() - started) / 1000);
     return response;
   };
+}
+
+/**
+ * Whose bucket a call takes from: a user's, whether it comes with a session or any of the user's
+ * API keys (minting keys must not multiply a user's rate); a gateway's; or the peer address.
+ */
+function rateKey(principal: Principal | undefined, remoteAddress: string): string {
+  if (!principal) return `ip:${remoteAddress}`;
+  if (principal.kind === 'apikey' && principal.owner !== undefined) return `user:${principal.owner}`;
+  return principalLabel(principal);
 }
 
 function tooMany(api: ApiStyle, retryAfterS: number): HttpResponse {

@@ -91,7 +91,7 @@ export function resolveManagerSecret(opts: ResolveSecretOptions = {}): ResolvedS
     assertStrongSecret(s, file);
     return { secret: Buffer.from(s, 'utf8'), source: 'file', file };
   }
-  mkdirSync(opts.dataDir, { recursive: true });
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const s = randomBytes(48).toString('base64url');
   writeFileSync(file, `${s}\n`, { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);

@@ -1,10 +1,12 @@
 /**
  * Short-lived signed session tokens: `fgs1.<payload>.<mac>`, payload = base64url JSON
- * `{u: username, sid, iat, exp}` (milliseconds), mac = base64url HMAC-SHA256(secret, "fgs1." + payload).
+ * `{u: username, a: account id, sid, iat, exp}` (milliseconds), mac = base64url HMAC-SHA256(secret, "fgs1." + payload).
  * Stateless to verify (any manager instance, any Lambda container, with the shared secret);
  * revocation is per user: logout and password changes move the user's `tokensNotBefore`, and a
  * token issued before it is refused (users are cached for a few seconds, so within that).
  * The role is not in the token: it is read from the user record, so a demotion applies at once.
+ * The account id binds the token to one account, not to its name: a user deleted and created
+ * again under the same name is a new account (users.ts), and the old account's tokens stay dead.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
@@ -15,6 +17,8 @@ const MAX_TOKEN_LENGTH = 1024;
 
 export interface TokenClaims {
   u: string;
+  /** The account's id (users.ts `accountId`); absent only in tokens of accounts made before ids existed. */
+  a?: string;
   sid: string;
   iat: number;
   exp: number;
@@ -23,7 +27,7 @@ export interface TokenClaims {
 export type TokenCheck = { ok: true; claims: TokenClaims } | { ok: false; reason: string };
 
 export interface TokenSigner {
-  issue(username: string, now?: number): { token: string; claims: TokenClaims };
+  issue(username: string, now?: number, accountId?: string): { token: string; claims: TokenClaims };
   verify(token: string, now?: number): TokenCheck;
 }
 
@@ -34,9 +38,10 @@ export function isSessionToken(token: string): boolean {
 export function createTokenSigner(secret: Buffer, ttlMs = DEFAULT_TOKEN_TTL_MS): TokenSigner {
   const mac = (data: string) => createHmac('sha256', secret).update(data).digest();
   return {
-    issue(username, now = Date.now()) {
+    issue(username, now = Date.now(), accountId = undefined) {
       const claims: TokenClaims = {
         u: username,
+        ...(accountId !== undefined ? { a: accountId } : {}),
         sid: randomBytes(9).toString('base64url'),
         iat: now,
         exp: now + ttlMs,
@@ -68,7 +73,8 @@ export function createTokenSigner(secret: Buffer, ttlMs = DEFAULT_TOKEN_TTL_MS):
         typeof c.u !== 'string' ||
         typeof c.sid !== 'string' ||
         typeof c.iat !== 'number' ||
-        typeof c.exp !== 'number'
+        typeof c.exp !== 'number' ||
+        (c.a !== undefined && typeof c.a !== 'string')
       ) {
         return { ok: false, reason: 'malformed token' };
       }

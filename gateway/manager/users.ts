@@ -1,9 +1,12 @@
 /**
  * Manager users in the `users` table: scrypt password hashes (passwords.ts), a role, and
  * `tokensNotBefore` (ms): session tokens issued before it are refused (logout, password change,
- * role change). Reads are cached for a few seconds per process, as Elkeid reloads its users every
+ * role change), and `accountId`: a random id given at creation, which every session token and API
+ * key of the account carries. Deleting a user and creating one with the same name makes a new
+ * account with a new id, so nothing the old one held is accepted again. Reads are cached for a few seconds per process, as Elkeid reloads its users every
  * 3 s, so a revocation reaches every manager instance within that.
  */
+import { randomBytes } from 'node:crypto';
 import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { generatePassword, hashPassword, passwordProblem } from './passwords.js';
 import { isRole, type Role } from './roles.js';
@@ -11,6 +14,8 @@ import { isConditionFailed, type ManagerStore } from './store.js';
 
 export interface User {
   username: string;
+  /** Random, set at creation; absent on accounts created before ids existed (see accountMatches). */
+  accountId?: string;
   passwordHash: string;
   role: Role;
   createdAt: number;
@@ -21,7 +26,16 @@ export interface User {
   rev: number;
 }
 
-export type PublicUser = Omit<User, 'passwordHash' | 'rev' | 'tokensNotBefore'>;
+export type PublicUser = Omit<User, 'passwordHash' | 'rev' | 'tokensNotBefore' | 'accountId'>;
+
+/**
+ * Whether a credential bound to `boundTo` (a token's or key's account id) belongs to `user` as it
+ * is now. An account without an id predates ids; it matches only credentials without one, and any
+ * account created since has an id, so a re-created name never matches an older credential.
+ */
+export function accountMatches(user: User, boundTo: string | undefined): boolean {
+  return (user.accountId ?? undefined) === boundTo;
+}
 
 export const USERNAME_PATTERN = /^[A-Za-z0-9_.@-]{1,64}$/;
 
@@ -35,7 +49,7 @@ export class UserError extends Error {
 }
 
 export function publicUser(u: User): PublicUser {
-  const { passwordHash: _h, rev: _r, tokensNotBefore: _t, ...rest } = u;
+  const { passwordHash: _h, rev: _r, tokensNotBefore: _t, accountId: _a, ...rest } = u;
   return rest;
 }
 
@@ -50,6 +64,7 @@ function toUser(item: Record<string, unknown> | undefined): User | undefined {
     tokensNotBefore: Number(item.tokensNotBefore ?? 0),
     rev: Number(item.rev ?? 0),
   };
+  if (typeof item.accountId === 'string') u.accountId = item.accountId;
   if (typeof item.createdBy === 'string') u.createdBy = item.createdBy;
   if (typeof item.disabledAt === 'number') u.disabledAt = item.disabledAt;
   if (typeof item.passwordUpdatedAt === 'number') u.passwordUpdatedAt = item.passwordUpdatedAt;
@@ -159,6 +174,7 @@ export function createUserStore(
       const at = now();
       const user: User = {
         username: input.username,
+        accountId: randomBytes(12).toString('base64url'),
         passwordHash: await hashPassword(input.password),
         role: input.role,
         createdAt: at,

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, type Stats, statSync, unwatchFile, watchFile 
 import type { SecureServerOptions } from 'node:http2';
 import path from 'node:path';
 import { revokedSerials } from './certs.js';
+import { validatePkiDir } from './validate.js';
 
 /** Optional CRL file in the PKI dir (PEM); absent means nothing is revoked. */
 export const CRL_FILE = 'crl.pem';
@@ -17,6 +18,8 @@ export interface TlsMaterial {
 }
 
 export function loadTlsMaterial(pkiDir: string): TlsMaterial {
+  // Every file checked first: a bad one fails the start (exit 2) or the reload (old set kept).
+  validatePkiDir(pkiDir);
   const read = (name: string) => readFileSync(path.join(pkiDir, name));
   const crlPath = path.join(pkiDir, CRL_FILE);
   const crl = existsSync(crlPath) ? readFileSync(crlPath, 'utf8') : undefined;

@@ -7,6 +7,8 @@ import type { Registration } from '../discovery/registrar.js';
 
 export interface GatewayRegistrationInput {
   advertiseHost: string;
+  /** Where the control API is reached, when not the advertised host (loopback in `fleetgate all`). */
+  controlHost?: string;
   grpcPort: number;
   httpPort: number;
   /** Live agent connections. */
@@ -17,7 +19,12 @@ export interface GatewayRegistrationInput {
 }
 
 export function gatewayRegistrations(o: GatewayRegistrationInput): Registration[] {
-  const http: Registration = { name: 'hids_svr_http', ip: o.advertiseHost, port: o.httpPort, weight: o.load };
+  const http: Registration = {
+    name: 'hids_svr_http',
+    ip: o.controlHost ?? o.advertiseHost,
+    port: o.httpPort,
+    weight: o.load,
+  };
   // A limit of 0 means "drain": stop advertising the agent port (discovery drops it when its TTL
   // runs out, ≤ 15 s) instead of registering limit 0, which discovery — ours and a stock Elkeid
   // SD alike — reads as "no known limit". The control API stays registered: the manager still

@@ -7,6 +7,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import {
   CreateTableCommand,
   DescribeTableCommand,
@@ -22,6 +23,11 @@ import { TABLES, type TableDef, toCreateTableInput } from './schema.js';
 export interface DynamoClientOptions {
   /** An http(s) URL of a DynamoDB API (dynalite, a proxy, a VPC endpoint). Unset: AWS's endpoint. */
   endpoint?: string | undefined;
+  /**
+   * Connect to this unix socket (the embedded store's private socket) whatever the endpoint's
+   * host says; the endpoint then only names the protocol (`http://localhost`).
+   */
+  socketPath?: string | undefined;
   /** Defaults to `us-east-1` with an endpoint, else the SDK's resolution (AWS_REGION, profile). */
   region?: string | undefined;
   /** Total attempts per call, retries included. Default 3. */
@@ -61,10 +67,24 @@ export function createDynamoClient(opts: DynamoClientOptions = {}): DynamoDBClie
       connectionTimeout: opts.connectTimeoutMs ?? 500,
       requestTimeout: opts.requestTimeoutMs ?? 1500,
       throwOnRequestTimeout: true,
-      httpAgent: new http.Agent(agentOptions),
+      httpAgent:
+        opts.socketPath !== undefined
+          ? unixSocketAgent(opts.socketPath, agentOptions)
+          : new http.Agent(agentOptions),
       httpsAgent: new https.Agent(agentOptions),
     },
   });
+}
+
+/** An http.Agent whose every connection goes to `socketPath` (keep-alive pooling as usual). */
+function unixSocketAgent(socketPath: string, options: http.AgentOptions): http.Agent {
+  const agent = new http.Agent(options);
+  // The SDK's NodeHttpHandler passes host/port from the endpoint; the socket replaces both.
+  (agent as unknown as { createConnection: typeof net.createConnection }).createConnection = ((
+    _opts: unknown,
+    cb?: () => void,
+  ) => net.createConnection(socketPath, cb)) as typeof net.createConnection;
+  return agent;
 }
 
 export type TtlState = 'enabled' | 'unsupported' | 'none';

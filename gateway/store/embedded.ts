@@ -1,15 +1,20 @@
 /**
  * The embedded DynamoDB API: dynalite in this process, its LevelDB files on disk (contract.md:
- * `<dataDir>/dynamodb`), listening on 127.0.0.1 with a free port. What `fleetgate all` and
- * `fleetgate discovery` use when no DynamoDB endpoint or AWS region is configured, and what the
- * tests start.
+ * `<dataDir>/dynamodb`). What `fleetgate all` and `fleetgate discovery` use when no DynamoDB
+ * endpoint or AWS region is configured, and what the tests start.
+ *
+ * dynalite checks no credentials: whoever can connect to it owns every table (users, password
+ * hashes, API keys). So the roles run it on a unix socket in a 0700 directory of the data dir
+ * (store/private-socket.ts): only this account (and root) can connect, never another local user.
+ * The loopback TCP listener (no `socketPath`) exists for tests and benchmarks only, which hand
+ * the endpoint to child processes.
  *
  * dynalite is an emulator: no transactions, no TTL expiry (readers filter expired items), no
  * streams, and GSI reads are immediately consistent. The schema and access rules of the project
  * keep to what it has.
  */
-import { mkdirSync } from 'node:fs';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -23,7 +28,12 @@ type DynaliteFactory = (options: {
 export interface EmbeddedDynamoOptions {
   /** LevelDB directory (created if missing). Undefined: in memory, nothing survives close(). */
   dir?: string | undefined;
-  /** Defaults to 127.0.0.1. */
+  /**
+   * Listen on this unix socket instead of TCP (its directory must be private: 0700). The roles'
+   * mode; the socket file is replaced if a dead one is left over.
+   */
+  socketPath?: string;
+  /** TCP only (tests, benchmarks). Defaults to 127.0.0.1. */
   host?: string;
   /** Defaults to 0 (a free port). */
   port?: number;
@@ -33,9 +43,12 @@ export interface EmbeddedDynamoOptions {
 }
 
 export interface EmbeddedDynamo {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>`; with a unix socket `http://localhost` (connect with `socketPath`). */
   readonly endpoint: string;
+  /** 0 on a unix socket. */
   readonly port: number;
+  /** Set when listening on a unix socket: clients connect here (createDynamoClient's socketPath). */
+  readonly socketPath: string | undefined;
   /** True when data is on disk; false when running in memory. */
   readonly persistent: boolean;
   /** Stops listening, drops open connections, closes LevelDB (releasing its LOCK file). */
@@ -113,7 +126,10 @@ export async function startEmbeddedDynamo(opts: EmbeddedDynamoOptions = {}): Pro
     dir = undefined;
   }
   if (dir !== undefined) {
-    mkdirSync(dir, { recursive: true });
+    // Password hashes, API key hashes, tasks: private to this account (LevelDB's files follow
+    // the process umask, which the CLI sets to 077; run.ts).
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
     await assertLevelDbFree(dir);
   }
   const server = dynalite({
@@ -123,16 +139,22 @@ export async function startEmbeddedDynamo(opts: EmbeddedDynamoOptions = {}): Pro
     updateTableMs: opts.createTableMs ?? 20,
   });
   const host = opts.host ?? '127.0.0.1';
+  const socketPath = opts.socketPath;
+  // LevelDB's lock (above) proves no other store runs on this data dir: a socket file left
+  // here is a dead one from a crash.
+  if (socketPath !== undefined) rmSync(socketPath, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port ?? 0, host, () => {
+    const listening = () => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if (socketPath !== undefined) server.listen(socketPath, listening);
+    else server.listen(opts.port ?? 0, host, listening);
   });
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
-  const endpoint = `http://${host}:${port}`;
+  const endpoint = socketPath !== undefined ? 'http://localhost' : `http://${host}:${port}`;
 
   // dynalite closes LevelDB as soon as its HTTP server has closed. A Query or Scan reads ahead
   // through a LevelDB iterator even after its response is sent; if the database closes under a
@@ -172,13 +194,18 @@ export async function startEmbeddedDynamo(opts: EmbeddedDynamoOptions = {}): Pro
   };
 
   try {
-    await probe(endpoint);
+    await probeEmbeddedDynamo(socketPath !== undefined ? { socketPath } : { port, host });
   } catch (err) {
     await close().catch(() => {});
     throw new Error(`embedded DynamoDB did not answer: ${(err as Error).message}`, { cause: err });
   }
-  opts.logger?.info({ endpoint, dir: dir ?? 'memory' }, 'embedded DynamoDB (dynalite) listening');
-  return { endpoint, port, persistent: dir !== undefined, close };
+  opts.logger?.info(
+    socketPath !== undefined ? { socketPath, dir: dir ?? 'memory' } : { endpoint, dir: dir ?? 'memory' },
+    socketPath !== undefined
+      ? 'embedded DynamoDB (dynalite) on a private unix socket'
+      : 'embedded DynamoDB (dynalite) listening on loopback TCP (tests and benchmarks only)',
+  );
+  return { endpoint, port, socketPath, persistent: dir !== undefined, close };
 }
 
 /**
@@ -206,21 +233,47 @@ async function assertLevelDbFree(dir: string): Promise<void> {
   await db.close();
 }
 
-/** One ListTables request, signed with dummy credentials (dynalite checks only their presence). */
-async function probe(endpoint: string): Promise<void> {
-  const res = await fetch(endpoint, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-amz-json-1.0',
-      'x-amz-target': 'DynamoDB_20120810.ListTables',
-      authorization:
-        'AWS4-HMAC-SHA256 Credential=fleetgate/20200101/us-east-1/dynamodb/aws4_request, ' +
-        'SignedHeaders=host;x-amz-date;x-amz-target, Signature=00',
-      'x-amz-date': '20200101T000000Z',
-    },
-    body: '{}',
-    signal: AbortSignal.timeout(10_000),
+/**
+ * One ListTables request, signed with dummy credentials (dynalite checks only their presence),
+ * over TCP or the unix socket. Also how `fleetgate users` finds a running store's socket alive.
+ */
+export function probeEmbeddedDynamo(
+  to: { socketPath: string } | { port: number; host: string },
+  timeoutMs = 10_000,
+): Promise<void> {
+  const body = '{}';
+  return new Promise<void>((resolve, reject) => {
+    const req = http.request(
+      {
+        ...to,
+        method: 'POST',
+        path: '/',
+        headers: {
+          host: 'localhost',
+          'content-type': 'application/x-amz-json-1.0',
+          'content-length': Buffer.byteLength(body),
+          'x-amz-target': 'DynamoDB_20120810.ListTables',
+          authorization:
+            'AWS4-HMAC-SHA256 Credential=fleetgate/20200101/us-east-1/dynamodb/aws4_request, ' +
+            'SignedHeaders=host;x-amz-date;x-amz-target, Signature=00',
+          'x-amz-date': '20200101T000000Z',
+          connection: 'close',
+        },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode === 200) resolve();
+          else reject(new Error(`ListTables answered ${res.statusCode}: ${text.slice(0, 300)}`));
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(body);
   });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`ListTables answered ${res.status}: ${text.slice(0, 300)}`);
 }

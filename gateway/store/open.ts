@@ -4,10 +4,18 @@
  * `<dataDir>/dynamodb`. Tables are created when missing (set `ensure: false` on AWS, where
  * Terraform creates them and the role's IAM policy need not allow CreateTable).
  */
+
+import { existsSync } from 'node:fs';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Config } from '../config/env.js';
 import { createDynamoClient, type EnsureTablesResult, ensureTables } from './dynamo-client.js';
-import { type EmbeddedDynamo, embeddedDynamoDir, startEmbeddedDynamo } from './embedded.js';
+import {
+  type EmbeddedDynamo,
+  embeddedDynamoDir,
+  probeEmbeddedDynamo,
+  startEmbeddedDynamo,
+} from './embedded.js';
+import { embeddedSocketPath, preparePrivateSocket } from './private-socket.js';
 import { TABLES, type TableDef } from './schema.js';
 
 export interface OpenedStore {
@@ -26,6 +34,12 @@ export interface OpenStoreOptions {
   ensure?: boolean;
   tables?: readonly TableDef[];
   logger?: { info(obj: object, msg: string): void; error(obj: object, msg: string): void };
+  /**
+   * Embedded config only: use the store of a `fleetgate all`/`discovery` already running on this
+   * data dir (its private unix socket) when one answers, instead of opening LevelDB (which that
+   * process holds). What `fleetgate users` does; only this account and root can connect.
+   */
+  joinRunning?: boolean;
 }
 
 export async function openStore(
@@ -35,17 +49,23 @@ export async function openStore(
   let embedded: EmbeddedDynamo | undefined;
   let kind: OpenedStore['kind'];
   let endpoint = config.dynamodbEndpoint;
+  let socketPath: string | undefined;
   if (endpoint !== undefined) kind = 'endpoint';
   else if (config.awsRegion !== undefined) kind = 'aws';
   else {
     kind = 'embedded';
-    embedded = await startEmbeddedDynamo({
-      dir: embeddedDynamoDir(config.dataDir),
-      ...(opts.logger ? { logger: opts.logger } : {}),
-    });
-    endpoint = embedded.endpoint;
+    socketPath = opts.joinRunning ? await runningSocket(config.dataDir) : undefined;
+    if (socketPath === undefined) {
+      embedded = await startEmbeddedDynamo({
+        dir: embeddedDynamoDir(config.dataDir),
+        socketPath: preparePrivateSocket(config.dataDir),
+        ...(opts.logger ? { logger: opts.logger } : {}),
+      });
+      socketPath = embedded.socketPath;
+    }
+    endpoint = 'http://localhost';
   }
-  const client = createDynamoClient({ endpoint, region: config.awsRegion });
+  const client = createDynamoClient({ endpoint, region: config.awsRegion, socketPath });
   let tables: EnsureTablesResult | undefined;
   try {
     if (opts.ensure ?? true) {
@@ -68,4 +88,16 @@ export async function openStore(
       await embedded?.close();
     },
   };
+}
+
+/** The socket of a store running on this data dir, when one is there and answers. */
+async function runningSocket(dataDir: string): Promise<string | undefined> {
+  const socketPath = embeddedSocketPath(dataDir);
+  if (!existsSync(socketPath)) return undefined;
+  try {
+    await probeEmbeddedDynamo({ socketPath }, 3000);
+    return socketPath;
+  } catch {
+    return undefined;
+  }
 }

@@ -90,6 +90,9 @@ export async function startTestManager(
   });
   stack.push(() => role.close());
   const base = `http://127.0.0.1:${role.port}`;
+  // Tokens carry the account id (manager/tokens.ts); token() is synchronous, so ids are kept here.
+  const accounts = new Map<string, string | undefined>();
+  if (o.admin !== false) accounts.set('root', (await role.api.users.get('root'))?.accountId);
   return {
     db,
     role,
@@ -114,14 +117,15 @@ export async function startTestManager(
       return { status: res.status, headers: res.headers, text, json };
     },
     token(username) {
-      return role.api.tokens.issue(username).token;
+      return role.api.tokens.issue(username, undefined, accounts.get(username)).token;
     },
     defer(fn) {
       stack.push(fn);
     },
     async user(username, r, password = `${username}-password-1`) {
-      await role.api.users.create({ username, password, role: r });
-      return role.api.tokens.issue(username).token;
+      const created = await role.api.users.create({ username, password, role: r });
+      accounts.set(username, created.accountId);
+      return role.api.tokens.issue(username, undefined, created.accountId).token;
     },
   };
 }

@@ -188,7 +188,12 @@ async function setup(
   const keys = new Map<string, string>();
   for (const role of ['viewer', 'operator', 'admin'] as const) {
     await m.user(`${role}-user`, role);
-    const created = await m.role.api.apiKeys.create({ name: role, owner: `${role}-user`, role });
+    const created = await m.role.api.apiKeys.create({
+      name: role,
+      owner: `${role}-user`,
+      ownerAccount: (await m.role.api.users.get(`${role}-user`))?.accountId,
+      role,
+    });
     keys.set(`${role}-key`, created.key);
   }
   return { m, keys };

@@ -83,7 +83,12 @@ test('every documented operation exists and answers its documented status; every
   await writer.settle();
   await writer.publishAggregate();
   m.defer(() => writer.close());
-  const key = await m.role.api.apiKeys.create({ name: 'docs', owner: 'root', role: 'viewer' });
+  const key = await m.role.api.apiKeys.create({
+    name: 'docs',
+    owner: 'root',
+    ownerAccount: (await m.role.api.users.get('root'))?.accountId,
+    role: 'viewer',
+  });
 
   const results: string[] = [];
   // Ids the examples refer to, from the answers of the operations before them (document order).

@@ -38,7 +38,12 @@ test('rolling-task: one task to every simulated agent, released batch by batch, 
     'test',
   );
   const m = await startTestManager(t, { db: cluster.db, dispatcher: FAST_DISPATCH });
-  const { key } = await m.role.api.apiKeys.create({ name: 'sim', owner: 'root', role: 'operator' });
+  const { key } = await m.role.api.apiKeys.create({
+    name: 'sim',
+    owner: 'root',
+    ownerAccount: (await m.role.api.users.get('root'))?.accountId,
+    role: 'operator',
+  });
   const gw = cluster.gateways[0]!.g;
   const pki = tempDir(t, 'fg-sim-rt-');
   writeFileSync(path.join(pki, 'ca.crt'), gw.tls.ca);

@@ -81,14 +81,31 @@ test('conditions $and, $or, $nor at both levels; empty filter matches all', () =
   assert.equal(matches(parseFilter(undefined), doc), true);
 });
 
-test('bad filters are refused with a reason, dangerous regexes included', () => {
+test('bad filters are refused with a reason; non-regular patterns included', () => {
   assert.throws(() => f('x', '$where', 1), FilterError);
   assert.throws(() => f('x', '$in', 'notarray'), FilterError);
-  assert.throws(() => f('x', '$regex', '(a+)+$'), /nested quantifiers/);
+  assert.throws(() => f('x', '$regex', '(a)\\1'), /back-references/);
+  assert.throws(() => f('x', '$regex', '(?=a)b'), /lookaround/);
+  assert.throws(() => f('x', '$regex', 'a{2000}'), /repeat count/);
   assert.throws(() => f('x', '$regex', 'a'.repeat(200)), /longer than/);
   assert.throws(() => f('x', '$time', { start: 'yesterday' }), FilterError);
   assert.throws(() => parseFilter({ filter: [], condition: '$xor' }), /condition/);
   assert.throws(() => parseFilter([]), FilterError);
+});
+
+test('catastrophic-backtracking patterns run in linear time; the per-request budget refuses the rest', () => {
+  // The report's pattern: exponential for a backtracking engine, a few thousand steps here.
+  const filter = f('agent_id', '$regex', '^.{16}(\\w|\\d|[0-9a-f]|-)*!$');
+  const id = '0123456789abcdef'.repeat(3);
+  const before = filter.budget.steps;
+  assert.equal(matches(filter, { agent_id: id }), false);
+  const spent = before - filter.budget.steps;
+  assert.ok(spent <= (id.length + 1) * 200, `linear: ${spent} steps for ${id.length} characters`);
+  // One request's budget is shared by every document it examines: past it, a FilterError.
+  filter.budget.steps = spent * 3;
+  assert.throws(() => {
+    for (let i = 0; i < 10; i++) matches(filter, { agent_id: id });
+  }, /too expensive/);
 });
 
 test('config merge as Elkeid updateConfig: remove, overwrite non-empty fields, append', () => {

@@ -240,7 +240,7 @@ export function elkeidRoutes(deps: ManagerDeps): ManagerRoute[] {
           ctx.audit.detail = { result: 'failed' };
           return mgFail(MgCode.AuthFailed, 'wrong username or password');
         }
-        const { token, claims } = deps.tokens.issue(user.username, deps.now());
+        const { token, claims } = deps.tokens.issue(user.username, deps.now(), user.accountId);
         ctx.audit.detail = { result: 'ok', sid: claims.sid, expires: claims.exp };
         return mgOk({ token, expire_at: Math.floor(claims.exp / 1000) });
       },

@@ -17,10 +17,11 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { FLEET_SCOPE } from '../../store/fleet-items.js';
 import { agentStatus, elkeidDoc } from '../agents.js';
+import { ApiKeyLimitError } from '../apikeys.js';
 import { DAY_PATTERN, utcDay } from '../audit.js';
 import { agentScope, ConfigError, defaultScope, parseConfigList, tagScope } from '../configs.js';
 import type { ManagerDeps } from '../deps.js';
-import { apiOk } from '../envelope.js';
+import { apiOk, MgCode } from '../envelope.js';
 import { verifyPassword } from '../passwords.js';
 import { atLeast, elkeidLevel, isRole, type Role } from '../roles.js';
 import { type Ctx, HttpError, type ManagerRoute } from '../router.js';
@@ -441,7 +442,10 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
         const name = ctx.params.name!;
         ctx.audit.target = `user:${name.slice(0, 64)}`;
         await deps.users.delete(name).catch(userError);
-        return apiOk({ deleted: name });
+        // Its keys are already dead (bound to the deleted account); revoked too, so lists say so.
+        const keysRevoked = await deps.apiKeys.revokeAllOf(name);
+        ctx.audit.detail = { apiKeysRevoked: keysRevoked };
+        return apiOk({ deleted: name, api_keys_revoked: keysRevoked });
       },
     }),
     r({
@@ -469,7 +473,11 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
           }
         }
         await deps.users.setPassword(name, b.password).catch(userError);
-        return apiOk({ username: name, password_changed: true });
+        // A reset by someone else is what follows a suspected compromise: the account's API keys
+        // go too, not only its sessions. Changing your own password keeps your keys.
+        const keysRevoked = self ? 0 : await deps.apiKeys.revokeAllOf(name);
+        if (keysRevoked > 0) ctx.audit.detail = { apiKeysRevoked: keysRevoked };
+        return apiOk({ username: name, password_changed: true, api_keys_revoked: keysRevoked });
       },
     }),
     r({
@@ -515,7 +523,15 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
                 })();
         if (!atLeast(p.role!, role)) throw forbidden('a key cannot have a higher role than its owner');
         const name = typeof b.name === 'string' ? b.name : '';
-        const { key, record } = await deps.apiKeys.create({ name, owner: p.id, role });
+        const owner = await deps.users.get(p.id, { fresh: true });
+        if (!owner) throw forbidden('your account no longer exists');
+        const { key, record } = await deps.apiKeys
+          .create({ name, owner: p.id, ownerAccount: owner.accountId, role })
+          .catch((err: unknown) => {
+            if (err instanceof ApiKeyLimitError)
+              throw new HttpError(409, MgCode.ExceedLimit, err.message, 'too_many_keys');
+            throw err;
+          });
         ctx.audit.target = `apikey:${record.keyId}`;
         ctx.audit.detail = { role, name };
         return apiOk({ key, ...record }, 201);
