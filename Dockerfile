@@ -12,14 +12,21 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+RUN npm run build
+
+# Only `dependencies`, installed fresh from the lock file (what the runtime image runs on).
+# test/integration/production-install.test.ts performs these same steps without Docker.
+FROM node:${NODE_VERSION}-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM node:${NODE_VERSION}-slim
 ENV NODE_ENV=production \
     FLEETGATE_DATA_DIR=/var/lib/fleetgate
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json
-COPY --from=build /app/node_modules ./node_modules
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/dist ./dist
 # The data directory (spool, TLS files, embedded store) belongs to the unprivileged user; as a
