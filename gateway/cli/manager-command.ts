@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig, resolveAksk } from '../config/env.js';
 import { createRegistrarMetrics } from '../discovery/metrics.js';
+import { httpEngineProblem } from '../http/http-engine.js';
 import { startManagerRole } from '../manager/role.js';
 import { SecretError } from '../manager/secret.js';
 import { createLogger } from '../obs/logger.js';
@@ -50,6 +51,11 @@ export async function runManager(argv: string[]): Promise<number> {
       return 2;
     }
     throw err;
+  }
+  const engineProblem = httpEngineProblem();
+  if (engineProblem) {
+    console.error(`fleetgate: ${engineProblem}`);
+    return 2;
   }
   const logger = createLogger(config.logLevel);
   const metrics = createMetrics();

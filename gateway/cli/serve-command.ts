@@ -12,6 +12,7 @@ import { type Registrar, startRegistrar } from '../discovery/registrar.js';
 import { createRegistryStore, type RegistryStore } from '../discovery/registry-store.js';
 import { startDiscovery } from '../discovery/service.js';
 import { admissionLimits } from '../grpc/http2-server.js';
+import { httpEngineProblem } from '../http/http-engine.js';
 import { createDefaultSink } from '../ingest/default-sink.js';
 import { createHeartbeatWriter } from '../manager/agent-status-writer.js';
 import { createStoreConfigSource } from '../manager/configs.js';
@@ -75,6 +76,11 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
       return 2;
     }
     throw err;
+  }
+  const engineProblem = httpEngineProblem();
+  if (engineProblem) {
+    console.error(`fleetgate: ${engineProblem}`);
+    return 2;
   }
   const logger = createLogger(config.logLevel);
   const aksk = resolveAksk(config);

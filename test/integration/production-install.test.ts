@@ -10,6 +10,7 @@ import { cpSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ROOT, tempDir, waitFor } from '../helpers/gateway.js';
+import { nativeUwsExpected } from '../helpers/runtime.js';
 
 /** The .dockerignore patterns as regular expressions over repository-relative paths. */
 function dockerIgnored(): RegExp[] {
@@ -126,6 +127,12 @@ test('the production install (build, copy, npm ci --omit=dev) starts fleetgate a
     data.map((d) => d.port),
     [grpcPort],
   );
+
+  // The HTTP engine this runtime can have, said in the metrics (and warned about when it is node:http).
+  const engine = nativeUwsExpected() ? 'uws' : 'node';
+  const metrics = await (await fetch(`http://127.0.0.1:${sdPort}/metrics`)).text();
+  assert.match(metrics, new RegExp(`fleetgate_http_engine\\{engine="${engine}"\\} 1`));
+  if (engine === 'node') assert.match(output(), /no native uWebSockets\.js binary loads/);
 
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
