@@ -4,22 +4,36 @@
 #   docker run -p 6751:6751 -p 6752:6752 -v $PWD/pki:/var/lib/fleetgate/pki:ro fleetgate:0.1.0
 #
 # infra/terraform/modules/gateways runs it on ECS with the PKI and AK/SK from Secrets Manager
-# (docs/deploy.md). Node 20.20.2 is the minimum bin/fleetgate.js accepts.
-ARG NODE_VERSION=20.20.2
+# (docs/deploy.md).
+#
+# Node 24 LTS on Debian 13 (trixie), pinned by exact tag: glibc 2.41 loads the native
+# uWebSockets.js of @btc-vision/uwebsockets.js (built against glibc 2.38), so the HTTP APIs run
+# on uWS, not on the node:http fallback (README, "HTTP engine"); Debian 12 (bookworm, glibc 2.36)
+# would not. Node 24.22.3 is also the version `npm test` runs its second pass on. The image sets
+# FLEETGATE_HTTP_ENGINE=uws: a base that cannot load uWS fails at start instead of running slower.
+ARG NODE_IMAGE=node:24.22.3-trixie-slim
 
-FROM node:${NODE_VERSION}-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+RUN npm run build
 
-FROM node:${NODE_VERSION}-slim
+# Only `dependencies`, installed fresh from the lock file (what the runtime image runs on).
+# test/integration/production-install.test.ts performs these same steps without Docker.
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
-    FLEETGATE_DATA_DIR=/var/lib/fleetgate
+    FLEETGATE_DATA_DIR=/var/lib/fleetgate \
+    FLEETGATE_HTTP_ENGINE=uws
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json
-COPY --from=build /app/node_modules ./node_modules
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/dist ./dist
 # The data directory (spool, TLS files, embedded store) belongs to the unprivileged user; as a

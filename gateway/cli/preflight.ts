@@ -9,6 +9,7 @@ import { accessSync, chmodSync, constants, mkdirSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Config } from '../config/env.js';
+import { httpEngineProblem } from '../http/http-engine.js';
 import { passwordProblem } from '../manager/passwords.js';
 import { writePkiDir } from '../pki/certs.js';
 import { PkiError, REQUIRED_PKI_FILES, validatePkiDir } from '../pki/validate.js';
@@ -87,6 +88,9 @@ async function checkPki(config: Readonly<Config>, pre: Preflight): Promise<void>
 
 export async function preflight(role: PreflightRole, config: Readonly<Config>): Promise<Preflight> {
   const pre: Preflight = { problems: [], generatedPki: false };
+  // FLEETGATE_HTTP_ENGINE=uws where no native uWS binary loads for this Node and glibc.
+  const engineProblem = httpEngineProblem();
+  if (engineProblem) pre.problems.push(engineProblem);
   const dataProblem = checkDataDir(config.dataDir);
   if (dataProblem) pre.problems.push(dataProblem);
   if (config.admin && (role === 'all' || role === 'manager')) {

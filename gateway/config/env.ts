@@ -83,6 +83,11 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
   ['FLEETGATE_HTTP_PORT', '6752', 'gateway control API'],
   ['FLEETGATE_SD_PORT', '8088', 'discovery'],
   ['FLEETGATE_MANAGER_PORT', '6701', 'manager'],
+  [
+    'FLEETGATE_HTTP_ENGINE',
+    'auto',
+    'HTTP APIs on native uWebSockets.js (auto: when a binary loads for this Node and glibc, else node:http with a warning; uws: refuse to start without it; node: node:http)',
+  ],
   ['FLEETGATE_MAX_CONNECTIONS', 'sized to memory', 'agent connection limit of one gateway'],
   [
     'FLEETGATE_MAX_PENDING_HANDSHAKES',
@@ -191,6 +196,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   const identityRaw = get('FLEETGATE_IDENTITY') ?? 'fleet';
   if (identityRaw !== 'fleet' && identityRaw !== 'per-agent') {
     problems.push(`FLEETGATE_IDENTITY=${identityRaw}: must be "fleet" or "per-agent"`);
+  }
+  const httpEngine = (get('FLEETGATE_HTTP_ENGINE') ?? 'auto').toLowerCase();
+  if (!['auto', 'uws', 'node'].includes(httpEngine)) {
+    problems.push(`FLEETGATE_HTTP_ENGINE=${httpEngine}: must be auto, uws or node`);
   }
   const defaultMax = Math.max(100, Math.floor((os.totalmem() * 0.5) / BYTES_PER_AGENT_BUDGET));
   const kafkaBrokers = (get('FLEETGATE_KAFKA_BROKERS') ?? '')

@@ -60,6 +60,8 @@ export async function startDiscovery(opts: DiscoveryOptions): Promise<DiscoveryS
     port: opts.port,
     maxBodyBytes: opts.maxBodyBytes ?? 64 * 1024,
     onError: (err) => log.error({ err }, 'discovery handler failed'),
+    registry: opts.registry,
+    logger: log,
   });
   port = server.port;
   log.info({ host: opts.host, port, ttlMs: opts.store.ttlMs }, 'discovery listening');

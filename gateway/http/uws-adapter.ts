@@ -1,52 +1,71 @@
 /**
- * Serves a runtime-agnostic Handler over uWebSockets.js. The only file that touches uWS types:
- * handlers stay portable to other runtimes (Lambda).
+ * Serves a runtime-agnostic Handler over uWebSockets.js, or over node:http where no native uWS
+ * binary loads for this Node (http-engine.ts chooses; FLEETGATE_HTTP_ENGINE). The only file that
+ * touches uWS types: handlers stay portable to other runtimes (Lambda, node:http).
+ *
+ * A feature only uWS has (e.g. WebSockets on the same app) must check `httpEngine().name ===
+ * 'uws'` (or the `engine` of the result) first and say clearly when it is not available.
  */
 
 import type { TemplatedApp, HttpResponse as UwsResponse, us_socket } from 'uWebSockets.js';
-import uws from 'uWebSockets.js';
-import { createHash } from 'node:crypto';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../obs/logger.js';
+import {
+  BODY_TOO_LARGE,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_UNVERIFIED_BYTES,
+  INTERNAL_ERROR,
+  MANAGED_HEADERS,
+  type ServedHttp,
+  type ServeHttpOptions,
+  UNVERIFIED_BUSY,
+  UnverifiedBody,
+  type UnverifiedBudget,
+} from './adapter-common.js';
+import {
+  chooseHttpEngine,
+  type HttpEngine,
+  type HttpEngineName,
+  httpEngine,
+  recordHttpEngine,
+} from './http-engine.js';
+import { serveNodeHttp } from './node-http-adapter.js';
 import type { Handler, HttpRequest, HttpResponse } from './types.js';
+import { loadNativeUws, type NativeUws } from './uws-native.js';
 
-export interface ServeUwsOptions {
-  host: string;
-  /** 0 picks a free port; the chosen one is in the result. */
-  port: number;
-  /** Larger request bodies get 413 and the connection is closed. Defaults to 4 MiB. */
-  maxBodyBytes?: number;
-  /**
-   * Bytes of unverified request bodies (signed routes, before the signature is checked) buffered
-   * at once across all connections; a request that would pass it gets 503 and the connection is
-   * closed. Defaults to 16 MiB: unsigned uploads cannot grow the process by more.
-   */
-  maxUnverifiedBytes?: number;
-  /** Receives what the handler threw (it is answered with a bare 500); a router normally catches first. */
-  onError?: (err: unknown) => void;
+export interface ServeUwsOptions extends ServeHttpOptions {
+  /** Overrides the process's engine (FLEETGATE_HTTP_ENGINE) for this server: tests, benchmarks. */
+  engine?: HttpEngineName;
+  /** Gets `fleetgate_http_engine` (the engine in use). */
+  registry?: Registry;
+  /** Warned when uWS was wanted but node:http serves. */
+  logger?: Pick<Logger, 'warn'>;
 }
 
-export interface UwsServer {
-  port: number;
-  close(): void;
-}
-
-const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
-const DEFAULT_MAX_UNVERIFIED_BYTES = 16 * 1024 * 1024;
+export type UwsServer = ServedHttp;
 
 /**
- * If the native binary does not match the Node ABI, this uWS build silently falls back to a
- * pure-JS server with a fraction of the throughput. That must stop startup, not degrade capacity.
+ * Throws unless a native uWS binary loads for this Node ABI and glibc (uws-native.ts), naming
+ * what each package refused; never lets uWS's own slow pure-JS fallback through.
  */
 export function assertNativeUws(): void {
-  const mod = uws as unknown as Record<string, unknown>;
-  const isFallback = 'default' in mod && !('LIBUS_LISTEN_EXCLUSIVE_PORT' in mod);
-  const isNative = typeof mod.us_listen_socket_close === 'function' && 'LIBUS_LISTEN_EXCLUSIVE_PORT' in mod;
-  if (isFallback || !isNative) {
-    throw new Error(
-      `uWebSockets.js loaded its slow pure-JS fallback instead of the native binary: no build for ` +
-        `${process.platform}-${process.arch} with Node ABI ${process.versions.modules}, or UWS_USE_FALLBACK ` +
-        `is set. Use a Node version the installed uWebSockets.js ships a binary for.`,
-    );
+  chooseHttpEngine('uws', loadNativeUws);
+}
+
+function engineFor(opts: ServeUwsOptions): HttpEngine {
+  if (opts.engine === 'node') return { name: 'node', detail: 'node:http (asked for)' };
+  if (opts.engine === 'uws') return chooseHttpEngine('uws', loadNativeUws);
+  return httpEngine();
+}
+
+export async function serveUws(handler: Handler, opts: ServeUwsOptions): Promise<UwsServer> {
+  const engine = engineFor(opts);
+  if (opts.registry) recordHttpEngine(opts.registry, engine.name);
+  if (engine.name === 'node') {
+    if (engine.warning) opts.logger?.warn({ engine: 'node' }, engine.warning);
+    return serveNodeHttp(handler, opts);
   }
+  return serveNative(engine.uws, handler, opts);
 }
 
 // uWS writes the status line verbatim, so it needs the reason phrase as well as the code.
@@ -80,27 +99,6 @@ function statusLine(status: number): string {
   return `${status} ${STATUS_TEXT[status] ?? 'Unknown'}`;
 }
 
-// uWS computes these itself; a second copy from the handler would corrupt the framing.
-const MANAGED_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection']);
-
-const INTERNAL_ERROR: HttpResponse = {
-  status: 500,
-  headers: { 'content-type': 'application/json; charset=utf-8' },
-  body: '{"msg":"internal error"}',
-};
-
-const UNVERIFIED_BUSY: HttpResponse = {
-  status: 503,
-  headers: { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1' },
-  body: '{"msg":"too many unverified request bodies in flight; retry"}',
-};
-
-const BODY_TOO_LARGE: HttpResponse = {
-  status: 413,
-  headers: { 'content-type': 'application/json; charset=utf-8' },
-  body: '{"msg":"body too large"}',
-};
-
 /** Must run corked (or synchronously inside the uWS request callback) and never after an abort. */
 function writeResponse(res: UwsResponse, response: HttpResponse, closeConnection = false): void {
   // A status uWS cannot frame (not an integer 100..599) is the handler's bug; answer 500.
@@ -121,49 +119,9 @@ function closeApp(app: TemplatedApp): void {
   if (typeof closable.close === 'function') closable.close();
 }
 
-/**
- * One unverified body's share of the server's budget: its declared length up front (refused at
- * once when that does not fit), or what has arrived so far for a body of unknown length.
- */
-class UnverifiedBody {
-  readonly hash = createHash('sha256');
-  readonly admitted: boolean;
-  #held = 0;
-  #released = false;
-
-  constructor(
-    readonly budget: { free: number },
-    declared: number,
-  ) {
-    const upfront = Number.isFinite(declared) ? declared : 0;
-    this.admitted = upfront <= budget.free;
-    if (this.admitted) this.#take(upfront);
-  }
-
-  #take(n: number): void {
-    this.budget.free -= n;
-    this.#held += n;
-  }
-
-  /** Accounts for `received` bytes in all; false when they do not fit. */
-  grow(received: number): boolean {
-    if (received <= this.#held) return true;
-    if (received - this.#held > this.budget.free) return false;
-    this.#take(received - this.#held);
-    return true;
-  }
-
-  release(): void {
-    if (this.#released) return;
-    this.#released = true;
-    this.budget.free += this.#held;
-  }
-}
-
-export function serveUws(handler: Handler, opts: ServeUwsOptions): Promise<UwsServer> {
-  assertNativeUws();
+function serveNative(uws: NativeUws, handler: Handler, opts: ServeHttpOptions): Promise<ServedHttp> {
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const budget = { free: opts.maxUnverifiedBytes ?? DEFAULT_MAX_UNVERIFIED_BYTES };
+  const budget: UnverifiedBudget = { free: opts.maxUnverifiedBytes ?? DEFAULT_MAX_UNVERIFIED_BYTES };
   const app = uws.App();
 
   app.any('/*', (res, req) => {
@@ -224,7 +182,7 @@ export function serveUws(handler: Handler, opts: ServeUwsOptions): Promise<UwsSe
       done = true;
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
       const req: HttpRequest = { ...head, body };
-      if (unverified) req.bodySha256 = received === 0 ? '' : unverified.hash.digest('hex');
+      if (unverified) req.bodySha256 = unverified.digest(received);
       void respond(res, req, () => aborted).finally(() => unverified?.release());
     });
   });
@@ -261,6 +219,7 @@ export function serveUws(handler: Handler, opts: ServeUwsOptions): Promise<UwsSe
       let closed = false;
       resolve({
         port: uws.us_socket_local_port(listenSocket as us_socket),
+        engine: 'uws',
         close() {
           if (closed) return;
           closed = true;

@@ -120,6 +120,8 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
     port: config.managerPort,
     maxBodyBytes: o.maxBodyBytes ?? 4 * 1024 * 1024,
     onError: (err) => log.error({ err }, 'manager handler failed'),
+    registry: o.registry,
+    logger: log,
   });
   const port = server.port;
   let registrar: Registrar | undefined;

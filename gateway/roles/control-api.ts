@@ -47,7 +47,12 @@ export async function startControlApi(opts: ControlApiOptions): Promise<UwsServe
       },
     },
   );
-  const server = await serveUws(handler, { host: opts.host, port: opts.port });
+  const server = await serveUws(handler, {
+    host: opts.host,
+    port: opts.port,
+    registry: opts.metrics.registry,
+    logger: log,
+  });
   log.info({ port: server.port, host: opts.host }, 'control API listening');
   return server;
 }

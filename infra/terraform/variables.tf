@@ -173,7 +173,7 @@ variable "gateway_log_level" {
 variable "cloudwatch_agent_image" {
   description = "Image of the metrics sidecar (CloudWatch agent). Pin a tested tag."
   type        = string
-  default     = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest"
+  default     = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300059.0b1207"
 }
 
 ################################################################################

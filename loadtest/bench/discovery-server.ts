@@ -1,6 +1,7 @@
 /**
  * A discovery server as a `bench:discovery` child process: the discovery handler over a
- * DynamoDB endpoint (the driver's dynalite), served by uWS (ours) or node:http (baseline).
+ * DynamoDB endpoint (the driver's dynalite), served by uWS (ours) or node:http (the fallback engine,
+ * gateway/http/node-http-adapter.ts).
  *
  *   node --import tsx loadtest/bench/discovery-server.ts --impl uws|node --endpoint URL --prefix P
  *
@@ -19,7 +20,6 @@ import type { HttpRequest } from '../../gateway/http/types.js';
 import { serveUws } from '../../gateway/http/uws-adapter.js';
 import { silentLogger } from '../../gateway/obs/logger.js';
 import { createDynamoClient } from '../../gateway/store/dynamo-client.js';
-import { serveNodeHttp } from '../baselines/node-http-adapter.js';
 import { openFileLimit, processStats, reply, serveCommands } from './child-protocol.js';
 
 const { values } = parseArgs({
@@ -45,10 +45,8 @@ const { handler, clearCache } = createDiscoveryHandler({
   registry,
 });
 
-const server =
-  values.impl === 'uws'
-    ? await serveUws(handler, { host: values.host, port: 0 })
-    : await serveNodeHttp(handler, { host: values.host, port: 0 });
+// The product's two engines (gateway/http/http-engine.ts); `uws` refuses where no native binary loads.
+const server = await serveUws(handler, { host: values.host, port: 0, engine: values.impl });
 
 const detailRequest = (name: string, count: number): HttpRequest => ({
   method: 'GET',

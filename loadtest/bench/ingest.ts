@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import kafkajs from 'kafkajs';
 import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
-import { ensureKafka, kafkaStatus } from '../../infra/local/kafka-control.mjs';
+import { kafkaFor } from '../../infra/local/disposable-kafka.mjs';
 import { loopbackSources, writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
 import {
@@ -68,7 +68,8 @@ Options:
   --linger-ms MS        our producer's linger (default: the producer's, 5 ms)
   --impls LIST          subset of baseline,workers,inline (default: all three; none: only
                         the --profile run)
-  --brokers LIST        use these brokers instead of the local one
+  --brokers LIST        use these brokers (default: $FLEETGATE_BENCH_KAFKA, else a disposable
+                        broker on a free port, started for this run and stopped after it)
   --quick               a smoke run (about a minute)
   --json FILE           also write the results as JSON
   --profile             after the measured runs, an extra saturated run of one server under
@@ -192,6 +193,7 @@ const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'fg-bench-pki-'));
 // ---- Kafka: topics and the measuring consumer ---------------------------------------------
 
 let brokers: string[] = [];
+let benchKafka: Awaited<ReturnType<typeof kafkaFor>> | undefined;
 let brokerPid: number | null = null;
 registerCodecs(); // the consumer reads what each gateway produced, whatever the codec
 const kafkaClient = () =>
@@ -908,9 +910,10 @@ async function main(): Promise<number> {
   if (values.brokers) {
     brokers = values.brokers.split(',');
   } else {
-    const k = await ensureKafka({ log: (m) => progress(m) });
-    brokers = k.brokers;
-    brokerPid = k.pid ?? (await kafkaStatus()).pid;
+    // FLEETGATE_BENCH_KAFKA, else a broker of this run on a free port (never the shared 9092).
+    benchKafka = await kafkaFor('FLEETGATE_BENCH_KAFKA', { log: (m) => progress(m) });
+    brokers = [benchKafka.broker];
+    brokerPid = benchKafka.pid;
   }
   if (brokerPid === null) progress('broker pid unknown: its CPU is not reported');
   await writeBenchPki(pkiDir);
@@ -969,6 +972,7 @@ async function main(): Promise<number> {
   await consumer?.disconnect().catch(() => {});
   await deleteTopics();
   rmSync(pkiDir, { recursive: true, force: true });
+  await benchKafka?.stop();
 
   const loadAverageAtEnd = loadAverageNow();
   const sample = phaseResults[0];
@@ -1033,4 +1037,5 @@ runDriver(main, async () => {
   await consumer?.disconnect().catch(() => {});
   await deleteTopics();
   rmSync(pkiDir, { recursive: true, force: true });
+  await benchKafka?.stop();
 });

@@ -1,17 +1,33 @@
-/** Real Kafka for tests: ensures the local broker serves, makes unique topics, consumes them back. */
+/**
+ * Real Kafka for tests: the broker of FLEETGATE_TEST_KAFKA (scripts/run-tests.mjs starts a
+ * disposable one for the run when it is unset), or, for a test file run on its own, a disposable
+ * broker of this process on a free port. Unique topics per test; consumes them back.
+ */
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
-import { ensureKafka } from '../../infra/local/kafka-control.mjs';
+import { brokerFromEnv, kafkaFor } from '../../infra/local/disposable-kafka.mjs';
 
-export const BROKER = '127.0.0.1:9092';
+export const TEST_KAFKA_ENV = 'FLEETGATE_TEST_KAFKA';
+
+/** The test broker's host:port; final once kafkaReady() resolved (a live binding). */
+export let BROKER = brokerFromEnv(TEST_KAFKA_ENV) ?? '127.0.0.1:0';
 
 // The consumers below must read what the gateway produced with any codec.
 registerCodecs();
 
-export async function kafkaReady(): Promise<void> {
-  await ensureKafka({ log: () => {} });
+let ready: Promise<void> | undefined;
+
+/** Makes sure the test broker serves and BROKER names it. */
+export function kafkaReady(): Promise<void> {
+  ready ??= (async () => {
+    const kafka = await kafkaFor(TEST_KAFKA_ENV);
+    BROKER = kafka.broker;
+    // A broker of this process goes with it (the runner's outlives every test file).
+    if (kafka.disposable) process.once('exit', () => kafka.stopSync());
+  })();
+  return ready;
 }
 
 export function kafkaClient(brokers = [BROKER]) {

@@ -43,8 +43,10 @@ test('every configuration error is reported at once, exit 2', () => {
     FLEETGATE_GRPC_PORT: 'abc',
     FLEETGATE_IDENTITY: 'nobody',
     FLEETGATE_KAFKA_BROKERS: 'x',
+    FLEETGATE_HTTP_ENGINE: 'express',
   });
   assert.equal(r.code, 2);
+  assert.match(r.stderr, /FLEETGATE_HTTP_ENGINE=express: must be auto, uws or node/);
   assert.match(r.stderr, /FLEETGATE_GRPC_PORT=abc/);
   assert.match(r.stderr, /FLEETGATE_IDENTITY=nobody/);
   assert.match(r.stderr, /FLEETGATE_KAFKA_BROKERS/);

@@ -2,7 +2,7 @@
  * The disposable Kafka instances of infra/local/kafka-control.mjs: a second, real broker on its own
  * ports and state dir that a test can SIGKILL and restart. Records acknowledged with acks=-1 before
  * the crash must still be there after the restart (same storage, same cluster), producing must fail
- * while it is down and work again after. The shared broker on 127.0.0.1:9092 is never touched.
+ * while it is down and work again after. The run's test broker is never touched.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -20,8 +20,19 @@ import {
   startKafka,
   stopKafka,
 } from '../../infra/local/kafka-control.mjs';
+import { BROKER, kafkaReady } from '../helpers/kafka.js';
 
 const COUNT = 20;
+
+async function clusterIdOf(broker: string): Promise<string> {
+  const admin = client(broker).admin();
+  await admin.connect();
+  try {
+    return (await admin.describeCluster()).clusterId;
+  } finally {
+    await admin.disconnect();
+  }
+}
 const quiet = () => {};
 
 function client(broker: string) {
@@ -84,9 +95,9 @@ async function consumeValues(kafka: Kafka, topic: string, count: number): Promis
 test('a disposable Kafka instance keeps acknowledged records across SIGKILL and restart', {
   timeout: 90_000,
 }, async (t) => {
-  // The shared broker: started if absent (as every Kafka test does), never stopped or restarted.
-  await ensureKafka({ log: quiet });
-  const sharedPid: number | null = (await kafkaStatus()).pid;
+  // The run's test broker (helpers/kafka.ts): never stopped or restarted by this test.
+  await kafkaReady();
+  const sharedCluster = await clusterIdOf(BROKER);
 
   const port: number = await findFreePortPair();
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'fleetgate-kafka-instance-'));
@@ -105,7 +116,7 @@ test('a disposable Kafka instance keeps acknowledged records across SIGKILL and 
   assert.deepEqual(first.brokers, [broker]);
   assert.equal(first.started, true);
   assert.equal(typeof first.pid, 'number');
-  assert.notEqual(first.pid, sharedPid);
+  assert.notEqual(first.brokers[0], BROKER);
 
   const kafka = client(broker);
   const cluster = await clusterId(kafka);
@@ -168,7 +179,6 @@ test('a disposable Kafka instance keeps acknowledged records across SIGKILL and 
   assert.equal(stopped.stopped, again.pid);
   assert.equal(await probeKafka({}, instance), 'closed');
 
-  // The shared broker served all along and is the same process.
-  assert.equal(await probeKafka(), 'kafka');
-  assert.equal((await kafkaStatus()).pid, sharedPid);
+  // The test broker served all along and is the same cluster.
+  assert.equal(await clusterIdOf(BROKER), sharedCluster);
 });

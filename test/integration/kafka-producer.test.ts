@@ -35,6 +35,7 @@ import {
   type RecordProducer,
 } from '../../gateway/ingest/kafka/producer.js';
 import { ensureKafka, findFreePortPair, kafkaPaths, stopKafka } from '../../infra/local/kafka-control.mjs';
+import { BROKER, kafkaReady } from '../helpers/kafka.js';
 
 const { CompressionTypes, Kafka, logLevel } = kafkajs;
 
@@ -49,7 +50,8 @@ let spareDir: string | undefined;
 
 before(
   async () => {
-    ({ brokers } = await ensureKafka({ log: () => {} }));
+    await kafkaReady();
+    brokers = [BROKER];
     client = new Kafka({ clientId: 'producer-test', brokers, logLevel: logLevel.NOTHING });
     const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fleetgate-kafka-'));
     spareDir = stateDir;

@@ -269,7 +269,7 @@ variable "metrics_namespace" {
 variable "cloudwatch_agent_image" {
   description = "CloudWatch agent image of the sidecar that scrapes the gateway's /metrics. Pin a tag you have tested."
   type        = string
-  default     = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest"
+  default     = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300059.0b1207"
 }
 
 variable "log_retention_days" {
