@@ -22,7 +22,7 @@ data "aws_caller_identity" "current" {}
 data "aws_ec2_managed_prefix_list" "dynamodb" {
   count = var.create ? 1 : 0
 
-  name = "com.amazonaws.${data.aws_region.current.region}.dynamodb"
+  name = "com.amazonaws.${data.aws_region.current.id}.dynamodb"
 }
 
 locals {

@@ -24,7 +24,7 @@ locals {
       FLEETGATE_KAFKA_COMPRESSION = var.kafka_compression
       FLEETGATE_TABLE_PREFIX      = var.table_prefix
       FLEETGATE_LOG_LEVEL         = var.log_level
-      AWS_REGION                  = data.aws_region.current.region
+      AWS_REGION                  = data.aws_region.current.id
     },
     var.kafka_brokers != "" ? { FLEETGATE_KAFKA_BROKERS = var.kafka_brokers } : {},
     # MSK's TLS listener (9094); its certificates chain to Amazon Trust Services, which Node's
@@ -150,7 +150,7 @@ locals {
         logDriver = "awslogs"
         options = {
           awslogs-group         = try(aws_cloudwatch_log_group.this["gateway"].name, "")
-          awslogs-region        = data.aws_region.current.region
+          awslogs-region        = data.aws_region.current.id
           awslogs-stream-prefix = "gateway"
           mode                  = "non-blocking"
           max-buffer-size       = "25m"
@@ -170,7 +170,7 @@ locals {
         logDriver = "awslogs"
         options = {
           awslogs-group         = try(aws_cloudwatch_log_group.this["gateway"].name, "")
-          awslogs-region        = data.aws_region.current.region
+          awslogs-region        = data.aws_region.current.id
           awslogs-stream-prefix = "cloudwatch-agent"
         }
       }

@@ -61,7 +61,7 @@ locals {
       type = "metric", x = 12 * ((i + 1) % 2), y = 12 + 6 * i, width = 12, height = 6
       properties = {
         title  = "${f.title}: invocations, errors, throttles, p99 duration"
-        region = data.aws_region.current.region
+        region = data.aws_region.current.id
         period = 60
         metrics = [
           for m in ["Invocations", "Errors", "Throttles", "Duration"] :
@@ -460,7 +460,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 0, y = 0, width = 12, height = 6
         properties = {
           title  = "Connected agents: all gateways, per gateway (average), busiest gateway"
-          region = data.aws_region.current.region
+          region = data.aws_region.current.id
           period = 60
           metrics = [
             concat([local.ns, "elkeid_ac_grpc_conn_count"], local.gw_dims_flat, [{ id = "m1", stat = "Average", label = "per gateway (average)" }]),
@@ -475,7 +475,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 12, y = 0, width = 12, height = 6
         properties = {
           title  = "Spool: records pending (busiest gateway) and gateways spooling"
-          region = data.aws_region.current.region
+          region = data.aws_region.current.id
           period = 60
           metrics = [
             concat([local.ns, "fleetgate_spool_pending_records"], local.gw_dims_flat, [{ stat = "Maximum", label = "pending records" }]),
@@ -487,7 +487,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 0, y = 6, width = 12, height = 6
         properties = {
           title  = "Records received and Kafka send failures"
-          region = data.aws_region.current.region
+          region = data.aws_region.current.id
           period = 60
           stat   = "Sum"
           metrics = [
@@ -500,7 +500,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 12, y = 6, width = 12, height = 6
         properties = {
           title  = "Command deliveries by result"
-          region = data.aws_region.current.region
+          region = data.aws_region.current.id
           period = 300
           stat   = "Sum"
           metrics = [
@@ -513,7 +513,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 0, y = 12, width = 12, height = 6
         properties = {
           title  = "Balancer: active flows, new flows, unhealthy gateways"
-          region = data.aws_region.current.region
+          region = data.aws_region.current.id
           period = 60
           metrics = [
             ["AWS/NetworkELB", "ActiveFlowCount", "LoadBalancer", var.load_balancer_arn_suffix, { stat = "Average" }],
@@ -526,7 +526,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 12, y = 18, width = 12, height = 6
         properties = {
           title  = "Task dispatcher: runs, failed runs, failed deliveries, run duration"
-          region = data.aws_region.current.region
+          region = data.aws_region.current.id
           period = 300
           metrics = [
             ["AWS/Lambda", "Invocations", "FunctionName", var.dispatcher_function_name, { stat = "Sum" }],
