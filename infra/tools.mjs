@@ -125,7 +125,9 @@ function requireTerraform() {
   const have = v.split('.').map(Number);
   const older = TERRAFORM_MIN.findIndex((n, i) => (have[i] ?? 0) !== n);
   if (older >= 0 && (have[older] ?? 0) < TERRAFORM_MIN[older]) {
-    throw new Error(`terraform ${v} is older than ${TERRAFORM_MIN.join('.')} (terraform test needs mock_provider)`);
+    throw new Error(
+      `terraform ${v} is older than ${TERRAFORM_MIN.join('.')} (terraform test needs mock_provider)`,
+    );
   }
   return v;
 }
@@ -222,9 +224,13 @@ export function validate() {
 /** The Lambda zips the examples point at must exist for a plan (filebase64sha256). */
 function ensureLambdaZips() {
   const dir = path.join(root, 'dist', 'lambda');
-  const missing = ['discovery', 'manager', 'dispatcher'].filter((n) => !existsSync(path.join(dir, `${n}.zip`)));
+  const missing = ['discovery', 'manager', 'dispatcher'].filter(
+    (n) => !existsSync(path.join(dir, `${n}.zip`)),
+  );
   if (missing.length === 0) return 0;
-  console.log(`building the Lambda bundles the plans hash (${missing.join(', ')} missing): npm run build:lambda`);
+  console.log(
+    `building the Lambda bundles the plans hash (${missing.join(', ')} missing): npm run build:lambda`,
+  );
   return run(process.execPath, [path.join(root, 'scripts', 'build-lambda.mjs')], { cwd: root });
 }
 

@@ -179,8 +179,10 @@ module "gateways" {
 
   desired_count                  = local.gateway_count
   min_count                      = local.gateway_count
-  max_count                      = local.gateway_count * 2
+  max_count                      = local.gateway_max_count
   target_connections_per_gateway = local.planned_agents_per_gateway
+  target_cpu_percent             = local.model.scale_out_cpu_pct
+  scale_out_event_loop_lag_ms    = local.model.scale_out_lag_ms
 
   identity           = var.identity
   kafka_brokers      = local.kafka_brokers
@@ -272,6 +274,8 @@ module "observability" {
   dispatcher_log_group_name = module.manager.dispatcher_log_group_name
   kafka_cluster_name        = module.kafka.cluster_name
   kafka_broker_count        = var.create_kafka ? local.kafka_broker_count : 0
+  event_loop_lag_alarm_ms   = local.model.lag_alarm_ms
+  table_names               = module.tables.table_names
 
   tags = local.tags
 }

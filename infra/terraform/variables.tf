@@ -74,9 +74,9 @@ variable "records_per_agent_per_second" {
 }
 
 variable "average_record_bytes" {
-  description = "Average size of one record as it goes to Kafka (MQData), before compression. The benchmarks' Elkeid-shaped records are about 600 bytes."
+  description = "Average size of one record as it goes to Kafka (MQData and its key), before compression. The capacity model's event mix: about 800 bytes (docs/capacity.md, Kafka)."
   type        = number
-  default     = 600
+  default     = 800
 }
 
 ################################################################################
@@ -95,25 +95,25 @@ variable "gateway_launch_type" {
 }
 
 variable "gateway_cpu" {
-  description = "CPU units per gateway task (1024 per vCPU). One core carries the agent transport; the others run ingest workers."
+  description = "CPU units per gateway task (1024 per vCPU). The capacity model measures one event loop on 1 vCPU (the default): agents per gateway are sized for one core whatever this is; more vCPUs only add ingest workers."
+  type        = number
+  default     = 1024
+}
+
+variable "gateway_memory" {
+  description = "Memory per gateway task in MiB (default 2 GiB, the capacity model's gateway): the memory bound of the connection limit (sizing.tf)."
   type        = number
   default     = 2048
 }
 
-variable "gateway_memory" {
-  description = "Memory per gateway task in MiB: sets the connection limit (sizing.tf)."
-  type        = number
-  default     = 8192
-}
-
 variable "gateway_count" {
-  description = "Gateways to run, overriding the count sizing.tf derives from expected_agents (null: derived)."
+  description = "Gateways to run, overriding the count sizing.tf derives from expected_agents at the planned load per gateway (null: derived)."
   type        = number
   default     = null
 }
 
 variable "gateway_max_connections" {
-  description = "FLEETGATE_MAX_CONNECTIONS of each gateway, overriding the limit sizing.tf derives from gateway_memory (null: derived). The million-agents example sets the agents per gateway of docs/capacity.md."
+  description = "FLEETGATE_MAX_CONNECTIONS of each gateway, overriding the limit sizing.tf derives with the capacity model (null: derived: the least of CPU, memory and storm re-admission)."
   type        = number
   default     = null
 
@@ -240,7 +240,7 @@ variable "kafka_broker_count" {
 }
 
 variable "kafka_partitions" {
-  description = "Partitions of the records topic (null: derived, 20 per broker)."
+  description = "Partitions of the records topic (null: derived with the capacity model: 10 MB/s each, at least 12)."
   type        = number
   default     = null
 }

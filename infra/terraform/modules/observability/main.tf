@@ -163,6 +163,16 @@ locals {
         evaluation_periods = 3
         threshold          = floor(var.gateway_max_connections * var.connection_limit_ratio)
       }
+      "gateway-event-loop-lag" = {
+        description        = "The worst gateway's event-loop delay p99 has been above ${var.event_loop_lag_alarm_ms} ms for 3 minutes: its agents' acks and commands are late (the end-to-end runs saw 20 s at saturation). Autoscaling adds gateways on it; if it stays, the service is at max_count or the gateways are short of CPU. fleetgate_nodejs_eventloop_lag_p99_seconds."
+        namespace          = local.ns
+        metric             = "fleetgate_nodejs_eventloop_lag_p99_seconds"
+        dimensions         = local.dims
+        statistic          = "Maximum"
+        period             = 60
+        evaluation_periods = 3
+        threshold          = var.event_loop_lag_alarm_ms / 1000
+      }
       "unhealthy-gateways" = {
         description        = "Gateways failing the balancer's /readyz check for 3 minutes (a draining gateway fails it for its drain only)."
         namespace          = "AWS/NetworkELB"
@@ -203,6 +213,26 @@ locals {
         treat_missing_data = "missing"
       }
     },
+    # MSK publishes UnderReplicatedPartitions per broker: one alarm each.
+    { for id in range(1, var.kafka_cluster_name == "" ? 1 : var.kafka_broker_count + 1) : "kafka-under-replicated-broker-${id}" => {
+      description        = "Broker ${id} leads partitions whose replicas are behind: one more broker lost and acks=all writes are refused (min.insync.replicas 2), the gateways spool."
+      namespace          = "AWS/Kafka"
+      metric             = "UnderReplicatedPartitions"
+      dimensions         = { "Cluster Name" = var.kafka_cluster_name, "Broker ID" = tostring(id) }
+      statistic          = "Maximum"
+      period             = 60
+      evaluation_periods = 5
+      treat_missing_data = "missing"
+    } },
+    # DynamoDB: any throttled read or write on a table (the gateways retry, but a storm's status
+    # writes queue behind them).
+    { for pair in setproduct(sort(keys(var.table_names)), ["Read", "Write"]) : "dynamodb-${pair[0]}-${lower(pair[1])}-throttles" => {
+      description = "DynamoDB throttled ${lower(pair[1])}s on ${var.table_names[pair[0]]}: warm throughput (table_warm_throughput) or the account's table limits are short for this load."
+      namespace   = "AWS/DynamoDB"
+      metric      = "${pair[1]}ThrottleEvents"
+      dimensions  = { TableName = var.table_names[pair[0]] }
+      period      = 60
+    } },
     local.lambda_alarms,
   ) : k => merge(local.metric_alarm_defaults, a) }
 }
