@@ -5,9 +5,9 @@
 //   node infra/tools.mjs install          find terraform and the provider mirror, install checkov
 //   node infra/tools.mjs fmt [--write]    terraform fmt -check -recursive infra/terraform (or rewrite)
 //   node infra/tools.mjs validate         terraform init (from the mirror, lock file read-only) +
-//                                         validate, in every example (each is a root configuration)
-//   node infra/tools.mjs test             terraform test in every example: a plan with the AWS
-//                                         provider mocked (infra/terraform/mocks)
+//                                         validate, in the root module and every example
+//   node infra/tools.mjs test             terraform test there: plans with the AWS provider mocked
+//                                         (infra/terraform/mocks), asserting sizing and options
 //   node infra/tools.mjs checkov          checkov over infra/terraform; fails on any failed check
 //   node infra/tools.mjs check            all of the above (what `npm run check:infra` runs)
 //
@@ -21,8 +21,8 @@ import os from 'node:os';
 import path from 'node:path';
 
 export const CHECKOV_VERSION = '3.3.30';
-/** `mock_provider` (terraform test) needs 1.7; `source` in a mock_provider block too. */
-export const TERRAFORM_MIN = [1, 7, 0];
+/** The checks: terraform test with mock_provider and override_during (1.11); the configuration itself needs 1.9 (versions.tf). */
+export const TERRAFORM_MIN = [1, 11, 0];
 /** The provider versions the configuration accepts (versions.tf): what a mirror must hold. */
 const AWS_PROVIDER_OK = (v) => /^(5\.(1\d\d|[2-9]\d\d)|6)\./.test(v);
 
@@ -34,13 +34,20 @@ export const checkovPath = path.join(venvDir, 'bin', 'checkov');
 const cliConfig = path.join(toolsDir, 'terraformrc');
 const terraformBin = process.env.FLEETGATE_TERRAFORM ?? 'terraform';
 
-/** The root configurations: each example, planned by its own tests/*.tftest.hcl. */
-export function examples() {
+/**
+ * What is initialised, validated and tested: the root module (its tests/ plan its options) and
+ * each example (a root configuration of its own, planned by its tests/), each with its committed
+ * lock file.
+ */
+export function configurations() {
   const dir = path.join(terraformDir, 'examples');
-  return readdirSync(dir)
-    .filter((name) => statSync(path.join(dir, name)).isDirectory())
-    .sort()
-    .map((name) => path.join(dir, name));
+  return [
+    terraformDir,
+    ...readdirSync(dir)
+      .filter((name) => statSync(path.join(dir, name)).isDirectory())
+      .sort()
+      .map((name) => path.join(dir, name)),
+  ];
 }
 
 function run(cmd, args, opts = {}) {
@@ -208,7 +215,7 @@ function step(label, dir, args, env) {
 export function validate() {
   const env = terraformEnv();
   let failed = 0;
-  for (const dir of examples()) {
+  for (const dir of configurations()) {
     const init = step(
       'terraform init',
       dir,
@@ -240,7 +247,7 @@ export function test() {
   const built = ensureLambdaZips();
   if (built !== 0) return built;
   let failed = 0;
-  for (const dir of examples()) {
+  for (const dir of configurations()) {
     if (!existsSync(path.join(dir, '.terraform'))) {
       failed ||= step(
         'terraform init',
@@ -277,8 +284,8 @@ const HELP = `usage: node infra/tools.mjs [install|fmt [--write]|validate|test|c
   install    find terraform (FLEETGATE_TERRAFORM) and the AWS provider mirror
              (FLEETGATE_TF_PLUGIN_MIRROR), install checkov ${CHECKOV_VERSION} into infra/.tools/venv
   fmt        terraform fmt -check -recursive infra/terraform (--write rewrites)
-  validate   terraform init (mirror, lock file read-only) + validate in each example
-  test       terraform test in each example: a plan with the AWS provider mocked
+  validate   terraform init (mirror, lock file read-only) + validate: root module, each example
+  test       terraform test there: plans with the AWS provider mocked
   checkov    checkov over infra/terraform; fails on any failed check
   check      all of the above (npm run check:infra; the default)`;
 

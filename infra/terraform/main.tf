@@ -15,9 +15,11 @@ locals {
   # The gateways speak TLS to MSK (9094) unless told otherwise.
   kafka_brokers = var.create_kafka ? (var.kafka_tls ? module.kafka.bootstrap_brokers_tls : module.kafka.bootstrap_brokers) : var.kafka_bootstrap_brokers
 
-  # Registration hands agents the tasks' own (private) addresses: only useful when agents route
-  # into the VPC, which is what an internal balancer means.
-  gateways_register = coalesce(var.gateway_register_with_discovery, var.load_balancer_internal)
+  # The gateways register in both modes: the registry's live counts and limits are what the
+  # manager's rebalance and load control act on. Discovery hands agents the tasks' own (private)
+  # addresses, so its 8088 balancer exists by default only when agents route into the VPC.
+  gateways_register       = var.gateway_register_with_discovery
+  discovery_http_listener = coalesce(var.discovery_http_listener, var.load_balancer_internal)
   gateway_discovery_addrs = concat(
     local.gateways_register ? [module.discovery.api_endpoint] : [],
     var.gateway_discovery_addrs,
@@ -121,6 +123,10 @@ module "tables" {
   provisioned_capacity = var.table_provisioned_capacity
   deletion_protection  = var.table_deletion_protection
   kms_key_arn          = aws_kms_key.this.arn
+  # The agents table takes a reconnect storm's status writes (sizing.tf, from the capacity model).
+  warm_throughput = var.table_warm_throughput && var.table_billing_mode == "PAY_PER_REQUEST" ? {
+    agents = { read = local.agents_table_warm_read_units, write = local.agents_table_warm_write_units }
+  } : {}
 
   tags = local.tags
 }
@@ -220,7 +226,7 @@ module "discovery" {
   kms_key_arn          = aws_kms_key.this.arn
 
   # Plain HTTP on 8088 for stock agents, on the same side (internal or public) as the agents' NLB.
-  create_http_listener   = var.discovery_http_listener
+  create_http_listener   = local.discovery_http_listener
   http_listener_internal = var.load_balancer_internal
   private_subnet_ids     = module.network.private_subnet_ids
   public_subnet_ids      = module.network.public_subnet_ids
@@ -249,6 +255,12 @@ module "manager" {
   subnet_ids                      = module.network.private_subnet_ids
   log_retention_days              = var.log_retention_days
   kms_key_arn                     = aws_kms_key.this.arn
+
+  # Private by default (docs/deploy.md, "The manager API").
+  access              = var.manager_access
+  allowed_cidr_blocks = var.manager_allowed_cidr_blocks
+  certificate_arn     = var.manager_certificate_arn
+  public_subnet_ids   = module.network.public_subnet_ids
 
   tags = local.tags
 }

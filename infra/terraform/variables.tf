@@ -147,9 +147,9 @@ variable "identity" {
 }
 
 variable "gateway_register_with_discovery" {
-  description = "Whether the gateways register (AK/SK-signed, every 5 s) with the discovery HTTP API, so that discovery hands agents the gateways' own addresses. null: when load_balancer_internal is true, since only agents that route into the VPC can dial a task's private address (docs/deploy.md, \"How agents find a gateway\")."
+  description = "Whether the gateways register (AK/SK-signed, every 5 s) with the discovery HTTP API. On in both modes: the registry (live agents per gateway, limits) is what the manager's rebalance and load control read. Whether agents are handed the gateways' own addresses is discovery_http_listener's (docs/deploy.md, \"How agents find a gateway\")."
   type        = bool
-  default     = null
+  default     = true
 }
 
 variable "gateway_discovery_addrs" {
@@ -203,6 +203,12 @@ variable "table_provisioned_capacity" {
     })), {})
   }))
   default = {}
+}
+
+variable "table_warm_throughput" {
+  description = "Set the agents table's warm throughput to what the capacity model gives for expected_agents (sizing output agents_table_warm_*), with the AWS CLI at apply time (modules/tables). false: leave the table to warm up with traffic."
+  type        = bool
+  default     = true
 }
 
 variable "table_deletion_protection" {
@@ -296,10 +302,48 @@ variable "discovery_package_path" {
   type        = string
 }
 
+variable "manager_access" {
+  description = "private (default): the manager API on an internal balancer, reachable from the VPC and manager_allowed_cidr_blocks. public: internet-facing, HTTPS only (manager_certificate_arn) and only from manager_allowed_cidr_blocks."
+  type        = string
+  default     = "private"
+
+  validation {
+    condition     = contains(["private", "public"], var.manager_access)
+    error_message = "manager_access is private or public."
+  }
+}
+
+variable "manager_allowed_cidr_blocks" {
+  description = "Networks that may reach the manager API (empty: the VPC). Required for manager_access = \"public\"; 0.0.0.0/0 is refused."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.manager_access == "private" || length(var.manager_allowed_cidr_blocks) > 0
+    error_message = "manager_access = \"public\" needs manager_allowed_cidr_blocks: the networks of your operators and consoles."
+  }
+
+  validation {
+    condition     = !contains(var.manager_allowed_cidr_blocks, "0.0.0.0/0") && !contains(var.manager_allowed_cidr_blocks, "::/0")
+    error_message = "The manager API sends tasks and configs to every agent: list the networks that may reach it, not the whole internet."
+  }
+}
+
+variable "manager_certificate_arn" {
+  description = "ACM certificate for the manager API's DNS name: HTTPS on 443 (required for manager_access = \"public\"); empty: plain HTTP on 80, internal balancer only."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.manager_access == "private" || var.manager_certificate_arn != ""
+    error_message = "manager_access = \"public\" needs manager_certificate_arn (HTTPS only on the internet)."
+  }
+}
+
 variable "discovery_http_listener" {
-  description = "Create the Application Load Balancer with a plain-HTTP listener on 8088 in front of discovery, for stock Elkeid agents (they ask http://<sd>:8088/registry/detail only). Internal when load_balancer_internal is true, else internet-facing."
+  description = "Create the Application Load Balancer with a plain-HTTP listener on 8088 in front of discovery, for stock Elkeid agents (it forwards GET /registry/detail and /ping only). null: when load_balancer_internal is true: discovery answers the gateways' private addresses, which only agents routed into the VPC can dial, so an internet-facing deployment has no public discovery and its agents dial the balancer (docs/deploy.md). true with an internet-facing balancer makes the 8088 balancer public too."
   type        = bool
-  default     = true
+  default     = null
 }
 
 variable "discovery_reserved_concurrency" {

@@ -883,7 +883,11 @@ test('stock agents: an ALB listens for plain HTTP on 8088 and forwards to the di
   const listener = doc.resource.aws_lb_listener.http[0];
   assert.equal(listener.port, expr('local.http_port'));
   assert.equal(listener.protocol, 'HTTP');
-  assert.equal(listener.default_action[0].target_group_arn, expr('aws_lb_target_group.function[0].arn'));
+  // Only the agents' paths reach the function; the rest is the balancer's 404.
+  assert.equal(listener.default_action[0].type, 'fixed-response');
+  const rule = doc.resource.aws_lb_listener_rule.agents[0];
+  assert.equal(rule.action[0].target_group_arn, expr('aws_lb_target_group.function[0].arn'));
+  assert.deepEqual(rule.condition[1].path_pattern[0].values, ['/registry/detail', '/ping']);
   const tg = doc.resource.aws_lb_target_group.function[0];
   assert.equal(tg.target_type, 'lambda');
   // The adapter answers in the mode the target group sends; the health check is Elkeid's /ping.
@@ -896,7 +900,7 @@ test('stock agents: an ALB listens for plain HTTP on 8088 and forwards to the di
     doc.resource.aws_lb_target_group_attachment.function[0].target_id,
     expr('module.function.function_arn'),
   );
-  // The gateways register with the HTTPS API when agents can reach them (internal balancer).
+  // The gateways register with the HTTPS API in both modes (the root tests/options.tftest.hcl plans it).
   const rootDoc = await hcl(path.join(tfRoot, 'main.tf'));
   assert.match(rootDoc.locals[0].gateway_discovery_addrs, /module\.discovery\.api_endpoint/);
   assert.equal(rootDoc.module.gateways[0].discovery_addrs, expr('local.gateway_discovery_addrs'));
@@ -928,7 +932,9 @@ test('the dispatcher runs every minute with reserved concurrency; the manager ha
   );
   assert.ok(least * 1000 >= DEFAULT_RESERVE_MS + 10_000, `dispatcher_timeout's validation allows ${least} s`);
   assert.match(doc.module.dispatcher[0].timeout, /var\.dispatcher_timeout/);
-  assert.equal(doc.module.api[0].create_http_api, true);
+  // The manager API is behind its own balancer (private by default), not a public HTTP API.
+  assert.equal(doc.module.api[0].create_http_api, false);
+  assert.equal(doc.resource.aws_lb_target_group_attachment.api[0].target_id, expr('module.api.function_arn'));
   assert.equal(doc.module.dispatcher[0].create_http_api, undefined, 'the dispatcher has no API');
   // Its failures are alarmed on: a metric filter over its log group.
   const obs = await hcl(path.join(tfRoot, 'modules', 'observability', 'main.tf'));

@@ -24,3 +24,13 @@ mock_data "aws_region" {
     name = "eu-west-1"
   }
 }
+
+# Known at plan time, so tests can assert on the addresses the outputs build from them.
+mock_resource "aws_lb" {
+  override_during = plan
+  defaults = {
+    arn        = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/mock-lb/0123456789abcdef"
+    dns_name   = "mock-lb-0123456789.elb.eu-west-1.amazonaws.com"
+    arn_suffix = "app/mock-lb/0123456789abcdef"
+  }
+}

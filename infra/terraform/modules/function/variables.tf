@@ -141,3 +141,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "http_api_routes" {
+  description = "Route keys of the HTTP API (\"$default\": everything; or \"POST /registry/register\" and the like, so the API answers only what its clients need)."
+  type        = list(string)
+  default     = ["$default"]
+}
