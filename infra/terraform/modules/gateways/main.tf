@@ -1,5 +1,6 @@
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
 
 locals {
   create     = var.create
@@ -297,6 +298,17 @@ data "aws_iam_policy_document" "task" {
       aws_cloudwatch_log_group.this["metrics"].arn,
       "${aws_cloudwatch_log_group.this["metrics"].arn}:log-stream:*",
     ]
+  }
+
+  # ingest/scale-in-protection.ts: while its spool holds records the gateway protects its own task
+  # from scale-in and deployments, through the ECS agent (which calls ECS with this role).
+  statement {
+    sid = "SpoolScaleInProtection"
+    actions = [
+      "ecs:UpdateTaskProtection",
+      "ecs:GetTaskProtection",
+    ]
+    resources = ["arn:${data.aws_partition.current.partition}:ecs:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:task/${var.name}/*"]
   }
 
   # manager/agent-status-writer.ts: connect, disconnect and stale marks (conditional UpdateItem)
