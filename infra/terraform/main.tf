@@ -158,6 +158,7 @@ module "kafka" {
   client_cidr_blocks        = var.kafka_client_cidr_blocks
   auto_create_topics        = var.kafka_auto_create_topics
   retention_hours           = var.kafka_retention_hours
+  client_ca_arns            = var.kafka_client_ca_arns
   kms_key_arn               = aws_kms_key.this.arn
   log_group_name            = module.observability.kafka_log_group_name
 
@@ -193,6 +194,7 @@ module "gateways" {
   identity           = var.identity
   kafka_brokers      = local.kafka_brokers
   kafka_tls          = var.kafka_tls
+  kafka_client_cert  = length(var.kafka_client_ca_arns) > 0
   kafka_topic        = var.kafka_topic
   discovery_addrs    = local.gateway_discovery_addrs
   table_prefix       = var.table_prefix

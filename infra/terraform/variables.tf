@@ -245,6 +245,12 @@ variable "kafka_broker_count" {
   default     = null
 }
 
+variable "kafka_client_ca_arns" {
+  description = "ACM Private CA ARNs for MSK TLS client authentication: the brokers accept only clients with a certificate of these CAs, and the gateways present the PKI secret's kafka_client_crt / kafka_client_key (docs/deploy.md, step 3). Empty (default): no client authentication, the brokers reachable only from the gateways' security group and kafka_client_cidr_blocks."
+  type        = list(string)
+  default     = []
+}
+
 variable "kafka_partitions" {
   description = "Partitions of the records topic (null: derived with the capacity model: 10 MB/s each, at least 12)."
   type        = number
@@ -282,9 +288,9 @@ variable "kafka_tls" {
 }
 
 variable "kafka_auto_create_topics" {
-  description = "Let the first gateway that produces create the records topic with the broker defaults (partitions, replication 3, min.insync.replicas 2). false: create it yourself (docs/deploy.md, step 5)."
+  description = "Let the first gateway that produces create the records topic with the broker defaults. false (default): the topic is created explicitly with the sized partitions (docs/deploy.md, step 5), and a typo'd topic name fails instead of creating a new topic."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "kafka_topic" {

@@ -90,3 +90,18 @@ run "public_manager_refuses_the_whole_internet" {
     var.manager_allowed_cidr_blocks,
   ]
 }
+
+# Kafka client authentication (MSK TLS with an ACM Private CA): plans with the gateways'
+# client certificate wired in.
+run "kafka_client_authentication" {
+  command = plan
+
+  variables {
+    kafka_client_ca_arns = ["arn:aws:acm-pca:eu-west-1:123456789012:certificate-authority/00000000-0000-0000-0000-000000000000"]
+  }
+
+  assert {
+    condition     = startswith(output.kafka_bootstrap_brokers, "") && output.sizing.kafka_partitions >= 12
+    error_message = "the deployment plans with Kafka client authentication"
+  }
+}

@@ -31,6 +31,11 @@ locals {
     # MSK's TLS listener (9094); its certificates chain to Amazon Trust Services, which Node's
     # default CAs hold, so no FLEETGATE_KAFKA_CA_FILE is needed.
     var.kafka_tls ? { FLEETGATE_KAFKA_TLS = "1" } : {},
+    # MSK's TLS client authentication: the certificate the start script writes (below).
+    var.kafka_client_cert ? {
+      FLEETGATE_KAFKA_CERT_FILE = "${local.data_dir}/pki/kafka-client.crt"
+      FLEETGATE_KAFKA_KEY_FILE  = "${local.data_dir}/pki/kafka-client.key"
+    } : {},
     # The discovery API's HTTPS URL: registrations are AK/SK-signed with FLEETGATE_AKSK (below).
     length(var.discovery_addrs) > 0 ? { FLEETGATE_SD_ADDRS = join(",", var.discovery_addrs) } : {},
     var.extra_environment,
@@ -48,17 +53,27 @@ locals {
     printf '%s\n' "$PKI_SERVER_CRT" > "$FLEETGATE_PKI_DIR/server.crt"
     printf '%s\n' "$PKI_SERVER_KEY" > "$FLEETGATE_PKI_DIR/server.key"
     if [ -n "$${PKI_CRL_PEM:-}" ]; then printf '%s\n' "$PKI_CRL_PEM" > "$FLEETGATE_PKI_DIR/crl.pem"; fi
-    unset PKI_CA_CRT PKI_SERVER_CRT PKI_SERVER_KEY PKI_CRL_PEM
+    if [ -n "$${KAFKA_CLIENT_CRT:-}" ]; then
+      printf '%s\n' "$KAFKA_CLIENT_CRT" > "$FLEETGATE_KAFKA_CERT_FILE"
+      printf '%s\n' "$KAFKA_CLIENT_KEY" > "$FLEETGATE_KAFKA_KEY_FILE"
+    fi
+    unset PKI_CA_CRT PKI_SERVER_CRT PKI_SERVER_KEY PKI_CRL_PEM KAFKA_CLIENT_CRT KAFKA_CLIENT_KEY
     exec node bin/fleetgate.js gateway
   SH
 
-  secrets = [
+  # Every JSON key named here must exist in the secret (ECS refuses to start the task otherwise):
+  # crl_pem may be empty (docs/deploy.md, step 3); the Kafka client pair only with
+  # kafka_client_cert.
+  secrets = concat([
     { name = "PKI_CA_CRT", valueFrom = "${var.pki_secret_arn}:ca_crt::" },
     { name = "PKI_SERVER_CRT", valueFrom = "${var.pki_secret_arn}:server_crt::" },
     { name = "PKI_SERVER_KEY", valueFrom = "${var.pki_secret_arn}:server_key::" },
     { name = "PKI_CRL_PEM", valueFrom = "${var.pki_secret_arn}:crl_pem::" },
     { name = "FLEETGATE_AKSK", valueFrom = var.aksk_secret_arn },
-  ]
+    ], var.kafka_client_cert ? [
+    { name = "KAFKA_CLIENT_CRT", valueFrom = "${var.pki_secret_arn}:kafka_client_crt::" },
+    { name = "KAFKA_CLIENT_KEY", valueFrom = "${var.pki_secret_arn}:kafka_client_key::" },
+  ] : [])
 
   # The Prometheus metrics the alarms, the dashboard and autoscaling use, published by the
   # CloudWatch agent sidecar as embedded metric format: one datapoint per task and scrape, with

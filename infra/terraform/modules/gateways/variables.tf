@@ -109,6 +109,12 @@ variable "target_connections_per_gateway" {
   type        = number
 }
 
+variable "kafka_client_cert" {
+  description = "Present a client certificate to the brokers (MSK TLS client authentication): the PKI secret's kafka_client_crt and kafka_client_key keys, issued by the brokers' ACM Private CA."
+  type        = bool
+  default     = false
+}
+
 variable "target_cpu_percent" {
   description = "Second target of autoscaling: the service's average CPU utilisation (the capacity model's CPU target: 60). A gateway's transport is one event loop, so CPU binds before connections at high event rates."
   type        = number
