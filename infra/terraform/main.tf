@@ -12,6 +12,12 @@ data "aws_partition" "current" {}
 locals {
   tags = merge(var.tags, { "fleetgate:deployment" = var.name })
 
+  # The network: the one modules/network creates, or an existing VPC (existing_vpc).
+  vpc_id             = var.existing_vpc == null ? module.network.vpc_id : var.existing_vpc.vpc_id
+  vpc_cidr_block     = var.existing_vpc == null ? module.network.vpc_cidr_block : var.existing_vpc.cidr_block
+  private_subnet_ids = var.existing_vpc == null ? module.network.private_subnet_ids : var.existing_vpc.private_subnet_ids
+  public_subnet_ids  = var.existing_vpc == null ? module.network.public_subnet_ids : var.existing_vpc.public_subnet_ids
+
   # The gateways speak TLS to MSK (9094) unless told otherwise.
   kafka_brokers = var.create_kafka ? (var.kafka_tls ? module.kafka.bootstrap_brokers_tls : module.kafka.bootstrap_brokers) : var.kafka_bootstrap_brokers
 
@@ -105,6 +111,8 @@ resource "aws_kms_alias" "this" {
 module "network" {
   source = "./modules/network"
 
+  create = var.existing_vpc == null
+
   name                    = var.name
   cidr                    = var.vpc_cidr
   azs                     = var.azs
@@ -145,9 +153,9 @@ module "kafka" {
 
   create                    = var.create_kafka
   name                      = var.name
-  vpc_id                    = module.network.vpc_id
-  vpc_cidr_block            = module.network.vpc_cidr_block
-  subnet_ids                = module.network.private_subnet_ids
+  vpc_id                    = local.vpc_id
+  vpc_cidr_block            = local.vpc_cidr_block
+  subnet_ids                = local.private_subnet_ids
   client_security_group_ids = [module.gateways.task_security_group_id]
   broker_count              = local.kafka_broker_count
   broker_instance_type      = var.kafka_broker_instance_type
@@ -170,10 +178,10 @@ module "gateways" {
 
   name                     = var.name
   image                    = var.gateway_image
-  vpc_id                   = module.network.vpc_id
-  vpc_cidr_block           = module.network.vpc_cidr_block
-  private_subnet_ids       = module.network.private_subnet_ids
-  load_balancer_subnet_ids = var.load_balancer_internal ? module.network.private_subnet_ids : module.network.public_subnet_ids
+  vpc_id                   = local.vpc_id
+  vpc_cidr_block           = local.vpc_cidr_block
+  private_subnet_ids       = local.private_subnet_ids
+  load_balancer_subnet_ids = var.load_balancer_internal ? local.private_subnet_ids : local.public_subnet_ids
   load_balancer_internal   = var.load_balancer_internal
   agent_cidr_blocks        = var.agent_cidr_blocks
 
@@ -220,9 +228,9 @@ module "discovery" {
   registry_table_arn   = module.tables.table_arns["registry"]
   aksk_secret_arn      = module.secrets.aksk_secret_arn
   table_prefix         = var.table_prefix
-  vpc_id               = module.network.vpc_id
-  vpc_cidr_block       = module.network.vpc_cidr_block
-  subnet_ids           = module.network.private_subnet_ids
+  vpc_id               = local.vpc_id
+  vpc_cidr_block       = local.vpc_cidr_block
+  subnet_ids           = local.private_subnet_ids
   reserved_concurrency = var.discovery_reserved_concurrency
   log_retention_days   = var.log_retention_days
   kms_key_arn          = aws_kms_key.this.arn
@@ -230,8 +238,8 @@ module "discovery" {
   # Plain HTTP on 8088 for stock agents, on the same side (internal or public) as the agents' NLB.
   create_http_listener   = local.discovery_http_listener
   http_listener_internal = var.load_balancer_internal
-  private_subnet_ids     = module.network.private_subnet_ids
-  public_subnet_ids      = module.network.public_subnet_ids
+  private_subnet_ids     = local.private_subnet_ids
+  public_subnet_ids      = local.public_subnet_ids
   agent_cidr_blocks      = var.agent_cidr_blocks
 
   tags = local.tags
@@ -252,9 +260,9 @@ module "manager" {
   index_arns                      = module.tables.index_arns
   registry_table_arn              = module.tables.table_arns["registry"]
   table_prefix                    = var.table_prefix
-  vpc_id                          = module.network.vpc_id
-  vpc_cidr_block                  = module.network.vpc_cidr_block
-  subnet_ids                      = module.network.private_subnet_ids
+  vpc_id                          = local.vpc_id
+  vpc_cidr_block                  = local.vpc_cidr_block
+  subnet_ids                      = local.private_subnet_ids
   log_retention_days              = var.log_retention_days
   kms_key_arn                     = aws_kms_key.this.arn
 
@@ -262,7 +270,7 @@ module "manager" {
   access              = var.manager_access
   allowed_cidr_blocks = var.manager_allowed_cidr_blocks
   certificate_arn     = var.manager_certificate_arn
-  public_subnet_ids   = module.network.public_subnet_ids
+  public_subnet_ids   = local.public_subnet_ids
 
   tags = local.tags
 }

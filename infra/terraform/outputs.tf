@@ -109,3 +109,8 @@ output "sizing" {
     kafka_volume_capped           = local.derived_volume_gib >= 16384
   }
 }
+
+output "nat_public_ips" {
+  description = "Public addresses of the NAT gateways this deployment created (none in an existing VPC)."
+  value       = module.network.nat_public_ips
+}

@@ -35,6 +35,22 @@ variable "vpc_cidr" {
   default     = "10.60.0.0/16"
 }
 
+variable "existing_vpc" {
+  description = "Deploy into an existing VPC instead of creating one (null: modules/network creates it). private_subnet_ids: one per zone of azs, in that order, with a way to ECR, S3, Secrets Manager, CloudWatch Logs and DynamoDB (NAT or VPC endpoints: docs/deploy.md, \"An existing VPC\"). public_subnet_ids: for internet-facing balancers (agents' NLB, a public manager API); may be empty when load_balancer_internal is true and manager_access is private."
+  type = object({
+    vpc_id             = string
+    cidr_block         = string
+    private_subnet_ids = list(string)
+    public_subnet_ids  = optional(list(string), [])
+  })
+  default = null
+
+  validation {
+    condition     = var.existing_vpc == null ? true : length(var.existing_vpc.private_subnet_ids) >= 2
+    error_message = "existing_vpc needs a private subnet in each zone of azs (at least two)."
+  }
+}
+
 variable "single_nat_gateway" {
   description = "One NAT gateway for all zones instead of one per zone (cheaper, less available)."
   type        = bool

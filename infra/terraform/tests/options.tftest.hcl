@@ -32,6 +32,10 @@ run "internet_facing_defaults" {
     condition     = startswith(output.manager_url, "http://")
     error_message = "without a certificate the manager API is plain HTTP on its internal balancer"
   }
+  assert {
+    condition     = length(output.nat_public_ips) == 3
+    error_message = "the created VPC has a NAT gateway per zone"
+  }
 }
 
 # Agents inside the network: discovery's 8088 balancer exists (internal).
@@ -103,5 +107,24 @@ run "kafka_client_authentication" {
   assert {
     condition     = startswith(output.kafka_bootstrap_brokers, "") && output.sizing.kafka_partitions >= 12
     error_message = "the deployment plans with Kafka client authentication"
+  }
+}
+
+# An existing VPC: nothing of modules/network is created, its subnets carry everything.
+run "existing_vpc" {
+  command = plan
+
+  variables {
+    existing_vpc = {
+      vpc_id             = "vpc-0123456789abcdef0"
+      cidr_block         = "10.20.0.0/16"
+      private_subnet_ids = ["subnet-0000000000000000a", "subnet-0000000000000000b", "subnet-0000000000000000c"]
+      public_subnet_ids  = ["subnet-0000000000000000d", "subnet-0000000000000000e", "subnet-0000000000000000f"]
+    }
+  }
+
+  assert {
+    condition     = length(output.nat_public_ips) == 0
+    error_message = "no NAT gateway is created in an existing VPC"
   }
 }
