@@ -8,6 +8,7 @@
 //                                         validate, in the root module and every example
 //   node infra/tools.mjs test             terraform test there: plans with the AWS provider mocked
 //                                         (infra/terraform/mocks), asserting sizing and options
+//   node infra/tools.mjs docs [--check]   the inputs/outputs tables of each module's README
 //   node infra/tools.mjs checkov          checkov over infra/terraform; fails on any failed check
 //   node infra/tools.mjs check            all of the above (what `npm run check:infra` runs)
 //
@@ -19,6 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { moduleDocs } from './module-docs.mjs';
 
 export const CHECKOV_VERSION = '3.3.30';
 /** The checks: terraform test with mock_provider and override_during (1.11); the configuration itself needs 1.9 (versions.tf). */
@@ -286,10 +288,20 @@ const HELP = `usage: node infra/tools.mjs [install|fmt [--write]|validate|test|c
   fmt        terraform fmt -check -recursive infra/terraform (--write rewrites)
   validate   terraform init (mirror, lock file read-only) + validate: root module, each example
   test       terraform test there: plans with the AWS provider mocked
+  docs       rewrite each module README's inputs/outputs tables (--check: fail when stale)
   checkov    checkov over infra/terraform; fails on any failed check
   check      all of the above (npm run check:infra; the default)`;
 
-function main() {
+/** The modules' README tables against their variables.tf / outputs.tf. */
+async function docs({ write }) {
+  const stale = await moduleDocs(terraformDir, { write });
+  if (stale.length === 0) console.log('module READMEs: inputs and outputs are current');
+  else if (write) console.log(`rewrote ${stale.map(rel).join(', ')}`);
+  else console.error(`stale module READMEs (node infra/tools.mjs docs): ${stale.map(rel).join(', ')}`);
+  return write || stale.length === 0 ? 0 : 1;
+}
+
+async function main() {
   const [cmd = 'check', ...rest] = process.argv.slice(2);
   switch (cmd) {
     case 'install':
@@ -304,12 +316,15 @@ function main() {
     case 'test':
       requireTerraform();
       return test();
+    case 'docs':
+      return docs({ write: !rest.includes('--check') });
     case 'checkov':
       installCheckov();
       return checkov();
     case 'check': {
       install();
-      const f = fmt();
+      const d = await docs({ write: false });
+      const f = fmt() || d;
       const v = validate();
       const t = v === 0 ? test() : v;
       const c = checkov();
@@ -327,7 +342,7 @@ function main() {
 
 if (process.argv[1] && path.resolve(process.argv[1]) === import.meta.filename) {
   try {
-    process.exitCode = main();
+    process.exitCode = await main();
   } catch (err) {
     console.error(`infra/tools.mjs: ${err.message}`);
     process.exitCode = 1;
