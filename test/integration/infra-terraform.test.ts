@@ -871,10 +871,7 @@ test('secrets: the functions get Secrets Manager ARNs, never values; the gateway
   assert.equal(rootDoc.module.manager[0].manager_secret_arn, expr('module.secrets.manager_secret_arn'));
   // The gateway task: FLEETGATE_AKSK from the secret (ECS `secrets`, valueFrom the ARN).
   const gw = await hcl(path.join(tfRoot, 'modules', 'gateways', 'main.tf'));
-  assert.match(
-    gw.locals[0].secrets,
-    /name = "FLEETGATE_AKSK", valueFrom = var\.aksk_secret_arn/,
-  );
+  assert.match(gw.locals[0].secrets, /name = "FLEETGATE_AKSK", valueFrom = var\.aksk_secret_arn/);
   // Secrets Manager is reached through a VPC interface endpoint by default.
   const net = (await hcl(path.join(tfRoot, 'modules', 'network', 'variables.tf'))).variable;
   assert.deepEqual(net.interface_endpoints[0].default, ['secretsmanager']);
