@@ -1,37 +1,56 @@
-// The infrastructure checks' tools, installed by the project itself so that `npm test` works on a
-// fresh machine: OpenTofu (for `tofu fmt`) built from the Go module proxy, and checkov from PyPI
-// in a virtualenv. Both live under infra/.tools/ (gitignored); the OpenTofu binary is also kept
-// in the user's cache (~/.cache/fleetgate-tools), so another clone on the same machine (CI's)
-// does not build it again.
+// The infrastructure checks of `npm run check:infra`, with the Terraform CLI installed on the
+// machine and the AWS provider from a local filesystem mirror (no registry download), and checkov
+// from PyPI in a virtualenv under infra/.tools/ (gitignored).
 //
-//   node infra/tools.mjs install     install what is missing (cached), print versions
-//   node infra/tools.mjs fmt [--write]   tofu fmt -check -recursive infra/terraform (or rewrite)
-//   node infra/tools.mjs checkov     checkov over infra/terraform; fails on any failed check
-//   node infra/tools.mjs check       install, fmt, checkov (what `npm run check:infra` runs)
+//   node infra/tools.mjs install          find terraform and the provider mirror, install checkov
+//   node infra/tools.mjs fmt [--write]    terraform fmt -check -recursive infra/terraform (or rewrite)
+//   node infra/tools.mjs validate         terraform init (from the mirror, lock file read-only) +
+//                                         validate, in the root module and every example
+//   node infra/tools.mjs test             terraform test there: plans with the AWS provider mocked
+//                                         (infra/terraform/mocks), asserting sizing and options
+//   node infra/tools.mjs docs [--check]   the inputs/outputs tables of each module's README
+//   node infra/tools.mjs checkov          checkov over infra/terraform; fails on any failed check
+//   node infra/tools.mjs check            all of the above (what `npm run check:infra` runs)
 //
-// Environment: FLEETGATE_TOOLS_JOBS limits the Go build's parallel jobs (default: all cores;
-// 1 on a shared machine); FLEETGATE_TOOLS_CACHE moves the user-level cache.
+// Environment: FLEETGATE_TERRAFORM names the terraform binary (default: `terraform` on PATH);
+// FLEETGATE_TF_PLUGIN_MIRROR the provider mirror directory (default: the first of Terraform's
+// implicit local mirror directories, or a directory directly under /opt, that holds
+// registry.terraform.io/hashicorp/aws); without one, terraform init uses the registry.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { moduleDocs } from './module-docs.mjs';
 
-export const TOFU_MODULE = 'github.com/opentofu/opentofu';
-export const TOFU_VERSION = 'v1.12.6';
 export const CHECKOV_VERSION = '3.3.30';
+/** The checks: terraform test with mock_provider and override_during (1.11); the configuration itself needs 1.9 (versions.tf). */
+export const TERRAFORM_MIN = [1, 11, 0];
+/** The provider versions the configuration accepts (versions.tf): what a mirror must hold. */
+const AWS_PROVIDER_OK = (v) => /^(5\.(1\d\d|[2-9]\d\d)|6)\./.test(v);
 
 const root = path.join(import.meta.dirname, '..');
 const toolsDir = path.join(import.meta.dirname, '.tools');
-const binDir = path.join(toolsDir, 'bin');
 const venvDir = path.join(toolsDir, 'venv');
 const terraformDir = path.join(import.meta.dirname, 'terraform');
-export const tofuPath = path.join(binDir, 'tofu');
 export const checkovPath = path.join(venvDir, 'bin', 'checkov');
-const userCache = process.env.FLEETGATE_TOOLS_CACHE ?? path.join(os.homedir(), '.cache', 'fleetgate-tools');
-const cachedTofu = path.join(userCache, `tofu-${TOFU_VERSION}`);
-// An empty CLI configuration: tofu fmt needs none, and a TF_CLI_CONFIG_FILE pointing at a
-// missing file only produces warnings.
-const tofuRc = path.join(toolsDir, 'tofurc');
+const cliConfig = path.join(toolsDir, 'terraformrc');
+const terraformBin = process.env.FLEETGATE_TERRAFORM ?? 'terraform';
+
+/**
+ * What is initialised, validated and tested: the root module (its tests/ plan its options) and
+ * each example (a root configuration of its own, planned by its tests/), each with its committed
+ * lock file.
+ */
+export function configurations() {
+  const dir = path.join(terraformDir, 'examples');
+  return [
+    terraformDir,
+    ...readdirSync(dir)
+      .filter((name) => statSync(path.join(dir, name)).isDirectory())
+      .sort()
+      .map((name) => path.join(dir, name)),
+  ];
+}
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
@@ -48,71 +67,78 @@ function capture(cmd, args, opts = {}) {
   };
 }
 
-function tofuEnv() {
-  mkdirSync(toolsDir, { recursive: true });
-  if (!existsSync(tofuRc)) writeFileSync(tofuRc, '');
-  return { ...process.env, TF_CLI_CONFIG_FILE: tofuRc, CHECKPOINT_DISABLE: '1' };
+const rel = (p) => path.relative(root, p) || '.';
+
+/** Directories that hold registry.terraform.io/hashicorp/aws/<version>/<os_arch>/ with an accepted version. */
+function mirrorHasAws(dir) {
+  const aws = path.join(dir, 'registry.terraform.io', 'hashicorp', 'aws');
+  if (!existsSync(aws)) return false;
+  const platform = `${process.platform}_${process.arch === 'x64' ? 'amd64' : process.arch}`;
+  return readdirSync(aws).some((v) => AWS_PROVIDER_OK(v) && existsSync(path.join(aws, v, platform)));
 }
 
-function tofuVersion(bin) {
-  if (!existsSync(bin)) return undefined;
-  const r = capture(bin, ['version'], { env: tofuEnv() });
-  const m = /OpenTofu (v\d+\.\d+\.\d+\S*)/.exec(r.out);
-  return r.status === 0 && m ? m[1] : undefined;
-}
-
-/** Builds OpenTofu from its module on the Go module proxy (about 5 CPU-minutes the first time). */
-function installTofu() {
-  if (tofuVersion(tofuPath) === TOFU_VERSION) return { tool: 'tofu', version: TOFU_VERSION, how: 'present' };
-  mkdirSync(binDir, { recursive: true });
-  if (tofuVersion(cachedTofu) === TOFU_VERSION) {
-    copyFileSync(cachedTofu, tofuPath);
-    chmodSync(tofuPath, 0o755);
-    return { tool: 'tofu', version: TOFU_VERSION, how: `copied from ${cachedTofu}` };
-  }
-  if (capture('go', ['version']).status !== 0) {
-    throw new Error('tofu is missing and there is no Go toolchain to build it (install Go 1.26+)');
-  }
-  const started = Date.now();
-  // `go install module/cmd/tofu@version` refuses modules whose go.mod has replace directives
-  // (OpenTofu's has one), so build inside the downloaded module instead, with its go.mod.
-  const dl = capture('go', ['mod', 'download', '-json', `${TOFU_MODULE}@${TOFU_VERSION}`]);
-  if (dl.status !== 0) throw new Error(`go mod download ${TOFU_MODULE}@${TOFU_VERSION} failed:\n${dl.out}`);
-  const moduleDir = JSON.parse(dl.stdout).Dir;
-  const jobs = process.env.FLEETGATE_TOOLS_JOBS;
-  const tmp = `${tofuPath}.tmp-${process.pid}`;
-  console.log(
-    `building OpenTofu ${TOFU_VERSION} from the Go module proxy (first time only; a few minutes)...`,
-  );
-  const built = capture(
-    'go',
-    [
-      'build',
-      ...(jobs ? [`-p=${jobs}`] : []),
-      '-trimpath',
-      '-buildvcs=false',
-      `-ldflags=-s -w -X ${TOFU_MODULE}/version.dev=no`,
-      '-o',
-      tmp,
-      './cmd/tofu',
-    ],
-    { cwd: moduleDir, env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=readonly' } },
-  );
-  // go prints every module it downloads: show that only when the build fails.
-  if (built.status !== 0) throw new Error(`building OpenTofu failed (exit ${built.status}):\n${built.out}`);
-  renameSync(tmp, tofuPath);
+/** The provider mirror: FLEETGATE_TF_PLUGIN_MIRROR, Terraform's implicit local mirrors, or /opt/<dir>. */
+export function findMirror() {
+  if (process.env.FLEETGATE_TF_PLUGIN_MIRROR) return process.env.FLEETGATE_TF_PLUGIN_MIRROR;
+  const home = os.homedir();
+  const candidates = [
+    path.join(home, '.terraform.d', 'plugins'),
+    path.join(home, '.local', 'share', 'terraform', 'plugins'),
+    '/usr/local/share/terraform/plugins',
+    '/usr/share/terraform/plugins',
+  ];
   try {
-    mkdirSync(userCache, { recursive: true });
-    copyFileSync(tofuPath, cachedTofu);
-    chmodSync(cachedTofu, 0o755);
+    for (const name of readdirSync('/opt').sort()) candidates.push(path.join('/opt', name));
   } catch {
-    // The cache is an optimisation only.
+    // no /opt
   }
-  return {
-    tool: 'tofu',
-    version: TOFU_VERSION,
-    how: `built in ${((Date.now() - started) / 1000).toFixed(0)} s`,
-  };
+  return candidates.find((dir) => {
+    try {
+      return mirrorHasAws(dir);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The Terraform CLI configuration the checks run with: the mirror only, when there is one. */
+function terraformEnv() {
+  mkdirSync(toolsDir, { recursive: true });
+  const mirror = findMirror();
+  writeFileSync(
+    cliConfig,
+    mirror
+      ? `provider_installation {\n  filesystem_mirror {\n    path    = ${JSON.stringify(mirror)}\n    include = ["registry.terraform.io/hashicorp/*"]\n  }\n}\n`
+      : '',
+  );
+  return { ...process.env, TF_CLI_CONFIG_FILE: cliConfig, CHECKPOINT_DISABLE: '1', TF_IN_AUTOMATION: '1' };
+}
+
+export function terraformVersion() {
+  const r = capture(terraformBin, ['version', '-json']);
+  if (r.status !== 0) return undefined;
+  try {
+    return JSON.parse(r.stdout).terraform_version;
+  } catch {
+    return undefined;
+  }
+}
+
+function requireTerraform() {
+  const v = terraformVersion();
+  if (!v) {
+    throw new Error(
+      `${terraformBin} not found: install the Terraform CLI ${TERRAFORM_MIN.join('.')} or later (or set FLEETGATE_TERRAFORM)`,
+    );
+  }
+  const have = v.split('.').map(Number);
+  const older = TERRAFORM_MIN.findIndex((n, i) => (have[i] ?? 0) !== n);
+  if (older >= 0 && (have[older] ?? 0) < TERRAFORM_MIN[older]) {
+    throw new Error(
+      `terraform ${v} is older than ${TERRAFORM_MIN.join('.')} (terraform test needs mock_provider)`,
+    );
+  }
+  return v;
 }
 
 function checkovVersion() {
@@ -128,6 +154,7 @@ function installCheckov() {
   const started = Date.now();
   const python = ['python3', 'python'].find((p) => capture(p, ['--version']).status === 0);
   if (!python) throw new Error('checkov is missing and there is no python3 to install it with');
+  console.log(`installing checkov ${CHECKOV_VERSION} from PyPI into ${rel(venvDir)} (first time only)...`);
   if (!existsSync(path.join(venvDir, 'bin', 'pip'))) {
     const status = run(python, ['-m', 'venv', venvDir]);
     if (status !== 0) throw new Error(`${python} -m venv failed (exit ${status})`);
@@ -147,28 +174,105 @@ function installCheckov() {
 }
 
 export function install() {
-  const results = [installTofu(), installCheckov()];
-  for (const r of results) console.log(`${r.tool} ${r.version} (${r.how})`);
+  const mirror = findMirror();
+  const results = [
+    { tool: 'terraform', version: requireTerraform(), how: terraformBin },
+    {
+      tool: 'aws provider',
+      version: '',
+      how: mirror ? `filesystem mirror ${mirror}` : 'registry (no local mirror found)',
+    },
+    installCheckov(),
+  ];
+  for (const r of results) console.log(`${r.tool} ${r.version} (${r.how})`.replace('  ', ' '));
   return results;
 }
 
-/** `tofu fmt -check -recursive infra/terraform`: exit 0 when every file is formatted. */
+/** `terraform fmt -check -recursive infra/terraform` (.tf and .tftest.hcl): exit 0 when formatted. */
 export function fmt({ write = false } = {}) {
   const args = ['fmt', '-recursive', ...(write ? [] : ['-check', '-diff'])];
-  const status = run(tofuPath, [...args, terraformDir], { env: tofuEnv(), cwd: root });
-  if (status === 0) console.log(`tofu fmt${write ? '' : ' -check'}: infra/terraform is formatted`);
-  else console.error('tofu fmt -check: the files above are not formatted (node infra/tools.mjs fmt --write)');
+  const status = run(terraformBin, [...args, terraformDir], { env: terraformEnv(), cwd: root });
+  if (status === 0) console.log(`terraform fmt${write ? '' : ' -check'}: infra/terraform is formatted`);
+  else console.error('terraform fmt -check: the files above are not formatted (npm run fmt:infra)');
   return status;
+}
+
+function step(label, dir, args, env) {
+  const started = Date.now();
+  process.stdout.write(`${label} ${rel(dir)} ... `);
+  const r = capture(terraformBin, args, { cwd: dir, env });
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  if (r.status === 0) {
+    console.log(`ok (${secs} s)`);
+    return 0;
+  }
+  console.log(`FAILED (${secs} s)\n${r.out}`);
+  return r.status || 1;
+}
+
+/**
+ * terraform init from the mirror in each example, with its committed lock file read-only (a
+ * provider the lock does not list fails here instead of being recorded), then validate.
+ */
+export function validate() {
+  const env = terraformEnv();
+  let failed = 0;
+  for (const dir of configurations()) {
+    const init = step(
+      'terraform init',
+      dir,
+      ['init', '-backend=false', '-input=false', '-no-color', '-lockfile=readonly'],
+      env,
+    );
+    failed ||= init;
+    if (init === 0) failed ||= step('terraform validate', dir, ['validate', '-no-color'], env);
+  }
+  return failed;
+}
+
+/** The Lambda zips the examples point at must exist for a plan (filebase64sha256). */
+function ensureLambdaZips() {
+  const dir = path.join(root, 'dist', 'lambda');
+  const missing = ['discovery', 'manager', 'dispatcher'].filter(
+    (n) => !existsSync(path.join(dir, `${n}.zip`)),
+  );
+  if (missing.length === 0) return 0;
+  console.log(
+    `building the Lambda bundles the plans hash (${missing.join(', ')} missing): npm run build:lambda`,
+  );
+  return run(process.execPath, [path.join(root, 'scripts', 'build-lambda.mjs')], { cwd: root });
+}
+
+/** terraform test in each example: tests/*.tftest.hcl plan it with the AWS provider mocked. */
+export function test() {
+  const env = terraformEnv();
+  const built = ensureLambdaZips();
+  if (built !== 0) return built;
+  let failed = 0;
+  for (const dir of configurations()) {
+    if (!existsSync(path.join(dir, '.terraform'))) {
+      failed ||= step(
+        'terraform init',
+        dir,
+        ['init', '-backend=false', '-input=false', '-no-color', '-lockfile=readonly'],
+        env,
+      );
+    }
+    failed ||= step('terraform test (mocked AWS provider, plan)', dir, ['test', '-no-color'], env);
+  }
+  return failed;
 }
 
 /** checkov over infra/terraform (modules, examples, root); every finding is fixed or skipped inline with its reason. */
 export function checkov() {
+  process.stdout.write('checkov over infra/terraform ... ');
+  const started = Date.now();
   const r = capture(
     checkovPath,
     ['-d', terraformDir, '--framework', 'terraform', '--compact', '--quiet', '--skip-download', '-o', 'cli'],
     { cwd: root, env: { ...process.env, BC_SKIP_MAPPING: 'TRUE', CHECKOV_RUN_SCA_PACKAGE_SCAN_V2: 'false' } },
   );
-  console.log(r.out);
+  console.log(`(${((Date.now() - started) / 1000).toFixed(0)} s)\n${r.out}`);
   const m = /Passed checks: (\d+), Failed checks: (\d+), Skipped checks: (\d+)/.exec(r.out);
   if (r.status !== 0 || !m || m[2] !== '0') {
     console.error('checkov: failed checks above (fix them, or skip inline with checkov:skip=ID:reason)');
@@ -177,33 +281,68 @@ export function checkov() {
   return 0;
 }
 
-function main() {
+const HELP = `usage: node infra/tools.mjs [install|fmt [--write]|validate|test|checkov|check]
+
+  install    find terraform (FLEETGATE_TERRAFORM) and the AWS provider mirror
+             (FLEETGATE_TF_PLUGIN_MIRROR), install checkov ${CHECKOV_VERSION} into infra/.tools/venv
+  fmt        terraform fmt -check -recursive infra/terraform (--write rewrites)
+  validate   terraform init (mirror, lock file read-only) + validate: root module, each example
+  test       terraform test there: plans with the AWS provider mocked
+  docs       rewrite each module README's inputs/outputs tables (--check: fail when stale)
+  checkov    checkov over infra/terraform; fails on any failed check
+  check      all of the above (npm run check:infra; the default)`;
+
+/** The modules' README tables against their variables.tf / outputs.tf. */
+async function docs({ write }) {
+  const stale = await moduleDocs(terraformDir, { write });
+  if (stale.length === 0) console.log('module READMEs: inputs and outputs are current');
+  else if (write) console.log(`rewrote ${stale.map(rel).join(', ')}`);
+  else console.error(`stale module READMEs (node infra/tools.mjs docs): ${stale.map(rel).join(', ')}`);
+  return write || stale.length === 0 ? 0 : 1;
+}
+
+async function main() {
   const [cmd = 'check', ...rest] = process.argv.slice(2);
   switch (cmd) {
     case 'install':
       install();
       return 0;
     case 'fmt':
-      installTofu();
+      requireTerraform();
       return fmt({ write: rest.includes('--write') });
+    case 'validate':
+      requireTerraform();
+      return validate();
+    case 'test':
+      requireTerraform();
+      return test();
+    case 'docs':
+      return docs({ write: !rest.includes('--check') });
     case 'checkov':
       installCheckov();
       return checkov();
     case 'check': {
       install();
-      const f = fmt();
+      const d = await docs({ write: false });
+      const f = fmt() || d;
+      const v = validate();
+      const t = v === 0 ? test() : v;
       const c = checkov();
-      return f || c;
+      return f || v || t || c;
     }
+    case '--help':
+    case 'help':
+      console.log(HELP);
+      return 0;
     default:
-      console.error('usage: node infra/tools.mjs install|fmt [--write]|checkov|check');
+      console.error(HELP);
       return 2;
   }
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === import.meta.filename) {
   try {
-    process.exitCode = main();
+    process.exitCode = await main();
   } catch (err) {
     console.error(`infra/tools.mjs: ${err.message}`);
     process.exitCode = 1;

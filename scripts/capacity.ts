@@ -314,12 +314,12 @@ export function stormSettleS(
   return 2 * a.reconnectDelayS + agents / (gateways * a.gatewayVcpu * readmitPerCpuS(m));
 }
 
-export function cpuPerAgent(m: Measured, rate: number, a: Assumptions = ASSUMPTIONS): number {
+/** The terms of gateway CPU per agent-second: a fixed part, per message, per extra record, per Kafka record (µs). */
+export function cpuTerms(m: Measured, a: Assumptions = ASSUMPTIONS) {
   const batchedUs = 1e6 / m.batchedRecordsPerCpuS.value;
   // The pipeline + Kafka producer's own cost per record: ingest (with Kafka) minus the gateway
   // bench's records (counting sink), both at 20 records per message.
   const kafkaUs = Math.max(0, 1e6 / m.ingestRecordsPerCpuS.value - batchedUs);
-  const msgs = messagesPerAgentS(rate, a.heartbeatS);
   // Cost of one small message (one tick of one agent, TLS + HTTP/2 + decode + session), from
   // bench:fleet; without it, the batched per-record cost (optimistic: no per-message overhead).
   const fleetMsgs = m.fleetRate !== undefined ? messagesPerAgentS(m.fleetRate, a.heartbeatS) : 0;
@@ -337,9 +337,15 @@ export function cpuPerAgent(m: Measured, rate: number, a: Assumptions = ASSUMPTI
       }
     }
   }
+  return { fixedUs, perMsgUs, batchedUs, kafkaUs };
+}
+
+export function cpuPerAgent(m: Measured, rate: number, a: Assumptions = ASSUMPTIONS): number {
+  const t = cpuTerms(m, a);
+  const msgs = messagesPerAgentS(rate, a.heartbeatS);
   const records = rate + 1 / a.heartbeatS;
   const extraRecords = Math.max(0, records - msgs);
-  return fixedUs + msgs * perMsgUs + extraRecords * batchedUs + records * kafkaUs;
+  return t.fixedUs + msgs * t.perMsgUs + extraRecords * t.batchedUs + records * t.kafkaUs;
 }
 
 export function size(
@@ -457,7 +463,7 @@ export function sizingTable(rows: Sizing[]): string {
       'events/agent/s',
       'gateway CPU µs/agent-s',
       'agents per gateway (CPU / memory / storm)',
-      'gateways (1 vCPU, 2 GiB)',
+      'gateways at their limit (1 vCPU, 2 GiB)',
       'storm settles in',
       'discovery cores for a storm',
     ],
@@ -826,6 +832,7 @@ export function docTables(m: Measured, mix: PayloadMix = payloadMix()): Record<s
     storm: stormTable(m),
     anchors: anchorsTable(m, mix),
     fleet: fleetTable(m),
+    deploy: deployTable(deploySizing(m, mix, 1_000_000, SCENARIOS.steady!.eventsPerAgentPerS)),
   };
 }
 
@@ -837,19 +844,243 @@ export function applyTables(doc: string, tables: Record<string, string>): string
     const close = `<!-- /capacity:${name} -->`;
     const i = out.indexOf(open);
     const j = out.indexOf(close);
-    if (i < 0 || j < i) throw new Error(`docs/capacity.md: markers ${open} … ${close} not found`);
+    if (i < 0 || j < i) throw new Error(`markers ${open} … ${close} not found`);
     out = `${out.slice(0, i + open.length)}\n${body}\n${out.slice(j)}`;
   }
   return out;
 }
 
-// ---- Terraform: the million-agents example's sizing inputs ---------------------------------------
+// ---- deployment: limits, headroom and autoscaling of the Terraform modules --------------------
+
+/** What the deployment adds to the per-gateway figures above (infra/terraform, docs/deploy.md). */
+export const DEPLOY = {
+  /** Zones the gateways are spread over (infra/terraform: three). */
+  azs: 3,
+  /** Autoscaling adds gateways when their average CPU passes this (the model's CPU target). */
+  scaleOutCpuPct: ASSUMPTIONS.cpuTarget * 100,
+  /** …or when the worst gateway's event-loop delay p99 passes this. */
+  scaleOutLagMs: 500,
+  /** Alarm: the worst gateway's event-loop delay p99 above this for three minutes. */
+  lagAlarmMs: 1000,
+  /** Autoscaling may grow the service to this multiple of the planned count. */
+  maxScaleFactor: 2,
+  /** DynamoDB: a full reconnect storm's status writes, absorbed within this many seconds. */
+  stormWriteSpreadS: 300,
+  /** New on-demand tables start warm for about this much (AWS's documented starting point). */
+  dynamoWarmFloor: { write: 4000, read: 12000 },
+};
+
+/** A bench:fleet run as evidence: agents one gateway process held end to end at a rate. */
+export interface EndToEndHeld {
+  agents: number;
+  rate: number;
+  source: string;
+}
+
+/**
+ * The most agents one gateway process held end to end at `rate` or above, in the bench:fleet runs
+ * the model takes its CPU from (fleet.json, fleet-high-rate.json): the planned load is kept at or
+ * under it, so a deployment never plans beyond what was seen held.
+ */
+export function endToEndHeld(m: Measured, rate: number): EndToEndHeld | undefined {
+  let best: EndToEndHeld | undefined;
+  for (const run of endToEndRuns(m)) {
+    if (run.rate >= rate && (!best || run.agents > best.agents)) best = run;
+  }
+  return best;
+}
+
+/** Agents per gateway process held through the hold of fleet.json and fleet-high-rate.json. */
+export function endToEndRuns(m: Measured): EndToEndHeld[] {
+  const runs: Array<{ doc: BenchFile; file: string }> = [];
+  if (m.fleet) runs.push({ doc: m.fleet, file: 'fleet.json' });
+  for (const o of m.fleetOther) if (o.file === 'fleet-high-rate.json') runs.push(o);
+  return runs.flatMap(({ doc, file }) => {
+    const held = doc.results.find((r) => r.name === 'fleet.agents_held')?.value;
+    if (typeof held !== 'number') return [];
+    const gateways = Number(doc.config?.gateways ?? 1);
+    return [{ agents: Math.floor(held / gateways), rate: Number(doc.config?.rate), source: file }];
+  });
+}
+
+export interface DeploySizing {
+  agents: number;
+  rate: number;
+  azs: number;
+  /** FLEETGATE_MAX_CONNECTIONS: the model's agents per gateway (CPU, memory, storm). */
+  limit: number;
+  binding: string;
+  /** Agents per gateway planned in steady state: the autoscaling target. */
+  planned: number;
+  plannedBy: string;
+  endToEnd: EndToEndHeld | undefined;
+  gateways: number;
+  maxGateways: number;
+  agentsPerGateway: number;
+  /** Agents one event loop carries at 100 % of its core. */
+  saturationAgents: number;
+  /** Shares of the gateway's core: steady, and with a zone's agents moved to the others. */
+  steadyCpu: number;
+  zoneLossCpu: number;
+  /** DynamoDB warm throughput of the agents table (units per second). */
+  warm: { write: number; read: number };
+}
+
+/** Write units per second of the agents table per agent: steady (refresh and reconnect writes) and in a storm. */
+export function agentWriteUnitsPerAgentS(a: Assumptions = ASSUMPTIONS) {
+  return {
+    steady: (1 / a.refreshS + (a.reconnectsPerAgentPerDay * a.writesPerConnection) / 86400) * a.agentItemKB,
+    storm: (a.writesPerConnection * a.agentItemKB) / DEPLOY.stormWriteSpreadS,
+  };
+}
+
+/**
+ * The deployment of `agents` at `rate`: the connection limit is the model's agents per gateway;
+ * the planned load leaves a zone's worth of headroom (with one of three zones lost, its agents
+ * move to the other two, which then sit at their limit: the model's 60 % CPU target) and stays
+ * at or under what a gateway held end to end; gateways are a multiple of the zones.
+ */
+export function deploySizing(
+  m: Measured,
+  mix: PayloadMix,
+  agents: number,
+  rate: number,
+  a: Assumptions = ASSUMPTIONS,
+): DeploySizing {
+  const s = size(m, mix, agents, rate, a);
+  const azs = DEPLOY.azs;
+  const limit = s.perGateway.chosen;
+  const byZone = Math.floor((limit * (azs - 1)) / azs);
+  const endToEnd = endToEndHeld(m, rate);
+  const planned = Math.min(byZone, endToEnd?.agents ?? byZone);
+  const gateways = Math.max(azs, Math.ceil(agents / planned / azs) * azs);
+  const perGateway = Math.ceil(agents / gateways);
+  const w = agentWriteUnitsPerAgentS(a);
+  const roundUp = (v: number) => Math.ceil(v / 1000) * 1000;
+  return {
+    agents,
+    rate,
+    azs,
+    limit,
+    binding: s.perGateway.binding,
+    planned,
+    plannedBy:
+      planned === byZone
+        ? `a zone's headroom: ${azs - 1}/${azs} of the limit`
+        : `held end to end (${endToEnd!.source})`,
+    endToEnd,
+    gateways,
+    maxGateways: gateways * DEPLOY.maxScaleFactor,
+    agentsPerGateway: perGateway,
+    saturationAgents: Math.floor(1e6 / s.cpuUsPerAgentS),
+    steadyCpu: (perGateway * s.cpuUsPerAgentS) / 1e6,
+    zoneLossCpu: (Math.ceil((perGateway * azs) / (azs - 1)) * s.cpuUsPerAgentS) / 1e6,
+    warm: {
+      write: Math.max(DEPLOY.dynamoWarmFloor.write, roundUp(agents * Math.max(2 * w.steady, w.storm))),
+      read: DEPLOY.dynamoWarmFloor.read,
+    },
+  };
+}
+
+export function deployTable(d: DeploySizing): string {
+  const pct = (v: number) => `${Math.round(v * 100)} %`;
+  const e2e = d.endToEnd
+    ? `${n0(d.endToEnd.agents)} per gateway process at ${d.endToEnd.rate} events/s (loadtest/results/${d.endToEnd.source})`
+    : 'none at this rate';
+  return mdTable(
+    ['quantity', 'value', 'how'],
+    [
+      [
+        'agents',
+        `${n0(d.agents)} at ${d.rate} events/agent/s`,
+        'expected_agents, records_per_agent_per_second',
+      ],
+      [
+        'connection limit per gateway (FLEETGATE_MAX_CONNECTIONS)',
+        n0(d.limit),
+        `the model's agents per 1 vCPU / 2 GiB gateway (${d.binding} binds)`,
+      ],
+      ['held end to end', e2e, 'the planned load stays at or under it'],
+      ['planned agents per gateway (autoscaling target)', n0(d.planned), d.plannedBy],
+      [
+        'gateways',
+        `${n0(d.gateways)} (autoscaling up to ${n0(d.maxGateways)})`,
+        `agents / planned, a multiple of ${d.azs} zones`,
+      ],
+      ['agents per gateway', n0(d.agentsPerGateway), `${pct(d.agentsPerGateway / d.limit)} of the limit`],
+      [
+        'gateway CPU, steady / one zone lost',
+        `${pct(d.steadyCpu)} / ${pct(d.zoneLossCpu)} of its core`,
+        `one event loop saturates near ${n0(d.saturationAgents)} agents`,
+      ],
+      [
+        'scale out on',
+        `connections > ${n0(d.planned)}, CPU > ${DEPLOY.scaleOutCpuPct} %, event-loop delay p99 > ${DEPLOY.scaleOutLagMs} ms`,
+        `alarm: event-loop delay p99 > ${DEPLOY.lagAlarmMs} ms for 3 minutes`,
+      ],
+      [
+        'DynamoDB agents table, warm throughput',
+        `${n0(d.warm.write)} writes/s, ${n0(d.warm.read)} reads/s`,
+        `twice the steady writes, or a full storm's ${ASSUMPTIONS.writesPerConnection} writes per agent within ${DEPLOY.stormWriteSpreadS} s`,
+      ],
+    ],
+  );
+}
+
+// ---- Terraform: the model's coefficients and the million-agents example --------------------------
+
+/**
+ * The model's per-agent coefficients, as the root module's locals (infra/terraform/capacity.tf.json,
+ * written by --write): sizing.tf derives every fleet's limit, planned load and gateway count from
+ * them, and each example's `terraform test` asserts the result equals deploySizing().
+ */
+export function terraformModel(m: Measured, _mix: PayloadMix, a: Assumptions = ASSUMPTIONS) {
+  const t = cpuTerms(m, a);
+  const w = agentWriteUnitsPerAgentS(a);
+  return {
+    fixed_us_per_agent_s: t.fixedUs,
+    us_per_message: t.perMsgUs,
+    us_per_batched_record: t.batchedUs,
+    us_per_kafka_record: t.kafkaUs,
+    send_ticks_per_s: 1000 / AGENT.sendTickMs,
+    heartbeat_s: a.heartbeatS,
+    rss_per_agent_bytes: Math.round(
+      Math.max(m.rssPerAgentIdleKB.value, m.rssPerAgentStreamingKB?.value ?? 0) * 1024,
+    ),
+    readmit_per_cpu_s: readmitPerCpuS(m),
+    cpu_target: a.cpuTarget,
+    memory_target: a.memTarget,
+    storm_goal_s: a.stormGoalS,
+    reconnect_delay_s: a.reconnectDelayS,
+    end_to_end_held: endToEndRuns(m),
+    scale_out_cpu_pct: DEPLOY.scaleOutCpuPct,
+    scale_out_lag_ms: DEPLOY.scaleOutLagMs,
+    lag_alarm_ms: DEPLOY.lagAlarmMs,
+    max_scale_factor: DEPLOY.maxScaleFactor,
+    agent_write_units_per_agent_s_steady: w.steady,
+    agent_write_units_per_agent_s_storm: w.storm,
+    dynamo_warm_floor_write: DEPLOY.dynamoWarmFloor.write,
+    dynamo_warm_floor_read: DEPLOY.dynamoWarmFloor.read,
+    kafka_min_partitions: a.kafkaMinPartitions,
+    kafka_partition_mb_s: a.kafkaPartitionMBps,
+  };
+}
+
+/** infra/terraform/capacity.tf.json: the coefficients as a local of the root module. */
+export function capacityTfJson(m: Measured, mix: PayloadMix): string {
+  const doc = {
+    '//': 'Generated by `npm run capacity -- --write` from loadtest/results (scripts/capacity.ts): do not edit.',
+    locals: { capacity_model: terraformModel(m, mix) },
+  };
+  return `${JSON.stringify(doc, null, 2)}\n`;
+}
 
 /**
  * The sizing inputs of infra/terraform/examples/million-agents, as the model computes them for
  * `agents` at `rate`: written to `capacity.auto.tfvars.json` there by `--write` (or anywhere with
- * `--tfvars FILE`); test/unit/capacity.test.ts fails when the committed file differs. Only
- * variables the example declares; Kafka brokers (count, size, storage) are not modelled here.
+ * `--tfvars FILE`); test/unit/capacity.test.ts fails when the committed file differs. The gateway
+ * count, limit and autoscaling target are not inputs: sizing.tf derives them from the same model
+ * (capacity.tf.json), and the example's `terraform test` checks them against `expected` below.
  */
 export function terraformSizing(
   m: Measured,
@@ -863,20 +1094,131 @@ export function terraformSizing(
     expected_agents: agents,
     records_per_agent_per_second: rate,
     average_record_bytes: Math.round(s.kafka.bytesPerRecord),
-    gateway_count: s.gateways,
     gateway_cpu: a.gatewayVcpu * 1024,
     gateway_memory: a.gatewayMemGiB * 1024,
-    // The model's agents per gateway: the least of CPU, memory and the storm cap.
-    gateway_max_connections: s.perGateway.chosen,
     kafka_partitions: s.kafka.partitions,
-    // The DynamoDB table is priced on demand (a flat load; storms need no provisioned burst).
+    // The DynamoDB tables are on demand, warmed for a storm (DEPLOY.stormWriteSpreadS).
     table_billing_mode: 'PAY_PER_REQUEST',
+  };
+}
+
+/** What the example's `terraform test` expects sizing.tf to derive (tests/capacity.expected.json). */
+export function terraformExpected(m: Measured, mix: PayloadMix, agents: number, rate: number) {
+  const d = deploySizing(m, mix, agents, rate);
+  return {
+    gateway_max_connections: d.limit,
+    planned_agents_per_gateway: d.planned,
+    gateway_count: d.gateways,
+    gateway_max_count: d.maxGateways,
+    agents_table_warm_write_units: d.warm.write,
+    agents_table_warm_read_units: d.warm.read,
   };
 }
 
 /** The JSON text of the tfvars file: what `--write` and `--tfvars` write. */
 export function tfvarsJson(m: Measured, mix: PayloadMix): string {
   return `${JSON.stringify(terraformSizing(m, mix), null, 2)}\n`;
+}
+
+/**
+ * The simulator's CPU per agent-second in the end-to-end runs (bench:fleet's sim_cpu_pct over the
+ * agents held, fleet.json and fleet-high-rate.json): what the load-fleet example sizes its
+ * simulator processes by (examples/load-fleet/simulator.tf.json).
+ */
+export function simulatorRuns(m: Measured): Array<{ rate: number; us_per_agent_s: number; source: string }> {
+  const runs: Array<{ doc: BenchFile; file: string }> = [];
+  if (m.fleet) runs.push({ doc: m.fleet, file: 'fleet.json' });
+  for (const o of m.fleetOther) if (o.file === 'fleet-high-rate.json') runs.push(o);
+  return runs.flatMap(({ doc, file }) => {
+    const held = doc.results.find((r) => r.name === 'fleet.agents_held')?.value;
+    const cpuPct = doc.results.find((r) => r.name === 'fleet.sim_cpu_pct')?.value;
+    if (typeof held !== 'number' || typeof cpuPct !== 'number' || held <= 0) return [];
+    return [{ rate: Number(doc.config?.rate), us_per_agent_s: ((cpuPct / 100) * 1e6) / held, source: file }];
+  });
+}
+
+/** The load fleet for `agents` at `rate`: simulator processes (one per vCPU) and Fargate tasks. */
+export function simulatorSizing(
+  m: Measured,
+  agents: number,
+  rate: number,
+  vcpusPerTask = 4,
+  a: Assumptions = ASSUMPTIONS,
+) {
+  const runs = simulatorRuns(m);
+  const above = runs.filter((r) => r.rate >= rate);
+  const highest = runs.reduce((x, r) => (r.rate > x.rate ? r : x), runs[0]!);
+  const us =
+    above.length > 0
+      ? above.reduce((x, r) => (r.rate < x.rate ? r : x), above[0]!).us_per_agent_s
+      : (highest.us_per_agent_s * rate) / highest.rate;
+  const agentsPerProcess = Math.floor((a.cpuTarget * 1e6) / us);
+  const tasks = Math.ceil(agents / (agentsPerProcess * vcpusPerTask));
+  return {
+    agents_per_process: agentsPerProcess,
+    processes_per_task: vcpusPerTask,
+    agents_per_task: Math.ceil(agents / tasks),
+    tasks,
+  };
+}
+
+export const SIMULATOR_TF_PATH = () => path.join(tfRoot(), 'examples', 'load-fleet', 'simulator.tf.json');
+
+/** examples/load-fleet/simulator.tf.json: the simulator's measured cost, as a local of the example. */
+export function simulatorTfJson(m: Measured, a: Assumptions = ASSUMPTIONS): string {
+  const doc = {
+    '//': 'Generated by `npm run capacity -- --write` from loadtest/results (scripts/capacity.ts): do not edit.',
+    locals: { simulator_model: { runs: simulatorRuns(m), cpu_target: a.cpuTarget } },
+  };
+  return `${JSON.stringify(doc, null, 2)}\n`;
+}
+
+/** Every example's sizing: its agents and rate, and the file its terraform test reads. */
+export const TF_EXAMPLES = [
+  { dir: 'million-agents', agents: 1_000_000, rate: SCENARIOS.steady!.eventsPerAgentPerS },
+  { dir: 'complete', agents: 10_000, rate: SCENARIOS.steady!.eventsPerAgentPerS },
+];
+
+export function expectedJson(m: Measured, mix: PayloadMix, agents: number, rate: number): string {
+  return `${JSON.stringify(terraformExpected(m, mix, agents, rate), null, 2)}\n`;
+}
+
+const tfRoot = () => path.join(root, 'infra', 'terraform');
+/** Documents with a generated `<!-- capacity:deploy -->` table of the million-agent deployment. */
+export const DEPLOY_DOCS = () => [
+  path.join(tfRoot(), 'examples', 'million-agents', 'README.md'),
+  path.join(root, 'docs', 'deploy.md'),
+];
+
+/**
+ * Every file --write generates, by path, given the committed text of the documents it edits
+ * (`read`): docs/capacity.md's tables, the documents' deploy table, the root module's
+ * coefficients, the million-agents tfvars and each example's expected sizing.
+ */
+export function generatedFiles(
+  m: Measured,
+  mix: PayloadMix,
+  read: (file: string) => string,
+): Map<string, string> {
+  const out = new Map<string, string>();
+  out.set(DOC_PATH, applyTables(read(DOC_PATH), docTables(m, mix)));
+  const million = TF_EXAMPLES[0]!;
+  const deploy = { deploy: deployTable(deploySizing(m, mix, million.agents, million.rate)) };
+  for (const doc of DEPLOY_DOCS()) out.set(doc, applyTables(read(doc), deploy));
+  out.set(CAPACITY_TF_PATH, capacityTfJson(m, mix));
+  out.set(SIMULATOR_TF_PATH(), simulatorTfJson(m));
+  out.set(
+    path.join(tfRoot(), 'examples', 'load-fleet', 'tests', 'capacity.expected.json'),
+    `${JSON.stringify(simulatorSizing(m, 1_000_000, SCENARIOS.steady!.eventsPerAgentPerS), null, 2)}\n`,
+  );
+  out.set(TFVARS_PATH, tfvarsJson(m, mix));
+  for (const ex of TF_EXAMPLES) {
+    out.set(
+      path.join(tfRoot(), 'examples', ex.dir, 'tests', 'capacity.expected.json'),
+      expectedJson(m, mix, ex.agents, ex.rate),
+    );
+  }
+  return out;
 }
 
 // ---- command line ------------------------------------------------------------------------------
@@ -894,8 +1236,12 @@ Options:
   --events-per-agent-per-s R     events per agent per second (default ${SCENARIOS.steady!.eventsPerAgentPerS}, the simulator's steady scenario)
   --gateways G                   also: storm settle time with G gateways (default: the model's count)
   --bench-dir DIR                where the benchmark JSON is (default loadtest/results)
-  --write                        rewrite the generated tables of docs/capacity.md and the sizing
-                                 inputs of the million-agents Terraform example (TFVARS below)
+  --write                        rewrite what the model generates: docs/capacity.md's tables, the
+                                 deploy table of docs/deploy.md and the million-agents README,
+                                 infra/terraform/capacity.tf.json (the coefficients sizing.tf uses),
+                                 the million-agents example's inputs (TFVARS below) and each
+                                 example's tests/capacity.expected.json (what its terraform test
+                                 checks sizing.tf derives)
   --tfvars FILE                  write the million-agents example's sizing inputs (1,000,000 agents
                                  at the steady rate) as Terraform JSON variables to FILE
   --help                         this text
@@ -904,6 +1250,7 @@ TFVARS: infra/terraform/examples/million-agents/capacity.auto.tfvars.json`;
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DOC_PATH = path.join(root, 'docs', 'capacity.md');
+export const CAPACITY_TF_PATH = path.join(root, 'infra', 'terraform', 'capacity.tf.json');
 export const TFVARS_PATH = path.join(
   root,
   'infra',
@@ -940,24 +1287,20 @@ function main(argv: string[]): number {
   const measured = loadMeasured(dir);
   const mix = payloadMix();
   if (values.write) {
-    const doc = readFileSync(DOC_PATH, 'utf8');
-    const next = applyTables(doc, docTables(measured, mix));
-    writeFileSync(DOC_PATH, next);
-    console.error(next === doc ? 'docs/capacity.md is current' : 'docs/capacity.md rewritten');
-  }
-  const tfvarsFiles = [...(values.write ? [TFVARS_PATH] : []), ...(values.tfvars ? [values.tfvars] : [])];
-  for (const file of tfvarsFiles) {
-    const text = tfvarsJson(measured, mix);
-    let old: string | undefined;
-    try {
-      old = readFileSync(file, 'utf8');
-    } catch {
-      old = undefined;
+    for (const [file, text] of generatedFiles(measured, mix, (f) => readFileSync(f, 'utf8'))) {
+      let old: string | undefined;
+      try {
+        old = readFileSync(file, 'utf8');
+      } catch {
+        old = undefined;
+      }
+      if (old !== text) writeFileSync(file, text);
+      console.error(`${path.relative(root, file)} ${old === text ? 'is current' : 'written'}`);
     }
-    writeFileSync(file, text);
-    console.error(
-      `${path.relative(process.cwd(), path.resolve(file))} ${old === text ? 'is current' : 'written'}`,
-    );
+  }
+  if (values.tfvars) {
+    writeFileSync(values.tfvars, tfvarsJson(measured, mix));
+    console.error(`${values.tfvars} written`);
   }
   const agents = Math.floor(positive('agents', values.agents, 1_000_000));
   const rate = positive(
@@ -976,6 +1319,9 @@ function main(argv: string[]): number {
   console.log(kafkaTable([s]));
   console.log(
     `\nreconnect storm of all ${n0(agents)} agents with ${n0(g)} gateways: settles in ≈ ${n0(settle)} s`,
+  );
+  console.log(
+    `\n## Deployment (infra/terraform)\n\n${deployTable(deploySizing(measured, mix, agents, rate))}`,
   );
   console.log(`(${EVENT_MIX.length} event kinds in the mix; assumptions: docs/capacity.md)`);
   return 0;

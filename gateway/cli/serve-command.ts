@@ -13,6 +13,7 @@ import { createRegistryStore, type RegistryStore } from '../discovery/registry-s
 import { startDiscovery } from '../discovery/service.js';
 import { admissionLimits } from '../grpc/http2-server.js';
 import { createDefaultSink } from '../ingest/default-sink.js';
+import { startScaleInProtection } from '../ingest/scale-in-protection.js';
 import { createHeartbeatWriter } from '../manager/agent-status-writer.js';
 import { createStoreConfigSource } from '../manager/configs.js';
 import { type ManagerRole, startManagerRole } from '../manager/role.js';
@@ -193,6 +194,15 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
     ownResults?.start();
     const taskResults = manager?.taskResults ?? ownResults;
     const sink = await createDefaultSink(config, logger, metrics);
+    // On ECS: no scale-in or deployment stops this task while its spool holds records.
+    const protection = process.env.ECS_AGENT_URI
+      ? startScaleInProtection({
+          agentUri: process.env.ECS_AGENT_URI,
+          pendingRecords: async () => (await metrics.spoolPending.get()).values[0]?.value ?? 0,
+          logger,
+          registry: metrics.registry,
+        })
+      : undefined;
     const gateway = await startGateway({
       config,
       logger,
@@ -250,6 +260,7 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
       : undefined;
     shedder?.start();
     drainGateway = async () => {
+      await protection?.stop();
       shedder?.stop();
       // Leave discovery first, so no agent is sent here while we drain.
       await registrar?.stop();

@@ -45,6 +45,9 @@ export interface Config {
   kafkaTls: boolean;
   /** PEM bundle the brokers' certificates are verified against; undefined: Node's default CAs. */
   kafkaCaFile: string | undefined;
+  /** Client certificate and key the producer presents to the brokers (MSK mutual TLS). */
+  kafkaCertFile: string | undefined;
+  kafkaKeyFile: string | undefined;
   dynamodbEndpoint: string | undefined;
   awsRegion: string | undefined;
   tablePrefix: string;
@@ -115,6 +118,12 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
     "unset (Node's default CAs)",
     'PEM file of the CAs that sign the brokers; needs FLEETGATE_KAFKA_TLS=1',
   ],
+  [
+    'FLEETGATE_KAFKA_CERT_FILE',
+    'unset',
+    "PEM client certificate presented to the brokers (MSK's TLS client authentication); with FLEETGATE_KAFKA_KEY_FILE and FLEETGATE_KAFKA_TLS=1",
+  ],
+  ['FLEETGATE_KAFKA_KEY_FILE', 'unset', 'PEM private key of FLEETGATE_KAFKA_CERT_FILE'],
   [
     'FLEETGATE_DYNAMODB_ENDPOINT',
     'unset',
@@ -290,6 +299,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       problems.push(`FLEETGATE_KAFKA_CA_FILE=${kafkaCaRaw}: no PEM certificate in it`);
     }
   }
+  const kafkaCertFile = pemFile(get, 'FLEETGATE_KAFKA_CERT_FILE', 'CERTIFICATE', problems);
+  const kafkaKeyFile = pemFile(get, 'FLEETGATE_KAFKA_KEY_FILE', 'PRIVATE KEY', problems);
+  if ((kafkaCertFile === undefined) !== (kafkaKeyFile === undefined)) {
+    problems.push('FLEETGATE_KAFKA_CERT_FILE and FLEETGATE_KAFKA_KEY_FILE go together: set both or neither');
+  } else if (kafkaCertFile !== undefined && !kafkaTls) {
+    problems.push('FLEETGATE_KAFKA_CERT_FILE is set but FLEETGATE_KAFKA_TLS is not 1');
+  }
   const config: Config = {
     dataDir,
     pkiDir,
@@ -313,6 +329,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     kafkaPartitioner: kafkaPartitioner as Config['kafkaPartitioner'],
     kafkaTls,
     kafkaCaFile,
+    kafkaCertFile,
+    kafkaKeyFile,
     dynamodbEndpoint,
     awsRegion: get('AWS_REGION'),
     tablePrefix: get('FLEETGATE_TABLE_PREFIX') ?? 'fleetgate-',
@@ -360,4 +378,24 @@ export function resolveAksk(config: Config): Array<[string, string]> {
       const i = p.indexOf(':');
       return [p.slice(0, i).trim().toLowerCase(), p.slice(i + 1).trim()] as [string, string];
     });
+}
+
+/** A variable naming a PEM file that must hold a `-----BEGIN …${kind}-----` block: its resolved path. */
+function pemFile(
+  get: (name: string) => string | undefined,
+  name: string,
+  kind: string,
+  problems: string[],
+): string | undefined {
+  const raw = get(name);
+  if (raw === undefined) return undefined;
+  const file = path.resolve(raw);
+  try {
+    if (!new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(readFileSync(file, 'utf8'))) {
+      problems.push(`${name}=${raw}: no PEM ${kind.toLowerCase()} in it`);
+    }
+  } catch (err) {
+    problems.push(`${name}=${raw}: ${(err as Error).message}`);
+  }
+  return file;
 }

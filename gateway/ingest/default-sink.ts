@@ -20,13 +20,15 @@ import { openSpoolExclusive } from './spool-lock.js';
  */
 export function kafkaOptionsFrom(
   config: Pick<Config, 'kafkaBrokers' | 'kafkaTopic' | 'kafkaCompression' | 'kafkaPartitioner'> &
-    Partial<Pick<Config, 'kafkaTls' | 'kafkaCaFile'>>,
+    Partial<Pick<Config, 'kafkaTls' | 'kafkaCaFile' | 'kafkaCertFile' | 'kafkaKeyFile'>>,
 ): Omit<ProducerOptions, 'logger'> {
-  const ssl = config.kafkaTls
-    ? config.kafkaCaFile
-      ? { ca: [readFileSync(config.kafkaCaFile, 'utf8')] }
-      : true
-    : undefined;
+  // Mutual TLS (MSK's TLS client authentication): the client certificate and key as well.
+  const client =
+    config.kafkaCertFile && config.kafkaKeyFile
+      ? { cert: readFileSync(config.kafkaCertFile, 'utf8'), key: readFileSync(config.kafkaKeyFile, 'utf8') }
+      : undefined;
+  const ca = config.kafkaCaFile ? { ca: [readFileSync(config.kafkaCaFile, 'utf8')] } : undefined;
+  const ssl = config.kafkaTls ? (ca || client ? { ...ca, ...client } : true) : undefined;
   return {
     brokers: config.kafkaBrokers,
     clientId: `fleetgate-${os.hostname()}`,

@@ -12,12 +12,20 @@ data "aws_partition" "current" {}
 locals {
   tags = merge(var.tags, { "fleetgate:deployment" = var.name })
 
+  # The network: the one modules/network creates, or an existing VPC (existing_vpc).
+  vpc_id             = var.existing_vpc == null ? module.network.vpc_id : var.existing_vpc.vpc_id
+  vpc_cidr_block     = var.existing_vpc == null ? module.network.vpc_cidr_block : var.existing_vpc.cidr_block
+  private_subnet_ids = var.existing_vpc == null ? module.network.private_subnet_ids : var.existing_vpc.private_subnet_ids
+  public_subnet_ids  = var.existing_vpc == null ? module.network.public_subnet_ids : var.existing_vpc.public_subnet_ids
+
   # The gateways speak TLS to MSK (9094) unless told otherwise.
   kafka_brokers = var.create_kafka ? (var.kafka_tls ? module.kafka.bootstrap_brokers_tls : module.kafka.bootstrap_brokers) : var.kafka_bootstrap_brokers
 
-  # Registration hands agents the tasks' own (private) addresses: only useful when agents route
-  # into the VPC, which is what an internal balancer means.
-  gateways_register = coalesce(var.gateway_register_with_discovery, var.load_balancer_internal)
+  # The gateways register in both modes: the registry's live counts and limits are what the
+  # manager's rebalance and load control act on. Discovery hands agents the tasks' own (private)
+  # addresses, so its 8088 balancer exists by default only when agents route into the VPC.
+  gateways_register       = var.gateway_register_with_discovery
+  discovery_http_listener = coalesce(var.discovery_http_listener, var.load_balancer_internal)
   gateway_discovery_addrs = concat(
     local.gateways_register ? [module.discovery.api_endpoint] : [],
     var.gateway_discovery_addrs,
@@ -54,12 +62,12 @@ data "aws_iam_policy_document" "kms" {
     resources = ["*"]
     principals {
       type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.region}.amazonaws.com"]
+      identifiers = ["logs.${data.aws_region.current.id}.amazonaws.com"]
     }
     condition {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:*"]
+      values   = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:log-group:*"]
     }
   }
 
@@ -103,6 +111,8 @@ resource "aws_kms_alias" "this" {
 module "network" {
   source = "./modules/network"
 
+  create = var.existing_vpc == null
+
   name                    = var.name
   cidr                    = var.vpc_cidr
   azs                     = var.azs
@@ -121,6 +131,10 @@ module "tables" {
   provisioned_capacity = var.table_provisioned_capacity
   deletion_protection  = var.table_deletion_protection
   kms_key_arn          = aws_kms_key.this.arn
+  # The agents table takes a reconnect storm's status writes (sizing.tf, from the capacity model).
+  warm_throughput = var.table_warm_throughput && var.table_billing_mode == "PAY_PER_REQUEST" ? {
+    agents = { read = local.agents_table_warm_read_units, write = local.agents_table_warm_write_units }
+  } : {}
 
   tags = local.tags
 }
@@ -139,9 +153,9 @@ module "kafka" {
 
   create                    = var.create_kafka
   name                      = var.name
-  vpc_id                    = module.network.vpc_id
-  vpc_cidr_block            = module.network.vpc_cidr_block
-  subnet_ids                = module.network.private_subnet_ids
+  vpc_id                    = local.vpc_id
+  vpc_cidr_block            = local.vpc_cidr_block
+  subnet_ids                = local.private_subnet_ids
   client_security_group_ids = [module.gateways.task_security_group_id]
   broker_count              = local.kafka_broker_count
   broker_instance_type      = var.kafka_broker_instance_type
@@ -152,6 +166,7 @@ module "kafka" {
   client_cidr_blocks        = var.kafka_client_cidr_blocks
   auto_create_topics        = var.kafka_auto_create_topics
   retention_hours           = var.kafka_retention_hours
+  client_ca_arns            = var.kafka_client_ca_arns
   kms_key_arn               = aws_kms_key.this.arn
   log_group_name            = module.observability.kafka_log_group_name
 
@@ -163,10 +178,10 @@ module "gateways" {
 
   name                     = var.name
   image                    = var.gateway_image
-  vpc_id                   = module.network.vpc_id
-  vpc_cidr_block           = module.network.vpc_cidr_block
-  private_subnet_ids       = module.network.private_subnet_ids
-  load_balancer_subnet_ids = var.load_balancer_internal ? module.network.private_subnet_ids : module.network.public_subnet_ids
+  vpc_id                   = local.vpc_id
+  vpc_cidr_block           = local.vpc_cidr_block
+  private_subnet_ids       = local.private_subnet_ids
+  load_balancer_subnet_ids = var.load_balancer_internal ? local.private_subnet_ids : local.public_subnet_ids
   load_balancer_internal   = var.load_balancer_internal
   agent_cidr_blocks        = var.agent_cidr_blocks
 
@@ -179,12 +194,15 @@ module "gateways" {
 
   desired_count                  = local.gateway_count
   min_count                      = local.gateway_count
-  max_count                      = local.gateway_count * 2
+  max_count                      = local.gateway_max_count
   target_connections_per_gateway = local.planned_agents_per_gateway
+  target_cpu_percent             = local.model.scale_out_cpu_pct
+  scale_out_event_loop_lag_ms    = local.model.scale_out_lag_ms
 
   identity           = var.identity
   kafka_brokers      = local.kafka_brokers
   kafka_tls          = var.kafka_tls
+  kafka_client_cert  = length(var.kafka_client_ca_arns) > 0
   kafka_topic        = var.kafka_topic
   discovery_addrs    = local.gateway_discovery_addrs
   table_prefix       = var.table_prefix
@@ -210,18 +228,18 @@ module "discovery" {
   registry_table_arn   = module.tables.table_arns["registry"]
   aksk_secret_arn      = module.secrets.aksk_secret_arn
   table_prefix         = var.table_prefix
-  vpc_id               = module.network.vpc_id
-  vpc_cidr_block       = module.network.vpc_cidr_block
-  subnet_ids           = module.network.private_subnet_ids
+  vpc_id               = local.vpc_id
+  vpc_cidr_block       = local.vpc_cidr_block
+  subnet_ids           = local.private_subnet_ids
   reserved_concurrency = var.discovery_reserved_concurrency
   log_retention_days   = var.log_retention_days
   kms_key_arn          = aws_kms_key.this.arn
 
   # Plain HTTP on 8088 for stock agents, on the same side (internal or public) as the agents' NLB.
-  create_http_listener   = var.discovery_http_listener
+  create_http_listener   = local.discovery_http_listener
   http_listener_internal = var.load_balancer_internal
-  private_subnet_ids     = module.network.private_subnet_ids
-  public_subnet_ids      = module.network.public_subnet_ids
+  private_subnet_ids     = local.private_subnet_ids
+  public_subnet_ids      = local.public_subnet_ids
   agent_cidr_blocks      = var.agent_cidr_blocks
 
   tags = local.tags
@@ -242,11 +260,17 @@ module "manager" {
   index_arns                      = module.tables.index_arns
   registry_table_arn              = module.tables.table_arns["registry"]
   table_prefix                    = var.table_prefix
-  vpc_id                          = module.network.vpc_id
-  vpc_cidr_block                  = module.network.vpc_cidr_block
-  subnet_ids                      = module.network.private_subnet_ids
+  vpc_id                          = local.vpc_id
+  vpc_cidr_block                  = local.vpc_cidr_block
+  subnet_ids                      = local.private_subnet_ids
   log_retention_days              = var.log_retention_days
   kms_key_arn                     = aws_kms_key.this.arn
+
+  # Private by default (docs/deploy.md, "The manager API").
+  access              = var.manager_access
+  allowed_cidr_blocks = var.manager_allowed_cidr_blocks
+  certificate_arn     = var.manager_certificate_arn
+  public_subnet_ids   = local.public_subnet_ids
 
   tags = local.tags
 }
@@ -272,6 +296,8 @@ module "observability" {
   dispatcher_log_group_name = module.manager.dispatcher_log_group_name
   kafka_cluster_name        = module.kafka.cluster_name
   kafka_broker_count        = var.create_kafka ? local.kafka_broker_count : 0
+  event_loop_lag_alarm_ms   = local.model.lag_alarm_ms
+  table_names               = module.tables.table_names
 
   tags = local.tags
 }

@@ -79,28 +79,38 @@ output "kms_key_arn" {
 }
 
 output "sizing" {
-  description = "What sizing.tf derived from expected_agents, with the checks behind it (see README.md)."
+  description = "What sizing.tf derived from expected_agents with the capacity model (capacity.tf.json), with the checks behind it (see README.md)."
   value = {
-    expected_agents                = var.expected_agents
-    gateway_max_connections        = local.gateway_max_connections
-    planned_agents_per_gateway     = local.planned_agents_per_gateway
-    gateway_count                  = local.gateway_count
-    gateway_vcpus                  = local.gateway_vcpus
-    gateway_workers                = local.gateway_workers
-    agents_per_gateway_expected    = local.agents_per_gateway_expected
-    memory_for_agents_mib          = local.memory_for_agents_mib
-    transport_core_share           = floor(local.transport_core_share * 1000) / 1000
-    ingest_vcpus_needed            = ceil(local.ingest_vcpus_needed * 100) / 100
-    ingest_cpu_share               = ceil(local.ingest_cpu_share * 1000) / 1000
-    ingest_cpu_ok                  = local.ingest_cpu_share <= local.ingest_cpu_target
-    zone_loss_readmit_seconds      = local.zone_loss_readmit_seconds
-    full_restart_readmit_seconds   = local.full_restart_readmit_seconds
-    kafka_ingress_raw_mib_s        = ceil(local.ingress_raw_mib_s)
-    kafka_ingress_compressed_mib_s = ceil(local.ingress_compressed_mib_s)
-    kafka_broker_disk_write_mib_s  = ceil(local.broker_disk_write_mib_s)
-    kafka_broker_count             = local.kafka_broker_count
-    kafka_partitions               = local.kafka_partitions
-    kafka_volume_gib               = local.kafka_volume_gib
-    kafka_volume_capped            = local.derived_volume_gib >= 16384
+    expected_agents               = var.expected_agents
+    cpu_us_per_agent_s            = floor(local.cpu_us_per_agent_s * 10) / 10
+    agents_by_cpu                 = local.agents_by_cpu
+    agents_by_memory              = local.agents_by_memory
+    agents_by_storm               = local.agents_by_storm
+    gateway_max_connections       = local.gateway_max_connections
+    planned_agents_per_gateway    = local.planned_agents_per_gateway
+    gateway_count                 = local.gateway_count
+    gateway_max_count             = local.gateway_max_count
+    gateway_vcpus                 = local.gateway_vcpus
+    gateway_workers               = local.gateway_workers
+    agents_per_gateway_expected   = local.agents_per_gateway_expected
+    steady_cpu_share              = floor(local.steady_cpu_share * 1000) / 1000
+    zone_loss_cpu_share           = floor(local.zone_loss_cpu_share * 1000) / 1000
+    saturation_agents             = local.saturation_agents
+    memory_for_agents_mib         = local.memory_for_agents_mib
+    zone_loss_readmit_seconds     = local.zone_loss_readmit_seconds
+    full_restart_readmit_seconds  = local.full_restart_readmit_seconds
+    agents_table_warm_write_units = local.agents_table_warm_write_units
+    agents_table_warm_read_units  = local.agents_table_warm_read_units
+    kafka_ingress_raw_mib_s       = ceil(local.ingress_raw_mib_s)
+    kafka_broker_disk_write_mib_s = ceil(local.broker_disk_write_mib_s)
+    kafka_broker_count            = local.kafka_broker_count
+    kafka_partitions              = local.kafka_partitions
+    kafka_volume_gib              = local.kafka_volume_gib
+    kafka_volume_capped           = local.derived_volume_gib >= 16384
   }
+}
+
+output "nat_public_ips" {
+  description = "Public addresses of the NAT gateways this deployment created (none in an existing VPC)."
+  value       = module.network.nat_public_ips
 }

@@ -35,6 +35,22 @@ variable "vpc_cidr" {
   default     = "10.60.0.0/16"
 }
 
+variable "existing_vpc" {
+  description = "Deploy into an existing VPC instead of creating one (null: modules/network creates it). private_subnet_ids: one per zone of azs, in that order, with a way to ECR, S3, Secrets Manager, CloudWatch Logs and DynamoDB (NAT or VPC endpoints: docs/deploy.md, \"An existing VPC\"). public_subnet_ids: for internet-facing balancers (agents' NLB, a public manager API); may be empty when load_balancer_internal is true and manager_access is private."
+  type = object({
+    vpc_id             = string
+    cidr_block         = string
+    private_subnet_ids = list(string)
+    public_subnet_ids  = optional(list(string), [])
+  })
+  default = null
+
+  validation {
+    condition     = var.existing_vpc == null ? true : length(var.existing_vpc.private_subnet_ids) >= 2
+    error_message = "existing_vpc needs a private subnet in each zone of azs (at least two)."
+  }
+}
+
 variable "single_nat_gateway" {
   description = "One NAT gateway for all zones instead of one per zone (cheaper, less available)."
   type        = bool
@@ -74,9 +90,9 @@ variable "records_per_agent_per_second" {
 }
 
 variable "average_record_bytes" {
-  description = "Average size of one record as it goes to Kafka (MQData), before compression. The benchmarks' Elkeid-shaped records are about 600 bytes."
+  description = "Average size of one record as it goes to Kafka (MQData and its key), before compression. The capacity model's event mix: about 800 bytes (docs/capacity.md, Kafka)."
   type        = number
-  default     = 600
+  default     = 800
 }
 
 ################################################################################
@@ -95,25 +111,25 @@ variable "gateway_launch_type" {
 }
 
 variable "gateway_cpu" {
-  description = "CPU units per gateway task (1024 per vCPU). One core carries the agent transport; the others run ingest workers."
+  description = "CPU units per gateway task (1024 per vCPU). The capacity model measures one event loop on 1 vCPU (the default): agents per gateway are sized for one core whatever this is; more vCPUs only add ingest workers."
+  type        = number
+  default     = 1024
+}
+
+variable "gateway_memory" {
+  description = "Memory per gateway task in MiB (default 2 GiB, the capacity model's gateway): the memory bound of the connection limit (sizing.tf)."
   type        = number
   default     = 2048
 }
 
-variable "gateway_memory" {
-  description = "Memory per gateway task in MiB: sets the connection limit (sizing.tf)."
-  type        = number
-  default     = 8192
-}
-
 variable "gateway_count" {
-  description = "Gateways to run, overriding the count sizing.tf derives from expected_agents (null: derived)."
+  description = "Gateways to run, overriding the count sizing.tf derives from expected_agents at the planned load per gateway (null: derived)."
   type        = number
   default     = null
 }
 
 variable "gateway_max_connections" {
-  description = "FLEETGATE_MAX_CONNECTIONS of each gateway, overriding the limit sizing.tf derives from gateway_memory (null: derived). The million-agents example sets the agents per gateway of docs/capacity.md."
+  description = "FLEETGATE_MAX_CONNECTIONS of each gateway, overriding the limit sizing.tf derives with the capacity model (null: derived: the least of CPU, memory and storm re-admission)."
   type        = number
   default     = null
 
@@ -147,9 +163,9 @@ variable "identity" {
 }
 
 variable "gateway_register_with_discovery" {
-  description = "Whether the gateways register (AK/SK-signed, every 5 s) with the discovery HTTP API, so that discovery hands agents the gateways' own addresses. null: when load_balancer_internal is true, since only agents that route into the VPC can dial a task's private address (docs/deploy.md, \"How agents find a gateway\")."
+  description = "Whether the gateways register (AK/SK-signed, every 5 s) with the discovery HTTP API. On in both modes: the registry (live agents per gateway, limits) is what the manager's rebalance and load control read. Whether agents are handed the gateways' own addresses is discovery_http_listener's (docs/deploy.md, \"How agents find a gateway\")."
   type        = bool
-  default     = null
+  default     = true
 }
 
 variable "gateway_discovery_addrs" {
@@ -205,6 +221,12 @@ variable "table_provisioned_capacity" {
   default = {}
 }
 
+variable "table_warm_throughput" {
+  description = "Set the agents table's warm throughput to what the capacity model gives for expected_agents (sizing output agents_table_warm_*), with the AWS CLI at apply time (modules/tables). false: leave the table to warm up with traffic."
+  type        = bool
+  default     = true
+}
+
 variable "table_deletion_protection" {
   description = "Protect the tables from deletion."
   type        = bool
@@ -239,8 +261,14 @@ variable "kafka_broker_count" {
   default     = null
 }
 
+variable "kafka_client_ca_arns" {
+  description = "ACM Private CA ARNs for MSK TLS client authentication: the brokers accept only clients with a certificate of these CAs, and the gateways present the PKI secret's kafka_client_crt / kafka_client_key (docs/deploy.md, step 3). Empty (default): no client authentication, the brokers reachable only from the gateways' security group and kafka_client_cidr_blocks."
+  type        = list(string)
+  default     = []
+}
+
 variable "kafka_partitions" {
-  description = "Partitions of the records topic (null: derived, 20 per broker)."
+  description = "Partitions of the records topic (null: derived with the capacity model: 10 MB/s each, at least 12)."
   type        = number
   default     = null
 }
@@ -276,9 +304,9 @@ variable "kafka_tls" {
 }
 
 variable "kafka_auto_create_topics" {
-  description = "Let the first gateway that produces create the records topic with the broker defaults (partitions, replication 3, min.insync.replicas 2). false: create it yourself (docs/deploy.md, step 5)."
+  description = "Let the first gateway that produces create the records topic with the broker defaults. false (default): the topic is created explicitly with the sized partitions (docs/deploy.md, step 5), and a typo'd topic name fails instead of creating a new topic."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "kafka_topic" {
@@ -296,10 +324,48 @@ variable "discovery_package_path" {
   type        = string
 }
 
+variable "manager_access" {
+  description = "private (default): the manager API on an internal balancer, reachable from the VPC and manager_allowed_cidr_blocks. public: internet-facing, HTTPS only (manager_certificate_arn) and only from manager_allowed_cidr_blocks."
+  type        = string
+  default     = "private"
+
+  validation {
+    condition     = contains(["private", "public"], var.manager_access)
+    error_message = "manager_access is private or public."
+  }
+}
+
+variable "manager_allowed_cidr_blocks" {
+  description = "Networks that may reach the manager API (empty: the VPC). Required for manager_access = \"public\"; 0.0.0.0/0 is refused."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.manager_access == "private" || length(var.manager_allowed_cidr_blocks) > 0
+    error_message = "manager_access = \"public\" needs manager_allowed_cidr_blocks: the networks of your operators and consoles."
+  }
+
+  validation {
+    condition     = !contains(var.manager_allowed_cidr_blocks, "0.0.0.0/0") && !contains(var.manager_allowed_cidr_blocks, "::/0")
+    error_message = "The manager API sends tasks and configs to every agent: list the networks that may reach it, not the whole internet."
+  }
+}
+
+variable "manager_certificate_arn" {
+  description = "ACM certificate for the manager API's DNS name: HTTPS on 443 (required for manager_access = \"public\"); empty: plain HTTP on 80, internal balancer only."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.manager_access == "private" || var.manager_certificate_arn != ""
+    error_message = "manager_access = \"public\" needs manager_certificate_arn (HTTPS only on the internet)."
+  }
+}
+
 variable "discovery_http_listener" {
-  description = "Create the Application Load Balancer with a plain-HTTP listener on 8088 in front of discovery, for stock Elkeid agents (they ask http://<sd>:8088/registry/detail only). Internal when load_balancer_internal is true, else internet-facing."
+  description = "Create the Application Load Balancer with a plain-HTTP listener on 8088 in front of discovery, for stock Elkeid agents (it forwards GET /registry/detail and /ping only). null: when load_balancer_internal is true: discovery answers the gateways' private addresses, which only agents routed into the VPC can dial, so an internet-facing deployment has no public discovery and its agents dial the balancer (docs/deploy.md). true with an internet-facing balancer makes the 8088 balancer public too."
   type        = bool
-  default     = true
+  default     = null
 }
 
 variable "discovery_reserved_concurrency" {

@@ -335,7 +335,10 @@ test('every Lambda handler a function names exists in the build output; the bund
   }
 
   // The examples deploy the zips npm run build:lambda writes.
-  const examples = tfFiles(path.join(tfRoot, 'examples')).filter((f) => f.endsWith('main.tf'));
+  // (The load fleet deploys no function: it runs the simulator.)
+  const examples = tfFiles(path.join(tfRoot, 'examples')).filter(
+    (f) => f.endsWith('main.tf') && !f.includes(`${path.sep}load-fleet${path.sep}`),
+  );
   assert.ok(examples.length >= 2);
   for (const file of examples) {
     const [mod] = (await hcl(file)).module.fleetgate as Hcl[];
@@ -753,7 +756,7 @@ test('IAM: the gateway task role is granted exactly what the gateway sends to Dy
   assert.equal(rootDoc.module.gateways[0].table_prefix, expr('var.table_prefix'));
   assert.equal(rootDoc.module.tables[0].table_prefix, expr('var.table_prefix'));
   // The gateway opens AWS's DynamoDB (AWS_REGION) and never creates tables there.
-  assert.match(gw.locals[0].environment, /AWS_REGION\s*=\s*data\.aws_region\.current\.region/);
+  assert.match(gw.locals[0].environment, /AWS_REGION\s*=\s*data\.aws_region\.current\.id/);
   assert.match(serve, /openStore\(config, \{ logger, ensure: config\.dynamodbEndpoint !== undefined \}\)/);
 });
 
@@ -828,11 +831,9 @@ test("the gateway task's environment is contract.md's, and its ports, drain and 
     vars.stop_timeout[0].default * 1000 >= grace + 20_000,
     'stop timeout covers the grace plus the sink flush',
   );
-  // The sizing uses the gateway's own per-agent budget.
-  const env = readFileSync(path.join(root, 'gateway', 'config', 'env.ts'), 'utf8');
-  const sizing = readFileSync(path.join(tfRoot, 'sizing.tf'), 'utf8');
-  assert.match(env, /BYTES_PER_AGENT_BUDGET = 96 \* 1024/);
-  assert.match(sizing, /budget_per_agent_bytes = 96 \* 1024/);
+  // The connection limit is set explicitly from the capacity model (sizing.tf; the examples'
+  // terraform test checks its value), never left to the gateway's memory-based default.
+  assert.match(doc.locals[0].environment, /FLEETGATE_MAX_CONNECTIONS\s*=\s*tostring\(var\.max_connections\)/);
 });
 
 test('secrets: the functions get Secrets Manager ARNs, never values; the gateways get them from ECS', async () => {
@@ -870,10 +871,7 @@ test('secrets: the functions get Secrets Manager ARNs, never values; the gateway
   assert.equal(rootDoc.module.manager[0].manager_secret_arn, expr('module.secrets.manager_secret_arn'));
   // The gateway task: FLEETGATE_AKSK from the secret (ECS `secrets`, valueFrom the ARN).
   const gw = await hcl(path.join(tfRoot, 'modules', 'gateways', 'main.tf'));
-  assert.match(
-    gw.locals[0].secrets.find((x: Hcl) => x.name === 'FLEETGATE_AKSK')?.valueFrom,
-    /var\.aksk_secret_arn/,
-  );
+  assert.match(gw.locals[0].secrets, /name = "FLEETGATE_AKSK", valueFrom = var\.aksk_secret_arn/);
   // Secrets Manager is reached through a VPC interface endpoint by default.
   const net = (await hcl(path.join(tfRoot, 'modules', 'network', 'variables.tf'))).variable;
   assert.deepEqual(net.interface_endpoints[0].default, ['secretsmanager']);
@@ -885,7 +883,11 @@ test('stock agents: an ALB listens for plain HTTP on 8088 and forwards to the di
   const listener = doc.resource.aws_lb_listener.http[0];
   assert.equal(listener.port, expr('local.http_port'));
   assert.equal(listener.protocol, 'HTTP');
-  assert.equal(listener.default_action[0].target_group_arn, expr('aws_lb_target_group.function[0].arn'));
+  // Only the agents' paths reach the function; the rest is the balancer's 404.
+  assert.equal(listener.default_action[0].type, 'fixed-response');
+  const rule = doc.resource.aws_lb_listener_rule.agents[0];
+  assert.equal(rule.action[0].target_group_arn, expr('aws_lb_target_group.function[0].arn'));
+  assert.deepEqual(rule.condition[1].path_pattern[0].values, ['/registry/detail', '/ping']);
   const tg = doc.resource.aws_lb_target_group.function[0];
   assert.equal(tg.target_type, 'lambda');
   // The adapter answers in the mode the target group sends; the health check is Elkeid's /ping.
@@ -898,7 +900,7 @@ test('stock agents: an ALB listens for plain HTTP on 8088 and forwards to the di
     doc.resource.aws_lb_target_group_attachment.function[0].target_id,
     expr('module.function.function_arn'),
   );
-  // The gateways register with the HTTPS API when agents can reach them (internal balancer).
+  // The gateways register with the HTTPS API in both modes (the root tests/options.tftest.hcl plans it).
   const rootDoc = await hcl(path.join(tfRoot, 'main.tf'));
   assert.match(rootDoc.locals[0].gateway_discovery_addrs, /module\.discovery\.api_endpoint/);
   assert.equal(rootDoc.module.gateways[0].discovery_addrs, expr('local.gateway_discovery_addrs'));
@@ -930,7 +932,9 @@ test('the dispatcher runs every minute with reserved concurrency; the manager ha
   );
   assert.ok(least * 1000 >= DEFAULT_RESERVE_MS + 10_000, `dispatcher_timeout's validation allows ${least} s`);
   assert.match(doc.module.dispatcher[0].timeout, /var\.dispatcher_timeout/);
-  assert.equal(doc.module.api[0].create_http_api, true);
+  // The manager API is behind its own balancer (private by default), not a public HTTP API.
+  assert.equal(doc.module.api[0].create_http_api, false);
+  assert.equal(doc.resource.aws_lb_target_group_attachment.api[0].target_id, expr('module.api.function_arn'));
   assert.equal(doc.module.dispatcher[0].create_http_api, undefined, 'the dispatcher has no API');
   // Its failures are alarmed on: a metric filter over its log group.
   const obs = await hcl(path.join(tfRoot, 'modules', 'observability', 'main.tf'));

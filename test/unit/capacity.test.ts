@@ -11,8 +11,13 @@ import { test } from 'node:test';
 import {
   ASSUMPTIONS,
   applyTables,
+  CAPACITY_TF_PATH,
+  DEPLOY,
   DOC_PATH,
+  deploySizing,
   docTables,
+  endToEndHeld,
+  generatedFiles,
   loadMeasured,
   type Measured,
   messagesPerAgentS,
@@ -21,7 +26,6 @@ import {
   size,
   TFVARS_PATH,
   terraformSizing,
-  tfvarsJson,
 } from '../../scripts/capacity.js';
 
 const measured = loadMeasured(path.join(root, 'loadtest', 'results'));
@@ -98,53 +102,63 @@ test('record sizes come from the event mix as MQData', () => {
   assert.ok(mix.lz4Ratio > 0 && mix.lz4Ratio < 1);
 });
 
-const tfRoot = path.join(root, 'infra', 'terraform');
-const exampleDir = path.join(tfRoot, 'examples', 'million-agents');
-const declared = (file: string) =>
-  new Set([...readFileSync(file, 'utf8').matchAll(/^variable "(\w+)"/gm)].map((m) => m[1]!));
-
-test('the million-agents example carries the sizing the model computes (npm run capacity -- --write)', () => {
-  const have = readFileSync(TFVARS_PATH, 'utf8');
-  assert.equal(
-    have,
-    tfvarsJson(measured, mix),
-    `${path.relative(root, TFVARS_PATH)} has drifted from the model: run npm run capacity -- --write`,
-  );
-  // The same numbers as docs/capacity.md's 1M-agent row at the steady rate.
-  const vars = terraformSizing(measured, mix);
-  const s = size(measured, mix, 1_000_000, Number(vars.records_per_agent_per_second));
-  assert.equal(vars.gateway_count, s.gateways);
-  assert.equal(vars.gateway_max_connections, s.perGateway.chosen);
-  assert.equal(vars.kafka_partitions, s.kafka.partitions);
-  assert.equal(vars.gateway_cpu, ASSUMPTIONS.gatewayVcpu * 1024);
-  assert.equal(vars.gateway_memory, ASSUMPTIONS.gatewayMemGiB * 1024);
-  assert.ok(
-    Number(vars.gateway_count) * Number(vars.gateway_max_connections) >= Number(vars.expected_agents),
-  );
-});
-
-test('every variable of capacity.auto.tfvars.json is declared by the example, passed to the root module, and declared there', () => {
-  const vars = Object.keys(JSON.parse(readFileSync(TFVARS_PATH, 'utf8')) as object);
-  const example = declared(path.join(exampleDir, 'variables.tf'));
-  const rootVars = declared(path.join(tfRoot, 'variables.tf'));
-  const main = readFileSync(path.join(exampleDir, 'main.tf'), 'utf8');
-  for (const v of vars) {
-    assert.ok(example.has(v), `examples/million-agents/variables.tf does not declare ${v}`);
-    assert.ok(rootVars.has(v), `infra/terraform/variables.tf does not declare ${v}`);
-    assert.match(main, new RegExp(`^\\s*${v}\\s*=\\s*var\\.${v}\\s*$`, 'm'), `main.tf: ${v} = var.${v}`);
+test('every file npm run capacity -- --write generates is committed as the model computes it', () => {
+  const files = generatedFiles(measured, mix, (f) => readFileSync(f, 'utf8'));
+  // docs/capacity.md, the two deploy tables, capacity.tf.json, the tfvars, two expected files.
+  assert.ok(files.size >= 7, `${files.size} files`);
+  for (const [file, want] of files) {
+    const have = readFileSync(file, 'utf8');
+    if (have !== want) {
+      const a = have.split('\n');
+      const b = want.split('\n');
+      const i = a.findIndex((line, k) => line !== b[k]);
+      assert.fail(
+        `${path.relative(root, file)} has drifted from the model at line ${i + 1}:\n  file:  ${a[i]}\n  model: ${b[i]}\nrun npm run capacity -- --write`,
+      );
+    }
   }
+  assert.ok(files.has(TFVARS_PATH));
+  assert.ok(files.has(CAPACITY_TF_PATH));
 });
 
-test("sizing.tf's bench_* locals are docs/capacity.md's measured figures", () => {
-  const sizing = readFileSync(path.join(tfRoot, 'sizing.tf'), 'utf8');
-  const local = (name: string) => {
-    const m = new RegExp(`^\\s*${name}\\s*=\\s*(\\d+)`, 'm').exec(sizing);
-    assert.ok(m, `sizing.tf: ${name}`);
-    return Number(m[1]);
-  };
-  const rssKB = Math.max(measured.rssPerAgentIdleKB.value, measured.rssPerAgentStreamingKB?.value ?? 0);
-  assert.equal(local('bench_rss_per_agent_bytes'), Math.round(rssKB * 1024));
-  assert.equal(local('bench_handshakes_per_cpu_s'), Math.round(measured.handshakesPerCpuS.value));
-  assert.equal(local('bench_records_per_cpu_s'), Math.round(measured.batchedRecordsPerCpuS.value));
-  assert.equal(local('bench_ingest_per_cpu_s'), Math.round(measured.ingestRecordsPerCpuS.value));
+test('the million-agent deployment: a zone of headroom, within what was held end to end, a multiple of the zones', () => {
+  const rate = Number(terraformSizing(measured, mix).records_per_agent_per_second);
+  const d = deploySizing(measured, mix, 1_000_000, rate);
+  const s = size(measured, mix, 1_000_000, rate);
+  assert.equal(d.limit, s.perGateway.chosen, 'the limit is the model agents per gateway');
+  assert.ok(d.planned <= Math.floor((d.limit * 2) / 3), `planned ${d.planned} leaves a zone of headroom`);
+  const held = endToEndHeld(measured, rate);
+  assert.ok(held, 'an end-to-end run at this rate or above');
+  assert.ok(d.planned <= held.agents, `planned ${d.planned} <= held ${held.agents}`);
+  assert.equal(d.gateways % DEPLOY.azs, 0);
+  assert.ok(d.gateways * d.planned >= 1_000_000);
+  assert.ok(d.agentsPerGateway < d.limit, 'no gateway starts at its limit');
+  assert.ok(d.zoneLossCpu <= ASSUMPTIONS.cpuTarget + 0.01, `zone loss CPU ${d.zoneLossCpu}`);
+  assert.ok(d.steadyCpu < d.zoneLossCpu);
+  assert.equal(d.maxGateways, d.gateways * DEPLOY.maxScaleFactor);
+  // The storm's writes within the spread need more than a new table's warm floor at 1M.
+  assert.ok(d.warm.write > DEPLOY.dynamoWarmFloor.write);
+  assert.equal(deploySizing(measured, mix, 1000, rate).warm.write, DEPLOY.dynamoWarmFloor.write);
+});
+
+test('an end-to-end run caps the planned load: fewer agents held, fewer planned, more gateways', () => {
+  const rate = 2;
+  const base = deploySizing(measured, mix, 1_000_000, rate);
+  const fleetOther = measured.fleetOther.map((o) =>
+    o.file !== 'fleet-high-rate.json'
+      ? o
+      : {
+          ...o,
+          doc: {
+            ...o.doc,
+            results: o.doc.results.map((r) => (r.name === 'fleet.agents_held' ? { ...r, value: 3000 } : r)),
+          },
+        },
+  );
+  const capped = deploySizing({ ...measured, fleetOther }, mix, 1_000_000, rate);
+  assert.equal(capped.planned, 3000);
+  assert.match(capped.plannedBy, /held end to end/);
+  assert.ok(capped.gateways > base.gateways);
+  // No run at or above the rate: the zone headroom alone.
+  assert.equal(endToEndHeld(measured, 1000), undefined);
 });

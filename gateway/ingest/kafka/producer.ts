@@ -78,9 +78,10 @@ export interface ProducerOptions {
   /**
    * TLS to the brokers (kafkajs' `ssl`): true verifies them against Node's default CAs (enough
    * for Amazon MSK, whose broker certificates chain to Amazon Trust Services); `{ ca }` against
-   * the given PEM certificates. Plain data, so it crosses to the ingest workers as it is.
+   * the given PEM certificates; `cert` and `key` are presented to brokers that authenticate
+   * clients (mutual TLS). Plain data, so it crosses to the ingest workers as it is.
    */
-  ssl?: boolean | { ca: string[] } | undefined;
+  ssl?: boolean | { ca?: string[]; cert?: string; key?: string } | undefined;
   /** How long a batch collects records before it is sent; default 5 ms. */
   lingerMs?: number | undefined;
   /** A batch is sent as soon as it holds this many (estimated, uncompressed) bytes; default 1 MiB. */

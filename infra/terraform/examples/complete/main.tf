@@ -1,6 +1,7 @@
 ################################################################################
 # A complete deployment for a fleet of 10,000 agents, with every default: three zones, three
-# Fargate gateways (2 vCPU, 8 GiB), three MSK brokers, on-demand tables, discovery on Lambda.
+# Fargate gateways (1 vCPU, 2 GiB, sized by the capacity model), three MSK brokers, on-demand
+# tables, discovery on Lambda, the manager API private.
 ################################################################################
 
 provider "aws" {

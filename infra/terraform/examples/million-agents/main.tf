@@ -10,21 +10,19 @@ module "fleetgate" {
   source = "../.."
 
   name = "fleetgate"
-  # Three zones. The capacity model does not plan for losing one (README.md, "A zone lost").
+  # Three zones: the planned load leaves one zone's worth of headroom (README.md).
   azs = var.azs
 
-  # Sizing: every value below comes from capacity.auto.tfvars.json, which
-  # `npm run capacity -- --write` computes with docs/capacity.md's model (README.md here walks
-  # through it): 125 gateways of 1 vCPU / 2 GiB, 8,040 agents each at most, 163 partitions.
+  # Sizing inputs from capacity.auto.tfvars.json (`npm run capacity -- --write`); the gateway
+  # count, connection limit and autoscaling target follow from them in ../../sizing.tf with the
+  # same model, and the deploy table in README.md shows the result.
   expected_agents              = var.expected_agents
   records_per_agent_per_second = var.records_per_agent_per_second
   average_record_bytes         = var.average_record_bytes
 
-  gateway_image           = var.gateway_image
-  gateway_count           = var.gateway_count
-  gateway_cpu             = var.gateway_cpu
-  gateway_memory          = var.gateway_memory
-  gateway_max_connections = var.gateway_max_connections
+  gateway_image  = var.gateway_image
+  gateway_cpu    = var.gateway_cpu
+  gateway_memory = var.gateway_memory
 
   # Brokers are not in the model (docs/capacity.md, Kafka): chosen here for the model's ingress.
   # 1,000,000 x 2 records/s x 803 B = 1,532 MiB/s raw; ~511 MiB/s at the 3:1 lz4 sizing.tf

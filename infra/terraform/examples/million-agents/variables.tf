@@ -27,9 +27,11 @@ variable "alarm_emails" {
 }
 
 ################################################################################
-# Sizing: set by capacity.auto.tfvars.json, which `npm run capacity -- --write` computes from
-# docs/capacity.md's model (README.md beside this file has the derivation). No defaults: edit
-# the model or its benchmark inputs and regenerate, rather than a number here.
+# Sizing inputs: set by capacity.auto.tfvars.json, which `npm run capacity -- --write` computes
+# from docs/capacity.md's model. The gateway count, connection limit and autoscaling target are
+# not inputs: ../../sizing.tf derives them with the same model (../../capacity.tf.json), and
+# tests/plan.tftest.hcl checks that against tests/capacity.expected.json. No defaults: edit the
+# model or its benchmark inputs and regenerate, rather than a number here.
 ################################################################################
 
 variable "expected_agents" {
@@ -47,11 +49,6 @@ variable "average_record_bytes" {
   type        = number
 }
 
-variable "gateway_count" {
-  description = "Gateway processes: the model's agents divided by agents per gateway, rounded up."
-  type        = number
-}
-
 variable "gateway_cpu" {
   description = "CPU units per gateway task (the model's 1 vCPU process)."
   type        = number
@@ -59,11 +56,6 @@ variable "gateway_cpu" {
 
 variable "gateway_memory" {
   description = "Memory per gateway task in MiB (the model's 2 GiB process)."
-  type        = number
-}
-
-variable "gateway_max_connections" {
-  description = "FLEETGATE_MAX_CONNECTIONS: the model's agents per gateway (the least of its CPU, memory and reconnect-storm limits)."
   type        = number
 }
 

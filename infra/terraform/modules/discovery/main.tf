@@ -60,7 +60,10 @@ module "function" {
   vpc_egress_ports     = [443] # the Secrets Manager endpoint
   subnet_ids           = var.subnet_ids
 
+  # The HTTPS API is the gateways' (registration, AK/SK-signed): only their two routes and the
+  # health check. Agents ask the 8088 balancer below, which forwards only their two paths.
   create_http_api        = true
+  http_api_routes        = ["POST /registry/register", "POST /registry/evict", "GET /ping"]
   throttling_rate_limit  = var.throttling_rate_limit
   throttling_burst_limit = var.throttling_burst_limit
 
@@ -173,7 +176,42 @@ resource "aws_lb_listener" "http" {
   port              = local.http_port
   protocol          = "HTTP"
 
+  # Only what agents need reaches the function (the rule below); the registry's lists, summary
+  # and endpoints are not answered here.
   default_action {
+    type = "fixed-response"
+
+    fixed_response {
+      content_type = "application/json"
+      message_body = "{\"msg\":\"not found\"}"
+      status_code  = "404"
+    }
+  }
+
+  tags = var.tags
+}
+
+# Stock agents: GET /registry/detail?name=hids_svr_grpc (their gateway list); the balancer's own
+# health check and Elkeid's /ping.
+resource "aws_lb_listener_rule" "agents" {
+  count = local.create_alb ? 1 : 0
+
+  listener_arn = aws_lb_listener.http[0].arn
+  priority     = 10
+
+  condition {
+    http_request_method {
+      values = ["GET"]
+    }
+  }
+
+  condition {
+    path_pattern {
+      values = ["/registry/detail", "/ping"]
+    }
+  }
+
+  action {
     type             = "forward"
     target_group_arn = aws_lb_target_group.function[0].arn
   }

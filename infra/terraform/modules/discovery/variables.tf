@@ -21,7 +21,7 @@ variable "handler" {
 }
 
 variable "runtime" {
-  description = "Lambda runtime."
+  description = "Lambda runtime: nodejs22.x, the newest Node.js runtime the AWS provider 5.100 accepts (nodejs24.x is refused at plan; with provider 6.x, nodejs24.x)."
   type        = string
   default     = "nodejs22.x"
 }

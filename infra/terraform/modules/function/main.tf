@@ -22,7 +22,7 @@ data "aws_caller_identity" "current" {}
 data "aws_ec2_managed_prefix_list" "dynamodb" {
   count = var.create ? 1 : 0
 
-  name = "com.amazonaws.${data.aws_region.current.region}.dynamodb"
+  name = "com.amazonaws.${data.aws_region.current.id}.dynamodb"
 }
 
 locals {
@@ -251,13 +251,19 @@ resource "aws_apigatewayv2_integration" "this" {
   timeout_milliseconds   = min(30000, var.timeout * 1000)
 }
 
+# Only the routes the API's clients need (http_api_routes); anything else is API Gateway's 404.
 resource "aws_apigatewayv2_route" "default" {
-  count = local.create && var.create_http_api ? 1 : 0
+  for_each = local.create && var.create_http_api ? toset(var.http_api_routes) : toset([])
 
-  # checkov:skip=CKV_AWS_309:The functions authenticate requests themselves: Elkeid's SD reads are unauthenticated by design (agents ask /registry/detail without credentials), SD writes and gateway callbacks are AK/SK-signed, the manager API takes its own tokens and API keys.
+  # checkov:skip=CKV_AWS_309:The functions authenticate requests themselves: Elkeid's SD writes and gateway callbacks are AK/SK-signed, the manager API takes its own tokens and API keys.
   api_id    = aws_apigatewayv2_api.this[0].id
-  route_key = "$default"
+  route_key = each.value
   target    = "integrations/${aws_apigatewayv2_integration.this[0].id}"
+}
+
+moved {
+  from = aws_apigatewayv2_route.default[0]
+  to   = aws_apigatewayv2_route.default["$default"]
 }
 
 resource "aws_apigatewayv2_stage" "default" {
@@ -295,5 +301,5 @@ resource "aws_lambda_permission" "api" {
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.this[0].function_name
   principal     = "apigateway.amazonaws.com"
-  source_arn    = "${aws_apigatewayv2_api.this[0].execution_arn}/*/$default"
+  source_arn    = "${aws_apigatewayv2_api.this[0].execution_arn}/*"
 }

@@ -25,7 +25,7 @@ variable "handler" {
 }
 
 variable "runtime" {
-  description = "Lambda runtime."
+  description = "Lambda runtime: nodejs22.x, the newest Node.js runtime the AWS provider 5.100 accepts (nodejs24.x is refused at plan; with provider 6.x, nodejs24.x)."
   type        = string
   default     = "nodejs22.x"
 }
@@ -140,4 +140,10 @@ variable "tags" {
   description = "Tags of every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "http_api_routes" {
+  description = "Route keys of the HTTP API (\"$default\": everything; or \"POST /registry/register\" and the like, so the API answers only what its clients need)."
+  type        = list(string)
+  default     = ["$default"]
 }

@@ -1,5 +1,6 @@
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
 
 locals {
   create     = var.create
@@ -24,12 +25,17 @@ locals {
       FLEETGATE_KAFKA_COMPRESSION = var.kafka_compression
       FLEETGATE_TABLE_PREFIX      = var.table_prefix
       FLEETGATE_LOG_LEVEL         = var.log_level
-      AWS_REGION                  = data.aws_region.current.region
+      AWS_REGION                  = data.aws_region.current.id
     },
     var.kafka_brokers != "" ? { FLEETGATE_KAFKA_BROKERS = var.kafka_brokers } : {},
     # MSK's TLS listener (9094); its certificates chain to Amazon Trust Services, which Node's
     # default CAs hold, so no FLEETGATE_KAFKA_CA_FILE is needed.
     var.kafka_tls ? { FLEETGATE_KAFKA_TLS = "1" } : {},
+    # MSK's TLS client authentication: the certificate the start script writes (below).
+    var.kafka_client_cert ? {
+      FLEETGATE_KAFKA_CERT_FILE = "${local.data_dir}/pki/kafka-client.crt"
+      FLEETGATE_KAFKA_KEY_FILE  = "${local.data_dir}/pki/kafka-client.key"
+    } : {},
     # The discovery API's HTTPS URL: registrations are AK/SK-signed with FLEETGATE_AKSK (below).
     length(var.discovery_addrs) > 0 ? { FLEETGATE_SD_ADDRS = join(",", var.discovery_addrs) } : {},
     var.extra_environment,
@@ -47,17 +53,27 @@ locals {
     printf '%s\n' "$PKI_SERVER_CRT" > "$FLEETGATE_PKI_DIR/server.crt"
     printf '%s\n' "$PKI_SERVER_KEY" > "$FLEETGATE_PKI_DIR/server.key"
     if [ -n "$${PKI_CRL_PEM:-}" ]; then printf '%s\n' "$PKI_CRL_PEM" > "$FLEETGATE_PKI_DIR/crl.pem"; fi
-    unset PKI_CA_CRT PKI_SERVER_CRT PKI_SERVER_KEY PKI_CRL_PEM
+    if [ -n "$${KAFKA_CLIENT_CRT:-}" ]; then
+      printf '%s\n' "$KAFKA_CLIENT_CRT" > "$FLEETGATE_KAFKA_CERT_FILE"
+      printf '%s\n' "$KAFKA_CLIENT_KEY" > "$FLEETGATE_KAFKA_KEY_FILE"
+    fi
+    unset PKI_CA_CRT PKI_SERVER_CRT PKI_SERVER_KEY PKI_CRL_PEM KAFKA_CLIENT_CRT KAFKA_CLIENT_KEY
     exec node bin/fleetgate.js gateway
   SH
 
-  secrets = [
+  # Every JSON key named here must exist in the secret (ECS refuses to start the task otherwise):
+  # crl_pem may be empty (docs/deploy.md, step 3); the Kafka client pair only with
+  # kafka_client_cert.
+  secrets = concat([
     { name = "PKI_CA_CRT", valueFrom = "${var.pki_secret_arn}:ca_crt::" },
     { name = "PKI_SERVER_CRT", valueFrom = "${var.pki_secret_arn}:server_crt::" },
     { name = "PKI_SERVER_KEY", valueFrom = "${var.pki_secret_arn}:server_key::" },
     { name = "PKI_CRL_PEM", valueFrom = "${var.pki_secret_arn}:crl_pem::" },
     { name = "FLEETGATE_AKSK", valueFrom = var.aksk_secret_arn },
-  ]
+    ], var.kafka_client_cert ? [
+    { name = "KAFKA_CLIENT_CRT", valueFrom = "${var.pki_secret_arn}:kafka_client_crt::" },
+    { name = "KAFKA_CLIENT_KEY", valueFrom = "${var.pki_secret_arn}:kafka_client_key::" },
+  ] : [])
 
   # The Prometheus metrics the alarms, the dashboard and autoscaling use, published by the
   # CloudWatch agent sidecar as embedded metric format: one datapoint per task and scrape, with
@@ -75,6 +91,7 @@ locals {
     "^fleetgate_tls_handshakes_pending$",
     "^fleetgate_connections_refused_total$",
     "^fleetgate_records_received_total$",
+    "^fleetgate_nodejs_eventloop_lag_p99_seconds$",
   ]
   cloudwatch_agent_config = jsonencode({
     agent = { debug = false }
@@ -139,18 +156,23 @@ locals {
         initProcessEnabled = true
       }
       mountPoints = [{ sourceVolume = "data", containerPath = local.data_dir, readOnly = false }]
+      # Liveness only, and tolerant of load: /healthz is answered on the event loop the agents
+      # share, which stalled for up to 22 s in the end-to-end runs at 2 events/s. A stalled but
+      # working gateway must not be killed (its agents would pile onto the others): ECS replaces
+      # the task only after 10 failed checks in a row, 30 s apart, each allowed 25 s (~5 minutes
+      # without one answer). A crashed process is replaced at once (the container exits).
       healthCheck = {
-        command     = ["CMD", "node", "-e", "fetch('http://127.0.0.1:${local.http_port}/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-        interval    = 15
-        timeout     = 5
-        retries     = 3
-        startPeriod = 30
+        command     = ["CMD", "node", "-e", "fetch('http://127.0.0.1:${local.http_port}/healthz',{signal:AbortSignal.timeout(24000)}).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+        interval    = 30
+        timeout     = 25
+        retries     = 10
+        startPeriod = 120
       }
       logConfiguration = {
         logDriver = "awslogs"
         options = {
           awslogs-group         = try(aws_cloudwatch_log_group.this["gateway"].name, "")
-          awslogs-region        = data.aws_region.current.region
+          awslogs-region        = data.aws_region.current.id
           awslogs-stream-prefix = "gateway"
           mode                  = "non-blocking"
           max-buffer-size       = "25m"
@@ -170,7 +192,7 @@ locals {
         logDriver = "awslogs"
         options = {
           awslogs-group         = try(aws_cloudwatch_log_group.this["gateway"].name, "")
-          awslogs-region        = data.aws_region.current.region
+          awslogs-region        = data.aws_region.current.id
           awslogs-stream-prefix = "cloudwatch-agent"
         }
       }
@@ -291,6 +313,17 @@ data "aws_iam_policy_document" "task" {
       aws_cloudwatch_log_group.this["metrics"].arn,
       "${aws_cloudwatch_log_group.this["metrics"].arn}:log-stream:*",
     ]
+  }
+
+  # ingest/scale-in-protection.ts: while its spool holds records the gateway protects its own task
+  # from scale-in and deployments, through the ECS agent (which calls ECS with this role).
+  statement {
+    sid = "SpoolScaleInProtection"
+    actions = [
+      "ecs:UpdateTaskProtection",
+      "ecs:GetTaskProtection",
+    ]
+    resources = ["arn:${data.aws_partition.current.partition}:ecs:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:task/${var.name}/*"]
   }
 
   # manager/agent-status-writer.ts: connect, disconnect and stale marks (conditional UpdateItem)
@@ -503,16 +536,25 @@ resource "aws_lb_target_group" "agents" {
   # A deregistered gateway keeps its agents' streams until it has drained them itself.
   connection_termination = false
 
+  # /readyz turns 503 while the gateway drains. Tolerant of load like the container's check:
+  # ECS replaces tasks the balancer reports unhealthy, so a gateway whose event loop is busy
+  # must pass; 10 failures 30 s apart, each allowed 25 s.
   health_check {
     enabled             = true
     protocol            = "HTTP"
     port                = tostring(local.http_port)
     path                = "/readyz"
     matcher             = "200"
-    interval            = 10
-    timeout             = 5
+    interval            = 30
+    timeout             = 25
     healthy_threshold   = 2
-    unhealthy_threshold = 2
+    unhealthy_threshold = 10
+  }
+
+  # An unhealthy (draining, or stalled) gateway keeps the agents it has: the balancer only
+  # stops sending it new ones.
+  target_health_state {
+    enable_unhealthy_connection_termination = false
   }
 
   tags = var.tags
@@ -784,7 +826,7 @@ resource "aws_ecs_service" "this" {
   enable_execute_command = false
   propagate_tags         = "SERVICE"
   # Long-lived agent streams make a task's first minutes busy (a wave of handshakes).
-  health_check_grace_period_seconds = 60
+  health_check_grace_period_seconds = var.health_check_grace_seconds
   availability_zone_rebalancing     = "ENABLED"
 
   capacity_provider_strategy {
@@ -834,11 +876,14 @@ resource "aws_ecs_service" "this" {
 }
 
 ################################################################################
-# Autoscaling on connected agents per gateway
+# Autoscaling on connected agents per gateway, on CPU, and on event-loop delay
 #
-# Not on the balancer's ActiveFlowCount: agents that discovery points at a gateway dial its own
-# address and never pass the balancer. The gateway's elkeid_ac_grpc_conn_count (published by the
-# sidecar) counts both.
+# Connections: not the balancer's ActiveFlowCount (agents that discovery points at a gateway dial
+# its own address and never pass the balancer); the gateway's elkeid_ac_grpc_conn_count
+# (published by the sidecar) counts both. CPU: a gateway's transport is one event loop, so at
+# high event rates CPU binds before connections (docs/capacity.md). Event-loop delay: what the
+# agents feel (late acks, late commands) when a gateway is overloaded, whatever the cause.
+# Target tracking scales out on whichever asks for more gateways, and in only when all agree.
 ################################################################################
 
 resource "aws_appautoscaling_target" "this" {
@@ -883,4 +928,72 @@ resource "aws_appautoscaling_policy" "connections" {
       }
     }
   }
+}
+
+resource "aws_appautoscaling_policy" "cpu" {
+  count = local.create ? 1 : 0
+
+  name               = "${var.name}-cpu"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+  resource_id        = aws_appautoscaling_target.this[0].resource_id
+  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = var.target_cpu_percent
+    scale_in_cooldown  = 900
+    scale_out_cooldown = 120
+
+    predefined_metric_specification {
+      predefined_metric_type = "ECSServiceAverageCPUUtilization"
+    }
+  }
+}
+
+# Event-loop delay: a step policy on an alarm over the worst gateway's p99, adding a tenth of
+# the service (at least one gateway) per step; it never scales in (the other two policies do).
+resource "aws_appautoscaling_policy" "event_loop_lag" {
+  count = local.create ? 1 : 0
+
+  name               = "${var.name}-event-loop-lag"
+  policy_type        = "StepScaling"
+  service_namespace  = aws_appautoscaling_target.this[0].service_namespace
+  resource_id        = aws_appautoscaling_target.this[0].resource_id
+  scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
+
+  step_scaling_policy_configuration {
+    adjustment_type          = "PercentChangeInCapacity"
+    min_adjustment_magnitude = 1
+    cooldown                 = 300
+    metric_aggregation_type  = "Maximum"
+
+    step_adjustment {
+      metric_interval_lower_bound = 0
+      scaling_adjustment          = 10
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "event_loop_lag_scale_out" {
+  count = local.create ? 1 : 0
+
+  alarm_name          = "${var.name}-event-loop-lag-scale-out"
+  alarm_description   = "The worst gateway's event-loop delay p99 above ${var.scale_out_event_loop_lag_ms} ms for 3 minutes: add gateways."
+  namespace           = var.metrics_namespace
+  metric_name         = "fleetgate_nodejs_eventloop_lag_p99_seconds"
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 3
+  datapoints_to_alarm = 3
+  threshold           = var.scale_out_event_loop_lag_ms / 1000
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_appautoscaling_policy.event_loop_lag[0].arn]
+
+  dimensions = {
+    ClusterName = var.name
+    ServiceName = var.name
+  }
+
+  tags = var.tags
 }

@@ -109,6 +109,30 @@ variable "target_connections_per_gateway" {
   type        = number
 }
 
+variable "kafka_client_cert" {
+  description = "Present a client certificate to the brokers (MSK TLS client authentication): the PKI secret's kafka_client_crt and kafka_client_key keys, issued by the brokers' ACM Private CA."
+  type        = bool
+  default     = false
+}
+
+variable "target_cpu_percent" {
+  description = "Second target of autoscaling: the service's average CPU utilisation (the capacity model's CPU target: 60). A gateway's transport is one event loop, so CPU binds before connections at high event rates."
+  type        = number
+  default     = 60
+}
+
+variable "scale_out_event_loop_lag_ms" {
+  description = "Third trigger: add gateways while the worst gateway's event-loop delay p99 (fleetgate_nodejs_eventloop_lag_p99_seconds) stays above this many milliseconds for three minutes."
+  type        = number
+  default     = 500
+}
+
+variable "health_check_grace_seconds" {
+  description = "Seconds after a task starts during which ECS ignores failed health checks (a new gateway's first minutes are a wave of handshakes)."
+  type        = number
+  default     = 180
+}
+
 variable "ephemeral_storage_gib" {
   description = "Fargate task storage in GiB (21-200): the durable spool (10 GiB bound) lives here while Kafka is unreachable."
   type        = number

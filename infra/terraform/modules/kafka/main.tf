@@ -96,7 +96,7 @@ resource "aws_msk_cluster" "this" {
   count = var.create ? 1 : 0
 
   # checkov:skip=CKV_AWS_81:Encryption at rest (the stack key) and between brokers is on; client_broker is client_broker_encryption, TLS by default, which checkov cannot resolve through the variable. TLS_PLAINTEXT is an explicit opt-in for consumers without TLS.
-  # checkov:skip=CKV_AWS_291:Clients are not authenticated by the brokers (no SASL/IAM or mTLS): TLS encrypts and authenticates the brokers, and only the gateways' security group and client_cidr_blocks reach them, inside private subnets.
+  # checkov:skip=CKV_AWS_291:Clients are authenticated with TLS certificates of client_ca_arns (the root module's kafka_client_ca_arns); checkov cannot resolve the dynamic block. Unauthenticated access remains only when no CA is given, then limited to the gateways' security group and client_cidr_blocks inside private subnets.
   cluster_name           = var.name
   kafka_version          = var.kafka_version
   number_of_broker_nodes = var.broker_count
@@ -125,8 +125,18 @@ resource "aws_msk_cluster" "this" {
     revision = aws_msk_configuration.this[0].latest_revision
   }
 
+  # TLS client authentication with certificates of the given ACM Private CAs (the gateways
+  # present theirs: FLEETGATE_KAFKA_CERT_FILE); unauthenticated only when none is given.
   client_authentication {
-    unauthenticated = true
+    unauthenticated = length(var.client_ca_arns) == 0
+
+    dynamic "tls" {
+      for_each = length(var.client_ca_arns) > 0 ? [var.client_ca_arns] : []
+
+      content {
+        certificate_authority_arns = tls.value
+      }
+    }
   }
 
   encryption_info {

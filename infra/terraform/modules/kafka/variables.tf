@@ -126,3 +126,9 @@ variable "client_broker_encryption" {
     error_message = "client_broker_encryption is TLS or TLS_PLAINTEXT."
   }
 }
+
+variable "client_ca_arns" {
+  description = "ACM Private CA ARNs whose certificates the brokers accept from clients (TLS client authentication); empty: unauthenticated clients (inside the security group only)."
+  type        = list(string)
+  default     = []
+}

@@ -1,11 +1,11 @@
 output "api_endpoint" {
-  description = "HTTPS base URL of the manager API ($default stage)."
-  value       = module.api.api_endpoint
+  description = "Base URL of the manager API: its balancer (internal unless access = \"public\"); https:// with a certificate."
+  value       = try("${local.https ? "https" : "http"}://${aws_lb.api[0].dns_name}", "")
 }
 
-output "api_id" {
-  description = "ID of the manager's HTTP API (the ApiId dimension of its CloudWatch metrics)."
-  value       = module.api.api_id
+output "load_balancer_arn_suffix" {
+  description = "ARN suffix of the API's balancer (its CloudWatch dimension)."
+  value       = try(aws_lb.api[0].arn_suffix, "")
 }
 
 output "function_name" {

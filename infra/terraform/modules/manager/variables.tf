@@ -32,7 +32,7 @@ variable "dispatcher_handler" {
 }
 
 variable "runtime" {
-  description = "Lambda runtime of both functions."
+  description = "Lambda runtime of both functions: nodejs22.x, the newest Node.js runtime the AWS provider 5.100 accepts (nodejs24.x is refused at plan; with provider 6.x, nodejs24.x)."
   type        = string
   default     = "nodejs22.x"
 }
@@ -147,16 +147,38 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
-variable "throttling_rate_limit" {
-  description = "Steady requests per second the manager's HTTP API accepts before answering 429."
-  type        = number
-  default     = 200
+variable "access" {
+  description = "private (default): the API on an internal balancer, reachable from the VPC and allowed_cidr_blocks. public: an internet-facing balancer, HTTPS (certificate_arn) and only from allowed_cidr_blocks."
+  type        = string
+  default     = "private"
+
+  validation {
+    condition     = contains(["private", "public"], var.access)
+    error_message = "access is private or public."
+  }
 }
 
-variable "throttling_burst_limit" {
-  description = "Burst of requests the manager's HTTP API accepts above the rate."
-  type        = number
-  default     = 100
+variable "allowed_cidr_blocks" {
+  description = "Who may reach the manager API (empty: the VPC's CIDR). Required with access = \"public\", and never 0.0.0.0/0 or ::/0."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = !contains(var.allowed_cidr_blocks, "0.0.0.0/0") && !contains(var.allowed_cidr_blocks, "::/0")
+    error_message = "The manager API sends tasks and configs to every agent: list the networks that may reach it, not the whole internet."
+  }
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate of the API's DNS name: the listener is HTTPS on 443 with it (required with access = \"public\"), else plain HTTP on 80 on the internal balancer."
+  type        = string
+  default     = ""
+}
+
+variable "public_subnet_ids" {
+  description = "Subnets of the internet-facing balancer (access = \"public\")."
+  type        = list(string)
+  default     = []
 }
 
 variable "log_retention_days" {

@@ -133,7 +133,7 @@ resource "aws_vpc_endpoint" "dynamodb" {
   count = local.create ? 1 : 0
 
   vpc_id            = aws_vpc.this[0].id
-  service_name      = "com.amazonaws.${data.aws_region.current.region}.dynamodb"
+  service_name      = "com.amazonaws.${data.aws_region.current.id}.dynamodb"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = [for rt in aws_route_table.private : rt.id]
 
@@ -173,7 +173,7 @@ resource "aws_vpc_endpoint" "interface" {
   for_each = local.create ? toset(var.interface_endpoints) : toset([])
 
   vpc_id              = aws_vpc.this[0].id
-  service_name        = "com.amazonaws.${data.aws_region.current.region}.${each.value}"
+  service_name        = "com.amazonaws.${data.aws_region.current.id}.${each.value}"
   vpc_endpoint_type   = "Interface"
   subnet_ids          = [for s in aws_subnet.private : s.id]
   security_group_ids  = [aws_security_group.endpoints[0].id]

@@ -61,7 +61,7 @@ locals {
       type = "metric", x = 12 * ((i + 1) % 2), y = 12 + 6 * i, width = 12, height = 6
       properties = {
         title  = "${f.title}: invocations, errors, throttles, p99 duration"
-        region = data.aws_region.current.region
+        region = data.aws_region.current.id
         period = 60
         metrics = [
           for m in ["Invocations", "Errors", "Throttles", "Duration"] :
@@ -163,6 +163,16 @@ locals {
         evaluation_periods = 3
         threshold          = floor(var.gateway_max_connections * var.connection_limit_ratio)
       }
+      "gateway-event-loop-lag" = {
+        description        = "The worst gateway's event-loop delay p99 has been above ${var.event_loop_lag_alarm_ms} ms for 3 minutes: its agents' acks and commands are late (the end-to-end runs saw 20 s at saturation). Autoscaling adds gateways on it; if it stays, the service is at max_count or the gateways are short of CPU. fleetgate_nodejs_eventloop_lag_p99_seconds."
+        namespace          = local.ns
+        metric             = "fleetgate_nodejs_eventloop_lag_p99_seconds"
+        dimensions         = local.dims
+        statistic          = "Maximum"
+        period             = 60
+        evaluation_periods = 3
+        threshold          = var.event_loop_lag_alarm_ms / 1000
+      }
       "unhealthy-gateways" = {
         description        = "Gateways failing the balancer's /readyz check for 3 minutes (a draining gateway fails it for its drain only)."
         namespace          = "AWS/NetworkELB"
@@ -203,6 +213,26 @@ locals {
         treat_missing_data = "missing"
       }
     },
+    # MSK publishes UnderReplicatedPartitions per broker: one alarm each.
+    { for id in range(1, var.kafka_cluster_name == "" ? 1 : var.kafka_broker_count + 1) : "kafka-under-replicated-broker-${id}" => {
+      description        = "Broker ${id} leads partitions whose replicas are behind: one more broker lost and acks=all writes are refused (min.insync.replicas 2), the gateways spool."
+      namespace          = "AWS/Kafka"
+      metric             = "UnderReplicatedPartitions"
+      dimensions         = { "Cluster Name" = var.kafka_cluster_name, "Broker ID" = tostring(id) }
+      statistic          = "Maximum"
+      period             = 60
+      evaluation_periods = 5
+      treat_missing_data = "missing"
+    } },
+    # DynamoDB: any throttled read or write on a table (the gateways retry, but a storm's status
+    # writes queue behind them).
+    { for pair in setproduct(sort(keys(var.table_names)), ["Read", "Write"]) : "dynamodb-${pair[0]}-${lower(pair[1])}-throttles" => {
+      description = "DynamoDB throttled ${lower(pair[1])}s on ${var.table_names[pair[0]]}: warm throughput (table_warm_throughput) or the account's table limits are short for this load."
+      namespace   = "AWS/DynamoDB"
+      metric      = "${pair[1]}ThrottleEvents"
+      dimensions  = { TableName = var.table_names[pair[0]] }
+      period      = 60
+    } },
     local.lambda_alarms,
   ) : k => merge(local.metric_alarm_defaults, a) }
 }
@@ -460,7 +490,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 0, y = 0, width = 12, height = 6
         properties = {
           title  = "Connected agents: all gateways, per gateway (average), busiest gateway"
-          region = data.aws_region.current.region
+          region = data.aws_region.current.id
           period = 60
           metrics = [
             concat([local.ns, "elkeid_ac_grpc_conn_count"], local.gw_dims_flat, [{ id = "m1", stat = "Average", label = "per gateway (average)" }]),
@@ -475,7 +505,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 12, y = 0, width = 12, height = 6
         properties = {
           title  = "Spool: records pending (busiest gateway) and gateways spooling"
-          region = data.aws_region.current.region
+          region = data.aws_region.current.id
           period = 60
           metrics = [
             concat([local.ns, "fleetgate_spool_pending_records"], local.gw_dims_flat, [{ stat = "Maximum", label = "pending records" }]),
@@ -487,7 +517,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 0, y = 6, width = 12, height = 6
         properties = {
           title  = "Records received and Kafka send failures"
-          region = data.aws_region.current.region
+          region = data.aws_region.current.id
           period = 60
           stat   = "Sum"
           metrics = [
@@ -500,7 +530,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 12, y = 6, width = 12, height = 6
         properties = {
           title  = "Command deliveries by result"
-          region = data.aws_region.current.region
+          region = data.aws_region.current.id
           period = 300
           stat   = "Sum"
           metrics = [
@@ -513,7 +543,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 0, y = 12, width = 12, height = 6
         properties = {
           title  = "Balancer: active flows, new flows, unhealthy gateways"
-          region = data.aws_region.current.region
+          region = data.aws_region.current.id
           period = 60
           metrics = [
             ["AWS/NetworkELB", "ActiveFlowCount", "LoadBalancer", var.load_balancer_arn_suffix, { stat = "Average" }],
@@ -526,7 +556,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 12, y = 18, width = 12, height = 6
         properties = {
           title  = "Task dispatcher: runs, failed runs, failed deliveries, run duration"
-          region = data.aws_region.current.region
+          region = data.aws_region.current.id
           period = 300
           metrics = [
             ["AWS/Lambda", "Invocations", "FunctionName", var.dispatcher_function_name, { stat = "Sum" }],

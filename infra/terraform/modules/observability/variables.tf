@@ -133,6 +133,18 @@ variable "kafka_broker_count" {
   default     = 0
 }
 
+variable "event_loop_lag_alarm_ms" {
+  description = "Alarm when the worst gateway's event-loop delay p99 stays above this many milliseconds for three minutes."
+  type        = number
+  default     = 1000
+}
+
+variable "table_names" {
+  description = "DynamoDB table name per table key: each gets read and write throttle alarms."
+  type        = map(string)
+  default     = {}
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

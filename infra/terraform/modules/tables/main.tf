@@ -77,3 +77,33 @@ resource "aws_dynamodb_table" "this" {
 
   tags = merge(var.tags, { "fleetgate:table" = each.key })
 }
+
+################################################################################
+# Warm throughput: a new on-demand table serves about 4,000 writes/s at first and grows with
+# traffic; a million agents connecting (or reconnecting after an outage) write their status far
+# faster. The capacity model sizes the warm throughput (sizing.tf), and it is set before agents
+# arrive. AWS provider 5.x has no warm_throughput argument on aws_dynamodb_table (6.x has), so
+# the AWS CLI sets it at apply time, once per change of the numbers; it needs `aws` (v2.18 or
+# later) and the deploying credentials on the machine that applies. Warm throughput is billed
+# once, when raised.
+################################################################################
+
+resource "terraform_data" "warm_throughput" {
+  for_each = var.create ? var.warm_throughput : {}
+
+  triggers_replace = {
+    table = aws_dynamodb_table.this[each.key].name
+    read  = each.value.read
+    write = each.value.write
+  }
+
+  provisioner "local-exec" {
+    command = "aws dynamodb update-table --region \"$REGION\" --table-name \"$TABLE\" --warm-throughput ReadUnitsPerSecond=$READ,WriteUnitsPerSecond=$WRITE"
+    environment = {
+      REGION = split(":", aws_dynamodb_table.this[each.key].arn)[3]
+      TABLE  = aws_dynamodb_table.this[each.key].name
+      READ   = tostring(each.value.read)
+      WRITE  = tostring(each.value.write)
+    }
+  }
+}

@@ -73,3 +73,17 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "warm_throughput" {
+  description = "Warm throughput per table key (read and write units per second), set with the AWS CLI at apply time (main.tf says why). The root module passes the agents table's from the capacity model; {} sets none."
+  type = map(object({
+    read  = number
+    write = number
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.warm_throughput : v.read >= 12000 && v.write >= 4000])
+    error_message = "DynamoDB's warm throughput starts at 12,000 reads/s and 4,000 writes/s: ask for at least that."
+  }
+}
