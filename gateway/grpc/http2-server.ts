@@ -111,6 +111,8 @@ export interface SessionInfo {
   lastPingAckAt: number;
   lastClientPingAt: number;
   pingStrikes: number;
+  /** Set when the server sends headers or data; the next client PING then clears the strikes. */
+  resetPingStrikes: boolean;
   /** Streams the client cancelled within RAPID_RESET_WINDOW_MS of opening them. */
   rapidResets: number;
 }
@@ -258,6 +260,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       lastPingAckAt: now,
       lastClientPingAt: 0,
       pingStrikes: 0,
+      resetPingStrikes: false,
       rapidResets: 0,
     };
     sessions.add(info);
@@ -271,7 +274,17 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     session.on('stream', (stream, headers) => onStream(info, stream, headers));
   });
 
+  // Ping strikes as grpc-go's server counts them (http2_server.go handlePing): a client PING
+  // after the server sent headers or data is never a strike and clears them. grpc-go clients
+  // (stock Elkeid agents) send a PING for each DATA frame they receive while estimating the
+  // bandwidth-delay product, so a burst of commands is answered by a burst of PINGs; counting
+  // those closed the agent's session. A PING flood with nothing sent in between still strikes.
   function onClientPing(info: SessionInfo): void {
+    if (info.resetPingStrikes) {
+      info.resetPingStrikes = false;
+      info.pingStrikes = 0;
+      return;
+    }
     const now = Date.now();
     if (info.lastClientPingAt !== 0 && now - info.lastClientPingAt < limits.minClientPingIntervalMs) {
       info.pingStrikes++;
@@ -349,6 +362,9 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     const call = new ServerCall(stream, headers, {
       maxMessageBytes: limits.maxMessageBytes,
       encoding,
+      onSend: () => {
+        info.resetPingStrikes = true;
+      },
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
     });
     call.onClose((end) => metrics.grpcCalls.inc({ method: path, code: String(end.code) }));
