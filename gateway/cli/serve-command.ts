@@ -169,7 +169,10 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
         : undefined;
     ownResults?.start();
     const taskResults = manager?.taskResults ?? ownResults;
-    const sink = await createDefaultSink(config, logger, metrics);
+    // MQData.Tag: the agent status writer (created below, once the gateway exists) keeps the
+    // connected agents' tags in memory; records read them from there, never from the store.
+    let tagsOf: ((agentId: string) => string) | undefined;
+    const sink = await createDefaultSink(config, logger, metrics, (id) => tagsOf?.(id) ?? '');
     const gateway = await startGateway({
       config,
       logger,
@@ -206,6 +209,7 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
       gatewayId: `${config.advertiseHost}:${gateway.grpcPort}`,
       controlAddr: `${config.advertiseHost}:${control.port}`,
       registry: metrics.registry,
+      tagsMs: config.tagRefreshMs,
     };
     const writer =
       manager?.heartbeatWriter(gw) ??
@@ -213,6 +217,7 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
         ? createHeartbeatWriter({ client: storeClient, tablePrefix: config.tablePrefix, logger, ...gw })
         : undefined);
     writer?.start();
+    if (writer) tagsOf = (id) => writer.tagsOf(id);
     const shedder = writer
       ? createLoadShedder({
           sessions: gateway.sessions,
