@@ -56,6 +56,11 @@ export class AgentSession {
     return !this.#call.ended;
   }
 
+  /** The HTTP/2 session (TLS connection) the agent's Transfer stream runs on. */
+  get connection(): unknown {
+    return this.#call.stream.session;
+  }
+
   /** Writes one encoded Command and resolves with what happened to it. */
   deliver(encoded: Uint8Array, limits: SessionLimits): Promise<DeliveryResult> {
     if (!this.live) return Promise.resolve('not_connected');
@@ -199,6 +204,15 @@ export class SessionRegistry {
       }),
     );
     return new Map(results);
+  }
+
+  /**
+   * The AgentID whose Transfer stream runs on `connection` (an HTTP/2 session): uploads carry no
+   * AgentID, but a stock agent sends them on the connection of its stream. O(agents): uploads are rare.
+   */
+  agentOn(connection: unknown): string | undefined {
+    for (const s of this.#byId.values()) if (s.connection === connection) return s.agentId;
+    return undefined;
   }
 
   /** Closes an agent's stream (`/conn/reset`); false when it is not connected. */

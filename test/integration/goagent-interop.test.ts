@@ -4,9 +4,13 @@
  * send ticks, heartbeats, command handling, FileExt uploads).
  */
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { decodeItem } from '../../gateway/agent/item.js';
-import { startTestGateway, waitFor } from '../helpers/gateway.js';
+import type { TaskResult } from '../../gateway/agent/special-records.js';
+import { startTestGateway, tempDir, waitFor } from '../helpers/gateway.js';
 import { startGoAgent } from '../helpers/goagent.js';
 import { metricValue } from '../helpers/metrics.js';
 
@@ -46,4 +50,57 @@ test('goagent: a burst of commands is delivered without a too_many_pings GOAWAY 
   );
   assert.equal(a.seen('stream_end').length, 0, JSON.stringify(a.seen('stream_end')));
   assert.equal(g.gateway.sessions.get(id)?.live, true);
+});
+
+test('goagent: an upload (task 1050 over FileExt) reports its outcome to the task-result path', async (t) => {
+  const results: TaskResult[] = [];
+  const g = await startTestGateway(t, { taskResults: { report: (r) => results.push(r) } });
+  const id = 'go-upload-1';
+  const a = startGoAgent(t, { address: g.address, tls: g.tls, id, args: ['-upload-interval', '20ms'] });
+  await waitFor(() => g.gateway.sessions.get(id)?.detail !== undefined, 15_000, 'heartbeat');
+  const file = path.join(tempDir(t), 'evidence.bin');
+  const content = randomBytes(300 * 1024);
+  writeFileSync(file, content);
+  const token = 'upload-token-1';
+  const data = JSON.stringify({ path: file, buf_size: 64 * 1024 });
+  assert.equal(
+    await g.gateway.sessions.send(id, {
+      Task: { DataType: 1050, Name: 'elkeid-agent', Data: data, Token: token },
+    }),
+    'sent',
+  );
+  const done = await a.waitEvent('upload', undefined, 20_000);
+  assert.equal(done.status, 'succeed', JSON.stringify(done));
+  await waitFor(() => results.some((r) => r.fields.token === token), 5000, 'upload result reported');
+  const r = results.find((x) => x.fields.token === token)!;
+  assert.deepEqual(r, { agentId: id, dataType: 5100, fields: { token, status: 'succeed', msg: token } });
+  assert.deepEqual(readFileSync(path.join(g.dataDir, 'uploads', token)), content);
+  assert.equal(g.gateway.uploads.get(token)?.sha256, createHash('sha256').update(content).digest('hex'));
+});
+
+test('goagent: a failed upload is reported failed by the gateway as well', async (t) => {
+  const results: TaskResult[] = [];
+  const g = await startTestGateway(t, {
+    taskResults: { report: (r) => results.push(r) },
+    maxUploadBytes: 100 * 1024,
+  });
+  const id = 'go-upload-2';
+  const a = startGoAgent(t, { address: g.address, tls: g.tls, id, args: ['-upload-interval', '20ms'] });
+  await waitFor(() => g.gateway.sessions.get(id)?.detail !== undefined, 15_000, 'heartbeat');
+  const file = path.join(tempDir(t), 'big.bin');
+  writeFileSync(file, randomBytes(300 * 1024));
+  const token = 'upload-token-2';
+  const data = JSON.stringify({ path: file, buf_size: 64 * 1024 });
+  await g.gateway.sessions.send(id, {
+    Task: { DataType: 1050, Name: 'elkeid-agent', Data: data, Token: token },
+  });
+  const done = await a.waitEvent('upload', undefined, 20_000);
+  assert.equal(done.status, 'failed');
+  await waitFor(
+    () => results.some((r) => r.fields.token === token && r.agentId === id),
+    5000,
+    'failure reported',
+  );
+  const fromGateway = results.find((x) => x.fields.token === token && x.fields.status === 'failed')!;
+  assert.match(String(fromGateway.fields.msg), /upload limit/);
 });
