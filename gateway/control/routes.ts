@@ -19,6 +19,8 @@ const ELKEID_ERRORS: Record<Exclude<DeliveryResult, 'sent'>, string> = {
   timed_out: 'the command has been sent but get results timed out',
   closed: 'the connection closed before the command was sent',
   too_large: 'the command is larger than the agent accepts (4 MiB)',
+  empty_command:
+    'a command needs a task or a config (stock agents read an empty one as: uninstall every plugin)',
 };
 
 function parseBody(req: HttpRequest): Record<string, unknown> | undefined {
