@@ -53,6 +53,8 @@ export class AgentSession {
   detail: Detail | undefined;
   readonly plugins = new Map<string, Detail>();
   records = 0;
+  /** When the last RawData arrived (ms); a sign of life for duplicate-ID decisions. */
+  lastMessageAt = Date.now();
   readonly #call: ServerCall;
   #outstanding = 0;
 
