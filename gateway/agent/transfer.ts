@@ -11,7 +11,7 @@ import type { IngestSink } from '../ingest/sink.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { ConfigSource } from './config-source.js';
-import type { AgentHeader } from './heartbeat.js';
+import { type AgentHeader, agentDetail, type Detail } from './heartbeat.js';
 import { AgentIdConflicts, ALIVE_WITHIN_MS } from './id-conflicts.js';
 import { AgentSession, type SessionRegistry } from './sessions.js';
 import { createRecordInspector, type TaskResultSink } from './special-records.js';
@@ -76,18 +76,36 @@ export function createTransferHandler(deps: TransferDeps) {
     logger: deps.logger,
     metrics,
     ...(deps.taskResults ? { taskResults: deps.taskResults } : {}),
-    onFirstHeartbeat: (s) => pushConfig(s),
+    onFirstHeartbeat: (s) => pushConfig(s, s.detail!, 'on first heartbeat'),
   });
 
-  function pushConfig(s: AgentSession): void {
-    const detail = s.detail!;
+  /** Sessions whose config was pushed (once per connection). */
+  const configPushed = new WeakSet<AgentSession>();
+
+  function pushConfig(s: AgentSession, detail: Detail, when: string): void {
+    if (configPushed.has(s)) return;
+    configPushed.add(s);
     deps.configSource.configFor(detail).then(
       async (items) => {
         if (items === undefined || !s.live) return;
         const result = await sessions.send(s.agentId, { Config: items });
-        log.info({ agentId: s.agentId, items: items.length, result }, 'config pushed on first heartbeat');
+        log.info({ agentId: s.agentId, items: items.length, result }, `config pushed ${when}`);
       },
       (err: unknown) => log.warn({ agentId: s.agentId, err }, 'config source failed; no config pushed'),
+    );
+  }
+
+  /** What is known of an agent before its first heartbeat: the detail's header fields. */
+  function headerDetail(s: AgentSession): Detail {
+    return agentDetail(
+      {},
+      {
+        agentId: s.agentId,
+        peer: s.peer,
+        connectedAt: s.connectedAt,
+        header: s.header,
+        nowSeconds: Math.floor(Date.now() / 1000),
+      },
     );
   }
 
@@ -182,18 +200,20 @@ export function createTransferHandler(deps: TransferDeps) {
           'AgentID does not match the client certificate identity',
         );
       }
-      const s = new AgentSession({
+      const created = new AgentSession({
         agentId,
         peer: call.peer,
         header: headerOf(raw),
         certIdentity: deps.identity === 'per-agent' ? info.cert().identity : '',
         call,
       });
-      const replaced = sessions.attach(s);
-      if (replaced) conflicts.replaced(agentId, replaced.peer, s.peer, now);
+      const replaced = sessions.attach(created);
+      if (replaced) conflicts.replaced(agentId, replaced.peer, created.peer, now);
       metrics.agentConnects.inc();
-      log.info({ agentId, peer: s.peer, replacedPeer: replaced?.peer }, 'agent connected');
-      return s;
+      log.info({ agentId, peer: created.peer, replacedPeer: replaced?.peer }, 'agent connected');
+      if (deps.configSource.needsHeartbeat === false)
+        pushConfig(created, headerDetail(created), 'on connect');
+      return created;
     }
 
     call.read(onMessage, () => call.end(Status.OK));

@@ -19,7 +19,10 @@ import { startGoAgent } from '../helpers/goagent.js';
 import { startTestManager } from '../helpers/manager-harness.js';
 import { sleep } from '../helpers/time.js';
 
-async function postCommand(port: number, body: unknown): Promise<{ code: number; msg: string; data: unknown }> {
+async function postCommand(
+  port: number,
+  body: unknown,
+): Promise<{ code: number; msg: string; data: unknown }> {
   const raw = Buffer.from(JSON.stringify(body));
   const path = '/command';
   const headers = signRequest({

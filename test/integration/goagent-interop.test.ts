@@ -10,6 +10,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { decodeItem } from '../../gateway/agent/item.js';
 import type { TaskResult } from '../../gateway/agent/special-records.js';
+import { createStoreConfigSource } from '../../gateway/manager/configs.js';
+import { startTestDynamo } from '../helpers/dynalite.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/gateway.js';
 import { startGoAgent } from '../helpers/goagent.js';
 import { metricValue } from '../helpers/metrics.js';
@@ -103,4 +105,44 @@ test('goagent: a failed upload is reported failed by the gateway as well', async
   );
   const fromGateway = results.find((x) => x.fields.token === token && x.fields.status === 'failed')!;
   assert.match(String(fromGateway.fields.msg), /upload limit/);
+});
+
+test('goagent: the stored config is pushed when the agent is identified, not at its next heartbeat', async (t) => {
+  const db = await startTestDynamo();
+  t.after(() => db.close());
+  const configSource = createStoreConfigSource({ client: db.client, tablePrefix: db.prefix });
+  await configSource.store.replace(
+    'default',
+    [
+      {
+        name: 'collector',
+        type: 'go',
+        signature: 'sig',
+        version: '1.0.0.1',
+        sha256: 'a'.repeat(64),
+        download_url: ['http://example.invalid/collector'],
+        detail: '',
+      },
+    ],
+    'test',
+  );
+  const g = await startTestGateway(t, { configSource });
+  const id = 'go-config-1';
+  // A stock agent sends its heartbeat once a minute: a new connection starts with other records.
+  const a = startGoAgent(t, {
+    address: g.address,
+    tls: g.tls,
+    id,
+    args: ['-rate', '5', '-reconnect-wait', '200ms'],
+  });
+  await a.waitEvent('config', undefined, 15_000);
+  assert.equal(g.gateway.sessions.close(id), true);
+  await waitFor(() => a.seen('stream_open').length === 2, 10_000, 'reconnected');
+  await waitFor(() => a.seen('config').length === 2, 10_000, 'config pushed on the new connection');
+  assert.deepEqual(a.seen('config')[1]!.plugins, ['collector@1.0.0.1']);
+  assert.equal(
+    g.sink.batches.filter((b) => b.raw.Data.some((r) => r.DataType === 1000)).length,
+    1,
+    'one heartbeat in all (at start)',
+  );
 });
