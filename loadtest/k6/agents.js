@@ -112,8 +112,9 @@ export default function () {
   stream.on('data', (cmd) => {
     commands.add(1);
     // The simulator's conventions in task data (loadtest/sim/sim-agent.ts): sent_ms for the
-    // latency, result_data_type for the result record (5100 lets a stock manager decide it).
-    let resultType = 2001;
+    // latency, result_data_type for the result record (5100 lets a stock manager decide it);
+    // without it a task of a deciding type (5100, 8010, 6000) is answered with that type.
+    let resultType = [5100, 8010, 6000].includes(cmd.Task?.DataType) ? cmd.Task.DataType : 2001;
     if (cmd.Task?.Data) {
       try {
         const d = JSON.parse(cmd.Task.Data);
