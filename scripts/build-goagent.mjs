@@ -37,7 +37,7 @@ export function buildGoAgent() {
     rmSync(tmp, { force: true });
     const why = r.error ? r.error.message : r.stderr;
     throw new Error(
-      `go build of loadtest/goagent failed (Go ≥ 1.24 and the module proxy are needed): ${why}`,
+      `go build of loadtest/goagent failed (Go ≥ 1.26, as go.mod says, and the Go module proxy are needed): ${why}`,
     );
   }
   renameSync(tmp, bin);
