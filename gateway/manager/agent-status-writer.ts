@@ -231,7 +231,7 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
   const aggregateMs = o.aggregateMs ?? 30_000;
   const loadTags = o.loadTags ?? true;
   const tagsMs = o.tagsMs ?? 20_000;
-  const tagWatch = createTagWatch(doc, o.tablePrefix);
+  const tagWatch = createTagWatch({ revisions: tagRevisions, members: tagMembers });
   const maxInFlight = o.maxInFlight ?? 32;
   const closeTimeoutMs = o.closeTimeoutMs ?? 10_000;
 
@@ -333,6 +333,49 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
       }),
     );
     return (r.Items ?? []).map((i) => String(i.tag)).sort();
+  }
+
+  /** tag → updatedAtMs of its `fleet#tagcount` item (tag-watch.ts). */
+  async function tagRevisions(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await doc.send(
+        new QueryCommand({
+          TableName: configs,
+          KeyConditionExpression: '#s = :s',
+          ExpressionAttributeNames: { '#s': 'scope' },
+          ExpressionAttributeValues: { ':s': FLEET_SCOPE.tagCount },
+          ConsistentRead: true,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      for (const i of page.Items ?? []) out.set(String(i.name), Number(i.updatedAtMs ?? 0));
+      start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
+    } while (start);
+    return out;
+  }
+
+  /** The agents holding `tag` (consistent: a change just announced must be visible). */
+  async function tagMembers(tag: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await doc.send(
+        new QueryCommand({
+          TableName: tagsTable,
+          KeyConditionExpression: '#t = :t',
+          ExpressionAttributeNames: { '#t': 'tag', '#a': 'agentId' },
+          ExpressionAttributeValues: { ':t': tag },
+          ProjectionExpression: '#a',
+          ConsistentRead: true,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      for (const i of page.Items ?? []) out.add(String(i.agentId));
+      start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
+    } while (start);
+    return out;
   }
 
   function connectOp(t: Tracked): () => Promise<void> {

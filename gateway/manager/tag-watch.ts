@@ -1,14 +1,14 @@
 /**
  * Keeps the tags of a gateway's connected agents current without a store read per record or
  * per agent: every change of a tag's membership recounts the tag and rewrites its
- * `fleet#tagcount` item with a new `updatedAtMs` (tags.ts). The watch Queries that one scope
- * (an item per tag), and for each tag whose item changed or vanished reads the tag's members
- * once and applies them to every tracked agent. MQData.Tag then lags a tag change by at most
- * one poll interval plus the reads (docs/manager.md, "Tags in records").
+ * `fleet#tagcount` item with a new `updatedAtMs` (tags.ts). The watch reads those items (one
+ * Query of one scope, an item per tag) and, for each tag whose item changed or vanished, the
+ * tag's members once, and applies them to every tracked agent. MQData.Tag then lags a tag
+ * change by at most one poll interval plus the reads (docs/manager.md, "Tags in records").
+ *
+ * The reads are passed in (the agent status writer sends them), so what the gateway sends to
+ * DynamoDB stays in one module (infra-terraform.test.ts checks it against the IAM policy).
  */
-import { type DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { FLEET_SCOPE, queryScope } from '../store/fleet-items.js';
-import { tableName } from '../store/schema.js';
 
 /** What the watch updates: an agent's sorted tag list. */
 export interface TaggedAgent {
@@ -16,43 +16,27 @@ export interface TaggedAgent {
   tags: string[];
 }
 
+export interface TagReads {
+  /** Tag → updatedAtMs of its `fleet#tagcount` item. */
+  revisions(): Promise<Map<string, number>>;
+  /** The agents holding `tag` now. */
+  members(tag: string): Promise<Set<string>>;
+}
+
 export interface TagWatch {
   /**
    * Reads the tag revisions; for changed tags, their members, applied to `agents`. The first
-   * call only records the revisions (agents read their own tags when they connect).
+   * call only records the revisions (agents read their own tags when they connect). Returns the
+   * number of tags that changed.
    */
   poll(agents: () => Iterable<TaggedAgent>): Promise<number>;
 }
 
-export function createTagWatch(doc: DynamoDBDocumentClient, tablePrefix: string): TagWatch {
-  const tagsTable = tableName(tablePrefix, 'tags');
+export function createTagWatch(reads: TagReads): TagWatch {
   let known: Map<string, number> | undefined;
-
-  async function members(tag: string): Promise<Set<string>> {
-    const out = new Set<string>();
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await doc.send(
-        new QueryCommand({
-          TableName: tagsTable,
-          KeyConditionExpression: '#t = :t',
-          ExpressionAttributeNames: { '#t': 'tag', '#a': 'agentId' },
-          ExpressionAttributeValues: { ':t': tag },
-          ProjectionExpression: '#a',
-          ConsistentRead: true,
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      for (const i of page.Items ?? []) out.add(String(i.agentId));
-      start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
-    } while (start);
-    return out;
-  }
-
   return {
     async poll(agents) {
-      const items = await queryScope(doc, tablePrefix, FLEET_SCOPE.tagCount, { consistent: true });
-      const now = new Map(items.map((i) => [String(i.name), Number(i.updatedAtMs ?? 0)] as const));
+      const now = await reads.revisions();
       const previous = known;
       known = now;
       if (!previous) return 0;
@@ -60,7 +44,7 @@ export function createTagWatch(doc: DynamoDBDocumentClient, tablePrefix: string)
       for (const [tag, at] of now) if (previous.get(tag) !== at) changed.add(tag);
       for (const tag of previous.keys()) if (!now.has(tag)) changed.add(tag);
       for (const tag of changed) {
-        const holders = now.has(tag) ? await members(tag) : new Set<string>();
+        const holders = now.has(tag) ? await reads.members(tag) : new Set<string>();
         for (const a of agents()) {
           const has = a.tags.includes(tag);
           if (holders.has(a.agentId) && !has) a.tags = [...a.tags, tag].sort();
