@@ -9,7 +9,26 @@ import type { Metrics } from '../obs/metrics.js';
 import type { AgentHeader, Detail } from './heartbeat.js';
 
 /** What happened to one pushed command. */
-export type DeliveryResult = 'sent' | 'not_connected' | 'queue_full' | 'timed_out' | 'closed' | 'too_large';
+export type DeliveryResult =
+  | 'sent'
+  | 'not_connected'
+  | 'queue_full'
+  | 'timed_out'
+  | 'closed'
+  | 'too_large'
+  | 'empty_command';
+
+/**
+ * A Command with neither a Task nor a Config (AgentCtrl alone included) is an empty message to a
+ * stock agent, which reads it as "no plugins" and uninstalls them all; it is never sent. An
+ * explicit empty Config (`Config: []`) is a config push and goes out.
+ */
+function isEmptyCommand(command: grpc.Command.$Properties): boolean {
+  return (
+    (command.Task === undefined || command.Task === null) &&
+    (command.Config === undefined || command.Config === null)
+  );
+}
 
 /** Elkeid agents receive with grpc-go's default 4 MiB limit (elkeid-protocol.md §1.4). */
 export const MAX_COMMAND_BYTES = 4 * 1024 * 1024 - 5;
@@ -34,6 +53,8 @@ export class AgentSession {
   detail: Detail | undefined;
   readonly plugins = new Map<string, Detail>();
   records = 0;
+  /** When the last RawData arrived (ms); a sign of life for duplicate-ID decisions. */
+  lastMessageAt = Date.now();
   readonly #call: ServerCall;
   #outstanding = 0;
 
@@ -54,6 +75,11 @@ export class AgentSession {
 
   get live(): boolean {
     return !this.#call.ended;
+  }
+
+  /** The HTTP/2 session (TLS connection) the agent's Transfer stream runs on. */
+  get connection(): unknown {
+    return this.#call.stream.session;
   }
 
   /** Writes one encoded Command and resolves with what happened to it. */
@@ -177,9 +203,11 @@ export class SessionRegistry {
   /** Pushes a command to one agent. */
   async send(agentId: string, command: grpc.Command.$Properties): Promise<DeliveryResult> {
     const session = this.#byId.get(agentId);
-    const result = session
-      ? await session.deliver(grpc.Command.encode(command).finish(), this.limits)
-      : 'not_connected';
+    const result = isEmptyCommand(command)
+      ? 'empty_command'
+      : session
+        ? await session.deliver(grpc.Command.encode(command).finish(), this.limits)
+        : 'not_connected';
     this.#metrics.commands.inc({ result });
     return result;
   }
@@ -189,6 +217,10 @@ export class SessionRegistry {
     agentIds: readonly string[],
     command: grpc.Command.$Properties,
   ): Promise<Map<string, DeliveryResult>> {
+    if (isEmptyCommand(command)) {
+      this.#metrics.commands.inc({ result: 'empty_command' }, agentIds.length);
+      return new Map(agentIds.map((id) => [id, 'empty_command'] as const));
+    }
     const encoded = grpc.Command.encode(command).finish();
     const results = await Promise.all(
       agentIds.map(async (id) => {
@@ -199,6 +231,15 @@ export class SessionRegistry {
       }),
     );
     return new Map(results);
+  }
+
+  /**
+   * The AgentID whose Transfer stream runs on `connection` (an HTTP/2 session): uploads carry no
+   * AgentID, but a stock agent sends them on the connection of its stream. O(agents): uploads are rare.
+   */
+  agentOn(connection: unknown): string | undefined {
+    for (const s of this.#byId.values()) if (s.connection === connection) return s.agentId;
+    return undefined;
   }
 
   /** Closes an agent's stream (`/conn/reset`); false when it is not connected. */

@@ -11,7 +11,8 @@ import type { IngestSink } from '../ingest/sink.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { ConfigSource } from './config-source.js';
-import type { AgentHeader } from './heartbeat.js';
+import { type AgentHeader, agentDetail, type Detail } from './heartbeat.js';
+import { AgentIdConflicts, ALIVE_WITHIN_MS } from './id-conflicts.js';
 import { AgentSession, type SessionRegistry } from './sessions.js';
 import { createRecordInspector, type TaskResultSink } from './special-records.js';
 
@@ -19,6 +20,9 @@ export const TRANSFER_METHOD = '/grpc.Transfer/Transfer';
 
 /** AgentIDs are UUIDs in practice; bound them so a hostile one cannot bloat logs or keys. */
 const AGENT_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
+
+/** Refusals of an empty AgentID are logged at most this often (one host retries every 5 s). */
+const EMPTY_ID_LOG_EVERY_MS = 60_000;
 
 /** Data types with a label of their own in metrics; everything else is `other` (bounded labels). */
 const KNOWN_DATA_TYPES = new Set([1000, 1001, 1010, 1011, 2001, 2003, 5100, 5101, 6000, 8010]);
@@ -48,23 +52,74 @@ function headerOf(raw: grpc.RawData): AgentHeader {
 export function createTransferHandler(deps: TransferDeps) {
   const { sessions, sink, metrics } = deps;
   const log = deps.logger.child({ component: 'transfer' });
+  const conflicts = new AgentIdConflicts(log, () => metrics.agentIdFlapping.inc());
+  const emptyIdLog = { last: 0, since: 0 };
+
+  /**
+   * Elkeid accepts an empty AgentID (every such host then shares it); we refuse it, and say so
+   * in the log with what to do, at most once a minute with the count since the last line.
+   */
+  function logEmptyId(peer: string, hostname: string): void {
+    emptyIdLog.since++;
+    const now = Date.now();
+    if (now - emptyIdLog.last < EMPTY_ID_LOG_EVERY_MS) return;
+    log.warn(
+      { peer, hostname, refusedSinceLastLine: emptyIdLog.since },
+      'agent refused: empty AgentID (the host has no DMI product UUID or machine-id the agent can use, ' +
+        'e.g. a container or some VMs); set SPECIFIED_AGENT_ID in the agent environment to a unique ID per host',
+    );
+    emptyIdLog.last = now;
+    emptyIdLog.since = 0;
+  }
 
   const inspect = createRecordInspector({
     logger: deps.logger,
     metrics,
     ...(deps.taskResults ? { taskResults: deps.taskResults } : {}),
-    onFirstHeartbeat: (s) => pushConfig(s),
+    onFirstHeartbeat: (s) => pushConfig(s, s.detail!, 'on first heartbeat'),
   });
 
-  function pushConfig(s: AgentSession): void {
-    const detail = s.detail!;
+  /** Sessions whose config was pushed (once per connection). */
+  const configPushed = new WeakSet<AgentSession>();
+
+  /**
+   * A reconnect normally finds the old stream dead. A live one taken over is either an agent whose
+   * old connection is not yet noticed as gone, or someone else holding a certificate valid for
+   * this AgentID (in fleet mode: anyone with the shared client certificate).
+   */
+  function warnTakeover(agentId: string, peer: string, previousPeer: string): void {
+    log.warn(
+      { agentId, peer, previousPeer, identity: deps.identity },
+      deps.identity === 'fleet'
+        ? 'agent stream taken over by a newer connection (fleet certificate: anyone holding it can do this; FLEETGATE_IDENTITY=per-agent prevents it)'
+        : 'agent stream taken over by a newer connection presenting the same agent certificate',
+    );
+  }
+
+  function pushConfig(s: AgentSession, detail: Detail, when: string): void {
+    if (configPushed.has(s)) return;
+    configPushed.add(s);
     deps.configSource.configFor(detail).then(
       async (items) => {
         if (items === undefined || !s.live) return;
         const result = await sessions.send(s.agentId, { Config: items });
-        log.info({ agentId: s.agentId, items: items.length, result }, 'config pushed on first heartbeat');
+        log.info({ agentId: s.agentId, items: items.length, result }, `config pushed ${when}`);
       },
       (err: unknown) => log.warn({ agentId: s.agentId, err }, 'config source failed; no config pushed'),
+    );
+  }
+
+  /** What is known of an agent before its first heartbeat: the detail's header fields. */
+  function headerDetail(s: AgentSession): Detail {
+    return agentDetail(
+      {},
+      {
+        agentId: s.agentId,
+        peer: s.peer,
+        connectedAt: s.connectedAt,
+        header: s.header,
+        nowSeconds: Math.floor(Date.now() / 1000),
+      },
     );
   }
 
@@ -98,10 +153,11 @@ export function createTransferHandler(deps: TransferDeps) {
       }
       metrics.grpcMessagesIn.inc({ method: TRANSFER_METHOD });
       metrics.grpcBytesIn.inc({ method: TRANSFER_METHOD }, message.length);
-      if (!session) session = identify(raw);
+      const now = Date.now();
+      if (!session) session = identify(raw, now);
       else if (raw.Hostname || raw.Version) session.header = headerOf(raw);
       const s = session;
-      const now = Date.now();
+      s.lastMessageAt = now;
       // One counter update per data type per message, not per record (prom-client labels cost).
       const byType = new Map<string, number>();
       for (const record of raw.Data) {
@@ -120,11 +176,32 @@ export function createTransferHandler(deps: TransferDeps) {
       metrics.sinkWriteSeconds.observe((performance.now() - started) / 1000);
     };
 
-    function identify(raw: grpc.RawData): AgentSession {
+    function identify(raw: grpc.RawData, now: number): AgentSession {
       const agentId = raw.AgentID;
+      if (agentId === '') {
+        metrics.agentRefusals.inc({ reason: 'empty_agent_id' });
+        logEmptyId(call.peer, raw.Hostname);
+        throw new GrpcError(
+          Status.INVALID_ARGUMENT,
+          'empty AgentID: set SPECIFIED_AGENT_ID in the agent environment to a unique ID for this host',
+        );
+      }
       if (!AGENT_ID_PATTERN.test(agentId)) {
         metrics.agentRefusals.inc({ reason: 'bad_agent_id' });
         throw new GrpcError(Status.INVALID_ARGUMENT, 'the first message must carry a valid AgentID');
+      }
+      const existing = sessions.get(agentId);
+      if (
+        existing?.live &&
+        now - existing.lastMessageAt < ALIVE_WITHIN_MS &&
+        conflicts.flapping(agentId, now)
+      ) {
+        // Two live agents share this ID (id-conflicts.ts): keep the connected one, as Elkeid does.
+        metrics.agentRefusals.inc({ reason: 'agent_id_conflict' });
+        throw new GrpcError(
+          Status.ALREADY_EXISTS,
+          'agentID conflict: another live agent uses this AgentID; set SPECIFIED_AGENT_ID to a unique ID per host',
+        );
       }
       if (deps.identity === 'per-agent' && agentId !== info.cert().identity) {
         metrics.agentRefusals.inc({ reason: 'identity_mismatch' });
@@ -137,7 +214,7 @@ export function createTransferHandler(deps: TransferDeps) {
           'AgentID does not match the client certificate identity',
         );
       }
-      const s = new AgentSession({
+      const created = new AgentSession({
         agentId,
         peer: call.peer,
         header: headerOf(raw),
@@ -145,21 +222,14 @@ export function createTransferHandler(deps: TransferDeps) {
         call,
       });
       const previousLive = sessions.get(agentId)?.live === true;
-      const replaced = sessions.attach(s);
+      const replaced = sessions.attach(created);
+      if (replaced) conflicts.replaced(agentId, replaced.peer, created.peer, now);
       metrics.agentConnects.inc();
-      log.info({ agentId, peer: s.peer, replacedPeer: replaced?.peer }, 'agent connected');
-      if (replaced && previousLive) {
-        // A reconnect normally finds the old stream dead. A live one taken over is either an agent
-        // whose old connection is not yet noticed as gone, or someone else holding a certificate
-        // valid for this AgentID (in fleet mode: anyone with the shared client certificate).
-        log.warn(
-          { agentId, peer: s.peer, previousPeer: replaced.peer, identity: deps.identity },
-          deps.identity === 'fleet'
-            ? 'agent stream taken over by a newer connection (fleet certificate: anyone holding it can do this; FLEETGATE_IDENTITY=per-agent prevents it)'
-            : 'agent stream taken over by a newer connection presenting the same agent certificate',
-        );
-      }
-      return s;
+      log.info({ agentId, peer: created.peer, replacedPeer: replaced?.peer }, 'agent connected');
+      if (replaced && previousLive) warnTakeover(agentId, created.peer, replaced.peer);
+      if (deps.configSource.needsHeartbeat === false)
+        pushConfig(created, headerDetail(created), 'on connect');
+      return created;
     }
 
     call.read(onMessage, () => call.end(Status.OK));

@@ -1,7 +1,9 @@
 /**
  * `/grpc.FileExt/Upload`: an agent streams a file (task 1050) in chunks; we write it under the
- * data dir, bounded in size, answer SUCCESS or FAILED, and keep a result by token that the
- * manager reconciles later (Elkeid §1.11 posts it to MG; we record it durably instead).
+ * data dir, bounded in size, answer SUCCESS or FAILED, keep a result by token in
+ * `results.jsonl`, and report the outcome to the task-result path (a 5100 result with the token,
+ * as Elkeid's upload handler posts it to its manager, §1.11): the stock agent reports only its
+ * own failures, so without this a successful upload task ends `result_failed` by timeout.
  */
 import { createHash } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
@@ -12,6 +14,7 @@ import type { ServerCall } from '../grpc/server-call.js';
 import { GrpcError, Status } from '../grpc/status.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
+import type { TaskResultSink } from './special-records.js';
 
 export const UPLOAD_METHOD = '/grpc.FileExt/Upload';
 /** Tokens name files: no separators, no dots first, bounded. */
@@ -56,6 +59,10 @@ export function createUploadHandler(deps: {
   maxBytes: number;
   logger: Logger;
   metrics: Metrics;
+  /** Where the outcome goes as a 5100 task result (the manager reconciles it by token). */
+  taskResults?: TaskResultSink;
+  /** The agent whose stream runs on an HTTP/2 session ('' when none does). */
+  agentOn?: (connection: unknown) => string | undefined;
 }) {
   const log = deps.logger.child({ component: 'upload' });
   return function upload(call: ServerCall): void {
@@ -85,6 +92,11 @@ export function createUploadHandler(deps: {
           size,
           sha256: status === 'succeed' ? hash.digest('hex') : '',
           at: Math.floor(Date.now() / 1000),
+        });
+        deps.taskResults?.report({
+          agentId: deps.agentOn?.(call.stream.session) ?? '',
+          dataType: 5100,
+          fields: { token, status, msg: name },
         });
       }
       deps.metrics.uploads.inc({ result: status });

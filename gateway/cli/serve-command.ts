@@ -193,7 +193,10 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
         : undefined;
     ownResults?.start();
     const taskResults = manager?.taskResults ?? ownResults;
-    const sink = await createDefaultSink(config, logger, metrics);
+    // MQData.Tag: the agent status writer (created below, once the gateway exists) keeps the
+    // connected agents' tags in memory; records read them from there, never from the store.
+    let tagsOf: ((agentId: string) => string) | undefined;
+    const sink = await createDefaultSink(config, logger, metrics, (id) => tagsOf?.(id) ?? '');
     // On ECS: no scale-in or deployment stops this task while its spool holds records.
     const protection = process.env.ECS_AGENT_URI
       ? startScaleInProtection({
@@ -239,6 +242,7 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
       gatewayId: `${config.advertiseHost}:${gateway.grpcPort}`,
       controlAddr: `${controlHost(config)}:${control.port}`,
       registry: metrics.registry,
+      tagsMs: config.tagRefreshMs,
     };
     const writer =
       manager?.heartbeatWriter(gw) ??
@@ -246,6 +250,7 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
         ? createHeartbeatWriter({ client: storeClient, tablePrefix: config.tablePrefix, logger, ...gw })
         : undefined);
     writer?.start();
+    if (writer) tagsOf = (id) => writer.tagsOf(id);
     const shedder = writer
       ? createLoadShedder({
           sessions: gateway.sessions,

@@ -29,6 +29,7 @@ import {
 } from '../../loadtest/sim/report.js';
 import { type RollingTaskRun, rollingTaskReport, runRollingTask } from '../../loadtest/sim/rolling-task.js';
 import { disruptDelayMs, SCENARIOS, type Scenario } from '../../loadtest/sim/scenario.js';
+import { baseUrl } from '../discovery/registrar.js';
 
 const HELP = `usage: fleetgate sim [options]
        fleetgate sim merge FILE... [--json OUT]
@@ -58,7 +59,7 @@ options:
   --duration S           override the scenario's duration in seconds
   --ramp S               override the ramp-up seconds
   --rate R               events per agent per second (override)
-  --sd URL               discovery base URL, e.g. http://127.0.0.1:8088
+  --sd URL               discovery: http://127.0.0.1:8088 or 127.0.0.1:8088
   --gateway HOST:PORT    dial this gateway (without --sd, or when discovery answers nothing)
   --pki DIR              ca.crt, client.crt, client.key (default $FLEETGATE_DATA_DIR/pki or ./data/pki)
   --source-addresses N   spread connections over 127.0.0.1..127.0.0.N (more ephemeral ports)
@@ -284,6 +285,12 @@ export async function runSim(argv: string[]): Promise<number> {
     console.error('fleetgate sim: give --sd URL or --gateway HOST:PORT');
     return 2;
   }
+  // --sd takes what FLEETGATE_SD_ADDRS takes: host:port or an http(s) URL.
+  const sd = typeof v.sd === 'string' ? baseUrl(v.sd.trim()) : undefined;
+  if (sd !== undefined && !URL.canParse(`${sd}/registry/detail`)) {
+    console.error(`fleetgate sim: --sd "${v.sd}" is not host:port or an http(s) URL`);
+    return 2;
+  }
   const pkiDir = path.resolve(String(v.pki ?? path.join(process.env.FLEETGATE_DATA_DIR ?? './data', 'pki')));
   const agents = num('agents', 100);
   const processes = Math.max(1, num('processes', 1));
@@ -308,7 +315,7 @@ export async function runSim(argv: string[]): Promise<number> {
     scenario,
     pkiDir,
     idSeed,
-    ...(typeof v.sd === 'string' ? { discovery: v.sd } : {}),
+    ...(sd !== undefined ? { discovery: sd } : {}),
     ...(gateway ? { gateway } : {}),
     sourceAddresses: num('source-addresses', 1),
     ...(v['max-dials'] !== undefined ? { maxDials: num('max-dials', 0) } : {}),

@@ -35,6 +35,8 @@ export interface Config {
   shedRate: number;
   /** Load control: which streams go first (FLEETGATE_SHED_ORDER). */
   shedOrder: 'oldest' | 'random';
+  /** Tag changes reach MQData.Tag of connected agents within this (FLEETGATE_TAG_REFRESH_MS). */
+  tagRefreshMs: number;
   workers: number;
   kafkaBrokers: string[];
   kafkaTopic: string;
@@ -103,6 +105,11 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
     'load control: agent streams a gateway ends per second above its desired limit',
   ],
   ['FLEETGATE_SHED_ORDER', 'oldest', 'load control: which streams go first, oldest or random'],
+  [
+    'FLEETGATE_TAG_REFRESH_MS',
+    '20000',
+    "how often a gateway with a store checks for tag changes; an agent's records carry its new tags (MQData.Tag) within this",
+  ],
   ['FLEETGATE_WORKERS', 'cores - 1, at least 1', 'ingest worker threads; 0 runs the pipeline inline'],
   ['FLEETGATE_KAFKA_BROKERS', 'unset', 'host:port,...; unset: spool-only'],
   ['FLEETGATE_KAFKA_TOPIC', 'hids_svr', 'topic for agent records'],
@@ -322,6 +329,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     maxPendingHandshakes: positiveInt('FLEETGATE_MAX_PENDING_HANDSHAKES', 512, 1),
     shedRate: positiveInt('FLEETGATE_SHED_RATE', 50, 1),
     shedOrder: shedOrder as Config['shedOrder'],
+    tagRefreshMs: positiveInt('FLEETGATE_TAG_REFRESH_MS', 20_000, 100),
     workers: positiveInt('FLEETGATE_WORKERS', Math.max(1, os.availableParallelism() - 1), 0),
     kafkaBrokers,
     kafkaTopic: get('FLEETGATE_KAFKA_TOPIC') ?? 'hids_svr',

@@ -1,9 +1,12 @@
 /**
  * Elkeid's JSON form of a Command (`POST /command/`, §2.12) to the protobuf message, validated.
  * A present `task` object, even empty, becomes a Task, which makes the agent ignore `config`
- * (Elkeid behaves the same; the manager never sends both).
+ * (Elkeid behaves the same; the manager never sends both). A command with neither a task nor a
+ * config is never built: `agent_ctrl` alone becomes the agent task it stands for, or is refused
+ * (agent-ctrl.ts) — stock agents would read it as an empty plugin config.
  */
 import type { grpc } from '../../proto/gen/elkeid.js';
+import { AgentCtrlError, agentCtrlTask } from './agent-ctrl.js';
 
 export class CommandJsonError extends Error {}
 
@@ -58,6 +61,15 @@ export function commandFromJson(value: unknown): grpc.Command.$Properties {
         Detail: str(c, 'detail', where),
       };
     });
+  }
+  if (!out.Task && !out.Config) {
+    if (!out.AgentCtrl) throw new CommandJsonError('command needs a task, a config or agent_ctrl');
+    try {
+      out.Task = { ...agentCtrlTask(out.AgentCtrl), Token: '' };
+    } catch (err) {
+      if (err instanceof AgentCtrlError) throw new CommandJsonError(err.message);
+      throw err;
+    }
   }
   return out;
 }

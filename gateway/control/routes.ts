@@ -19,6 +19,8 @@ const ELKEID_ERRORS: Record<Exclude<DeliveryResult, 'sent'>, string> = {
   timed_out: 'the command has been sent but get results timed out',
   closed: 'the connection closed before the command was sent',
   too_large: 'the command is larger than the agent accepts (4 MiB)',
+  empty_command:
+    'a command needs a task or a config (stock agents read an empty one as: uninstall every plugin)',
 };
 
 function parseBody(req: HttpRequest): Record<string, unknown> | undefined {
@@ -55,21 +57,25 @@ export function controlRoutes(sessions: SessionRegistry, guard?: DeliveryGuard):
         const body = parseBody(req);
         if (!body || typeof body.type !== 'string') return fail(2, 'type is required');
         const detail: Record<string, string> = {};
+        // Elkeid answers `count` = the number of IDs it was asked to reset (its id list), not
+        // the number found.
+        let asked = 0;
         if (body.type === 'random') {
           const count = body.count;
           if (typeof count !== 'number' || !Number.isInteger(count) || count < 0) {
             return fail(2, 'count must be a non-negative integer');
           }
-          for (const id of sessions.ids().slice(0, count)) {
-            detail[id] = sessions.close(id) ? 'ok' : 'agentID not found';
-          }
+          const picked = sessions.ids().slice(0, count);
+          asked = picked.length;
+          for (const id of picked) detail[id] = sessions.close(id) ? 'ok' : 'agentID not found';
         } else if (body.type === 'strict') {
           if (!isIdList(body.id_list)) return fail(2, 'id_list must be an array of agent IDs');
+          asked = body.id_list.length;
           for (const id of body.id_list) detail[id] = sessions.close(id) ? 'ok' : 'agentID not found';
         } else {
           return fail(2, `unknown type ${JSON.stringify(body.type).slice(0, 40)}`);
         }
-        return ok({ count: Object.values(detail).filter((v) => v === 'ok').length, detail });
+        return ok({ count: asked, detail });
       },
     },
     {

@@ -64,7 +64,8 @@ export interface Registrar {
 
 const FIRST_RETRY_MS = 1000;
 
-function baseUrl(addr: string): string {
+/** `host:port` or an http(s) URL (FLEETGATE_SD_ADDRS, `fleetgate sim --sd`) as a base URL. */
+export function baseUrl(addr: string): string {
   return /^https?:\/\//.test(addr) ? addr.replace(/\/+$/, '') : `http://${addr}`;
 }
 

@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
+import { installCertificateGate } from './certificate-gate.js';
 import { ACCEPT_ENCODING_HEADER, parseEncoding } from './codecs.js';
 import { type HandshakeGate, installHandshakeGate } from './handshake-gate.js';
 import { parseGrpcTimeout, ServerCall } from './server-call.js';
@@ -111,6 +112,8 @@ export interface SessionInfo {
   lastPingAckAt: number;
   lastClientPingAt: number;
   pingStrikes: number;
+  /** Set when the server sends headers or data; the next client PING then clears the strikes. */
+  resetPingStrikes: boolean;
   /** Streams the client cancelled within RAPID_RESET_WINDOW_MS of opening them. */
   rapidResets: number;
 }
@@ -158,9 +161,8 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     ciphers: AEAD_CIPHERS,
     honorCipherOrder: true,
     requestCert: true,
-    // Verification still happens in the handshake; we refuse unverified peers ourselves in the
-    // 'session' handler, before any stream, because Node's built-in refusal gives no event to
-    // log or count (the peer just sees the connection close, either way).
+    // Verification still happens in the handshake; certificate-gate.ts closes unverified peers
+    // before HTTP/2 starts, because Node's built-in refusal gives no event to log or count.
     rejectUnauthorized: false,
     allowHTTP1: false,
     ALPNProtocols: ['h2'],
@@ -177,6 +179,14 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     },
   });
   server.maxConnections = limits.maxSockets;
+  const certRefusals = rateLimitedRefusalLog(log);
+  installCertificateGate(server, {
+    reasonOf: (detail) => tlsFailureReason(new Error(detail)),
+    onRefuse(reason, peer, detail) {
+      metrics.tlsHandshakeFailures.inc({ reason });
+      certRefusals(reason, peer, detail);
+    },
+  });
   let refusedSinceLog = 0;
   let lastRefusalLog = 0;
   const gate = installHandshakeGate(server, {
@@ -216,22 +226,6 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
 
   server.on('session', (session: ServerHttp2Session) => {
     const socket = session.socket as TLSSocket;
-    if (!socket.authorized) {
-      const presented = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
-      // At runtime authorizationError is the OpenSSL code as a string ('CERT_HAS_EXPIRED'…),
-      // whatever @types/node declares.
-      const reason = presented
-        ? tlsFailureReason(new Error(String(socket.authorizationError ?? 'unknown')))
-        : 'no_cert';
-      metrics.tlsHandshakeFailures.inc({ reason });
-      log.info(
-        { reason, peer: socket.remoteAddress, detail: String(socket.authorizationError) },
-        'client certificate refused',
-      );
-      // session.destroy() closes the socket; session.socket is http2's proxy, whose destroy() throws.
-      session.destroy();
-      return;
-    }
     if (!accepting) {
       session.goaway(NGHTTP2_NO_ERROR);
       session.destroy();
@@ -258,6 +252,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       lastPingAckAt: now,
       lastClientPingAt: 0,
       pingStrikes: 0,
+      resetPingStrikes: false,
       rapidResets: 0,
     };
     sessions.add(info);
@@ -271,7 +266,17 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     session.on('stream', (stream, headers) => onStream(info, stream, headers));
   });
 
+  // Ping strikes as grpc-go's server counts them (http2_server.go handlePing): a client PING
+  // after the server sent headers or data is never a strike and clears them. grpc-go clients
+  // (stock Elkeid agents) send a PING for each DATA frame they receive while estimating the
+  // bandwidth-delay product, so a burst of commands is answered by a burst of PINGs; counting
+  // those closed the agent's session. A PING flood with nothing sent in between still strikes.
   function onClientPing(info: SessionInfo): void {
+    if (info.resetPingStrikes) {
+      info.resetPingStrikes = false;
+      info.pingStrikes = 0;
+      return;
+    }
     const now = Date.now();
     if (info.lastClientPingAt !== 0 && now - info.lastClientPingAt < limits.minClientPingIntervalMs) {
       info.pingStrikes++;
@@ -349,6 +354,9 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     const call = new ServerCall(stream, headers, {
       maxMessageBytes: limits.maxMessageBytes,
       encoding,
+      onSend: () => {
+        info.resetPingStrikes = true;
+      },
       ...(deadlineMs !== undefined ? { deadlineMs } : {}),
     });
     call.onClose((end) => metrics.grpcCalls.inc({ method: path, code: String(end.code) }));
@@ -470,4 +478,26 @@ function tlsFailureReason(err: Error | NodeJS.ErrnoException): string {
     return 'untrusted';
   if (text.includes('version') || text.includes('protocol')) return 'protocol';
   return 'other';
+}
+
+/**
+ * Log lines for refused client certificates: the first at once, then at most one per 10 s with
+ * the count by reason since the last line and the latest peer. A refused agent retries for ever.
+ */
+function rateLimitedRefusalLog(
+  log: Logger,
+): (reason: string, peer: string | undefined, detail: string) => void {
+  let last = 0;
+  let since: Record<string, number> = {};
+  return (reason, peer, detail) => {
+    since[reason] = (since[reason] ?? 0) + 1;
+    const now = Date.now();
+    if (now - last < 10_000) return;
+    log.warn(
+      { reason, peer, detail, refusedByReason: since },
+      'client certificate refused in the TLS handshake (untrusted, expired, revoked or absent); further refusals are logged at most every 10 s',
+    );
+    last = now;
+    since = {};
+  };
 }

@@ -15,6 +15,8 @@ export interface CallOptions {
   encoding: Encoding;
   /** ms from grpc-timeout, when the client set one. */
   deadlineMs?: number;
+  /** Called whenever the call sends headers or a message (the session's ping-strike reset). */
+  onSend?: () => void;
 }
 
 /** How a call ended, reported once to onClose listeners. */
@@ -178,6 +180,7 @@ export class ServerCall {
       return false;
     }
     this.#sendHeaders();
+    this.#opts.onSend?.();
     return this.stream.write(frameMessage(payload), cb);
   }
 

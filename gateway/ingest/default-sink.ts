@@ -43,6 +43,8 @@ export async function createDefaultSink(
   config: Readonly<Config>,
   logger: Logger,
   metrics: Metrics,
+  /** Comma-joined tags of an agent for MQData.Tag (the agent status writer keeps them). */
+  tagsOf?: (agentId: string) => string,
 ): Promise<IngestPipeline> {
   const dir = path.join(config.dataDir, 'spool');
   const spool = await openSpoolExclusive(dir);
@@ -56,5 +58,6 @@ export async function createDefaultSink(
     gatewayId,
     metrics,
     logger,
+    ...(tagsOf ? { tagsOf } : {}),
   });
 }

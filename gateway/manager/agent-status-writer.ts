@@ -39,6 +39,7 @@ import type { Logger } from '../obs/logger.js';
 import { batchWrite } from '../store/batch-write.js';
 import { configsTable, counterShard, FLEET_SCOPE } from '../store/fleet-items.js';
 import { tableName } from '../store/schema.js';
+import { createTagWatch } from './tag-watch.js';
 
 /** What the writer reads of a gateway session (gateway/agent/sessions.ts AgentSession). */
 export interface WritableSession {
@@ -77,6 +78,11 @@ export interface HeartbeatWriterOptions {
   limitMs?: number;
   /** Read each agent's tags at connect and refresh (for aggregates and `tagsOf`). Default true. */
   loadTags?: boolean;
+  /**
+   * Tag changes reach the connected agents' tags (MQData.Tag) within this (tag-watch.ts).
+   * Default 20 000 ms.
+   */
+  tagsMs?: number;
   /** Single-item writes in flight at once. Default 32. */
   maxInFlight?: number;
   /** Longest close() waits for pending writes. Default 10 000 ms. */
@@ -224,6 +230,8 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
   const staleAfterMs = o.staleAfterMs ?? 180_000;
   const aggregateMs = o.aggregateMs ?? 30_000;
   const loadTags = o.loadTags ?? true;
+  const tagsMs = o.tagsMs ?? 20_000;
+  const tagWatch = createTagWatch({ revisions: tagRevisions, members: tagMembers });
   const maxInFlight = o.maxInFlight ?? 32;
   const closeTimeoutMs = o.closeTimeoutMs ?? 10_000;
 
@@ -325,6 +333,49 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
       }),
     );
     return (r.Items ?? []).map((i) => String(i.tag)).sort();
+  }
+
+  /** tag → updatedAtMs of its `fleet#tagcount` item (tag-watch.ts). */
+  async function tagRevisions(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await doc.send(
+        new QueryCommand({
+          TableName: configs,
+          KeyConditionExpression: '#s = :s',
+          ExpressionAttributeNames: { '#s': 'scope' },
+          ExpressionAttributeValues: { ':s': FLEET_SCOPE.tagCount },
+          ConsistentRead: true,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      for (const i of page.Items ?? []) out.set(String(i.name), Number(i.updatedAtMs ?? 0));
+      start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
+    } while (start);
+    return out;
+  }
+
+  /** The agents holding `tag` (consistent: a change just announced must be visible). */
+  async function tagMembers(tag: string): Promise<Set<string>> {
+    const out = new Set<string>();
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await doc.send(
+        new QueryCommand({
+          TableName: tagsTable,
+          KeyConditionExpression: '#t = :t',
+          ExpressionAttributeNames: { '#t': 'tag', '#a': 'agentId' },
+          ExpressionAttributeValues: { ':t': tag },
+          ProjectionExpression: '#a',
+          ConsistentRead: true,
+          ...(start ? { ExclusiveStartKey: start } : {}),
+        }),
+      );
+      for (const i of page.Items ?? []) out.add(String(i.agentId));
+      start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
+    } while (start);
+    return out;
   }
 
   function connectOp(t: Tracked): () => Promise<void> {
@@ -770,6 +821,20 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
       every(flushMs, () => track(flush()));
       every(aggregateMs, () => track(publishAggregate()));
       if (limitMs < aggregateMs) every(limitMs, () => track(refreshLimit()));
+      if (loadTags) {
+        let polling = false;
+        const pollTags = () => {
+          if (polling) return;
+          polling = true;
+          track(tagWatch.poll(() => byAgent.values()))
+            .catch((err: unknown) => log.warn({ err }, 'tag refresh failed; tags in records may lag'))
+            .finally(() => {
+              polling = false;
+            });
+        };
+        pollTags();
+        every(tagsMs, pollTags);
+      }
       track(publishAggregate()).catch((err: unknown) => log.warn({ err }, 'first aggregate failed'));
     },
     sweep,

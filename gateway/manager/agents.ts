@@ -58,7 +58,8 @@ function parseJson<T>(v: unknown, fallback: T): T {
 /**
  * Elkeid's `agent_heartbeat` document (the §2.4 detail map plus `plugins`, `tags`,
  * `source_ip`/`source_port` of the gateway, first/last heartbeat times), with our `status`,
- * `online` and `gateway` fields added. `last_heartbeat_time` is the last heartbeat *written*,
+ * `online` and `fleet_gateway` fields added. The heartbeat's own `gateway` (the agent host's
+ * default route) is kept as the agent sent it. `last_heartbeat_time` is the last heartbeat *written*,
  * refreshed every ~10 minutes while nothing changes: use `status` for liveness.
  */
 export function elkeidDoc(
@@ -93,7 +94,8 @@ export function elkeidDoc(
   if (typeof item.hbAt === 'number') doc.last_heartbeat_time = item.hbAt;
   doc.status = status;
   doc.online = status !== 'offline';
-  doc.gateway = gw;
+  // Not `gateway`: that is the agent's default route in its heartbeat (Elkeid filters on it).
+  doc.fleet_gateway = gw;
   if (typeof item.connectedAtMs === 'number') doc.connected_at = Math.floor(item.connectedAtMs / 1000);
   if (typeof item.disconnectedAtMs === 'number')
     doc.disconnected_at = Math.floor(item.disconnectedAtMs / 1000);

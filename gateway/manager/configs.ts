@@ -314,7 +314,7 @@ export interface StoreConfigSourceOptions extends ConfigStoreOptions {
 
 /**
  * The gateway's ConfigSource over the store: the effective config of the agent named in the
- * heartbeat detail, pushed at its first heartbeat. Default and tag scope reads are cached
+ * detail. It needs only the AgentID, so the gateway pushes it as soon as the agent is identified. Default and tag scope reads are cached
  * `cacheMs` (default 5 s); the agent's own scope is read at every call.
  */
 export function createStoreConfigSource(o: StoreConfigSourceOptions): ConfigSource & { store: ConfigStore } {
@@ -337,6 +337,7 @@ export function createStoreConfigSource(o: StoreConfigSourceOptions): ConfigSour
   }
   return {
     store,
+    needsHeartbeat: false,
     async configFor(detail) {
       const agentId = typeof detail.agent_id === 'string' ? detail.agent_id : '';
       if (agentId === '') return undefined;

@@ -73,6 +73,11 @@ export function createMetrics(registry = new Registry()) {
       help: 'live agent streams replaced by a newer connection with the same AgentID',
       registers: r,
     }),
+    agentIdFlapping: new Counter({
+      name: 'fleetgate_agent_id_flapping_total',
+      help: 'AgentIDs found flapping: live agents sharing one ID replaced each other 3 times within a minute',
+      registers: r,
+    }),
     recordsIn: new Counter({
       name: 'fleetgate_records_received_total',
       help: 'records received from agents, by data type class',

@@ -93,6 +93,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         maxBytes: opts.maxUploadBytes ?? 64 * 1024 * 1024,
         logger,
         metrics,
+        taskResults,
+        agentOn: (connection) => sessions.agentOn(connection),
       }),
     ],
   ]);

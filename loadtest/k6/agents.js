@@ -318,7 +318,9 @@ function onCommand(a, cmd) {
   if (!cmd?.Task) return;
   // The simulator's conventions in task data (loadtest/sim/sim-agent.ts): sent_ms for the
   // latency, result_data_type for the result record (5100 lets a stock manager decide it).
-  let resultType = 2001;
+  // Without sent_ms/result_data_type, a task of a deciding type (5100, 8010, 6000) is answered
+  // with that type, as the agent's plugins do.
+  let resultType = [5100, 8010, 6000].includes(cmd.Task.DataType) ? cmd.Task.DataType : 2001;
   if (cmd.Task.Data) {
     try {
       const d = JSON.parse(cmd.Task.Data);

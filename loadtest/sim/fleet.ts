@@ -74,6 +74,8 @@ export interface FleetSnapshot extends SimCounters {
   agents: number;
   connected: number;
   errors: Record<string, number>;
+  /** A sample message per error kind (the first seen). */
+  errorSamples?: Record<string, string>;
   reconnectMs: number[];
   commandLatencyMs: number[];
   /** rolling-task: arrivals of the task's commands at agents. */
@@ -146,6 +148,7 @@ function snapshot(stats: SimStats, agents: number, startedAt: number, drain: boo
     connected: stats.connected,
     ...simCounters(stats),
     errors: Object.fromEntries(stats.errors),
+    errorSamples: Object.fromEntries(stats.errorSamples),
     reconnectMs: drain ? stats.reconnectMs.splice(0) : [...stats.reconnectMs],
     commandLatencyMs: drain ? stats.commandLatencyMs.splice(0) : [...stats.commandLatencyMs],
     taskArrivals: drain ? stats.taskArrivals.splice(0) : [...stats.taskArrivals],
@@ -238,6 +241,7 @@ export function mergeSnapshots(parts: FleetSnapshot[]): FleetSnapshot {
   for (const p of parts) {
     for (const k of ['agents', 'connected', ...SIM_COUNTERS] as const) out[k] += p[k];
     addCounts(out.errors, p.errors);
+    out.errorSamples = { ...p.errorSamples, ...out.errorSamples };
     out.reconnectMs.push(...p.reconnectMs);
     out.commandLatencyMs.push(...p.commandLatencyMs);
     out.taskArrivals.push(...(p.taskArrivals ?? []));

@@ -95,6 +95,8 @@ export interface SimReport extends SimCounters {
   agents: number;
   connectedAtEnd: number;
   errors: Record<string, number>;
+  /** One message per error kind (the first seen): what a count alone does not say. */
+  errorSamples?: Record<string, string>;
   /** ms from a stream's end to the agent's next stream. */
   reconnectMs: LatencySummary;
   /** ms from a command's `sent_ms` to its arrival at the agent. */
@@ -163,6 +165,9 @@ export function buildReport(
     connectedAtEnd: s.connected,
     ...simCounters(s),
     errors: { ...s.errors },
+    ...(s.errorSamples && Object.keys(s.errorSamples).length > 0
+      ? { errorSamples: { ...s.errorSamples } }
+      : {}),
     reconnectMs: summarize(histogramOf(s.reconnectMs)),
     commandLatencyMs: summarize(histogramOf(s.commandLatencyMs)),
     sources: [
@@ -214,6 +219,7 @@ export function mergeReports(reports: readonly SimReport[]): SimReport {
   const reconnect = newHistogram();
   const command = newHistogram();
   const errors: Record<string, number> = {};
+  let errorSamples: Record<string, string> = {};
   const counts = Object.fromEntries(COUNTS.map((k) => [k, 0])) as Record<(typeof COUNTS)[number], number>;
   const scenarios = new Set<string>();
   const sources: ReportSource[] = [];
@@ -232,6 +238,7 @@ export function mergeReports(reports: readonly SimReport[]): SimReport {
     }
     for (const k of COUNTS) counts[k] += r[k];
     addCounts(errors, r.errors ?? {});
+    errorSamples = { ...r.errorSamples, ...errorSamples };
     reconnect.add(decodeHistogram(r.reconnectMs.histogram));
     command.add(decodeHistogram(r.commandLatencyMs.histogram));
     scenarios.add(r.scenario);
@@ -244,6 +251,7 @@ export function mergeReports(reports: readonly SimReport[]): SimReport {
     elapsedS,
     ...counts,
     errors,
+    ...(Object.keys(errorSamples).length > 0 ? { errorSamples } : {}),
     reconnectMs: summarize(reconnect),
     commandLatencyMs: summarize(command),
     sources,

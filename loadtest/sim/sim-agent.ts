@@ -63,6 +63,8 @@ export function addCounts(into: Record<string, number>, from: Readonly<Record<st
 export interface SimStats extends SimCounters {
   connected: number;
   errors: Map<string, number>;
+  /** The first message seen for each error kind: a count alone does not say what went wrong. */
+  errorSamples: Map<string, string>;
   /** ms from a stream's end to the next successful stream. */
   reconnectMs: number[];
   /** ms from a command's `sent_ms` (when the sender embedded one) to its arrival. */
@@ -83,14 +85,23 @@ export function newStats(): SimStats {
     connected: 0,
     ...simCounters(),
     errors: new Map(),
+    errorSamples: new Map(),
     reconnectMs: [],
     commandLatencyMs: [],
     taskArrivals: [],
   };
 }
 
-const countError = (stats: SimStats, kind: string) =>
+function countError(stats: SimStats, kind: string, sample: unknown): void {
   stats.errors.set(kind, (stats.errors.get(kind) ?? 0) + 1);
+  if (!stats.errorSamples.has(kind)) {
+    const text =
+      sample instanceof Error
+        ? `${sample.message}${sample.cause ? ` (${String(sample.cause)})` : ''}`
+        : String(sample);
+    stats.errorSamples.set(kind, text.slice(0, 300));
+  }
+}
 
 /**
  * Event bodies are drawn from a small pool per event kind, built once per process: building an
@@ -98,6 +109,9 @@ const countError = (stats: SimStats, kind: string) =>
  * the simulator, not the gateway, the bottleneck. Sizes and field sets are those of the mix.
  */
 const POOL_VARIANTS = 64;
+
+/** Result data types whose `status` decides a subtask in a stock manager (docs/tasks.md). */
+const RESULT_TYPES_DECIDING: ReadonlySet<number> = new Set([5100, 8010, 6000]);
 const eventPool = new Map<number, Uint8Array[]>();
 function pooledEvent(kind: EventKind, rand: () => number, now: number): grpc.Record.$Properties {
   let pool = eventPool.get(kind.dataType);
@@ -251,9 +265,13 @@ export class SimAgent {
         const body = (await res.json()) as { data?: Array<{ ip: string; port: number }> };
         const list = (body.data ?? []).map((d) => ({ host: d.ip, port: d.port }));
         if (list.length > 0) return list;
-        countError(this.#env.stats, 'discovery_empty');
-      } catch {
-        countError(this.#env.stats, 'discovery_error');
+        countError(
+          this.#env.stats,
+          'discovery_empty',
+          `${discovery}: HTTP ${res.status}, no gateway in the answer`,
+        );
+      } catch (err) {
+        countError(this.#env.stats, 'discovery_error', err);
       }
     }
     return gateway ? [gateway] : [];
@@ -270,6 +288,12 @@ export class SimAgent {
             this.#env.tls,
             { timeoutMs: AGENT.dialTimeoutMs },
           );
+          // Stopped while dialling: the new connection must not outlive the run (it kept the
+          // process from exiting after its report).
+          if (this.#stopped) {
+            this.#session.destroy();
+            return;
+          }
           connected = true;
           break;
         } catch (err) {
@@ -278,6 +302,7 @@ export class SimAgent {
           countError(
             this.#env.stats,
             code ? `dial_${code}` : /timed out/.test(String(err)) ? 'dial_timeout' : 'dial',
+            `${addr.host}:${addr.port}: ${String((err as Error)?.message ?? err)}`,
           );
         } finally {
           dialPool.release();
@@ -309,7 +334,8 @@ export class SimAgent {
     stats.connected--;
     this.#stream = undefined;
     this.#env.onStream?.(this.index, false);
-    if (status.code !== 0) countError(stats, `status_${status.code}`);
+    if (status.code !== 0)
+      countError(stats, `status_${status.code}`, status.message || `grpc-status ${status.code}`);
   }
 
   #tick(): void {
@@ -330,7 +356,11 @@ export class SimAgent {
     }
     // The agent's ring holds 2,048 records; beyond that, plugin records are dropped (as stock).
     if (this.#pending.length > AGENT.ringSlots) {
-      countError(stats, 'ring_overflow');
+      countError(
+        stats,
+        'ring_overflow',
+        `${this.#pending.length} records waiting, ring of ${AGENT.ringSlots}`,
+      );
       this.#pending.splice(0, this.#pending.length - AGENT.ringSlots);
     }
     if (!s || this.#pending.length === 0) return;
@@ -374,7 +404,9 @@ export class SimAgent {
       // command latency; `rolling_task` marks the rolling-task run's command, whose arrival is
       // matched to its batch's release; `result_data_type` picks the result record's data type
       // (a stock manager decides subtasks only by 5100/8010/6000 records, docs/tasks.md).
-      let resultType = 2001;
+      // Without one, a task of a data type the manager decides subtasks by (5100, 8010, 6000) is
+      // answered with that type, so docs/openapi.yaml's plugin-task example completes; others 2001.
+      let resultType = RESULT_TYPES_DECIDING.has(task.DataType ?? 0) ? task.DataType! : 2001;
       try {
         const data = JSON.parse(task.Data || '{}') as {
           sent_ms?: number;
@@ -451,7 +483,7 @@ export class SimAgent {
     const status = await done;
     if (status === 0) this.#env.stats.uploads++;
     else {
-      countError(this.#env.stats, 'upload');
+      countError(this.#env.stats, 'upload', `upload of ${token}: FileExt answered status ${status}`);
       this.#pending.push({
         DataType: 5100,
         Timestamp: Math.floor(Date.now() / 1000),

@@ -14,6 +14,7 @@ import { encodeItem } from '../../gateway/agent/item.js';
 import { connectAgent, openTransfer, type TransferStream } from '../../loadtest/agent/raw-agent.js';
 import { runFleet } from '../../loadtest/sim/fleet.js';
 import { startTestGateway, type TestGateway, tempDir, waitFor } from '../helpers/gateway.js';
+import { startGoAgent } from '../helpers/goagent.js';
 import { startTestManager, type TestManager } from '../helpers/manager-harness.js';
 
 const FAST = {
@@ -91,7 +92,7 @@ async function statusOf(
 ): Promise<{ status: string; gateway: string }> {
   const r = await m.call('GET', `/api/fleet/agents/${id}`, { token });
   return r.status === 200
-    ? { status: r.json.status, gateway: r.json.gateway }
+    ? { status: r.json.status, gateway: r.json.fleet_gateway }
     : { status: 'unknown', gateway: '' };
 }
 
@@ -246,4 +247,27 @@ test('heartbeats are throttled: one write per agent per refresh period in steady
   assert.equal(after.stale - before.stale, 0);
   assert.ok(a.writer.stats().batches <= 12, 'writes go out in batches');
   for (const x of agents) x.close();
+});
+
+test("a stock agent's heartbeat field `gateway` (its default route) survives; ours is fleet_gateway", async (t) => {
+  const m = await startTestManager(t);
+  const v = await m.user('vi', 'viewer');
+  const a = await gatewayWithWriter(t, m, '1');
+  startGoAgent(t, {
+    address: a.g.address,
+    tls: a.g.tls,
+    id: 'go-route-1',
+    args: ['-heartbeat-fields', 'gateway=192.168.7.1'],
+  });
+  await until(m, v, 'go-route-1', 'running', 15_000);
+  const doc = (await m.call('GET', '/api/fleet/agents/go-route-1', { token: v })).json;
+  assert.equal(doc.gateway, '192.168.7.1');
+  assert.equal(doc.fleet_gateway, a.id);
+  // Filters on the agent's field find it (Elkeid's filter JSON on agent_heartbeat).
+  const list = await m.call('POST', '/api/v1/agent/getStatus/filter', {
+    token: v,
+    body: { gateway: '192.168.7.1' },
+  });
+  assert.equal(list.json.code, 0, list.text);
+  assert.ok(list.text.includes('go-route-1'), list.text);
 });

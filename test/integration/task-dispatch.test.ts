@@ -307,7 +307,7 @@ test('task dispatch across three gateways and two dispatchers', async (t) => {
     assert.equal(sub?.token, tracked.token);
     assert.equal(c.tokenDeliveries().get(`ag-0003 ${tracked.token}`), 1);
     await assert.rejects(
-      c.service.quick({ agent_id: 'nobody', command: { agent_ctrl: 1 }, token: false, user: 'op' }),
+      c.service.quick({ agent_id: 'nobody', command: { agent_ctrl: 1060 }, token: false, user: 'op' }),
       /not found/,
     );
   });

@@ -62,7 +62,10 @@ test('duplicate AgentID: the newest stream wins, the old one ends with ABORTED w
   // The new stream keeps working, and commands go to it.
   fresh.send({ AgentID: 'dup-agent', Data: [rec(5003, { n: 'after' })] });
   await waitFor(() => g.sink.records === 3, 3000, 'record after replacement');
-  assert.equal(await g.gateway.sessions.send('dup-agent', { AgentCtrl: 1 }), 'sent');
+  assert.equal(
+    await g.gateway.sessions.send('dup-agent', { Task: { Name: 'p', Token: 'after-replace' } }),
+    'sent',
+  );
   await waitFor(() => fresh.commands.length === 1, 3000, 'command on the new stream');
   assert.equal(old.commands.length, 0);
   fresh.stream.end();

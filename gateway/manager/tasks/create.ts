@@ -9,6 +9,7 @@
  * task; any other call within 24 h gets the first one's id back.
  */
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { AgentCtrlError, agentCtrlTask } from '../../control/agent-ctrl.js';
 import { agentStatus, elkeidDoc } from '../agents.js';
 import { ConfigError, PLUGIN_NAME_PATTERN, parseConfigList } from '../configs.js';
 import { matches } from '../filter.js';
@@ -78,6 +79,13 @@ export function validateCommand(type: TaskType, action: string | undefined, data
   const ctrl = data.agent_ctrl;
   if (!Number.isInteger(ctrl) || (ctrl as number) <= 0 || (ctrl as number) >= 2 ** 31) {
     throw new TaskValidationError('data.agent_ctrl must be a positive integer');
+  }
+  // Refused here, at creation, rather than by every gateway at delivery (agent-ctrl.ts).
+  try {
+    agentCtrlTask(ctrl as number);
+  } catch (err) {
+    if (err instanceof AgentCtrlError) throw new TaskValidationError(err.message);
+    throw err;
   }
   return { agent_ctrl: ctrl as number };
 }

@@ -337,18 +337,26 @@ data "aws_iam_policy_document" "task" {
     resources = [var.table_arns["agents"]]
   }
 
-  # An agent's tags (byAgent): agent-status-writer.ts for the aggregates, configs.ts
-  # createStoreConfigSource for the config pushed at first heartbeat. The tags table itself is
-  # never read or written here.
+  # An agent's tags (byAgent): agent-status-writer.ts for the aggregates and MQData.Tag,
+  # configs.ts createStoreConfigSource for the config pushed when the agent is identified.
   statement {
     sid       = "TagsByAgent"
     actions   = ["dynamodb:Query"]
     resources = [var.index_arns["tags"]["byAgent"]]
   }
 
+  # A changed tag's members (Query by tag, agent-status-writer.ts via tag-watch.ts), so records
+  # of connected agents carry new tags. The tags table is never written here.
+  statement {
+    sid       = "TagMembers"
+    actions   = ["dynamodb:Query"]
+    resources = [var.table_arns["tags"]]
+  }
+
   # configs: the gateway's aggregate (fleet#gateway: PutItem every 30 s, DeleteItem at shutdown),
-  # its desired limit (fleet#limit: GetItem), the agents counter (fleet#counter: UpdateItem ADD)
-  # and the config scopes merged for the first-heartbeat push (Query; configs.ts).
+  # its desired limit (fleet#limit: GetItem), the agents counter (fleet#counter: UpdateItem ADD),
+  # the tag revisions (fleet#tagcount: Query) and the config scopes merged for the config push
+  # (Query; configs.ts).
   statement {
     sid = "Configs"
     actions = [
