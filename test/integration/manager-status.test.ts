@@ -260,7 +260,14 @@ test("a stock agent's heartbeat field `gateway` (its default route) survives; ou
     args: ['-heartbeat-fields', 'gateway=192.168.7.1'],
   });
   await until(m, v, 'go-route-1', 'running', 15_000);
-  const doc = (await m.call('GET', '/api/fleet/agents/go-route-1', { token: v })).json;
+  // The heartbeat detail lands with the agent's full item, after its connect write.
+  let doc: Record<string, unknown> = {};
+  const deadline = Date.now() + 10_000;
+  while (doc.kernel_version === undefined) {
+    assert.ok(Date.now() < deadline, `heartbeat in the document: ${JSON.stringify(doc)}`);
+    await new Promise((r) => setTimeout(r, 100));
+    doc = (await m.call('GET', '/api/fleet/agents/go-route-1', { token: v })).json;
+  }
   assert.equal(doc.gateway, '192.168.7.1');
   assert.equal(doc.fleet_gateway, a.id);
   // Filters on the agent's field find it (Elkeid's filter JSON on agent_heartbeat).
