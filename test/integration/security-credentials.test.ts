@@ -22,7 +22,15 @@ interface Api {
 
 function managerApi(port: number): Api {
   const call: Api['call'] = async (method, path, o = {}) => {
-    const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    const res = await send(method, path, o).catch((err: unknown) =>
+      // A keep-alive socket the server closed as idle just as it was reused: once more (GET only).
+      method === 'GET' ? send(method, path, o) : Promise.reject(err),
+    );
+    const text = await res.text();
+    return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  };
+  const send = (method: string, path: string, o: { token?: string; body?: unknown }) =>
+    fetch(`http://127.0.0.1:${port}${path}`, {
       method,
       headers: {
         ...(o.token ? { authorization: `Bearer ${o.token}` } : {}),
@@ -30,9 +38,6 @@ function managerApi(port: number): Api {
       },
       ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
     });
-    const text = await res.text();
-    return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-  };
   return {
     call,
     async login(username, password) {
