@@ -82,8 +82,9 @@ export async function buildLambda(name, outRoot) {
     bundle: true,
     platform: 'node',
     format: 'esm',
-    // Node 24, the newest Lambda runtime (nodejs24.x); the functions' runtime setting must match.
-    target: 'node24',
+    // nodejs22.x: the newest Lambda runtime the AWS provider 5.100 accepts at plan; the functions'
+    // runtime setting (infra/terraform) must match.
+    target: 'node22',
     sourcemap: true,
     sourcesContent: false,
     legalComments: 'none',

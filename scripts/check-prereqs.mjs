@@ -45,7 +45,6 @@ const kafkaJarsCached = (() => {
     return false;
   }
 })();
-const tofuBuilt = existsSync(path.join(root, 'infra', '.tools', 'bin', 'tofu'));
 const checkovInstalled = existsSync(path.join(root, 'infra', '.tools', 'venv', 'bin', 'checkov'));
 
 /** [what, why, needed, present] per prerequisite. */
@@ -64,11 +63,22 @@ const PREREQS = [
   ],
   [
     'Go 1.26+ (go)',
-    'builds OpenTofu once for check:infra',
-    !tofuBuilt,
+    'builds the Go interop agent (loadtest/goagent) the protocol tests run',
+    true,
     () => {
       const m = /go(\d+\.\d+(?:\.\d+)?)/.exec(output('go', ['version']) ?? '');
       return m !== null && atLeast(m[1], [1, 26]);
+    },
+  ],
+  [
+    'Terraform 1.9+ (terraform) with the AWS provider in a filesystem mirror',
+    'validates and plans infra/terraform in check:infra',
+    true,
+    () => {
+      const m = /Terraform v(\d+\.\d+(?:\.\d+)?)/.exec(
+        output(process.env.FLEETGATE_TERRAFORM || 'terraform', ['version']) ?? '',
+      );
+      return m !== null && atLeast(m[1], [1, 9]);
     },
   ],
   [
