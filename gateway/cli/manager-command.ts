@@ -11,7 +11,7 @@ import { SecretError } from '../manager/secret.js';
 import { createLogger } from '../obs/logger.js';
 import { createMetrics } from '../obs/metrics.js';
 import { openStore } from '../store/open.js';
-import { envHelp } from './main.js';
+import { consoleUrl, envHelp } from './main.js';
 
 function help(): string {
   return `usage: fleetgate manager [--help]
@@ -86,6 +86,7 @@ export async function runManager(argv: string[]): Promise<number> {
     [
       'fleetgate manager is up',
       `  manager API        http://${config.host}:${role.port}   (store: ${store.kind})`,
+      `  operator console   ${consoleUrl(config.host, role.port)}`,
       `  sign in            POST http://${config.advertiseHost}:${role.port}/api/v1/user/login {"username","password"}`,
       remote.length > 0
         ? `  registered as      hids_manage with ${remote.join(', ')}`

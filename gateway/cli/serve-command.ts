@@ -27,7 +27,7 @@ import { startControlApi } from '../roles/control-api.js';
 import { startGateway } from '../roles/gateway.js';
 import { gatewayRegistrations } from '../roles/gateway-registrations.js';
 import { type OpenedStore, openStore } from '../store/open.js';
-import { envHelp } from './main.js';
+import { consoleUrl, envHelp } from './main.js';
 
 const SHUTDOWN_GRACE_MS = 20_000;
 
@@ -122,7 +122,10 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
     });
     const m = manager;
     stops.push(() => m.close());
-    lines.push(`  manager API        http://${config.host}:${manager.port}   (POST /api/v1/user/login)`);
+    lines.push(
+      `  manager API        http://${config.host}:${manager.port}   (POST /api/v1/user/login)`,
+      `  operator console   ${consoleUrl(config.host, manager.port)}`,
+    );
   }
 
   let drainGateway: (() => Promise<void>) | undefined;

@@ -14,6 +14,11 @@ export interface ServeUwsOptions {
   maxBodyBytes?: number;
   /** Receives what the handler threw (it is answered with a bare 500); a router normally catches first. */
   onError?: (err: unknown) => void;
+  /**
+   * Called with the uWS app before the catch-all HTTP route is added and before listening:
+   * where a role attaches more uWS routes (the manager's console WebSocket, live-socket.ts).
+   */
+  attach?: (app: TemplatedApp) => void;
 }
 
 export interface UwsServer {
@@ -110,6 +115,7 @@ export function serveUws(handler: Handler, opts: ServeUwsOptions): Promise<UwsSe
   assertNativeUws();
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const app = uws.App();
+  opts.attach?.(app);
 
   app.any('/*', (res, req) => {
     // uWS's request object is only valid until this callback returns: read everything now.
