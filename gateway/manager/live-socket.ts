@@ -18,8 +18,9 @@
  * The module only takes the uWS app; when the HTTP adapter runs without uWS there is no socket
  * and the console polls `GET /api/fleet/live` instead.
  */
-import { Counter, Gauge, type Registry } from 'prom-client';
+
 import type { HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../obs/logger.js';
 import type { LiveFeed, LiveSnapshot } from './live-feed.js';
 
@@ -67,13 +68,15 @@ interface SocketData {
 type LiveWs = WebSocket<SocketData>;
 
 function metrics(registry: Registry | undefined) {
-  const gauge = (registry?.getSingleMetric('fleetgate_console_ws_subscribers') as Gauge | undefined) ??
+  const gauge =
+    (registry?.getSingleMetric('fleetgate_console_ws_subscribers') as Gauge | undefined) ??
     new Gauge({
       name: 'fleetgate_console_ws_subscribers',
       help: 'console WebSocket connections (authenticated or not yet)',
       registers: registry ? [registry] : [],
     });
-  const closed = (registry?.getSingleMetric('fleetgate_console_ws_closed_total') as Counter | undefined) ??
+  const closed =
+    (registry?.getSingleMetric('fleetgate_console_ws_closed_total') as Counter | undefined) ??
     new Counter({
       name: 'fleetgate_console_ws_closed_total',
       help: 'console WebSocket connections refused or closed by the manager, by reason',
@@ -127,7 +130,10 @@ export function attachLiveSocket(app: TemplatedApp, o: LiveSocketOptions): { clo
     const principal = await o.authenticate(credential, d.address).catch(() => undefined);
     d.authenticating = false;
     if (d.closed) return;
-    if (!principal) return end(ws, LiveClose.AuthFailed, 'auth failed');
+    if (!principal) {
+      end(ws, LiveClose.AuthFailed, 'auth failed');
+      return;
+    }
     d.principal = principal;
     d.credential = credential;
     clearTimeout(d.timer);
@@ -154,19 +160,29 @@ export function attachLiveSocket(app: TemplatedApp, o: LiveSocketOptions): { clo
     const now = Date.now();
     d.messages = d.messages.filter((t) => now - t < 10_000);
     d.messages.push(now);
-    if (d.messages.length > maxMessages) return end(ws, LiveClose.TooManyMessages, 'too many messages');
+    if (d.messages.length > maxMessages) {
+      end(ws, LiveClose.TooManyMessages, 'too many messages');
+      return;
+    }
     let parsed: { type?: unknown; token?: unknown };
     try {
       parsed = JSON.parse(Buffer.from(message).toString('utf8')) as typeof parsed;
     } catch {
-      return end(ws, LiveClose.BadMessage, 'not JSON');
+      end(ws, LiveClose.BadMessage, 'not JSON');
+      return;
     }
     if (parsed?.type === 'auth' && typeof parsed.token === 'string') {
-      if (d.principal || d.authenticating) return end(ws, LiveClose.BadMessage, 'already authenticated');
+      if (d.principal || d.authenticating) {
+        end(ws, LiveClose.BadMessage, 'already authenticated');
+        return;
+      }
       void authenticate(ws, parsed.token.slice(0, 1024));
       return;
     }
-    if (parsed?.type === 'ping') return send(ws, { type: 'pong' });
+    if (parsed?.type === 'ping') {
+      send(ws, { type: 'pong' });
+      return;
+    }
     end(ws, LiveClose.BadMessage, 'unknown message');
   }
 

@@ -103,7 +103,7 @@ function BulkActions({ ids, done }: { ids: string[]; done(msg: string): void }) 
     <fieldset class="bulk" aria-label="selected agents">
       <span>{ids.length} selected</span>
       <input
-        aria-label="Tag"
+        aria-label="Tag for the selected agents"
         name="bulk-tag"
         placeholder="tag"
         value={tag}
