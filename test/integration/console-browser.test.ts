@@ -206,6 +206,11 @@ test('the operator console in Chromium against fleetgate all and simulated agent
   await page.getByRole('button', { name: 'Add tag' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Add tag' }).click();
   await page.getByText('Tagged 5 agent(s) “canary”.').waitFor();
+  // The table is read again from the manager: the five rows show the tag.
+  await waitForAsync(
+    async () => (await page.getByTestId('agent-row').filter({ hasText: 'canary' }).count()) === 5,
+    'five rows tagged canary in the table',
+  );
   await shot(page, 'agents');
   const tags = await f.api('POST', '/api/v1/getTags', { id_list: f.agents.map((a) => a.id) }, f.adminToken);
   const tagged = Object.entries((tags.json as { data: Record<string, string> }).data).filter(([, v]) =>

@@ -69,6 +69,8 @@ export function OverviewPage() {
   if (!live) return <Loading what="the fleet" />;
   const s = live.stats;
   const connected = live.gateways.filter((g) => g.alive).reduce((n, g) => n + g.connected, 0);
+  // The history's samples are 10 s apart; the charts end at the values shown now.
+  const activeTasks = live.tasks.filter((t) => t.task_status === 'created' || t.task_status === 'running').length;
   return (
     <>
       <h1>Overview</h1>
@@ -99,9 +101,9 @@ export function OverviewPage() {
       </p>
       <section class="card charts">
         <h2>Last hour</h2>
-        <Sparkline label="Connected agents" values={live.history.map((h) => h.connected)} />
-        <Sparkline label="Online agents" values={live.history.map((h) => h.online)} />
-        <Sparkline label="Active tasks" values={live.history.map((h) => h.active_tasks)} />
+        <Sparkline label="Connected agents" values={[...live.history.map((h) => h.connected), connected]} />
+        <Sparkline label="Online agents" values={[...live.history.map((h) => h.online), s.online]} />
+        <Sparkline label="Active tasks" values={[...live.history.map((h) => h.active_tasks), activeTasks]} />
       </section>
       <div class="grid">
         <Counts title="By version" counts={s.by_version} />
