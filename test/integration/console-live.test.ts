@@ -6,14 +6,21 @@
  * cacheable, inside the first-load budget.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
+import { unzipSync } from 'fflate';
 import WebSocket from 'ws';
+import type { LambdaHttpEvent } from '../../gateway/http/lambda-adapter.js';
+import { createManagerLambda } from '../../gateway/manager/lambda.js';
 import { LIVE_SOCKET_PATH } from '../../gateway/manager/live-socket.js';
+import { silentLogger } from '../../gateway/obs/logger.js';
 import { buildConsole } from '../../scripts/build-console.mjs';
+import { buildLambda } from '../../scripts/build-lambda.mjs';
+import { startTestDynamo } from '../helpers/dynalite.js';
 import { tempDir } from '../helpers/gateway.js';
-import { startTestManager, type TestManager } from '../helpers/manager-harness.js';
+import { AK, SECRET, SK, startTestManager, type TestManager } from '../helpers/manager-harness.js';
 
 const FIRST_LOAD_BUDGET = 250 * 1024;
 
@@ -203,4 +210,44 @@ test('without a built console, / says how to build it and the API still answers'
   assert.equal(res.status, 404);
   assert.match(await res.text(), /npm run build/);
   assert.equal((await m.call('GET', '/api/fleet/me')).status, 401);
+});
+
+test('on AWS the manager Lambda serves the console from its own zip, same origin as the API', async (t) => {
+  const out = tempDir(t, 'fg-lambda-');
+  const built = await buildLambda('manager', out);
+  const zip = unzipSync(readFileSync(built.zip));
+  const consoleFiles = Object.keys(zip).filter((f) => f.startsWith('dist/console/'));
+  assert.ok(consoleFiles.includes('dist/console/index.html'), consoleFiles.join(', '));
+  assert.equal(consoleFiles.filter((f) => /^dist\/console\/assets\/app-\w+\.(js|css)$/.test(f)).length, 2);
+
+  const db = await startTestDynamo();
+  t.after(() => db.close());
+  const { handler } = createManagerLambda({
+    client: db.client,
+    tablePrefix: db.prefix,
+    secret: Buffer.from(SECRET),
+    aksk: [[AK, SK]],
+    logger: silentLogger(),
+    consoleDir: `${built.dir}/dist/console`,
+  });
+  const event = (rawPath: string, headers: Record<string, string> = {}): LambdaHttpEvent =>
+    ({
+      version: '2.0',
+      routeKey: '$default',
+      rawPath,
+      rawQueryString: '',
+      headers: { host: 'manager.example', ...headers },
+      requestContext: { http: { method: 'GET', path: rawPath, sourceIp: '203.0.113.7' } },
+      isBase64Encoded: false,
+    }) as unknown as LambdaHttpEvent;
+  const page = await handler(event('/'), {});
+  assert.equal(page.statusCode, 200);
+  assert.match(String(page.headers?.['content-security-policy']), /script-src 'self'/);
+  const script = consoleFiles.find((f) => f.endsWith('.js'))!.replace('dist/console', '');
+  const js = await handler(event(script, { 'accept-encoding': 'gzip' }), {});
+  assert.equal(js.statusCode, 200);
+  assert.equal(js.isBase64Encoded, true);
+  assert.ok(gunzipSync(Buffer.from(js.body, 'base64')).length > 1000);
+  // No WebSocket behind API Gateway: the console polls this.
+  assert.equal((await handler(event('/api/fleet/live'), {})).statusCode, 401);
 });
