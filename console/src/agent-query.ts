@@ -1,8 +1,7 @@
 /**
- * The agents table's filters as Elkeid filter JSON for `POST /api/v1/agent/getStatus/filter`
- * (paged and sorted by the manager). Free text is matched as a literal substring.
+ * The agents table's filters (sent to `GET /api/fleet/agents`), and the agent documents of
+ * Elkeid's v1 listings (the task target preview, the agent page).
  */
-import type { Schemas } from './api/client';
 
 export interface AgentFilters {
   id: string;
@@ -23,26 +22,6 @@ export const NO_FILTERS: AgentFilters = {
   status: '',
   gateway: '',
 };
-
-const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').slice(0, 100);
-
-export function filterJson(f: AgentFilters): Schemas['Filter'] | undefined {
-  const filter: Array<{
-    key: string;
-    rules: Array<{ operator: string; value: unknown }>;
-    condition: string;
-  }> = [];
-  const rule = (key: string, operator: string, value: unknown) =>
-    filter.push({ key, rules: [{ operator, value }], condition: '$and' });
-  if (f.id.trim()) rule('agent_id', '$regex', literal(f.id.trim()));
-  if (f.hostname.trim()) rule('hostname', '$regex', literal(f.hostname.trim()));
-  if (f.ip.trim()) rule('intranet_ipv4', '$regex', literal(f.ip.trim()));
-  if (f.tag.trim()) rule('tags', '$eq', f.tag.trim());
-  if (f.version.trim()) rule('version', '$eq', f.version.trim());
-  if (f.status) rule('status', '$eq', f.status);
-  if (f.gateway.trim()) rule('gateway', '$eq', f.gateway.trim());
-  return filter.length > 0 ? ({ filter, condition: '$and' } as Schemas['Filter']) : undefined;
-}
 
 export interface AgentDoc {
   agent_id: string;

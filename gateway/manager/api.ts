@@ -10,6 +10,7 @@ import { createVerifier } from '../http/aksk.js';
 import { healthRoutes } from '../http/health-routes.js';
 import type { Handler } from '../http/types.js';
 import type { Logger } from '../obs/logger.js';
+import { agentIndexRoute, createAgentIndex } from './agent-index.js';
 import { type AgentReader, createAgentReader } from './agents.js';
 import { type ApiKeyStore, createApiKeyStore } from './apikeys.js';
 import { type AuditLog, createAuditLog } from './audit.js';
@@ -129,7 +130,7 @@ export function createManagerApi(o: ManagerApiOptions): ManagerApi {
   };
   const routes = [...elkeidRoutes(deps), ...fleetRoutes(deps), ...taskRoutes(deps)];
   const live = createLiveFeed({ routes: [...routes], logger: log, now });
-  routes.push(liveRoute(live));
+  routes.push(liveRoute(live), agentIndexRoute(createAgentIndex(deps)));
   const consoleRoutes = o.consoleDir === false ? [] : consoleAssets(o.consoleDir).routes;
   const requests = metric(
     o.registry,

@@ -782,6 +782,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/fleet/agents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Agents, paged, sorted and filtered by the manager (the console's agents table)
+         * @description Served from an index this manager process keeps of every agent (one Scan and one read of
+         *     the tag memberships, about 300 bytes an agent), rebuilt in the background when older than
+         *     10 s, so pages cost no store read; `fresh=1` waits for a rebuild. `id`, `hostname` and
+         *     `ip` match a case-insensitive substring; `tag`, `version`, `status` and `gateway` match
+         *     exactly. Ties of the sort key are ordered by agent ID.
+         */
+        get: operations["listAgents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/fleet/agents/{id}": {
         parameters: {
             query?: never;
@@ -1155,6 +1179,19 @@ export interface components {
             desired_limit: number | null;
             /** @description unix ms; null: no expiry */
             desired_limit_expires_at?: number | null;
+        };
+        AgentRow: {
+            agent_id: string;
+            hostname: string;
+            ips: string[];
+            /** @enum {unknown} */
+            status: "running" | "abnormal" | "offline";
+            version: string;
+            platform: string;
+            gateway: string;
+            tags: string[];
+            /** @description unix seconds */
+            last_heartbeat_time: number | null;
         };
         LiveSnapshot: {
             /** @description unix ms */
@@ -2664,6 +2701,54 @@ export interface operations {
             };
             400: components["responses"]["Invalid"];
             403: components["responses"]["Forbidden"];
+        };
+    };
+    listAgents: {
+        parameters: {
+            query?: {
+                /** @example 1 */
+                page?: number;
+                page_size?: number;
+                /** @example hostname */
+                sort?: "agent_id" | "hostname" | "status" | "version" | "platform" | "gateway" | "last_heartbeat_time";
+                /** @example desc */
+                order?: "asc" | "desc";
+                id?: string;
+                hostname?: string;
+                ip?: string;
+                tag?: string;
+                version?: string;
+                /** @example running */
+                status?: "running" | "abnormal" | "offline";
+                gateway?: string;
+                fresh?: "1";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description agents matching the filters */
+                        total: number;
+                        page: number;
+                        page_size: number;
+                        items: components["schemas"]["AgentRow"][];
+                        /** @description unix ms the index was built */
+                        as_of: number;
+                        /** @description agents in the index */
+                        indexed: number;
+                    };
+                };
+            };
+            400: components["responses"]["Invalid"];
         };
     };
     agent: {

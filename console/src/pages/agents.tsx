@@ -1,32 +1,50 @@
 import { useState } from 'preact/hooks';
-import { type AgentDoc, type AgentFilters, filterJson, type ModelPage, NO_FILTERS } from '../agent-query';
-import { get, post } from '../api/client';
+import { type AgentFilters, NO_FILTERS } from '../agent-query';
+import { get, post, type Schemas } from '../api/client';
+import type { paths } from '../api/openapi.gen';
 import { canWrite, go, picked, useApp } from '../app-state';
 import { Empty, ErrorBox, errorText, Field, Loading, Time, useAsync, useConfirm } from '../ui';
 
-const COLUMNS: Array<[keyof AgentDoc & string, string]> = [
-  ['agent_id', 'Agent ID'],
-  ['hostname', 'Host name'],
-  ['intranet_ipv4', 'IP'],
-  ['status', 'Status'],
-  ['version', 'Version'],
-  ['platform', 'Platform'],
-  ['gateway', 'Gateway'],
-  ['tags', 'Tags'],
-  ['last_heartbeat_time', 'Last heartbeat'],
+type Row = Schemas['AgentRow'];
+type SortKey = NonNullable<NonNullable<ListQuery>['sort']>;
+type ListQuery = paths['/api/fleet/agents']['get']['parameters']['query'];
+
+/** Columns; those with a sort key are sorted by the manager. */
+const COLUMNS: Array<[keyof Row, string, SortKey | undefined]> = [
+  ['agent_id', 'Agent ID', 'agent_id'],
+  ['hostname', 'Host name', 'hostname'],
+  ['ips', 'IP', undefined],
+  ['status', 'Status', 'status'],
+  ['version', 'Version', 'version'],
+  ['platform', 'Platform', 'platform'],
+  ['gateway', 'Gateway', 'gateway'],
+  ['tags', 'Tags', undefined],
+  ['last_heartbeat_time', 'Last heartbeat', 'last_heartbeat_time'],
 ];
 
-export async function listAgents(f: AgentFilters, page: number, pageSize: number, sort?: [string, 1 | -1]) {
-  const query = {
-    page,
-    page_size: pageSize,
-    ...(sort ? { order_key: sort[0], order_value: sort[1] } : {}),
-  };
-  const body = filterJson(f);
-  const r = body
-    ? await post('/api/v1/agent/getStatus/filter', { query, body })
-    : await get('/api/v1/agent/getStatus', { query });
-  return r as ModelPage<AgentDoc>;
+export function listAgents(
+  f: AgentFilters,
+  page: number,
+  pageSize: number,
+  sort: [SortKey, 1 | -1],
+  fresh: boolean,
+) {
+  return get('/api/fleet/agents', {
+    query: {
+      page,
+      page_size: pageSize,
+      sort: sort[0],
+      order: sort[1] === 1 ? 'asc' : 'desc',
+      id: f.id.trim(),
+      hostname: f.hostname.trim(),
+      ip: f.ip.trim(),
+      tag: f.tag.trim(),
+      version: f.version.trim(),
+      status: f.status,
+      gateway: f.gateway.trim(),
+      fresh: fresh ? '1' : undefined,
+    },
+  });
 }
 
 function Filters({ value, onApply }: { value: AgentFilters; onApply(f: AgentFilters): void }) {
@@ -131,7 +149,7 @@ function BulkActions({ ids, done }: { ids: string[]; done(msg: string): void }) 
   );
 }
 
-function cell(a: AgentDoc, key: string) {
+function cell(a: Row, key: keyof Row) {
   if (key === 'agent_id') return <a href={`#/agents/${encodeURIComponent(a.agent_id)}`}>{a.agent_id}</a>;
   if (key === 'last_heartbeat_time')
     return <Time ms={a.last_heartbeat_time ? a.last_heartbeat_time * 1000 : null} />;
@@ -146,10 +164,15 @@ export function AgentsPage() {
   const [filters, setFilters] = useState(NO_FILTERS);
   const [page, setPage] = useState(1);
   const [pageSize, setPageSize] = useState(100);
-  const [sort, setSort] = useState<[string, 1 | -1] | undefined>(undefined);
+  const [sort, setSort] = useState<[SortKey, 1 | -1]>(['agent_id', 1]);
+  const [fresh, setFresh] = useState(0);
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [notice, setNotice] = useState<string | undefined>(undefined);
-  const list = useAsync(() => listAgents(filters, page, pageSize, sort), [filters, page, pageSize, sort]);
+  const list = useAsync(
+    () => listAgents(filters, page, pageSize, sort, fresh > 0),
+    [filters, page, pageSize, sort, fresh],
+  );
+  const pages = list.data ? Math.max(1, Math.ceil(list.data.total / list.data.page_size)) : 1;
   const items = list.data?.items ?? [];
   const toggle = (id: string) => {
     const next = new Set(selected);
@@ -157,7 +180,7 @@ export function AgentsPage() {
     else next.add(id);
     setSelected(next);
   };
-  const sortBy = (key: string) => setSort(sort?.[0] === key ? [key, sort[1] === 1 ? -1 : 1] : [key, 1]);
+  const sortBy = (key: SortKey) => setSort(sort[0] === key ? [key, sort[1] === 1 ? -1 : 1] : [key, 1]);
   return (
     <>
       <h1>Agents</h1>
@@ -174,7 +197,8 @@ export function AgentsPage() {
           done={(msg) => {
             setNotice(msg);
             setSelected(new Set());
-            list.reload();
+            // Our own change: wait for the manager's index to include it.
+            setFresh((n) => n + 1);
           }}
         />
       ) : null}
@@ -203,15 +227,25 @@ export function AgentsPage() {
                     />
                   </th>
                 ) : null}
-                {COLUMNS.map(([key, label]) => (
+                {COLUMNS.map(([key, label, sortKey]) => (
                   <th
                     key={key}
-                    aria-sort={sort?.[0] === key ? (sort[1] === 1 ? 'ascending' : 'descending') : 'none'}
+                    aria-sort={
+                      sortKey && sort[0] === sortKey
+                        ? sort[1] === 1
+                          ? 'ascending'
+                          : 'descending'
+                        : undefined
+                    }
                   >
-                    <button type="button" class="link" onClick={() => sortBy(key)}>
-                      {label}
-                      {sort?.[0] === key ? (sort[1] === 1 ? ' ▲' : ' ▼') : ''}
-                    </button>
+                    {sortKey ? (
+                      <button type="button" class="link" onClick={() => sortBy(sortKey)}>
+                        {label}
+                        {sort[0] === sortKey ? (sort[1] === 1 ? ' ▲' : ' ▼') : ''}
+                      </button>
+                    ) : (
+                      label
+                    )}
                   </th>
                 ))}
               </tr>
@@ -244,9 +278,9 @@ export function AgentsPage() {
             Previous
           </button>
           <span>
-            Page {list.data.page} of {Math.max(1, list.data.pages)} · {list.data.total} agents
+            Page {list.data.page} of {pages} · {list.data.total} agents
           </span>
-          <button type="button" disabled={page >= list.data.pages} onClick={() => setPage(page + 1)}>
+          <button type="button" disabled={page >= pages} onClick={() => setPage(page + 1)}>
             Next
           </button>
           <select

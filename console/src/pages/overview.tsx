@@ -70,7 +70,9 @@ export function OverviewPage() {
   const s = live.stats;
   const connected = live.gateways.filter((g) => g.alive).reduce((n, g) => n + g.connected, 0);
   // The history's samples are 10 s apart; the charts end at the values shown now.
-  const activeTasks = live.tasks.filter((t) => t.task_status === 'created' || t.task_status === 'running').length;
+  const activeTasks = live.tasks.filter(
+    (t) => t.task_status === 'created' || t.task_status === 'running',
+  ).length;
   return (
     <>
       <h1>Overview</h1>
