@@ -1,8 +1,10 @@
 /**
  * `npm run bench:console`: how long the console's agents table takes to get a page of 100 rows
  * from the manager with N agents (default 10,000) on the embedded store (dynalite in this
- * process), through the manager's own handler (no network): the first page, a deep page, a page
- * sorted by host name, a page filtered by status, as the console asks for them. Prints the median
+ * process), through the manager's own handler (no network): `GET /api/fleet/agents` (the
+ * console's, over the manager's agent index: the first request builds it, the next are served
+ * from it) and, for contrast, Elkeid's v1 listings (a Scan each): the first page, a deep page, a
+ * page sorted by host name, a page filtered by status. Prints the median
  * and the slowest of --runs runs each; the issue's budget is 300 ms for a page of 100 rows.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -109,6 +111,21 @@ async function main(): Promise<void> {
     condition: '$and',
   });
   const cases: Array<[string, string, string, string]> = [
+    ['index: first request (builds it)', 'GET', '/api/fleet/agents', 'page=1&page_size=100'],
+    ['index: page 50', 'GET', '/api/fleet/agents', 'page=50&page_size=100'],
+    [
+      'index: sorted by host name, descending',
+      'GET',
+      '/api/fleet/agents',
+      'page=1&page_size=100&sort=hostname&order=desc',
+    ],
+    [
+      'index: filtered by status and IP',
+      'GET',
+      '/api/fleet/agents',
+      'page=1&page_size=100&status=abnormal&ip=10.0.1',
+    ],
+    ['index: rebuilt (fresh=1)', 'GET', '/api/fleet/agents', 'page=1&page_size=100&fresh=1'],
     ['first page', 'GET', '/api/v1/agent/getStatus', 'page=1&page_size=100'],
     ['page 50 (deep)', 'GET', '/api/v1/agent/getStatus', 'page=50&page_size=100'],
     [
@@ -133,12 +150,13 @@ async function main(): Promise<void> {
         remoteAddress: '127.0.0.1',
       });
       ms.push(performance.now() - started);
-      const body = JSON.parse(String(res.body)) as {
-        code: number;
-        data: { items: unknown[]; total: number };
-      };
-      if (body.code !== 0) throw new Error(`${label}: ${String(res.body).slice(0, 200)}`);
-      if (r === 0) console.log(`  ${label}: ${body.data.items.length} rows of ${body.data.total}`);
+      const parsed = JSON.parse(String(res.body)) as { code?: number; data?: unknown };
+      // v1 answers in Elkeid's envelope, /api/fleet plainly.
+      const page = (p.startsWith('/api/v1/') ? parsed.data : parsed) as { items: unknown[]; total: number };
+      if (res.status !== 200 || (parsed.code ?? 0) !== 0) {
+        throw new Error(`${label}: ${String(res.body).slice(0, 200)}`);
+      }
+      if (r === 0) console.log(`  ${label}: ${page.items.length} rows of ${page.total}`);
     }
     ms.sort((a, b) => a - b);
     console.log(
