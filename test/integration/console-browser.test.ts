@@ -199,7 +199,10 @@ test('the operator console in Chromium against fleetgate all and simulated agent
     .nth(AGENTS - 1)
     .waitFor();
   assert.equal(await page.getByTestId('agent-row').count(), AGENTS);
-  await page.getByRole('button', { name: 'Agent ID' }).click(); // sorted by the manager
+  // Sorted by the manager: by agent ID, descending, then ascending again.
+  await page.getByRole('button', { name: 'Agent ID' }).click();
+  await page.getByTestId('agent-row').first().filter({ hasText: 'console-agent-11' }).waitFor();
+  await page.getByRole('button', { name: 'Agent ID' }).click();
   await page.getByTestId('agent-row').first().filter({ hasText: 'console-agent-00' }).waitFor();
   for (let i = 0; i < 5; i++) await page.getByLabel(`select console-agent-0${i}`).check();
   await page.getByLabel('Tag for the selected agents').fill('canary');

@@ -154,6 +154,8 @@ function cell(a: Row, key: keyof Row) {
   if (key === 'last_heartbeat_time')
     return <Time ms={a.last_heartbeat_time ? a.last_heartbeat_time * 1000 : null} />;
   if (key === 'status') return <span class={`badge ${a.status}`}>{a.status}</span>;
+  // Two addresses fit the column; the agent's page lists all.
+  if (key === 'ips') return a.ips.length > 2 ? `${a.ips.slice(0, 2).join(', ')}, …` : a.ips.join(', ');
   const v = a[key];
   return Array.isArray(v) ? v.join(', ') : String(v ?? '');
 }
