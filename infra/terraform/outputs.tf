@@ -104,3 +104,8 @@ output "sizing" {
     kafka_volume_capped            = local.derived_volume_gib >= 16384
   }
 }
+
+output "console_url" {
+  description = "URL of the operator console: the manager Lambda serves it from its zip on its HTTP API's $default route, same origin as the API (docs/deploy.md)."
+  value       = "${module.manager.api_endpoint}/"
+}
