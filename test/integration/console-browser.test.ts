@@ -4,7 +4,8 @@
  * simulated agents (loadtest/sim) that find the gateways through discovery. An operator signs in;
  * the overview shows exactly the connected agent count; five agents are tagged from the table; a
  * plugin task to the tag reaches 100 % succeeded on its page without a reload (pushed over the
- * WebSocket); draining a gateway moves its agents to the other; a viewer sees no action; sign out.
+ * WebSocket); draining a gateway moves its agents to the other; a viewer sees no action (and,
+ * without a WebSocket, the console polls); sign out.
  * Each page's screenshot goes to docs/console/ (shown in the README).
  */
 import assert from 'node:assert/strict';
@@ -294,12 +295,19 @@ test('the operator console in Chromium against fleetgate all and simulated agent
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('button', { name: 'Sign in' }).waitFor();
 
-  // A viewer sees no action, and the server refuses one anyway.
+  // A viewer sees no action, and the server refuses one anyway. This session has no WebSocket
+  // (as behind API Gateway): the console polls and still shows the fleet.
+  await page.context().routeWebSocket(/\/api\/fleet\/live\/ws/, (ws) => ws.close());
   await signIn(page, f.url, VIEWER);
+  await page.getByTestId('live-mode').filter({ hasText: 'polling' }).waitFor();
   await page
     .getByTestId('connected-count')
     .filter({ hasText: String(AGENTS) })
     .waitFor();
+  // Usable on a narrow screen.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, 'overview-narrow');
+  await page.setViewportSize({ width: 1280, height: 800 });
   const actions =
     /Add tag|Remove tag|Create task|New task|Drain|Set limit|Clear limit|Rebalance|Cancel task|Review and save|Create user|Revoke/;
   for (const where of ['agents', 'gateways', 'tasks', 'configs']) {
