@@ -104,8 +104,9 @@ export function attachLiveSocket(app: TemplatedApp, o: LiveSocketOptions): { clo
   const sockets = new Set<LiveWs>();
   const perAddress = new Map<string, number>();
 
-  function end(ws: LiveWs, code: number, reason: string): void {
-    const d = ws.getUserData();
+  // Every helper takes the socket's data object: uWS throws on any call on a closed socket,
+  // getUserData() included, and an answer awaited here can arrive after the close.
+  function end(ws: LiveWs, d: SocketData, code: number, reason: string): void {
     if (d.closed) return;
     m.closed.inc({ reason });
     log.info({ peer: d.address, principal: d.principal?.id, code, reason }, 'console socket closed');
@@ -113,45 +114,45 @@ export function attachLiveSocket(app: TemplatedApp, o: LiveSocketOptions): { clo
     ws.end(code, reason);
   }
 
-  function send(ws: LiveWs, message: unknown): void {
-    if (ws.getUserData().closed) return;
+  function send(ws: LiveWs, d: SocketData, message: unknown): void {
+    if (d.closed) return;
     ws.send(JSON.stringify(message), false);
   }
 
-  function push(ws: LiveWs, s: LiveSnapshot): void {
+  function push(ws: LiveWs, d: SocketData, s: LiveSnapshot): void {
+    if (d.closed) return;
     // A reader that does not keep up misses snapshots rather than growing our buffer.
     if (ws.getBufferedAmount() > maxBuffered) return;
-    send(ws, { type: 'snapshot', data: s });
+    send(ws, d, { type: 'snapshot', data: s });
   }
 
-  async function authenticate(ws: LiveWs, credential: string): Promise<void> {
-    const d = ws.getUserData();
+  async function authenticate(ws: LiveWs, d: SocketData, credential: string): Promise<void> {
     d.authenticating = true;
     const principal = await o.authenticate(credential, d.address).catch(() => undefined);
     d.authenticating = false;
     if (d.closed) return;
     if (!principal) {
-      end(ws, LiveClose.AuthFailed, 'auth failed');
+      end(ws, d, LiveClose.AuthFailed, 'auth failed');
       return;
     }
     d.principal = principal;
     d.credential = credential;
     clearTimeout(d.timer);
-    d.timer = setInterval(() => void recheck(ws), recheckMs);
+    d.timer = setInterval(() => void recheck(ws, d), recheckMs);
     d.timer.unref();
-    send(ws, { type: 'hello', principal });
-    d.unsubscribe = o.feed.subscribe((s) => push(ws, s));
+    send(ws, d, { type: 'hello', principal });
+    d.unsubscribe = o.feed.subscribe((s) => push(ws, d, s));
     o.feed.snapshot().then(
-      (s) => push(ws, s),
+      (s) => push(ws, d, s),
       (err: unknown) => log.warn({ err }, 'console socket: first snapshot failed'),
     );
   }
 
-  async function recheck(ws: LiveWs): Promise<void> {
-    const d = ws.getUserData();
+  async function recheck(ws: LiveWs, d: SocketData): Promise<void> {
     if (d.closed || !d.credential) return;
     const still = await o.authenticate(d.credential, d.address).catch(() => undefined);
-    if (!still) end(ws, LiveClose.AuthFailed, 'credential revoked or expired');
+    if (d.closed) return;
+    if (!still) end(ws, d, LiveClose.AuthFailed, 'credential revoked or expired');
     else d.principal = still;
   }
 
@@ -161,29 +162,29 @@ export function attachLiveSocket(app: TemplatedApp, o: LiveSocketOptions): { clo
     d.messages = d.messages.filter((t) => now - t < 10_000);
     d.messages.push(now);
     if (d.messages.length > maxMessages) {
-      end(ws, LiveClose.TooManyMessages, 'too many messages');
+      end(ws, d, LiveClose.TooManyMessages, 'too many messages');
       return;
     }
     let parsed: { type?: unknown; token?: unknown };
     try {
       parsed = JSON.parse(Buffer.from(message).toString('utf8')) as typeof parsed;
     } catch {
-      end(ws, LiveClose.BadMessage, 'not JSON');
+      end(ws, d, LiveClose.BadMessage, 'not JSON');
       return;
     }
     if (parsed?.type === 'auth' && typeof parsed.token === 'string') {
       if (d.principal || d.authenticating) {
-        end(ws, LiveClose.BadMessage, 'already authenticated');
+        end(ws, d, LiveClose.BadMessage, 'already authenticated');
         return;
       }
-      void authenticate(ws, parsed.token.slice(0, 1024));
+      void authenticate(ws, d, parsed.token.slice(0, 1024));
       return;
     }
     if (parsed?.type === 'ping') {
-      send(ws, { type: 'pong' });
+      send(ws, d, { type: 'pong' });
       return;
     }
-    end(ws, LiveClose.BadMessage, 'unknown message');
+    end(ws, d, LiveClose.BadMessage, 'unknown message');
   }
 
   app.ws<SocketData>(LIVE_SOCKET_PATH, {
@@ -226,7 +227,7 @@ export function attachLiveSocket(app: TemplatedApp, o: LiveSocketOptions): { clo
       perAddress.set(d.address, (perAddress.get(d.address) ?? 0) + 1);
       m.gauge.set(sockets.size);
       d.timer = setTimeout(() => {
-        if (!d.principal) end(ws, LiveClose.AuthTimeout, 'no auth message in time');
+        if (!d.principal) end(ws, d, LiveClose.AuthTimeout, 'no auth message in time');
       }, authTimeoutMs);
       d.timer.unref();
     },
@@ -247,7 +248,7 @@ export function attachLiveSocket(app: TemplatedApp, o: LiveSocketOptions): { clo
 
   return {
     close() {
-      for (const ws of [...sockets]) end(ws, 1001, 'manager stopping');
+      for (const ws of [...sockets]) end(ws, ws.getUserData(), 1001, 'manager stopping');
     },
   };
 }

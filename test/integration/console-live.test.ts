@@ -251,3 +251,32 @@ test('on AWS the manager Lambda serves the console from its own zip, same origin
   // No WebSocket behind API Gateway: the console polls this.
   assert.equal((await handler(event('/api/fleet/live'), {})).statusCode, 401);
 });
+
+test('sockets closed while their auth, recheck or snapshot is in flight leave the manager serving', async (t) => {
+  const m = await startTestManager(t, {
+    api: { consoleDir: false, userCacheMs: 0 },
+    liveSocket: { recheckMs: 5 },
+  });
+  const token = await m.user('quinn', 'viewer');
+  const failures: unknown[] = [];
+  const onRejection = (err: unknown) => failures.push(err);
+  process.on('unhandledRejection', onRejection);
+  t.after(() => process.off('unhandledRejection', onRejection));
+  for (let round = 0; round < 3; round++) {
+    const clients = await Promise.all(Array.from({ length: 10 }, () => connect(m)));
+    for (const [i, c] of clients.entries()) {
+      c.ws.send(JSON.stringify({ type: 'auth', token }));
+      // Closed at once, after the hello, or after a few rechecks.
+      if (i % 3 === 1) await c.next('hello');
+      if (i % 3 === 2) await new Promise((r) => setTimeout(r, 20));
+      c.ws.terminate();
+    }
+    await Promise.all(clients.map((c) => c.closed));
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(failures, []);
+  const c = await connect(m);
+  c.ws.send(JSON.stringify({ type: 'auth', token }));
+  await c.next('snapshot');
+  c.ws.close();
+});
