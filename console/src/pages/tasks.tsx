@@ -102,6 +102,14 @@ export function TaskPage({ id }: { id: string }) {
           {pct} % succeeded · {counts.done} succeeded, {counts.failed} failed, {counts.running} waiting of{' '}
           {task.id_count}
         </p>
+        {canWrite(me) && active && (task.counts.released ?? 0) < task.id_count ? (
+          <ReleaseMore
+            id={id}
+            released={task.counts.released ?? 0}
+            total={task.id_count}
+            onDone={fetched.reload}
+          />
+        ) : null}
         {canWrite(me) && active ? (
           <button type="button" class="danger" onClick={() => void cancel()}>
             Cancel task
@@ -144,6 +152,34 @@ export function TaskPage({ id }: { id: string }) {
       </section>
       {dialog}
     </>
+  );
+}
+
+/** A rolling run: release a further share of the task's agents. */
+function ReleaseMore(p: { id: string; released: number; total: number; onDone(): void }) {
+  const [percent, setPercent] = useState('100');
+  const [error, setError] = useState<string | undefined>(undefined);
+  const release = async () => {
+    setError(undefined);
+    try {
+      const share = Math.min(100, Math.max(1, Number(percent) || 100)) / 100;
+      await post('/api/fleet/tasks/{id}/run', { params: { id: p.id }, body: { rolling_percent: share } });
+      p.onDone();
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return (
+    <p class="actions">
+      {p.released} of {p.total} released.
+      <Field label="Release another (% of the task)">
+        <input inputMode="numeric" value={percent} onInput={(e) => setPercent(e.currentTarget.value)} />
+      </Field>
+      <button type="button" onClick={() => void release()}>
+        Release
+      </button>
+      <ErrorBox error={error} />
+    </p>
   );
 }
 
