@@ -39,7 +39,10 @@ export interface LiveFeed {
   /** Calls `listener` with each pushed snapshot until the returned function is called. */
   subscribe(listener: (s: LiveSnapshot) => void): () => void;
   readonly subscribers: number;
-  /** Starts pushing (every pushMs while anyone listens) and sampling history (every sampleMs). */
+  /**
+   * Starts pushing (every pushMs while anyone listens); history is sampled every sampleMs from
+   * the first snapshot asked for (socket or poll) on, so an unwatched manager reads nothing.
+   */
   start(): void;
   stop(): void;
 }
@@ -98,7 +101,9 @@ export function createLiveFeed(o: LiveFeedOptions): LiveFeed {
   const listeners = new Set<(s: LiveSnapshot) => void>();
   let last: LiveSnapshot | undefined;
   let building: Promise<LiveSnapshot> | undefined;
-  let timers: NodeJS.Timeout[] = [];
+  let started = false;
+  let pushing: NodeJS.Timeout | undefined;
+  let sampling: NodeJS.Timeout | undefined;
 
   function sample(s: LiveSnapshot): void {
     const prev = history[history.length - 1];
@@ -138,6 +143,11 @@ export function createLiveFeed(o: LiveFeedOptions): LiveFeed {
   }
 
   function snapshot(): Promise<LiveSnapshot> {
+    // History is kept from the first look on: a manager nobody watches reads nothing.
+    if (started && !sampling) {
+      sampling = setInterval(() => void tick(false), sampleMs);
+      sampling.unref();
+    }
     if (last && now() - last.at < minBuildMs) return Promise.resolve(last);
     building ??= build().finally(() => {
       building = undefined;
@@ -165,14 +175,17 @@ export function createLiveFeed(o: LiveFeedOptions): LiveFeed {
       return listeners.size;
     },
     start() {
-      if (timers.length > 0) return;
-      timers = [setInterval(() => void tick(true), pushMs), setInterval(() => void tick(false), sampleMs)];
-      for (const t of timers) t.unref();
-      void tick(false);
+      if (started) return;
+      started = true;
+      pushing = setInterval(() => void tick(true), pushMs);
+      pushing.unref();
     },
     stop() {
-      for (const t of timers) clearInterval(t);
-      timers = [];
+      started = false;
+      clearInterval(pushing);
+      clearInterval(sampling);
+      pushing = undefined;
+      sampling = undefined;
     },
   };
 }
