@@ -2,6 +2,8 @@ export interface LambdaDef {
   /** Source module (repository-relative) that exports the handler. */
   source: string;
   export: string;
+  /** The zip also holds the built operator console under dist/console. */
+  console?: boolean;
 }
 export declare const LAMBDAS: Record<string, LambdaDef>;
 /** `gateway/discovery/lambda.ts` -> `gateway/discovery/lambda.handler`. */

@@ -18,14 +18,16 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { zipSync } from 'fflate';
+import { buildConsole } from './build-console.mjs';
 
 const root = path.join(import.meta.dirname, '..');
 
 /** Every Lambda function of the project: zip name -> source module exporting `handler`. */
 export const LAMBDAS = {
   discovery: { source: 'gateway/discovery/lambda.ts', export: 'handler' },
-  // The manager API behind its HTTP API: handler gateway/manager/lambda.handler.
-  manager: { source: 'gateway/manager/lambda.ts', export: 'handler' },
+  // The manager API behind its HTTP API: handler gateway/manager/lambda.handler. The zip also
+  // holds the operator console (dist/console), which the function serves at / (same origin).
+  manager: { source: 'gateway/manager/lambda.ts', export: 'handler', console: true },
   // The task dispatcher on an EventBridge schedule: handler gateway/manager/dispatcher-lambda.handler.
   dispatcher: { source: 'gateway/manager/dispatcher-lambda.ts', export: 'handler' },
 };
@@ -96,6 +98,12 @@ export async function buildLambda(name, outRoot) {
     [entry]: readFileSync(path.join(dir, entry)),
     [`${entry}.map`]: readFileSync(path.join(dir, `${entry}.map`)),
   };
+  if (fn.console) {
+    const c = await buildConsole(path.join(dir, 'dist', 'console'));
+    for (const f of ['index.html', `assets/${c.js}`, `assets/${c.css}`]) {
+      files[`dist/console/${f}`] = readFileSync(path.join(c.out, f));
+    }
+  }
   const zipEntries = Object.fromEntries(
     Object.keys(files)
       .sort()

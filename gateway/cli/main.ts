@@ -57,6 +57,12 @@ export function mainHelp(): string {
   ].join('\n');
 }
 
+/** Where a browser on this machine opens the console (a wildcard listen address is not browsable). */
+export function consoleUrl(host: string, port: number): string {
+  const browsable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `http://${browsable.includes(':') ? `[${browsable}]` : browsable}:${port}/`;
+}
+
 export function envHelp(): string {
   const width = Math.max(...ENV_DOC.map(([k]) => k.length));
   return [

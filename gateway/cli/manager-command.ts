@@ -11,7 +11,7 @@ import { SecretError } from '../manager/secret.js';
 import { createLogger } from '../obs/logger.js';
 import { createMetrics } from '../obs/metrics.js';
 import { openStore } from '../store/open.js';
-import { envHelp } from './main.js';
+import { consoleUrl, envHelp } from './main.js';
 import { preflight } from './preflight.js';
 
 function help(): string {
@@ -98,6 +98,7 @@ export async function runManager(argv: string[]): Promise<number> {
     [
       'fleetgate manager is up',
       `  manager API        http://${config.apiHost}:${role.port}   (store: ${store.kind})`,
+      `  operator console   ${consoleUrl(config.apiHost, role.port)}`,
       `  sign in            POST http://${config.advertiseHost}:${role.port}/api/v1/user/login {"username","password"}`,
       remote.length > 0
         ? `  registered as      hids_manage with ${remote.join(', ')}`

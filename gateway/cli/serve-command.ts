@@ -27,7 +27,7 @@ import { startControlApi } from '../roles/control-api.js';
 import { startGateway } from '../roles/gateway.js';
 import { gatewayRegistrations } from '../roles/gateway-registrations.js';
 import { type OpenedStore, openStore } from '../store/open.js';
-import { envHelp } from './main.js';
+import { consoleUrl, envHelp } from './main.js';
 import { type Preflight, preflight } from './preflight.js';
 
 const SHUTDOWN_GRACE_MS = 20_000;
@@ -148,7 +148,10 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
     });
     const m = manager;
     stops.push(() => m.close());
-    lines.push(`  manager API        http://${config.apiHost}:${manager.port}   (POST /api/v1/user/login)`);
+    lines.push(
+      `  manager API        http://${config.apiHost}:${manager.port}   (POST /api/v1/user/login)`,
+      `  operator console   ${consoleUrl(config.apiHost, manager.port)}`,
+    );
   }
 
   let drainGateway: (() => Promise<void>) | undefined;

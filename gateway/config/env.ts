@@ -164,6 +164,7 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
     'Lambda functions: Secrets Manager secret read into FLEETGATE_MANAGER_SECRET at cold start',
   ],
   ['FLEETGATE_LOG_LEVEL', 'info', 'pino level: fatal error warn info debug trace silent'],
+  ['FLEETGATE_CONSOLE_DIR', 'dist/console', 'the built operator console the manager serves at /'],
 ];
 
 /** Shortest AK/SK secret accepted: it is an HMAC key, guessable when short. */

@@ -192,7 +192,9 @@ export function toLambdaResult(response: HttpResponse): LambdaHttpResult {
     return { statusCode: response.status, headers, body: response.body, isBase64Encoded: false };
   }
   const type = headers['content-type'] ?? '';
-  if (TEXT_TYPE.test(type)) {
+  // A compressed body (the console's gzip assets) is bytes whatever its type says.
+  const encoded = (headers['content-encoding'] ?? 'identity') !== 'identity';
+  if (TEXT_TYPE.test(type) && !encoded) {
     return {
       statusCode: response.status,
       headers,

@@ -40,6 +40,12 @@ export interface ServeUwsOptions extends ServeHttpOptions {
   registry?: Registry;
   /** Warned when uWS was wanted but node:http serves. */
   logger?: Pick<Logger, 'warn'>;
+  /**
+   * Called with the uWS app before the catch-all HTTP route is added and before listening:
+   * where a role attaches more uWS routes (the manager's console WebSocket, live-socket.ts).
+   * Never called on the node:http engine (the console then polls).
+   */
+  attach?: (app: TemplatedApp) => void;
 }
 
 export type UwsServer = ServedHttp;
@@ -119,10 +125,11 @@ function closeApp(app: TemplatedApp): void {
   if (typeof closable.close === 'function') closable.close();
 }
 
-function serveNative(uws: NativeUws, handler: Handler, opts: ServeHttpOptions): Promise<ServedHttp> {
+function serveNative(uws: NativeUws, handler: Handler, opts: ServeUwsOptions): Promise<ServedHttp> {
   const maxBodyBytes = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const budget: UnverifiedBudget = { free: opts.maxUnverifiedBytes ?? DEFAULT_MAX_UNVERIFIED_BYTES };
   const app = uws.App();
+  opts.attach?.(app);
 
   app.any('/*', (res, req) => {
     // uWS's request object is only valid until this callback returns: read everything now.

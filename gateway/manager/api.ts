@@ -10,11 +10,14 @@ import { createVerifier } from '../http/aksk.js';
 import { healthRoutes } from '../http/health-routes.js';
 import type { Handler } from '../http/types.js';
 import type { Logger } from '../obs/logger.js';
+import { agentIndexRoute, createAgentIndex } from './agent-index.js';
 import { type AgentReader, createAgentReader } from './agents.js';
 import { type ApiKeyStore, createApiKeyStore } from './apikeys.js';
 import { type AuditLog, createAuditLog } from './audit.js';
 import { type ConfigStore, createConfigStore } from './configs.js';
+import { consoleAssets } from './console-assets.js';
 import type { ManagerDeps } from './deps.js';
+import { createLiveFeed, type LiveFeed, liveRoute } from './live-feed.js';
 import { createRateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { createManagerRouter, type ManagerRoute } from './router.js';
 import { elkeidRoutes } from './routes/elkeid.js';
@@ -55,6 +58,8 @@ export interface ManagerApiOptions {
   auditRetentionDays?: number;
   /** Task engine options (fan-out guard, result data types, the gateway call in tests). */
   tasks?: Partial<Omit<TaskServiceOptions, 'aksk'>>;
+  /** The built operator console (console-assets.ts); default dist/console, `false` serves none. */
+  consoleDir?: string | false;
 }
 
 export interface ManagerApi {
@@ -71,6 +76,8 @@ export interface ManagerApi {
   /** The task engine (tasks/service.ts) and the context its dispatcher shares. */
   tasks: TaskService;
   taskContext: TaskContext;
+  /** What the console shows live (the WebSocket pushes it, GET /api/fleet/live answers it). */
+  live: LiveFeed;
 }
 
 function metric<T>(registry: Registry, name: string, make: () => T): T {
@@ -122,6 +129,9 @@ export function createManagerApi(o: ManagerApiOptions): ManagerApi {
     sortLimit: o.sortLimit ?? 100_000,
   };
   const routes = [...elkeidRoutes(deps), ...fleetRoutes(deps), ...taskRoutes(deps)];
+  const live = createLiveFeed({ routes: [...routes], logger: log, now });
+  routes.push(liveRoute(live), agentIndexRoute(createAgentIndex(deps)));
+  const consoleRoutes = o.consoleDir === false ? [] : consoleAssets(o.consoleDir).routes;
   const requests = metric(
     o.registry,
     'fleetgate_manager_http_requests_total',
@@ -147,7 +157,7 @@ export function createManagerApi(o: ManagerApiOptions): ManagerApi {
   );
   const handler = createManagerRouter({
     routes,
-    openRoutes: healthRoutes({ registry: o.registry, ready: o.ready ?? (() => true) }),
+    openRoutes: [...healthRoutes({ registry: o.registry, ready: o.ready ?? (() => true) }), ...consoleRoutes],
     users,
     apiKeys,
     tokens,
@@ -162,5 +172,19 @@ export function createManagerApi(o: ManagerApiOptions): ManagerApi {
       seconds.observe({ route }, s);
     },
   });
-  return { handler, routes, store, users, apiKeys, tokens, audit, agents, tags, configs, tasks, taskContext };
+  return {
+    handler,
+    routes,
+    store,
+    users,
+    apiKeys,
+    tokens,
+    audit,
+    agents,
+    tags,
+    configs,
+    tasks,
+    taskContext,
+    live,
+  };
 }

@@ -10,6 +10,7 @@
  * Per warm container: the DynamoDB client, the user/API-key caches (3–5 s), the AK/SK replay
  * cache and the rate-limit buckets, so rate limits and replay refusal apply per container.
  */
+import path from 'node:path';
 import { Registry } from 'prom-client';
 import { loadConfig } from '../config/env.js';
 import { type LambdaHandler, toLambdaHandler } from '../http/lambda-adapter.js';
@@ -47,6 +48,10 @@ async function fromEnvironment(): Promise<LambdaHandler> {
     secret: secret.secret,
     aksk: config.aksk ?? [],
     logger,
+    // The console is in the function's zip (scripts/build-lambda.mjs) under dist/console.
+    consoleDir:
+      process.env.FLEETGATE_CONSOLE_DIR ??
+      path.join(process.env.LAMBDA_TASK_ROOT ?? process.cwd(), 'dist', 'console'),
   });
   if (config.admin) await ensureFirstAdmin(api.users, config.admin);
   return handler;

@@ -21,6 +21,7 @@ import {
 } from './agent-status-writer.js';
 import { createManagerApi, type ManagerApi, type ManagerApiOptions } from './api.js';
 import { createStoreConfigSource } from './configs.js';
+import { attachLiveSocket, type LivePrincipal } from './live-socket.js';
 import { resolveManagerSecret } from './secret.js';
 import { createDispatcher, type Dispatcher, type DispatcherOptions } from './tasks/dispatcher.js';
 import { createResultSink, deliverDirect, type ResultSink } from './tasks/result-sink.js';
@@ -59,6 +60,8 @@ export interface ManagerRoleOptions {
     | Partial<Omit<DispatcherOptions, 'ctx' | 'client' | 'tablePrefix' | 'aksk' | 'logger' | 'registry'>>;
   /** Batching of the in-process task-result sink. */
   resultSink?: { flushMs?: number; batchSize?: number; maxBuffer?: number };
+  /** Bounds of the console's WebSocket (live-socket.ts); tests shorten them. */
+  liveSocket?: Partial<Omit<Parameters<typeof attachLiveSocket>[1], 'feed' | 'authenticate' | 'logger'>>;
 }
 
 export type HeartbeatWriterFactory = (
@@ -87,7 +90,8 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
   const log = o.logger.child({ component: 'manager' });
   const { config } = o;
   // Refused here, before anything listens (hardening.md §5 test 28).
-  const secret = resolveManagerSecret({ env: o.env ?? process.env, dataDir: config.dataDir });
+  const env = o.env ?? process.env;
+  const secret = resolveManagerSecret({ env, dataDir: config.dataDir });
   if (secret.source === 'generated') {
     log.warn(
       { file: secret.file },
@@ -103,6 +107,7 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
     logger: o.logger,
     registry: o.registry,
     ready: () => ready,
+    ...(env.FLEETGATE_CONSOLE_DIR ? { consoleDir: env.FLEETGATE_CONSOLE_DIR } : {}),
     ...o.api,
   });
   const first = await ensureFirstAdmin(api.users, config.admin);
@@ -115,6 +120,7 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
     }
     log.info({ username: first.username, fromEnv: !first.generatedPassword }, 'first admin created');
   }
+  let liveSocket: { close(): void } | undefined;
   const server = await serveUws(api.handler, {
     host: config.apiHost ?? config.host,
     port: config.managerPort,
@@ -122,7 +128,17 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
     onError: (err) => log.error({ err }, 'manager handler failed'),
     registry: o.registry,
     logger: log,
+    attach: (app) => {
+      liveSocket = attachLiveSocket(app, {
+        feed: api.live,
+        authenticate: (credential, peer) => whoIs(api, credential, peer),
+        logger: o.logger,
+        registry: o.registry,
+        ...o.liveSocket,
+      });
+    },
   });
+  api.live.start();
   const port = server.port;
   let registrar: Registrar | undefined;
   if (o.registrar) {
@@ -175,10 +191,31 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
       }),
     async close() {
       ready = 'stopping';
+      api.live.stop();
+      liveSocket?.close();
       await dispatcher?.stop();
       await taskResults.close();
       await registrar?.stop();
       server.close();
     },
   };
+}
+
+/**
+ * A credential's principal, as the manager's router decides it (session token or API key,
+ * revocation, disabled owners, rate limits): the console socket asks `GET /api/fleet/me` with
+ * it instead of re-implementing authentication.
+ */
+async function whoIs(api: ManagerApi, credential: string, peer: string): Promise<LivePrincipal | undefined> {
+  const res = await api.handler({
+    method: 'GET',
+    path: '/api/fleet/me',
+    query: '',
+    headers: { authorization: `Bearer ${credential}` },
+    body: Buffer.alloc(0),
+    remoteAddress: peer,
+  });
+  if (res.status !== 200) return undefined;
+  const me = JSON.parse(String(res.body)) as { kind: string; id: string; role: string };
+  return { kind: me.kind, id: me.id, role: me.role };
 }

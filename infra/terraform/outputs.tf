@@ -114,3 +114,8 @@ output "nat_public_ips" {
   description = "Public addresses of the NAT gateways this deployment created (none in an existing VPC)."
   value       = module.network.nat_public_ips
 }
+
+output "console_url" {
+  description = "URL of the operator console: the manager Lambda serves it from its zip on its HTTP API's $default route, same origin as the API (docs/deploy.md)."
+  value       = "${module.manager.api_endpoint}/"
+}

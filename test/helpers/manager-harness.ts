@@ -60,6 +60,7 @@ export async function startTestManager(
     print?: (s: string) => void;
     admin?: boolean;
     dispatcher?: ManagerRoleOptions['dispatcher'];
+    liveSocket?: ManagerRoleOptions['liveSocket'];
   } = {},
 ): Promise<TestManager> {
   // One after-hook, run last-in first-out: writers stop before the manager, the manager before the store.
@@ -87,6 +88,7 @@ export async function startTestManager(
     print: o.print ?? (() => {}),
     ...(o.api ? { api: o.api } : {}),
     ...(o.dispatcher !== undefined ? { dispatcher: o.dispatcher } : {}),
+    ...(o.liveSocket ? { liveSocket: o.liveSocket } : {}),
   });
   stack.push(() => role.close());
   const base = `http://127.0.0.1:${role.port}`;

@@ -39,6 +39,8 @@ const EXPECTED: Record<string, Expect> = {
   'POST /api/v1/getTags': 'read',
   'GET /api/fleet/me': 'user',
   'GET /api/fleet/stats': 'read',
+  'GET /api/fleet/live': 'read',
+  'GET /api/fleet/agents': 'read',
   'GET /api/fleet/gateways': 'read',
   'GET /api/fleet/gateways/:id/limit': 'read',
   'PUT /api/fleet/gateways/:id/limit': 'write',
