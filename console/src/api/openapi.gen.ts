@@ -1197,7 +1197,7 @@ export interface components {
             status: "running" | "abnormal" | "offline";
             version: string;
             platform: string;
-            /** @description the fleetgate gateway holding the agent (the agent document's fleet_gateway) */
+            /** @description the gateway holding the agent (fleet_gateway) */
             gateway: string;
             tags: string[];
             /** @description unix seconds */
