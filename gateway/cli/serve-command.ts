@@ -25,6 +25,7 @@ import { writePkiDir } from '../pki/certs.js';
 import { pkiExists } from '../pki/tls-context.js';
 import { startControlApi } from '../roles/control-api.js';
 import { startGateway } from '../roles/gateway.js';
+import { advertisedLimit, gatewayReadiness, watchReadiness } from '../roles/gateway-readiness.js';
 import { gatewayRegistrations } from '../roles/gateway-registrations.js';
 import { type OpenedStore, openStore } from '../store/open.js';
 import { envHelp } from './main.js';
@@ -180,6 +181,8 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
       // Task results go to the task service of the manager in this process (batched).
       ...(taskResults ? { taskResults } : {}),
     });
+    const readiness = gatewayReadiness({ draining: () => gateway.draining, sink });
+    const sinkReady = () => sink.health().ready;
     const control = await startControlApi({
       host: config.host,
       port: config.httpPort,
@@ -188,13 +191,13 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
       metrics,
       logger,
       aksk,
-      ready: () => (gateway.draining ? 'draining' : true),
+      ready: readiness,
     });
     const registrar = startGatewayRegistrar(config, {
       grpcPort: gateway.grpcPort,
       httpPort: control.port,
       load: () => gateway.sessions.size,
-      limit: () => gateway.sessions.effectiveLimit,
+      limit: () => advertisedLimit(gateway.sessions.effectiveLimit, gateway.sessions.size, sinkReady()),
       store: registryStore,
       aksk,
       logger,
@@ -226,7 +229,10 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
         })
       : undefined;
     shedder?.start();
+    // Not ready (spool full or its disk failing): tell discovery now, not at the next renewal.
+    const stopWatch = watchReadiness(sinkReady, () => void registrar?.registerNow());
     drainGateway = async () => {
+      stopWatch();
       shedder?.stop();
       // Leave discovery first, so no agent is sent here while we drain.
       await registrar?.stop();

@@ -142,7 +142,18 @@ export function createMetrics(registry = new Registry()) {
     }),
     spoolFullWaits: new Gauge({
       name: 'fleetgate_spool_full_waits',
-      help: 'appends that waited because the spool was at its size bound (agents were slowed, nothing dropped)',
+      help: 'appends that waited because the spool was at its size bound or its disk failed (agents were slowed, nothing dropped)',
+      registers: r,
+    }),
+    spoolDiskErrors: new Counter({
+      name: 'fleetgate_spool_disk_errors_total',
+      help: 'spool disk operations that failed and are retried (op: write or ack; code: ENOSPC, EIO, ...)',
+      labelNames: ['op', 'code'],
+      registers: r,
+    }),
+    spoolBlocked: new Gauge({
+      name: 'fleetgate_spool_blocked',
+      help: '1 while spool writes fail (disk full, I/O error): agents are paused and the gateway is not ready',
       registers: r,
     }),
     uploads: new Counter({
