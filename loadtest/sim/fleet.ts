@@ -203,6 +203,8 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
       scenario: o.scenario,
       stats,
       onStream: (index, up) => tracker.onStream(index, up),
+      // Every record is numbered per agent under the run's id (sequence.ts, `fleetgate sim verify`).
+      run: idSeed,
     });
     agents.push(a);
     if (spacing > 0) setTimeout(() => a.start(), i * spacing).unref();
@@ -224,7 +226,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   clearInterval(progress);
   for (const t of timers) clearTimeout(t);
   tracker.stopping = true;
-  for (const a of agents) a.stop();
+  await Promise.all(agents.map((a) => a.stop()));
   const end = withDisruption(snapshot(stats, o.agents, startedAt, true));
   end.reconnectMs.push(...collected.reconnectMs);
   end.commandLatencyMs.push(...collected.commandLatencyMs);
