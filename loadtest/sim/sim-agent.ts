@@ -19,8 +19,8 @@ import {
   type TransferStream,
 } from '../agent/raw-agent.js';
 import { agentHeader, execRecord, heartbeatRecord, prng } from '../bench/payloads.js';
-import { numberBody } from './sequence.js';
 import { AGENT, type EventKind, pickEvent, type Scenario } from './scenario.js';
+import { numberBody } from './sequence.js';
 
 export interface SimEnv {
   tls: AgentTls;
