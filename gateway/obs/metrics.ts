@@ -114,6 +114,12 @@ export function createMetrics(registry = new Registry()) {
       labelNames: ['path'],
       registers: r,
     }),
+    messagesDiscarded: new Counter({
+      name: 'fleetgate_grpc_messages_discarded_total',
+      help: 'messages a client sent after its call ended that were not handled (after an error status, or past the 2 s grace after a graceful one)',
+      labelNames: ['method'],
+      registers: r,
+    }),
     spoolShipped: new Counter({
       name: 'fleetgate_spool_shipped_records_total',
       help: 'records shipped from the spool to Kafka',
