@@ -28,6 +28,7 @@ import { startGateway } from '../roles/gateway.js';
 import { advertisedLimit, gatewayReadiness, watchReadiness } from '../roles/gateway-readiness.js';
 import { gatewayRegistrations } from '../roles/gateway-registrations.js';
 import { type OpenedStore, openStore } from '../store/open.js';
+import { type StoreHealth, watchStoreHealth } from '../store/store-health.js';
 import { envHelp } from './main.js';
 
 const SHUTDOWN_GRACE_MS = 20_000;
@@ -127,6 +128,7 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
   }
 
   let drainGateway: (() => Promise<void>) | undefined;
+  let storeHealth: StoreHealth | undefined;
   if (withGateway) {
     if (!pkiExists(config.pkiDir)) {
       const hosts = [...new Set([config.advertiseHost, '127.0.0.1', 'localhost'])];
@@ -138,10 +140,22 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
     }
     // A gateway with a store (the process's own, or a configured DynamoDB next to a Lambda
     // manager) writes agent status, pushes configs and applies load control itself.
+    // The store is not needed to take records: the gateway starts and serves agents while it is
+    // down (tables are created in the background), and reports itself degraded meanwhile.
     if (!opened && (config.dynamodbEndpoint !== undefined || config.awsRegion !== undefined)) {
-      const store = await openStore(config, { logger, ensure: config.dynamodbEndpoint !== undefined });
+      const store = await openStore(config, { logger, ensure: false });
       opened = store;
-      stops.push(() => store.close());
+      const health = watchStoreHealth({
+        client: store.client,
+        logger,
+        registry: metrics.registry,
+        ...(config.dynamodbEndpoint !== undefined ? { ensurePrefix: config.tablePrefix } : {}),
+      });
+      storeHealth = health;
+      stops.push(() => {
+        health.stop();
+        return store.close();
+      });
     }
     const storeClient = opened?.client;
     const configSource =
@@ -181,7 +195,11 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
       // Task results go to the task service of the manager in this process (batched).
       ...(taskResults ? { taskResults } : {}),
     });
-    const readiness = gatewayReadiness({ draining: () => gateway.draining, sink });
+    const readiness = gatewayReadiness({
+      draining: () => gateway.draining,
+      sink,
+      degraded: () => (storeHealth?.available === false ? [`store unavailable: ${storeHealth.cause}`] : []),
+    });
     const sinkReady = () => sink.health().ready;
     const control = await startControlApi({
       host: config.host,

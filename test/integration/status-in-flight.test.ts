@@ -159,8 +159,8 @@ test('SIGTERM of the gateway process: every record written before the agent saw 
     void consumer.run({
       eachMessage: async ({ message }) => {
         const mq = grpc.MQData.decode(message.value!);
-        let set = stored.get(mq.AgentID);
-        if (!set) stored.set(mq.AgentID, (set = new Set()));
+        const set = stored.get(mq.AgentID) ?? new Set<number>();
+        stored.set(mq.AgentID, set);
         set.add(Number(mq.AgentTime));
         if (++read === v.read) resolve();
       },
