@@ -283,14 +283,20 @@ export async function runServe(role: Role, argv: string[]): Promise<number> {
       }
       stopping = true;
       logger.info({ signal }, 'shutting down');
+      // Once drained and stopped, exit: a client's keep-alive socket or an SDK timer must not
+      // hold a drained process for seconds (the exit waits at most this long for them).
+      const exit = (code: number) => {
+        resolve(code);
+        setTimeout(() => process.exit(code), 250).unref();
+      };
       (async () => {
         await drainGateway?.();
         for (const s of stops.reverse()) await s();
       })().then(
-        () => resolve(0),
+        () => exit(0),
         (err: unknown) => {
           logger.error({ err }, 'shutdown failed');
-          resolve(1);
+          exit(1);
         },
       );
     };
