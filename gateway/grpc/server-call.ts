@@ -129,6 +129,7 @@ export class ServerCall {
       this.#drain();
     });
     this.stream.on('end', () => {
+      if (this.#readEnded) return; // already taken by #takeBuffered
       this.#readEnded = true;
       if (this.#readingOn) clearTimeout(this.#readingOn);
       try {

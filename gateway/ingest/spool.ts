@@ -382,7 +382,7 @@ export class Spool {
       this.#retryTimer = null;
       this.#startFlushLoop().catch(() => undefined);
     }, this.#retryMs);
-    this.#retryTimer.unref();
+    // Not unref'd: appends are waiting on it, which is work this process still has to do.
   }
 
   #unblock(): void {
@@ -434,8 +434,8 @@ export class Spool {
     if (group.every((a) => a.frames.length === 0)) return;
     // A retried group may have been partly made durable already (a segment sealed mid-group):
     // those entries are on disk under their seqs and must not be written twice.
-    const last = this.#segments.at(-1);
-    const durableNext = last ? last.firstSeq + last.count : 0;
+    // (Acked entries are durable too, even when their segment is already deleted.)
+    const durableNext = this.#durableNextSeq();
     let run: Buffer[] = [];
     let runBytes = 0;
     for (const a of group) {

@@ -226,8 +226,12 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   clearInterval(progress);
   for (const t of timers) clearTimeout(t);
   tracker.stopping = true;
-  await Promise.all(agents.map((a) => a.stop()));
+  // Stopping waits for each agent's status (nothing sent is lost); the report is the run's end,
+  // while still connected. No record is sent during the stop.
+  for (const a of agents) a.halt();
   const end = withDisruption(snapshot(stats, o.agents, startedAt, true));
+  await Promise.all(agents.map((a) => a.stop()));
+  end.recordsSent = stats.recordsSent;
   end.reconnectMs.push(...collected.reconnectMs);
   end.commandLatencyMs.push(...collected.commandLatencyMs);
   end.taskArrivals.push(...collected.taskArrivals);

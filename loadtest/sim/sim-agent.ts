@@ -230,10 +230,15 @@ export class SimAgent {
    * `graceMs`), so every record sent was read and stored before the connection goes: a run's
    * end loses nothing, and `fleetgate sim verify` counts only real loss.
    */
-  async stop(graceMs = 5000): Promise<void> {
+  /** Stops sending (no more ticks, heartbeats or reconnects); `stop` then closes the stream. */
+  halt(): void {
     this.#stopped = true;
     ticker.delete(this.index, this.#onTick);
     for (const t of this.#timers) clearInterval(t);
+  }
+
+  async stop(graceMs = 5000): Promise<void> {
+    this.halt();
     const s = this.#stream;
     if (s && !s.stream.closed && !s.stream.destroyed) {
       s.stream.end();
