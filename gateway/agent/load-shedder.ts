@@ -190,7 +190,7 @@ export function createLoadShedder(o: LoadShedderOptions): LoadShedder {
     for (const s of victims) {
       closing.add(s);
       recent.push(t);
-      s.close(Status.OK, 'connection limit lowered: reconnect through discovery');
+      s.close(Status.OK, 'connection limit lowered: reconnect through discovery', { goaway: true });
       o.onShed?.(s.agentId, t);
     }
     shed += victims.length;

@@ -108,9 +108,12 @@ export class AgentSession {
 
   /**
    * Ends the agent's stream with a status (OK = Elkeid's server-initiated close), after the
-   * records already received from it have reached the sink.
+   * records already received from it have reached the sink; what the agent sent before it saw
+   * the status is still read and stored for a short grace (ServerCall.endAfterPending).
    */
-  close(code: StatusCode = Status.OK, message = ''): void {
+  close(code: StatusCode = Status.OK, message = '', o: { goaway?: boolean } = {}): void {
+    // GOAWAY first: the agent opens no new stream on this connection and redials (discovery).
+    if (o.goaway) this.#call.stream.session?.close();
     this.#call.endAfterPending(code, message);
   }
 

@@ -139,6 +139,14 @@ export function createTransferHandler(deps: TransferDeps) {
         { agentId: session.agentId, peer: session.peer, code: end.code, records: session.records },
         end.cancelled ? 'agent disconnected' : 'agent stream ended',
       );
+      if (end.discarded > 0) {
+        // Sent after an error status, or past the grace after a graceful one: not stored.
+        metrics.messagesDiscarded.inc({ method: TRANSFER_METHOD }, end.discarded);
+        log.warn(
+          { agentId: session.agentId, peer: session.peer, code: end.code, messages: end.discarded },
+          'messages the agent sent after its stream ended were not stored',
+        );
+      }
     });
 
     const onMessage = (message: Buffer): void | Promise<void> => {

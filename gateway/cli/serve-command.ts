@@ -25,8 +25,10 @@ import { createMetrics } from '../obs/metrics.js';
 import { serverCertificateNames } from '../pki/server-names.js';
 import { startControlApi } from '../roles/control-api.js';
 import { startGateway } from '../roles/gateway.js';
+import { advertisedLimit, gatewayReadiness, watchReadiness } from '../roles/gateway-readiness.js';
 import { gatewayRegistrations } from '../roles/gateway-registrations.js';
 import { type OpenedStore, openStore } from '../store/open.js';
+import { type StoreHealth, watchStoreHealth } from '../store/store-health.js';
 import { consoleUrl, envHelp } from './main.js';
 import { type Preflight, preflight } from './preflight.js';
 
@@ -155,6 +157,7 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
   }
 
   let drainGateway: (() => Promise<void>) | undefined;
+  let storeHealth: StoreHealth | undefined;
   if (withGateway) {
     if (pre.generatedPki) {
       logger.warn(
@@ -164,10 +167,22 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
     }
     // A gateway with a store (the process's own, or a configured DynamoDB next to a Lambda
     // manager) writes agent status, pushes configs and applies load control itself.
+    // The store is not needed to take records: the gateway starts and serves agents while it is
+    // down (tables are created in the background), and reports itself degraded meanwhile.
     if (!opened && (config.dynamodbEndpoint !== undefined || config.awsRegion !== undefined)) {
-      const store = await openStore(config, { logger, ensure: config.dynamodbEndpoint !== undefined });
+      const store = await openStore(config, { logger, ensure: false });
       opened = store;
-      stops.push(() => store.close());
+      const health = watchStoreHealth({
+        client: store.client,
+        logger,
+        registry: metrics.registry,
+        ...(config.dynamodbEndpoint !== undefined ? { ensurePrefix: config.tablePrefix } : {}),
+      });
+      storeHealth = health;
+      stops.push(() => {
+        health.stop();
+        return store.close();
+      });
     }
     const storeClient = opened?.client;
     const configSource =
@@ -219,6 +234,12 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
       // Task results go to the task service of the manager in this process (batched).
       ...(taskResults ? { taskResults } : {}),
     });
+    const readiness = gatewayReadiness({
+      draining: () => gateway.draining,
+      sink,
+      degraded: () => (storeHealth?.available === false ? [`store unavailable: ${storeHealth.cause}`] : []),
+    });
+    const sinkReady = () => sink.health().ready;
     const control = await startControlApi({
       host: config.apiHost,
       port: config.httpPort,
@@ -227,13 +248,13 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
       metrics,
       logger,
       aksk,
-      ready: () => (gateway.draining ? 'draining' : true),
+      ready: readiness,
     });
     const registrar = startGatewayRegistrar(config, {
       grpcPort: gateway.grpcPort,
       httpPort: control.port,
       load: () => gateway.sessions.size,
-      limit: () => gateway.sessions.effectiveLimit,
+      limit: () => advertisedLimit(gateway.sessions.effectiveLimit, gateway.sessions.size, sinkReady()),
       store: registryStore,
       aksk,
       logger,
@@ -267,7 +288,10 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
         })
       : undefined;
     shedder?.start();
+    // Not ready (spool full or its disk failing): tell discovery now, not at the next renewal.
+    const stopWatch = watchReadiness(sinkReady, () => void registrar?.registerNow());
     drainGateway = async () => {
+      stopWatch();
       await protection?.stop();
       shedder?.stop();
       // Leave discovery first, so no agent is sent here while we drain.
@@ -314,14 +338,20 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
       }
       stopping = true;
       logger.info({ signal }, 'shutting down');
+      // Once drained and stopped, exit: a client's keep-alive socket or an SDK timer must not
+      // hold a drained process for seconds (the exit waits at most this long for them).
+      const exit = (code: number) => {
+        resolve(code);
+        setTimeout(() => process.exit(code), 250).unref();
+      };
       (async () => {
         await drainGateway?.();
         for (const s of stops.reverse()) await s();
       })().then(
-        () => resolve(0),
+        () => exit(0),
         (err: unknown) => {
           logger.error({ err }, 'shutdown failed');
-          resolve(1);
+          exit(1);
         },
       );
     };

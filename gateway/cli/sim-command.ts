@@ -30,9 +30,11 @@ import {
 import { type RollingTaskRun, rollingTaskReport, runRollingTask } from '../../loadtest/sim/rolling-task.js';
 import { disruptDelayMs, SCENARIOS, type Scenario } from '../../loadtest/sim/scenario.js';
 import { baseUrl } from '../discovery/registrar.js';
+import { runSimVerify, verifyAfterRun } from './sim-verify.js';
 
 const HELP = `usage: fleetgate sim [options]
        fleetgate sim merge FILE... [--json OUT]
+       fleetgate sim verify --kafka BROKERS --topic TOPIC --run ID [--sent N]
 
 Simulates stock Elkeid agents: each holds a real mTLS HTTP/2 connection with its own AgentID,
 asks discovery and dials in the order given (or --gateway), sends snappy-framed RawData every
@@ -51,6 +53,9 @@ last result, the result counts and the release-to-arrival time at the agents. On
 the invocation with --manager are targeted (at most 7,084: the manager's id_list cap); when
 several machines' reports are merged, that invocation's rollingTask section is kept as it is, so
 run the other machines with another scenario (e.g. steady) of the same duration.
+Every record is numbered per agent (its body carries fleetgate_sim_run = the run id printed at
+start, and fleetgate_sim_seq = 1, 2, 3, …), so --verify-kafka (or \`fleetgate sim verify\` later)
+can read the topic back and count sent / stored / missing / duplicated / out-of-order records.
 
 options:
   --agents N             agents (default 100)
@@ -84,12 +89,18 @@ options:
   --api-key KEY          rolling-task: a manager API key fgk_<id>_<secret> (operator role), sent
                          as X-Api-Key; or set FLEETGATE_SIM_API_KEY (keeps it off the command line)
   --rolling-percent P    rolling-task: share of the agents each run releases (default ${SCENARIOS['rolling-task']!.disrupt!.rollingPercent})
+  --verify-kafka BROKERS after the run, read --verify-topic back from offset 0 (comma-separated
+                         brokers, plaintext) and add a "verify" section; exit status 1 if any
+                         record sent is missing
+  --verify-topic TOPIC   the topic the gateway produces to (FLEETGATE_KAFKA_TOPIC)
+  --verify-wait S        keep reading up to S seconds for missing records (default 60: a gateway
+                         may still be shipping its spool)
   --json FILE            write the report as JSON (format fleetgate-sim/1: counts, errors, and the
                          latency HdrHistograms compressed, so reports of many processes and
                          machines merge exactly with \`fleetgate sim merge\`)
   --help
 
-Run \`fleetgate sim merge --help\` for merging reports.`;
+Run \`fleetgate sim merge --help\` for merging reports, \`fleetgate sim verify --help\` for checking a topic.`;
 
 const MERGE_HELP = `usage: fleetgate sim merge FILE... [--json OUT]
 
@@ -172,6 +183,7 @@ export function formatProgress(s: FleetSnapshot, prev: FleetSnapshot | undefined
 
 export async function runSim(argv: string[]): Promise<number> {
   if (argv[0] === 'merge') return runSimMerge(argv.slice(1));
+  if (argv[0] === 'verify') return runSimVerify(argv.slice(1));
   let v: Record<string, string | boolean | undefined>;
   try {
     ({ values: v } = parseArgs({
@@ -199,6 +211,9 @@ export async function runSim(argv: string[]): Promise<number> {
         'api-key': { type: 'string' },
         'rolling-percent': { type: 'string' },
         json: { type: 'string' },
+        'verify-kafka': { type: 'string' },
+        'verify-topic': { type: 'string' },
+        'verify-wait': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -291,6 +306,10 @@ export async function runSim(argv: string[]): Promise<number> {
     console.error(`fleetgate sim: --sd "${v.sd}" is not host:port or an http(s) URL`);
     return 2;
   }
+  if ((v['verify-kafka'] === undefined) !== (v['verify-topic'] === undefined)) {
+    console.error('fleetgate sim: --verify-kafka and --verify-topic go together');
+    return 2;
+  }
   const pkiDir = path.resolve(String(v.pki ?? path.join(process.env.FLEETGATE_DATA_DIR ?? './data', 'pki')));
   const agents = num('agents', 100);
   const processes = Math.max(1, num('processes', 1));
@@ -326,7 +345,7 @@ export async function runSim(argv: string[]): Promise<number> {
     onProgress,
   };
   console.error(
-    `simulating ${agents} agents (${scenario.name}, ${scenario.durationS}s) in ${processes} process(es) on ${os.hostname()}`,
+    `simulating ${agents} agents (${scenario.name}, ${scenario.durationS}s) in ${processes} process(es) on ${os.hostname()}, run id ${idSeed}`,
   );
   const startedAt = new Date();
   const parent = scheduleDisruption(scenario, disruptActions);
@@ -349,9 +368,20 @@ export async function runSim(argv: string[]): Promise<number> {
       ? { rollingTask: rollingTaskReport(rollingRun, report.taskArrivals, startedAt.getTime()) }
       : {}),
   });
-  console.log(JSON.stringify(printable(summary), null, 2));
-  if (typeof v.json === 'string') writeFileSync(v.json, `${JSON.stringify(summary, null, 2)}\n`);
-  return 0;
+  const verify =
+    typeof v['verify-kafka'] === 'string' && typeof v['verify-topic'] === 'string'
+      ? await verifyAfterRun({
+          brokers: v['verify-kafka'],
+          topic: v['verify-topic'],
+          run: idSeed,
+          sent: report.recordsSent,
+          waitS: num('verify-wait', 60),
+        })
+      : undefined;
+  const full = { ...summary, run: idSeed, ...(verify ? { verify } : {}) };
+  console.log(JSON.stringify(printable(full), null, 2));
+  if (typeof v.json === 'string') writeFileSync(v.json, `${JSON.stringify(full, null, 2)}\n`);
+  return verify && verify.missing > 0 ? 1 : 0;
 }
 
 /**

@@ -83,6 +83,13 @@ export function registryJson(inst: RegistryInstance, nowMs: number): string {
 export interface PreparedEntry {
   json: string;
   expiresAtMs: number;
+  /** `name|ip|port`: which registrant (instanceId). */
+  id: string;
+}
+
+/** The identity of one registrant in discovery's own bookkeeping. */
+export function instanceId(i: { name: string; ip: string; port: number }): string {
+  return `${i.name}|${i.ip}|${i.port}`;
 }
 
 /** Instances in answer order, grouped into runs of equal load that are shuffled per request. */
@@ -112,7 +119,7 @@ export function prepareDetail(instances: readonly RegistryInstance[], nowMs: num
     part.sort((a, b) => a.key - b.key);
     let lastKey = Number.NaN;
     for (const { key, inst } of part) {
-      const entry = { json: registryJson(inst, nowMs), expiresAtMs: inst.expiresAtMs };
+      const entry = { json: registryJson(inst, nowMs), expiresAtMs: inst.expiresAtMs, id: instanceId(inst) };
       if (key === lastKey) groups[groups.length - 1]!.push(entry);
       else groups.push([entry]);
       lastKey = key;
@@ -124,13 +131,15 @@ export function prepareDetail(instances: readonly RegistryInstance[], nowMs: num
 /**
  * The JSON array of at most `count` instances in answer order, ties shuffled with `random`.
  * With `liveAfterMs`, instances that expired since `prepareDetail` are left out too; a stale
- * answer (store unreachable) passes undefined, so that it never shrinks to nothing.
+ * answer (store unreachable) passes undefined and `keep`, which decides from what the node
+ * heard itself (routes.ts).
  */
 export function pickDetail(
   prepared: PreparedDetail,
   count: number,
   liveAfterMs: number | undefined,
   random: () => number = Math.random,
+  keep?: (e: PreparedEntry) => boolean,
 ): string {
   let out = '[';
   let n = 0;
@@ -154,6 +163,7 @@ export function pickDetail(
     for (const e of members) {
       if (n >= count) break;
       if (liveAfterMs !== undefined && e.expiresAtMs <= liveAfterMs) continue;
+      if (keep && !keep(e)) continue;
       out += n === 0 ? e.json : `,${e.json}`;
       n++;
     }

@@ -16,7 +16,15 @@ import { healthRoutes } from '../http/health-routes.js';
 import { createRouter } from '../http/router.js';
 import type { Handler, HttpRequest, HttpResponse, Route } from '../http/types.js';
 import type { Logger } from '../obs/logger.js';
-import { goJson, type PreparedDetail, pickDetail, prepareDetail, sortKeysDeep } from './balance.js';
+import {
+  goJson,
+  instanceId,
+  type PreparedDetail,
+  type PreparedEntry,
+  pickDetail,
+  prepareDetail,
+  sortKeysDeep,
+} from './balance.js';
 import { CachedValue, type CacheTiming, DEFAULT_CACHE_TIMING, type Read } from './cache.js';
 import type { DiscoveryMetrics } from './metrics.js';
 import type { RegisterInput, RegistryStore } from './registry-store.js';
@@ -179,6 +187,23 @@ export function discoveryRoutes(opts: DiscoveryRoutesOptions): DiscoveryRoutes {
     }
   }
 
+  // What this node heard from registrants itself, whatever the store made of it: while the
+  // store is down (stale answers) a gateway that deregistered, or whose renewals stopped for
+  // longer than the TTL, is left out, and one that keeps renewing through this node stays.
+  const heard = new Map<string, number>(); // instanceId -> last register request
+  const evicted = new Set<string>();
+  const ttlMs = store.ttlMs;
+  function heardFrom(id: string, at: number): void {
+    evicted.delete(id);
+    heard.set(id, at);
+    if (heard.size > 100_000) for (const [k, t] of heard) if (t < at - ttlMs) heard.delete(k);
+  }
+  function keepWhenStale(e: PreparedEntry): boolean {
+    if (evicted.has(e.id)) return false;
+    const t = now();
+    return e.expiresAtMs > t || (heard.get(e.id) ?? Number.NEGATIVE_INFINITY) > t - ttlMs;
+  }
+
   const details = new Map<string, CachedValue<DetailValue>>();
   function detailCache(name: string): CachedValue<DetailValue> {
     let c = details.get(name);
@@ -255,15 +280,16 @@ export function discoveryRoutes(opts: DiscoveryRoutesOptions): DiscoveryRoutes {
       '/registry/detail',
       r,
       (v, stale) =>
-        // A stale answer keeps instances that have expired since: the store cannot tell whether
-        // they renewed, and an empty list would strand every agent that asks.
-        `{"data":${pickDetail(v.prepared, count, stale ? undefined : now(), random)},"msg":"ok"}`,
+        // A stale answer cannot trust the stored expiry (renewals fail too): what this node
+        // heard decides (keepWhenStale).
+        `{"data":${pickDetail(v.prepared, count, stale ? undefined : now(), random, stale ? keepWhenStale : undefined)},"msg":"ok"}`,
     );
   }
 
   async function register(req: HttpRequest): Promise<HttpResponse> {
     const input = parseRegister(req.body);
     if (!input) return POST_DATA_ERROR();
+    heardFrom(instanceId(input), now());
     try {
       const { created } = await timed('register', () => store.register(input));
       if (created) details.get(input.name)?.invalidate();
@@ -278,6 +304,8 @@ export function discoveryRoutes(opts: DiscoveryRoutesOptions): DiscoveryRoutes {
     const b = parseObject(req.body);
     const key = b && parseInstanceKey(b);
     if (!key) return POST_DATA_ERROR();
+    evicted.add(instanceId(key));
+    heard.delete(instanceId(key));
     try {
       await timed('evict', () => store.evict(key.name, key.ip, key.port));
       details.get(key.name)?.invalidate();

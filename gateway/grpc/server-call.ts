@@ -25,7 +25,17 @@ export interface CallEnd {
   message: string;
   /** true when the client went away (RST_STREAM, session loss) before we sent a status. */
   cancelled: boolean;
+  /** Messages the client sent that were not handed to the handler (after an error, or past the grace). */
+  discarded: number;
 }
+
+/**
+ * After a graceful status (drain, load shedding, replacement) the client may still have messages
+ * in flight that it wrote before it saw the status: they are read and handled for this long, or
+ * until the client half-closes, whichever comes first.
+ */
+export const READ_AFTER_STATUS_MS = 2000;
+// (What arrived before the grace ends is handled even if that takes longer: see #readOn.)
 
 export type MessageHandler = (message: Buffer) => void | Promise<void>;
 
@@ -46,7 +56,17 @@ export class ServerCall {
   #closeListeners: Array<(end: CallEnd) => void> = [];
   #deadline: NodeJS.Timeout | undefined;
   #trailers: Record<string, string> | undefined;
-  #closing: { code: StatusCode; message: string } | undefined;
+  #closing: { code: StatusCode; message: string; readOnMs: number } | undefined;
+  /** After a graceful status: messages are still read and handled until this timer fires. */
+  #readingOn: NodeJS.Timeout | undefined;
+  /** Set when received messages are no longer handled (error end, grace over): counted, dropped. */
+  #discarding = false;
+  #discarded = 0;
+  /** A message cut off by the end of the stream (not handled; reported after the complete ones). */
+  #truncated: unknown;
+  /** The stream closed; listeners hear of it once every message received has been handled too. */
+  #streamClosed = false;
+  #closeEmitted = false;
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, opts: CallOptions) {
     this.stream = stream;
@@ -62,8 +82,9 @@ export class ServerCall {
       if (!this.#trailers) return;
       stream.sendTrailers(this.#trailers);
       // Only once the trailers are queued may we ask a still-sending client to stop (RST_STREAM
-      // NO_ERROR, RFC 9113 §8.1); earlier, the reset would overtake the status.
-      if (!this.#readEnded) this.#resetAfterStatus();
+      // NO_ERROR, RFC 9113 §8.1); earlier, the reset would overtake the status. After a graceful
+      // status the client gets its grace first (#readOn).
+      if (!this.#readEnded && this.#readingOn === undefined) this.#resetAfterStatus();
     });
     stream.once('close', () => this.#closed());
     if (opts.deadlineMs !== undefined) {
@@ -97,29 +118,36 @@ export class ServerCall {
     this.#onMessage = onMessage;
     this.#onHalfClose = onHalfClose;
     this.stream.on('data', (chunk: Buffer) => {
-      if (this.#ended) return;
       try {
-        for (const m of this.#reader.push(chunk)) this.#pending.push(m);
+        for (const m of this.#reader.push(chunk)) {
+          if (this.#discarding) this.#discarded++;
+          else this.#pending.push(m);
+        }
       } catch (err) {
+        this.#stopHandling();
         this.fail(err);
         return;
       }
       this.#drain();
     });
     this.stream.on('end', () => {
+      if (this.#readEnded) return; // already taken by #takeBuffered
       this.#readEnded = true;
+      if (this.#readingOn) clearTimeout(this.#readingOn);
       try {
         this.#reader.finish();
       } catch (err) {
-        this.fail(err);
-        return;
+        // A cut-off last message (e.g. the client reset its stream mid-write after our status):
+        // the complete messages before it are still handled; the error comes after them.
+        this.#truncated = err;
+        this.#discarded++;
       }
       this.#drain();
     });
   }
 
   #drain(): void {
-    while (!this.#busy && !this.#ended && this.#pending.length > 0) {
+    while (!this.#busy && !this.#discarding && this.#pending.length > 0) {
       const framed = this.#pending.shift()!;
       let result: void | Promise<void>;
       try {
@@ -128,6 +156,7 @@ export class ServerCall {
           : framed.payload;
         result = this.#onMessage!(message);
       } catch (err) {
+        this.#stopHandling();
         this.fail(err);
         return;
       }
@@ -137,23 +166,30 @@ export class ServerCall {
         result.then(
           () => {
             this.#busy = false;
-            if (this.#ended) return;
-            this.stream.resume();
+            // After the stream closed, what it delivered before is still handled.
+            if (!this.#discarding && !this.stream.destroyed) this.stream.resume();
             this.#drain();
           },
           (err: unknown) => {
             this.#busy = false;
+            this.#stopHandling();
             this.fail(err);
+            this.#maybeEmitClose();
           },
         );
         return;
       }
     }
+    this.#maybeEmitClose();
     if (this.#closing && !this.#busy && !this.#ended && this.#pending.length === 0 && this.#reader.idle) {
-      this.end(this.#closing.code, this.#closing.message);
+      this.#finish(this.#closing.code, this.#closing.message, this.#closing.readOnMs);
       return;
     }
-    if (!this.#busy && !this.#ended && this.#readEnded && this.#pending.length === 0) {
+    if (!this.#busy && !this.#discarding && this.#readEnded && this.#pending.length === 0) {
+      if (this.#truncated !== undefined) {
+        this.fail(this.#truncated);
+        return;
+      }
       const h = this.#onHalfClose;
       this.#onHalfClose = undefined;
       h?.();
@@ -184,30 +220,48 @@ export class ServerCall {
     return this.stream.write(frameMessage(payload), cb);
   }
 
-  /** Ends the call with a status; idempotent. */
+  /** Ends the call with a status; idempotent. What the client still sends is discarded. */
   end(code: StatusCode, message = ''): void {
+    this.#finish(code, message, 0);
+  }
+
+  /**
+   * Sends the status; with `readOnMs` > 0, messages the client sent before it saw the status are
+   * still read and handled until it half-closes or `readOnMs` passes (then RST_STREAM NO_ERROR).
+   */
+  #finish(code: StatusCode, message: string, readOnMs: number): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#end = { code, message, cancelled: false };
+    this.#end = { code, message, cancelled: false, discarded: 0 };
     if (this.#deadline) clearTimeout(this.#deadline);
     const stream = this.stream;
     if (stream.destroyed || stream.closed) return;
     const status: Record<string, string> = { 'grpc-status': String(code) };
     if (message) status['grpc-message'] = encodeGrpcMessage(message);
-    // Whatever the client still sends is discarded instead of leaving the stream paused.
     if (!this.#readEnded) {
-      stream.removeAllListeners('data');
-      stream.resume();
+      if (readOnMs > 0 && this.#onMessage) this.#readOn(readOnMs);
+      else this.#stopHandling();
     }
     if (!this.#headersSent) {
       // Trailers-only response: one HEADERS frame with END_STREAM.
       this.#headersSent = true;
       stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...status }, { endStream: true });
-      if (!this.#readEnded) this.#resetAfterStatus();
+      if (!this.#readEnded && this.#readingOn === undefined) this.#resetAfterStatus();
     } else {
       this.#trailers = status;
       stream.end();
     }
+  }
+
+  /**
+   * Keeps reading after the status until the client half-closes or the grace ends; then the
+   * client is told to stop (RST_STREAM NO_ERROR). Everything received until then — including
+   * what waits in the stream's buffer while the sink is slow — is still handled, in order: the
+   * receive window bounds it.
+   */
+  #readOn(ms: number): void {
+    this.#readingOn = setTimeout(() => this.#resetAfterStatus(), ms);
+    this.#readingOn.unref();
   }
 
   #resetAfterStatus(): void {
@@ -218,14 +272,26 @@ export class ServerCall {
   }
 
   /**
+   * From now on received messages are counted as discarded instead of handled, and the stream
+   * keeps flowing so it can close. A message being handled finishes.
+   */
+  #stopHandling(): void {
+    if (this.#discarding) return;
+    this.#discarding = true;
+    this.#discarded += this.#pending.length;
+    this.#pending = [];
+    if (!this.stream.destroyed) this.stream.resume();
+  }
+
+  /**
    * Ends the call once every message already received has been handed to the handler (graceful
    * drain): nothing the client has sent and we have read is left unprocessed. A message cut in
    * the middle of its frame cannot be processed and is not acknowledged to anyone.
    */
-  endAfterPending(code: StatusCode, message = ''): void {
+  endAfterPending(code: StatusCode, message = '', readOnMs = READ_AFTER_STATUS_MS): void {
     if (this.#ended || this.#closing) return;
-    this.#closing = { code, message };
-    if (!this.#busy && this.#pending.length === 0) this.end(code, message);
+    this.#closing = { code, message, readOnMs };
+    if (!this.#busy && this.#pending.length === 0) this.#finish(code, message, readOnMs);
   }
 
   /** Ends the call from an error: GrpcError keeps its status, anything else is INTERNAL. */
@@ -241,11 +307,49 @@ export class ServerCall {
 
   #closed(): void {
     if (this.#deadline) clearTimeout(this.#deadline);
+    if (this.#readingOn) clearTimeout(this.#readingOn);
     if (!this.#ended) {
       this.#ended = true;
-      this.#end = { code: Status.CANCELLED, message: 'client cancelled or connection lost', cancelled: true };
+      this.#end = {
+        code: Status.CANCELLED,
+        message: 'client cancelled or connection lost',
+        cancelled: true,
+        discarded: 0,
+      };
     }
-    const end = this.#end!;
+    this.#takeBuffered();
+    this.#streamClosed = true;
+    this.#maybeEmitClose();
+  }
+
+  /**
+   * A stream can be destroyed with data still in its read buffer: the agent's connection closed
+   * (after a GOAWAY, once its last stream ended) while this call was paused on a slow sink. That
+   * data arrived before the close and is handled like the rest (the 'data' listener gets it).
+   */
+  #takeBuffered(): void {
+    if (!this.#onMessage || this.#discarding || this.#readEnded) return;
+    if (this.stream.readableLength > 0) while (this.stream.read() !== null);
+    this.#readEnded = true;
+    try {
+      this.#reader.finish();
+    } catch (err) {
+      this.#truncated = err;
+      this.#discarded++;
+    }
+    this.#drain();
+  }
+
+  /**
+   * Tells the close listeners once the stream has closed and every message it delivered has been
+   * handled (or discarded): a drain that waits for the listeners waits for the records too.
+   */
+  #maybeEmitClose(): void {
+    if (!this.#streamClosed || this.#closeEmitted || this.#busy) return;
+    if (this.#pending.length > 0 && !this.#discarding) return;
+    this.#closeEmitted = true;
+    const end = { ...this.#end!, discarded: this.#discarded + this.#pending.length };
+    this.#pending = [];
     for (const l of this.#closeListeners) l(end);
     this.#closeListeners = [];
   }

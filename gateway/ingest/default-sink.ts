@@ -47,11 +47,13 @@ export async function createDefaultSink(
   tagsOf?: (agentId: string) => string,
 ): Promise<IngestPipeline> {
   const dir = path.join(config.dataDir, 'spool');
-  const spool = await openSpoolExclusive(dir);
+  let pipeline: IngestPipeline | undefined;
+  // A disk error (ENOSPC, EIO) makes the spool wait and retry; the pipeline counts and logs it.
+  const spool = await openSpoolExclusive(dir, { onDiskError: (e) => pipeline?.onDiskError(e) });
   logger.info({ dir, ...spool.stats(), recovery: spool.recovery }, 'spool open');
   // Unique per process start, so (gw, seq) never repeats across restarts.
   const gatewayId = `${os.hostname()}/${process.pid}-${randomBytes(4).toString('hex')}`;
-  return new IngestPipeline({
+  pipeline = new IngestPipeline({
     spool,
     kafka: config.kafkaBrokers.length > 0 ? kafkaOptionsFrom(config) : undefined,
     workers: config.workers,
@@ -60,4 +62,5 @@ export async function createDefaultSink(
     logger,
     ...(tagsOf ? { tagsOf } : {}),
   });
+  return pipeline;
 }

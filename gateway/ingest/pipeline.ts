@@ -22,8 +22,8 @@ import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
 import { installProduceEncoder } from './kafka/produce-hook.js';
 import { createRecordProducer, type ProducerOptions } from './kafka/producer.js';
-import type { IngestBatch, IngestSink } from './sink.js';
-import type { Spool } from './spool.js';
+import type { IngestBatch, IngestSink, SinkHealth } from './sink.js';
+import type { Spool, SpoolDiskError } from './spool.js';
 
 export interface PipelineOptions {
   spool: Spool;
@@ -40,7 +40,10 @@ export interface PipelineOptions {
   /** Entries per ship request and the retry back-off bounds. */
   shipBatch?: number;
   retryMinMs?: number;
+  /** Cap of the ship retry back-off: after a long outage Kafka is still probed this often (default 5 s). */
   retryMaxMs?: number;
+  /** At most one error log per this interval about spool disk errors (default 10 s). */
+  diskErrorLogMs?: number;
 }
 
 interface Runner {
@@ -137,6 +140,10 @@ export class IngestPipeline implements IngestSink {
   /** RawData waiting for the end of this event-loop turn to go out as one produce task. */
   #pending: Pending[] = [];
   #flushScheduled = false;
+  /** Disk errors since the last error log, and when that was (logged once per interval). */
+  #diskErrorsUnlogged = 0;
+  #diskErrorLoggedAt = 0;
+  #wasBlocked = false;
 
   constructor(o: PipelineOptions) {
     this.#o = o;
@@ -165,6 +172,43 @@ export class IngestPipeline implements IngestSink {
 
   get spooling(): boolean {
     return this.#spooling;
+  }
+
+  /**
+   * Not ready while the spool cannot take records (full, or its disk failing): the agents here
+   * are paused by HTTP/2 flow control, and new ones should go elsewhere.
+   */
+  health(): SinkHealth {
+    const spool = this.#o.spool;
+    if (!spool.isFull()) return { ready: true, reasons: [] };
+    const err = spool.blockedBy;
+    return {
+      ready: false,
+      reasons: [err ? `spool write failing: ${err.message}` : 'spool full (at its size bound)'],
+    };
+  }
+
+  /**
+   * The spool's disk error listener (SpoolOptions.onDiskError): counted in a metric for each
+   * failure, logged at error level at most once per interval with how many happened.
+   */
+  onDiskError(e: SpoolDiskError): void {
+    this.#o.metrics.spoolDiskErrors.inc({ op: e.op, code: e.code });
+    if (e.op === 'write') {
+      this.#o.metrics.spoolBlocked.set(1);
+      this.#wasBlocked = true;
+    }
+    this.#diskErrorsUnlogged++;
+    const now = Date.now();
+    if (now - this.#diskErrorLoggedAt < (this.#o.diskErrorLogMs ?? 10_000)) return;
+    this.#log.error(
+      { op: e.op, code: e.code, err: e.err, failures: this.#diskErrorsUnlogged, spool: this.#o.spool.dir },
+      e.op === 'write'
+        ? 'spool write failed: agents are paused and records held in memory until it succeeds (retrying)'
+        : 'spool ack write failed: shipping continues, the ack is retried',
+    );
+    this.#diskErrorsUnlogged = 0;
+    this.#diskErrorLoggedAt = now;
   }
 
   async write(batch: IngestBatch): Promise<void> {
@@ -278,6 +322,11 @@ export class IngestPipeline implements IngestSink {
     this.#o.metrics.spoolPending.set(s.entries);
     this.#o.metrics.spoolBytes.set(s.bytes);
     this.#o.metrics.spoolFullWaits.set(s.fullWaits);
+    this.#o.metrics.spoolBlocked.set(s.blocked ? 1 : 0);
+    if (this.#wasBlocked && !s.blocked) {
+      this.#wasBlocked = false;
+      this.#log.warn({ spool: this.#o.spool.dir }, 'spool writes succeed again: agents resume');
+    }
   }
 
   #startShipper(): void {
@@ -288,40 +337,54 @@ export class IngestPipeline implements IngestSink {
 
   /** Ships the spool to Kafka in order; returns when it has caught up (or on close). */
   async #ship(): Promise<void> {
-    const { spool, metrics } = this.#o;
     const minMs = this.#o.retryMinMs ?? 250;
-    const maxMs = this.#o.retryMaxMs ?? 30_000;
+    const maxMs = this.#o.retryMaxMs ?? 5000;
     let backoff = minMs;
     while (!this.#closed) {
-      const entries = await spool.read(spool.pendingFrom(), this.#o.shipBatch ?? 2000, 4 * 1024 * 1024);
-      if (entries.length === 0) {
-        if (this.#spoolBound === 0) {
-          if (this.#spooling) this.#log.info('spool drained: records go straight to Kafka again');
-          this.#spooling = false;
-          this.#updateGauges();
-          return;
-        }
+      let step: 'shipped' | 'caught-up' | 'wait' | 'failed';
+      try {
+        step = await this.#shipOnce();
+      } catch (err) {
+        // A spool read or ack that throws (I/O error) must not end shipping or the process.
+        this.#log.error({ err, retryInMs: backoff }, 'spool shipping failed');
+        step = 'failed';
+      }
+      if (step === 'caught-up') return;
+      if (step === 'wait') {
         await sleep(10);
         continue;
       }
-      const packed = packSpoolEntries(entries);
-      const result = await this.#runner.run({ kind: 'ship', packed }, [packed]);
-      if (result.kind === 'shipped') {
-        await spool.ack(entries[entries.length - 1]!.seq);
-        metrics.spoolShipped.inc(entries.length);
-        this.#updateGauges();
+      if (step === 'shipped') {
         backoff = minMs;
         continue;
       }
-      metrics.kafkaFailures.inc({ path: 'spool' });
-      this.#log.warn(
-        { err: result.kind === 'failed' ? result.error : result.kind, retryInMs: backoff },
-        'spool ship failed',
-      );
       // Full jitter keeps many gateways from hammering a recovering cluster in step.
       await sleep(Math.round(backoff / 2 + Math.random() * (backoff / 2)));
       backoff = Math.min(maxMs, backoff * 2);
     }
+  }
+
+  async #shipOnce(): Promise<'shipped' | 'caught-up' | 'wait' | 'failed'> {
+    const { spool, metrics } = this.#o;
+    const entries = await spool.read(spool.pendingFrom(), this.#o.shipBatch ?? 2000, 4 * 1024 * 1024);
+    if (entries.length === 0) {
+      if (this.#spoolBound > 0) return 'wait';
+      if (this.#spooling) this.#log.info('spool drained: records go straight to Kafka again');
+      this.#spooling = false;
+      this.#updateGauges();
+      return 'caught-up';
+    }
+    const packed = packSpoolEntries(entries);
+    const result = await this.#runner.run({ kind: 'ship', packed }, [packed]);
+    if (result.kind === 'shipped') {
+      await spool.ack(entries[entries.length - 1]!.seq);
+      metrics.spoolShipped.inc(entries.length);
+      this.#updateGauges();
+      return 'shipped';
+    }
+    metrics.kafkaFailures.inc({ path: 'spool' });
+    this.#log.warn({ err: result.kind === 'failed' ? result.error : result.kind }, 'spool ship failed');
+    return 'failed';
   }
 
   /** Resolves when every write so far has been produced or spooled. */

@@ -19,8 +19,17 @@ export interface IngestBatch {
   raw: grpc.RawData;
 }
 
+/** Whether a sink takes records now; not ready means discovery and load balancers should send no new agents. */
+export interface SinkHealth {
+  ready: boolean;
+  /** Why not ready, or what is degraded, in words for /readyz. */
+  reasons: string[];
+}
+
 export interface IngestSink {
   readonly name: string;
+  /** Absent: always ready. */
+  health?(): SinkHealth;
   /** Accepts one batch; a returned promise means "wait before reading more from this agent". */
   write(batch: IngestBatch): void | Promise<void>;
   /** Resolves when everything accepted so far is durable or delivered. */

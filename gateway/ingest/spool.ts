@@ -36,6 +36,24 @@ export interface SpoolOptions {
   fsyncIntervalMs?: number;
   /** On open, count and skip corrupt data in non-last segments instead of throwing (default false). */
   skipCorrupt?: boolean;
+  /**
+   * After a failed write, fsync or ack (ENOSPC, EIO, …), wait this long before trying again
+   * (default 1000 ms). Meanwhile appends wait, exactly as when the spool is at maxBytes.
+   */
+  retryMs?: number;
+  /** How long `close` keeps retrying a blocked write before it gives up on those appends (default 10 s). */
+  closeRetryMs?: number;
+  /** Told of every failed disk operation (the spool itself retries; this is for logs and metrics). */
+  onDiskError?: (event: SpoolDiskError) => void;
+}
+
+/** A disk operation of the spool that failed and will be retried. */
+export interface SpoolDiskError {
+  /** `write`: appending or fsyncing segments (appends wait); `ack`: persisting the ack position. */
+  op: 'write' | 'ack';
+  /** The errno code (ENOSPC, EIO, EDQUOT, …) or 'unknown'. */
+  code: string;
+  err: Error;
 }
 
 export interface SpoolEntry {
@@ -73,6 +91,12 @@ export interface SpoolStats {
   skippedBytes: number;
   /** Segment data syncs (group commit: far fewer than appends under load). */
   fsyncs: number;
+  /** True while appends wait because writing the spool failed (disk full, I/O error); retried. */
+  blocked: boolean;
+  /** Failed disk operations so far (writes, fsyncs, ack writes); each was retried. */
+  diskErrors: number;
+  /** True while the ack position in memory is ahead of the one on disk (its write failed). */
+  ackUnpersisted: boolean;
 }
 
 /** Thrown when the spool's data is damaged in a place a crash cannot explain. */
@@ -104,7 +128,13 @@ const SEGMENT_RE = /^segment-(\d{20})\.log$/;
 const ACK_FILE = 'ack';
 const ACK_TMP = 'ack.tmp';
 
-const DEFAULTS = { segmentBytes: 64 * 2 ** 20, maxBytes: 10 * 2 ** 30, fsyncIntervalMs: 50 };
+const DEFAULTS = {
+  segmentBytes: 64 * 2 ** 20,
+  maxBytes: 10 * 2 ** 30,
+  fsyncIntervalMs: 50,
+  retryMs: 1000,
+  closeRetryMs: 10_000,
+};
 
 interface Segment {
   firstSeq: number;
@@ -140,6 +170,9 @@ export class Spool {
   readonly #segmentBytes: number;
   readonly #maxBytes: number;
   readonly #fsyncIntervalMs: number;
+  readonly #retryMs: number;
+  readonly #closeRetryMs: number;
+  readonly #onDiskError: ((e: SpoolDiskError) => void) | undefined;
 
   /** Oldest first; the last one is the one appends go to (when `#active` is open). */
   #segments: Segment[];
@@ -158,8 +191,20 @@ export class Spool {
   /** Serializes writes to the active segment with deleting it (ack) and closing. */
   #lock: Promise<void> = Promise.resolve();
   #ackChain: Promise<void> = Promise.resolve();
-  /** Set when a write or fsync failed: the on-disk tail is then unknown, so the spool stops accepting. */
-  #failed: Error | null = null;
+  /**
+   * Set while writing failed (disk full, I/O error): the group that failed waits at the head of
+   * `#pending`, new appends wait for space, and `#retryTimer` tries again.
+   */
+  #blocked: Error | null = null;
+  #retryTimer: NodeJS.Timeout | null = null;
+  /** After a failed write the active segment's tail is unknown: cut it back to the durable end first. */
+  #tailDirty = false;
+  /** A segment was created and the directory not yet fsynced since. */
+  #dirSyncNeeded = false;
+  /** The ack on disk; behind `#ackedSeq` while writing the ack fails (it is retried). */
+  #persistedAck: number;
+  #ackRetryTimer: NodeJS.Timeout | null = null;
+  #diskErrors = 0;
   #closed = false;
   #closing: Promise<void> | null = null;
   /** Where the last read stopped, so sequential shipping does not rescan from the sparse index. */
@@ -170,15 +215,21 @@ export class Spool {
 
   private constructor(
     dir: string,
-    opts: Required<Omit<SpoolOptions, 'skipCorrupt'>>,
+    opts: Required<Omit<SpoolOptions, 'skipCorrupt' | 'onDiskError'>> & {
+      onDiskError: SpoolOptions['onDiskError'] | undefined;
+    },
     state: { segments: Segment[]; ackedSeq: number; recovery: SpoolRecovery },
   ) {
     this.dir = dir;
     this.#segmentBytes = opts.segmentBytes;
     this.#maxBytes = opts.maxBytes;
     this.#fsyncIntervalMs = opts.fsyncIntervalMs;
+    this.#retryMs = opts.retryMs;
+    this.#closeRetryMs = opts.closeRetryMs;
+    this.#onDiskError = opts.onDiskError;
     this.#segments = state.segments;
     this.#ackedSeq = state.ackedSeq;
+    this.#persistedAck = state.ackedSeq;
     this.recovery = state.recovery;
     const last = state.segments.at(-1);
     // Fully acked segments may all have been deleted; the ack then remembers how far seqs got.
@@ -191,6 +242,9 @@ export class Spool {
       segmentBytes: positiveInt('segmentBytes', opts.segmentBytes ?? DEFAULTS.segmentBytes),
       maxBytes: positiveInt('maxBytes', opts.maxBytes ?? DEFAULTS.maxBytes),
       fsyncIntervalMs: nonNegative('fsyncIntervalMs', opts.fsyncIntervalMs ?? DEFAULTS.fsyncIntervalMs),
+      retryMs: nonNegative('retryMs', opts.retryMs ?? DEFAULTS.retryMs),
+      closeRetryMs: nonNegative('closeRetryMs', opts.closeRetryMs ?? DEFAULTS.closeRetryMs),
+      onDiskError: opts.onDiskError,
     };
     // Records are agents' data: the spool is private to this account (0700 dir, 0600 files).
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -211,10 +265,10 @@ export class Spool {
    * Appends the entries in order and resolves once they are fsynced, with their seqs. Appends
    * resolve in call order. When the spool is at `maxBytes` the promise waits for `ack` to free
    * space (it never drops). A batch larger than `maxBytes` can never fit and is rejected.
+   * While writing fails (disk full, I/O error) appends wait the same way and are retried.
    */
   append(entries: ReadonlyArray<SpoolEntry>): Promise<{ firstSeq: number; lastSeq: number }> {
     if (this.#closed || this.#closing) return Promise.reject(new SpoolClosedError());
-    if (this.#failed) return Promise.reject(this.#failed);
     let frames: Buffer[];
     try {
       frames = entries.map(encodeFrame);
@@ -230,7 +284,7 @@ export class Spool {
     return new Promise((resolve, reject) => {
       const req = { frames, bytes, resolve, reject };
       // Earlier waiters go first even if this one would fit: seqs and resolution follow call order.
-      if (this.#spaceWaiters.length === 0 && this.#fits(bytes)) {
+      if (this.#spaceWaiters.length === 0 && !this.#blocked && this.#fits(bytes)) {
         this.#admit(req);
       } else {
         this.#fullWaits++;
@@ -239,9 +293,17 @@ export class Spool {
     });
   }
 
-  /** True while appends are waiting for space, or when not even an empty entry would fit. */
+  /**
+   * True while appends are waiting for space, when not even an empty entry would fit, or while
+   * writing fails (disk full, I/O error): the gateway then reports itself not ready.
+   */
   isFull(): boolean {
-    return this.#spaceWaiters.length > 0 || !this.#fits(HEADER_BYTES);
+    return this.#blocked !== null || this.#spaceWaiters.length > 0 || !this.#fits(HEADER_BYTES);
+  }
+
+  /** The disk error appends are waiting on, or null. */
+  get blockedBy(): Error | null {
+    return this.#blocked;
   }
 
   #fits(bytes: number): boolean {
@@ -259,7 +321,7 @@ export class Spool {
   }
 
   #wakeSpaceWaiters(): void {
-    while (this.#spaceWaiters.length > 0 && this.#fits(this.#spaceWaiters[0]!.bytes)) {
+    while (!this.#blocked && this.#spaceWaiters.length > 0 && this.#fits(this.#spaceWaiters[0]!.bytes)) {
       this.#admit(this.#spaceWaiters.shift()!);
     }
   }
@@ -271,7 +333,7 @@ export class Spool {
    * (or while the previous group's fsync runs) is written and synced together.
    */
   #scheduleFlush(): void {
-    if (this.#timer || this.#flushLoop || this.#pending.length === 0) return;
+    if (this.#timer || this.#retryTimer || this.#flushLoop || this.#pending.length === 0) return;
     const wait = Math.max(0, this.#pendingSince + this.#fsyncIntervalMs - Date.now());
     this.#timer = setTimeout(() => {
       this.#timer = null;
@@ -295,35 +357,93 @@ export class Spool {
     return this.#flushLoop;
   }
 
-  /** Writes one group, fsyncs, then resolves its appends in order; on failure fails the spool. */
+  /**
+   * Writes one group, fsyncs, then resolves its appends in order. When that fails the group goes
+   * back to the head of the queue and is retried after `retryMs` (see #block): a full disk or an
+   * I/O error is backpressure, never a lost or failed append.
+   */
   async #commitGroup(group: PendingAppend[]): Promise<void> {
-    if (this.#failed) {
-      for (const a of group) a.reject(this.#failed);
-      return;
-    }
     try {
       await this.#writeGroup(group);
     } catch (cause) {
-      // After a failed write or fsync the file's tail is unknown (and a retried fsync can report
-      // success for lost pages), so stop accepting; reopening recovers the durable prefix.
-      this.#failed = new Error(`spool write failed: ${(cause as Error).message}`, { cause });
-      for (const a of group) a.reject(this.#failed);
-      for (const a of this.#pending.splice(0)) a.reject(this.#failed);
-      for (const w of this.#spaceWaiters.splice(0)) w.reject(this.#failed);
+      this.#tailDirty = true;
+      this.#pending.unshift(...group);
+      this.#block(cause as Error);
       return;
     }
+    if (this.#blocked) this.#unblock();
     for (const a of group) a.resolve({ firstSeq: a.firstSeq, lastSeq: a.firstSeq + a.frames.length - 1 });
   }
 
+  #block(err: Error): void {
+    this.#blocked = err;
+    this.#reportDiskError('write', err);
+    if (this.#closing) return; // close() drives the retries itself
+    this.#retryTimer ??= setTimeout(() => {
+      this.#retryTimer = null;
+      this.#startFlushLoop().catch(() => undefined);
+    }, this.#retryMs);
+    // Not unref'd: appends are waiting on it, which is work this process still has to do.
+  }
+
+  #unblock(): void {
+    this.#blocked = null;
+    this.#wakeSpaceWaiters();
+  }
+
+  #reportDiskError(op: SpoolDiskError['op'], err: Error): void {
+    this.#diskErrors++;
+    const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
+    try {
+      this.#onDiskError?.({ op, code, err });
+    } catch {
+      // a listener's failure must not change what the spool does
+    }
+  }
+
+  /**
+   * After a failed write or fsync the active segment's tail past its durable end is unknown (and
+   * a retried fsync can report success for pages it lost), so the tail is cut back to the durable
+   * end and written again from there. A segment with no durable entry is removed and recreated.
+   */
+  async #recoverTail(): Promise<void> {
+    const active = this.#active;
+    this.#active = null;
+    await active?.close().catch(() => undefined);
+    const seg = this.#segments.at(-1);
+    if (seg) {
+      const file = path.join(this.dir, seg.file);
+      if (seg.count === 0) {
+        await unlink(file).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+        this.#segments.pop();
+        if (this.#readCursor?.segment === seg) this.#readCursor = null;
+        this.#dirSyncNeeded = true;
+      } else {
+        await truncateTail(file, seg.dataEnd);
+        seg.fileBytes = seg.dataEnd;
+        seg.index.length = Math.ceil(seg.count / INDEX_STRIDE);
+        this.#active = await open(file, 'r+');
+      }
+    }
+    this.#tailDirty = false;
+  }
+
   async #writeGroup(group: PendingAppend[]): Promise<void> {
+    if (this.#tailDirty) await this.#recoverTail();
     if (group.every((a) => a.frames.length === 0)) return;
+    // A retried group may have been partly made durable already (a segment sealed mid-group):
+    // those entries are on disk under their seqs and must not be written twice.
+    // (Acked entries are durable too, even when their segment is already deleted.)
+    const durableNext = this.#durableNextSeq();
     let run: Buffer[] = [];
     let runBytes = 0;
-    let createdSegment = false;
     for (const a of group) {
       for (let i = 0; i < a.frames.length; i++) {
         const frame = a.frames[i]!;
         const seq = a.firstSeq + i;
+        if (seq < durableNext) continue;
         let seg = this.#segments.at(-1);
         if (seg && this.#active) {
           const size = seg.fileBytes + runBytes;
@@ -335,10 +455,7 @@ export class Spool {
             runBytes = 0;
           }
         }
-        if (!seg || !this.#active) {
-          seg = await this.#createSegment(seq);
-          createdSegment = true;
-        }
+        if (!seg || !this.#active) seg = await this.#createSegment(seq);
         const entryIndex = seq - seg.firstSeq;
         if (entryIndex % INDEX_STRIDE === 0) seg.index[entryIndex / INDEX_STRIDE] = seg.fileBytes + runBytes;
         run.push(frame);
@@ -349,7 +466,10 @@ export class Spool {
     await this.#writeRun(seg, run, runBytes);
     await this.#syncActive();
     // A new segment's directory entry must be durable too, or the acked data in it could vanish.
-    if (createdSegment) await fsyncDir(this.dir);
+    if (this.#dirSyncNeeded) {
+      await fsyncDir(this.dir);
+      this.#dirSyncNeeded = false;
+    }
     this.#commitDurable(seg, this.#nextSeqAfter(group));
   }
 
@@ -397,6 +517,7 @@ export class Spool {
   async #createSegment(firstSeq: number): Promise<Segment> {
     const file = segmentName(firstSeq);
     this.#active = await open(path.join(this.dir, file), 'wx', 0o600);
+    this.#dirSyncNeeded = true;
     const seg: Segment = { firstSeq, file, count: 0, dataEnd: 0, fileBytes: 0, index: [] };
     this.#segments.push(seg);
     return seg;
@@ -548,13 +669,37 @@ export class Spool {
     const run = this.#ackChain.then(async () => {
       if (this.#closed) throw new SpoolClosedError();
       if (uptoSeq > this.#ackedSeq) {
-        await writeAck(this.dir, uptoSeq);
+        // Shipping moves on even when the ack cannot be written (disk full): deleting fully
+        // shipped segments is safe without it (a restart just finds them gone) and is what frees
+        // the space; only a crash before the ack is written re-ships the partly shipped rest.
         this.#ackedSeq = uptoSeq;
+        await this.#persistAck();
       }
-      await this.#exclusive(() => this.#deleteAckedSegments());
+      await this.#exclusive(() => this.#deleteAckedSegments()).catch((err: Error) =>
+        this.#reportDiskError('ack', err),
+      );
     });
     this.#ackChain = run.catch(() => undefined);
     return run;
+  }
+
+  /** Writes `#ackedSeq` as the ack file; on failure reports it and tries again after retryMs. */
+  async #persistAck(): Promise<void> {
+    const seq = this.#ackedSeq;
+    if (seq <= this.#persistedAck) return;
+    try {
+      await writeAck(this.dir, seq);
+      this.#persistedAck = Math.max(this.#persistedAck, seq);
+    } catch (err) {
+      await rm(path.join(this.dir, ACK_TMP), { force: true }).catch(() => undefined);
+      this.#reportDiskError('ack', err as Error);
+      this.#ackRetryTimer ??= setTimeout(() => {
+        this.#ackRetryTimer = null;
+        if (this.#closed) return;
+        this.#ackChain = this.#ackChain.then(() => this.#persistAck());
+      }, this.#retryMs);
+      this.#ackRetryTimer.unref();
+    }
   }
 
   #durableNextSeq(): number {
@@ -608,6 +753,9 @@ export class Spool {
       truncatedBytes: this.recovery.truncatedBytes,
       skippedBytes: this.recovery.skippedBytes,
       fsyncs: this.#fsyncs,
+      blocked: this.#blocked !== null,
+      diskErrors: this.#diskErrors,
+      ackUnpersisted: this.#persistedAck < this.#ackedSeq,
     };
   }
 
@@ -618,8 +766,11 @@ export class Spool {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       for (const w of this.#spaceWaiters.splice(0)) w.reject(new SpoolClosedError());
-      while (this.#pending.length > 0 || this.#flushLoop) await this.#startFlushLoop();
+      await this.#flushForClose();
+      if (this.#ackRetryTimer) clearTimeout(this.#ackRetryTimer);
+      this.#ackRetryTimer = null;
       await this.#ackChain;
+      await this.#persistAck();
       await this.#exclusive(async () => {
         this.#closed = true;
         await this.#active?.close();
@@ -627,6 +778,27 @@ export class Spool {
       });
     })();
     return this.#closing;
+  }
+
+  /**
+   * Writes everything admitted; while writing fails (disk full) it retries for up to
+   * closeRetryMs, then rejects what could not be written (the caller logs how many).
+   */
+  async #flushForClose(): Promise<void> {
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    const deadline = Date.now() + this.#closeRetryMs;
+    while (this.#pending.length > 0 || this.#flushLoop) {
+      await this.#startFlushLoop();
+      if (!this.#blocked) continue;
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await new Promise((r) => setTimeout(r, Math.min(this.#retryMs, left)));
+    }
+    const blocked = this.#blocked;
+    if (!blocked) return;
+    const err = new Error(`spool closed while writing failed: ${blocked.message}`, { cause: blocked });
+    for (const a of this.#pending.splice(0)) a.reject(err);
   }
 }
 

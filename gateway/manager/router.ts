@@ -6,9 +6,11 @@
  * before the response leaves. Errors are rendered in the route's style: Elkeid's envelope for
  * `/api/v1`, plain JSON with an HTTP status for `/api/fleet`.
  */
+
 import type { Verifier } from '../http/aksk.js';
 import { type Handler, type HttpRequest, type HttpResponse, json } from '../http/types.js';
 import type { Logger } from '../obs/logger.js';
+import { isStoreUnavailable } from '../store/store-health.js';
 import type { ApiKeyStore } from './apikeys.js';
 import { isApiKey } from './apikeys.js';
 import type { AuditLog } from './audit.js';
@@ -310,7 +312,16 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       if (err instanceof HttpError) response = errorResponse(route.api, err);
       // A filter refused while it was evaluated (its regex work budget spent).
       else if (err instanceof FilterError) response = errorResponse(route.api, badRequest(err.message));
-      else {
+      else if (isStoreUnavailable(err)) {
+        // The store is down: a retryable 503 with the cause, not an opaque 500.
+        deps.logger.error({ err, route: label }, 'manager store unavailable');
+        const cause = `store unavailable: ${(err as Error).message}`;
+        response = errorResponse(
+          route.api,
+          new HttpError(503, MgCode.UnknownError, cause, 'store_unavailable'),
+        );
+        if (route.api === 'elkeid') response = mgFail(MgCode.UnknownError, cause, { status: 503 });
+      } else {
         deps.logger.error({ err, route: label }, 'manager handler failed');
         response = errorResponse(
           route.api,
@@ -391,7 +402,9 @@ export function createManagerRouter(deps: RouterDeps): Handler {
       ({ label, response } = await run(req));
     } catch (err) {
       deps.logger.error({ err, path: req.path }, 'manager request failed');
-      response = json(500, { msg: 'internal error' });
+      response = isStoreUnavailable(err)
+        ? json(503, { msg: `store unavailable: ${(err as Error).message}`, error: 'store_unavailable' })
+        : json(500, { msg: 'internal error' });
     }
     deps.onRequest?.(label, response.status, (performance.now() - started) / 1000);
     return response;

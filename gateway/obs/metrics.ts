@@ -119,6 +119,12 @@ export function createMetrics(registry = new Registry()) {
       labelNames: ['path'],
       registers: r,
     }),
+    messagesDiscarded: new Counter({
+      name: 'fleetgate_grpc_messages_discarded_total',
+      help: 'messages a client sent after its call ended that were not handled (after an error status, or past the 2 s grace after a graceful one)',
+      labelNames: ['method'],
+      registers: r,
+    }),
     spoolShipped: new Counter({
       name: 'fleetgate_spool_shipped_records_total',
       help: 'records shipped from the spool to Kafka',
@@ -147,7 +153,18 @@ export function createMetrics(registry = new Registry()) {
     }),
     spoolFullWaits: new Gauge({
       name: 'fleetgate_spool_full_waits',
-      help: 'appends that waited because the spool was at its size bound (agents were slowed, nothing dropped)',
+      help: 'appends that waited because the spool was at its size bound or its disk failed (agents were slowed, nothing dropped)',
+      registers: r,
+    }),
+    spoolDiskErrors: new Counter({
+      name: 'fleetgate_spool_disk_errors_total',
+      help: 'spool disk operations that failed and are retried (op: write or ack; code: ENOSPC, EIO, ...)',
+      labelNames: ['op', 'code'],
+      registers: r,
+    }),
+    spoolBlocked: new Gauge({
+      name: 'fleetgate_spool_blocked',
+      help: '1 while spool writes fail (disk full, I/O error): agents are paused and the gateway is not ready',
       registers: r,
     }),
     uploads: new Counter({

@@ -8,7 +8,7 @@ import type { DeliveryGuard } from '../control/delivery-guard.js';
 import { controlRoutes } from '../control/routes.js';
 import { createVerifier } from '../http/aksk.js';
 import { fail } from '../http/envelope.js';
-import { healthRoutes } from '../http/health-routes.js';
+import { healthRoutes, type Readiness } from '../http/health-routes.js';
 import { createRouter } from '../http/router.js';
 import { serveUws, type UwsServer } from '../http/uws-adapter.js';
 import type { Logger } from '../obs/logger.js';
@@ -23,7 +23,7 @@ export interface ControlApiOptions {
   metrics: Metrics;
   logger: Logger;
   aksk: ReadonlyArray<readonly [string, string]>;
-  ready: () => boolean | string;
+  ready: () => Readiness;
 }
 
 export async function startControlApi(opts: ControlApiOptions): Promise<UwsServer> {

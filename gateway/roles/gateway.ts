@@ -138,7 +138,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       // Agent streams never end by themselves: end each one once the records already read from
       // it have been accepted by the sink (AgentSession.close waits for them).
       for (const s of [...sessions.all()]) s.close(Status.UNAVAILABLE, 'server shutting down');
+      const deadline = Date.now() + graceMs;
       await grpc.drain(graceMs);
+      // A call is over once every message its stream delivered has been handed to the sink (the
+      // agent's last writes, read after its status): only then is the sink flushed.
+      while (sessions.reserved > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await sink.flush();
       log.info('drained');
     },

@@ -158,20 +158,32 @@ export function openTransfer(
     }
   });
   stream.on('error', () => {});
+  // As grpc-go's client: the status is known when the trailers (or a trailers-only response)
+  // arrive, and a stream whose own side is still open is then reset with NO_ERROR. Whatever the
+  // agent wrote before that is already on the wire ahead of the reset.
   const status = new Promise<{ code: number; message: string; httpStatus: number | undefined }>((resolve) => {
-    stream.on('trailers', (t) => {
-      headerStatus = {
-        code: Number(t['grpc-status']),
-        message: decodeURIComponent(String(t['grpc-message'] ?? '')),
-      };
-    });
-    stream.on('close', () => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
       resolve({
         code: headerStatus?.code ?? -1,
         message: headerStatus?.message ?? `closed with rst ${stream.rstCode}`,
         httpStatus,
       });
+      if (!stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    };
+    stream.on('trailers', (t) => {
+      headerStatus = {
+        code: Number(t['grpc-status']),
+        message: decodeURIComponent(String(t['grpc-message'] ?? '')),
+      };
+      finish();
     });
+    stream.on('end', () => {
+      if (headerStatus) finish(); // trailers-only response
+    });
+    stream.on('close', finish);
   });
   return {
     stream,

@@ -62,7 +62,7 @@ process.once('message', (o: Start) => {
   const timer = setInterval(report, 500);
   const stop = () => {
     clearInterval(timer);
-    for (const a of agents) a.stop();
+    for (const a of agents) void a.stop();
     setTimeout(() => process.exit(0), 200).unref();
   };
   process.on('message', (m) => {

@@ -142,7 +142,7 @@ serveCommands(
   },
   () => {
     for (const t of timers) clearTimeout(t);
-    for (const a of agents) a.stop();
+    for (const a of agents) void a.stop();
     setTimeout(() => process.exit(0), 200).unref();
   },
 );

@@ -206,6 +206,8 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
       scenario: o.scenario,
       stats,
       onStream: (index, up) => tracker.onStream(index, up),
+      // Every record is numbered per agent under the run's id (sequence.ts, `fleetgate sim verify`).
+      run: idSeed,
     });
     agents.push(a);
     if (spacing > 0) setTimeout(() => a.start(), i * spacing).unref();
@@ -227,8 +229,12 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   clearInterval(progress);
   for (const t of timers) clearTimeout(t);
   tracker.stopping = true;
-  for (const a of agents) a.stop();
+  // Stopping waits for each agent's status (nothing sent is lost); the report is the run's end,
+  // while still connected. No record is sent during the stop.
+  for (const a of agents) a.halt();
   const end = withDisruption(snapshot(stats, o.agents, startedAt, true));
+  await Promise.all(agents.map((a) => a.stop()));
+  end.recordsSent = stats.recordsSent;
   end.reconnectMs.push(...collected.reconnectMs);
   end.commandLatencyMs.push(...collected.commandLatencyMs);
   end.taskArrivals.push(...collected.taskArrivals);

@@ -20,6 +20,7 @@ import {
 } from '../agent/raw-agent.js';
 import { agentHeader, execRecord, heartbeatRecord, prng } from '../bench/payloads.js';
 import { AGENT, type EventKind, pickEvent, type Scenario } from './scenario.js';
+import { numberBody } from './sequence.js';
 
 export interface SimEnv {
   tls: AgentTls;
@@ -35,6 +36,8 @@ export interface SimEnv {
   encoding?: AgentEncoding;
   /** Called when a stream starts (true) and ends (false): disruption measurements (fleet.ts). */
   onStream?: (index: number, up: boolean) => void;
+  /** The run id numbered records carry (sequence.ts); unset: records are sent unnumbered. */
+  run?: string;
 }
 
 /** The counters agents add to: summed over a fleet, its processes (fleet.ts) and reports (report.ts). */
@@ -209,6 +212,8 @@ export class SimAgent {
   #disconnectedAt = 0;
   #eventCarry = 0;
   #lastTickAt = 0;
+  /** The last sequence number sent (sequence.ts): 1, 2, 3, … over the agent's whole life. */
+  #sent = 0;
   readonly #header: grpc.RawData.$Properties;
   readonly #onTick = () => this.#tick();
   #started = false;
@@ -234,10 +239,27 @@ export class SimAgent {
     this.#every(AGENT.heartbeatS * 1000, () => this.#heartbeat());
   }
 
-  stop(): void {
+  /**
+   * Stops the agent. Its stream is half-closed first and the gateway's status awaited (up to
+   * `graceMs`), so every record sent was read and stored before the connection goes: a run's
+   * end loses nothing, and `fleetgate sim verify` counts only real loss.
+   */
+  /** Stops sending (no more ticks, heartbeats or reconnects); `stop` then closes the stream. */
+  halt(): void {
     this.#stopped = true;
     ticker.delete(this.index, this.#onTick);
     for (const t of this.#timers) clearInterval(t);
+  }
+
+  async stop(graceMs = 5000): Promise<void> {
+    this.halt();
+    const s = this.#stream;
+    if (s && !s.stream.closed && !s.stream.destroyed) {
+      s.stream.end();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([s.status, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+    }
     this.#session?.destroy();
   }
 
@@ -365,6 +387,13 @@ export class SimAgent {
     }
     if (!s || this.#pending.length === 0) return;
     const records = this.#pending.splice(0);
+    // Numbered when sent, so records the ring dropped never get a number: every number was sent.
+    const run = this.#env.run;
+    if (run !== undefined) {
+      for (let i = 0; i < records.length; i++) {
+        records[i] = { ...records[i], Body: numberBody(records[i]!.Body ?? undefined, run, ++this.#sent) };
+      }
+    }
     const raw = grpc.RawData.encode({ ...this.#header, Version: this.#version, Data: records }).finish();
     const frame =
       this.#env.encoding === 'identity'

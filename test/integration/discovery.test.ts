@@ -434,13 +434,29 @@ describe('store outages', () => {
     assert.deepEqual(goodPorts, [2, 1]);
 
     await own.dynamo.close();
-    // Past the TTL of every instance: a stale answer still lists them rather than nothing.
+    // Past the TTL of every stored instance. Instance 1 keeps renewing through this node (the
+    // store refuses, the node hears it): a stale answer keeps it. Instance 2 says nothing: aged
+    // out, it is left out, as is instance 1 once it deregisters (issue 15).
+    const renewals = setInterval(
+      () => void sd.post('/registry/register', JSON.stringify(reg(1, 10, 100))),
+      200,
+    );
+    t.after(() => clearInterval(renewals));
     await sleep(1300);
     const stale = await sd.get('/registry/detail?name=hids_svr_grpc');
     assert.equal(stale.status, 200);
     const age = Number(stale.headers.get(STALE_HEADER));
     assert.ok(age >= 1 && age <= 5, `stale age ${age}`);
-    assert.deepEqual(ports((JSON.parse(stale.text) as { data: DetailItem[] }).data), goodPorts);
+    assert.deepEqual(ports((JSON.parse(stale.text) as { data: DetailItem[] }).data), [1]);
+    clearInterval(renewals);
+    await sleep(250); // a renewal in flight lands first
+    const evict = await sd.post(
+      '/registry/evict',
+      JSON.stringify({ name: 'hids_svr_grpc', ip: reg(1, 0, 0).ip, port: 1 }),
+    );
+    assert.equal(evict.status, 503, 'the store cannot record it');
+    const afterEvict = await sd.get('/registry/detail?name=hids_svr_grpc');
+    assert.deepEqual(ports((JSON.parse(afterEvict.text) as { data: DetailItem[] }).data), []);
     const s2 = await sd.get('/registry/detail?name=hids_svr_grpc');
     assert.ok(s2.headers.get(STALE_HEADER) !== null);
     assert.ok((await metricValue(sd.registry, 'fleetgate_discovery_stale_answers_total')) >= 2);

@@ -757,7 +757,11 @@ test('IAM: the gateway task role is granted exactly what the gateway sends to Dy
   assert.equal(rootDoc.module.tables[0].table_prefix, expr('var.table_prefix'));
   // The gateway opens AWS's DynamoDB (AWS_REGION) and never creates tables there.
   assert.match(gw.locals[0].environment, /AWS_REGION\s*=\s*data\.aws_region\.current\.id/);
-  assert.match(serve, /openStore\(config, \{ logger, ensure: config\.dynamodbEndpoint !== undefined \}\)/);
+  assert.match(serve, /openStore\(config, \{ logger, ensure: false \}\)/);
+  assert.match(
+    serve,
+    /config\.dynamodbEndpoint !== undefined \? \{ ensurePrefix: config\.tablePrefix \} : \{\}/,
+  );
 });
 
 test('every module has main, variables, outputs and versions; every variable a type and a description; every output a description', async () => {

@@ -84,6 +84,7 @@ locals {
     "^fleetgate_spool_pending_records$",
     "^fleetgate_spool_bytes$",
     "^fleetgate_spool_full_waits$",
+    "^fleetgate_spool_blocked$",
     "^fleetgate_ingest_spooling$",
     "^fleetgate_kafka_send_failures_total$",
     "^fleetgate_agent_refusals_total$",

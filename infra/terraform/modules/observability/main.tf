@@ -147,6 +147,14 @@ locals {
         statistic   = "Maximum"
         period      = 60
       }
+      "spool-disk-failing" = {
+        description = "A gateway cannot write its spool (disk full or I/O error): its agents are paused, the records it read wait in memory and are retried, and /readyz answers 503 so no new agents come. Free or grow the task's storage; it resumes by itself. fleetgate_spool_blocked, fleetgate_spool_disk_errors_total, docs/durability.md."
+        namespace   = local.ns
+        metric      = "fleetgate_spool_blocked"
+        dimensions  = local.dims
+        statistic   = "Maximum"
+        period      = 60
+      }
       "kafka-send-failures" = {
         description = "Kafka sends from the gateways failed (their records went to the spool or are retried). fleetgate_kafka_send_failures_total."
         namespace   = local.ns
