@@ -217,7 +217,7 @@ export const ASSUMPTIONS = {
   cpuTarget: 0.6,
   /** Share of the task memory given to agent connections (the rest: heap headroom, buffers). */
   memTarget: 0.7,
-  /** A full reconnect storm should settle within this (the issue's goal). */
+  /** A full reconnect storm should settle within this (the design goal, docs/capacity.md). */
   stormGoalS: 60,
   /** Elkeid agents redial after a fixed 5 s. */
   reconnectDelayS: SCENARIOS.steady!.reconnectDelayMs / 1000,
@@ -242,7 +242,7 @@ export const ASSUMPTIONS = {
   kafkaPartitionMBps: 10,
   kafkaMinPartitions: 12,
   kafkaReplication: 3,
-  /** DynamoDB on-demand, us-east-1, after the 2024-11-01 price cut (capacity-anchors.md §6). */
+  /** DynamoDB on-demand, us-east-1, after the 2024-11-01 price cut (docs/capacity.md §6). */
   prices: {
     region: 'us-east-1',
     asOf: '2024-11-01',
@@ -656,7 +656,7 @@ export function assumptionsTable(a: Assumptions = ASSUMPTIONS): string {
       [
         'reconnect storm goal',
         `${a.stormGoalS} s`,
-        'issue 6; a gateway takes at most what it re-admits by then',
+        'the goal; a gateway takes at most what it re-admits by then',
       ],
       ['agent reconnect delay', `${a.reconnectDelayS} s fixed`, 'stock Elkeid agent'],
       [

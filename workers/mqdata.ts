@@ -1,5 +1,5 @@
 /**
- * RawData → one MQData per record (elkeid-protocol.md §1.1), byte-identical to what Elkeid's
+ * RawData → one MQData per record (docs/elkeid-protocol.md §1.1), byte-identical to what Elkeid's
  * Go AgentCenter produces: proto3 (zero values omitted), fields in number order, IP lists
  * comma-joined, SvrTime in server seconds, PSMName/PSMPath empty, Tag = the agent's tags.
  *

@@ -1,6 +1,6 @@
 /**
  * Agent (1000) and plugin (1001) heartbeats turned into the detail maps that Elkeid's
- * `/conn/stat` returns and its Manager stores (elkeid-protocol.md §2.4).
+ * `/conn/stat` returns and its Manager stores (docs/elkeid-protocol.md §2.4).
  */
 import type { Fields } from './item.js';
 

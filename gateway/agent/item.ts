@@ -1,7 +1,7 @@
 /**
  * Decoding of an Elkeid `Item` (agent `Payload`): `map<string,string> Fields = 1`.
  * Hand-written over protobufjs' Reader into a null-prototype object, so a hostile key such as
- * `__proto__` is only data (hardening.md §6, prototype poisoning).
+ * `__proto__` is only data (docs/hardening.md §6, prototype poisoning).
  */
 import protobuf from 'protobufjs/minimal.js';
 

@@ -11,7 +11,7 @@
  *     at most `ratePerSecond` in any one-second window (a sliding window of the last second's
  *     closes), spread evenly over the second by a token bucket holding 200 ms worth, oldest
  *     connection first or at random: a gradual move, never a reconnect storm. A stock Elkeid
- *     agent does not ask discovery at once (elkeid-protocol.md §1.8): it re-opens its stream on
+ *     agent does not ask discovery at once (docs/elkeid-protocol.md §1.8): it re-opens its stream on
  *     the same ready connection every 5 s, is refused here by admission, and re-resolves after
  *     about five reuses (~30 s); fleetgate's simulator asks discovery on every reconnect.
  *

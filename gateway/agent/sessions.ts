@@ -30,7 +30,7 @@ function isEmptyCommand(command: grpc.Command.$Properties): boolean {
   );
 }
 
-/** Elkeid agents receive with grpc-go's default 4 MiB limit (elkeid-protocol.md §1.4). */
+/** Elkeid agents receive with grpc-go's default 4 MiB limit (docs/elkeid-protocol.md §1.4). */
 export const MAX_COMMAND_BYTES = 4 * 1024 * 1024 - 5;
 
 export interface SessionLimits {

@@ -20,7 +20,7 @@ export interface TaskResult {
   fields: Fields;
 }
 
-/** Where task results go; the manager issue supplies one that reconciles subtasks. */
+/** Where task results go; the manager's result sink reconciles subtasks. */
 export interface TaskResultSink {
   report(result: TaskResult): void;
 }

@@ -1,5 +1,5 @@
 /**
- * The `fleetgate` command (contract.md). Each sub-command has its own `--help`; errors in the
+ * The `fleetgate` command (docs/environment.md). Each sub-command has its own `--help`; errors in the
  * environment are all reported at once and exit with status 2.
  */
 

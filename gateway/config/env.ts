@@ -1,5 +1,5 @@
 /**
- * The environment of contract.md, parsed once at start into a frozen, typed config.
+ * The environment of docs/environment.md, parsed once at start into a frozen, typed config.
  * Every problem is collected and reported together, so an operator fixes them in one pass.
  */
 

@@ -1,6 +1,6 @@
 /**
  * Agent control as a stock Elkeid agent understands it. The agent's Command has no AgentCtrl
- * field (elkeid-protocol.md §1.10): a Command carrying only AgentCtrl arrives as an empty Command,
+ * field (docs/elkeid-protocol.md §1.10): a Command carrying only AgentCtrl arrives as an empty Command,
  * which the agent reads as "the complete plugin config is: nothing" and uninstalls every plugin.
  * What the agent does act on are its own task data types, sent as a Task named `elkeid-agent`.
  * So an `agent_ctrl` value is mapped to that task when it is one the agent runs without data,

@@ -1,5 +1,5 @@
 /**
- * The gateway's side of safe task delivery (hardening.md §4: the resource checks the fence).
+ * The gateway's side of safe task delivery (docs/hardening.md §4: the resource checks the fence).
  * The manager's dispatchers hold chunk leases with a fencing number; a dispatcher that paused
  * past its lease may still call us. Three checks, all in memory, bounded and expiring after an
  * hour (longer than any lease, retry window or result timeout we use by default):

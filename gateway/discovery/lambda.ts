@@ -1,7 +1,7 @@
 /**
  * The discovery API as an AWS Lambda function (API Gateway HTTP API payload 2.0 or a Function
  * URL): `export const handler`. No listener; the store comes from the environment of
- * contract.md: FLEETGATE_DYNAMODB_ENDPOINT / AWS_REGION, FLEETGATE_TABLE_PREFIX, FLEETGATE_AKSK
+ * docs/environment.md: FLEETGATE_DYNAMODB_ENDPOINT / AWS_REGION, FLEETGATE_TABLE_PREFIX, FLEETGATE_AKSK
  * (required for register/evict: a function has no data dir to generate keys into; without it
  * every signed request is refused and the read API still works), FLEETGATE_LOG_LEVEL.
  *

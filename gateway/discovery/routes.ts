@@ -1,5 +1,5 @@
 /**
- * The ServiceDiscovery HTTP API, Elkeid-compatible (elkeid-protocol.md §3.3), on the shared
+ * The ServiceDiscovery HTTP API, Elkeid-compatible (docs/elkeid-protocol.md §3.3), on the shared
  * handler layer: the same handler runs on uWS (service.ts), on Lambda (lambda.ts) and on
  * node:http (the benchmark's baseline).
  *

@@ -1,6 +1,6 @@
 /**
  * Message decompression by `grpc-encoding`. Every codec bounds the decoded size, so the 10 MiB
- * limit holds after decompression as well as on the wire (hardening.md §1, test 7).
+ * limit holds after decompression as well as on the wire (docs/hardening.md §1, test 7).
  */
 import { gunzipSync } from 'node:zlib';
 import { decodeSnappyFrames } from './snappy-framing.js';

@@ -1,6 +1,6 @@
 /**
  * The gRPC-over-HTTP/2 server: a node:http2 secure server with the bounds a gateway for root
- * agents needs (hardening.md §1), session keepalive and ping policy, routing by `:path`, and a
+ * agents needs (docs/hardening.md §1), session keepalive and ping policy, routing by `:path`, and a
  * graceful drain. It knows gRPC, not Elkeid: handlers are plugged in by method path.
  */
 import http2, {
@@ -65,7 +65,7 @@ export const DEFAULT_LIMITS: GrpcServerLimits = {
   maxHeaderListPairs: 64,
   maxSessionMemoryMb: 32,
   maxSockets: 100_000,
-  // Above the Elkeid agent's 15 s dial timeout (elkeid-protocol.md §1.8): with TLS 1.3 the client
+  // Above the Elkeid agent's 15 s dial timeout (docs/elkeid-protocol.md §1.8): with TLS 1.3 the client
   // counts itself connected once it has sent Finished; a starved server that times the handshake
   // out first destroys a connection the agent already streams on, and a storm turns into retries
   // (docs/capacity.md). Slowloris handshakes still end within 20 s.
@@ -369,7 +369,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   }
 
   // One sweep for all sessions instead of timers per session: keepalive pings, ack timeouts,
-  // idle sessions (hardening.md §0.2: node:http2 has no idle timeout by default).
+  // idle sessions (docs/hardening.md §0.2: node:http2 has no idle timeout by default).
   const sweepEvery = Math.max(250, Math.min(limits.keepaliveTimeMs, limits.idleSessionMs) / 4);
   const sweep = setInterval(() => {
     const now = Date.now();

@@ -1,7 +1,7 @@
 /**
  * The snappy framing (stream) format, as golang/snappy's NewBufferedWriter/NewReader speak it,
  * which is what Elkeid agents put in every gRPC message under `grpc-encoding: snappy`
- * (elkeid-protocol.md §1.6). Not the raw block format.
+ * (docs/elkeid-protocol.md §1.6). Not the raw block format.
  * https://github.com/google/snappy/blob/main/framing_format.txt
  *
  * The framing (chunk walk, masked CRC-32C, size bounds) is here; the block codec is the native

@@ -1,5 +1,5 @@
 /**
- * The routes every HTTP listener of the project answers (contract.md): Elkeid's `/ping`,
+ * The routes every HTTP listener of the project answers (docs/environment.md): Elkeid's `/ping`,
  * liveness, readiness and Prometheus metrics.
  */
 import type { Registry } from 'prom-client';

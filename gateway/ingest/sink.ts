@@ -2,7 +2,7 @@
  * Where accepted agent records go. The gateway hands each decoded RawData message to a sink
  * and does not read the agent's stream further until the sink has accepted it (the returned
  * promise settles), so a slow sink pushes back through HTTP/2 flow control instead of growing
- * a queue or dropping. The Kafka/spool pipeline of the ingest issue implements this interface.
+ * a queue or dropping. The Kafka/spool pipeline (pipeline.ts) implements this interface.
  */
 import type { grpc } from '../../proto/gen/elkeid.js';
 

@@ -1,5 +1,5 @@
 /**
- * Plugin configuration (elkeid-protocol.md §2.7, §4.5) in the `configs` table: one item per
+ * Plugin configuration (docs/elkeid-protocol.md §2.7, §4.5) in the `configs` table: one item per
  * (scope, plugin name), scopes `default`, `tag#<tag>` and `agent#<agentId>`.
  *
  * The effective config of an agent = the default list, then each of its tags' overrides (tags in
@@ -35,7 +35,7 @@ export interface ConfigMsg {
   detail: string;
 }
 
-/** hardening.md §5 test 31: the agent's own fix for plugin-name path traversal. */
+/** docs/hardening.md §5 test 31: the agent's own fix for plugin-name path traversal. */
 export const PLUGIN_NAME_PATTERN = /^[a-z0-9_-]{1,64}$/;
 export const MAX_CONFIG_ITEMS = 64;
 const MAX_URLS = 16;

@@ -1,5 +1,5 @@
 /**
- * The Elkeid Manager's response envelope (elkeid-protocol.md §4.3): HTTP 200
+ * The Elkeid Manager's response envelope (docs/elkeid-protocol.md §4.3): HTTP 200
  * `{"code","msg","data"}` with the Manager's codes (which differ from the AgentCenter's 0–3), and
  * its paged list shape `ModelPage`. Also the plain JSON shape of our own `/api/fleet` API.
  */

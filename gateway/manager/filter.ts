@@ -1,5 +1,5 @@
 /**
- * Elkeid's filter JSON (elkeid-protocol.md §4.3, `biz/common/filter.go`), parsed and evaluated in
+ * Elkeid's filter JSON (docs/elkeid-protocol.md §4.3, `biz/common/filter.go`), parsed and evaluated in
  * process over agent documents:
  *   {"filter":[{"key":"last_heartbeat_time","rules":[{"operator":"$gt","value":1614255379}],
  *     "condition":"$and"}],"condition":"$and"}

@@ -89,7 +89,7 @@ export interface ManagerRole {
 export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRole> {
   const log = o.logger.child({ component: 'manager' });
   const { config } = o;
-  // Refused here, before anything listens (hardening.md §5 test 28).
+  // Refused here, before anything listens (docs/hardening.md §5 test 28).
   const env = o.env ?? process.env;
   const secret = resolveManagerSecret({ env, dataDir: config.dataDir });
   if (secret.source === 'generated') {

@@ -1,5 +1,5 @@
 /**
- * Roles of the manager API and how they map onto Elkeid's user levels (elkeid-protocol.md §4.2):
+ * Roles of the manager API and how they map onto Elkeid's user levels (docs/elkeid-protocol.md §4.2):
  *
  *   role      Elkeid level   may
  *   admin     0              everything, including users, API keys and the audit log

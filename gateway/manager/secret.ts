@@ -1,7 +1,7 @@
 /**
  * The manager's token-signing secret (HMAC-SHA256 of session tokens): `FLEETGATE_MANAGER_SECRET`,
  * else `<dataDir>/manager-secret`, generated (32 random bytes, mode 0600) on the first start of a
- * single-machine install. Refused at start (hardening.md §5 test 28), with a clear message:
+ * single-machine install. Refused at start (docs/hardening.md §5 test 28), with a clear message:
  *   - missing in cloud mode (AWS_REGION set or running in Lambda): a function or a fleet of
  *     managers has no shared data dir, and one generated per process would not verify elsewhere;
  *   - shorter than 32 bytes;
@@ -24,8 +24,8 @@ export const KNOWN_DEFAULT_SECRETS: readonly string[] = [
   'sfhSDLz124J80ioGIyuWsTX9lDxwFdpk', // Elkeid manager http.innerauth sk
   '2FfQR1FzxRqJRraOw4DGFH7UJieccrGi', // Elkeid manager sd.credentials sk
   '60b29se7164027072799f565eb964d91', // Elkeid manager server.credentials sk
-  'L3E56PpoCoKktzUSlZc1zQdq1x2n9ign', // AK/SK test vector (elkeid-protocol.md §2.13)
-  'kqxxfphfxj6ud9pon1zyf2oyqrda3xdt', // AK/SK test vector (elkeid-protocol.md §2.13)
+  'L3E56PpoCoKktzUSlZc1zQdq1x2n9ign', // AK/SK test vector (docs/elkeid-protocol.md §2.13)
+  'kqxxfphfxj6ud9pon1zyf2oyqrda3xdt', // AK/SK test vector (docs/elkeid-protocol.md §2.13)
 ];
 
 export class SecretError extends Error {

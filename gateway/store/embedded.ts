@@ -1,5 +1,5 @@
 /**
- * The embedded DynamoDB API: dynalite in this process, its LevelDB files on disk (contract.md:
+ * The embedded DynamoDB API: dynalite in this process, its LevelDB files on disk (docs/environment.md:
  * `<dataDir>/dynamodb`). What `fleetgate all` and `fleetgate discovery` use when no DynamoDB
  * endpoint or AWS region is configured, and what the tests start.
  *

@@ -1,5 +1,5 @@
 /**
- * The store a role uses, from the config of contract.md: FLEETGATE_DYNAMODB_ENDPOINT if set,
+ * The store a role uses, from the config of docs/environment.md: FLEETGATE_DYNAMODB_ENDPOINT if set,
  * else AWS's DynamoDB when AWS_REGION is set, else the embedded dynalite with its data under
  * `<dataDir>/dynamodb`. Tables are created when missing (set `ensure: false` on AWS, where
  * Terraform creates them and the role's IAM policy need not allow CreateTable).

@@ -6,7 +6,7 @@
  * Only key attributes are declared to DynamoDB (it is schemaless otherwise); `fields` lists the
  * other attributes each table's code writes, as documentation for the modules that share a table.
  *
- * Access rules of the project (design.md): single-item conditional writes, Query, BatchWrite and
+ * Access rules of the project (docs/hardening.md §4): single-item conditional writes, Query, BatchWrite and
  * BatchGet only, no transactions (dynalite has none), no Scan on a hot path. TTL attributes hold
  * epoch **seconds** (DynamoDB's TTL format); DynamoDB deletes expired items lazily (typically
  * within days) and dynalite never does, so every reader also filters expired items itself.

@@ -1,6 +1,6 @@
 /**
  * A minimal Elkeid agent transport on node:http2, byte-for-byte what a stock agent puts on the
- * wire (elkeid-protocol.md §1.2, §1.6): mTLS with SNI-independent verification of SAN
+ * wire (docs/elkeid-protocol.md §1.2, §1.6): mTLS with SNI-independent verification of SAN
  * `elkeid.com`, ALPN h2, grpc-go's request headers, every message snappy-framed with the
  * compressed flag set. Used by tests, benchmarks and the simulator.
  */

@@ -5,7 +5,7 @@
  * console's, over the manager's agent index: the first request builds it, the next are served
  * from it) and, for contrast, Elkeid's v1 listings (a Scan each): the first page, a deep page, a
  * page sorted by host name, a page filtered by status. Prints the median
- * and the slowest of --runs runs each; the issue's budget is 300 ms for a page of 100 rows.
+ * and the slowest of --runs runs each; the budget is 300 ms for a page of 100 rows.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';

@@ -2,7 +2,7 @@
  * `npm run bench:dispatch`: a config task to 10,000 simulated agents on three gateways, this
  * machine. Measures the time from `run` until every subtask is result_succeed (and until every
  * agent has its command), and the DynamoDB requests per agent (counted by a middleware on the
- * manager's client). Baseline, side by side: Elkeid's way (elkeid-protocol.md §4.5–§4.6) — one
+ * manager's client). Baseline, side by side: Elkeid's way (docs/elkeid-protocol.md §4.5–§4.6) — one
  * signed `POST /command` per agent, 100 in flight per job, each preceded by a read of the agent's
  * item (where it is) and followed by a write of its subtask — against the same gateways, agents and store.
  *

@@ -1,4 +1,4 @@
-/** The `machine` block every benchmark's JSON carries (contract.md, "Benchmarks"). */
+/** The `machine` block every benchmark's JSON carries (docs/environment.md, "Benchmarks"). */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 

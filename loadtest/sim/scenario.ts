@@ -1,7 +1,7 @@
 /**
  * The load scenarios, as data shared by the Node simulator and the k6 scripts (loadtest/k6/
  * reads the JSON that `scenarioJson()` produces: `npm run gen:k6` writes it, and a test checks the
- * file is current). Numbers follow a stock Elkeid agent (elkeid-protocol.md §1.8–§1.11).
+ * file is current). Numbers follow a stock Elkeid agent (docs/elkeid-protocol.md §1.8–§1.11).
  */
 export interface EventKind {
   dataType: number;

@@ -1,5 +1,5 @@
 /**
- * One simulated Elkeid agent (elkeid-protocol.md §1.8–§1.11): asks discovery and dials in the
+ * One simulated Elkeid agent (docs/elkeid-protocol.md §1.8–§1.11): asks discovery and dials in the
  * order given (or a fixed gateway), holds one Transfer stream, batches records every send tick,
  * heartbeats every minute, applies config commands (reported in its next heartbeats), answers
  * plugin tasks with a result record carrying the token, restarts on 1060, uploads on 1050, and

@@ -1,5 +1,5 @@
 /**
- * The bad-framing table of hardening.md §6 (test 38) over real HTTP/2 streams to a started
+ * The bad-framing table of docs/hardening.md §6 (test 38) over real HTTP/2 streams to a started
  * gateway: each bad stream gets exactly its status, and afterwards the same HTTP/2 session and
  * another session still carry a good agent. Also a message built byte for byte as a stock
  * Elkeid agent sends it (hand-built protobuf and snappy framing, no encoder of ours).

@@ -1,6 +1,6 @@
 /**
  * Service discovery against a real dynalite (LevelDB on disk), over real uWS listeners: Elkeid's
- * answer shapes byte for byte (elkeid-protocol.md §3.3), least-loaded order, TTL expiry, several
+ * answer shapes byte for byte (docs/elkeid-protocol.md §3.3), least-loaded order, TTL expiry, several
  * discovery nodes on one store, store outages, AK/SK (§2.13) and the registrar, including
  * registrant processes killed with SIGKILL and stopped with SIGTERM.
  */
@@ -436,7 +436,7 @@ describe('store outages', () => {
     await own.dynamo.close();
     // Past the TTL of every stored instance. Instance 1 keeps renewing through this node (the
     // store refuses, the node hears it): a stale answer keeps it. Instance 2 says nothing: aged
-    // out, it is left out, as is instance 1 once it deregisters (issue 15).
+    // out, it is left out, as is instance 1 once it deregisters.
     const renewals = setInterval(
       () => void sd.post('/registry/register', JSON.stringify(reg(1, 10, 100))),
       200,

@@ -1,5 +1,5 @@
 /**
- * A full disk under the real `fleetgate gateway` process (issue 15, item 1): its data dir is a
+ * A full disk under the real `fleetgate gateway` process: its data dir is a
  * small tmpfs, Kafka (a disposable broker) is down, numbered simulator agents stream, and the
  * disk is filled. The gateway must pause its agents (not end their streams), report not ready
  * with the cause, log and count it, survive Kafka coming back while the disk is still full (the

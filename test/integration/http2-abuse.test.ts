@@ -1,5 +1,5 @@
 /**
- * HTTP/2-level abuse against a started gateway (hardening.md §1, tests 2, 4, 5, 6), bounded in
+ * HTTP/2-level abuse against a started gateway (docs/hardening.md §1, tests 2, 4, 5, 6), bounded in
  * frames and seconds: ping abuse, server keepalive, idle and silent connections, advertised
  * SETTINGS, Rapid Reset and a header bomb. An honest agent must keep working throughout.
  */
@@ -321,9 +321,9 @@ test('Rapid Reset: 2,000 streams opened and cancelled get GOAWAY while an honest
   );
   assert.equal(honest.stream.stream.closed, false, 'honest stream untouched');
   assert.ok(ga, 'GOAWAY sent before the close');
-  // hardening.md asks for 1 s on an idle machine; 2 s leaves room for a loaded CI runner.
+  // docs/hardening.md asks for 1 s on an idle machine; 2 s leaves room for a loaded CI runner.
   assert.ok(ga.at - started < 2000, 'GOAWAY within 2 s');
-  // hardening.md §1 test 2: the attacking socket is destroyed within 3 s (§0.2: after nghttp2's
+  // docs/hardening.md §1 test 2: the attacking socket is destroyed within 3 s (§0.2: after nghttp2's
   // own GOAWAY, Node stops reading but leaves the socket open unless the application closes it).
   assert.ok(closedAt !== undefined && closedAt - started < 3000, 'attacking socket destroyed within 3 s');
   assert.ok(handled <= 2000);

@@ -1,5 +1,5 @@
 /**
- * The alarm on a failing spool disk (issue 15) watches a metric the gateway really exports, and
+ * The alarm on a failing spool disk watches a metric the gateway really exports, and
  * the CloudWatch agent sidecar publishes that metric (over HCL parsed with @cdktf/hcl2json).
  */
 import assert from 'node:assert/strict';

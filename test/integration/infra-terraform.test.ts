@@ -1,5 +1,5 @@
 /**
- * infra/terraform checked against the code it deploys (issue 7), over HCL parsed with
+ * infra/terraform checked against the code it deploys, over HCL parsed with
  * @cdktf/hcl2json, since providers cannot be downloaded for `terraform validate` here:
  *
  * - every table of gateway/store/schema.ts is a Terraform table with the same keys, attribute
@@ -16,7 +16,7 @@
  *   schedule and Kafka TLS are wired as docs/deploy.md says;
  * - the terraform-aws-modules conventions: every module has main/variables/outputs/versions,
  *   every variable a type and a description, every output a description;
- * - the environment the gateway task gets is the one of contract.md.
+ * - the environment the gateway task gets is the one of docs/environment.md.
  *
  * `tofu fmt -check` and checkov run in `npm run check:infra` (infra/tools.mjs).
  */
@@ -803,7 +803,7 @@ test('every module has main, variables, outputs and versions; every variable a t
   assert.ok(variables > 50 && outputs > 20, `${variables} variables, ${outputs} outputs`);
 });
 
-test("the gateway task's environment is contract.md's, and its ports, drain and limits match the code", async () => {
+test("the gateway task's environment is docs/environment.md's, and its ports, drain and limits match the code", async () => {
   const known = new Set(ENV_DOC.map(([name]) => name));
   const gateways = readFileSync(path.join(tfRoot, 'modules', 'gateways', 'main.tf'), 'utf8');
   const named = new Set([...gateways.matchAll(/\b(FLEETGATE_[A-Z_]+)\b/g)].map((m) => m[1]!));

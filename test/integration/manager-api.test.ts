@@ -351,7 +351,7 @@ test('audit: every state-changing call is recorded (who, what, which agents) and
       ['user:op', 'POST /api/v1/agent/updateDefaultConfig', 200],
       ['user:op', 'PUT /api/fleet/gateways/:id/limit', 200],
       ['user:root', 'POST /api/fleet/users', 201],
-      // Refused role checks are recorded too (issue 14): reads included.
+      // Refused role checks are recorded too: reads included.
       ['user:op', 'GET /api/fleet/audit', 403],
     ],
   );

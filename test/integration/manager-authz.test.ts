@@ -1,5 +1,5 @@
 /**
- * Manager authentication and authorisation over the running uWS listener (hardening.md §5):
+ * Manager authentication and authorisation over the running uWS listener (docs/hardening.md §5):
  * every route × every kind of caller (nobody, a gateway with AK/SK, each role as a signed-in
  * user and as an API key) against an expectation table written here, independently of the
  * routes' own declarations; sign-in, sign-out and revocation; API keys; the first admin; the

@@ -1,6 +1,6 @@
 /**
  * `fleetgate users add|passwd|list|delete` and `fleetgate manager`'s refusal of a weak token
- * secret (hardening.md §5 test 28), run in-process (`runUsers`, `runManager`) against a real
+ * secret (docs/hardening.md §5 test 28), run in-process (`runUsers`, `runManager`) against a real
  * dynalite through FLEETGATE_DYNAMODB_ENDPOINT.
  */
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * `POST /api/v6/component/GetComponentInstances` (elkeid-protocol.md §2.7, §4.4): what a stock
+ * `POST /api/v6/component/GetComponentInstances` (docs/elkeid-protocol.md §2.7, §4.4): what a stock
  * Elkeid AgentCenter asks the manager at an agent's first heartbeat, here AK/SK-signed. The
  * answer is the agent's effective config (default ⊕ tags ⊕ agent) without `detail`.
  */

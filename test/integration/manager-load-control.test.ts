@@ -1,5 +1,5 @@
 /**
- * Load control end to end (issue #5, "Load control"): three real gateways with their
+ * Load control end to end: three real gateways with their
  * HeartbeatWriter, LoadShedder and registrar, one discovery, the manager API, and 150 simulated
  * agents that find gateways through discovery. The agents are skewed onto one gateway; a lowered
  * limit (or a rebalance) moves the excess to the others: every agent ends connected, none is

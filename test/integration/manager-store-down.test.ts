@@ -1,5 +1,5 @@
 /**
- * The manager while its store is down (issue 15, item 4): requests answer 503 with the cause in
+ * The manager while its store is down: requests answer 503 with the cause in
  * the envelope (retryable), not an opaque 500 "internal error"; they succeed again when the store
  * (a real dynalite, restarted on the same port and data) is back.
  */

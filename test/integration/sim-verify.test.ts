@@ -1,5 +1,5 @@
 /**
- * Numbered simulator records and reading them back (issue 15, item 5): `fleetgate sim
+ * Numbered simulator records and reading them back: `fleetgate sim
  * --verify-kafka` through a real gateway process and a real broker counts every record sent as
  * stored once; `fleetgate sim verify` on a topic with a gap, a copy and a swap reports exactly those.
  */

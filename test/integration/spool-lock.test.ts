@@ -1,5 +1,5 @@
 /**
- * The spool lock is released by the kernel when its owner dies (issue 15, item 4): a gateway
+ * The spool lock is released by the kernel when its owner dies: a gateway
  * killed with SIGKILL — here left a zombie, never reaped, so its pid still "exists" — does not
  * block the next opener, while a live owner is refused with its pid. A spool path too long for
  * a socket file locks through Linux's abstract namespace the same way.

@@ -1,5 +1,5 @@
 /**
- * Records in flight when the gateway ends a stream gracefully (issue 15, item 2): an agent keeps
+ * Records in flight when the gateway ends a stream gracefully: an agent keeps
  * writing until it sees the status, so some of its records reach the gateway after the status
  * went out. Each record whose bytes the agent had handed to its socket before it saw the status
  * (its write callback ran) must be stored: on SIGTERM (real process, real Kafka), on newest-wins

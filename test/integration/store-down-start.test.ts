@@ -1,5 +1,5 @@
 /**
- * A gateway whose DynamoDB is down when it starts (issue 15, item 3): the real `fleetgate
+ * A gateway whose DynamoDB is down when it starts: the real `fleetgate
  * gateway` process starts anyway, serves agents (their records are taken), reports itself ready
  * but degraded with the cause in /readyz and `fleetgate_store_available 0`, and once the store
  * (a real dynalite on the configured port) comes up, creates the tables in the background and

@@ -1,5 +1,5 @@
 /**
- * Distributed task dispatch end to end (issue #5): dynalite, three real gateways (mTLS gRPC and
+ * Distributed task dispatch end to end: dynalite, three real gateways (mTLS gRPC and
  * the signed control API with its delivery guard), 300 simulated agents, dispatchers sharing the
  * store. Config to a tag, plugin task results reconciled (and replayed 3×), an offline agent
  * retried to result_failed, a result timeout, a dispatcher killed mid-chunk (no token delivered

@@ -1,5 +1,5 @@
 /**
- * The mTLS handshake matrix of hardening.md §2 (tests 11, 12, 14) against a started gateway:
+ * The mTLS handshake matrix of docs/hardening.md §2 (tests 11, 12, 14) against a started gateway:
  * who is refused, who is accepted, and that every refusal is counted by reason.
  */
 import assert from 'node:assert/strict';

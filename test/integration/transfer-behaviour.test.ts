@@ -193,7 +193,7 @@ test('command delivery: timed_out when the agent stops reading', async (t) => {
   await waitFor(() => a.commands.length === 1, 3000, 'command eventually received');
 });
 
-/** The 40 fields of an Elkeid agent heartbeat (elkeid-protocol.md §1.9), as the agent formats them. */
+/** The 40 fields of an Elkeid agent heartbeat (docs/elkeid-protocol.md §1.9), as the agent formats them. */
 const HEARTBEAT: Record<string, string> = {
   kernel_version: '5.15.0-91-generic',
   arch: 'x86_64',

@@ -33,15 +33,8 @@ const TEXT_FILE = /\.(ts|mts|cts|js|mjs|cjs|tf|go|sh|md|ya?ml|proto)$/;
 /** Documents of other projects cited by their own names (gRPC's protocol description). */
 const OUTSIDE_DOCUMENTS = new Set(['PROTOCOL-HTTP2']);
 
-/**
- * Documents the code cited under names they no longer have. The citations are being rewritten
- * to the new names; once none is left, empty this map and the old names are refused.
- */
-const RENAMED: Readonly<Record<string, string>> = {
-  contract: 'environment',
-  design: 'hardening',
-  'capacity-anchors': 'capacity',
-};
+/** Documents cited under names they no longer have (none now: an old name is refused). */
+const RENAMED: Readonly<Record<string, string>> = {};
 
 /** Short names that stand for a document: `Elkeid §2.13`, `hardening §4`. */
 const SHORT_NAMES: Readonly<Record<string, string>> = { Elkeid: 'elkeid-protocol', hardening: 'hardening' };

@@ -1,6 +1,6 @@
 /**
  * The manager's security building blocks without a store: the token secret's refusals
- * (hardening.md §5 test 28), scrypt passwords, signed session tokens (every change of the token
+ * (docs/hardening.md §5 test 28), scrypt passwords, signed session tokens (every change of the token
  * fails, fast-check), role mapping onto Elkeid's levels, the token bucket.
  */
 import assert from 'node:assert/strict';

@@ -9,7 +9,7 @@ import { buildMqRecords } from '../../workers/mqdata.js';
 import { buildRecordSet } from '../../workers/record-set.js';
 import { HEADER_GW, HEADER_SEQ } from '../../workers/spool-entry.js';
 
-test('MQData fields follow elkeid-protocol.md §1.1 and the body is the agent bytes', () => {
+test('MQData fields follow docs/elkeid-protocol.md §1.1 and the body is the agent bytes', () => {
   const body = encodeItem({ exe: '/bin/sh', argv: 'sh -c id' });
   const raw = grpc.RawData.decode(
     grpc.RawData.encode({

@@ -1,4 +1,4 @@
-/** hardening.md §1 test 1: the runtime carries the HTTP/2 and TLS fixes the gateway relies on. */
+/** docs/hardening.md §1 test 1: the runtime carries the HTTP/2 and TLS fixes the gateway relies on. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';

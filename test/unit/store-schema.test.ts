@@ -61,7 +61,7 @@ test('names, index names and TTL attributes are consistent', () => {
   assert.equal(TABLES.audit.ttl, 'expiresAt');
 });
 
-test('the keys the issue names', () => {
+test('the keys every table is declared with', () => {
   const k = (a: KeyAttribute | undefined) => a?.name;
   assert.deepEqual([k(TABLES.registry.pk), k(TABLES.registry.sk)], ['name', 'instance']);
   assert.deepEqual([k(TABLES.tags.pk), k(TABLES.tags.sk)], ['tag', 'agentId']);

@@ -1,5 +1,5 @@
 /**
- * hardening.md §4 test 23, lease safety under pauses, as a fast-check `fc.commands` model test:
+ * docs/hardening.md §4 test 23, lease safety under pauses, as a fast-check `fc.commands` model test:
  * three holders with clocks skewed by up to ±5 s claim, renew (renewals may be dropped), pause
  * for up to 3× the lease, commit to the protected writer (the gateway's FenceTable) whenever
  * they *believe* they hold the lease, and release. Pass: the writer never accepts a fence out of

@@ -1,5 +1,5 @@
 /**
- * The Elkeid-compatible v1 agent endpoints (elkeid-protocol.md §4.4) that do not need task
+ * The Elkeid-compatible v1 agent endpoints (docs/elkeid-protocol.md §4.4) that do not need task
  * dispatch, with Elkeid's envelope, codes, paging and filter JSON, so existing scripts keep
  * working. Differences, all toward safety: every route needs credentials (Elkeid leaves
  * getConfig/:id and queryInfo open; here a gateway signs them with AK/SK), tags are refused when

@@ -1,7 +1,7 @@
 /**
  * Task routes over the engine's TaskService (tasks/types.ts):
  *
- *   Elkeid v1 (elkeid-protocol.md §4.4, §4.5), Elkeid's envelope and codes:
+ *   Elkeid v1 (docs/elkeid-protocol.md §4.4, §4.5), Elkeid's envelope and codes:
  *     POST /api/v1/agent/createTask/{config,task,ctrl,delConfig}   write     → {task_id, count}
  *     POST /api/v1/agent/controlTask          run | cancel         write     → {taskID, jobID, id_count} | {taskID}
  *     POST /api/v1/agent/quickTask/task?token=true&timeout=N        write     → token | ""

@@ -1,5 +1,5 @@
 /**
- * What a config task sends each agent (elkeid-protocol.md §4.5 step 3): the agent's effective
+ * What a config task sends each agent (docs/elkeid-protocol.md §4.5 step 3): the agent's effective
  * config (default ⊕ its tags' overrides in sorted order ⊕ its own override, configs.ts) with the
  * task's items applied by the same `updateConfig` merge. The agent replaces its whole plugin set
  * with what it receives, so this must be the complete list, never just the task's items.

@@ -1,5 +1,5 @@
 /**
- * Identifiers of the task system, in Elkeid's formats (elkeid-protocol.md §4.5) so v1 clients
+ * Identifiers of the task system, in Elkeid's formats (docs/elkeid-protocol.md §4.5) so v1 clients
  * that parse or sort them keep working:
  *   task id        `<unixnano><6 letters>`  — sorts by creation time as a string (19 digits until 2286)
  *   token          20-char xid-like string   — what the agent echoes in its result record

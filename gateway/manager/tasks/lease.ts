@@ -1,5 +1,5 @@
 /**
- * Chunk leases with a fencing number (hardening.md §4; Kleppmann, "How to do distributed
+ * Chunk leases with a fencing number (docs/hardening.md §4; Kleppmann, "How to do distributed
  * locking"). A lease is a conditional write on the chunk head:
  *
  *   claim    IF leaseVersion = :seen AND (no owner OR leaseUntil < :now)

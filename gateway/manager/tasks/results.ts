@@ -22,7 +22,7 @@ import { TOKEN_PATTERN } from './ids.js';
 import { headId } from './model.js';
 import type { ResultItem } from './types.js';
 
-/** Elkeid's data types whose `status` decides the subtask (elkeid-protocol.md §4.5 step 5). */
+/** Elkeid's data types whose `status` decides the subtask (docs/elkeid-protocol.md §4.5 step 5). */
 export const ELKEID_STATUS_TYPES: readonly string[] = ['5100', '8010', '6000'];
 
 const MAX_FIELDS = 64;

@@ -1,6 +1,6 @@
 /**
  * The task system's public shapes: what the API routes (routes/tasks.ts) call and what the
- * engine (this folder) implements. Names follow Elkeid's documents (elkeid-protocol.md §4.5) where
+ * engine (this folder) implements. Names follow Elkeid's documents (docs/elkeid-protocol.md §4.5) where
  * the API shows them, so the v1 endpoints can render them as Elkeid does.
  */
 import type { Filter } from '../filter.js';

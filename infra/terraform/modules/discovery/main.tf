@@ -8,7 +8,7 @@
 # - HTTP API (HTTPS): what the gateways register with (FLEETGATE_SD_ADDRS = its URL, requests
 #   signed with the AK/SK pairs of the <name>/aksk secret, which the function reads at cold start).
 # - ALB, HTTP on 8088: stock Elkeid agents ask discovery over plain HTTP
-#   (`GET http://<sd>:8088/registry/detail?name=hids_svr_grpc&count=10`, elkeid-protocol.md
+#   (`GET http://<sd>:8088/registry/detail?name=hids_svr_grpc&count=10`, docs/elkeid-protocol.md
 #   §1.8), which API Gateway cannot answer. The balancer invokes the same function (the adapter
 #   in gateway/http/lambda-adapter.ts serves ALB events too).
 ################################################################################
@@ -170,7 +170,7 @@ resource "aws_lb_target_group_attachment" "function" {
 resource "aws_lb_listener" "http" {
   count = local.create_alb ? 1 : 0
 
-  # checkov:skip=CKV_AWS_2:Plain HTTP on purpose: stock Elkeid agents ask discovery over http:// only (elkeid-protocol.md §1.8). The answer holds gateway addresses, which the agents then reach over mutual TLS.
+  # checkov:skip=CKV_AWS_2:Plain HTTP on purpose: stock Elkeid agents ask discovery over http:// only (docs/elkeid-protocol.md §1.8). The answer holds gateway addresses, which the agents then reach over mutual TLS.
   # checkov:skip=CKV_AWS_103:Same: no TLS on this listener, so there is no TLS policy to set.
   load_balancer_arn = aws_lb.http[0].arn
   port              = local.http_port

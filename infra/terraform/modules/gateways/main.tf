@@ -12,7 +12,7 @@ locals {
 
   control_cidrs = length(var.control_api_cidr_blocks) > 0 ? var.control_api_cidr_blocks : [var.vpc_cidr_block]
 
-  # The environment of contract.md. FLEETGATE_ADVERTISE_HOST is left to its default, the task's
+  # The environment of docs/environment.md. FLEETGATE_ADVERTISE_HOST is left to its default, the task's
   # own address (awsvpc: every task has its own ENI), which is what discovery hands to agents.
   environment = merge(
     {
