@@ -132,17 +132,8 @@ export class ServerCall {
     });
     this.stream.on('end', () => {
       if (this.#readEnded) return; // already taken by #takeBuffered
-      this.#readEnded = true;
       if (this.#readingOn) clearTimeout(this.#readingOn);
-      try {
-        this.#reader.finish();
-      } catch (err) {
-        // A cut-off last message (e.g. the client reset its stream mid-write after our status):
-        // the complete messages before it are still handled; the error comes after them.
-        this.#truncated = err;
-        this.#discarded++;
-      }
-      this.#drain();
+      this.#finishReading();
     });
   }
 
@@ -330,10 +321,17 @@ export class ServerCall {
   #takeBuffered(): void {
     if (!this.#onMessage || this.#discarding || this.#readEnded) return;
     if (this.stream.readableLength > 0) while (this.stream.read() !== null);
+    this.#finishReading();
+  }
+
+  /** No more bytes will come: the last complete messages are handled, a cut-off one counted. */
+  #finishReading(): void {
     this.#readEnded = true;
     try {
       this.#reader.finish();
     } catch (err) {
+      // A cut-off last message (e.g. the client reset its stream mid-write after our status):
+      // the complete messages before it are still handled; the error comes after them.
       this.#truncated = err;
       this.#discarded++;
     }

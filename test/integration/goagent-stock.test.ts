@@ -11,7 +11,7 @@ import { grpc } from '../../proto/gen/elkeid.js';
 import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
 import { startFleetgateProcess, waitFor } from '../helpers/gateway.js';
 import { startGoAgent } from '../helpers/goagent.js';
-import { createTopic, kafkaClient, kafkaReady } from '../helpers/kafka.js';
+import { BROKER, createTopic, kafkaClient, kafkaReady } from '../helpers/kafka.js';
 
 let db: TestDynamo;
 before(async () => {
@@ -43,7 +43,7 @@ async function startStoreGateway(t: TestContext, env: Record<string, string> = {
     FLEETGATE_WORKERS: '0',
     FLEETGATE_DYNAMODB_ENDPOINT: db.dynamo.endpoint,
     FLEETGATE_TABLE_PREFIX: db.prefix,
-    FLEETGATE_KAFKA_BROKERS: '127.0.0.1:9092',
+    FLEETGATE_KAFKA_BROKERS: BROKER,
     FLEETGATE_KAFKA_TOPIC: topic,
     FLEETGATE_ADVERTISE_HOST: '127.0.0.1',
     ...env,
