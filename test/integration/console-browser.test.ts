@@ -13,6 +13,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import type { Page } from 'playwright-core';
+import { httpEngine } from '../../gateway/http/http-engine.js';
 import { readAgentTls } from '../../loadtest/agent/raw-agent.js';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
 import { newStats, SimAgent } from '../../loadtest/sim/sim-agent.js';
@@ -179,9 +180,11 @@ test('the operator console in Chromium against fleetgate all and simulated agent
 
   const { page, errors } = await launchBrowser(t);
 
-  // Sign in; the overview shows exactly the connected agent count, over the WebSocket.
+  // Sign in; the overview shows exactly the connected agent count, over the WebSocket (on the
+  // node:http engine, where the manager has no WebSocket, by polling).
   await signIn(page, f.url, ADMIN);
-  await page.getByTestId('live-mode').filter({ hasText: 'live' }).waitFor();
+  const liveMode = httpEngine().name === 'uws' ? 'live' : 'polling';
+  await page.getByTestId('live-mode').filter({ hasText: liveMode }).waitFor();
   await page
     .getByTestId('connected-count')
     .filter({ hasText: String(AGENTS) })

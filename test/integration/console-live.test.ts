@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { unzipSync } from 'fflate';
 import WebSocket from 'ws';
+import { httpEngine } from '../../gateway/http/http-engine.js';
 import type { LambdaHttpEvent } from '../../gateway/http/lambda-adapter.js';
 import { createManagerLambda } from '../../gateway/manager/lambda.js';
 import { LIVE_SOCKET_PATH } from '../../gateway/manager/live-socket.js';
@@ -23,6 +24,17 @@ import { tempDir } from '../helpers/gateway.js';
 import { AK, SECRET, SK, startTestManager, type TestManager } from '../helpers/manager-harness.js';
 
 const FIRST_LOAD_BUDGET = 250 * 1024;
+
+/**
+ * The live socket is a uWS feature: where this Node has no native uWS binary (Node 24 on a glibc
+ * older than 2.38), the manager serves on node:http and the console polls. Each engine runs the
+ * tests of what it serves: the socket tests on uWS, the fallback test on node:http.
+ */
+const SOCKET_ENGINE = httpEngine().name === 'uws';
+const ON_UWS = SOCKET_ENGINE
+  ? {}
+  : { skip: 'node:http engine: no live socket (the fallback test covers it)' };
+const ON_NODE_HTTP = SOCKET_ENGINE ? { skip: 'uWS engine: the live socket tests cover it' } : {};
 
 interface Client {
   ws: WebSocket;
@@ -84,45 +96,49 @@ function upgradeStatus(port: number, headers: Record<string, string>): Promise<n
   });
 }
 
-test('the live socket: first-message auth, snapshots, bad and missing credentials, message rate', async (t) => {
-  const m = await startTestManager(t, {
-    api: { consoleDir: false },
-    liveSocket: { authTimeoutMs: 300, maxMessagesPer10s: 5 },
-  });
-  const viewer = await m.user('vic', 'viewer');
+test(
+  'the live socket: first-message auth, snapshots, bad and missing credentials, message rate',
+  ON_UWS,
+  async (t) => {
+    const m = await startTestManager(t, {
+      api: { consoleDir: false },
+      liveSocket: { authTimeoutMs: 300, maxMessagesPer10s: 5 },
+    });
+    const viewer = await m.user('vic', 'viewer');
 
-  const c = await connect(m);
-  c.ws.send(JSON.stringify({ type: 'auth', token: viewer }));
-  const hello = await c.next('hello');
-  assert.deepEqual(hello.principal, { kind: 'user', id: 'vic', role: 'viewer' });
-  const snap = (await c.next('snapshot')).data!;
-  assert.deepEqual(Object.keys(snap).sort(), ['at', 'gateways', 'history', 'stats', 'tasks']);
-  const stats = await m.call('GET', '/api/fleet/stats', { token: viewer });
-  assert.deepEqual(Object.keys(snap.stats as object).sort(), Object.keys(stats.json).sort());
-  // The same snapshot for pollers; nothing without credentials.
-  const polled = await m.call('GET', '/api/fleet/live', { bearer: viewer });
-  assert.equal(polled.status, 200);
-  assert.deepEqual(Object.keys(polled.json).sort(), ['at', 'gateways', 'history', 'stats', 'tasks']);
-  assert.equal((await m.call('GET', '/api/fleet/live')).status, 401);
+    const c = await connect(m);
+    c.ws.send(JSON.stringify({ type: 'auth', token: viewer }));
+    const hello = await c.next('hello');
+    assert.deepEqual(hello.principal, { kind: 'user', id: 'vic', role: 'viewer' });
+    const snap = (await c.next('snapshot')).data!;
+    assert.deepEqual(Object.keys(snap).sort(), ['at', 'gateways', 'history', 'stats', 'tasks']);
+    const stats = await m.call('GET', '/api/fleet/stats', { token: viewer });
+    assert.deepEqual(Object.keys(snap.stats as object).sort(), Object.keys(stats.json).sort());
+    // The same snapshot for pollers; nothing without credentials.
+    const polled = await m.call('GET', '/api/fleet/live', { bearer: viewer });
+    assert.equal(polled.status, 200);
+    assert.deepEqual(Object.keys(polled.json).sort(), ['at', 'gateways', 'history', 'stats', 'tasks']);
+    assert.equal((await m.call('GET', '/api/fleet/live')).status, 401);
 
-  // More than 5 messages in 10 s: closed.
-  for (let i = 0; i < 6; i++) c.ws.send(JSON.stringify({ type: 'ping' }));
-  assert.equal((await c.closed).code, 4429);
+    // More than 5 messages in 10 s: closed.
+    for (let i = 0; i < 6; i++) c.ws.send(JSON.stringify({ type: 'ping' }));
+    assert.equal((await c.closed).code, 4429);
 
-  const bad = await connect(m);
-  bad.ws.send(JSON.stringify({ type: 'auth', token: `${viewer.slice(0, -4)}AAAA` }));
-  assert.equal((await bad.closed).code, 4401);
-  assert.equal(bad.messages.length, 0, 'nothing is sent before authentication');
+    const bad = await connect(m);
+    bad.ws.send(JSON.stringify({ type: 'auth', token: `${viewer.slice(0, -4)}AAAA` }));
+    assert.equal((await bad.closed).code, 4401);
+    assert.equal(bad.messages.length, 0, 'nothing is sent before authentication');
 
-  const silent = await connect(m);
-  assert.equal((await silent.closed).code, 4408);
+    const silent = await connect(m);
+    assert.equal((await silent.closed).code, 4408);
 
-  const garbage = await connect(m);
-  garbage.ws.send('not json');
-  assert.equal((await garbage.closed).code, 4400);
-});
+    const garbage = await connect(m);
+    garbage.ws.send('not json');
+    assert.equal((await garbage.closed).code, 4400);
+  },
+);
 
-test('the live socket closes when the session is revoked (sign-out)', async (t) => {
+test('the live socket closes when the session is revoked (sign-out)', ON_UWS, async (t) => {
   const m = await startTestManager(t, {
     api: { consoleDir: false, userCacheMs: 0 },
     liveSocket: { recheckMs: 200 },
@@ -137,7 +153,7 @@ test('the live socket closes when the session is revoked (sign-out)', async (t) 
   assert.match(closed.reason, /revoked/);
 });
 
-test('the live socket bounds its subscribers and refuses cross-origin pages', async (t) => {
+test('the live socket bounds its subscribers and refuses cross-origin pages', ON_UWS, async (t) => {
   const m = await startTestManager(t, { api: { consoleDir: false }, liveSocket: { maxSubscribers: 2 } });
   const port = m.role.port;
   assert.equal(await upgradeStatus(port, { origin: 'http://evil.example', host: `127.0.0.1:${port}` }), 403);
@@ -252,31 +268,49 @@ test('on AWS the manager Lambda serves the console from its own zip, same origin
   assert.equal((await handler(event('/api/fleet/live'), {})).statusCode, 401);
 });
 
-test('sockets closed while their auth, recheck or snapshot is in flight leave the manager serving', async (t) => {
-  const m = await startTestManager(t, {
-    api: { consoleDir: false, userCacheMs: 0 },
-    liveSocket: { recheckMs: 5 },
-  });
-  const token = await m.user('quinn', 'viewer');
-  const failures: unknown[] = [];
-  const onRejection = (err: unknown) => failures.push(err);
-  process.on('unhandledRejection', onRejection);
-  t.after(() => process.off('unhandledRejection', onRejection));
-  for (let round = 0; round < 3; round++) {
-    const clients = await Promise.all(Array.from({ length: 10 }, () => connect(m)));
-    for (const [i, c] of clients.entries()) {
-      c.ws.send(JSON.stringify({ type: 'auth', token }));
-      // Closed at once, after the hello, or after a few rechecks.
-      if (i % 3 === 1) await c.next('hello');
-      if (i % 3 === 2) await new Promise((r) => setTimeout(r, 20));
-      c.ws.terminate();
+test(
+  'sockets closed while their auth, recheck or snapshot is in flight leave the manager serving',
+  ON_UWS,
+  async (t) => {
+    const m = await startTestManager(t, {
+      api: { consoleDir: false, userCacheMs: 0 },
+      liveSocket: { recheckMs: 5 },
+    });
+    const token = await m.user('quinn', 'viewer');
+    const failures: unknown[] = [];
+    const onRejection = (err: unknown) => failures.push(err);
+    process.on('unhandledRejection', onRejection);
+    t.after(() => process.off('unhandledRejection', onRejection));
+    for (let round = 0; round < 3; round++) {
+      const clients = await Promise.all(Array.from({ length: 10 }, () => connect(m)));
+      for (const [i, c] of clients.entries()) {
+        c.ws.send(JSON.stringify({ type: 'auth', token }));
+        // Closed at once, after the hello, or after a few rechecks.
+        if (i % 3 === 1) await c.next('hello');
+        if (i % 3 === 2) await new Promise((r) => setTimeout(r, 20));
+        c.ws.terminate();
+      }
+      await Promise.all(clients.map((c) => c.closed));
     }
-    await Promise.all(clients.map((c) => c.closed));
-  }
-  await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(failures, []);
-  const c = await connect(m);
-  c.ws.send(JSON.stringify({ type: 'auth', token }));
-  await c.next('snapshot');
-  c.ws.close();
-});
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(failures, []);
+    const c = await connect(m);
+    c.ws.send(JSON.stringify({ type: 'auth', token }));
+    await c.next('snapshot');
+    c.ws.close();
+  },
+);
+
+test(
+  'on the node:http engine there is no live socket: the upgrade fails, the console polls the same snapshot',
+  ON_NODE_HTTP,
+  async (t) => {
+    const m = await startTestManager(t, { api: { consoleDir: false } });
+    const viewer = await m.user('vic', 'viewer');
+    await assert.rejects(connect(m), 'no WebSocket is accepted on node:http');
+    const polled = await m.call('GET', '/api/fleet/live', { bearer: viewer });
+    assert.equal(polled.status, 200);
+    assert.deepEqual(Object.keys(polled.json).sort(), ['at', 'gateways', 'history', 'stats', 'tasks']);
+    assert.equal((await m.call('GET', '/api/fleet/live')).status, 401);
+  },
+);

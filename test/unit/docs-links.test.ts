@@ -19,7 +19,6 @@ const docsDir = path.join(root, 'docs');
 
 /** Not ours, never scanned: dependencies, build output, generated code, caches, local state. */
 const SKIPPED_DIRS = new Set([
-  'node_modules',
   'dist',
   'data',
   'proto/gen',
@@ -51,7 +50,8 @@ function repoFiles(dir = root): string[] {
   return readdirSync(dir).flatMap((name) => {
     const full = path.join(dir, name);
     const rel = path.relative(root, full);
-    if (name.startsWith('.') || SKIPPED_DIRS.has(rel)) return [];
+    // node_modules at any depth (scripts/node24/ has its own).
+    if (name.startsWith('.') || name === 'node_modules' || SKIPPED_DIRS.has(rel)) return [];
     if (statSync(full).isDirectory()) return repoFiles(full);
     return TEXT_FILE.test(name) ? [rel] : [];
   });

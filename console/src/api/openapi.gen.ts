@@ -250,7 +250,7 @@ export interface paths {
         put?: never;
         /**
          * An agent's effective plugin config, as an AgentCenter asks at first heartbeat (AK/SK)
-         * @description Elkeid v6 (elkeid-protocol.md §2.7): the AgentCenter posts the agent's detail map; the
+         * @description Elkeid v6 (docs/elkeid-protocol.md §2.7): the AgentCenter posts the agent's detail map; the
          *     answer is the effective config (default ⊕ tags ⊕ agent) without `detail`. Elkeid leaves
          *     this open; here it needs a gateway's AK/SK signature (or a reader). When no config is set
          *     at all the answer is code 6 rather than an empty list, which a stock AgentCenter would
