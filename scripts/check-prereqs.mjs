@@ -82,6 +82,12 @@ const PREREQS = [
     },
   ],
   [
+    'Chromium (apt-get install -y chromium, or CHROMIUM_PATH)',
+    'runs the operator console browser test',
+    true,
+    () => existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'),
+  ],
+  [
     'Python 3 with venv (python3)',
     'installs checkov once for check:infra',
     !checkovInstalled,
