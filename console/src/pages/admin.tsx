@@ -6,6 +6,21 @@ import { Empty, ErrorBox, errorText, Field, Loading, Time, useAsync, useConfirm 
 type Role = Schemas['Role'];
 const ROLES: Role[] = ['viewer', 'operator', 'admin'];
 
+/** A role picker: the create-user and create-key forms and each user's row use the same one. */
+function RoleSelect(props: { value: Role; onChange: (role: Role) => void; label?: string }) {
+  return (
+    <select
+      aria-label={props.label}
+      value={props.value}
+      onChange={(e) => props.onChange(e.currentTarget.value as Role)}
+    >
+      {ROLES.map((r) => (
+        <option key={r}>{r}</option>
+      ))}
+    </select>
+  );
+}
+
 function useAction() {
   const [error, setError] = useState<string | undefined>(undefined);
   const [notice, setNotice] = useState<string | undefined>(undefined);
@@ -100,14 +115,7 @@ function Users() {
           />
         </Field>
         <Field label="Role">
-          <select
-            value={form.role}
-            onChange={(e) => setForm({ ...form, role: e.currentTarget.value as Role })}
-          >
-            {ROLES.map((r) => (
-              <option key={r}>{r}</option>
-            ))}
-          </select>
+          <RoleSelect value={form.role} onChange={(role) => setForm({ ...form, role })} />
         </Field>
         <button type="submit">Create user</button>
       </form>
@@ -129,15 +137,11 @@ function Users() {
               <tr key={u.username}>
                 <td>{u.username}</td>
                 <td>
-                  <select
-                    aria-label={`role of ${u.username}`}
+                  <RoleSelect
+                    label={`role of ${u.username}`}
                     value={u.role}
-                    onChange={(e) => void setRole(u.username, e.currentTarget.value as Role)}
-                  >
-                    {ROLES.map((r) => (
-                      <option key={r}>{r}</option>
-                    ))}
-                  </select>
+                    onChange={(role) => void setRole(u.username, role)}
+                  />
                 </td>
                 <td>
                   <Time ms={u.createdAt} />
@@ -200,14 +204,7 @@ function Keys() {
           />
         </Field>
         <Field label="Role">
-          <select
-            value={form.role}
-            onChange={(e) => setForm({ ...form, role: e.currentTarget.value as Role })}
-          >
-            {ROLES.map((r) => (
-              <option key={r}>{r}</option>
-            ))}
-          </select>
+          <RoleSelect value={form.role} onChange={(role) => setForm({ ...form, role })} />
         </Field>
         <button type="submit">Create key for me</button>
       </form>
