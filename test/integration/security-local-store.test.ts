@@ -1,5 +1,5 @@
 /**
- * Issue 14, item 1: the embedded store (dynalite, no authentication of its own) must be reachable
+ * The embedded store (dynalite, no authentication of its own) must be reachable
  * by the fleetgate process only. A real `fleetgate all` runs; a second local account (uid 65534,
  * when the tests run as root) tries every TCP port the process listens on and the store's unix
  * socket with a DynamoDB ListTables, as `fleetgate users add x --role admin` would. None may
@@ -8,9 +8,19 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { CLI_ENTRY, ROOT, startFleetgateProcess, tempDir, waitFor } from '../helpers/gateway.js';
 
 /** TCP ports in LISTEN state whose sockets belong to `pid` (from /proc, as root or the owner). */
@@ -55,6 +65,23 @@ Promise.all(targets.map(one)).then((r) => console.log(JSON.stringify({ uid: proc
 
 const runningAsRoot = process.getuid?.() === 0;
 
+/**
+ * A Node binary the probing account (nobody) can execute: this one, unless it sits below a
+ * directory private to us (e.g. Node 24 installed into a checkout under a 0700 `mktemp -d`),
+ * in which case a copy in a world-readable temporary directory.
+ */
+function nodeForNobody(t: TestContext): string {
+  const ok = spawnSync(process.execPath, ['-e', '0'], { cwd: '/', uid: 65534, gid: 65534 });
+  if (ok.status === 0) return process.execPath;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fg-probe-node-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  const copy = path.join(dir, 'node');
+  copyFileSync(process.execPath, copy);
+  chmodSync(copy, 0o755);
+  return copy;
+}
+
 test('embedded store: no other local account reaches it; the running account does, through the private socket', async (t) => {
   const { child, dataDir, output } = await startFleetgateProcess(
     t,
@@ -70,7 +97,8 @@ test('embedded store: no other local account reaches it; the running account doe
   // As root the probe runs as nobody (uid 65534): a second local user, as in the report. Without
   // root, every TCP target is still open to any local user, so the probe as ourselves proves
   // the same for them; the socket's protection is then the directory mode asserted above.
-  const probe = spawnSync(process.execPath, ['-e', PROBE, JSON.stringify(targets)], {
+  const probeNode = runningAsRoot ? nodeForNobody(t) : process.execPath;
+  const probe = spawnSync(probeNode, ['-e', PROBE, JSON.stringify(targets)], {
     encoding: 'utf8',
     timeout: 20_000,
     cwd: '/',
