@@ -15,9 +15,9 @@ if (nh1 < 1 || (nh1 === 1 && nh2 < 61)) {
   process.exit(1);
 }
 try {
-  await import('../dist/gateway/cli/run.js');
+  await import('../dist/cli/run.js');
 } catch (err) {
-  if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/gateway/cli/run.js')) {
+  if (err && err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/cli/run.js')) {
     console.error('fleetgate is not built: run `npm run build` first (npm start does it for you)');
     process.exit(1);
   }

@@ -6,9 +6,9 @@ export interface LambdaDef {
   console?: boolean;
 }
 export declare const LAMBDAS: Record<string, LambdaDef>;
-/** `gateway/discovery/lambda.ts` -> `gateway/discovery/lambda.handler`. */
+/** `discovery/lambda.ts` -> `discovery/lambda.handler`. */
 export declare function handlerSetting(fn: LambdaDef): string;
-/** The bundle's entry module: Secrets Manager first (gateway/config/secrets-manager.ts), then the handler. */
+/** The bundle's entry module: Secrets Manager first (platform/config/secrets-manager.ts), then the handler. */
 export declare function entrySource(fn: LambdaDef): string;
 export interface BuiltLambda {
   name: string;

@@ -4,12 +4,12 @@
 //   node scripts/build-lambda.mjs --out DIR [name...]
 //
 // Each bundle keeps its source module's path, so the handler setting of the function names the
-// source: gateway/discovery/lambda.ts `handler` becomes `gateway/discovery/lambda.mjs` in the zip
-// and the function's handler is `gateway/discovery/lambda.handler`. Everything is bundled (the
+// source: discovery/lambda.ts `handler` becomes `discovery/lambda.mjs` in the zip
+// and the function's handler is `discovery/lambda.handler`. Everything is bundled (the
 // AWS SDK too: the version tested here, not the runtime's). The zip is reproducible (fixed
 // timestamps, sorted entries), so Terraform's source_code_hash changes only with the code.
 //
-// Every bundle starts with gateway/config/secrets-manager.ts: before the handler module reads its
+// Every bundle starts with platform/config/secrets-manager.ts: before the handler module reads its
 // environment, FLEETGATE_AKSK_SECRET_ARN and FLEETGATE_MANAGER_SECRET_ARN are resolved from
 // Secrets Manager into FLEETGATE_AKSK and FLEETGATE_MANAGER_SECRET (top-level await, during the
 // function's init), so no secret value is ever in a function's configuration or in Terraform.
@@ -24,12 +24,12 @@ const root = path.join(import.meta.dirname, '..');
 
 /** Every Lambda function of the project: zip name -> source module exporting `handler`. */
 export const LAMBDAS = {
-  discovery: { source: 'gateway/discovery/lambda.ts', export: 'handler' },
-  // The manager API behind its HTTP API: handler gateway/manager/lambda.handler. The zip also
+  discovery: { source: 'discovery/lambda.ts', export: 'handler' },
+  // The manager API behind its HTTP API: handler manager/lambda.handler. The zip also
   // holds the operator console (dist/console), which the function serves at / (same origin).
-  manager: { source: 'gateway/manager/lambda.ts', export: 'handler', console: true },
-  // The task dispatcher on an EventBridge schedule: handler gateway/manager/dispatcher-lambda.handler.
-  dispatcher: { source: 'gateway/manager/dispatcher-lambda.ts', export: 'handler' },
+  manager: { source: 'manager/lambda.ts', export: 'handler', console: true },
+  // The task dispatcher on an EventBridge schedule: handler manager/dispatcher-lambda.handler.
+  dispatcher: { source: 'manager/dispatcher-lambda.ts', export: 'handler' },
 };
 
 /** The name the generated entry module goes by in source maps (it is not a file). */
@@ -40,7 +40,7 @@ function entrySourcefile(fn) {
 /** The bundle's entry: secrets first, then the handler module's export under its own name. */
 export function entrySource(fn) {
   return [
-    "import { loadSecretEnvironment } from './gateway/config/secrets-manager.ts';",
+    "import { loadSecretEnvironment } from './platform/config/secrets-manager.ts';",
     `import { ${fn.export} as __fgHandler } from './${fn.source}';`,
     'await loadSecretEnvironment(process.env);',
     `export const ${fn.export} = __fgHandler;`,
@@ -48,7 +48,7 @@ export function entrySource(fn) {
   ].join('\n');
 }
 
-/** `gateway/discovery/lambda.ts` -> `gateway/discovery/lambda.handler` (Lambda's handler setting). */
+/** `discovery/lambda.ts` -> `discovery/lambda.handler` (Lambda's handler setting). */
 export function handlerSetting(fn) {
   return `${fn.source.replace(/\.ts$/, '')}.${fn.export}`;
 }

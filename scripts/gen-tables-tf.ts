@@ -1,5 +1,5 @@
 /**
- * Writes infra/terraform/modules/tables/schema.tf.json from gateway/store/schema.ts, so the
+ * Writes infra/terraform/modules/tables/schema.tf.json from platform/store/schema.ts, so the
  * Terraform tables are the schema module's tables: names, keys, attribute types, indexes and
  * their projections, TTL attribute. `npm run gen:tables`; test/integration/infra-terraform.test.ts
  * fails when the file is not what this script would write.
@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TABLES, type TableDef, toCreateTableInput } from '../gateway/store/schema.js';
+import { TABLES, type TableDef, toCreateTableInput } from '../platform/store/schema.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const TABLES_TF_JSON = path.join(root, 'infra', 'terraform', 'modules', 'tables', 'schema.tf.json');
@@ -61,7 +61,7 @@ export function toTerraformTable(def: TableDef): TerraformTable {
 /** The whole file as an object (Terraform JSON syntax: a `locals` block and a `//` comment). */
 export function tablesTfJson(): object {
   return {
-    '//': 'Generated from gateway/store/schema.ts by scripts/gen-tables-tf.ts (npm run gen:tables). Do not edit.',
+    '//': 'Generated from platform/store/schema.ts by scripts/gen-tables-tf.ts (npm run gen:tables). Do not edit.',
     locals: {
       schema_tables: Object.fromEntries(
         Object.entries(TABLES).map(([k, def]) => [k, toTerraformTable(def as TableDef)]),

@@ -8,7 +8,7 @@
  * does ("agentID conflict"). A connected session that went quiet is still replaced, so a host
  * whose old connection died reconnects as before.
  */
-import type { Logger } from '../obs/logger.js';
+import type { Logger } from '../../platform/obs/logger.js';
 
 export const FLAP_WINDOW_MS = 60_000;
 export const FLAP_REPLACEMENTS = 3;

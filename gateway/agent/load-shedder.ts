@@ -18,8 +18,8 @@
  * A stream being ended counts as gone for the excess, so a slow close is not shed twice.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Logger } from '../../platform/obs/logger.js';
 import { Status } from '../grpc/status.js';
-import type { Logger } from '../obs/logger.js';
 import type { AgentSession, SessionRegistry } from './sessions.js';
 
 export type ShedOrder = 'oldest' | 'random';

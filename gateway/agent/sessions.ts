@@ -2,10 +2,11 @@
  * The registry of connected agents (Elkeid's connection pool, §2.2): one live Transfer stream
  * per AgentID, the latest heartbeats, and command delivery with a bounded queue per agent.
  */
+
+import type { Metrics } from '../../platform/obs/metrics.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import type { ServerCall } from '../grpc/server-call.js';
 import { Status, type StatusCode } from '../grpc/status.js';
-import type { Metrics } from '../obs/metrics.js';
 import type { AgentHeader, Detail } from './heartbeat.js';
 
 /** What happened to one pushed command. */

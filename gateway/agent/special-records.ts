@@ -3,9 +3,10 @@
  * heartbeats update the session, task results go to the task-result sink (the manager
  * reconciles them by token), agent and plugin error logs go to the gateway log, rate-limited.
  */
+
+import type { Logger } from '../../platform/obs/logger.js';
+import type { Metrics } from '../../platform/obs/metrics.js';
 import type { grpc } from '../../proto/gen/elkeid.js';
-import type { Logger } from '../obs/logger.js';
-import type { Metrics } from '../obs/metrics.js';
 import { agentDetail, DT_AGENT_HEARTBEAT, DT_PLUGIN_HEARTBEAT, pluginDetail } from './heartbeat.js';
 import { decodeItem, type Fields } from './item.js';
 import type { AgentSession } from './sessions.js';

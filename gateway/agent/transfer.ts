@@ -3,13 +3,14 @@
  * Identifies the agent from its first RawData, keeps its session, parses heartbeats, hands every
  * message to the ingest sink with backpressure, and carries commands back.
  */
+
+import type { Logger } from '../../platform/obs/logger.js';
+import type { Metrics } from '../../platform/obs/metrics.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import type { SessionInfo } from '../grpc/http2-server.js';
 import type { ServerCall } from '../grpc/server-call.js';
 import { GrpcError, Status } from '../grpc/status.js';
 import type { IngestSink } from '../ingest/sink.js';
-import type { Logger } from '../obs/logger.js';
-import type { Metrics } from '../obs/metrics.js';
 import type { ConfigSource } from './config-source.js';
 import { type AgentHeader, agentDetail, type Detail } from './heartbeat.js';
 import { AgentIdConflicts, ALIVE_WITHIN_MS } from './id-conflicts.js';

@@ -9,11 +9,11 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from '../../platform/obs/logger.js';
+import type { Metrics } from '../../platform/obs/metrics.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import type { ServerCall } from '../grpc/server-call.js';
 import { GrpcError, Status } from '../grpc/status.js';
-import type { Logger } from '../obs/logger.js';
-import type { Metrics } from '../obs/metrics.js';
 import type { TaskResultSink } from './special-records.js';
 
 export const UPLOAD_METHOD = '/grpc.FileExt/Upload';

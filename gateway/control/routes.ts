@@ -4,9 +4,10 @@
  * `/command` for the manager's fan-out (with per-agent task tokens and the delivery guard's fence
  * and de-duplication checks). All of them AK/SK-signed.
  */
+
+import { fail, ok } from '../../platform/http/envelope.js';
+import type { HttpRequest, Route } from '../../platform/http/types.js';
 import type { DeliveryResult, SessionRegistry } from '../agent/sessions.js';
-import { fail, ok } from '../http/envelope.js';
-import type { HttpRequest, Route } from '../http/types.js';
 import { CommandJsonError, commandFromJson } from './command-json.js';
 import type { DeliveryGuard } from './delivery-guard.js';
 

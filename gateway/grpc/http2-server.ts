@@ -12,8 +12,8 @@ import http2, {
 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Logger } from '../obs/logger.js';
-import type { Metrics } from '../obs/metrics.js';
+import type { Logger } from '../../platform/obs/logger.js';
+import type { Metrics } from '../../platform/obs/metrics.js';
 import { installCertificateGate } from './certificate-gate.js';
 import { ACCEPT_ENCODING_HEADER, parseEncoding } from './codecs.js';
 import { type HandshakeGate, installHandshakeGate } from './handshake-gate.js';

@@ -8,6 +8,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import type { Logger } from '../../platform/obs/logger.js';
+import type { Metrics } from '../../platform/obs/metrics.js';
 import {
   type AcceptItem,
   createIngestCore,
@@ -18,8 +20,6 @@ import {
 } from '../../workers/ingest-core.js';
 import type { IngestWorkerData } from '../../workers/ingest-worker.js';
 import { packSpoolEntries, unpackSpoolEntries } from '../../workers/spool-entry.js';
-import type { Logger } from '../obs/logger.js';
-import type { Metrics } from '../obs/metrics.js';
 import { installProduceEncoder } from './kafka/produce-hook.js';
 import { createRecordProducer, type ProducerOptions } from './kafka/producer.js';
 import type { IngestBatch, IngestSink, SinkHealth } from './sink.js';

@@ -11,7 +11,7 @@
  * a safeguard, and the spool alarm still fires.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Logger } from '../obs/logger.js';
+import type { Logger } from '../../platform/obs/logger.js';
 
 export interface ScaleInProtectionOptions {
   /** ECS_AGENT_URI of the task. */

@@ -1,7 +1,7 @@
 ################################################################################
 # fleetgate on AWS: gateways (ECS) behind a Network Load Balancer, discovery (Lambda behind an
 # HTTP API, and an ALB on 8088 for stock agents), the manager API and the task dispatcher
-# (Lambda), the tables of gateway/store/schema.ts (DynamoDB), Kafka (MSK, TLS), secrets, alarms.
+# (Lambda), the tables of platform/store/schema.ts (DynamoDB), Kafka (MSK, TLS), secrets, alarms.
 # docs/deploy.md walks through it; README.md here has the sizing and the checks.
 ################################################################################
 

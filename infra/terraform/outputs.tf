@@ -49,7 +49,7 @@ output "manager_secret_name" {
 }
 
 output "table_names" {
-  description = "DynamoDB table per table key of gateway/store/schema.ts."
+  description = "DynamoDB table per table key of platform/store/schema.ts."
   value       = module.tables.table_names
 }
 

@@ -2,7 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { createCa, createClientCert, createServerCert } from '../../gateway/pki/certs.js';
+import { createCa, createClientCert, createServerCert } from '../../platform/pki/certs.js';
 
 /** Writes a fresh CA, server and fleet client certificate into `dir` (Elkeid's file names). */
 export async function writeBenchPki(dir: string): Promise<void> {

@@ -13,13 +13,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { Registry } from 'prom-client';
-import { createManagerApi } from '../../gateway/manager/api.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { batchWriteAll } from '../../gateway/store/batch-write.js';
-import { createDynamoClient, ensureTables } from '../../gateway/store/dynamo-client.js';
-import { startEmbeddedDynamo } from '../../gateway/store/embedded.js';
-import { FLEET_SCOPE } from '../../gateway/store/fleet-items.js';
-import { tableName } from '../../gateway/store/schema.js';
+import { createManagerApi } from '../../manager/api.js';
+import { silentLogger } from '../../platform/obs/logger.js';
+import { batchWriteAll } from '../../platform/store/batch-write.js';
+import { createDynamoClient, ensureTables } from '../../platform/store/dynamo-client.js';
+import { startEmbeddedDynamo } from '../../platform/store/embedded.js';
+import { FLEET_SCOPE } from '../../platform/store/fleet-items.js';
+import { tableName } from '../../platform/store/schema.js';
 
 const HELP = `usage: npm run bench:console -- [--agents N] [--runs R]
 

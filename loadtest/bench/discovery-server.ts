@@ -1,7 +1,7 @@
 /**
  * A discovery server as a `bench:discovery` child process: the discovery handler over a
  * DynamoDB endpoint (the driver's dynalite), served by uWS (ours) or node:http (the fallback engine,
- * gateway/http/node-http-adapter.ts).
+ * platform/http/node-http-adapter.ts).
  *
  *   node --import tsx loadtest/bench/discovery-server.ts --impl uws|node --endpoint URL --prefix P
  *
@@ -13,13 +13,13 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
-import { createDiscoveryMetrics } from '../../gateway/discovery/metrics.js';
-import { createRegistryStore } from '../../gateway/discovery/registry-store.js';
-import { createDiscoveryHandler } from '../../gateway/discovery/routes.js';
-import type { HttpRequest } from '../../gateway/http/types.js';
-import { serveUws } from '../../gateway/http/uws-adapter.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { createDynamoClient } from '../../gateway/store/dynamo-client.js';
+import { createDiscoveryMetrics } from '../../discovery/metrics.js';
+import { createRegistryStore } from '../../discovery/registry-store.js';
+import { createDiscoveryHandler } from '../../discovery/routes.js';
+import type { HttpRequest } from '../../platform/http/types.js';
+import { serveUws } from '../../platform/http/uws-adapter.js';
+import { silentLogger } from '../../platform/obs/logger.js';
+import { createDynamoClient } from '../../platform/store/dynamo-client.js';
 import { openFileLimit, processStats, reply, serveCommands } from './child-protocol.js';
 
 const { values } = parseArgs({
@@ -45,7 +45,7 @@ const { handler, clearCache } = createDiscoveryHandler({
   registry,
 });
 
-// The product's two engines (gateway/http/http-engine.ts); `uws` refuses where no native binary loads.
+// The product's two engines (platform/http/http-engine.ts); `uws` refuses where no native binary loads.
 const server = await serveUws(handler, { host: values.host, port: 0, engine: values.impl });
 
 const detailRequest = (name: string, count: number): HttpRequest => ({

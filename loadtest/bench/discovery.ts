@@ -16,10 +16,10 @@
  *            answer); with a cache hit for contrast.
  */
 import { parseArgs } from 'node:util';
-import { createRegistryStore } from '../../gateway/discovery/registry-store.js';
-import { createDynamoClient, ensureTables } from '../../gateway/store/dynamo-client.js';
-import { startEmbeddedDynamo } from '../../gateway/store/embedded.js';
-import { TABLES } from '../../gateway/store/schema.js';
+import { createRegistryStore } from '../../discovery/registry-store.js';
+import { createDynamoClient, ensureTables } from '../../platform/store/dynamo-client.js';
+import { startEmbeddedDynamo } from '../../platform/store/embedded.js';
+import { TABLES } from '../../platform/store/schema.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
 import {
   type BenchResult,

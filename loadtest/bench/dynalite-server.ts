@@ -3,7 +3,7 @@
  * a service of its own in production, so the store's CPU is not taken from the measured process.
  * Tells the parent its endpoint; exits when told to stop or when the parent goes away.
  */
-import { startEmbeddedDynamo } from '../../gateway/store/embedded.js';
+import { startEmbeddedDynamo } from '../../platform/store/embedded.js';
 
 process.once('message', async (o: { dir?: string }) => {
   const dynamo = await startEmbeddedDynamo(o.dir ? { dir: o.dir } : {});

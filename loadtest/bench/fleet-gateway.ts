@@ -12,8 +12,8 @@
 import { parseArgs } from 'node:util';
 import { admissionLimits } from '../../gateway/grpc/http2-server.js';
 import { CountingSink } from '../../gateway/ingest/memory-sink.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { startControlApi } from '../../gateway/roles/control-api.js';
+import { startControlApi } from '../../gateway/process/control-api.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 import {
   loopLagMeter,
   openFileLimit,

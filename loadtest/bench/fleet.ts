@@ -32,7 +32,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { signRequest } from '../../gateway/http/aksk.js';
+import { signRequest } from '../../platform/http/aksk.js';
 import { decodeHistogram, type Histogram, newHistogram } from '../sim/report.js';
 import { SCENARIOS } from '../sim/scenario.js';
 import { loopbackSources, writeBenchPki } from './bench-setup.js';

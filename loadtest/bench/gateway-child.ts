@@ -7,8 +7,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { type Gateway, type GatewayOptions, startGateway } from '../../gateway/roles/gateway.js';
+import { type Gateway, type GatewayOptions, startGateway } from '../../gateway/process/gateway.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 
 export interface BenchGatewayOptions extends Pick<GatewayOptions, 'sink' | 'metrics' | 'limits'> {
   pkiDir: string;

@@ -22,8 +22,8 @@ import type { PartitionerKind } from '../../gateway/ingest/kafka/partitioners.js
 import type { CompressionName } from '../../gateway/ingest/kafka/producer.js';
 import { IngestPipeline } from '../../gateway/ingest/pipeline.js';
 import { Spool } from '../../gateway/ingest/spool.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { createMetrics } from '../../gateway/obs/metrics.js';
+import { silentLogger } from '../../platform/obs/logger.js';
+import { createMetrics } from '../../platform/obs/metrics.js';
 import {
   openFileLimit,
   processStats,

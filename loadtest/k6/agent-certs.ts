@@ -10,7 +10,7 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createClientCert, loadCa } from '../../gateway/pki/certs.js';
+import { createClientCert, loadCa } from '../../platform/pki/certs.js';
 
 const HELP = `usage: node --import tsx loadtest/k6/agent-certs.ts --pki DIR --count N [--base B] [--prefix P] [--out DIR]
 

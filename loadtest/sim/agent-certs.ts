@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { createClientCert, loadCa } from '../../gateway/pki/certs.js';
+import { createClientCert, loadCa } from '../../platform/pki/certs.js';
 import type { AgentTls } from '../agent/raw-agent.js';
 
 /** Why per-agent certificates cannot be made from `pkiDir`, or undefined when they can. */

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { createDynamoClient, ensureTables } from '../../gateway/store/dynamo-client.js';
-import { type EmbeddedDynamo, startEmbeddedDynamo } from '../../gateway/store/embedded.js';
+import { createDynamoClient, ensureTables } from '../../platform/store/dynamo-client.js';
+import { type EmbeddedDynamo, startEmbeddedDynamo } from '../../platform/store/embedded.js';
 
 export interface TestDynamo {
   dir: string;

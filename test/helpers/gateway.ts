@@ -11,16 +11,16 @@ import { fileURLToPath } from 'node:url';
 import { encodeItem } from '../../gateway/agent/item.js';
 import { MemorySink } from '../../gateway/ingest/memory-sink.js';
 import type { IngestSink } from '../../gateway/ingest/sink.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { createCa, createClientCert, createServerCert, type Pem } from '../../gateway/pki/certs.js';
-import { startControlApi } from '../../gateway/roles/control-api.js';
-import { type Gateway, type GatewayOptions, startGateway } from '../../gateway/roles/gateway.js';
+import { startControlApi } from '../../gateway/process/control-api.js';
+import { type Gateway, type GatewayOptions, startGateway } from '../../gateway/process/gateway.js';
 import {
   connectAgent,
   openTransfer,
   readAgentTls,
   type TransferStream,
 } from '../../loadtest/agent/raw-agent.js';
+import { silentLogger } from '../../platform/obs/logger.js';
+import { createCa, createClientCert, createServerCert, type Pem } from '../../platform/pki/certs.js';
 
 export interface TestPki {
   ca: Pem;
@@ -160,7 +160,7 @@ export async function heartbeatAgent(
 
 /** The repository root and the `fleetgate` command's entry (run under tsx). */
 export const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const CLI_ENTRY = path.join(ROOT, 'gateway/cli/run.ts');
+export const CLI_ENTRY = path.join(ROOT, 'cli/run.ts');
 
 /**
  * Spawns `fleetgate <role>` (gateway, all) on `dataDir` (127.0.0.1, ports 0, warn logs, `env` on

@@ -6,11 +6,11 @@
 import type { TestContext } from 'node:test';
 import { Registry } from 'prom-client';
 import type { AgentHeader, Detail } from '../../gateway/agent/heartbeat.js';
-import { signRequest } from '../../gateway/http/aksk.js';
-import type { WritableSession } from '../../gateway/manager/agent-status-writer.js';
-import { type ManagerRole, type ManagerRoleOptions, startManagerRole } from '../../gateway/manager/role.js';
-import type { Role } from '../../gateway/manager/roles.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
+import type { WritableSession } from '../../manager/agent-status-writer.js';
+import { type ManagerRole, type ManagerRoleOptions, startManagerRole } from '../../manager/role.js';
+import type { Role } from '../../manager/roles.js';
+import { signRequest } from '../../platform/http/aksk.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 import { startTestDynamo, type TestDynamo } from './dynalite.js';
 import { tempDir } from './gateway.js';
 

@@ -1,5 +1,5 @@
 /** What the running Node should support, worked out from the documentation of each package (not by loading it). */
-import { glibcVersion } from '../../gateway/http/http-engine.js';
+import { glibcVersion } from '../../platform/http/http-engine.js';
 
 /** Node ABIs each uWS package ships linux/darwin/win32 binaries for, and the glibc it needs on Linux. */
 const UWS_BUILDS = [

@@ -7,20 +7,20 @@
  */
 import type { TestContext } from 'node:test';
 import { Registry } from 'prom-client';
-import { createHeartbeatWriter, type HeartbeatWriter } from '../../gateway/manager/agent-status-writer.js';
-import { createStoreConfigSource } from '../../gateway/manager/configs.js';
-import type { TaskContext } from '../../gateway/manager/tasks/context.js';
+import { newStats, SimAgent, type SimStats } from '../../loadtest/sim/sim-agent.js';
+import { createHeartbeatWriter, type HeartbeatWriter } from '../../manager/agent-status-writer.js';
+import { createStoreConfigSource } from '../../manager/configs.js';
+import type { TaskContext } from '../../manager/tasks/context.js';
 import {
   contextFrom,
   createDispatcher,
   type Dispatcher,
   type DispatcherOptions,
-} from '../../gateway/manager/tasks/dispatcher.js';
-import { createResultSink, deliverDirect, type ResultSink } from '../../gateway/manager/tasks/result-sink.js';
-import { createTaskService, type TaskServiceOptions } from '../../gateway/manager/tasks/service.js';
-import type { TaskService } from '../../gateway/manager/tasks/types.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { newStats, SimAgent, type SimStats } from '../../loadtest/sim/sim-agent.js';
+} from '../../manager/tasks/dispatcher.js';
+import { createResultSink, deliverDirect, type ResultSink } from '../../manager/tasks/result-sink.js';
+import { createTaskService, type TaskServiceOptions } from '../../manager/tasks/service.js';
+import type { TaskService } from '../../manager/tasks/types.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 import type { grpc } from '../../proto/gen/elkeid.js';
 import { startTestDynamo, type TestDynamo } from './dynalite.js';
 import { startTestControlApi, startTestGateway, type TestGateway, waitFor } from './gateway.js';

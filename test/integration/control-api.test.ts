@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { signRequest } from '../../gateway/http/aksk.js';
 import type { TransferStream } from '../../loadtest/agent/raw-agent.js';
+import { signRequest } from '../../platform/http/aksk.js';
 import {
   CONTROL_AK as AK,
   heartbeatAgent,

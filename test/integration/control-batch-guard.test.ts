@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encodeItem } from '../../gateway/agent/item.js';
-import { signRequest } from '../../gateway/http/aksk.js';
+import { signRequest } from '../../platform/http/aksk.js';
 import {
   CONTROL_AK as AK,
   heartbeatAgent,

@@ -1,5 +1,5 @@
 /**
- * The discovery Lambda (`gateway/discovery/lambda.ts` `handler`), invoked with API Gateway HTTP
+ * The discovery Lambda (`discovery/lambda.ts` `handler`), invoked with API Gateway HTTP
  * API 2.0 and Function URL events (test/fixtures/apigw/) and Application Load Balancer events in
  * both header modes (test/fixtures/alb/, the shapes of the ELB guide's "Lambda functions as
  * targets") against a real dynalite, configured only through the environment as a deployed
@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { signRequest } from '../../gateway/http/aksk.js';
+import { signRequest } from '../../platform/http/aksk.js';
 import {
   type AlbEvent,
   albQueryString,
@@ -20,7 +20,7 @@ import {
   toHttpRequest,
   toLambdaHandler,
   toLambdaResult,
-} from '../../gateway/http/lambda-adapter.js';
+} from '../../platform/http/lambda-adapter.js';
 import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
 import { sleep } from '../helpers/time.js';
 
@@ -77,7 +77,7 @@ before(async () => {
   process.env.FLEETGATE_AKSK = `${AK}:${SK}`;
   process.env.FLEETGATE_LOG_LEVEL = 'silent';
   process.env.AWS_LAMBDA_FUNCTION_NAME = 'fleetgate-discovery';
-  ({ handler } = await import('../../gateway/discovery/lambda.js'));
+  ({ handler } = await import('../../discovery/lambda.js'));
 });
 after(async () => {
   await db.close();

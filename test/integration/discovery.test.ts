@@ -12,21 +12,21 @@ import path from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
-import { createDiscoveryMetrics } from '../../gateway/discovery/metrics.js';
-import { startRegistrar } from '../../gateway/discovery/registrar.js';
+import { createDiscoveryMetrics } from '../../discovery/metrics.js';
+import { startRegistrar } from '../../discovery/registrar.js';
 import {
   createRegistryStore,
   type RegisterInput,
   type RegistryStore,
-} from '../../gateway/discovery/registry-store.js';
-import { createDiscoveryHandler, STALE_HEADER } from '../../gateway/discovery/routes.js';
-import { type DiscoveryOptions, startDiscovery } from '../../gateway/discovery/service.js';
-import { createVerifier, signRequest } from '../../gateway/http/aksk.js';
-import type { HttpRequest } from '../../gateway/http/types.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { createDynamoClient, ensureTables } from '../../gateway/store/dynamo-client.js';
-import { startEmbeddedDynamo } from '../../gateway/store/embedded.js';
-import { TABLES } from '../../gateway/store/schema.js';
+} from '../../discovery/registry-store.js';
+import { createDiscoveryHandler, STALE_HEADER } from '../../discovery/routes.js';
+import { type DiscoveryOptions, startDiscovery } from '../../discovery/service.js';
+import { createVerifier, signRequest } from '../../platform/http/aksk.js';
+import type { HttpRequest } from '../../platform/http/types.js';
+import { silentLogger } from '../../platform/obs/logger.js';
+import { createDynamoClient, ensureTables } from '../../platform/store/dynamo-client.js';
+import { startEmbeddedDynamo } from '../../platform/store/embedded.js';
+import { TABLES } from '../../platform/store/schema.js';
 import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
 import { metricValue } from '../helpers/metrics.js';
 import { sleep } from '../helpers/time.js';

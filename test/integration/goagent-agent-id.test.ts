@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLogger } from '../../gateway/obs/logger.js';
+import { createLogger } from '../../platform/obs/logger.js';
 import { startTestGateway } from '../helpers/gateway.js';
 import { startGoAgent } from '../helpers/goagent.js';
 import { metricValue } from '../helpers/metrics.js';

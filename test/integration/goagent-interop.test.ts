@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { decodeItem } from '../../gateway/agent/item.js';
 import type { TaskResult } from '../../gateway/agent/special-records.js';
-import { createStoreConfigSource } from '../../gateway/manager/configs.js';
+import { createStoreConfigSource } from '../../manager/configs.js';
 import { startTestDynamo } from '../helpers/dynalite.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/gateway.js';
 import { startGoAgent } from '../helpers/goagent.js';

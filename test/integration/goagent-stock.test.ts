@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, type TestContext, test } from 'node:test';
-import { createManagerStore } from '../../gateway/manager/store.js';
-import { createTagStore } from '../../gateway/manager/tags.js';
+import { createManagerStore } from '../../manager/store.js';
+import { createTagStore } from '../../manager/tags.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
 import { startFleetgateProcess, waitFor } from '../helpers/gateway.js';

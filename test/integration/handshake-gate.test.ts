@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { encodeItem } from '../../gateway/agent/item.js';
-import { createLogger } from '../../gateway/obs/logger.js';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
+import { createLogger } from '../../platform/obs/logger.js';
 import { startTestGateway, type TestGateway, waitFor } from '../helpers/gateway.js';
 import { metricValue } from '../helpers/metrics.js';
 

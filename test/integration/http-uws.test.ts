@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, type TestContext, test } from 'node:test';
-import { createVerifier, signRequest } from '../../gateway/http/aksk.js';
-import { fail, ok } from '../../gateway/http/envelope.js';
-import type { HttpEngineName } from '../../gateway/http/http-engine.js';
-import { createRouter } from '../../gateway/http/router.js';
+import { createVerifier, signRequest } from '../../platform/http/aksk.js';
+import { fail, ok } from '../../platform/http/envelope.js';
+import type { HttpEngineName } from '../../platform/http/http-engine.js';
+import { createRouter } from '../../platform/http/router.js';
 import {
   type Handler,
   type HttpRequest,
@@ -12,9 +12,9 @@ import {
   parseQuery,
   type Route,
   text,
-} from '../../gateway/http/types.js';
-import { serveUws } from '../../gateway/http/uws-adapter.js';
-import { loadNativeUws } from '../../gateway/http/uws-native.js';
+} from '../../platform/http/types.js';
+import { serveUws } from '../../platform/http/uws-adapter.js';
+import { loadNativeUws } from '../../platform/http/uws-native.js';
 import { nativeUwsExpected } from '../helpers/runtime.js';
 
 const AK = 'ekwjsyj2iucfotiy';

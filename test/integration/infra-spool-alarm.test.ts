@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { test } from 'node:test';
-import { createMetrics } from '../../gateway/obs/metrics.js';
+import { createMetrics } from '../../platform/obs/metrics.js';
 import { ROOT } from '../helpers/gateway.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: parsed HCL is untyped JSON

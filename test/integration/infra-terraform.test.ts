@@ -2,7 +2,7 @@
  * infra/terraform checked against the code it deploys, over HCL parsed with
  * @cdktf/hcl2json, since providers cannot be downloaded for `terraform validate` here:
  *
- * - every table of gateway/store/schema.ts is a Terraform table with the same keys, attribute
+ * - every table of platform/store/schema.ts is a Terraform table with the same keys, attribute
  *   types, indexes, projections and TTL attribute, and there is no other table;
  * - every Lambda handler a function names exists (discovery, manager API, dispatcher, each once):
  *   the bundle is built, reads its secrets from a local Secrets Manager stand-in at init, and
@@ -27,11 +27,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { ENV_DOC } from '../../gateway/config/env.js';
-import { SECRET_VARIABLES } from '../../gateway/config/secrets-manager.js';
-import { signRequest } from '../../gateway/http/aksk.js';
-import { DEFAULT_RESERVE_MS } from '../../gateway/manager/dispatcher-lambda.js';
-import { TABLES, type TableDef, toCreateTableInput } from '../../gateway/store/schema.js';
+import { DEFAULT_RESERVE_MS } from '../../manager/dispatcher-lambda.js';
+import { ENV_DOC } from '../../platform/config/env.js';
+import { SECRET_VARIABLES } from '../../platform/config/secrets-manager.js';
+import { signRequest } from '../../platform/http/aksk.js';
+import { TABLES, type TableDef, toCreateTableInput } from '../../platform/store/schema.js';
 import { buildLambda, handlerSetting, LAMBDAS } from '../../scripts/build-lambda.mjs';
 import { TABLES_TF_JSON, tablesTfJson } from '../../scripts/gen-tables-tf.js';
 import { startTestDynamo } from '../helpers/dynalite.js';
@@ -95,7 +95,7 @@ test('modules/tables/schema.tf.json is what scripts/gen-tables-tf.ts writes from
   assert.deepEqual(have, tablesTfJson(), 'stale: run npm run gen:tables');
 });
 
-test('every table of gateway/store/schema.ts is in Terraform with its keys, indexes and TTL, and no other', async () => {
+test('every table of platform/store/schema.ts is in Terraform with its keys, indexes and TTL, and no other', async () => {
   const generated = JSON.parse(readFileSync(TABLES_TF_JSON, 'utf8')).locals.schema_tables as Hcl;
   assert.deepEqual(Object.keys(generated).sort(), Object.keys(TABLES).sort());
   for (const [key, def] of Object.entries(TABLES) as Array<[string, TableDef]>) {
@@ -255,7 +255,7 @@ test('every Lambda handler a function names exists in the build output; the bund
     );
     assert.ok(existsSync(built.zip));
     assert.ok(
-      built.inputFiles.includes('gateway/config/secrets-manager.ts'),
+      built.inputFiles.includes('platform/config/secrets-manager.ts'),
       `${name}: bundle reads its secrets`,
     );
 
@@ -385,7 +385,7 @@ function commandsSent(
   for (const [i, m] of starts.entries()) {
     const action = SDK_TO_ACTION[m[1]!];
     if (!action) {
-      if (/Command$/.test(m[1]!) && file !== 'gateway/store/dynamo-client.ts' && /dynamodb/i.test(text))
+      if (/Command$/.test(m[1]!) && file !== 'platform/store/dynamo-client.ts' && /dynamodb/i.test(text))
         assert.fail(`${file} sends ${m[1]}: add it to SDK_TO_ACTION`);
       continue;
     }
@@ -398,7 +398,7 @@ function commandsSent(
       index: /IndexName: '(\w+)'/.exec(call)?.[1],
     });
   }
-  // The shared BatchWriteItem helper (gateway/store/batch-write.ts) sends for its caller: each
+  // The shared BatchWriteItem helper (platform/store/batch-write.ts) sends for its caller: each
   // call `batchWrite(All)?(client, table, …)` is a BatchWriteItem on that table, counted here.
   if (file !== BATCH_WRITE_HELPER) {
     for (const m of text.matchAll(/\bbatchWrite(?:All)?\(\s*([\w.]+),\s*([\w.]+),/g))
@@ -408,7 +408,7 @@ function commandsSent(
 }
 
 /** Sends BatchWriteItem for its callers; commandsSent counts each call at the call site. */
-const BATCH_WRITE_HELPER = 'gateway/store/batch-write.ts';
+const BATCH_WRITE_HELPER = 'platform/store/batch-write.ts';
 
 /**
  * The DynamoDB grants of a policy document's statements, per table key (`var.table_arns[...]`,
@@ -496,9 +496,9 @@ test('IAM: DynamoDB is granted action by action on the project tables only, neve
     }
   }
 
-  // Discovery gets exactly what gateway/discovery/registry-store.ts sends, on the registry table.
+  // Discovery gets exactly what discovery/registry-store.ts sends, on the registry table.
   const storeSource = readFileSync(path.join(root, 'gateway', 'discovery', 'registry-store.ts'), 'utf8');
-  const used = new Set(commandsSent('gateway/discovery/registry-store.ts', storeSource).map((c) => c.action));
+  const used = new Set(commandsSent('discovery/registry-store.ts', storeSource).map((c) => c.action));
   assert.ok(used.size > 0);
   const discovery = dynamo.filter((s) => s.where.includes(path.join('modules', 'discovery')));
   assert.deepEqual(new Set(discovery.flatMap((s) => s.actions)), used);
@@ -606,7 +606,7 @@ test('IAM: DynamoDB is granted action by action on the project tables only, neve
 
 /**
  * The gateway's DynamoDB path on ECS: `fleetgate gateway` with AWS_REGION and neither discovery
- * nor the manager in the process (gateway/cli/serve-command.ts). Per module that sends for it:
+ * nor the manager in the process (cli/serve-command.ts). Per module that sends for it:
  * the factory serve-command.ts hands the store client (`via`), the function of the module that
  * path runs (`entry`), the table each table expression of the module names, what the module
  * sends that the gateway never calls (`table:action` -> reason), and what it imports from other
@@ -622,27 +622,27 @@ const GATEWAY_STORE_MODULES: Record<
     importsNotSending?: Record<string, string[]>;
   }
 > = {
-  'gateway/manager/agent-status-writer.ts': {
+  'manager/agent-status-writer.ts': {
     via: 'createHeartbeatWriter',
     entry: 'createHeartbeatWriter',
     tables: { agentsTable: 'agents', tagsTable: 'tags', configs: 'configs' },
-    importsNotSending: { 'gateway/store/fleet-items.ts': ['configsTable', 'counterShard', 'FLEET_SCOPE'] },
+    importsNotSending: { 'platform/store/fleet-items.ts': ['configsTable', 'counterShard', 'FLEET_SCOPE'] },
   },
-  'gateway/manager/configs.ts': {
+  'manager/configs.ts': {
     via: 'createStoreConfigSource',
     entry: 'createStoreConfigSource',
     tables: { table: 'configs', tagsTable: 'tags' },
     notCalled: { 'configs:dynamodb:BatchWriteItem': "ConfigStore.replace: the manager API's config writes" },
     // FLEET_SCOPE.agentNames is written only by ConfigStore.replace (the BatchWrite above).
-    importsNotSending: { 'gateway/store/fleet-items.ts': ['FLEET_SCOPE'] },
+    importsNotSending: { 'platform/store/fleet-items.ts': ['FLEET_SCOPE'] },
   },
   // result-sink.ts deliverDirect -> createTaskService(contextFrom(...)).applyResults.
-  'gateway/manager/tasks/results.ts': {
+  'manager/tasks/results.ts': {
     via: 'contextFrom',
     entry: 'applyResults',
     tables: { 'ctx.tables.subtasks': 'subtasks', 'ctx.tables.chunks': 'chunks' },
     // headId is a pure key function; model.ts's queryHeads (a Query) is not reached from here.
-    importsNotSending: { 'gateway/manager/tasks/model.ts': ['headId'] },
+    importsNotSending: { 'manager/tasks/model.ts': ['headId'] },
   },
 };
 
@@ -809,7 +809,7 @@ test("the gateway task's environment is docs/environment.md's, and its ports, dr
   const named = new Set([...gateways.matchAll(/\b(FLEETGATE_[A-Z_]+)\b/g)].map((m) => m[1]!));
   assert.ok(named.size >= 10);
   for (const name of named)
-    assert.ok(known.has(name), `${name} is a documented variable (gateway/config/env.ts ENV_DOC)`);
+    assert.ok(known.has(name), `${name} is a documented variable (platform/config/env.ts ENV_DOC)`);
   for (const required of [
     'FLEETGATE_MAX_CONNECTIONS',
     'FLEETGATE_PKI_DIR',
@@ -827,7 +827,7 @@ test("the gateway task's environment is docs/environment.md's, and its ports, dr
   assert.equal(tg.protocol, 'TCP', 'TCP passthrough: mTLS ends at the gateway');
   assert.equal(tg.health_check[0].path, '/readyz');
   assert.equal(doc.resource.aws_lb_listener.agents[0].protocol, 'TCP');
-  // The drain: 20 s grace in gateway/cli/serve-command.ts, within the stop timeout.
+  // The drain: 20 s grace in cli/serve-command.ts, within the stop timeout.
   const serve = readFileSync(path.join(root, 'gateway', 'cli', 'serve-command.ts'), 'utf8');
   const grace = Number(/SHUTDOWN_GRACE_MS = ([\d_]+)/.exec(serve)?.[1]?.replace(/_/g, ''));
   const vars = (await hcl(path.join(tfRoot, 'modules', 'gateways', 'variables.tf'))).variable;
@@ -865,7 +865,7 @@ test('secrets: the functions get Secrets Manager ARNs, never values; the gateway
     for (const m of JSON.stringify(fn.call.secrets).matchAll(/\b(FLEETGATE_\w+)\s*=/g)) {
       assert.ok(
         m[1]! in SECRET_VARIABLES,
-        `${fn.where}: ${m[1]} is resolved by gateway/config/secrets-manager.ts`,
+        `${fn.where}: ${m[1]} is resolved by platform/config/secrets-manager.ts`,
       );
     }
   }

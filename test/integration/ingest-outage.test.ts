@@ -10,8 +10,6 @@ import { test } from 'node:test';
 import { encodeItem } from '../../gateway/agent/item.js';
 import { IngestPipeline } from '../../gateway/ingest/pipeline.js';
 import { Spool } from '../../gateway/ingest/spool.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { createMetrics } from '../../gateway/obs/metrics.js';
 import {
   ensureKafka,
   findFreePortPair,
@@ -20,6 +18,8 @@ import {
   stopKafka,
 } from '../../infra/local/kafka-control.mjs';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
+import { silentLogger } from '../../platform/obs/logger.js';
+import { createMetrics } from '../../platform/obs/metrics.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import { decodeEnvelope, HEADER_SEQ } from '../../workers/spool-entry.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/gateway.js';

@@ -1,6 +1,6 @@
 /**
  * Mutual TLS to Kafka (MSK's TLS client authentication): FLEETGATE_KAFKA_CERT_FILE and
- * FLEETGATE_KAFKA_KEY_FILE are validated by gateway/config/env.ts and mapped by kafkaOptionsFrom
+ * FLEETGATE_KAFKA_KEY_FILE are validated by platform/config/env.ts and mapped by kafkaOptionsFrom
  * to kafkajs' `ssl` (cloneable for the ingest workers), and the producer presents the certificate:
  * a TLS listener that requires a client certificate of its CA completes the handshake with them,
  * sees the certificate's subject, and refuses the producer without them.
@@ -12,10 +12,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
-import { ConfigError, loadConfig } from '../../gateway/config/env.js';
 import { kafkaOptionsFrom } from '../../gateway/ingest/default-sink.js';
 import { createRecordProducer } from '../../gateway/ingest/kafka/producer.js';
-import { createCa, createClientCert, createServerCert, type Pem } from '../../gateway/pki/certs.js';
+import { ConfigError, loadConfig } from '../../platform/config/env.js';
+import { createCa, createClientCert, createServerCert, type Pem } from '../../platform/pki/certs.js';
 
 let dir: string;
 let ca: Pem;

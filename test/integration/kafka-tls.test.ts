@@ -1,6 +1,6 @@
 /**
  * TLS to Kafka (Amazon MSK's TLS listener): FLEETGATE_KAFKA_TLS / FLEETGATE_KAFKA_CA_FILE are
- * validated by gateway/config/env.ts, mapped by kafkaOptionsFrom to kafkajs' `ssl` (plain data,
+ * validated by platform/config/env.ts, mapped by kafkaOptionsFrom to kafkajs' `ssl` (plain data,
  * so the ingest workers get the same), and the producer really opens TLS with them: a TLS
  * listener with a certificate from a test CA sees the producer's handshake complete when the CA
  * file is given, and refused when it is not (Node's default CAs do not know the test CA) or when
@@ -16,11 +16,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
-import { ConfigError, loadConfig } from '../../gateway/config/env.js';
 import { kafkaOptionsFrom } from '../../gateway/ingest/default-sink.js';
 import { createRecordProducer } from '../../gateway/ingest/kafka/producer.js';
-import { createCa, createServerCert, type Pem } from '../../gateway/pki/certs.js';
 import { ensureKafka, findFreePortPair, killKafka } from '../../infra/local/kafka-control.mjs';
+import { ConfigError, loadConfig } from '../../platform/config/env.js';
+import { createCa, createServerCert, type Pem } from '../../platform/pki/certs.js';
 import { consumeAll, kafkaClient } from '../helpers/kafka.js';
 
 let dir: string;

@@ -1,11 +1,11 @@
 /**
- * gateway/config/secrets-manager.ts: the Lambda functions' AK/SK pairs and manager secret come
+ * platform/config/secrets-manager.ts: the Lambda functions' AK/SK pairs and manager secret come
  * from Secrets Manager at cold start (their ARNs in the environment, never the values), read with
  * the real SDK client from a local GetSecretValue stand-in.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { loadSecretEnvironment, SecretEnvironmentError } from '../../gateway/config/secrets-manager.js';
+import { loadSecretEnvironment, SecretEnvironmentError } from '../../platform/config/secrets-manager.js';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../helpers/fake-secrets-manager.js';
 
 const AKSK_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:fleetgate/aksk-AbCdEf';

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { batchWriteAll } from '../../gateway/store/batch-write.js';
-import { FLEET_SCOPE } from '../../gateway/store/fleet-items.js';
-import { tableName } from '../../gateway/store/schema.js';
+import { batchWriteAll } from '../../platform/store/batch-write.js';
+import { FLEET_SCOPE } from '../../platform/store/fleet-items.js';
+import { tableName } from '../../platform/store/schema.js';
 import { startTestManager } from '../helpers/manager-harness.js';
 
 const LIVE = '10.0.0.1:6751';

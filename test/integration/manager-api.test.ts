@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createHeartbeatWriter } from '../../gateway/manager/agent-status-writer.js';
-import { createStoreConfigSource } from '../../gateway/manager/configs.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
+import { createHeartbeatWriter } from '../../manager/agent-status-writer.js';
+import { createStoreConfigSource } from '../../manager/configs.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 import { FakeRegistry, FakeSession, startTestManager, type TestManager } from '../helpers/manager-harness.js';
 
 const sha = (c: string) => c.repeat(64);

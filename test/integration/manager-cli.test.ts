@@ -5,11 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runManager } from '../../gateway/cli/manager-command.js';
-import { runUsers } from '../../gateway/cli/users-command.js';
-import { verifyPassword } from '../../gateway/manager/passwords.js';
-import { createManagerStore } from '../../gateway/manager/store.js';
-import { createUserStore } from '../../gateway/manager/users.js';
+import { runManager } from '../../cli/manager-command.js';
+import { runUsers } from '../../cli/users-command.js';
+import { verifyPassword } from '../../manager/passwords.js';
+import { createManagerStore } from '../../manager/store.js';
+import { createUserStore } from '../../manager/users.js';
 import { startTestDynamo } from '../helpers/dynalite.js';
 import { tempDir } from '../helpers/gateway.js';
 

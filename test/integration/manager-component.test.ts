@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { agentScope, tagScope } from '../../gateway/manager/configs.js';
+import { agentScope, tagScope } from '../../manager/configs.js';
 import { startTestManager } from '../helpers/manager-harness.js';
 
 const item = (name: string, version: string, detail = '') => ({

@@ -1,5 +1,5 @@
 /**
- * The dispatcher as a Lambda function (`gateway/manager/dispatcher-lambda.ts`), invoked with a real
+ * The dispatcher as a Lambda function (`manager/dispatcher-lambda.ts`), invoked with a real
  * EventBridge scheduled event (test/fixtures/eventbridge/) against dynalite: the store comes from
  * the environment, ticks run until no work remains, and none starts in the last 20 s of the
  * invocation's time (the reserve: one gateway call's timeout, 15 s, plus a margin; the function's
@@ -20,12 +20,12 @@ import {
   GATEWAY_CALL_TIMEOUT_MS,
   type ScheduledEvent,
   TICK_MARGIN_MS,
-} from '../../gateway/manager/dispatcher-lambda.js';
-import { contextFrom } from '../../gateway/manager/tasks/dispatcher.js';
-import { GATEWAY_CALL_TIMEOUT_MS as CLIENT_DEFAULT_TIMEOUT_MS } from '../../gateway/manager/tasks/gateway-client.js';
-import { createTaskService } from '../../gateway/manager/tasks/service.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { tableName } from '../../gateway/store/schema.js';
+} from '../../manager/dispatcher-lambda.js';
+import { contextFrom } from '../../manager/tasks/dispatcher.js';
+import { GATEWAY_CALL_TIMEOUT_MS as CLIENT_DEFAULT_TIMEOUT_MS } from '../../manager/tasks/gateway-client.js';
+import { createTaskService } from '../../manager/tasks/service.js';
+import { silentLogger } from '../../platform/obs/logger.js';
+import { tableName } from '../../platform/store/schema.js';
 import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
 import { AK, SK } from '../helpers/manager-harness.js';
 
@@ -204,7 +204,7 @@ test('a broken environment or engine fails the cold start', async () => {
 
 test('the exported handler drives the real engine from the environment', async () => {
   Object.assign(process.env, env());
-  const { handler } = await import('../../gateway/manager/dispatcher-lambda.js');
+  const { handler } = await import('../../manager/dispatcher-lambda.js');
   const ctx = contextFrom({ client: db.client, tablePrefix: db.prefix, logger: silentLogger() });
   const service = createTaskService(ctx, { aksk: [[AK, SK]] });
   // An agent no gateway holds, one attempt: the dispatcher's pass makes it result_failed.

@@ -1,5 +1,5 @@
 /**
- * The manager as a Lambda function (`gateway/manager/lambda.ts` `handler`), configured only by
+ * The manager as a Lambda function (`manager/lambda.ts` `handler`), configured only by
  * the environment, invoked with API Gateway HTTP API 2.0 events (test/fixtures/apigw/) against a
  * real dynalite: the cold start refuses a weak secret, creates the first admin from
  * FLEETGATE_ADMIN, and serves sign-in, listings and AK/SK-signed gateway callbacks.
@@ -9,10 +9,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { signRequest } from '../../gateway/http/aksk.js';
-import type { LambdaHttpEvent, LambdaHttpResult } from '../../gateway/http/lambda-adapter.js';
-import { createHeartbeatWriter } from '../../gateway/manager/agent-status-writer.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
+import { createHeartbeatWriter } from '../../manager/agent-status-writer.js';
+import { signRequest } from '../../platform/http/aksk.js';
+import type { LambdaHttpEvent, LambdaHttpResult } from '../../platform/http/lambda-adapter.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
 import { AK, FakeRegistry, FakeSession, SECRET, SK } from '../helpers/manager-harness.js';
 
@@ -33,7 +33,7 @@ before(async () => {
     FLEETGATE_LOG_LEVEL: 'silent',
     AWS_LAMBDA_FUNCTION_NAME: 'fleetgate-manager',
   });
-  ({ handler } = await import('../../gateway/manager/lambda.js'));
+  ({ handler } = await import('../../manager/lambda.js'));
 });
 after(async () => {
   await db.close();

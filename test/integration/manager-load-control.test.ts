@@ -8,15 +8,15 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { Registry } from 'prom-client';
+import { type Registrar, startRegistrar } from '../../discovery/registrar.js';
+import { createRegistryStore, type RegistryStore } from '../../discovery/registry-store.js';
+import { startDiscovery } from '../../discovery/service.js';
 import { createLoadShedder, type LoadShedder } from '../../gateway/agent/load-shedder.js';
-import { type Registrar, startRegistrar } from '../../gateway/discovery/registrar.js';
-import { createRegistryStore, type RegistryStore } from '../../gateway/discovery/registry-store.js';
-import { startDiscovery } from '../../gateway/discovery/service.js';
-import { createHeartbeatWriter, type HeartbeatWriter } from '../../gateway/manager/agent-status-writer.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { gatewayRegistrations } from '../../gateway/roles/gateway-registrations.js';
+import { gatewayRegistrations } from '../../gateway/process/gateway-registrations.js';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
 import { newStats, SimAgent, type SimStats } from '../../loadtest/sim/sim-agent.js';
+import { createHeartbeatWriter, type HeartbeatWriter } from '../../manager/agent-status-writer.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 import { startTestGateway, type TestGateway, waitFor } from '../helpers/gateway.js';
 import { AK, SK, startTestManager, type TestManager } from '../helpers/manager-harness.js';
 

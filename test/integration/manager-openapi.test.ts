@@ -10,8 +10,8 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { parse } from 'yaml';
-import { createHeartbeatWriter } from '../../gateway/manager/agent-status-writer.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
+import { createHeartbeatWriter } from '../../manager/agent-status-writer.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 import { FakeRegistry, FakeSession, startTestManager } from '../helpers/manager-harness.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startEmbeddedDynamo } from '../../gateway/store/embedded.js';
+import { startEmbeddedDynamo } from '../../platform/store/embedded.js';
 import { startTestManager } from '../helpers/manager-harness.js';
 
 test('store down: the manager answers 503 with the cause, then recovers', async (t) => {

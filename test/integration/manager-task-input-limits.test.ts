@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MAX_ID_LIST_BYTES } from '../../gateway/manager/routes/tasks.js';
+import { MAX_ID_LIST_BYTES } from '../../manager/routes/tasks.js';
 import { startTestManager } from '../helpers/manager-harness.js';
 
 const TASK = { task: { name: 'collector', data: '{}', data_type: 5100 } };

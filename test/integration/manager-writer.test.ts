@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
-import { createHeartbeatWriter } from '../../gateway/manager/agent-status-writer.js';
-import { agentStatus, type GatewayInfo, toGatewayInfo } from '../../gateway/manager/agents.js';
-import { createManagerStore } from '../../gateway/manager/store.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
+import { createHeartbeatWriter } from '../../manager/agent-status-writer.js';
+import { agentStatus, type GatewayInfo, toGatewayInfo } from '../../manager/agents.js';
+import { createManagerStore } from '../../manager/store.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 import { startTestDynamo } from '../helpers/dynalite.js';
 import { FakeRegistry, FakeSession } from '../helpers/manager-harness.js';
 

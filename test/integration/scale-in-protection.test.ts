@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { startScaleInProtection } from '../../gateway/ingest/scale-in-protection.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 
 interface Call {
   method: string;

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MAX_KEYS_PER_USER } from '../../gateway/manager/apikeys.js';
+import { MAX_KEYS_PER_USER } from '../../manager/apikeys.js';
 import { startTestManager } from '../helpers/manager-harness.js';
 
 test('API keys per user are capped; requests over several keys share the user’s rate limit', async (t) => {

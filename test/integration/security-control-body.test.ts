@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { signRequest } from '../../gateway/http/aksk.js';
+import { signRequest } from '../../platform/http/aksk.js';
 import { CONTROL_AK, CONTROL_SK, startTestControlApi, startTestGateway } from '../helpers/gateway.js';
 
 const FOUR_MIB = 4 * 1024 * 1024;

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { batchWriteAll } from '../../gateway/store/batch-write.js';
-import { createDynamoClient } from '../../gateway/store/dynamo-client.js';
-import { tableName } from '../../gateway/store/schema.js';
+import { batchWriteAll } from '../../platform/store/batch-write.js';
+import { createDynamoClient } from '../../platform/store/dynamo-client.js';
+import { tableName } from '../../platform/store/schema.js';
 import { startFleetgateProcess } from '../helpers/gateway.js';
 
 const ADMIN_PASSWORD = 'admin-password-for-tests';

@@ -9,9 +9,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { createCa, createServerCert } from '../../gateway/pki/certs.js';
-import { PkiError, validatePkiDir } from '../../gateway/pki/validate.js';
 import { connectAgent } from '../../loadtest/agent/raw-agent.js';
+import { createCa, createServerCert } from '../../platform/pki/certs.js';
+import { PkiError, validatePkiDir } from '../../platform/pki/validate.js';
 import { CLI_ENTRY, ROOT, startTestGateway, tempDir, testPki, writePki } from '../helpers/gateway.js';
 
 function fleetgate(role: string, env: Record<string, string>) {

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLogger } from '../../gateway/obs/logger.js';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
+import { createLogger } from '../../platform/obs/logger.js';
 import { startTestGateway, waitFor } from '../helpers/gateway.js';
 
 test('fleet mode: a live agent stream taken over by another connection is logged at warn with both peers', async (t) => {

@@ -13,9 +13,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { encodeItem } from '../../gateway/agent/item.js';
-import { createDynamoClient } from '../../gateway/store/dynamo-client.js';
-import { startEmbeddedDynamo } from '../../gateway/store/embedded.js';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
+import { createDynamoClient } from '../../platform/store/dynamo-client.js';
+import { startEmbeddedDynamo } from '../../platform/store/embedded.js';
 import { startFleetgateProcess } from '../helpers/gateway.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -10,11 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { DescribeTableCommand, ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { createRegistryStore } from '../../gateway/discovery/registry-store.js';
-import { createDynamoClient, ensureTables } from '../../gateway/store/dynamo-client.js';
-import { startEmbeddedDynamo } from '../../gateway/store/embedded.js';
-import { openStore } from '../../gateway/store/open.js';
-import { TABLE_KEYS, TABLES, tableName } from '../../gateway/store/schema.js';
+import { createRegistryStore } from '../../discovery/registry-store.js';
+import { createDynamoClient, ensureTables } from '../../platform/store/dynamo-client.js';
+import { startEmbeddedDynamo } from '../../platform/store/embedded.js';
+import { openStore } from '../../platform/store/open.js';
+import { TABLE_KEYS, TABLES, tableName } from '../../platform/store/schema.js';
 
 const config = (dataDir: string) => ({
   dataDir,

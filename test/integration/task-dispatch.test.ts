@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encodeItem } from '../../gateway/agent/item.js';
-import { type ConfigMsg, createConfigStore } from '../../gateway/manager/configs.js';
-import { FanoutConfirmError, TaskStateError } from '../../gateway/manager/tasks/errors.js';
-import type { ConfigItem } from '../../gateway/manager/tasks/types.js';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
 import { SimAgent } from '../../loadtest/sim/sim-agent.js';
+import { type ConfigMsg, createConfigStore } from '../../manager/configs.js';
+import { FanoutConfirmError, TaskStateError } from '../../manager/tasks/errors.js';
+import type { ConfigItem } from '../../manager/tasks/types.js';
 import { waitFor } from '../helpers/gateway.js';
 import { startTestManager } from '../helpers/manager-harness.js';
 import { startTaskCluster } from '../helpers/task-cluster.js';

@@ -1,7 +1,7 @@
 /** Gateway admission variables: FLEETGATE_SHED_RATE, FLEETGATE_SHED_ORDER, FLEETGATE_MAX_PENDING_HANDSHAKES: defaults, values, errors reported at once. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, ENV_DOC, loadConfig } from '../../gateway/config/env.js';
+import { ConfigError, ENV_DOC, loadConfig } from '../../platform/config/env.js';
 
 test('load-control variables: defaults, values, validation, documented', () => {
   const base = { FLEETGATE_ADVERTISE_HOST: '127.0.0.1' };

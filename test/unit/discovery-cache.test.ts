@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { elkeidStatus, goJson, pickDetail, prepareDetail } from '../../gateway/discovery/balance.js';
-import { CachedValue, DEFAULT_CACHE_TIMING } from '../../gateway/discovery/cache.js';
-import type { RegistryInstance } from '../../gateway/discovery/registry-store.js';
-import { parseCount, sdAuthReason } from '../../gateway/discovery/routes.js';
+import { elkeidStatus, goJson, pickDetail, prepareDetail } from '../../discovery/balance.js';
+import { CachedValue, DEFAULT_CACHE_TIMING } from '../../discovery/cache.js';
+import type { RegistryInstance } from '../../discovery/registry-store.js';
+import { parseCount, sdAuthReason } from '../../discovery/routes.js';
 
 const NOW = 1_700_000_000_000;
 const inst = (

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { createVerifier, parseAkskList, signRequest } from '../../gateway/http/aksk.js';
-import type { HttpRequest } from '../../gateway/http/types.js';
+import { createVerifier, parseAkskList, signRequest } from '../../platform/http/aksk.js';
+import type { HttpRequest } from '../../platform/http/types.js';
 
 const TS = 1_700_000_000;
 const at = (seconds: number) => () => seconds * 1000;

@@ -7,9 +7,9 @@ import {
   HttpEngineError,
   parseEngineSetting,
   recordHttpEngine,
-} from '../../gateway/http/http-engine.js';
-import { serveUws } from '../../gateway/http/uws-adapter.js';
-import { loadNativeUws, type NativeLoad } from '../../gateway/http/uws-native.js';
+} from '../../platform/http/http-engine.js';
+import { serveUws } from '../../platform/http/uws-adapter.js';
+import { loadNativeUws, type NativeLoad } from '../../platform/http/uws-native.js';
 import { nativeUwsExpected } from '../helpers/runtime.js';
 
 const NONE: NativeLoad = {

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { writePkiDir } from '../../gateway/pki/certs.js';
 import { writeAgentCertRange } from '../../loadtest/k6/agent-certs.js';
+import { writePkiDir } from '../../platform/pki/certs.js';
 import { K6World } from '../helpers/k6-fakes.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -10,7 +10,7 @@ import {
   MAX_STEPS_PER_TEST,
   RegexBudgetError,
   RegexError,
-} from '../../gateway/manager/linear-regex.js';
+} from '../../manager/linear-regex.js';
 
 const unlimited = () => ({ steps: Number.MAX_SAFE_INTEGER });
 

@@ -10,8 +10,8 @@ import { Registry } from 'prom-client';
 import { createLoadShedder, oldest, type ShedOrder } from '../../gateway/agent/load-shedder.js';
 import type { AgentSession } from '../../gateway/agent/sessions.js';
 import { SessionRegistry } from '../../gateway/agent/sessions.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
-import { createMetrics } from '../../gateway/obs/metrics.js';
+import { silentLogger } from '../../platform/obs/logger.js';
+import { createMetrics } from '../../platform/obs/metrics.js';
 
 class FakeSession {
   live = true;

@@ -1,8 +1,8 @@
 /** Elkeid's filter JSON over agent documents, and Elkeid's config merge (§4.3, §4.5). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type ConfigMsg, mergeConfig, parseConfigList } from '../../gateway/manager/configs.js';
-import { FilterError, matches, parseFilter } from '../../gateway/manager/filter.js';
+import { type ConfigMsg, mergeConfig, parseConfigList } from '../../manager/configs.js';
+import { FilterError, matches, parseFilter } from '../../manager/filter.js';
 
 const doc = {
   agent_id: 'a1',

@@ -9,16 +9,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { hashPassword, passwordProblem, verifyPassword } from '../../gateway/manager/passwords.js';
-import { createRateLimiter } from '../../gateway/manager/rate-limit.js';
-import { allowed, elkeidLevel, roleFromElkeidLevel } from '../../gateway/manager/roles.js';
+import { hashPassword, passwordProblem, verifyPassword } from '../../manager/passwords.js';
+import { createRateLimiter } from '../../manager/rate-limit.js';
+import { allowed, elkeidLevel, roleFromElkeidLevel } from '../../manager/roles.js';
 import {
   assertStrongSecret,
   KNOWN_DEFAULT_SECRETS,
   resolveManagerSecret,
   SecretError,
-} from '../../gateway/manager/secret.js';
-import { createTokenSigner } from '../../gateway/manager/tokens.js';
+} from '../../manager/secret.js';
+import { createTokenSigner } from '../../manager/tokens.js';
 
 const GOOD = 'r8Jq2vX0pLw9sT4mN7bC1dF6gH3kZ5yA0uE8iO2q';
 

@@ -6,23 +6,23 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ManagerDeps } from '../../gateway/manager/deps.js';
-import { type Ctx, errorResponse, HttpError, type ManagerRoute } from '../../gateway/manager/router.js';
-import { MAX_TASK_PAGE_SIZE, taskRoutes } from '../../gateway/manager/routes/tasks.js';
+import type { ManagerDeps } from '../../manager/deps.js';
+import { type Ctx, errorResponse, HttpError, type ManagerRoute } from '../../manager/router.js';
+import { MAX_TASK_PAGE_SIZE, taskRoutes } from '../../manager/routes/tasks.js';
 import {
   FanoutConfirmError,
   TaskNotFoundError,
   TaskStateError,
   TaskValidationError,
-} from '../../gateway/manager/tasks/errors.js';
+} from '../../manager/tasks/errors.js';
 import type {
   CreateTaskInput,
   ResultItem,
   SubtaskView,
   TaskService,
   TaskView,
-} from '../../gateway/manager/tasks/types.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
+} from '../../manager/tasks/types.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 
 function view(i: number, status: TaskView['task_status'] = 'created'): TaskView {
   const counts = {

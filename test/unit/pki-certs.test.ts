@@ -17,7 +17,7 @@ import {
   serialOf,
   writeAgentCert,
   writePkiDir,
-} from '../../gateway/pki/certs.js';
+} from '../../platform/pki/certs.js';
 
 const DAY_MS = 86_400_000;
 const HANDSHAKE_TIMEOUT_MS = 3000;

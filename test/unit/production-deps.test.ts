@@ -17,8 +17,8 @@ const PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as
   devDependencies: Record<string, string>;
 };
 
-/** Files the installed program starts from (bin/fleetgate.js loads gateway/cli/run). */
-const ENTRIES = ['gateway/cli/run.ts', 'workers/ingest-worker.ts', 'loadtest/sim/fleet-child.ts'];
+/** Files the installed program starts from (bin/fleetgate.js loads cli/run). */
+const ENTRIES = ['cli/run.ts', 'workers/ingest-worker.ts', 'loadtest/sim/fleet-child.ts'];
 
 const STATIC = /(?:^|[\n;])\s*(?:import|export)\s+(type\s+)?(?:[^;'"]*?\s+from\s+)?'([^']+)'/g;
 const DYNAMIC = /\bimport\(\s*'([^']+)'\s*\)/g;
@@ -100,8 +100,8 @@ test('everything the production install can load comes from dependencies, never 
 
 test('fleetgate gateway, discovery and all load no simulator or benchmark code', () => {
   // What `fleetgate <role>` loads: run.ts and main.ts statically, then the serve command.
-  const graph = walk(['gateway/cli/run.ts', 'gateway/cli/serve-command.ts'], false);
-  assert.ok(graph.has('gateway/roles/gateway.ts'));
+  const graph = walk(['cli/run.ts', 'cli/serve-command.ts'], false);
+  assert.ok(graph.has('gateway/process/gateway.ts'));
   const loadtest = [...graph.keys()].filter((f) => f.startsWith('loadtest/') || f.startsWith('test/'));
   assert.deepEqual(loadtest, []);
 });

@@ -1,11 +1,11 @@
 /**
- * gateway/store/batch-write.ts with a fake client that throttles: requests of 25, the parallel
+ * platform/store/batch-write.ts with a fake client that throttles: requests of 25, the parallel
  * bound, unprocessed items sent again, what is left after maxAttempts returned (batchWrite) or
  * thrown (batchWriteAll). The callers' writes are tested against dynalite in their own tests.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { batchWrite, batchWriteAll, type WriteRequest } from '../../gateway/store/batch-write.js';
+import { batchWrite, batchWriteAll, type WriteRequest } from '../../platform/store/batch-write.js';
 
 type Sent = { RequestItems: Record<string, WriteRequest[]> };
 

@@ -7,7 +7,7 @@ import {
   type TableDef,
   tableName,
   toCreateTableInput,
-} from '../../gateway/store/schema.js';
+} from '../../platform/store/schema.js';
 
 const defs = Object.entries(TABLES) as Array<[string, TableDef]>;
 

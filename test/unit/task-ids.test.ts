@@ -1,7 +1,7 @@
 /** Task ids, tokens and quick-task ids in Elkeid's formats; backoff bounds. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { backoffCeiling, backoffDelay } from '../../gateway/manager/tasks/backoff.js';
+import { backoffCeiling, backoffDelay } from '../../manager/tasks/backoff.js';
 import {
   isTaskId,
   newQuickTaskId,
@@ -10,7 +10,7 @@ import {
   QUICK_TASK_ID_PATTERN,
   TASK_ID_PATTERN,
   TOKEN_PATTERN,
-} from '../../gateway/manager/tasks/ids.js';
+} from '../../manager/tasks/ids.js';
 
 test('task ids are <unixnano><6 letters>, increasing, and sort by time as strings', () => {
   const now = Date.UTC(2026, 0, 1);

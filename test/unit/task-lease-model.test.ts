@@ -12,14 +12,14 @@ import { after, before, test } from 'node:test';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { FenceTable } from '../../gateway/control/delivery-guard.js';
-import { createManagerStore } from '../../gateway/manager/store.js';
+import { createManagerStore } from '../../manager/store.js';
 import {
   createDynamoLeaseStore,
   createMemoryLeaseStore,
   type LeaseKey,
   type LeaseStore,
-} from '../../gateway/manager/tasks/lease.js';
-import { tableName } from '../../gateway/store/schema.js';
+} from '../../manager/tasks/lease.js';
+import { tableName } from '../../platform/store/schema.js';
 import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
 
 const LEASE = 10_000;

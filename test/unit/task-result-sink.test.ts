@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
-import { createTaskMetrics } from '../../gateway/manager/tasks/metrics.js';
-import { createResultSink } from '../../gateway/manager/tasks/result-sink.js';
-import type { ResultItem } from '../../gateway/manager/tasks/types.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
+import { createTaskMetrics } from '../../manager/tasks/metrics.js';
+import { createResultSink } from '../../manager/tasks/result-sink.js';
+import type { ResultItem } from '../../manager/tasks/types.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 
 const result = (i: number) => ({
   agentId: `a${i}`,

@@ -2,7 +2,7 @@
 # Discovery as a Lambda function behind an API Gateway HTTP API ($default stage), and an
 # Application Load Balancer listening for plain HTTP on 8088
 #
-# gateway/discovery/lambda.ts `handler` answers the Elkeid SD API (/registry/*) over the same
+# discovery/lambda.ts `handler` answers the Elkeid SD API (/registry/*) over the same
 # DynamoDB registry the long-lived `fleetgate discovery` uses.
 #
 # - HTTP API (HTTPS): what the gateways register with (FLEETGATE_SD_ADDRS = its URL, requests
@@ -10,7 +10,7 @@
 # - ALB, HTTP on 8088: stock Elkeid agents ask discovery over plain HTTP
 #   (`GET http://<sd>:8088/registry/detail?name=hids_svr_grpc&count=10`, docs/elkeid-protocol.md
 #   §1.8), which API Gateway cannot answer. The balancer invokes the same function (the adapter
-#   in gateway/http/lambda-adapter.ts serves ALB events too).
+#   in platform/http/lambda-adapter.ts serves ALB events too).
 ################################################################################
 
 locals {
@@ -20,7 +20,7 @@ locals {
   alb_subnets = var.http_listener_internal ? var.private_subnet_ids : var.public_subnet_ids
 }
 
-# gateway/discovery/registry-store.ts: Query a service name; Scan the small table for names and
+# discovery/registry-store.ts: Query a service name; Scan the small table for names and
 # the summary (cached); conditional Update, then Put, per registration; Delete and
 # BatchWrite(Delete) on evict.
 data "aws_iam_policy_document" "registry" {

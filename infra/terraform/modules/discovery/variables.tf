@@ -15,9 +15,9 @@ variable "package_path" {
 }
 
 variable "handler" {
-  description = "Handler inside the zip: the bundle keeps the source module's path, so it is the source's `handler` export of gateway/discovery/lambda.ts."
+  description = "Handler inside the zip: the bundle keeps the source module's path, so it is the source's `handler` export of discovery/lambda.ts."
   type        = string
-  default     = "gateway/discovery/lambda.handler"
+  default     = "discovery/lambda.handler"
 }
 
 variable "runtime" {

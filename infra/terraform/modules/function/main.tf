@@ -10,7 +10,7 @@
 #
 # Secrets: `secrets` maps an environment variable to a Secrets Manager ARN
 # (FLEETGATE_AKSK_SECRET_ARN => arn). The function gets the ARN, never the value, and reads it at
-# cold start (gateway/config/secrets-manager.ts); the role may GetSecretValue on exactly those
+# cold start (platform/config/secrets-manager.ts); the role may GetSecretValue on exactly those
 # ARNs. The $default stage matters: on a named stage API Gateway puts the stage into rawPath,
 # which is also what AK/SK clients sign.
 ################################################################################

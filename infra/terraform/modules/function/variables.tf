@@ -20,7 +20,7 @@ variable "package_path" {
 }
 
 variable "handler" {
-  description = "Handler inside the zip (the source module's path without .ts, a dot, the export): gateway/discovery/lambda.handler and the like; the calling module's variable defaults name the project's handlers."
+  description = "Handler inside the zip (the source module's path without .ts, a dot, the export): discovery/lambda.handler and the like; the calling module's variable defaults name the project's handlers."
   type        = string
 }
 

@@ -249,7 +249,7 @@ variable "table_prefix" {
 }
 
 variable "table_arns" {
-  description = "Table ARN per table key of gateway/store/schema.ts (module.tables.table_arns); the task role is granted agents, configs, subtasks and chunks."
+  description = "Table ARN per table key of platform/store/schema.ts (module.tables.table_arns); the task role is granted agents, configs, subtasks and chunks."
   type        = map(string)
 }
 

@@ -1,6 +1,6 @@
 ################################################################################
-# The manager: its API (gateway/manager/lambda.ts) behind an API Gateway HTTP API, and the task
-# dispatcher (gateway/manager/dispatcher-lambda.ts) on an EventBridge schedule
+# The manager: its API (manager/lambda.ts) behind an API Gateway HTTP API, and the task
+# dispatcher (manager/dispatcher-lambda.ts) on an EventBridge schedule
 #
 # Both read FLEETGATE_AKSK from the <name>/aksk secret at cold start (the gateways' callbacks are
 # signed with it, and so are the dispatcher's command batches to the gateways' control API);

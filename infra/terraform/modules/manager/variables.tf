@@ -15,9 +15,9 @@ variable "package_path" {
 }
 
 variable "handler" {
-  description = "Handler of the manager API inside its zip: the `handler` export of gateway/manager/lambda.ts."
+  description = "Handler of the manager API inside its zip: the `handler` export of manager/lambda.ts."
   type        = string
-  default     = "gateway/manager/lambda.handler"
+  default     = "manager/lambda.handler"
 }
 
 variable "dispatcher_package_path" {
@@ -26,9 +26,9 @@ variable "dispatcher_package_path" {
 }
 
 variable "dispatcher_handler" {
-  description = "Handler of the dispatcher inside its zip: the `handler` export of gateway/manager/dispatcher-lambda.ts."
+  description = "Handler of the dispatcher inside its zip: the `handler` export of manager/dispatcher-lambda.ts."
   type        = string
-  default     = "gateway/manager/dispatcher-lambda.handler"
+  default     = "manager/dispatcher-lambda.handler"
 }
 
 variable "runtime" {
@@ -74,7 +74,7 @@ variable "dispatcher_timeout" {
 
   validation {
     condition     = var.dispatcher_timeout >= 30 && var.dispatcher_timeout <= 900
-    error_message = "dispatcher_timeout must be 30 to 900 seconds: a run starts no tick in its last 20 s (gateway/manager/dispatcher-lambda.ts DEFAULT_RESERVE_MS), so less would leave it (almost) no time to work."
+    error_message = "dispatcher_timeout must be 30 to 900 seconds: a run starts no tick in its last 20 s (manager/dispatcher-lambda.ts DEFAULT_RESERVE_MS), so less would leave it (almost) no time to work."
   }
 }
 
@@ -107,7 +107,7 @@ variable "manager_secret_arn" {
 }
 
 variable "table_arns" {
-  description = "Table ARN per table key of gateway/store/schema.ts (module.tables.table_arns)."
+  description = "Table ARN per table key of platform/store/schema.ts (module.tables.table_arns)."
   type        = map(string)
 }
 

@@ -441,7 +441,7 @@ resource "aws_cloudwatch_metric_alarm" "dispatch_failures" {
 # Task dispatcher: failed command batches and failed passes, from its log
 ################################################################################
 
-# gateway/manager/tasks/dispatcher.ts logs (pino JSON) "command batch failed" (warn) when a
+# manager/tasks/dispatcher.ts logs (pino JSON) "command batch failed" (warn) when a
 # gateway refused or did not answer a batch, and error-level lines when a chunk pass or a tick
 # failed; each such line counts one failure.
 resource "aws_cloudwatch_log_metric_filter" "dispatch_failures" {

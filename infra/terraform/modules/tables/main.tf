@@ -1,7 +1,7 @@
 ################################################################################
 # Tables
 #
-# Every table of gateway/store/schema.ts, from schema.tf.json (generated from that module by
+# Every table of platform/store/schema.ts, from schema.tf.json (generated from that module by
 # scripts/gen-tables-tf.ts; a test fails when it is stale). Nothing here names a table or a key
 # attribute by hand.
 ################################################################################

@@ -1,10 +1,10 @@
 output "table_names" {
-  description = "Table name per table key of gateway/store/schema.ts."
+  description = "Table name per table key of platform/store/schema.ts."
   value       = { for k, t in aws_dynamodb_table.this : k => t.name }
 }
 
 output "table_arns" {
-  description = "Table ARN per table key of gateway/store/schema.ts (what the IAM policies of the roles name)."
+  description = "Table ARN per table key of platform/store/schema.ts (what the IAM policies of the roles name)."
   value       = { for k, t in aws_dynamodb_table.this : k => t.arn }
 }
 

@@ -27,7 +27,7 @@ variable "billing_mode" {
 }
 
 variable "provisioned_capacity" {
-  description = "With billing_mode = PROVISIONED: read and write units per table key of gateway/store/schema.ts (registry, agents, ...); each index gets the table's units unless listed in indexes. Tables not listed get default_capacity."
+  description = "With billing_mode = PROVISIONED: read and write units per table key of platform/store/schema.ts (registry, agents, ...); each index gets the table's units unless listed in indexes. Tables not listed get default_capacity."
   type = map(object({
     read  = number
     write = number
