@@ -8,6 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
+import { backoffDelay } from '../../platform/backoff.js';
 import type { Logger } from '../../platform/obs/logger.js';
 import type { Metrics } from '../../platform/obs/metrics.js';
 import {
@@ -339,14 +340,15 @@ export class IngestPipeline implements IngestSink {
   async #ship(): Promise<void> {
     const minMs = this.#o.retryMinMs ?? 250;
     const maxMs = this.#o.retryMaxMs ?? 5000;
-    let backoff = minMs;
+    const backoff = { baseMs: minMs, capMs: maxMs };
+    let failures = 0;
     while (!this.#closed) {
       let step: 'shipped' | 'caught-up' | 'wait' | 'failed';
       try {
         step = await this.#shipOnce();
       } catch (err) {
         // A spool read or ack that throws (I/O error) must not end shipping or the process.
-        this.#log.error({ err, retryInMs: backoff }, 'spool shipping failed');
+        this.#log.error({ err, failures: failures + 1 }, 'spool shipping failed');
         step = 'failed';
       }
       if (step === 'caught-up') return;
@@ -355,12 +357,12 @@ export class IngestPipeline implements IngestSink {
         continue;
       }
       if (step === 'shipped') {
-        backoff = minMs;
+        failures = 0;
         continue;
       }
       // Full jitter keeps many gateways from hammering a recovering cluster in step.
-      await sleep(Math.round(backoff / 2 + Math.random() * (backoff / 2)));
-      backoff = Math.min(maxMs, backoff * 2);
+      failures++;
+      await sleep(backoffDelay(failures, backoff));
     }
   }
 

@@ -38,7 +38,7 @@ import { createAgentReader } from '../agents.js';
 import type { ConfigMsg } from '../configs.js';
 import { createManagerStore, isConditionFailed, mapLimit } from '../store.js';
 import { createTagStore } from '../tags.js';
-import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from '../../platform/backoff.js';
 import { batchGet } from './batch-get.js';
 import { createConfigPlanner } from './config-plan.js';
 import { batchPut, type TaskContext, taskTables } from './context.js';

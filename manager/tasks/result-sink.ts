@@ -15,7 +15,7 @@
 import type { TaskResult, TaskResultSink } from '../../gateway/agent/special-records.js';
 import { signRequest } from '../../platform/http/aksk.js';
 import type { Logger } from '../../platform/obs/logger.js';
-import { backoffCeiling } from './backoff.js';
+import { backoffCeiling } from '../../platform/backoff.js';
 import type { TaskMetrics } from './metrics.js';
 import type { ResultItem, TaskService } from './types.js';
 

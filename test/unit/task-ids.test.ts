@@ -1,7 +1,7 @@
 /** Task ids, tokens and quick-task ids in Elkeid's formats; backoff bounds. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { backoffCeiling, backoffDelay } from '../../manager/tasks/backoff.js';
+import { backoffCeiling, backoffDelay } from '../../platform/backoff.js';
 import {
   isTaskId,
   newQuickTaskId,
