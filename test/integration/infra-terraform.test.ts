@@ -497,7 +497,7 @@ test('IAM: DynamoDB is granted action by action on the project tables only, neve
   }
 
   // Discovery gets exactly what discovery/registry-store.ts sends, on the registry table.
-  const storeSource = readFileSync(path.join(root, 'gateway', 'discovery', 'registry-store.ts'), 'utf8');
+  const storeSource = readFileSync(path.join(root, 'discovery', 'registry-store.ts'), 'utf8');
   const used = new Set(commandsSent('discovery/registry-store.ts', storeSource).map((c) => c.action));
   assert.ok(used.size > 0);
   const discovery = dynamo.filter((s) => s.where.includes(path.join('modules', 'discovery')));
@@ -555,7 +555,7 @@ test('IAM: DynamoDB is granted action by action on the project tables only, neve
 
       const built = await buildLambda(name, out);
       const sources = built.inputFiles
-        .filter((f) => /^(gateway|workers)\/.*\.ts$/.test(f))
+        .filter((f) => /^(gateway|manager|discovery|platform|cli|workers)\/.*\.ts$/.test(f))
         .map((f) => [f, readFileSync(path.join(root, f), 'utf8')] as const);
       const sent = new Set<string>();
       const indexes = new Set<string>();
@@ -648,7 +648,7 @@ const GATEWAY_STORE_MODULES: Record<
 
 test('IAM: the gateway task role is granted exactly what the gateway sends to DynamoDB, table by table', async () => {
   // What the gateway role does with its store: the three factories, nothing else gets the client.
-  const serve = readFileSync(path.join(root, 'gateway', 'cli', 'serve-command.ts'), 'utf8');
+  const serve = readFileSync(path.join(root, 'cli', 'serve-command.ts'), 'utf8');
   assert.equal([...serve.matchAll(/opened\??\.client/g)].length, 1, 'one store client of the gateway role');
   assert.deepEqual(
     [...serve.matchAll(/(\w+)\(\{\s*client: storeClient\b/g)].map((m) => m[1]).sort(),
@@ -658,9 +658,9 @@ test('IAM: the gateway task role is granted exactly what the gateway sends to Dy
     'serve-command.ts hands its store client to exactly these factories',
   );
   assert.match(serve, /deliverDirect\(\s*createTaskService\(\s*contextFrom\(\{\s*client: storeClient/);
-  const sink = readFileSync(path.join(root, 'gateway', 'manager', 'tasks', 'result-sink.ts'), 'utf8');
+  const sink = readFileSync(path.join(root, 'manager', 'tasks', 'result-sink.ts'), 'utf8');
   assert.match(sink, /deliverDirect\(service: Pick<TaskService, 'applyResults'>\)/, 'only applyResults');
-  const service = readFileSync(path.join(root, 'gateway', 'manager', 'tasks', 'service.ts'), 'utf8');
+  const service = readFileSync(path.join(root, 'manager', 'tasks', 'service.ts'), 'utf8');
   assert.match(service, /applyResults: \(items\) => applyResults\(ctx, /, 'which is results.ts');
   // No registry: the gateway registers over the discovery API (HTTPS); a registry store is only
   // opened when discovery runs in the same process.
@@ -828,7 +828,7 @@ test("the gateway task's environment is docs/environment.md's, and its ports, dr
   assert.equal(tg.health_check[0].path, '/readyz');
   assert.equal(doc.resource.aws_lb_listener.agents[0].protocol, 'TCP');
   // The drain: 20 s grace in cli/serve-command.ts, within the stop timeout.
-  const serve = readFileSync(path.join(root, 'gateway', 'cli', 'serve-command.ts'), 'utf8');
+  const serve = readFileSync(path.join(root, 'cli', 'serve-command.ts'), 'utf8');
   const grace = Number(/SHUTDOWN_GRACE_MS = ([\d_]+)/.exec(serve)?.[1]?.replace(/_/g, ''));
   const vars = (await hcl(path.join(tfRoot, 'modules', 'gateways', 'variables.tf'))).variable;
   assert.ok(
@@ -945,7 +945,7 @@ test('the dispatcher runs every minute with reserved concurrency; the manager ha
   const filter = obs.resource.aws_cloudwatch_log_metric_filter.dispatch_failures[0];
   assert.equal(filter.log_group_name, expr('var.dispatcher_log_group_name'));
   assert.match(filter.pattern, /command batch failed/);
-  const dispatcher = readFileSync(path.join(root, 'gateway', 'manager', 'tasks', 'dispatcher.ts'), 'utf8');
+  const dispatcher = readFileSync(path.join(root, 'manager', 'tasks', 'dispatcher.ts'), 'utf8');
   assert.match(dispatcher, /'command batch failed'/, 'the filter matches what the dispatcher logs');
   const rootDoc = await hcl(path.join(tfRoot, 'main.tf'));
   assert.equal(
