@@ -106,14 +106,7 @@ test('a scheduled event runs ticks against the store until no work remains', asy
 });
 
 test("the reserve covers one gateway call's timeout plus a margin", () => {
-  const tasks = path.join(
-    path.dirname(fileURLToPath(import.meta.url)),
-    '..',
-    '..',
-    'gateway',
-    'manager',
-    'tasks',
-  );
+  const tasks = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'manager', 'tasks');
   // One constant (tasks/gateway-client.ts) is the client's default and the reserve's base.
   assert.equal(GATEWAY_CALL_TIMEOUT_MS, CLIENT_DEFAULT_TIMEOUT_MS, 'the default the reserve is built on');
   // The engine's dispatcher caps its calls at that constant, not at a literal of its own.

@@ -206,10 +206,13 @@ test('gateway-sigterm reaches a child process', async (t) => {
   const { spawn } = await import('node:child_process');
   const child = spawn(process.execPath, [
     '-e',
-    'process.on("SIGTERM", () => process.exit(42)); setInterval(() => {}, 1000)',
+    'process.on("SIGTERM", () => process.exit(42)); console.log("ready"); setInterval(() => {}, 1000)',
   ]);
   t.after(() => child.kill('SIGKILL'));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  // The handler is installed before "ready": on a loaded machine Node's start can take longer
+  // than the disruption's 1 s, and a SIGTERM before the handler would end the child with no code.
+  await within(new Promise((resolve) => child.stdout.once('data', resolve)), 20_000, 'child ready');
   const scenario = { ...SCENARIOS['gateway-loss']!, disrupt: { atS: 1, kind: 'gateway-sigterm' as const } };
   const { scheduleDisruption } = await import('../../loadtest/sim/disrupt.js');
   const parent = scheduleDisruption({ ...scenario, durationS: 3 }, { gatewayPid: child.pid! });
