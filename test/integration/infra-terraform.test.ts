@@ -575,11 +575,11 @@ test("the gateway task's environment is docs/environment.md's; its ports, limit,
 });
 
 test('stock agents: an internal ALB listens for plain HTTP on 8088 and forwards only their paths to discovery', () => {
-  const listener = plan.at('module.discovery.aws_lb_listener.http[0]').after;
+  const listener = plan.at('module.discovery.module.balancer.aws_lb_listener.this[0]').after;
   assert.deepEqual([listener.port, listener.protocol], [8088, 'HTTP']);
   assert.equal(listener.default_action[0].type, 'fixed-response', 'anything else: the balancer answers 404');
   assert.equal(listener.default_action[0].fixed_response[0].status_code, '404');
-  const rule = plan.at('module.discovery.aws_lb_listener_rule.agents[0]').after;
+  const rule = plan.at('module.discovery.module.balancer.aws_lb_listener_rule.this[0]').after;
   const conditions = rule.condition as Values[];
   assert.deepEqual(
     conditions.flatMap((c) => c.http_request_method.flatMap((m: Values) => m.values)),
@@ -590,11 +590,11 @@ test('stock agents: an internal ALB listens for plain HTTP on 8088 and forwards 
     '/registry/detail',
   ]);
   assert.equal(rule.action[0].type, 'forward');
-  const tg = plan.at('module.discovery.aws_lb_target_group.function[0]').after;
+  const tg = plan.at('module.discovery.module.balancer.aws_lb_target_group.this[0]').after;
   assert.deepEqual([tg.target_type, tg.health_check[0].path], ['lambda', '/ping']);
-  const lb = plan.at('module.discovery.aws_lb.http[0]').after;
+  const lb = plan.at('module.discovery.module.balancer.aws_lb.this[0]').after;
   assert.deepEqual([lb.load_balancer_type, lb.internal], ['application', true]);
-  const perm = plan.at('module.discovery.aws_lambda_permission.alb[0]').after;
+  const perm = plan.at('module.discovery.module.balancer.aws_lambda_permission.this[0]').after;
   assert.deepEqual(
     [perm.principal, perm.function_name],
     ['elasticloadbalancing.amazonaws.com', 'fleetgate-discovery'],
@@ -613,7 +613,7 @@ test('the dispatcher runs every minute with reserved concurrency and room beyond
   // A run starts no tick in its last DEFAULT_RESERVE_MS: the timeout leaves 30 s of ticks beyond it.
   assert.ok(fn.timeout * 1000 - DEFAULT_RESERVE_MS >= 30_000, `timeout ${fn.timeout} s`);
   // The manager API is behind its own balancer (internal by default), not a public HTTP API.
-  assert.equal(plan.at('module.manager.aws_lb.api[0]').after.internal, true);
+  assert.equal(plan.at('module.manager.module.balancer.aws_lb.this[0]').after.internal, true);
   const apis = plan.ofType('aws_apigatewayv2_api').map((a) => a.address);
   assert.deepEqual(
     apis,
