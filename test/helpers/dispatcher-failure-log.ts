@@ -9,6 +9,7 @@ import net from 'node:net';
 import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { contextFrom, createDispatcher } from '../../manager/tasks/dispatcher.js';
 import { createTaskService } from '../../manager/tasks/service.js';
+import type { TaskService } from '../../manager/tasks/types.js';
 import { createLogger, silentLogger } from '../../platform/obs/logger.js';
 import { tableName } from '../../platform/store/schema.js';
 import { startTestDynamo, type TestDynamo } from './dynalite.js';
@@ -25,7 +26,15 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-async function runOnce(db: TestDynamo, agentId: string, controlAddr: string | undefined): Promise<Line[]> {
+/**
+ * An Agent_Ctrl task (one attempt) for one agent, run: with `controlAddr` the agent is online on
+ * the gateway whose control API listens there, else no gateway holds it.
+ */
+export async function runCtrlTask(
+  db: TestDynamo,
+  agentId: string,
+  controlAddr: string | undefined,
+): Promise<{ service: TaskService; taskId: string }> {
   if (controlAddr) {
     await DynamoDBDocumentClient.from(db.client).send(
       new PutCommand({
@@ -44,6 +53,11 @@ async function runOnce(db: TestDynamo, agentId: string, controlAddr: string | un
     user: 'test',
   });
   await service.run({ task_id: created.task_id, user: 'test' });
+  return { service, taskId: created.task_id };
+}
+
+async function runOnce(db: TestDynamo, agentId: string, controlAddr: string | undefined): Promise<Line[]> {
+  const { service, taskId } = await runCtrlTask(db, agentId, controlAddr);
   const lines: Line[] = [];
   const logger = createLogger('info', {
     write: (s: string) => {
@@ -56,7 +70,7 @@ async function runOnce(db: TestDynamo, agentId: string, controlAddr: string | un
     aksk: [[AK, SK]],
     logger,
   });
-  for (let i = 0; i < 20 && (await service.get(created.task_id))?.task_status !== 'finished'; i++) {
+  for (let i = 0; i < 20 && (await service.get(taskId))?.task_status !== 'finished'; i++) {
     await dispatcher.tick();
   }
   await dispatcher.stop();

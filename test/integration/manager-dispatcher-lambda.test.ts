@@ -29,6 +29,7 @@ import { GATEWAY_CALL_TIMEOUT_MS as CLIENT_DEFAULT_TIMEOUT_MS } from '../../mana
 import { createTaskService } from '../../manager/tasks/service.js';
 import { silentLogger } from '../../platform/obs/logger.js';
 import { tableName } from '../../platform/store/schema.js';
+import { runCtrlTask } from '../helpers/dispatcher-failure-log.js';
 import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
 import { AK, SK } from '../helpers/manager-harness.js';
 
@@ -154,22 +155,7 @@ test('a tick started just before the reserve ends inside the invocation, even wh
   const gateway = await startSilentGateway();
   t.after(() => gateway.close());
   const agentId = 'silent-gateway-agent';
-  await DynamoDBDocumentClient.from(db.client).send(
-    new PutCommand({
-      TableName: tableName(db.prefix, 'agents'),
-      Item: { agentId, online: true, controlAddr: gateway.addr, gateway: gateway.addr },
-    }),
-  );
-  const ctx = contextFrom({ client: db.client, tablePrefix: db.prefix, logger: silentLogger() });
-  const service = createTaskService(ctx, { aksk: [[AK, SK]] });
-  const created = await service.create({
-    type: 'Agent_Ctrl',
-    target: { id_list: [agentId] },
-    data: { agent_ctrl: 1060 },
-    max_attempts: 1,
-    user: 'test',
-  });
-  await service.run({ task_id: created.task_id, user: 'test' });
+  const { service, taskId } = await runCtrlTask(db, agentId, gateway.addr);
   const handler = await dispatcherFromEnvironment(env());
   const context = contextWith(DEFAULT_RESERVE_MS + 200);
   const run = await handler(scheduled, context);
@@ -179,7 +165,7 @@ test('a tick started just before the reserve ends inside the invocation, even wh
   assert.equal(run.stopped, 'deadline', JSON.stringify(run));
   assert.ok(run.ticks >= 1, 'a tick started before the reserve');
   // The hung call ended as a failure, written before the run returned.
-  const subs = await service.subtasks(created.task_id, { limit: 10 });
+  const subs = await service.subtasks(taskId, { limit: 10 });
   assert.deepEqual(
     subs.items.map((s) => [s.agent_id, s.status]),
     [[agentId, 'result_failed']],
