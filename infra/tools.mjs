@@ -263,6 +263,40 @@ export function test() {
   return failed;
 }
 
+/**
+ * The plans of one test file of the root module (tests/<file>), from `terraform test -json
+ * -verbose`: run name -> the plan (resource_changes, output_changes) as `terraform show -json`
+ * writes it. Throws with Terraform's diagnostics when a run fails.
+ */
+export function plannedRuns(file) {
+  const env = terraformEnv();
+  requireTerraform();
+  if (ensureLambdaZips() !== 0) throw new Error('npm run build:lambda failed');
+  const init = ['init', '-backend=false', '-input=false', '-no-color', '-lockfile=readonly'];
+  if (!existsSync(path.join(terraformDir, '.terraform'))) {
+    const r = capture(terraformBin, init, { cwd: terraformDir, env });
+    if (r.status !== 0) throw new Error(`terraform init: ${r.out}`);
+  }
+  const r = capture(terraformBin, ['test', '-json', '-verbose', '-no-color', `-filter=tests/${file}`], {
+    cwd: terraformDir,
+    env,
+    maxBuffer: 1 << 30,
+  });
+  const runs = new Map();
+  const errors = [];
+  for (const line of r.stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const msg = JSON.parse(line);
+    if (msg.test_plan) runs.set(msg['@testrun'], msg.test_plan);
+    if (msg['@level'] === 'error')
+      errors.push(`${msg['@testrun'] ?? ''}: ${msg['@message']} ${msg.diagnostic?.detail ?? ''}`);
+  }
+  if (r.status !== 0 || errors.length > 0) {
+    throw new Error(`terraform test tests/${file} failed:\n${errors.join('\n') || r.out.slice(-4000)}`);
+  }
+  return runs;
+}
+
 /** checkov over infra/terraform (modules, examples, root); every finding is fixed or skipped inline with its reason. */
 export function checkov() {
   process.stdout.write('checkov over infra/terraform ... ');

@@ -75,148 +75,80 @@ module "function" {
 
 ################################################################################
 # Application Load Balancer: plain HTTP on 8088 for stock agents
+#
+# Only what agents need reaches the function: GET /registry/detail?name=hids_svr_grpc (their
+# gateway list) and /ping (Elkeid's, and the balancer's health check); the registry's lists,
+# summary and endpoints are the balancer's 404. Plain HTTP on purpose: stock Elkeid agents ask
+# discovery over http:// only (docs/elkeid-protocol.md §1.8) and follow no redirect; the answer
+# holds gateway addresses, which the agents then reach over mutual TLS.
 ################################################################################
 
-resource "aws_security_group" "alb" {
-  count = local.create_alb ? 1 : 0
+module "balancer" {
+  source = "../function-balancer"
 
-  name_prefix = "${var.name}-alb-"
-  description = "fleetgate discovery balancer: agents' plain-HTTP discovery requests on ${local.http_port}"
-  vpc_id      = var.vpc_id
-
-  tags = merge(var.tags, { Name = "${var.name}-alb" })
-
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_vpc_security_group_ingress_rule" "alb_agents" {
-  for_each = local.create_alb ? toset(var.agent_cidr_blocks) : toset([])
-
-  security_group_id = aws_security_group.alb[0].id
-  description       = "Agents asking discovery (GET /registry/detail)"
-  cidr_ipv4         = each.value
-  ip_protocol       = "tcp"
-  from_port         = local.http_port
-  to_port           = local.http_port
-}
-
-# The balancer invokes the function through the Lambda API, not over the network: no egress.
-
-resource "aws_lb" "http" {
-  count = local.create_alb ? 1 : 0
-
-  # checkov:skip=CKV_AWS_91:The only target is the function, whose log group records every request it answers (and X-Ray traces it); access logs would need a bucket for the same lines.
-  # checkov:skip=CKV2_AWS_20:Stock Elkeid agents speak plain HTTP to discovery and follow no redirect; HTTPS clients (the gateways) use the HTTP API instead.
-  # checkov:skip=CKV2_AWS_28:WAF is for public web applications; this balancer answers one read-only, unauthenticated GET that returns gateway addresses, rate-limited by the function's reserved concurrency.
-  name                       = substr("${var.name}-http", 0, 32)
-  load_balancer_type         = "application"
+  create                     = local.create_alb
+  name                       = "${var.name}-http"
+  security_group_name        = "${var.name}-alb"
+  function_name              = module.function.function_name
+  function_arn               = module.function.function_arn
+  permission_statement_id    = "AllowDiscoveryBalancer"
+  target_group_name_prefix   = "fgsd-"
+  security_group_description = "fleetgate discovery balancer: agents' plain-HTTP discovery requests on ${local.http_port}"
+  ingress_description        = "Agents asking discovery (GET /registry/detail)"
+  vpc_id                     = var.vpc_id
   internal                   = var.http_listener_internal
-  subnets                    = local.alb_subnets
-  security_groups            = [aws_security_group.alb[0].id]
-  drop_invalid_header_fields = true
-  enable_deletion_protection = true
+  subnet_ids                 = local.alb_subnets
+  allowed_cidr_blocks        = var.agent_cidr_blocks
+  port                       = local.http_port
   idle_timeout               = 30
+  forward_paths              = ["/registry/detail", "/ping"]
+  forward_methods            = ["GET"]
 
   tags = var.tags
 }
 
-resource "aws_lb_target_group" "function" {
-  count = local.create_alb ? 1 : 0
+################################################################################
+# Before, the balancer was written out here (as it was in modules/manager)
+################################################################################
 
-  name_prefix = "fgsd-"
-  target_type = "lambda"
-
-  # Single-value headers (the adapter answers in the mode of the event it receives).
-  lambda_multi_value_headers_enabled = false
-
-  health_check {
-    enabled             = true
-    path                = "/ping"
-    matcher             = "200"
-    interval            = 60
-    timeout             = 30
-    healthy_threshold   = 2
-    unhealthy_threshold = 3
-  }
-
-  tags = var.tags
-
-  lifecycle {
-    create_before_destroy = true
-  }
+moved {
+  from = aws_security_group.alb
+  to   = module.balancer.aws_security_group.this
 }
 
-resource "aws_lambda_permission" "alb" {
-  count = local.create_alb ? 1 : 0
-
-  statement_id  = "AllowDiscoveryBalancer"
-  action        = "lambda:InvokeFunction"
-  function_name = module.function.function_name
-  principal     = "elasticloadbalancing.amazonaws.com"
-  source_arn    = aws_lb_target_group.function[0].arn
+moved {
+  from = aws_vpc_security_group_ingress_rule.alb_agents
+  to   = module.balancer.aws_vpc_security_group_ingress_rule.this
 }
 
-resource "aws_lb_target_group_attachment" "function" {
-  count = local.create_alb ? 1 : 0
-
-  target_group_arn = aws_lb_target_group.function[0].arn
-  target_id        = module.function.function_arn
-
-  depends_on = [aws_lambda_permission.alb]
+moved {
+  from = aws_lb.http
+  to   = module.balancer.aws_lb.this
 }
 
-resource "aws_lb_listener" "http" {
-  count = local.create_alb ? 1 : 0
-
-  # checkov:skip=CKV_AWS_2:Plain HTTP on purpose: stock Elkeid agents ask discovery over http:// only (docs/elkeid-protocol.md §1.8). The answer holds gateway addresses, which the agents then reach over mutual TLS.
-  # checkov:skip=CKV_AWS_103:Same: no TLS on this listener, so there is no TLS policy to set.
-  load_balancer_arn = aws_lb.http[0].arn
-  port              = local.http_port
-  protocol          = "HTTP"
-
-  # Only what agents need reaches the function (the rule below); the registry's lists, summary
-  # and endpoints are not answered here.
-  default_action {
-    type = "fixed-response"
-
-    fixed_response {
-      content_type = "application/json"
-      message_body = "{\"msg\":\"not found\"}"
-      status_code  = "404"
-    }
-  }
-
-  tags = var.tags
+moved {
+  from = aws_lb_target_group.function
+  to   = module.balancer.aws_lb_target_group.this
 }
 
-# Stock agents: GET /registry/detail?name=hids_svr_grpc (their gateway list); the balancer's own
-# health check and Elkeid's /ping.
-resource "aws_lb_listener_rule" "agents" {
-  count = local.create_alb ? 1 : 0
+moved {
+  from = aws_lambda_permission.alb
+  to   = module.balancer.aws_lambda_permission.this
+}
 
-  listener_arn = aws_lb_listener.http[0].arn
-  priority     = 10
+moved {
+  from = aws_lb_target_group_attachment.function
+  to   = module.balancer.aws_lb_target_group_attachment.this
+}
 
-  condition {
-    http_request_method {
-      values = ["GET"]
-    }
-  }
+moved {
+  from = aws_lb_listener.http
+  to   = module.balancer.aws_lb_listener.this
+}
 
-  condition {
-    path_pattern {
-      values = ["/registry/detail", "/ping"]
-    }
-  }
-
-  action {
-    type             = "forward"
-    target_group_arn = aws_lb_target_group.function[0].arn
-  }
-
-  tags = var.tags
+moved {
+  from = aws_lb_listener_rule.agents
+  to   = module.balancer.aws_lb_listener_rule.this
 }
 
 ################################################################################

@@ -30,10 +30,10 @@ output "log_group_name" {
 
 output "http_address" {
   description = "host:8088 of the plain-HTTP discovery balancer: the agents' serviceDiscoveryHost (empty when not created)."
-  value       = try(format("%s:%d", aws_lb.http[0].dns_name, local.http_port), "")
+  value       = module.balancer.dns_name == "" ? "" : format("%s:%d", module.balancer.dns_name, local.http_port)
 }
 
 output "http_load_balancer_arn_suffix" {
   description = "ARN suffix of the 8088 balancer (the LoadBalancer dimension of its CloudWatch metrics)."
-  value       = try(aws_lb.http[0].arn_suffix, "")
+  value       = module.balancer.arn_suffix
 }

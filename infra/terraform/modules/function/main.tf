@@ -28,6 +28,13 @@ data "aws_ec2_managed_prefix_list" "dynamodb" {
 locals {
   create = var.create
 
+  # The function's log group and its ARN, built from the name rather than read from the created
+  # group: the policy below then holds only values known at plan time, so `terraform plan` shows
+  # the whole policy a change grants (a reference to a resource being created would defer it to
+  # apply, "known after apply").
+  log_group_name = "/aws/lambda/${var.name}"
+  log_group_arn  = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:log-group:${local.log_group_name}"
+
   environment = merge(
     {
       FLEETGATE_TABLE_PREFIX = var.table_prefix
@@ -41,7 +48,7 @@ locals {
 
 resource "aws_cloudwatch_log_group" "this" {
   for_each = local.create ? merge(
-    { function = "/aws/lambda/${var.name}" },
+    { function = local.log_group_name },
     var.create_http_api ? { api = "/fleetgate/${var.name}/api-access" } : {},
   ) : {}
 
@@ -82,7 +89,7 @@ data "aws_iam_policy_document" "this" {
       "logs:CreateLogStream",
       "logs:PutLogEvents",
     ]
-    resources = ["${aws_cloudwatch_log_group.this["function"].arn}:*"]
+    resources = ["${local.log_group_arn}:*"]
   }
 
   statement {

@@ -207,11 +207,18 @@ locals {
 
 # The containers' logs, and the sidecar's embedded-metric-format events (CloudWatch turns them
 # into metrics).
-resource "aws_cloudwatch_log_group" "this" {
-  for_each = local.create ? {
+locals {
+  log_groups = {
     gateway = "/fleetgate/${var.name}/gateway"
     metrics = "/fleetgate/${var.name}/metrics"
-  } : {}
+  }
+  # Built from the name, not read from the created group, so the task policy is known at plan
+  # time and `terraform plan` shows what it grants.
+  metrics_log_group_arn = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:log-group:${local.log_groups.metrics}"
+}
+
+resource "aws_cloudwatch_log_group" "this" {
+  for_each = local.create ? local.log_groups : {}
 
   name              = each.value
   retention_in_days = var.log_retention_days
@@ -311,8 +318,8 @@ data "aws_iam_policy_document" "task" {
       "logs:DescribeLogStreams",
     ]
     resources = [
-      aws_cloudwatch_log_group.this["metrics"].arn,
-      "${aws_cloudwatch_log_group.this["metrics"].arn}:log-stream:*",
+      local.metrics_log_group_arn,
+      "${local.metrics_log_group_arn}:log-stream:*",
     ]
   }
 

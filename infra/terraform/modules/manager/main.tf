@@ -323,108 +323,61 @@ resource "aws_lambda_permission" "schedule" {
 # required), reachable only from allowed_cidr_blocks (required, and never 0.0.0.0/0).
 ################################################################################
 
-resource "aws_security_group" "api" {
-  count = local.create ? 1 : 0
+module "balancer" {
+  source = "../function-balancer"
 
-  name_prefix = "${var.name}-api-"
-  description = "fleetgate manager API balancer: operators and consoles on ${local.api_port}"
-  vpc_id      = var.vpc_id
-
-  tags = merge(var.tags, { Name = "${var.name}-api" })
-
-  lifecycle {
-    create_before_destroy = true
-  }
-}
-
-resource "aws_vpc_security_group_ingress_rule" "api" {
-  for_each = local.create ? toset(local.api_cidrs) : toset([])
-
-  security_group_id = aws_security_group.api[0].id
-  description       = "Manager API clients (allowlist)"
-  cidr_ipv4         = each.value
-  ip_protocol       = "tcp"
-  from_port         = local.api_port
-  to_port           = local.api_port
-}
-
-resource "aws_lb" "api" {
-  count = local.create ? 1 : 0
-
-  # checkov:skip=CKV_AWS_91:The only target is the function, whose log group records every request and whose audit table records every change; access logs would need a bucket for the same lines.
-  # checkov:skip=CKV2_AWS_28:Reachable only from allowed_cidr_blocks (internal by default); the API authenticates every request (tokens, API keys) and rate-limits sign-in.
-  # checkov:skip=CKV2_AWS_20:HTTPS whenever certificate_arn is set, which the public option requires; plain HTTP only on the internal balancer.
-  name                       = substr("${var.name}-api", 0, 32)
-  load_balancer_type         = "application"
+  create                     = local.create
+  name                       = "${var.name}-api"
+  function_name              = module.api.function_name
+  function_arn               = module.api.function_arn
+  permission_statement_id    = "AllowManagerBalancer"
+  target_group_name_prefix   = "fgmg-"
+  security_group_description = "fleetgate manager API balancer: operators and consoles on ${local.api_port}"
+  ingress_description        = "Manager API clients (allowlist)"
+  vpc_id                     = var.vpc_id
   internal                   = !local.public
-  subnets                    = local.public ? var.public_subnet_ids : var.subnet_ids
-  security_groups            = [aws_security_group.api[0].id]
-  drop_invalid_header_fields = true
-  enable_deletion_protection = true
+  subnet_ids                 = local.public ? var.public_subnet_ids : var.subnet_ids
+  allowed_cidr_blocks        = local.api_cidrs
+  port                       = local.api_port
+  certificate_arn            = var.certificate_arn
   idle_timeout               = 60
 
   tags = var.tags
 }
 
-resource "aws_lb_target_group" "api" {
-  count = local.create ? 1 : 0
+# Before, the balancer was written out here (as it was in modules/discovery).
 
-  name_prefix = "fgmg-"
-  target_type = "lambda"
-
-  lambda_multi_value_headers_enabled = false
-
-  health_check {
-    enabled             = true
-    path                = "/ping"
-    matcher             = "200"
-    interval            = 60
-    timeout             = 30
-    healthy_threshold   = 2
-    unhealthy_threshold = 3
-  }
-
-  tags = var.tags
-
-  lifecycle {
-    create_before_destroy = true
-  }
+moved {
+  from = aws_security_group.api
+  to   = module.balancer.aws_security_group.this
 }
 
-resource "aws_lambda_permission" "alb" {
-  count = local.create ? 1 : 0
-
-  statement_id  = "AllowManagerBalancer"
-  action        = "lambda:InvokeFunction"
-  function_name = module.api.function_name
-  principal     = "elasticloadbalancing.amazonaws.com"
-  source_arn    = aws_lb_target_group.api[0].arn
+moved {
+  from = aws_vpc_security_group_ingress_rule.api
+  to   = module.balancer.aws_vpc_security_group_ingress_rule.this
 }
 
-resource "aws_lb_target_group_attachment" "api" {
-  count = local.create ? 1 : 0
-
-  target_group_arn = aws_lb_target_group.api[0].arn
-  target_id        = module.api.function_arn
-
-  depends_on = [aws_lambda_permission.alb]
+moved {
+  from = aws_lb.api
+  to   = module.balancer.aws_lb.this
 }
 
-resource "aws_lb_listener" "api" {
-  count = local.create ? 1 : 0
+moved {
+  from = aws_lb_target_group.api
+  to   = module.balancer.aws_lb_target_group.this
+}
 
-  # checkov:skip=CKV_AWS_2:HTTPS whenever certificate_arn is set (required for access = "public"); without one the listener is plain HTTP on the internal balancer only, inside the VPC.
-  # checkov:skip=CKV_AWS_103:TLS 1.2 or later (ELBSecurityPolicy-TLS13-1-2-2021-06) whenever the listener is HTTPS.
-  load_balancer_arn = aws_lb.api[0].arn
-  port              = local.api_port
-  protocol          = local.https ? "HTTPS" : "HTTP"
-  certificate_arn   = local.https ? var.certificate_arn : null
-  ssl_policy        = local.https ? "ELBSecurityPolicy-TLS13-1-2-2021-06" : null
+moved {
+  from = aws_lambda_permission.alb
+  to   = module.balancer.aws_lambda_permission.this
+}
 
-  default_action {
-    type             = "forward"
-    target_group_arn = aws_lb_target_group.api[0].arn
-  }
+moved {
+  from = aws_lb_target_group_attachment.api
+  to   = module.balancer.aws_lb_target_group_attachment.this
+}
 
-  tags = var.tags
+moved {
+  from = aws_lb_listener.api
+  to   = module.balancer.aws_lb_listener.this
 }

@@ -1,11 +1,11 @@
 output "api_endpoint" {
   description = "Base URL of the manager API: its balancer (internal unless access = \"public\"); https:// with a certificate."
-  value       = try("${local.https ? "https" : "http"}://${aws_lb.api[0].dns_name}", "")
+  value       = module.balancer.dns_name == "" ? "" : "${local.https ? "https" : "http"}://${module.balancer.dns_name}"
 }
 
 output "load_balancer_arn_suffix" {
   description = "ARN suffix of the API's balancer (its CloudWatch dimension)."
-  value       = try(aws_lb.api[0].arn_suffix, "")
+  value       = module.balancer.arn_suffix
 }
 
 output "function_name" {

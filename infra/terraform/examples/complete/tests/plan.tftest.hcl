@@ -1,7 +1,8 @@
 # `terraform test` (npm run check:infra, node infra/tools.mjs test): the example plans as a whole
 # with a mocked AWS provider (no credentials, no calls), and ../../sizing.tf derives from the
 # capacity model's coefficients (../../capacity.tf.json) exactly what the model computes for
-# this fleet (capacity.expected.json, written by `npm run capacity -- --write`).
+# this fleet (capacity.expected.json, written by `npm run capacity -- --write`), checked by
+# ../../tests/model-check, which every example's test shares.
 mock_provider "aws" {
   source = "../../mocks"
 }
@@ -11,36 +12,29 @@ variables {
   agent_cidr_blocks = ["10.64.0.0/10"]
 }
 
-run "plans_with_the_model_sizing" {
+run "plans" {
+  command = plan
+}
+
+# ../../tests/model-check: the planned sizing, key by key, against the model, and its headroom.
+run "sizing_is_the_model" {
   command = plan
 
+  module {
+    source = "../../tests/model-check"
+  }
+
+  variables {
+    sizing   = run.plans.sizing
+    expected = jsondecode(file("tests/capacity.expected.json"))
+  }
+
   assert {
-    condition     = output.sizing.gateway_max_connections == jsondecode(file("tests/capacity.expected.json")).gateway_max_connections
-    error_message = "connection limit ${output.sizing.gateway_max_connections}, the model says ${jsondecode(file("tests/capacity.expected.json")).gateway_max_connections}"
+    condition     = length(output.mismatches) == 0
+    error_message = "the plan's sizing differs from the capacity model's: ${jsonencode(output.mismatches)}"
   }
   assert {
-    condition     = output.sizing.planned_agents_per_gateway == jsondecode(file("tests/capacity.expected.json")).planned_agents_per_gateway
-    error_message = "planned agents per gateway ${output.sizing.planned_agents_per_gateway}, the model says ${jsondecode(file("tests/capacity.expected.json")).planned_agents_per_gateway}"
-  }
-  assert {
-    condition     = output.sizing.gateway_count == jsondecode(file("tests/capacity.expected.json")).gateway_count
-    error_message = "gateways ${output.sizing.gateway_count}, the model says ${jsondecode(file("tests/capacity.expected.json")).gateway_count}"
-  }
-  assert {
-    condition     = output.sizing.gateway_max_count == jsondecode(file("tests/capacity.expected.json")).gateway_max_count
-    error_message = "autoscaling ceiling ${output.sizing.gateway_max_count}, the model says ${jsondecode(file("tests/capacity.expected.json")).gateway_max_count}"
-  }
-  assert {
-    condition     = output.sizing.agents_table_warm_write_units == jsondecode(file("tests/capacity.expected.json")).agents_table_warm_write_units
-    error_message = "agents table warm writes ${output.sizing.agents_table_warm_write_units}, the model says ${jsondecode(file("tests/capacity.expected.json")).agents_table_warm_write_units}"
-  }
-  # Headroom: at the planned load a gateway is under its limit, and so after a zone is lost.
-  assert {
-    condition     = output.sizing.agents_per_gateway_expected <= output.sizing.planned_agents_per_gateway
-    error_message = "the gateways start above the autoscaling target"
-  }
-  assert {
-    condition     = output.sizing.zone_loss_cpu_share <= 0.61
-    error_message = "with a zone lost the gateways pass the model's CPU target"
+    condition     = length(output.headroom_problems) == 0
+    error_message = join("; ", output.headroom_problems)
   }
 }

@@ -19,16 +19,27 @@ run "million_agents" {
   command = plan
 
   assert {
-    condition     = output.sizing.agents_per_process == jsondecode(file("tests/capacity.expected.json")).agents_per_process
-    error_message = "agents per simulator process ${output.sizing.agents_per_process}, the model says ${jsondecode(file("tests/capacity.expected.json")).agents_per_process}"
-  }
-  assert {
-    condition     = output.sizing.tasks == jsondecode(file("tests/capacity.expected.json")).tasks
-    error_message = "simulator tasks ${output.sizing.tasks}, the model says ${jsondecode(file("tests/capacity.expected.json")).tasks}"
-  }
-  assert {
     condition     = output.sizing.tasks * output.sizing.agents_per_task >= var.agents
     error_message = "the tasks do not carry every agent"
+  }
+}
+
+# ../../tests/model-check: the planned sizing, key by key, against the model.
+run "sizing_is_the_model" {
+  command = plan
+
+  module {
+    source = "../../tests/model-check"
+  }
+
+  variables {
+    sizing   = run.million_agents.sizing
+    expected = jsondecode(file("tests/capacity.expected.json"))
+  }
+
+  assert {
+    condition     = length(output.mismatches) == 0
+    error_message = "the plan's sizing differs from the capacity model's: ${jsonencode(output.mismatches)}"
   }
 }
 
