@@ -1,8 +1,9 @@
 /** Setup shared by the benchmark drivers: a throwaway PKI and the loopback source addresses. */
+
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { createCa, createClientCert, createCrl, createServerCert } from '../../gateway/pki/certs.js';
 
 /**

@@ -18,8 +18,8 @@
  *               agents send) and identity; grpc-js has no snappy, so it gets identity only.
  */
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -43,8 +43,8 @@ import {
   textTable,
   writeJsonReport,
 } from './driver.js';
-import { machineInfo } from './machine.js';
 import { goHandshakeLoad } from './go-handshake-load.js';
+import { machineInfo } from './machine.js';
 import type { WireEncoding } from './payloads.js';
 
 const HELP = `Usage: npm run bench:gateway -- [options]
