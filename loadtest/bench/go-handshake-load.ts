@@ -30,6 +30,8 @@ export interface GoHandshakeOptions {
   durationS: number;
   encoding: 'snappy' | 'identity';
   localAddresses: string[];
+  /** One session's timeout (dial to status), the agent's dial timeout by default (15 s). */
+  dialTimeoutS?: number;
 }
 
 /** Runs one storm and returns the client's report; rejects if the client fails or reports no CPU. */
@@ -56,6 +58,7 @@ export async function goHandshakeLoad(o: GoHandshakeOptions): Promise<GoHandshak
     '-encoding',
     o.encoding,
     ...(o.localAddresses.length > 0 ? ['-local-addrs', o.localAddresses.join(',')] : []),
+    ...(o.dialTimeoutS !== undefined ? ['-dial-timeout', `${o.dialTimeoutS}s`] : []),
   ];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
