@@ -63,6 +63,8 @@ Options:
   --runtimes LIST     handshakes test: run both servers on each of these Node runtimes in turn,
                       \`current\` and/or \`24\` (Node 24 of scripts/node24, as npm test uses;
                       default: current)
+  --no-tickets-before handshakes test: skip the extra run of fleetgate with OpenSSL's default
+                      TLS 1.3 session tickets (the before of bin/openssl.cnf)
   --json FILE         also write the results as JSON
   --profile           after the measured runs, an extra records run (snappy) and, with the
                       handshakes test, an extra handshakes run of our server under --cpu-prof
@@ -81,6 +83,7 @@ const { values } = parseArgs({
     tests: { type: 'string' },
     'handshake-client': { type: 'string', default: 'go' },
     runtimes: { type: 'string', default: 'current' },
+    'no-tickets-before': { type: 'boolean', default: false },
     json: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'profile-dir': { type: 'string' },
@@ -112,6 +115,8 @@ const cfg = {
   goHandshakeConcurrency: 16,
   handshakeClient: values['handshake-client'] === 'node' ? ('node' as const) : ('go' as const),
   runtimes: (values.runtimes ?? 'current').split(',').map((r) => r.trim()),
+  /** Also run ours with OpenSSL's default session tickets (the before of bin/openssl.cnf). */
+  ticketsBefore: values['no-tickets-before'] !== true,
   recordsPerMessage: 20,
   recordBytes: 600,
   loadClients: 2,
@@ -210,10 +215,18 @@ interface Server {
 }
 const servers = new Set<Server>();
 
-async function startServer(impl: Impl, extraNodeArgs: string[] = [], runtime = 'current'): Promise<Server> {
+/** How a server child runs: on which runtime, and (ours) whether with OpenSSL's defaults instead of bin/openssl.cnf. */
+interface ServerRun {
+  runtime?: string;
+  opensslDefaults?: boolean;
+}
+
+async function startServer(impl: Impl, extraNodeArgs: string[] = [], run: ServerRun = {}): Promise<Server> {
+  const runtime = run.runtime ?? 'current';
+  const ownArgs = impl === 'ours' && !run.opensslDefaults ? oursNodeArgs : [];
   const child = await spawnChild(
     impl === 'ours' ? 'fleetgate' : 'grpc-js',
-    ['--expose-gc', ...(impl === 'ours' ? oursNodeArgs : []), ...extraNodeArgs, ...tsNodeArgs],
+    ['--expose-gc', ...ownArgs, ...extraNodeArgs, ...tsNodeArgs],
     scripts[impl],
     ['--pki', pkiDir, '--port', '0'],
     { node: nodeOf(runtime) },
@@ -247,12 +260,12 @@ async function withServer<T>(
   impl: Impl,
   fn: (s: Server) => Promise<T>,
   extraNodeArgs: string[] = [],
-  runtime = 'current',
+  run: ServerRun = {},
 ): Promise<T | undefined> {
   const label = impl === 'ours' ? 'fleetgate' : 'grpc-js';
   let server: Server | undefined;
   try {
-    server = await startServer(impl, extraNodeArgs, runtime);
+    server = await startServer(impl, extraNodeArgs, run);
     return await fn(server);
   } catch (err) {
     const msg = `${label}: ${(err as Error).message}`;
@@ -543,9 +556,15 @@ async function goHandshakeRun(encoding: WireEncoding, server: Server, label: str
   };
 }
 
-async function handshakeTest(impl: Impl, runtime: string): Promise<void> {
+/**
+ * One handshake storm against a fresh server. `opensslDefaults` runs ours as it ran before
+ * bin/openssl.cnf (two TLS 1.3 tickets per handshake): the before/after of that setting in the
+ * same invocation.
+ */
+async function handshakeTest(impl: Impl, runtime: string, opensslDefaults = false): Promise<void> {
   const server24 = runtime === '24';
-  const label = `handshakes[${impl === 'ours' ? 'fleetgate' : 'grpc-js'}${server24 ? ', Node 24' : ''}]`;
+  const variant = opensslDefaults ? ', OpenSSL default tickets' : '';
+  const label = `handshakes[${impl === 'ours' ? 'fleetgate' : 'grpc-js'}${server24 ? ', Node 24' : ''}${variant}]`;
   const encoding: WireEncoding = impl === 'ours' ? 'snappy' : 'identity';
   const go = cfg.handshakeClient === 'go';
   await withServer(
@@ -556,7 +575,7 @@ async function handshakeTest(impl: Impl, runtime: string): Promise<void> {
         : await handshakeRun(encoding, server, label);
       const inFlight = go ? cfg.goHandshakeConcurrency : cfg.handshakeConcurrency * clients.length;
       record(impl, {
-        name: server24 ? 'handshakes.node24.per_cpu_s' : 'handshakes.per_cpu_s',
+        name: `handshakes${server24 ? '.node24' : ''}${opensslDefaults ? '.tickets' : ''}.per_cpu_s`,
         value: Math.round(r.calls / r.cpu),
         unit: 'sessions/CPU-s',
         better: 'higher',
@@ -570,7 +589,7 @@ async function handshakeTest(impl: Impl, runtime: string): Promise<void> {
       });
     },
     [],
-    runtime,
+    { runtime, opensslDefaults },
   );
 }
 
@@ -694,6 +713,8 @@ const LABELS: Record<string, string> = {
   'idle.heap_retained_after_disconnect': 'idle: heap retained after all left',
   'handshakes.per_cpu_s': 'new mTLS sessions per server CPU-s',
   'handshakes.node24.per_cpu_s': 'new mTLS sessions per server CPU-s, Node 24',
+  'handshakes.tickets.per_cpu_s': '  the same, fleetgate with OpenSSL default tickets (before)',
+  'handshakes.node24.tickets.per_cpu_s': '  the same on Node 24, OpenSSL default tickets (before)',
   'records.snappy.per_cpu_s': 'records per server CPU-s (snappy)',
   'records.identity.per_cpu_s': 'records per server CPU-s (identity)',
 };
@@ -777,7 +798,10 @@ async function main(): Promise<number> {
   const order: Impl[] = ['ours', 'baseline'];
   if (tests.has('idle')) for (const impl of order) await idleTest(impl);
   if (tests.has('handshakes')) {
-    for (const runtime of cfg.runtimes) for (const impl of order) await handshakeTest(impl, runtime);
+    for (const runtime of cfg.runtimes) {
+      for (const impl of order) await handshakeTest(impl, runtime);
+      if (cfg.ticketsBefore) await handshakeTest('ours', runtime, true);
+    }
   }
   if (tests.has('records')) {
     await recordsTest('ours', 'snappy');
