@@ -163,6 +163,7 @@ function runtimeVersions(): Record<string, string> {
 const scripts = {
   ours: script('gateway-server'),
   baseline: script('../baselines/grpcjs-gateway'),
+  floor: script('../baselines/bare-http2-server'),
   client: script('load-client'),
 };
 
@@ -593,6 +594,32 @@ async function handshakeTest(impl: Impl, runtime: string, opensslDefaults = fals
   );
 }
 
+/** Sessions per CPU-s of a bare node:http2 server (Node's floor), by runtime: Go client only. */
+const floors: Record<string, number> = {};
+
+async function floorTest(runtime: string): Promise<void> {
+  const label = `handshakes[bare node:http2${runtime === '24' ? ', Node 24' : ''}]`;
+  let child: Child | undefined;
+  try {
+    child = await spawnChild(
+      'bare-http2',
+      [...oursNodeArgs, ...tsNodeArgs],
+      scripts.floor,
+      ['--pki', pkiDir],
+      {
+        node: nodeOf(runtime),
+      },
+    );
+    const server = { port: Number(child.hello.port), pid: Number(child.hello.pid) } as Server;
+    const r = await goHandshakeRun('identity', server, label);
+    floors[runtime] = Math.round(r.calls / r.cpu);
+  } catch (err) {
+    problems.push(`${label}: ${(err as Error).message}`);
+  } finally {
+    await child?.stop(5000);
+  }
+}
+
 // ---- test 3: records -----------------------------------------------------------------------
 
 async function recordsRun(impl: Impl, encoding: WireEncoding, server: Server, label: string) {
@@ -801,6 +828,7 @@ async function main(): Promise<number> {
     for (const runtime of cfg.runtimes) {
       for (const impl of order) await handshakeTest(impl, runtime);
       if (cfg.ticketsBefore) await handshakeTest('ours', runtime, true);
+      if (cfg.handshakeClient === 'go') await floorTest(runtime);
     }
   }
   if (tests.has('records')) {
@@ -841,6 +869,11 @@ async function main(): Promise<number> {
   }
   console.log('');
   console.log(table());
+  for (const [runtime, n] of Object.entries(floors)) {
+    console.log(
+      `\nNode's floor${runtime === '24' ? ' on Node 24' : ''}: a bare node:http2 server with the same TLS settings (client certificate, CRL, no tickets) that only answers OK: ${fmt(n)} sessions per server CPU-s`,
+    );
+  }
   console.log(
     `\nencodings: fleetgate idle/handshakes use snappy framing (as agents send); grpc-js gets identity everywhere.`,
   );
@@ -856,6 +889,7 @@ async function main(): Promise<number> {
       results: results.ours,
       baseline: { name: baselineName, results: results.baseline },
       problems,
+      ...(Object.keys(floors).length > 0 ? { handshakeFloor: floors } : {}),
       ...(profiles.length > 0 ? { profiles } : {}),
     };
     writeJsonReport(values.json, doc, { t0, progress });
