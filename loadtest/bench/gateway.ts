@@ -534,7 +534,7 @@ async function handshakeRun(encoding: WireEncoding, server: Server, label: strin
 }
 
 /** The handshake storm from the Go client: it takes the window and the server's /proc CPU itself. */
-async function goHandshakeRun(encoding: WireEncoding, server: Server, label: string) {
+async function goHandshakeRun(encoding: WireEncoding, server: Pick<Server, 'port' | 'pid'>, label: string) {
   const r = await goHandshakeLoad({
     target: { host: '127.0.0.1', port: server.port },
     pkiDir,
@@ -646,9 +646,11 @@ async function floorTest(runtime: string): Promise<void> {
         node: nodeOf(runtime),
       },
     );
-    const server = { port: Number(child.hello.port), pid: Number(child.hello.pid) } as Server;
+    const server = { port: Number(child.hello.port), pid: Number(child.hello.pid) };
     const r = await goHandshakeRun('identity', server, label);
-    (floors[runtime] ??= []).push(Math.round(r.calls / r.cpu));
+    const runs = floors[runtime] ?? [];
+    runs.push(Math.round(r.calls / r.cpu));
+    floors[runtime] = runs;
   } catch (err) {
     problems.push(`${label}: ${(err as Error).message}`);
   } finally {
