@@ -65,6 +65,14 @@ func parseHandshakeFlags(args []string) (*options, *handshakeOptions, error) {
 	fs.IntVar(&h.serverPid, "server-pid", 0, "pid of the server on this host: its CPU over the window is reported")
 	locals := fs.String("local-addrs", "", "source addresses, comma-separated, one per dialer in turn (more ephemeral ports)")
 	fs.StringVar(&h.encoding, "encoding", "snappy", "message encoding: snappy (the agent's) or identity")
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fmt.Fprintln(os.Stderr, handshakeUsage)
+			fs.SetOutput(os.Stderr)
+			fs.PrintDefaults()
+			return nil, nil, flag.ErrHelp
+		}
+	}
 	if err := fs.Parse(mine); err != nil {
 		return nil, nil, err
 	}
@@ -95,8 +103,19 @@ type handshakeLoad struct {
 	errs      map[string]int
 }
 
+const handshakeUsage = `usage: goagent handshake-load -addr H:P -ca CA -cert C -key K [flags]
+
+A reconnect storm: each dialer runs sessions back to back (new mTLS dial, Transfer stream, one
+RawData, half-close, the server's status, close). Prints one JSON line "handshake_load" with the
+sessions completed and failed in the window and, with -server-pid, the server's CPU over it.
+The agent's flags apply (-addr: the first address is dialled, -server-name, -dial-timeout: one
+session's timeout); -duration is the measured window (default 15s). Flags of this mode:`
+
 func runHandshakeLoad(args []string) int {
 	o, h, err := parseHandshakeFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
