@@ -21,6 +21,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,8 +218,11 @@ func (l *handshakeLoad) session(ctx context.Context, dial []grpc.DialOption) err
 	}
 }
 
+// addrPattern matches host:port pairs in error texts: errors differing only there count as one.
+var addrPattern = regexp.MustCompile(`\[?[0-9a-fA-F.:]+\]?:\d+`)
+
 func (l *handshakeLoad) countError(err error) {
-	key := err.Error()
+	key := addrPattern.ReplaceAllString(err.Error(), "ADDR")
 	if len(key) > 120 {
 		key = key[:120]
 	}
