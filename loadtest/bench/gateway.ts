@@ -13,6 +13,9 @@
  *               go-handshake-load.ts), server CPU from /proc; `--handshake-client node` uses the
  *               Node clients instead. Our server runs as the image runs it, with bin/openssl.cnf
  *               (no TLS 1.3 session tickets); the PKI has a CRL, so every handshake checks it.
+ *               Per runtime (`--runtimes`) and round (`--repeat`, medians): ours, grpc-js, ours
+ *               with OpenSSL's default tickets (the before), and Node's floor (a bare node:http2
+ *               server with the same TLS settings, loadtest/baselines/bare-http2-server.ts).
  *   records     a few dozen agents streaming Elkeid-shaped batches (20 execve records of about
  *               600 B each); records accepted per server CPU-second. Ours gets snappy (what
  *               agents send) and identity; grpc-js has no snappy, so it gets identity only.
