@@ -28,9 +28,12 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM ${NODE_IMAGE}
+# OPENSSL_CONF: bin/openssl.cnf turns TLS 1.3 session tickets off; stock agents never resume a
+# session, and each ticket costs the gateway CPU on every agent handshake (docs/capacity.md).
 ENV NODE_ENV=production \
     FLEETGATE_DATA_DIR=/var/lib/fleetgate \
-    FLEETGATE_HTTP_ENGINE=uws
+    FLEETGATE_HTTP_ENGINE=uws \
+    OPENSSL_CONF=/app/bin/openssl.cnf
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=deps /app/node_modules ./node_modules

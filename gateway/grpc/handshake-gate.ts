@@ -43,6 +43,10 @@ export interface HandshakeGate {
 
 type ConnectionListener = (this: Http2SecureServer, socket: Socket) => void;
 
+/** On a raw socket whose slot is held: its source address (the slot's key). Cleared on release. */
+const kSlot = Symbol('handshakeSlot');
+type GatedSocket = Socket & { [kSlot]?: string | undefined };
+
 /** Puts the gate in front of `server`'s TLS connection listener. Throws if that listener is not where node:tls puts it. */
 export function installHandshakeGate(server: Http2SecureServer, opts: HandshakeGateOptions): HandshakeGate {
   const listeners = server.listeners('connection') as ConnectionListener[];
@@ -54,10 +58,24 @@ export function installHandshakeGate(server: Http2SecureServer, opts: HandshakeG
 
   let pending = 0;
   const bySource = new Map<string, number>();
-  const release = new WeakMap<Socket, () => void>();
   const refused = { handshakes: 0, source: 0 };
 
-  server.on('connection', (socket: Socket) => {
+  // One function for every socket (no closure per connection: a storm accepts thousands a second).
+  const release = (socket: GatedSocket) => {
+    const source = socket[kSlot];
+    if (source === undefined) return;
+    socket[kSlot] = undefined;
+    pending--;
+    opts.onPending?.(pending);
+    const n = (bySource.get(source) ?? 1) - 1;
+    if (n <= 0) bySource.delete(source);
+    else bySource.set(source, n);
+  };
+  function releaseOnClose(this: GatedSocket) {
+    release(this);
+  }
+
+  server.on('connection', (socket: GatedSocket) => {
     const source = socket.remoteAddress ?? '';
     const fromSource = bySource.get(source) ?? 0;
     const reason =
@@ -73,24 +91,14 @@ export function installHandshakeGate(server: Http2SecureServer, opts: HandshakeG
     pending++;
     opts.onPending?.(pending);
     bySource.set(source, fromSource + 1);
-    let held = true;
-    const done = () => {
-      if (!held) return;
-      held = false;
-      pending--;
-      opts.onPending?.(pending);
-      const n = (bySource.get(source) ?? 1) - 1;
-      if (n <= 0) bySource.delete(source);
-      else bySource.set(source, n);
-    };
-    release.set(socket, done);
-    socket.once('close', done);
+    socket[kSlot] = source;
+    socket.on('close', releaseOnClose);
     tlsListener.call(server, socket);
   });
 
   const onHandshakeEnd = (tlsSocket: TLSSocket) => {
-    const raw = (tlsSocket as TLSSocket & { _parent?: Socket })._parent;
-    if (raw) release.get(raw)?.();
+    const raw = (tlsSocket as TLSSocket & { _parent?: GatedSocket })._parent;
+    if (raw) release(raw);
   };
   server.on('secureConnection', onHandshakeEnd);
   server.on('tlsClientError', (_err: Error, tlsSocket: TLSSocket) => onHandshakeEnd(tlsSocket));

@@ -105,7 +105,7 @@ export interface SessionInfo {
    * handshake: building the peer certificate object costs about a tenth of a handshake's CPU,
    * and only per-agent identity and CRL reloads need it.
    */
-  readonly cert: () => { identity: string; serial: string };
+  cert(): { identity: string; serial: string };
   openStreams: number;
   idleSince: number;
   pingSentAt: number;
@@ -117,6 +117,50 @@ export interface SessionInfo {
   /** Streams the client cancelled within RAPID_RESET_WINDOW_MS of opening them. */
   rapidResets: number;
 }
+
+/**
+ * The SessionInfo of a session, and the state kept per stream, as properties under symbols: the
+ * session and stream listeners are then one shared function each instead of closures made for
+ * every connection (a reconnect storm starts thousands of sessions a second).
+ */
+const kInfo = Symbol('sessionInfo');
+const kOpenedAt = Symbol('streamOpenedAt');
+type TaggedSession = ServerHttp2Session & { [kInfo]: AgentSessionInfo };
+type TaggedStream = ServerHttp2Stream & { [kInfo]: AgentSessionInfo; [kOpenedAt]: number };
+
+class AgentSessionInfo implements SessionInfo {
+  openStreams = 0;
+  idleSince: number;
+  pingSentAt = 0;
+  lastPingAckAt: number;
+  lastClientPingAt = 0;
+  pingStrikes = 0;
+  resetPingStrikes = false;
+  rapidResets = 0;
+  #cert: { identity: string; serial: string } | undefined;
+
+  constructor(
+    readonly session: ServerHttp2Session,
+    readonly socket: TLSSocket,
+    now: number,
+  ) {
+    this.idleSince = now;
+    this.lastPingAckAt = now;
+  }
+
+  cert(): { identity: string; serial: string } {
+    if (!this.#cert) {
+      const c = this.socket.getPeerCertificate();
+      this.#cert = {
+        identity: typeof c?.subject?.CN === 'string' ? c.subject.CN : '',
+        serial: (c?.serialNumber ?? '').toLowerCase(),
+      };
+    }
+    return this.#cert;
+  }
+}
+
+function ignoreError(): void {}
 
 /** Accept queue length asked of the kernel (Node's default is 511). */
 const LISTEN_BACKLOG = 4096;
@@ -214,9 +258,10 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     metrics.tlsHandshakeFailures.inc({ reason });
     log.debug({ reason, peer: socket.remoteAddress, err: err.message }, 'TLS handshake refused');
   });
+  const onSocketError = (err: Error) => log.debug({ err: err.message }, 'socket error');
   server.on('secureConnection', (socket: TLSSocket) => {
     // An unhandled socket error would crash the process (CVE-2025-59465 class).
-    socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
+    socket.on('error', onSocketError);
   });
   server.on('unknownProtocol', (socket) => {
     metrics.tlsHandshakeFailures.inc({ reason: 'alpn' });
@@ -224,46 +269,33 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   });
   server.on('sessionError', (err) => log.debug({ err: err.message }, 'session error'));
 
-  server.on('session', (session: ServerHttp2Session) => {
+  const onSessionError = (err: Error) => log.debug({ err: err.message }, 'session error');
+  function onSessionClose(this: TaggedSession) {
+    sessions.delete(this[kInfo]);
+    metrics.sessionsOpen.dec();
+  }
+  function onSessionPing(this: TaggedSession) {
+    onClientPing(this[kInfo]);
+  }
+  function onSessionStream(this: TaggedSession, stream: ServerHttp2Stream, headers: IncomingHttpHeaders) {
+    onStream(this[kInfo], stream as TaggedStream, headers);
+  }
+
+  server.on('session', (session: TaggedSession) => {
     const socket = session.socket as TLSSocket;
     if (!accepting) {
       session.goaway(NGHTTP2_NO_ERROR);
       session.destroy();
       return;
     }
-    const now = Date.now();
-    let cert: { identity: string; serial: string } | undefined;
-    const info: SessionInfo = {
-      session,
-      socket,
-      cert: () => {
-        if (!cert) {
-          const c = socket.getPeerCertificate();
-          cert = {
-            identity: typeof c?.subject?.CN === 'string' ? c.subject.CN : '',
-            serial: (c?.serialNumber ?? '').toLowerCase(),
-          };
-        }
-        return cert;
-      },
-      openStreams: 0,
-      idleSince: now,
-      pingSentAt: 0,
-      lastPingAckAt: now,
-      lastClientPingAt: 0,
-      pingStrikes: 0,
-      resetPingStrikes: false,
-      rapidResets: 0,
-    };
+    const info = new AgentSessionInfo(session, socket, Date.now());
+    session[kInfo] = info;
     sessions.add(info);
     metrics.sessionsOpen.inc();
-    session.on('error', (err) => log.debug({ err: err.message }, 'session error'));
-    session.on('close', () => {
-      sessions.delete(info);
-      metrics.sessionsOpen.dec();
-    });
-    session.on('ping', () => onClientPing(info));
-    session.on('stream', (stream, headers) => onStream(info, stream, headers));
+    session.on('error', onSessionError);
+    session.on('close', onSessionClose);
+    session.on('ping', onSessionPing);
+    session.on('stream', onSessionStream);
   });
 
   // Ping strikes as grpc-go's server counts them (http2_server.go handlePing): a client PING
@@ -303,24 +335,29 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     setTimeout(() => s.destroy(), 100).unref();
   }
 
-  function onStream(info: SessionInfo, stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    stream.on('error', () => {});
-    info.openStreams++;
-    const openedAt = Date.now();
-    stream.once('close', () => {
-      info.openStreams--;
-      if (info.openStreams === 0) info.idleSince = Date.now();
-      // Rapid Reset (CVE-2023-44487): nghttp2 stops reading after its own limit but leaves the
-      // socket open; we close a session whose client keeps cancelling streams right after opening.
-      if (stream.rstCode === NGHTTP2_CANCEL && Date.now() - openedAt < RAPID_RESET_WINDOW_MS) {
-        info.rapidResets++;
-        if (info.rapidResets === RAPID_RESET_LIMIT) {
-          metrics.sessionsClosed.inc({ reason: 'rapid_reset' });
-          log.warn({ peer: info.socket.remoteAddress }, 'GOAWAY rapid reset');
-          closeSession(info, NGHTTP2_ENHANCE_YOUR_CALM, 'rapid_reset');
-        }
+  function onStreamClose(this: TaggedStream): void {
+    const info = this[kInfo];
+    info.openStreams--;
+    const now = Date.now();
+    if (info.openStreams === 0) info.idleSince = now;
+    // Rapid Reset (CVE-2023-44487): nghttp2 stops reading after its own limit but leaves the
+    // socket open; we close a session whose client keeps cancelling streams right after opening.
+    if (this.rstCode === NGHTTP2_CANCEL && now - this[kOpenedAt] < RAPID_RESET_WINDOW_MS) {
+      info.rapidResets++;
+      if (info.rapidResets === RAPID_RESET_LIMIT) {
+        metrics.sessionsClosed.inc({ reason: 'rapid_reset' });
+        log.warn({ peer: info.socket.remoteAddress }, 'GOAWAY rapid reset');
+        closeSession(info, NGHTTP2_ENHANCE_YOUR_CALM, 'rapid_reset');
       }
-    });
+    }
+  }
+
+  function onStream(info: AgentSessionInfo, stream: TaggedStream, headers: IncomingHttpHeaders): void {
+    stream.on('error', ignoreError);
+    info.openStreams++;
+    stream[kInfo] = info;
+    stream[kOpenedAt] = Date.now();
+    stream.on('close', onStreamClose);
     const path = String(headers[':path'] ?? '');
     if (headers[':method'] !== 'POST') {
       earlyReply(stream, 405, Status.UNIMPLEMENTED, 'gRPC requires POST');

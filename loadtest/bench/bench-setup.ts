@@ -1,11 +1,16 @@
 /** Setup shared by the benchmark drivers: a throwaway PKI and the loopback source addresses. */
+
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { createCa, createClientCert, createServerCert } from '../../platform/pki/certs.js';
+import { createCa, createClientCert, createCrl, createServerCert } from '../../platform/pki/certs.js';
 
-/** Writes a fresh CA, server and fleet client certificate into `dir` (Elkeid's file names). */
-export async function writeBenchPki(dir: string): Promise<void> {
+/**
+ * Writes a fresh CA, server and fleet client certificate into `dir` (Elkeid's file names); with
+ * `revoked`, also a crl.pem revoking that many other (random) serials, so handshakes check a CRL.
+ */
+export async function writeBenchPki(dir: string, opts: { revoked?: number } = {}): Promise<void> {
   const ca = await createCa();
   const server = await createServerCert(ca, { hosts: ['127.0.0.1'] });
   const client = await createClientCert(ca, { identity: 'fleet' });
@@ -14,6 +19,10 @@ export async function writeBenchPki(dir: string): Promise<void> {
   writeFileSync(path.join(dir, 'server.key'), server.key, { mode: 0o600 });
   writeFileSync(path.join(dir, 'client.crt'), client.cert);
   writeFileSync(path.join(dir, 'client.key'), client.key, { mode: 0o600 });
+  if (opts.revoked) {
+    const serials = Array.from({ length: opts.revoked }, () => randomBytes(16).toString('hex'));
+    writeFileSync(path.join(dir, 'crl.pem'), await createCrl(ca, serials));
+  }
 }
 
 /** Loopback addresses 127.0.0.2… that can be bound here (more ephemeral ports for many clients). */

@@ -194,7 +194,7 @@ export interface Child {
 }
 
 /**
- * Spawns `node <nodeArgs> <script> <args>` through /bin/sh so the open-file limit can be raised
+ * Spawns `node <nodeArgs> <script> <args>` (`opts.node`, else this process's Node) through /bin/sh so the open-file limit can be raised
  * first (`ulimit -n`, best effort: falls back to the hard limit), and waits for its first JSON line.
  */
 export async function spawnChild(
@@ -202,11 +202,11 @@ export async function spawnChild(
   nodeArgs: string[],
   script: string,
   args: string[],
-  opts: { nofile?: number; readyTimeoutMs?: number } = {},
+  opts: { nofile?: number; readyTimeoutMs?: number; node?: string } = {},
 ): Promise<Child> {
   const nofile = opts.nofile ?? 65535;
   const shell = `ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"`;
-  const proc = spawn('/bin/sh', ['-c', shell, process.execPath, ...nodeArgs, script, ...args], {
+  const proc = spawn('/bin/sh', ['-c', shell, opts.node ?? process.execPath, ...nodeArgs, script, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const tail: string[] = [];

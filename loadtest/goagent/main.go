@@ -50,6 +50,9 @@ type agent struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "handshake-load" {
+		os.Exit(runHandshakeLoad(os.Args[2:])) // load_handshake.go
+	}
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
