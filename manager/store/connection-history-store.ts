@@ -1,0 +1,151 @@
+/**
+ * Agents' connection history (`connections` table): one item per connect or disconnect, written
+ * by the gateway that saw it (its status writer calls `record`; items are batched and written
+ * every `flushMs`), read by the manager for one agent, newest first. Bounded three ways: the
+ * reader asks for the newest `limit`, items expire after `retentionDays` (TTL, and filtered on
+ * read), and a writer keeps at most `maxQueued` unwritten events (older ones are dropped, counted
+ * and logged) so a store outage cannot grow the gateway's memory.
+ */
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { Logger } from '../../platform/obs/logger.js';
+import { batchWrite, type WriteRequest } from '../../platform/store/batch-write.js';
+import { tableName } from '../../platform/store/schema.js';
+import type { ManagerStore } from '../store.js';
+
+export interface ConnectionEvent {
+  agentId: string;
+  kind: 'connect' | 'disconnect';
+  /** The gateway's identity (`host:port` of its agent port). */
+  gateway: string;
+  atMs: number;
+  /** The agent's `ip:port` as the gateway saw it. */
+  peer: string;
+}
+
+export interface ConnectionRecorder {
+  record(e: ConnectionEvent): void;
+  /** Writes what is queued now. */
+  flush(): Promise<void>;
+  readonly dropped: number;
+  start(): void;
+  /** Stops the timer and writes what is queued. */
+  close(): Promise<void>;
+}
+
+export interface ConnectionRecorderOptions {
+  doc: Parameters<typeof batchWrite>[0];
+  tablePrefix: string;
+  logger: Logger;
+  retentionDays?: number;
+  flushMs?: number;
+  maxQueued?: number;
+}
+
+export const CONNECTION_RETENTION_DAYS = 30;
+
+function toItem(e: ConnectionEvent, retentionS: number): Record<string, unknown> {
+  const iso = new Date(e.atMs).toISOString();
+  return {
+    agentId: e.agentId,
+    atId: `${iso}#${e.kind}#${e.gateway}`,
+    kind: e.kind,
+    gateway: e.gateway,
+    atMs: e.atMs,
+    peer: e.peer,
+    expiresAt: Math.floor(e.atMs / 1000) + retentionS,
+  };
+}
+
+export function createConnectionRecorder(o: ConnectionRecorderOptions): ConnectionRecorder {
+  const table = tableName(o.tablePrefix, 'connections');
+  const retentionS = (o.retentionDays ?? CONNECTION_RETENTION_DAYS) * 86_400;
+  const maxQueued = o.maxQueued ?? 50_000;
+  const log = o.logger.child({ component: 'connection-history' });
+  let queue: WriteRequest[] = [];
+  let dropped = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let writing: Promise<void> = Promise.resolve();
+
+  async function writeQueued(): Promise<void> {
+    const batch = queue;
+    queue = [];
+    if (batch.length === 0) return;
+    try {
+      const left = await batchWrite(o.doc, table, batch, { parallel: 2 });
+      if (left.length > 0) queue = [...left, ...queue].slice(-maxQueued);
+    } catch (err) {
+      queue = [...batch, ...queue].slice(-maxQueued);
+      log.warn({ err, queued: queue.length }, 'connection history write failed; retried');
+    }
+  }
+
+  return {
+    record(e) {
+      queue.push({ PutRequest: { Item: toItem(e, retentionS) } });
+      if (queue.length > maxQueued) {
+        dropped += queue.length - maxQueued;
+        queue = queue.slice(-maxQueued);
+        log.warn({ dropped }, 'connection history queue full: oldest events dropped');
+      }
+    },
+    flush() {
+      writing = writing.then(writeQueued);
+      return writing;
+    },
+    get dropped() {
+      return dropped;
+    },
+    start() {
+      timer ??= setInterval(() => void this.flush(), o.flushMs ?? 1000);
+      timer.unref();
+    },
+    async close() {
+      clearInterval(timer);
+      timer = undefined;
+      await this.flush();
+    },
+  };
+}
+
+export interface ConnectionView {
+  kind: 'connect' | 'disconnect';
+  gateway: string;
+  /** Unix milliseconds. */
+  at: number;
+  peer: string;
+}
+
+function parseConnectionItem(raw: Record<string, unknown>, nowS: number): ConnectionView | undefined {
+  if (typeof raw.expiresAt === 'number' && raw.expiresAt < nowS) return undefined;
+  if (raw.kind !== 'connect' && raw.kind !== 'disconnect') return undefined;
+  if (typeof raw.gateway !== 'string' || typeof raw.atMs !== 'number') return undefined;
+  return {
+    kind: raw.kind,
+    gateway: raw.gateway,
+    at: raw.atMs,
+    peer: typeof raw.peer === 'string' ? raw.peer : '',
+  };
+}
+
+/** The newest `limit` connects and disconnects of one agent, newest first. */
+export async function connectionHistoryOf(
+  store: ManagerStore,
+  agentId: string,
+  limit: number,
+  nowMs: number,
+): Promise<ConnectionView[]> {
+  const r = await store.doc.send(
+    new QueryCommand({
+      TableName: tableName(store.prefix, 'connections'),
+      KeyConditionExpression: '#a = :a',
+      ExpressionAttributeNames: { '#a': 'agentId' },
+      ExpressionAttributeValues: { ':a': agentId },
+      ScanIndexForward: false,
+      Limit: limit,
+    }),
+  );
+  const nowS = Math.floor(nowMs / 1000);
+  return (r.Items ?? [])
+    .map((i) => parseConnectionItem(i, nowS))
+    .filter((v): v is ConnectionView => v !== undefined);
+}
