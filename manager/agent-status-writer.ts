@@ -438,7 +438,7 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
           agentId: t.agentId,
           kind: 'connect',
           gateway: o.gatewayId,
-          atMs: t.connectedAtMs,
+          atMs: at,
           peer: t.s.peer,
         });
       } catch (err) {
