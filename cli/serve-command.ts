@@ -5,7 +5,6 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createRegistrarMetrics } from '../discovery/metrics.js';
 import { type Registrar, startRegistrar } from '../discovery/registrar.js';
 import { createRegistryStore, type RegistryStore } from '../discovery/registry-store.js';
@@ -265,7 +264,7 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
     });
     const connections = storeClient
       ? createConnectionRecorder({
-          doc: DynamoDBDocumentClient.from(storeClient),
+          client: storeClient,
           tablePrefix: config.tablePrefix,
           logger,
         })

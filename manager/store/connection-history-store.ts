@@ -6,7 +6,8 @@
  * read), and a writer keeps at most `maxQueued` unwritten events (older ones are dropped, counted
  * and logged) so a store outage cannot grow the gateway's memory.
  */
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from '../../platform/obs/logger.js';
 import { batchWrite, type WriteRequest } from '../../platform/store/batch-write.js';
 import { tableName } from '../../platform/store/schema.js';
@@ -33,7 +34,7 @@ export interface ConnectionRecorder {
 }
 
 export interface ConnectionRecorderOptions {
-  doc: Parameters<typeof batchWrite>[0];
+  client: DynamoDBClient;
   tablePrefix: string;
   logger: Logger;
   retentionDays?: number;
@@ -57,6 +58,7 @@ function toItem(e: ConnectionEvent, retentionS: number): Record<string, unknown>
 }
 
 export function createConnectionRecorder(o: ConnectionRecorderOptions): ConnectionRecorder {
+  const doc = DynamoDBDocumentClient.from(o.client);
   const table = tableName(o.tablePrefix, 'connections');
   const retentionS = (o.retentionDays ?? CONNECTION_RETENTION_DAYS) * 86_400;
   const maxQueued = o.maxQueued ?? 50_000;
@@ -71,7 +73,7 @@ export function createConnectionRecorder(o: ConnectionRecorderOptions): Connecti
     queue = [];
     if (batch.length === 0) return;
     try {
-      const left = await batchWrite(o.doc, table, batch, { parallel: 2 });
+      const left = await batchWrite(doc, table, batch, { parallel: 2 });
       if (left.length > 0) queue = [...left, ...queue].slice(-maxQueued);
     } catch (err) {
       queue = [...batch, ...queue].slice(-maxQueued);

@@ -533,6 +533,7 @@ test('IAM: DynamoDB is granted action by action on the project tables only, neve
         'tasks',
         'subtasks',
         'chunks',
+        'connections',
       ],
       dispatcher: ['tasks', 'subtasks', 'chunks', 'agents', 'tags', 'configs'],
     };
@@ -635,6 +636,12 @@ const GATEWAY_STORE_MODULES: Record<
     notCalled: { 'configs:dynamodb:BatchWriteItem': "ConfigStore.replace: the manager API's config writes" },
     // FLEET_SCOPE.agentNames is written only by ConfigStore.replace (the BatchWrite above).
     importsNotSending: { 'platform/store/fleet-items.ts': ['FLEET_SCOPE'] },
+  },
+  'manager/store/connection-history-store.ts': {
+    via: 'createConnectionRecorder',
+    entry: 'createConnectionRecorder',
+    tables: { table: 'connections', "tableName(store.prefix, 'connections')": 'connections' },
+    notCalled: { 'connections:dynamodb:Query': "connectionHistoryOf: the manager API's read" },
   },
   // result-sink.ts deliverDirect -> createTaskService(contextFrom(...)).applyResults.
   'manager/tasks/results.ts': {

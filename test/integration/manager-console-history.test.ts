@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createHeartbeatWriter } from '../../manager/agent-status-writer.js';
 import { createConnectionRecorder } from '../../manager/store/connection-history-store.js';
 import { silentLogger } from '../../platform/obs/logger.js';
@@ -14,7 +13,7 @@ import { FakeRegistry, FakeSession, startTestManager, type TestManager } from '.
 
 function gatewayWriter(m: TestManager, gatewayId: string, reg: FakeRegistry) {
   const connections = createConnectionRecorder({
-    doc: DynamoDBDocumentClient.from(m.db.client),
+    client: m.db.client,
     tablePrefix: m.db.prefix,
     logger: silentLogger(),
   });
