@@ -21,6 +21,7 @@ import { buildConsole } from '../../scripts/build-console.mjs';
 import { launchBrowser } from '../helpers/browser.js';
 import { startTestDynamo } from '../helpers/dynalite.js';
 import { ROOT, spawnFleetgate, tempDir } from '../helpers/gateway.js';
+import { BROKER, kafkaReady } from '../helpers/kafka.js';
 import { AK, SK } from '../helpers/manager-harness.js';
 
 const AGENTS = 12;
@@ -68,8 +69,12 @@ async function startFleet(t: TestContext): Promise<Fleet> {
   const portA = await a.port;
   const url = /operator console\s+(http:\/\/\S+)/.exec(a.output())![1]!;
   const sdUrl = /discovery\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(a.output())![1]!;
+  // The second gateway produces to Kafka; the first is spool-only: the overview shows both paths.
+  await kafkaReady();
   const b = spawnFleetgate('gateway', tempDir(t), {
     ...common,
+    FLEETGATE_KAFKA_BROKERS: BROKER,
+    FLEETGATE_KAFKA_TOPIC: `console-${process.pid}`,
     FLEETGATE_SD_ADDRS: sdUrl.replace('http://', ''),
     FLEETGATE_PKI_DIR: path.join(dirA, 'pki'),
   });
@@ -124,7 +129,7 @@ async function startFleet(t: TestContext): Promise<Fleet> {
   }, 'both gateways in discovery');
   const tls = readAgentTls(path.join(dirA, 'pki'));
   const stats = newStats();
-  const scenario = { ...SCENARIOS.steady!, eventsPerAgentPerS: 0 };
+  const scenario = { ...SCENARIOS.steady!, eventsPerAgentPerS: 2 };
   const agents = Array.from(
     { length: AGENTS },
     (_, i) =>
@@ -164,6 +169,13 @@ async function signIn(page: Page, url: string, who: { name: string; password: st
   await page.getByTestId('who').waitFor();
 }
 
+/** The agents the manager's index shows on `gateway`. */
+async function agentsOn(f: Fleet, gateway: string): Promise<string[]> {
+  const r = await f.api('GET', `/api/fleet/agents?fresh=1&page_size=100`, undefined, f.adminToken);
+  const rows = (r.json as { items: Array<{ agent_id: string; gateway: string }> }).items;
+  return rows.filter((a) => a.gateway === gateway).map((a) => a.agent_id);
+}
+
 /** The gateways the agents are on, from the API (what the console should agree with). */
 async function connectedBy(f: Fleet): Promise<Map<string, number>> {
   const r = await f.api('GET', '/api/fleet/gateways', undefined, f.adminToken);
@@ -190,6 +202,16 @@ test('the operator console in Chromium against fleetgate all and simulated agent
     .filter({ hasText: String(AGENTS) })
     .waitFor();
   assert.equal(await page.getByTestId('connected-count').textContent(), String(AGENTS));
+  // Per gateway: records/s in, records/s into Kafka and the spool, as each gateway published them.
+  const cell = (gw: string, id: string) => page.getByTestId(`overview-gateway-${gw}`).getByTestId(id);
+  const positive = /^[1-9]\d*(\.\d)?$|^0\.[1-9]$/;
+  await cell(f.gatewayA, 'records-in').filter({ hasText: positive }).waitFor({ timeout: 70_000 });
+  await cell(f.gatewayB, 'records-in').filter({ hasText: positive }).waitFor({ timeout: 70_000 });
+  await cell(f.gatewayB, 'records-kafka').filter({ hasText: positive }).waitFor({ timeout: 70_000 });
+  assert.equal(await cell(f.gatewayA, 'records-kafka').textContent(), '0', 'spool-only: nothing into Kafka');
+  assert.match((await cell(f.gatewayA, 'spool-depth').textContent()) ?? '', /^[1-9]\d* records/);
+  assert.match((await cell(f.gatewayB, 'spool-depth').textContent()) ?? '', /^0 records/);
+  await page.getByRole('img', { name: 'Records/s in over the last hour' }).waitFor();
   await shot(page, 'overview');
   // Marks this document: still there at the end means the page was never reloaded.
   await page.evaluate(() => {
@@ -228,12 +250,6 @@ test('the operator console in Chromium against fleetgate all and simulated agent
     [0, 1, 2, 3, 4].map((i) => `console-agent-0${i}`),
   );
 
-  // Agent detail.
-  await page.getByRole('link', { name: 'console-agent-00' }).click();
-  await page.getByRole('heading', { name: 'Agent console-agent-00' }).waitFor();
-  await page.getByText('Effective config').waitFor();
-  await shot(page, 'agent');
-
   // A plugin task to the tag: target preview, fan-out confirmation, live progress to 100 %.
   await page.goto(`${f.url}#/tasks/new`);
   await page.evaluate(() => {
@@ -257,6 +273,8 @@ test('the operator console in Chromium against fleetgate all and simulated agent
   await shot(page, 'tasks');
 
   // Drain the second gateway: its agents move to the first, shown live.
+  const onB = await agentsOn(f, f.gatewayB);
+  assert.ok(onB.length > 0, 'some agents on the second gateway');
   await page.getByRole('link', { name: 'Gateways' }).click();
   const rowB = page.getByTestId(`gateway-${f.gatewayB}`);
   await rowB.getByRole('button', { name: 'Drain…' }).click();
@@ -271,6 +289,34 @@ test('the operator console in Chromium against fleetgate all and simulated agent
     .waitFor({ timeout: 60_000 });
   assert.equal(await page.evaluate(() => (globalThis as unknown as { noReload?: boolean }).noReload), true);
   await shot(page, 'gateways');
+
+  // Agent detail: the task just run with its result, and the connection history of the move.
+  await page.goto(`${f.url}#/agents/${encodeURIComponent('console-agent-00')}`);
+  await page.getByRole('heading', { name: 'Agent console-agent-00' }).waitFor();
+  await page.getByText('Effective config').waitFor();
+  await page.getByTestId('agent-tasks').getByRole('row').filter({ hasText: 'succeeded' }).first().waitFor();
+  await page
+    .getByTestId('agent-connections')
+    .getByRole('row')
+    .filter({ hasText: 'connected' })
+    .first()
+    .waitFor();
+  await shot(page, 'agent');
+  const moved = onB[0]!;
+  await page.goto(`${f.url}#/agents/${encodeURIComponent(moved)}`);
+  const history = page.getByTestId('agent-connections');
+  await history.waitFor();
+  await history
+    .getByRole('row')
+    .filter({ hasText: 'disconnected' })
+    .filter({ hasText: f.gatewayB })
+    .waitFor();
+  await history
+    .getByRole('row')
+    .filter({ hasText: /^connected/ })
+    .filter({ hasText: f.gatewayA })
+    .first()
+    .waitFor();
 
   // Configs with a diff before saving (reviewed, then cancelled).
   await page.getByRole('link', { name: 'Configs' }).click();
@@ -292,7 +338,20 @@ test('the operator console in Chromium against fleetgate all and simulated agent
   await shot(page, 'apikeys');
   await page.getByRole('link', { name: 'Audit log' }).click();
   await page.getByRole('cell', { name: 'PUT /api/fleet/gateways/:id/limit' }).first().waitFor();
+  // Filtered by the manager: the drain only (action and target), then nothing for a stranger.
+  await page.getByLabel('Action').fill('gateways');
+  await page.getByLabel('Target').fill(f.gatewayB);
+  await page.getByLabel('Result').selectOption('ok');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await waitForAsync(async () => (await page.getByTestId('audit-row').count()) === 1, 'one drain entry');
+  assert.match(
+    (await page.getByTestId('audit-row').textContent()) ?? '',
+    /PUT \/api\/fleet\/gateways\/:id\/limit/,
+  );
   await shot(page, 'audit');
+  await page.getByLabel('Actor').fill('user:nobody');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.getByText('No entries match.').waitFor();
 
   // Sign out.
   await page.getByRole('button', { name: 'Sign out' }).click();

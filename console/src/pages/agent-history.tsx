@@ -11,7 +11,11 @@ const STATE_WORDS: Record<string, string> = {
 };
 
 function resultText(r: Schemas['AgentTaskResult']): string {
-  const fields = r.task_result ? Object.entries(r.task_result).map(([k, v]) => `${k}: ${v}`) : [];
+  const fields = r.task_result
+    ? Object.entries(r.task_result)
+        .filter(([k]) => k !== 'token' && k !== 'agent_id')
+        .map(([k, v]) => `${k}: ${v}`)
+    : [];
   return [r.status_msg ?? '', ...fields].filter(Boolean).join('; ') || '—';
 }
 
