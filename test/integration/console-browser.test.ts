@@ -4,8 +4,11 @@
  * simulated agents (loadtest/sim) that find the gateways through discovery. An operator signs in;
  * the overview shows exactly the connected agent count; five agents are tagged from the table; a
  * plugin task to the tag reaches 100 % succeeded on its page without a reload (pushed over the
- * WebSocket); draining a gateway moves its agents to the other; a viewer sees no action (and,
- * without a WebSocket, the console polls); sign out.
+ * WebSocket); draining a gateway (its confirmation names the agent count) moves its agents to the
+ * other; per gateway the overview shows records/s in and into Kafka (the second gateway produces to
+ * the test broker, the first only spools) and spool depth; the agent page shows the task's result
+ * and a drained agent's disconnect and reconnect; the audit log is filtered by the manager; a viewer
+ * signs in with the keyboard, sees no action (and, without a WebSocket, the console polls); sign out.
  * Each page's screenshot goes to docs/console/ (shown in the README).
  */
 import assert from 'node:assert/strict';
@@ -279,7 +282,9 @@ test('the operator console in Chromium against fleetgate all and simulated agent
   const rowB = page.getByTestId(`gateway-${f.gatewayB}`);
   await rowB.getByRole('button', { name: 'Drain…' }).click();
   const dialog = page.getByRole('dialog');
-  await dialog.getByText(/agent\(s\) will be sent away from this gateway/).waitFor();
+  // The confirmation says how many agents move: the gateway's connections now.
+  const onBNow = (await connectedBy(f)).get(f.gatewayB) ?? 0;
+  await dialog.getByText(`${onBNow} agent(s) will be sent away from this gateway`).waitFor();
   await dialog.getByRole('button', { name: 'Drain' }).click();
   await rowB.getByTestId('gateway-connected').filter({ hasText: /^0$/ }).waitFor({ timeout: 60_000 });
   await page
@@ -327,7 +332,9 @@ test('the operator console in Chromium against fleetgate all and simulated agent
   await page.getByRole('button', { name: 'Review and save…' }).click();
   await page.getByTestId('config-diff').filter({ hasText: '+   "version": "1.0.0.2"' }).waitFor();
   await shot(page, 'configs');
-  await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+  // Keyboard: Esc cancels the dialog.
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog').waitFor({ state: 'hidden' });
 
   // Admin pages.
   await page.getByRole('link', { name: 'Users & audit' }).click();
@@ -360,7 +367,14 @@ test('the operator console in Chromium against fleetgate all and simulated agent
   // A viewer sees no action, and the server refuses one anyway. This session has no WebSocket
   // (as behind API Gateway): the console polls and still shows the fleet.
   await page.context().routeWebSocket(/\/api\/fleet\/live\/ws/, (ws) => ws.close());
-  await signIn(page, f.url, VIEWER);
+  // Signed in with the keyboard only: type, Tab, type, Enter.
+  await page.goto(f.url);
+  await page.getByLabel('User name').focus();
+  await page.keyboard.type(VIEWER.name);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(VIEWER.password);
+  await page.keyboard.press('Enter');
+  await page.getByTestId('who').waitFor();
   await page.getByTestId('live-mode').filter({ hasText: 'polling' }).waitFor();
   await page
     .getByTestId('connected-count')
