@@ -1,10 +1,11 @@
 /**
  * Agents' connection history (`connections` table): one item per connect or disconnect, written
  * by the gateway that saw it (its status writer calls `record`; items are batched and written
- * every `flushMs`), read by the manager for one agent, newest first. Bounded three ways: the
- * reader asks for the newest `limit`, items expire after `retentionDays` (TTL, and filtered on
- * read), and a writer keeps at most `maxQueued` unwritten events (older ones are dropped, counted
- * and logged) so a store outage cannot grow the gateway's memory.
+ * every `flushMs`), read by the manager for one agent, newest first. Bounded four ways: the
+ * reader asks for the newest `limit`; items expire after `retentionDays` (TTL, and filtered on
+ * read); a gateway records at most `perAgentPerWindow` events per agent per window (a flapping
+ * agent's further events are skipped, counted and logged); and a writer keeps at most `maxQueued`
+ * unwritten events (older ones dropped, counted, logged) so a store outage cannot grow its memory.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
@@ -27,7 +28,10 @@ export interface ConnectionRecorder {
   record(e: ConnectionEvent): void;
   /** Writes what is queued now. */
   flush(): Promise<void>;
+  /** Events dropped because the queue was full (store down). */
   readonly dropped: number;
+  /** Events skipped because their agent exceeded its per-window count (flapping). */
+  readonly skipped: number;
   start(): void;
   /** Stops the timer and writes what is queued. */
   close(): Promise<void>;
@@ -40,6 +44,10 @@ export interface ConnectionRecorderOptions {
   retentionDays?: number;
   flushMs?: number;
   maxQueued?: number;
+  /** Events recorded per agent per window (default 20 per 10 minutes); more are skipped and counted. */
+  perAgentPerWindow?: number;
+  windowMs?: number;
+  now?: () => number;
 }
 
 export const CONNECTION_RETENTION_DAYS = 30;
@@ -63,8 +71,15 @@ export function createConnectionRecorder(o: ConnectionRecorderOptions): Connecti
   const retentionS = (o.retentionDays ?? CONNECTION_RETENTION_DAYS) * 86_400;
   const maxQueued = o.maxQueued ?? 50_000;
   const log = o.logger.child({ component: 'connection-history' });
+  const perAgentMax = o.perAgentPerWindow ?? 20;
+  const windowMs = o.windowMs ?? 600_000;
+  const now = o.now ?? Date.now;
+  // Events recorded per agent in the current window: a flapping agent cannot fill the table.
+  let perAgent = new Map<string, number>();
+  let windowStart = now();
   let queue: WriteRequest[] = [];
   let dropped = 0;
+  let flapping = 0;
   let timer: NodeJS.Timeout | undefined;
   let writing: Promise<void> = Promise.resolve();
 
@@ -83,6 +98,21 @@ export function createConnectionRecorder(o: ConnectionRecorderOptions): Connecti
 
   return {
     record(e) {
+      if (now() - windowStart >= windowMs) {
+        perAgent = new Map();
+        windowStart = now();
+      }
+      const seen = perAgent.get(e.agentId) ?? 0;
+      perAgent.set(e.agentId, seen + 1);
+      if (seen >= perAgentMax) {
+        if (flapping++ % 1000 === 0) {
+          log.warn(
+            { agentId: e.agentId, skipped: flapping },
+            'agent reconnects too often: connection events not recorded',
+          );
+        }
+        return;
+      }
       queue.push({ PutRequest: { Item: toItem(e, retentionS) } });
       if (queue.length > maxQueued) {
         dropped += queue.length - maxQueued;
@@ -96,6 +126,9 @@ export function createConnectionRecorder(o: ConnectionRecorderOptions): Connecti
     },
     get dropped() {
       return dropped;
+    },
+    get skipped() {
+      return flapping;
     },
     start() {
       timer ??= setInterval(() => void this.flush(), o.flushMs ?? 1000);

@@ -110,6 +110,42 @@ test('agent history: connects and disconnects with gateway and time, recent task
   );
 });
 
+test('connection history: a flapping agent records a bounded number of events per window', async (t) => {
+  const m = await startTestManager(t);
+  const viewer = await m.user('watcher', 'viewer');
+  let now = Date.now();
+  const recorder = createConnectionRecorder({
+    client: m.db.client,
+    tablePrefix: m.db.prefix,
+    logger: silentLogger(),
+    perAgentPerWindow: 4,
+    windowMs: 60_000,
+    now: () => now,
+  });
+  for (let i = 0; i < 30; i++) {
+    recorder.record({
+      agentId: 'flapper',
+      kind: i % 2 ? 'disconnect' : 'connect',
+      gateway: 'gw-a:1',
+      atMs: now + i,
+      peer: 'p',
+    });
+  }
+  recorder.record({ agentId: 'calm', kind: 'connect', gateway: 'gw-a:1', atMs: now, peer: 'p' });
+  await recorder.flush();
+  const count = async (id: string) =>
+    (await m.call('GET', `/api/fleet/agents/${id}/connections?limit=100`, { token: viewer })).json.items
+      .length;
+  assert.equal(await count('flapper'), 4);
+  assert.equal(await count('calm'), 1);
+  assert.equal(recorder.skipped, 26);
+  // A new window records again.
+  now += 60_000;
+  recorder.record({ agentId: 'flapper', kind: 'connect', gateway: 'gw-b:1', atMs: now, peer: 'p' });
+  await recorder.close();
+  assert.equal(await count('flapper'), 5);
+});
+
 test('audit log: filtered by actor, action, target and result on the server, paged by cursor', async (t) => {
   const m = await startTestManager(t);
   const op = await m.user('op', 'operator');
