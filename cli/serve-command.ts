@@ -267,6 +267,7 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
           client: storeClient,
           tablePrefix: config.tablePrefix,
           logger,
+          registry: metrics.registry,
         })
       : undefined;
     connections?.start();

@@ -9,6 +9,7 @@
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../platform/obs/logger.js';
 import { batchWrite, type WriteRequest } from '../../platform/store/batch-write.js';
 import { tableName } from '../../platform/store/schema.js';
@@ -48,7 +49,12 @@ export interface ConnectionRecorderOptions {
   perAgentPerWindow?: number;
   windowMs?: number;
   now?: () => number;
+  /** Where `fleetgate_connection_events_total{result}` is registered (written, skipped, dropped). */
+  registry?: Registry;
 }
+
+/** Log lines about the same trouble at most this often. */
+const WARN_EVERY_MS = 60_000;
 
 export const CONNECTION_RETENTION_DAYS = 30;
 
@@ -82,6 +88,32 @@ export function createConnectionRecorder(o: ConnectionRecorderOptions): Connecti
   let flapping = 0;
   let timer: NodeJS.Timeout | undefined;
   let writing: Promise<void> = Promise.resolve();
+  const events = o.registry
+    ? new Counter({
+        name: 'fleetgate_connection_events_total',
+        help: "agents' connects and disconnects for the connection history, by result (written, skipped: the agent reconnects too often, dropped: the queue was full while the store failed)",
+        labelNames: ['result'],
+        registers: [o.registry],
+      })
+    : undefined;
+  const lastWarn = new Map<string, number>();
+  function warn(key: string, fields: Record<string, unknown>, message: string): void {
+    const at = now();
+    if (at - (lastWarn.get(key) ?? Number.NEGATIVE_INFINITY) < WARN_EVERY_MS) return;
+    lastWarn.set(key, at);
+    log.warn(fields, message);
+  }
+
+  /** Puts `requests` back in front of the queue, dropping (and counting) the oldest beyond the bound. */
+  function requeue(requests: WriteRequest[]): void {
+    queue = [...requests, ...queue];
+    const over = queue.length - maxQueued;
+    if (over <= 0) return;
+    queue = queue.slice(over);
+    dropped += over;
+    events?.inc({ result: 'dropped' }, over);
+    warn('full', { dropped }, 'connection history queue full: oldest events dropped');
+  }
 
   async function writeQueued(): Promise<void> {
     const batch = queue;
@@ -89,10 +121,11 @@ export function createConnectionRecorder(o: ConnectionRecorderOptions): Connecti
     if (batch.length === 0) return;
     try {
       const left = await batchWrite(doc, table, batch, { parallel: 2 });
-      if (left.length > 0) queue = [...left, ...queue].slice(-maxQueued);
+      events?.inc({ result: 'written' }, batch.length - left.length);
+      if (left.length > 0) requeue(left);
     } catch (err) {
-      queue = [...batch, ...queue].slice(-maxQueued);
-      log.warn({ err, queued: queue.length }, 'connection history write failed; retried');
+      requeue(batch);
+      warn('write', { err, queued: queue.length }, 'connection history write failed; retried');
     }
   }
 
@@ -105,20 +138,17 @@ export function createConnectionRecorder(o: ConnectionRecorderOptions): Connecti
       const seen = perAgent.get(e.agentId) ?? 0;
       perAgent.set(e.agentId, seen + 1);
       if (seen >= perAgentMax) {
-        if (flapping++ % 1000 === 0) {
-          log.warn(
-            { agentId: e.agentId, skipped: flapping },
-            'agent reconnects too often: connection events not recorded',
-          );
-        }
+        flapping++;
+        events?.inc({ result: 'skipped' });
+        warn(
+          'flapping',
+          { agentId: e.agentId, skipped: flapping },
+          'agent reconnects too often: connection events not recorded',
+        );
         return;
       }
       queue.push({ PutRequest: { Item: toItem(e, retentionS) } });
-      if (queue.length > maxQueued) {
-        dropped += queue.length - maxQueued;
-        queue = queue.slice(-maxQueued);
-        log.warn({ dropped }, 'connection history queue full: oldest events dropped');
-      }
+      if (queue.length > maxQueued) requeue([]);
     },
     flush() {
       writing = writing.then(writeQueued);

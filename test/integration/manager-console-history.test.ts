@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Registry } from 'prom-client';
 import { createHeartbeatWriter } from '../../manager/agent-status-writer.js';
 import { createConnectionRecorder } from '../../manager/store/connection-history-store.js';
 import { silentLogger } from '../../platform/obs/logger.js';
@@ -144,6 +145,30 @@ test('connection history: a flapping agent records a bounded number of events pe
   recorder.record({ agentId: 'flapper', kind: 'connect', gateway: 'gw-b:1', atMs: now, peer: 'p' });
   await recorder.close();
   assert.equal(await count('flapper'), 5);
+});
+
+test('connection history: while the store refuses the writes, a bounded queue; the overflow dropped and counted', async (t) => {
+  const m = await startTestManager(t);
+  const registry = new Registry();
+  const recorder = createConnectionRecorder({
+    client: m.db.client,
+    tablePrefix: 'no-such-prefix-', // its table does not exist: every write fails
+    logger: silentLogger(),
+    maxQueued: 5,
+    registry,
+  });
+  for (let i = 0; i < 8; i++) {
+    recorder.record({ agentId: `a${i}`, kind: 'connect', gateway: 'gw-a:1', atMs: Date.now(), peer: 'p' });
+  }
+  assert.equal(recorder.dropped, 3, 'beyond the bound at once');
+  await recorder.flush(); // fails: the five go back to the queue
+  recorder.record({ agentId: 'a9', kind: 'connect', gateway: 'gw-a:1', atMs: Date.now(), peer: 'p' });
+  assert.equal(recorder.dropped, 4);
+  const metric = await registry.getSingleMetric('fleetgate_connection_events_total')!.get();
+  assert.deepEqual(
+    metric.values.map((v) => [v.labels.result, v.value]),
+    [['dropped', 4]],
+  );
 });
 
 test('audit log: filtered by actor, action, target and result on the server, paged by cursor', async (t) => {
