@@ -15,11 +15,13 @@ import { createDefaultSink } from '../gateway/ingest/default-sink.js';
 import { startScaleInProtection } from '../gateway/ingest/scale-in-protection.js';
 import { startControlApi } from '../gateway/process/control-api.js';
 import { startGateway } from '../gateway/process/gateway.js';
+import { createLoadMeter } from '../gateway/process/gateway-load.js';
 import { advertisedLimit, gatewayReadiness, watchReadiness } from '../gateway/process/gateway-readiness.js';
 import { gatewayRegistrations } from '../gateway/process/gateway-registrations.js';
 import { createHeartbeatWriter } from '../manager/agent-status-writer.js';
 import { createStoreConfigSource } from '../manager/configs.js';
 import { type ManagerRole, startManagerRole } from '../manager/role.js';
+import { type ConnectionEvent, createConnectionRecorder } from '../manager/store/connection-history-store.js';
 import { contextFrom } from '../manager/tasks/dispatcher.js';
 import { createResultSink, deliverDirect } from '../manager/tasks/result-sink.js';
 import { createTaskService } from '../manager/tasks/service.js';
@@ -260,6 +262,15 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
       logger,
       metrics,
     });
+    const connections = storeClient
+      ? createConnectionRecorder({
+          client: storeClient,
+          tablePrefix: config.tablePrefix,
+          logger,
+          registry: metrics.registry,
+        })
+      : undefined;
+    connections?.start();
     // With a store, agent status and heartbeats go to it, and the desired limit is applied.
     const gw = {
       sessions: gateway.sessions,
@@ -267,6 +278,9 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
       controlAddr: `${controlHost(config)}:${control.port}`,
       registry: metrics.registry,
       tagsMs: config.tagRefreshMs,
+      // What the console shows per gateway (records/s in and into Kafka, spool depth) and per agent.
+      load: createLoadMeter(metrics),
+      ...(connections ? { onConnection: (e: ConnectionEvent) => connections.record(e) } : {}),
     };
     const writer =
       manager?.heartbeatWriter(gw) ??
@@ -298,6 +312,7 @@ async function serve(role: Role, config: Readonly<Config>, pre: Preflight): Prom
       await registrar?.stop();
       await gateway.shutdown(SHUTDOWN_GRACE_MS);
       await writer?.close();
+      await connections?.close();
       await ownResults?.close();
       await sink.close();
       control.close();

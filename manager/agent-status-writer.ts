@@ -35,10 +35,12 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { Counter, type Registry } from 'prom-client';
 import type { AgentHeader, Detail } from '../gateway/agent/heartbeat.js';
+import type { GatewayLoad } from '../gateway/process/gateway-load.js';
 import type { Logger } from '../platform/obs/logger.js';
 import { batchWrite } from '../platform/store/batch-write.js';
 import { configsTable, counterShard, FLEET_SCOPE } from '../platform/store/fleet-items.js';
 import { tableName } from '../platform/store/schema.js';
+import type { ConnectionEvent } from './store/connection-history-store.js';
 import { createTagWatch } from './tag-watch.js';
 
 /** What the writer reads of a gateway session (gateway/agent/sessions.ts AgentSession). */
@@ -89,6 +91,10 @@ export interface HeartbeatWriterOptions {
   closeTimeoutMs?: number;
   now?: () => number;
   random?: () => number;
+  /** This gateway's ingest load, published with each aggregate (gateway/process/gateway-load.ts). */
+  load?: () => Promise<GatewayLoad>;
+  /** Each connect and disconnect this gateway records (the agent's connection history). */
+  onConnection?: (e: ConnectionEvent) => void;
 }
 
 export interface HeartbeatWriterStats {
@@ -118,6 +124,7 @@ export interface GatewayAggregate {
   byVersion: Record<string, number>;
   byPlatform: Record<string, number>;
   byTag: Record<string, number>;
+  load?: GatewayLoad;
 }
 
 export interface HeartbeatWriter {
@@ -427,6 +434,13 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
         );
         old = r.Attributes as Record<string, unknown> | undefined;
         count('connect');
+        o.onConnection?.({
+          agentId: t.agentId,
+          kind: 'connect',
+          gateway: o.gatewayId,
+          atMs: at,
+          peer: t.s.peer,
+        });
       } catch (err) {
         if (isConditionFailed(err)) {
           // A newer connection of this agent (another gateway) is already recorded.
@@ -494,6 +508,13 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
       } catch (err) {
         if (!isConditionFailed(err)) throw err;
       }
+      o.onConnection?.({
+        agentId: t.agentId,
+        kind: 'disconnect',
+        gateway: o.gatewayId,
+        atMs: now(),
+        peer: t.s.peer,
+      });
     };
   }
 
@@ -769,6 +790,8 @@ export function createHeartbeatWriter(o: HeartbeatWriterOptions): HeartbeatWrite
     a.byVersion = top(a.byVersion);
     a.byPlatform = top(a.byPlatform);
     a.byTag = top(a.byTag);
+    const load = await o.load?.().catch(() => undefined);
+    if (load) a.load = load;
     await doc.send(
       new PutCommand({ TableName: configs, Item: { scope: FLEET_SCOPE.gateway, name: o.gatewayId, ...a } }),
     );

@@ -5,7 +5,9 @@
  * action, never a hot path: their cost grows with the fleet (docs/manager.md).
  */
 import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import type { GatewayLoad } from '../gateway/process/gateway-load.js';
 import { FLEET_SCOPE, queryScope } from '../platform/store/fleet-items.js';
+import { parseGatewayLoad } from './gateway-load-view.js';
 import type { ManagerStore } from './store.js';
 
 export type AgentStatus = 'running' | 'abnormal' | 'offline';
@@ -30,6 +32,8 @@ export interface GatewayInfo {
   byVersion: Record<string, number>;
   byPlatform: Record<string, number>;
   byTag: Record<string, number>;
+  /** The gateway's ingest load, when it publishes one. */
+  load?: GatewayLoad;
 }
 
 export function agentStatus(
@@ -136,6 +140,8 @@ export function toGatewayInfo(item: Record<string, unknown>, nowMs: number): Gat
     byTag: rec(item.byTag),
   };
   if (typeof item.controlAddr === 'string') g.controlAddr = item.controlAddr;
+  const load = parseGatewayLoad(item.load);
+  if (load) g.load = load;
   return g;
 }
 

@@ -20,6 +20,7 @@ import type { ManagerDeps } from './deps.js';
 import { createLiveFeed, type LiveFeed, liveRoute } from './live-feed.js';
 import { createRateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { createManagerRouter, type ManagerRoute } from './router.js';
+import { agentHistoryRoutes } from './routes/agent-history.js';
 import { elkeidRoutes } from './routes/elkeid.js';
 import { fleetRoutes } from './routes/fleet.js';
 import { taskRoutes } from './routes/tasks.js';
@@ -128,7 +129,12 @@ export function createManagerApi(o: ManagerApiOptions): ManagerApi {
     scanLimit: o.scanLimit ?? 2_000_000,
     sortLimit: o.sortLimit ?? 100_000,
   };
-  const routes = [...elkeidRoutes(deps), ...fleetRoutes(deps), ...taskRoutes(deps)];
+  const routes = [
+    ...elkeidRoutes(deps),
+    ...fleetRoutes(deps),
+    ...taskRoutes(deps),
+    ...agentHistoryRoutes(deps),
+  ];
   const live = createLiveFeed({ routes: [...routes], logger: log, now });
   routes.push(liveRoute(live), agentIndexRoute(createAgentIndex(deps)));
   const consoleRoutes = o.consoleDir === false ? [] : consoleAssets(o.consoleDir).routes;

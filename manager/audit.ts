@@ -7,6 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type AuditFilter, auditFilterExpression } from './audit-filter.js';
 import type { ManagerStore } from './store.js';
 
 export const MAX_AUDIT_AGENTS = 100;
@@ -46,14 +47,34 @@ export interface AuditEntry {
 
 export interface AuditLog {
   write(input: AuditInput): Promise<AuditEntry>;
-  /** Entries from day `from` to day `to` (inclusive, `YYYY-MM-DD`), oldest first. */
-  list(opts: { from: string; to: string; limit: number; cursor?: string }): Promise<{
+  /** Entries from day `from` to day `to` (inclusive, `YYYY-MM-DD`), oldest first, that match `filter`. */
+  list(opts: { from: string; to: string; limit: number; cursor?: string; filter?: AuditFilter }): Promise<{
     items: AuditEntry[];
     cursor?: string;
   }>;
 }
 
 export const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
+
+/** Store pages one list call reads at most; items evaluated per page when filtering. */
+const MAX_PAGES_PER_CALL = 25;
+const FILTERED_PAGE = 500;
+
+/** Where the next page starts: after entry `tsId` of `day`, or at the start of `day`. */
+function encodeCursor(day: string, tsId: unknown): string {
+  const c = typeof tsId === 'string' ? { day, tsId } : { day };
+  return Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+function parseCursor(cursor: string): { day: string; tsId?: string } {
+  const c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as {
+    day?: unknown;
+    tsId?: unknown;
+  };
+  if (typeof c.day !== 'string' || !DAY_PATTERN.test(c.day)) throw new Error('bad cursor');
+  if (c.tsId !== undefined && typeof c.tsId !== 'string') throw new Error('bad cursor');
+  return c.tsId === undefined ? { day: c.day } : { day: c.day, tsId: c.tsId };
+}
 
 export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
@@ -104,59 +125,47 @@ export function createAuditLog(
       );
       return entry;
     },
-    async list({ from, to, limit, cursor }) {
+    async list({ from, to, limit, cursor, filter }) {
+      const where = filter ? auditFilterExpression(filter) : undefined;
       let day = from;
       let start: Record<string, unknown> | undefined;
       if (cursor) {
-        const c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as {
-          day: string;
-          tsId: string;
-        };
-        if (typeof c.day !== 'string' || !DAY_PATTERN.test(c.day) || typeof c.tsId !== 'string') {
-          throw new Error('bad cursor');
-        }
+        const c = parseCursor(cursor);
         day = c.day;
-        start = { day: c.day, tsId: c.tsId };
+        if (c.tsId !== undefined) start = { day: c.day, tsId: c.tsId };
       }
       const items: AuditEntry[] = [];
       const nowS = Math.floor(now() / 1000);
-      let days = 0;
-      while (day <= to && items.length < limit && days++ < 400) {
+      let pages = 0;
+      while (day <= to) {
+        // A filter that matches little may read many pages: bound one call's reads, go on by cursor.
+        if (pages++ >= MAX_PAGES_PER_CALL) return { items, cursor: encodeCursor(day, start?.tsId) };
         const page = await store.doc.send(
           new QueryCommand({
             TableName: table,
             KeyConditionExpression: '#d = :d',
-            ExpressionAttributeNames: { '#d': 'day' },
-            ExpressionAttributeValues: { ':d': day },
-            Limit: limit - items.length,
+            ExpressionAttributeNames: { '#d': 'day', ...where?.ExpressionAttributeNames },
+            ExpressionAttributeValues: { ':d': day, ...where?.ExpressionAttributeValues },
+            ...(where ? { FilterExpression: where.FilterExpression } : {}),
+            Limit: where ? FILTERED_PAGE : limit - items.length,
             ...(start ? { ExclusiveStartKey: start } : {}),
           }),
         );
-        for (const raw of page.Items ?? []) {
+        const found = page.Items ?? [];
+        for (const [i, raw] of found.entries()) {
           const { expiresAt, ...e } = raw as AuditEntry & { expiresAt?: number };
           if (typeof expiresAt === 'number' && expiresAt < nowS) continue;
           items.push(e);
+          if (items.length < limit) continue;
+          const more = i < found.length - 1 || page.LastEvaluatedKey !== undefined || nextDay(day) <= to;
+          return more ? { items, cursor: encodeCursor(e.day, e.tsId) } : { items };
         }
         if (page.LastEvaluatedKey) {
           start = page.LastEvaluatedKey as Record<string, unknown>;
-          if (items.length >= limit) {
-            const last = items[items.length - 1]!;
-            return {
-              items,
-              cursor: Buffer.from(JSON.stringify({ day: last.day, tsId: last.tsId })).toString('base64url'),
-            };
-          }
           continue;
         }
         start = undefined;
         day = nextDay(day);
-      }
-      if (items.length >= limit && day <= to) {
-        const last = items[items.length - 1]!;
-        return {
-          items,
-          cursor: Buffer.from(JSON.stringify({ day: last.day, tsId: last.tsId })).toString('base64url'),
-        };
       }
       return { items };
     },

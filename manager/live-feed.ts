@@ -1,6 +1,7 @@
 /**
  * What the operator console shows live: fleet statistics, gateways with their limits, the most
- * recent tasks with their counts, and an hour of history (connected / online agents per sample).
+ * recent tasks with their counts, and an hour of history (connected / online agents, records/s in
+ * and into Kafka per sample).
  * One snapshot is built for every subscriber (everyone signed in may read it), from the very
  * route handlers of `GET /api/fleet/stats`, `/gateways` and `/tasks`, so the pushed data has the
  * shapes docs/openapi.yaml gives those routes and cannot drift from them.
@@ -23,6 +24,9 @@ export interface LiveSample {
   connected: number;
   gateways: number;
   active_tasks: number;
+  /** Records per second received by the live gateways / into Kafka (their last published rates). */
+  records_in_per_s: number;
+  records_to_kafka_per_s: number;
 }
 
 export interface LiveSnapshot {
@@ -110,16 +114,26 @@ export function createLiveFeed(o: LiveFeedOptions): LiveFeed {
     // At most one sample per interval, whoever built the snapshot (timer or poller).
     if (prev && s.at - prev.t < sampleMs * 0.9) return;
     const st = s.stats as { total?: number; online?: number };
-    const gws = s.gateways as Array<{ connected?: number; alive?: boolean }>;
+    const gws = s.gateways as Array<{
+      connected?: number;
+      alive?: boolean;
+      records_in_per_s?: number | null;
+      records_to_kafka_per_s?: number | null;
+    }>;
+    const alive = gws.filter((g) => g.alive);
+    const sum = (f: (g: (typeof gws)[number]) => number | null | undefined) =>
+      Math.round(alive.reduce((n, g) => n + (f(g) ?? 0), 0) * 10) / 10;
     history.push({
       t: s.at,
       total: st.total ?? 0,
       online: st.online ?? 0,
-      connected: gws.reduce((n, g) => n + (g.alive ? (g.connected ?? 0) : 0), 0),
-      gateways: gws.filter((g) => g.alive).length,
+      connected: sum((g) => g.connected),
+      gateways: alive.length,
       active_tasks: (s.tasks as Array<{ task_status?: string }>).filter((t) =>
         ACTIVE_TASK.has(String(t.task_status)),
       ).length,
+      records_in_per_s: sum((g) => g.records_in_per_s),
+      records_to_kafka_per_s: sum((g) => g.records_to_kafka_per_s),
     });
     if (history.length > historySize) history.splice(0, history.length - historySize);
   }

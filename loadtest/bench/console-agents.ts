@@ -104,8 +104,9 @@ async function main(): Promise<void> {
     consoleDir: false,
     rateLimit: { ratePerSecond: 10_000, burst: 10_000 },
   });
-  await api.users.create({ username: 'bench', password: 'bench-password-1', role: 'viewer' });
-  const token = api.tokens.issue('bench').token;
+  // Tokens carry the account id (manager/tokens.ts): one issued without it is refused.
+  const bench = await api.users.create({ username: 'bench', password: 'bench-password-1', role: 'viewer' });
+  const token = api.tokens.issue('bench', undefined, bench.accountId).token;
   const statusFilter = JSON.stringify({
     filter: [{ key: 'status', rules: [{ operator: '$eq', value: 'abnormal' }], condition: '$and' }],
     condition: '$and',

@@ -19,9 +19,11 @@ import { FLEET_SCOPE } from '../../platform/store/fleet-items.js';
 import { agentStatus, elkeidDoc } from '../agents.js';
 import { ApiKeyLimitError } from '../apikeys.js';
 import { DAY_PATTERN, utcDay } from '../audit.js';
+import { auditFilterOf } from '../audit-filter.js';
 import { agentScope, ConfigError, defaultScope, parseConfigList, tagScope } from '../configs.js';
 import type { ManagerDeps } from '../deps.js';
 import { apiOk, MgCode } from '../envelope.js';
+import { gatewayLoadView } from '../gateway-load-view.js';
 import { verifyPassword } from '../passwords.js';
 import { atLeast, elkeidLevel, isRole, type Role } from '../roles.js';
 import { type Ctx, HttpError, type ManagerRoute } from '../router.js';
@@ -242,6 +244,7 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
             running: g.running,
             abnormal: g.abnormal,
             silent: g.stale,
+            ...gatewayLoadView(g.load),
             desired_limit: limit.limit,
             desired_limit_expires_at: limit.expires_at,
           });
@@ -553,7 +556,8 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
       method: 'GET',
       path: '/api/fleet/audit',
       access: 'admin',
-      summary: 'audit entries, oldest first: ?from=YYYY-MM-DD&to=YYYY-MM-DD&limit=&cursor=',
+      summary:
+        'audit entries, oldest first: ?from=YYYY-MM-DD&to=YYYY-MM-DD&actor=&action=&target=&result=&limit=&cursor=',
       async handler(ctx) {
         const today = utcDay(deps.now());
         const from = ctx.query.get('from') ?? today;
@@ -564,7 +568,15 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
         const limit = Number.isInteger(limitRaw) && limitRaw > 0 ? Math.min(limitRaw, 1000) : 100;
         const cursor = ctx.query.get('cursor') ?? undefined;
         try {
-          return apiOk(await deps.audit.list({ from, to, limit, ...(cursor ? { cursor } : {}) }));
+          return apiOk(
+            await deps.audit.list({
+              from,
+              to,
+              limit,
+              filter: auditFilterOf(ctx.query),
+              ...(cursor ? { cursor } : {}),
+            }),
+          );
         } catch (err) {
           if (err instanceof Error && err.message === 'bad cursor') throw invalid('bad cursor');
           if (err instanceof SyntaxError) throw invalid('bad cursor');

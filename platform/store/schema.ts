@@ -176,10 +176,14 @@ export const TABLES = {
     suffix: 'subtasks',
     pk: S('taskId'),
     sk: S('agentId'),
-    indexes: [{ name: 'byToken', pk: S('token'), projection: 'KEYS_ONLY' }],
+    // `byAgent`: an agent's tasks, newest first (task ids sort by time), for the console's agent page.
+    indexes: [
+      { name: 'byToken', pk: S('token'), projection: 'KEYS_ONLY' },
+      { name: 'byAgent', pk: S('agentId'), sk: S('taskId'), projection: 'KEYS_ONLY' },
+    ],
     billing: 'PAY_PER_REQUEST',
     access:
-      'Query by taskId; BatchGet per chunk; conditional Update per subtask; Query byToken for results; BatchWrite on fan-out',
+      'Query by taskId; BatchGet per chunk; conditional Update per subtask; Query byToken for results; Query byAgent (agent page); BatchWrite on fan-out',
     fields: [
       'idx',
       'chunk',
@@ -211,6 +215,19 @@ export const TABLES = {
     access:
       'Query heads by taskId (begins_with h#); conditional Update to take/renew/release a lease; ADD dirty on results',
     fields: ['agentIds', 'tokens', 'st', 'gw', ...CHUNK_HEAD_SUMMARY_FIELDS],
+  },
+  // Connection history: one item per connect or disconnect an agent made, sk `<ISO time>#<kind>#<gateway>`.
+  // Gateways BatchWrite them (a second after the event); the manager Queries one agent, newest
+  // first. Two writes per reconnect, kept `retentionDays` (TTL, filtered on read too).
+  connections: {
+    suffix: 'connections',
+    pk: S('agentId'),
+    sk: S('atId'),
+    indexes: [],
+    ttl: 'expiresAt',
+    billing: 'PAY_PER_REQUEST',
+    access: 'BatchWrite per connect/disconnect (gateways); Query by agentId, newest first (manager)',
+    fields: ['kind', 'gateway', 'atMs', 'peer'],
   },
   // Manager users (console and API login).
   users: {

@@ -4,8 +4,11 @@
  * simulated agents (loadtest/sim) that find the gateways through discovery. An operator signs in;
  * the overview shows exactly the connected agent count; five agents are tagged from the table; a
  * plugin task to the tag reaches 100 % succeeded on its page without a reload (pushed over the
- * WebSocket); draining a gateway moves its agents to the other; a viewer sees no action (and,
- * without a WebSocket, the console polls); sign out.
+ * WebSocket); draining a gateway (its confirmation names the agent count) moves its agents to the
+ * other; per gateway the overview shows records/s in and into Kafka (the second gateway produces to
+ * the test broker, the first only spools) and spool depth; the agent page shows the task's result
+ * and a drained agent's disconnect and reconnect; the audit log is filtered by the manager; a viewer
+ * signs in with the keyboard, sees no action (and, without a WebSocket, the console polls); sign out.
  * Each page's screenshot goes to docs/console/ (shown in the README).
  */
 import assert from 'node:assert/strict';
@@ -21,6 +24,7 @@ import { buildConsole } from '../../scripts/build-console.mjs';
 import { launchBrowser } from '../helpers/browser.js';
 import { startTestDynamo } from '../helpers/dynalite.js';
 import { ROOT, spawnFleetgate, tempDir } from '../helpers/gateway.js';
+import { BROKER, kafkaReady } from '../helpers/kafka.js';
 import { AK, SK } from '../helpers/manager-harness.js';
 
 const AGENTS = 12;
@@ -68,8 +72,12 @@ async function startFleet(t: TestContext): Promise<Fleet> {
   const portA = await a.port;
   const url = /operator console\s+(http:\/\/\S+)/.exec(a.output())![1]!;
   const sdUrl = /discovery\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(a.output())![1]!;
+  // The second gateway produces to Kafka; the first is spool-only: the overview shows both paths.
+  await kafkaReady();
   const b = spawnFleetgate('gateway', tempDir(t), {
     ...common,
+    FLEETGATE_KAFKA_BROKERS: BROKER,
+    FLEETGATE_KAFKA_TOPIC: `console-${process.pid}`,
     FLEETGATE_SD_ADDRS: sdUrl.replace('http://', ''),
     FLEETGATE_PKI_DIR: path.join(dirA, 'pki'),
   });
@@ -124,7 +132,7 @@ async function startFleet(t: TestContext): Promise<Fleet> {
   }, 'both gateways in discovery');
   const tls = readAgentTls(path.join(dirA, 'pki'));
   const stats = newStats();
-  const scenario = { ...SCENARIOS.steady!, eventsPerAgentPerS: 0 };
+  const scenario = { ...SCENARIOS.steady!, eventsPerAgentPerS: 2 };
   const agents = Array.from(
     { length: AGENTS },
     (_, i) =>
@@ -164,6 +172,13 @@ async function signIn(page: Page, url: string, who: { name: string; password: st
   await page.getByTestId('who').waitFor();
 }
 
+/** The agents the manager's index shows on `gateway`. */
+async function agentsOn(f: Fleet, gateway: string): Promise<string[]> {
+  const r = await f.api('GET', `/api/fleet/agents?fresh=1&page_size=100`, undefined, f.adminToken);
+  const rows = (r.json as { items: Array<{ agent_id: string; gateway: string }> }).items;
+  return rows.filter((a) => a.gateway === gateway).map((a) => a.agent_id);
+}
+
 /** The gateways the agents are on, from the API (what the console should agree with). */
 async function connectedBy(f: Fleet): Promise<Map<string, number>> {
   const r = await f.api('GET', '/api/fleet/gateways', undefined, f.adminToken);
@@ -190,6 +205,16 @@ test('the operator console in Chromium against fleetgate all and simulated agent
     .filter({ hasText: String(AGENTS) })
     .waitFor();
   assert.equal(await page.getByTestId('connected-count').textContent(), String(AGENTS));
+  // Per gateway: records/s in, records/s into Kafka and the spool, as each gateway published them.
+  const cell = (gw: string, id: string) => page.getByTestId(`overview-gateway-${gw}`).getByTestId(id);
+  const positive = /^[1-9]\d*(\.\d)?$|^0\.[1-9]$/;
+  await cell(f.gatewayA, 'records-in').filter({ hasText: positive }).waitFor({ timeout: 70_000 });
+  await cell(f.gatewayB, 'records-in').filter({ hasText: positive }).waitFor({ timeout: 70_000 });
+  await cell(f.gatewayB, 'records-kafka').filter({ hasText: positive }).waitFor({ timeout: 70_000 });
+  assert.equal(await cell(f.gatewayA, 'records-kafka').textContent(), '0', 'spool-only: nothing into Kafka');
+  assert.match((await cell(f.gatewayA, 'spool-depth').textContent()) ?? '', /^[1-9]\d* records/);
+  assert.match((await cell(f.gatewayB, 'spool-depth').textContent()) ?? '', /^0 records/);
+  await page.getByRole('img', { name: 'Records/s in over the last hour' }).waitFor();
   await shot(page, 'overview');
   // Marks this document: still there at the end means the page was never reloaded.
   await page.evaluate(() => {
@@ -228,12 +253,6 @@ test('the operator console in Chromium against fleetgate all and simulated agent
     [0, 1, 2, 3, 4].map((i) => `console-agent-0${i}`),
   );
 
-  // Agent detail.
-  await page.getByRole('link', { name: 'console-agent-00' }).click();
-  await page.getByRole('heading', { name: 'Agent console-agent-00' }).waitFor();
-  await page.getByText('Effective config').waitFor();
-  await shot(page, 'agent');
-
   // A plugin task to the tag: target preview, fan-out confirmation, live progress to 100 %.
   await page.goto(`${f.url}#/tasks/new`);
   await page.evaluate(() => {
@@ -257,11 +276,15 @@ test('the operator console in Chromium against fleetgate all and simulated agent
   await shot(page, 'tasks');
 
   // Drain the second gateway: its agents move to the first, shown live.
+  const onB = await agentsOn(f, f.gatewayB);
+  assert.ok(onB.length > 0, 'some agents on the second gateway');
   await page.getByRole('link', { name: 'Gateways' }).click();
   const rowB = page.getByTestId(`gateway-${f.gatewayB}`);
   await rowB.getByRole('button', { name: 'Drain…' }).click();
   const dialog = page.getByRole('dialog');
-  await dialog.getByText(/agent\(s\) will be sent away from this gateway/).waitFor();
+  // The confirmation says how many agents move: the gateway's connections now.
+  const onBNow = (await connectedBy(f)).get(f.gatewayB) ?? 0;
+  await dialog.getByText(`${onBNow} agent(s) will be sent away from this gateway`).waitFor();
   await dialog.getByRole('button', { name: 'Drain' }).click();
   await rowB.getByTestId('gateway-connected').filter({ hasText: /^0$/ }).waitFor({ timeout: 60_000 });
   await page
@@ -272,6 +295,34 @@ test('the operator console in Chromium against fleetgate all and simulated agent
   assert.equal(await page.evaluate(() => (globalThis as unknown as { noReload?: boolean }).noReload), true);
   await shot(page, 'gateways');
 
+  // Agent detail: the task just run with its result, and the connection history of the move.
+  await page.goto(`${f.url}#/agents/${encodeURIComponent('console-agent-00')}`);
+  await page.getByRole('heading', { name: 'Agent console-agent-00' }).waitFor();
+  await page.getByText('Effective config').waitFor();
+  await page.getByTestId('agent-tasks').getByRole('row').filter({ hasText: 'succeeded' }).first().waitFor();
+  await page
+    .getByTestId('agent-connections')
+    .getByRole('row')
+    .filter({ hasText: 'connected' })
+    .first()
+    .waitFor();
+  await shot(page, 'agent');
+  const moved = onB[0]!;
+  await page.goto(`${f.url}#/agents/${encodeURIComponent(moved)}`);
+  const history = page.getByTestId('agent-connections');
+  await history.waitFor();
+  await history
+    .getByRole('row')
+    .filter({ hasText: 'disconnected' })
+    .filter({ hasText: f.gatewayB })
+    .waitFor();
+  await history
+    .getByRole('row')
+    .filter({ hasText: /^connected/ })
+    .filter({ hasText: f.gatewayA })
+    .first()
+    .waitFor();
+
   // Configs with a diff before saving (reviewed, then cancelled).
   await page.getByRole('link', { name: 'Configs' }).click();
   const editor = page.getByLabel('config items (JSON)');
@@ -281,7 +332,9 @@ test('the operator console in Chromium against fleetgate all and simulated agent
   await page.getByRole('button', { name: 'Review and save…' }).click();
   await page.getByTestId('config-diff').filter({ hasText: '+   "version": "1.0.0.2"' }).waitFor();
   await shot(page, 'configs');
-  await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+  // Keyboard: Esc cancels the dialog.
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog').waitFor({ state: 'hidden' });
 
   // Admin pages.
   await page.getByRole('link', { name: 'Users & audit' }).click();
@@ -292,7 +345,20 @@ test('the operator console in Chromium against fleetgate all and simulated agent
   await shot(page, 'apikeys');
   await page.getByRole('link', { name: 'Audit log' }).click();
   await page.getByRole('cell', { name: 'PUT /api/fleet/gateways/:id/limit' }).first().waitFor();
+  // Filtered by the manager: the drain only (action and target), then nothing for a stranger.
+  await page.getByLabel('Action').fill('gateways');
+  await page.getByLabel('Target').fill(f.gatewayB);
+  await page.getByLabel('Result').selectOption('ok');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await waitForAsync(async () => (await page.getByTestId('audit-row').count()) === 1, 'one drain entry');
+  assert.match(
+    (await page.getByTestId('audit-row').textContent()) ?? '',
+    /PUT \/api\/fleet\/gateways\/:id\/limit/,
+  );
   await shot(page, 'audit');
+  await page.getByLabel('Actor').fill('user:nobody');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.getByText('No entries match.').waitFor();
 
   // Sign out.
   await page.getByRole('button', { name: 'Sign out' }).click();
@@ -301,7 +367,14 @@ test('the operator console in Chromium against fleetgate all and simulated agent
   // A viewer sees no action, and the server refuses one anyway. This session has no WebSocket
   // (as behind API Gateway): the console polls and still shows the fleet.
   await page.context().routeWebSocket(/\/api\/fleet\/live\/ws/, (ws) => ws.close());
-  await signIn(page, f.url, VIEWER);
+  // Signed in with the keyboard only: type, Tab, type, Enter.
+  await page.goto(f.url);
+  await page.getByLabel('User name').focus();
+  await page.keyboard.type(VIEWER.name);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(VIEWER.password);
+  await page.keyboard.press('Enter');
+  await page.getByTestId('who').waitFor();
   await page.getByTestId('live-mode').filter({ hasText: 'polling' }).waitFor();
   await page
     .getByTestId('connected-count')

@@ -48,6 +48,8 @@ const EXPECTED: Record<string, Expect> = {
   'POST /api/fleet/gateways/rebalance': 'write',
   'GET /api/fleet/agents/:id': 'read',
   'GET /api/fleet/agents/:id/config': 'read',
+  'GET /api/fleet/agents/:id/tasks': 'read',
+  'GET /api/fleet/agents/:id/connections': 'read',
   'GET /api/fleet/configs/default': 'read',
   'PUT /api/fleet/configs/default': 'write',
   'GET /api/fleet/configs/tags/:tag': 'read',

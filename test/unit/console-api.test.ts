@@ -62,7 +62,7 @@ test('the typed client does not compile a call to an undocumented path or method
       probe,
       `import { del, get, post } from '${client}';\n` +
         `void get('/api/fleet/stats');\n` + // documented: compiles
-        `void get('/api/fleet/agents/{id}/tasks');\n` + // not documented
+        `void get('/api/fleet/agents/{id}/plugins');\n` + // not documented
         `void del('/api/fleet/stats');\n` + // documented path, undocumented method
         `void post('/api/fleet/tasks', { body: { action: 'task' } });\n`,
     );

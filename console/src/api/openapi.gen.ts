@@ -848,6 +848,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/fleet/agents/{id}/tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The newest tasks that targeted an agent, with the agent's state and result in each */
+        get: operations["agentTasks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/fleet/agents/{id}/connections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An agent's connects and disconnects (gateway, address, time), newest first, kept 30 days */
+        get: operations["agentConnections"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/fleet/configs/default": {
         parameters: {
             query?: never;
@@ -1093,6 +1127,23 @@ export interface components {
             insert_time?: number;
             update_time?: number;
         };
+        AgentTaskResult: components["schemas"]["Subtask"] & {
+            task_name: string;
+            /** @description the task's own state: created, running, finished, cancelled */
+            task_status: string;
+            /** @description unix seconds */
+            task_create_time: number;
+        };
+        ConnectionEvent: {
+            /** @enum {unknown} */
+            kind: "connect" | "disconnect";
+            /** @description the gateway's agent address (host:port) */
+            gateway: string;
+            /** @description unix ms */
+            at: number;
+            /** @description the agent's address as the gateway saw it */
+            peer: string;
+        };
         Envelope: {
             code: number;
             msg: string;
@@ -1185,6 +1236,14 @@ export interface components {
             abnormal: number;
             /** @description connected */
             silent: number;
+            /** @description records received from agents per second over the gateway's last aggregate period (30 s); null when it publishes no load */
+            records_in_per_s: number | null;
+            /** @description records that reached Kafka per second (produced directly or shipped from the spool), same period */
+            records_to_kafka_per_s: number | null;
+            /** @description records in the spool not yet shipped to Kafka */
+            spool_records: number | null;
+            /** @description bytes of spool segments on disk */
+            spool_bytes: number | null;
             desired_limit: number | null;
             /** @description unix ms; null: no expiry */
             desired_limit_expires_at?: number | null;
@@ -1217,6 +1276,10 @@ export interface components {
                 connected: number;
                 gateways: number;
                 active_tasks: number;
+                /** @description sum over the live gateways */
+                records_in_per_s: number;
+                /** @description sum over the live gateways */
+                records_to_kafka_per_s: number;
             }[];
         };
         Stats: {
@@ -1356,6 +1419,15 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description the store lacks a table or index this route reads (a store created by an older fleetgate) */
+        Unavailable: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description not found */
         NotFound: {
             headers: {
@@ -1393,6 +1465,7 @@ export interface components {
         taskPageSize: number;
         /** @example doc-agent-1 */
         agentId: string;
+        historyLimit: number;
         /** @example doc-user */
         username: string;
     };
@@ -2816,6 +2889,66 @@ export interface operations {
             };
         };
     };
+    agentTasks: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["historyLimit"];
+            };
+            header?: never;
+            path: {
+                /** @example doc-agent-1 */
+                id: components["parameters"]["agentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        agent_id: string;
+                        items: components["schemas"]["AgentTaskResult"][];
+                    };
+                };
+            };
+            400: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    agentConnections: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["historyLimit"];
+            };
+            header?: never;
+            path: {
+                /** @example doc-agent-1 */
+                id: components["parameters"]["agentId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        agent_id: string;
+                        items: components["schemas"]["ConnectionEvent"][];
+                    };
+                };
+            };
+            400: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     getDefaultScope: {
         parameters: {
             query?: never;
@@ -3193,7 +3326,16 @@ export interface operations {
                 from?: string;
                 /** @description UTC day, default today */
                 to?: string;
+                /** @description exactly this actor */
+                actor?: string;
+                /** @description a part of the route label, e.g. gateways */
+                action?: string;
+                /** @description a part of the target, or one agent ID among the entry's agents */
+                target?: string;
+                /** @description ok: HTTP status below 400; failed: 400 and above */
+                result?: "ok" | "failed";
                 limit?: number;
+                /** @description from the previous page; a page may be short (even empty) with a cursor when a filter matched little of what one call reads */
                 cursor?: string;
             };
             header?: never;

@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import { del, get, post, put, type Schemas } from '../api/client';
 import { isAdmin, useApp } from '../app-state';
 import { Empty, ErrorBox, errorText, Field, Loading, Time, useAsync, useConfirm } from '../ui';
+import { Audit } from './audit';
 
 type Role = Schemas['Role'];
 const ROLES: Role[] = ['viewer', 'operator', 'admin'];
@@ -252,69 +253,6 @@ function Keys() {
         </table>
       )}
       {dialog}
-    </>
-  );
-}
-
-function Audit() {
-  const today = new Date().toISOString().slice(0, 10);
-  const [from, setFrom] = useState(today);
-  const [to, setTo] = useState(today);
-  const [text, setText] = useState('');
-  const list = useAsync(() => get('/api/fleet/audit', { query: { from, to, limit: 1000 } }), [from, to]);
-  const needle = text.trim().toLowerCase();
-  const items = (list.data?.items ?? []).filter(
-    (e) => !needle || `${e.actor} ${e.action} ${e.target ?? ''} ${e.sourceIp}`.toLowerCase().includes(needle),
-  );
-  return (
-    <>
-      <form class="filters" onSubmit={(e) => e.preventDefault()}>
-        <Field label="From (UTC day)">
-          <input type="date" value={from} onInput={(e) => setFrom(e.currentTarget.value)} />
-        </Field>
-        <Field label="To">
-          <input type="date" value={to} onInput={(e) => setTo(e.currentTarget.value)} />
-        </Field>
-        <Field label="Contains">
-          <input value={text} onInput={(e) => setText(e.currentTarget.value)} />
-        </Field>
-      </form>
-      <ErrorBox error={list.error} />
-      {!list.data ? (
-        <Loading what="the audit log" />
-      ) : items.length === 0 ? (
-        <Empty>No entries in this range.</Empty>
-      ) : (
-        <table>
-          <thead>
-            <tr>
-              <th>When</th>
-              <th>Who</th>
-              <th>Action</th>
-              <th>Target</th>
-              <th class="num">Agents</th>
-              <th class="num">Status</th>
-            </tr>
-          </thead>
-          <tbody>
-            {items
-              .slice()
-              .reverse()
-              .map((e) => (
-                <tr key={e.tsId}>
-                  <td>
-                    <Time ms={e.at} />
-                  </td>
-                  <td>{e.actor}</td>
-                  <td>{e.action}</td>
-                  <td>{e.target ?? ''}</td>
-                  <td class="num">{e.agentCount ?? ''}</td>
-                  <td class="num">{e.status}</td>
-                </tr>
-              ))}
-          </tbody>
-        </table>
-      )}
     </>
   );
 }

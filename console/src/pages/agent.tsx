@@ -1,6 +1,7 @@
 import type { AgentDoc } from '../agent-query';
 import { get } from '../api/client';
 import { Empty, ErrorBox, Loading, Time, useAsync } from '../ui';
+import { AgentConnections, AgentTasks } from './agent-history';
 
 type Item = { name: string; version?: string; [k: string]: unknown };
 
@@ -94,7 +95,9 @@ export function AgentPage({ id }: { id: string }) {
             </dd>
           </div>
         </dl>
+        <AgentConnections id={a.agent_id} />
       </section>
+      <AgentTasks id={a.agent_id} />
       <section class="card">
         <h2>Plugins</h2>
         {(a.plugins ?? []).length === 0 ? (

@@ -64,12 +64,24 @@ export function TaskRows({ tasks }: { tasks: Schemas['Task'][] }) {
   );
 }
 
+function spoolText(records: number | null, bytes: number | null): string {
+  if (records === null || bytes === null) return '—';
+  const size =
+    bytes < 1024 * 1024 ? `${Math.round(bytes / 1024)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${records} records (${size})`;
+}
+
 export function OverviewPage() {
   const { live } = useApp();
   if (!live) return <Loading what="the fleet" />;
   const s = live.stats;
   const connected = live.gateways.filter((g) => g.alive).reduce((n, g) => n + g.connected, 0);
   // The history's samples are 10 s apart; the charts end at the values shown now.
+  const alive = live.gateways.filter((g) => g.alive);
+  const rate = (f: (g: Schemas['Gateway']) => number | null) =>
+    Math.round(alive.reduce((n, g) => n + (f(g) ?? 0), 0) * 10) / 10;
+  const recordsIn = rate((g) => g.records_in_per_s);
+  const recordsToKafka = rate((g) => g.records_to_kafka_per_s);
   const activeTasks = live.tasks.filter(
     (t) => t.task_status === 'created' || t.task_status === 'running',
   ).length;
@@ -105,6 +117,14 @@ export function OverviewPage() {
         <h2>Last hour</h2>
         <Sparkline label="Connected agents" values={[...live.history.map((h) => h.connected), connected]} />
         <Sparkline label="Online agents" values={[...live.history.map((h) => h.online), s.online]} />
+        <Sparkline
+          label="Records/s in"
+          values={[...live.history.map((h) => h.records_in_per_s), recordsIn]}
+        />
+        <Sparkline
+          label="Records/s to Kafka"
+          values={[...live.history.map((h) => h.records_to_kafka_per_s), recordsToKafka]}
+        />
         <Sparkline label="Active tasks" values={[...live.history.map((h) => h.active_tasks), activeTasks]} />
       </section>
       <div class="grid">
@@ -122,17 +142,29 @@ export function OverviewPage() {
                 <th>Gateway</th>
                 <th class="num">Connections</th>
                 <th class="num">Limit</th>
+                <th class="num">Records/s in</th>
+                <th class="num">Records/s to Kafka</th>
+                <th class="num">Spool</th>
                 <th>Last report</th>
               </tr>
             </thead>
             <tbody>
               {live.gateways.map((g) => (
-                <tr key={g.id}>
+                <tr key={g.id} data-testid={`overview-gateway-${g.id}`}>
                   <td>
                     {g.id} {g.alive ? '' : <span class="badge bad">silent</span>}
                   </td>
                   <td class="num">{g.connected}</td>
                   <td class="num">{g.desired_limit ?? 'none'}</td>
+                  <td class="num" data-testid="records-in">
+                    {g.records_in_per_s ?? '—'}
+                  </td>
+                  <td class="num" data-testid="records-kafka">
+                    {g.records_to_kafka_per_s ?? '—'}
+                  </td>
+                  <td class="num" data-testid="spool-depth">
+                    {spoolText(g.spool_records, g.spool_bytes)}
+                  </td>
                   <td>
                     <Time ms={g.updated_at} />
                   </td>

@@ -396,6 +396,13 @@ data "aws_iam_policy_document" "task" {
     actions   = ["dynamodb:Query"]
     resources = [var.index_arns["subtasks"]["byToken"]]
   }
+
+  # manager/store/connection-history-store.ts: each connect and disconnect (BatchWriteItem).
+  statement {
+    sid       = "ConnectionHistory"
+    actions   = ["dynamodb:BatchWriteItem"]
+    resources = [var.table_arns["connections"]]
+  }
 }
 
 resource "aws_iam_role_policy" "task" {

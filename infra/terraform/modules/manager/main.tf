@@ -129,14 +129,24 @@ data "aws_iam_policy_document" "api" {
     ]
   }
 
-  # tasks/service.ts lists tasks by time; tasks/results.ts finds a subtask by its token.
+  # tasks/service.ts lists tasks by time; tasks/results.ts finds a subtask by its token;
+  # store/agent-tasks-store.ts reads an agent's recent tasks (byAgent).
   statement {
     sid     = "TaskIndexes"
     actions = ["dynamodb:Query"]
     resources = [
       var.index_arns["tasks"]["byTime"],
       var.index_arns["subtasks"]["byToken"],
+      var.index_arns["subtasks"]["byAgent"],
     ]
+  }
+
+  # store/connection-history-store.ts: an agent's connects and disconnects (Query by agentId;
+  # the gateways write them).
+  statement {
+    sid       = "ConnectionHistory"
+    actions   = ["dynamodb:Query"]
+    resources = [var.table_arns["connections"]]
   }
 }
 
