@@ -166,6 +166,7 @@ export class ServerCall {
           },
           (err: unknown) => {
             this.#busy = false;
+            this.#discarded++; // the message the handler failed to take is not stored either
             this.#stopHandling();
             this.fail(err);
             this.#maybeEmitClose();
@@ -286,6 +287,16 @@ export class ServerCall {
     if (this.#ended || this.#closing) return;
     this.#closing = { code, message, readOnMs };
     if (!this.#busy && this.#pending.length === 0) this.#finish(code, message, readOnMs);
+  }
+
+  /**
+   * Gives up on the messages received and not yet handled (a drain whose grace ended while the
+   * sink still held this call back): they are counted as discarded, so the close listeners report
+   * them, instead of vanishing with the process. A message being handled finishes.
+   */
+  abandon(): void {
+    this.#stopHandling();
+    this.#maybeEmitClose();
   }
 
   /** Ends the call from an error: GrpcError keeps its status, anything else is INTERNAL. */

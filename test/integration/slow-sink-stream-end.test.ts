@@ -11,34 +11,53 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { Status } from '../../gateway/grpc/status.js';
 import type { IngestBatch, IngestSink } from '../../gateway/ingest/sink.js';
-import { connectAgent, encodeAgentMessage, openTransfer } from '../../loadtest/agent/raw-agent.js';
+import {
+  connectAgent,
+  encodeAgentMessage,
+  openTransfer,
+  type TransferStream,
+} from '../../loadtest/agent/raw-agent.js';
 import { startTestGateway, waitFor } from '../helpers/gateway.js';
 import { startHoldingRelay } from '../helpers/holding-relay.js';
 import { metricValue } from '../helpers/metrics.js';
 
-/** A sink that holds each write until the test lets it through (a slow store, under the test's control). */
+/**
+ * A sink that holds each write until the test lets it through (a slow store, under the test's
+ * control); with `failWrite`, that write (1-based) is refused when let through.
+ */
 class GatedSink implements IngestSink {
   readonly name = 'gated';
+  /** Batches the sink took (their write resolved). */
   readonly batches: IngestBatch[] = [];
+  #writes = 0;
   #open = false;
   #waiting: Array<() => void> = [];
+
+  constructor(readonly failWrite?: number) {}
 
   get waiting(): number {
     return this.#waiting.length;
   }
 
-  write(batch: IngestBatch): void | Promise<void> {
-    this.batches.push(batch);
-    if (this.#open) return;
-    return new Promise((resolve) => this.#waiting.push(resolve));
+  write(batch: IngestBatch): Promise<void> {
+    const n = ++this.#writes;
+    const settle = (resolve: () => void, reject: (e: Error) => void) => {
+      if (n === this.failWrite) return reject(new Error('store refused the batch'));
+      this.batches.push(batch);
+      resolve();
+    };
+    return new Promise((resolve, reject) => {
+      if (this.#open) settle(resolve, reject);
+      else this.#waiting.push(() => settle(resolve, reject));
+    });
   }
 
-  /** Accepts the oldest held write. */
+  /** Lets the oldest held write through. */
   passOne(): void {
     this.#waiting.shift()?.();
   }
 
-  /** Accepts every held write and all later ones at once. */
+  /** Lets every held write and all later ones through. */
   open(): void {
     this.#open = true;
     for (const w of this.#waiting.splice(0)) w();
@@ -50,10 +69,29 @@ class GatedSink implements IngestSink {
   }
 }
 
+/** Numbers (record Timestamps) the sink took. */
+function storedNumbers(sink: GatedSink): Set<number> {
+  return new Set(sink.batches.flatMap((b) => b.raw.Data.map((r) => Number(r.Timestamp))));
+}
+
+/** Writes records 1..n, one message each, and resolves once every write reached the socket. */
+async function writeNumbered(s: TransferStream, id: string, n: number): Promise<void> {
+  let completed = 0;
+  for (let seq = 1; seq <= n; seq++) {
+    const message = encodeAgentMessage({
+      AgentID: id,
+      Data: [{ DataType: 59, Timestamp: seq, Body: randomBytes(240) }],
+    });
+    s.stream.write(message, (err) => {
+      if (!err) completed++;
+    });
+  }
+  await waitFor(() => completed === n, 10_000, 'all records written');
+}
+
 // 200 records of ~270 bytes: several HTTP/2 DATA frames (chunks of the stream), within the
 // stream's 64 KiB receive window, so all are written before the gateway reads past the first.
 const RECORDS = 200;
-// (Random bodies: the agent's snappy framing would shrink a repeated pad to nothing.)
 
 test('records buffered behind a slow sink when the stream is destroyed are all stored (none silently lost)', async (t) => {
   const sink = new GatedSink();
@@ -64,16 +102,7 @@ test('records buffered behind a slow sink when the stream is destroyed are all s
   t.after(() => session.destroy());
   const s = openTransfer(session);
   // Every record is written (handed to the socket) before the gateway ends the stream.
-  let completed = 0;
-  for (let n = 1; n <= RECORDS; n++) {
-    s.stream.write(
-      encodeAgentMessage({ AgentID: id, Data: [{ DataType: 59, Timestamp: n, Body: randomBytes(240) }] }),
-      (err) => {
-        if (!err) completed++;
-      },
-    );
-  }
-  await waitFor(() => completed === RECORDS, 10_000, 'all records written');
+  await writeNumbered(s, id, RECORDS);
   await waitFor(() => sink.waiting === 1, 5000, 'the first record held by the sink');
 
   // Load control ends the stream (GOAWAY first); the status goes out once the held record is in.
@@ -91,7 +120,7 @@ test('records buffered behind a slow sink when the stream is destroyed are all s
   sink.open();
   await waitFor(() => g.gateway.sessions.get(id) === undefined, 5000, 'the call closed');
 
-  const stored = new Set(sink.batches.flatMap((b) => b.raw.Data.map((r) => Number(r.Timestamp))));
+  const stored = storedNumbers(sink);
   const discarded = await metricValue(g.gateway.metrics.registry, 'fleetgate_grpc_messages_discarded_total');
   const missing = [...Array(RECORDS).keys()].map((i) => i + 1).filter((n) => !stored.has(n));
   assert.deepEqual(
@@ -100,4 +129,40 @@ test('records buffered behind a slow sink when the stream is destroyed are all s
     `${missing.length} of ${RECORDS} records read from the agent are not stored (${discarded} counted as discarded)`,
   );
   assert.equal(discarded, 0);
+});
+
+test('a sink that refuses a batch: the stream ends INTERNAL and every record read is stored or counted as discarded', async (t) => {
+  const sink = new GatedSink(3);
+  const g = await startTestGateway(t, { sink });
+  const id = 'sink-refuses';
+  const session = await connectAgent(g.address, g.tls);
+  t.after(() => session.destroy());
+  const s = openTransfer(session);
+  await writeNumbered(s, id, 20);
+  await waitFor(() => sink.waiting === 1, 5000, 'the first record held by the sink');
+  sink.open(); // 1 and 2 are taken, 3 is refused
+  assert.equal((await s.status).code, Status.INTERNAL);
+  await waitFor(() => g.gateway.sessions.get(id) === undefined, 5000, 'the call closed');
+  const discarded = await metricValue(g.gateway.metrics.registry, 'fleetgate_grpc_messages_discarded_total');
+  assert.deepEqual([...storedNumbers(sink)], [1, 2]);
+  assert.equal(discarded, 18, 'the refused record and the 17 read after it are counted');
+});
+
+test('a drain whose grace ends while the sink holds a stream back counts what it gives up (and hands nothing to the sink after)', async (t) => {
+  const sink = new GatedSink();
+  const g = await startTestGateway(t, { sink });
+  const id = 'drain-gives-up';
+  const session = await connectAgent(g.address, g.tls);
+  t.after(() => session.destroy());
+  const s = openTransfer(session);
+  await writeNumbered(s, id, 20);
+  await waitFor(() => sink.waiting === 1, 5000, 'the first record held by the sink');
+  await g.gateway.shutdown(300); // the sink takes nothing during the grace
+  // The record the sink holds is its own (a flush waits for it); the 19 read behind it are given
+  // up: counted, never handed to a sink that is being closed.
+  sink.open();
+  await waitFor(() => g.gateway.sessions.get(id) === undefined, 5000, 'the call closed');
+  const discarded = await metricValue(g.gateway.metrics.registry, 'fleetgate_grpc_messages_discarded_total');
+  assert.deepEqual([...storedNumbers(sink)], [1]);
+  assert.equal(discarded, 19);
 });
