@@ -116,6 +116,7 @@ export class AgentSession {
     if (o.goaway) this.#call.stream.session?.close();
     this.#call.endAfterPending(code, message);
   }
+
   /** Counts the messages received and not yet handed to the sink as discarded (ServerCall.abandon). */
   abandon(): void {
     this.#call.abandon();
