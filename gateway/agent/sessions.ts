@@ -118,6 +118,11 @@ export class AgentSession {
     this.#call.endAfterPending(code, message);
   }
 
+  /** Counts the messages received and not yet handed to the sink as discarded (ServerCall.abandon). */
+  abandon(): void {
+    this.#call.abandon();
+  }
+
   /** Elkeid's `/conn/stat` element. */
   stat(): { agent_info: Detail; plugins_info: Detail[] } {
     return { agent_info: this.detail ?? {}, plugins_info: [...this.plugins.values()] };

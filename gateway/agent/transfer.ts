@@ -141,11 +141,18 @@ export function createTransferHandler(deps: TransferDeps) {
         end.cancelled ? 'agent disconnected' : 'agent stream ended',
       );
       if (end.discarded > 0) {
-        // Sent after an error status, or past the grace after a graceful one: not stored.
+        // Read but not stored: the sink failed, sent after an error status or past the grace
+        // after a graceful one, cut off mid-frame, or given up at the end of a drain.
         metrics.messagesDiscarded.inc({ method: TRANSFER_METHOD }, end.discarded);
         log.warn(
-          { agentId: session.agentId, peer: session.peer, code: end.code, messages: end.discarded },
-          'messages the agent sent after its stream ended were not stored',
+          {
+            agentId: session.agentId,
+            peer: session.peer,
+            code: end.code,
+            reason: end.message,
+            messages: end.discarded,
+          },
+          'messages read from the agent were not stored',
         );
       }
     });
@@ -180,7 +187,17 @@ export function createTransferHandler(deps: TransferDeps) {
       const started = performance.now();
       const accepted = sink.write({ agentId: s.agentId, peer: s.peer, receivedAt: now, message, raw });
       if (accepted instanceof Promise) {
-        return accepted.then(() => metrics.sinkWriteSeconds.observe((performance.now() - started) / 1000));
+        return accepted.then(
+          () => metrics.sinkWriteSeconds.observe((performance.now() - started) / 1000),
+          (err: unknown) => {
+            // The stream ends with INTERNAL; this message is counted as discarded with the rest.
+            log.error(
+              { agentId: s.agentId, records: raw.Data.length, err },
+              'the sink failed to take records',
+            );
+            throw err;
+          },
+        );
       }
       metrics.sinkWriteSeconds.observe((performance.now() - started) / 1000);
     };

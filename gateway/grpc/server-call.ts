@@ -117,25 +117,28 @@ export class ServerCall {
   read(onMessage: MessageHandler, onHalfClose: () => void): void {
     this.#onMessage = onMessage;
     this.#onHalfClose = onHalfClose;
-    this.stream.on('data', (chunk: Buffer) => {
-      try {
-        for (const m of this.#reader.push(chunk)) {
-          if (this.#discarding) this.#discarded++;
-          else this.#pending.push(m);
-        }
-      } catch (err) {
-        this.#stopHandling();
-        this.fail(err);
-        return;
-      }
-      this.#drain();
-    });
+    this.stream.on('data', this.#onData);
     this.stream.on('end', () => {
       if (this.#readEnded) return; // already taken by #takeBuffered
       if (this.#readingOn) clearTimeout(this.#readingOn);
       this.#finishReading();
     });
   }
+
+  /** Bytes received on the stream: complete messages are queued in order (or counted when discarding). */
+  readonly #onData = (chunk: Buffer): void => {
+    try {
+      for (const m of this.#reader.push(chunk)) {
+        if (this.#discarding) this.#discarded++;
+        else this.#pending.push(m);
+      }
+    } catch (err) {
+      this.#stopHandling();
+      this.fail(err);
+      return;
+    }
+    this.#drain();
+  };
 
   #drain(): void {
     while (!this.#busy && !this.#discarding && this.#pending.length > 0) {
@@ -163,6 +166,7 @@ export class ServerCall {
           },
           (err: unknown) => {
             this.#busy = false;
+            this.#discarded++; // the message the handler failed to take is not stored either
             this.#stopHandling();
             this.fail(err);
             this.#maybeEmitClose();
@@ -285,6 +289,16 @@ export class ServerCall {
     if (!this.#busy && this.#pending.length === 0) this.#finish(code, message, readOnMs);
   }
 
+  /**
+   * Gives up on the messages received and not yet handled (a drain whose grace ended while the
+   * sink still held this call back): they are counted as discarded, so the close listeners report
+   * them, instead of vanishing with the process. A message being handled finishes.
+   */
+  abandon(): void {
+    this.#stopHandling();
+    this.#maybeEmitClose();
+  }
+
   /** Ends the call from an error: GrpcError keeps its status, anything else is INTERNAL. */
   fail(err: unknown): void {
     if (err instanceof GrpcError) this.end(err.code, err.message);
@@ -316,11 +330,14 @@ export class ServerCall {
   /**
    * A stream can be destroyed with data still in its read buffer: the agent's connection closed
    * (after a GOAWAY, once its last stream ended) while this call was paused on a slow sink. That
-   * data arrived before the close and is handled like the rest (the 'data' listener gets it).
+   * data arrived before the close and is handled like the rest, or counted when discarding. It
+   * is taken from read() itself: once 'close' has been emitted, a Readable's read() still returns
+   * what is buffered but no longer emits 'data', so a read() loop alone dropped it silently.
    */
   #takeBuffered(): void {
-    if (!this.#onMessage || this.#discarding || this.#readEnded) return;
-    if (this.stream.readableLength > 0) while (this.stream.read() !== null);
+    if (!this.#onMessage || this.#readEnded) return;
+    this.stream.off('data', this.#onData);
+    for (let chunk = this.stream.read(); chunk !== null; chunk = this.stream.read()) this.#onData(chunk);
     this.#finishReading();
   }
 

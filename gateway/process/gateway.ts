@@ -143,6 +143,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       // A call is over once every message its stream delivered has been handed to the sink (the
       // agent's last writes, read after its status): only then is the sink flushed.
       while (sessions.reserved > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      if (sessions.size > 0) {
+        // The sink held these streams back for the whole grace (spool full or failing): what they
+        // still hold in memory is lost with the process, so it is counted and logged, not dropped.
+        log.error(
+          { agents: sessions.size, graceMs },
+          'drain grace ended with records the sink has not accepted: they are counted as discarded',
+        );
+        for (const s of [...sessions.all()]) s.abandon();
+      }
       await sink.flush();
       log.info('drained');
     },

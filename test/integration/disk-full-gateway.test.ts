@@ -2,8 +2,9 @@
  * A full disk under the real `fleetgate gateway` process: its data dir is a
  * small tmpfs, Kafka (a disposable broker) is down, numbered simulator agents stream, and the
  * disk is filled. The gateway must pause its agents (not end their streams), report not ready
- * with the cause, log and count it, survive Kafka coming back while the disk is still full (the
- * ack path), resume by itself, and in the end every record sent is in Kafka exactly once and in
+ * with the cause, log and count it, resume by itself when space returns (Kafka still down), and,
+ * the disk full again, survive Kafka coming back while it is (the ack path), resume by itself,
+ * and in the end every record sent is in Kafka exactly once and in
  * order — with the same gateway process all along.
  */
 import assert from 'node:assert/strict';
@@ -109,11 +110,27 @@ test('disk full with Kafka down: agents paused, not ready, nothing lost or doubl
   assert.equal(metric(m2, 'fleetgate_agent_connects_total'), AGENTS, 'no agent had to reconnect');
   assert.equal((await readyz()).status, 503, 'still not ready while the disk is full');
 
+  // Space returns while Kafka is still down: the same process resumes by itself (the spool
+  // takes records again), then the disk fills once more.
+  const spooledBefore = metric(await metrics(), 'fleetgate_ingest_records_total');
+  rmSync(filler);
+  await poll(readyz, (r) => r.status === 200, 30_000, 'ready again once space returned');
+  await poll(
+    metrics,
+    (m) =>
+      metric(m, 'fleetgate_spool_blocked') === 0 &&
+      metric(m, 'fleetgate_ingest_records_total') > spooledBefore,
+    30_000,
+    'spool writes resumed with Kafka still down',
+  );
+  const filler2 = fillDisk(mount);
+  await poll(readyz, (r) => r.status === 503, 20_000, 'not ready on ENOSPC again');
+
   // Kafka comes back while the disk is still full: the spool ships, its ack cannot be written
   // at first, shipping frees the space, and the gateway resumes by itself.
   await startKafka(instance, { log: () => {} });
   await poll(readyz, (r) => r.status === 200, 90_000, 'ready again after Kafka freed the spool');
-  rmSync(filler);
+  rmSync(filler2);
   const stats = await fleet;
   assert.equal(gw.child.exitCode, null, 'the gateway never exited');
   assert.equal(gw.child.pid, pid);
