@@ -17,7 +17,6 @@ import { type TestContext, test } from 'node:test';
 import { encodeItem } from '../../gateway/agent/item.js';
 import { createLoadShedder } from '../../gateway/agent/load-shedder.js';
 import { Status } from '../../gateway/grpc/status.js';
-import { silentLogger } from '../../gateway/obs/logger.js';
 import {
   type AgentTls,
   connectAgent,
@@ -27,6 +26,7 @@ import {
 } from '../../loadtest/agent/raw-agent.js';
 import { numberBody } from '../../loadtest/sim/sequence.js';
 import { verifyTopic } from '../../loadtest/sim/verify-kafka.js';
+import { silentLogger } from '../../platform/obs/logger.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import { startFleetgateProcess, startTestGateway, waitFor } from '../helpers/gateway.js';
 import { type HoldingRelay, startHoldingRelay } from '../helpers/holding-relay.js';
