@@ -397,6 +397,7 @@ test('IAM: DynamoDB granted action by action on the stack tables only; no functi
       'tasks',
       'subtasks',
       'chunks',
+      'connections',
     ],
     dispatcher: ['tasks', 'subtasks', 'chunks', 'agents', 'tags', 'configs'],
   };

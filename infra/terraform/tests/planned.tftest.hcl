@@ -139,6 +139,12 @@ override_resource {
 }
 
 override_resource {
+  target          = module.tables.aws_dynamodb_table.this["connections"]
+  override_during = plan
+  values          = { arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/fleetgate-connections" }
+}
+
+override_resource {
   target          = module.secrets.aws_secretsmanager_secret.this["pki"]
   override_during = plan
   values          = { arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:fleetgate/pki-AbCdEf" }
