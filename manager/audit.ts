@@ -6,8 +6,11 @@
  * day reads in time order with one Query; kept `retentionDays` (TTL, filtered on read too).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { type AuditEntry, putAuditEntry, queryAuditDay } from './store/audit.js';
+import type { StoreKey } from './store/pages.js';
 import type { ManagerStore } from './store.js';
+
+export type { AuditEntry } from './store/audit.js';
 
 export const MAX_AUDIT_AGENTS = 100;
 const MAX_DETAIL_CHARS = 4096;
@@ -25,23 +28,6 @@ export interface AuditInput {
   body?: Buffer | undefined;
   status: number;
   code?: number | undefined;
-}
-
-export interface AuditEntry {
-  day: string;
-  tsId: string;
-  at: number;
-  actor: string;
-  role?: string;
-  action: string;
-  sourceIp: string;
-  target?: string;
-  agents?: string[];
-  agentCount?: number;
-  detail?: string;
-  bodySha256?: string;
-  status: number;
-  code?: number;
 }
 
 export interface AuditLog {
@@ -63,101 +49,85 @@ function nextDay(day: string): string {
   return utcDay(Date.parse(`${day}T00:00:00Z`) + 86_400_000);
 }
 
+/** The entry an API call (or a `fleetgate users` change) leaves: bounded, the body only hashed. */
+function auditEntry(input: AuditInput, at: number): AuditEntry {
+  const iso = new Date(at).toISOString();
+  const entry: AuditEntry = {
+    day: iso.slice(0, 10),
+    tsId: `${iso}#${randomBytes(6).toString('hex')}`,
+    at,
+    actor: input.actor,
+    action: input.action,
+    sourceIp: input.sourceIp,
+    status: input.status,
+  };
+  if (input.role) entry.role = input.role;
+  if (input.target) entry.target = input.target.slice(0, 256);
+  if (input.agents && input.agents.length > 0) entry.agents = input.agents.slice(0, MAX_AUDIT_AGENTS);
+  const count = input.agentCount ?? input.agents?.length;
+  if (count !== undefined) entry.agentCount = count;
+  if (input.detail !== undefined) {
+    const text = JSON.stringify(input.detail) ?? '';
+    entry.detail = text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}…` : text;
+  }
+  if (input.body && input.body.length > 0) {
+    entry.bodySha256 = createHash('sha256').update(input.body).digest('hex');
+  }
+  if (input.code !== undefined) entry.code = input.code;
+  return entry;
+}
+
+/** Where a listing continues: the last entry returned, as an opaque base64url token. */
+function cursorAfter(last: AuditEntry): string {
+  return Buffer.from(JSON.stringify({ day: last.day, tsId: last.tsId })).toString('base64url');
+}
+
+/** The day and key a cursor continues from; throws `bad cursor` when it is not one of ours. */
+function parseCursor(cursor: string): { day: string; start: StoreKey } {
+  const c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as {
+    day?: unknown;
+    tsId?: unknown;
+  };
+  if (typeof c.day !== 'string' || !DAY_PATTERN.test(c.day) || typeof c.tsId !== 'string') {
+    throw new Error('bad cursor');
+  }
+  return { day: c.day, start: { day: c.day, tsId: c.tsId } };
+}
+
 export function createAuditLog(
   store: ManagerStore,
   opts: { retentionDays?: number; now?: () => number } = {},
 ): AuditLog {
   const now = opts.now ?? Date.now;
   const retentionS = (opts.retentionDays ?? 400) * 86_400;
-  const table = store.t.audit;
   return {
     async write(input) {
       const at = now();
-      const iso = new Date(at).toISOString();
-      const entry: AuditEntry = {
-        day: iso.slice(0, 10),
-        tsId: `${iso}#${randomBytes(6).toString('hex')}`,
-        at,
-        actor: input.actor,
-        action: input.action,
-        sourceIp: input.sourceIp,
-        status: input.status,
-      };
-      if (input.role) entry.role = input.role;
-      if (input.target) entry.target = input.target.slice(0, 256);
-      if (input.agents && input.agents.length > 0) entry.agents = input.agents.slice(0, MAX_AUDIT_AGENTS);
-      const count = input.agentCount ?? input.agents?.length;
-      if (count !== undefined) entry.agentCount = count;
-      if (input.detail !== undefined) {
-        const text = JSON.stringify(input.detail) ?? '';
-        entry.detail = text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}…` : text;
-      }
-      if (input.body && input.body.length > 0) {
-        entry.bodySha256 = createHash('sha256').update(input.body).digest('hex');
-      }
-      if (input.code !== undefined) entry.code = input.code;
-      await store.doc.send(
-        new PutCommand({
-          TableName: table,
-          Item: { ...entry, expiresAt: Math.floor(at / 1000) + retentionS },
-        }),
-      );
+      const entry = auditEntry(input, at);
+      await putAuditEntry(store, entry, Math.floor(at / 1000) + retentionS);
       return entry;
     },
     async list({ from, to, limit, cursor }) {
       let day = from;
-      let start: Record<string, unknown> | undefined;
-      if (cursor) {
-        const c = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as {
-          day: string;
-          tsId: string;
-        };
-        if (typeof c.day !== 'string' || !DAY_PATTERN.test(c.day) || typeof c.tsId !== 'string') {
-          throw new Error('bad cursor');
-        }
-        day = c.day;
-        start = { day: c.day, tsId: c.tsId };
-      }
+      let start: StoreKey | undefined;
+      if (cursor) ({ day, start } = parseCursor(cursor));
       const items: AuditEntry[] = [];
       const nowS = Math.floor(now() / 1000);
       let days = 0;
       while (day <= to && items.length < limit && days++ < 400) {
-        const page = await store.doc.send(
-          new QueryCommand({
-            TableName: table,
-            KeyConditionExpression: '#d = :d',
-            ExpressionAttributeNames: { '#d': 'day' },
-            ExpressionAttributeValues: { ':d': day },
-            Limit: limit - items.length,
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        );
-        for (const raw of page.Items ?? []) {
-          const { expiresAt, ...e } = raw as AuditEntry & { expiresAt?: number };
-          if (typeof expiresAt === 'number' && expiresAt < nowS) continue;
-          items.push(e);
+        const page = await queryAuditDay(store, day, limit - items.length, start);
+        for (const { entry, expiresAt } of page.items) {
+          if (expiresAt === undefined || expiresAt >= nowS) items.push(entry);
         }
-        if (page.LastEvaluatedKey) {
-          start = page.LastEvaluatedKey as Record<string, unknown>;
-          if (items.length >= limit) {
-            const last = items[items.length - 1]!;
-            return {
-              items,
-              cursor: Buffer.from(JSON.stringify({ day: last.day, tsId: last.tsId })).toString('base64url'),
-            };
-          }
+        if (page.next) {
+          start = page.next;
+          if (items.length >= limit) return { items, cursor: cursorAfter(items[items.length - 1]!) };
           continue;
         }
         start = undefined;
         day = nextDay(day);
       }
-      if (items.length >= limit && day <= to) {
-        const last = items[items.length - 1]!;
-        return {
-          items,
-          cursor: Buffer.from(JSON.stringify({ day: last.day, tsId: last.tsId })).toString('base64url'),
-        };
-      }
+      if (items.length >= limit && day <= to) return { items, cursor: cursorAfter(items[items.length - 1]!) };
       return { items };
     },
   };

@@ -1,7 +1,13 @@
-/** The manager's handle on DynamoDB: one document client and the table names of the schema module. */
+/**
+ * The manager's handle on DynamoDB: one document client and the table names of the schema module.
+ * Commands are built only in the repository functions under `manager/store/` (and the task
+ * engine's own); everything else passes this handle to them.
+ */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { tableName } from '../platform/store/schema.js';
+
+export { isConditionFailed } from '../platform/store/errors.js';
 
 export interface ManagerStore {
   doc: DynamoDBDocumentClient;
@@ -32,10 +38,6 @@ export function createManagerStore(client: DynamoDBClient, prefix: string): Mana
       audit: tableName(prefix, 'audit'),
     },
   };
-}
-
-export function isConditionFailed(err: unknown): boolean {
-  return (err as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; results in input order. */

@@ -8,8 +8,14 @@
  * Task routes (createTask/*, controlTask, quickTask, getTask, getSubTask, getJob,
  * updateSubTask) are in routes/tasks.ts.
  */
-import { FLEET_SCOPE, queryScope } from '../../platform/store/fleet-items.js';
-import { type AgentItem, agentStatus, elkeidDoc, type GatewayInfo, ScanLimitError } from '../agents.js';
+import {
+  type AgentItem,
+  agentStatus,
+  elkeidDoc,
+  type GatewayInfo,
+  ScanLimitError,
+  stringList as storedStrings,
+} from '../agents.js';
 import { ConfigError, defaultScope, parseConfigList } from '../configs.js';
 import type { ManagerDeps } from '../deps.js';
 import { MgCode, mgFail, mgOk, modelPage, type PageRequest, parsePage } from '../envelope.js';
@@ -17,6 +23,7 @@ import { type Filter, FilterError, matches, parseFilter } from '../filter.js';
 import { verifyPassword } from '../passwords.js';
 import { elkeidLevel } from '../roles.js';
 import { badRequest, type Ctx, HttpError, type ManagerRoute } from '../router.js';
+import { sumAgentCounters } from '../store/fleet.js';
 import { isTag, MAX_TAG_TARGETS } from '../tags.js';
 import { USERNAME_PATTERN } from '../users.js';
 
@@ -117,7 +124,7 @@ async function pageOfAgents(deps: ManagerDeps, filter: Filter | undefined, page:
   if (!filter && !page.orderKey && window.length === page.pageSize) {
     // Stopped early: the total is the agents ever seen (one Query of the sharded counter),
     // never less than what was read.
-    total = Math.max(await agentsCounted(deps), total);
+    total = Math.max(await sumAgentCounters(deps.store), total);
   }
   let items = window;
   if (page.orderKey) {
@@ -131,14 +138,6 @@ async function pageOfAgents(deps: ManagerDeps, filter: Filter | undefined, page:
     for (const d of items) d.tags = tags.get(String(d.agent_id)) ?? [];
   }
   return modelPage(items, total, page);
-}
-
-async function agentsCounted(deps: ManagerDeps): Promise<number> {
-  let n = 0;
-  for (const c of await queryScope(deps.store.doc, deps.store.prefix, FLEET_SCOPE.counter)) {
-    if (typeof c.n === 'number') n += c.n;
-  }
-  return n;
 }
 
 function filterFromBody(ctx: Ctx): Filter {
@@ -159,8 +158,8 @@ async function agentsByIp(deps: ManagerDeps, ipv4: string[], ipv6: string[]): Pr
   const out: string[] = [];
   await deps.agents.scan(
     (item) => {
-      const a4 = Array.isArray(item.ipv4) ? (item.ipv4 as string[]) : [];
-      const a6 = Array.isArray(item.ipv6) ? (item.ipv6 as string[]) : [];
+      const a4 = storedStrings(item.ipv4);
+      const a6 = storedStrings(item.ipv6);
       if (a4.some((ip) => want4.has(ip)) || a6.some((ip) => want6.has(ip))) out.push(item.agentId);
     },
     { maxItems: deps.scanLimit },

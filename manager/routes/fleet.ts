@@ -8,14 +8,6 @@
  * admission stops at it, discovery is told, excess streams are ended at FLEETGATE_SHED_RATE.
  * Rebalance sets limits from the live registry's mean so a skewed cluster evens out.
  */
-import {
-  BatchGetCommand,
-  type BatchGetCommandOutput,
-  DeleteCommand,
-  GetCommand,
-  PutCommand,
-} from '@aws-sdk/lib-dynamodb';
-import { FLEET_SCOPE } from '../../platform/store/fleet-items.js';
 import { agentStatus, elkeidDoc } from '../agents.js';
 import { ApiKeyLimitError } from '../apikeys.js';
 import { DAY_PATTERN, utcDay } from '../audit.js';
@@ -26,6 +18,13 @@ import { verifyPassword } from '../passwords.js';
 import { atLeast, elkeidLevel, isRole, type Role } from '../roles.js';
 import { type Ctx, HttpError, type ManagerRoute } from '../router.js';
 import { fleetStats } from '../stats.js';
+import {
+  deleteGatewayLimit,
+  type GatewayLimitItem,
+  getGatewayLimit,
+  getGatewayLimits,
+  putGatewayLimit,
+} from '../store/fleet.js';
 import { isTag } from '../tags.js';
 import { publicUser, UserError } from '../users.js';
 import { actor } from './elkeid.js';
@@ -82,70 +81,32 @@ function param(ctx: Ctx, name: string, pattern: RegExp, what: string): string {
 
 export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
   const r = (route: Omit<ManagerRoute, 'api'>): ManagerRoute => ({ ...route, api: 'fleet' });
-  const { doc } = deps.store;
-  const configsTable = deps.store.t.configs;
 
-  function limitView(gatewayId: string, item: Record<string, unknown> | undefined) {
-    const expiresAt = typeof item?.expiresAtMs === 'number' ? item.expiresAtMs : null;
+  function limitView(gatewayId: string, item: GatewayLimitItem | undefined) {
+    const expiresAt = item?.expiresAtMs ?? null;
     // An expired limit is no limit: the gateways ignore it too.
     const live = item !== undefined && (expiresAt === null || expiresAt > deps.now());
     return {
       gateway: gatewayId,
-      limit: live && typeof item?.limit === 'number' ? item.limit : null,
+      limit: live ? (item.limit ?? null) : null,
       expires_at: live ? expiresAt : null,
-      updated_at: typeof item?.updatedAtMs === 'number' ? item.updatedAtMs : null,
-      updated_by: typeof item?.updatedBy === 'string' ? item.updatedBy : null,
+      updated_at: item?.updatedAtMs ?? null,
+      updated_by: item?.updatedBy ?? null,
       enforced: true,
     };
   }
 
   async function readLimit(gatewayId: string) {
-    const item = (
-      await doc.send(
-        new GetCommand({
-          TableName: configsTable,
-          Key: { scope: FLEET_SCOPE.limit, name: gatewayId },
-          ConsistentRead: true,
-        }),
-      )
-    ).Item;
-    return limitView(gatewayId, item);
+    return limitView(gatewayId, await getGatewayLimit(deps.store, gatewayId, { consistent: true }));
   }
 
   async function readLimits(ids: readonly string[]) {
-    const out = new Map<string, ReturnType<typeof limitView>>();
-    for (let i = 0; i < ids.length; i += 100) {
-      const keys = ids.slice(i, i + 100).map((name) => ({ scope: FLEET_SCOPE.limit, name }));
-      let request: Record<string, { Keys: Record<string, unknown>[] }> | undefined = {
-        [configsTable]: { Keys: keys },
-      };
-      for (let round = 0; request && round < 10; round++) {
-        const res: BatchGetCommandOutput = await doc.send(new BatchGetCommand({ RequestItems: request }));
-        for (const item of res.Responses?.[configsTable] ?? []) {
-          out.set(String(item.name), limitView(String(item.name), item));
-        }
-        const left: Record<string, unknown>[] | undefined = res.UnprocessedKeys?.[configsTable]?.Keys;
-        request = left && left.length > 0 ? { [configsTable]: { Keys: left } } : undefined;
-      }
-    }
-    for (const id of ids) if (!out.has(id)) out.set(id, limitView(id, undefined));
-    return out;
+    const items = await getGatewayLimits(deps.store, ids);
+    return new Map(ids.map((id) => [id, limitView(id, items.get(id))]));
   }
 
   async function writeLimit(id: string, limit: number, by: string, expiresAtMs: number | undefined) {
-    await doc.send(
-      new PutCommand({
-        TableName: configsTable,
-        Item: {
-          scope: FLEET_SCOPE.limit,
-          name: id,
-          limit,
-          updatedAtMs: deps.now(),
-          updatedBy: by,
-          ...(expiresAtMs !== undefined ? { expiresAtMs } : {}),
-        },
-      }),
-    );
+    await putGatewayLimit(deps.store, id, { limit, updatedAtMs: deps.now(), updatedBy: by, expiresAtMs });
   }
 
   function expiryOf(b: Record<string, unknown>, def: number | undefined): number | undefined {
@@ -335,9 +296,7 @@ export function fleetRoutes(deps: ManagerDeps): ManagerRoute[] {
       summary: "clear a gateway's desired connection limit",
       async handler(ctx) {
         const id = param(ctx, 'id', GATEWAY_ID, 'gateway id');
-        await doc.send(
-          new DeleteCommand({ TableName: configsTable, Key: { scope: FLEET_SCOPE.limit, name: id } }),
-        );
+        await deleteGatewayLimit(deps.store, id);
         ctx.audit.target = `gateway:${id}`;
         return apiOk(await readLimit(id));
       },
