@@ -75,7 +75,7 @@ export interface HeartbeatWriterOptions {
   /** Read each agent's tags at connect and refresh (for aggregates and `tagsOf`). Default true. */
   loadTags?: boolean;
   /**
-   * Tag changes reach the connected agents' tags (MQData.Tag) within this (tag-watch.ts).
+   * Tag changes reach the connected agents' tags (MQData.Tag) within this (agent-status/tag-watch.ts).
    * Default 20 000 ms.
    */
   tagsMs?: number;

@@ -5,7 +5,7 @@
  */
 import { readTagRevisions } from '../store/fleet.js';
 import { queryTagMembers, queryTagsOfAgent } from '../store/tags.js';
-import { createTagWatch, type TaggedAgent } from '../tag-watch.js';
+import { createTagWatch, type TaggedAgent } from './tag-watch.js';
 import type { PendingWork, TrackedAgent, WriterContext } from './types.js';
 
 export interface TagCache {

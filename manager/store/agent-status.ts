@@ -7,7 +7,7 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { batchWrite } from '../../platform/store/batch-write.js';
 import { isConditionFailed } from '../../platform/store/errors.js';
-import type { ManagerStore } from '../store.js';
+import type { ManagerStore } from './handle.js';
 
 /** `#x` → `x` for each attribute: DynamoDB reserves hundreds of words (online, state, name…). */
 function names(...attrs: string[]): Record<string, string> {

@@ -3,7 +3,7 @@
  * writer, agent-status.ts): one item by key, or every item by Scan for the operator lists.
  */
 import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import type { ManagerStore } from '../store.js';
+import type { ManagerStore } from './handle.js';
 import { eachPage, startAt } from './pages.js';
 
 /**

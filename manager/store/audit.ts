@@ -4,7 +4,7 @@
  * (Unix seconds) is the table's TTL attribute.
  */
 import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import type { ManagerStore } from '../store.js';
+import type { ManagerStore } from './handle.js';
 import { numberAttr, type StoreKey, startAt, stringAttr } from './pages.js';
 
 export interface AuditEntry {

@@ -8,7 +8,7 @@ import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { batchWriteAll, type WriteRequest } from '../../platform/store/batch-write.js';
 import { FLEET_SCOPE } from '../../platform/store/fleet-items.js';
 import type { ConfigMsg, StoredConfig } from '../config-msg.js';
-import type { ManagerStore } from '../store.js';
+import type { ManagerStore } from './handle.js';
 import { allItems, startAt } from './pages.js';
 
 /** A stored config item, checked: missing fields read as empty, download URLs as strings. */

@@ -6,8 +6,8 @@
  */
 import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { counterShard, FLEET_SCOPE, queryScope } from '../../platform/store/fleet-items.js';
-import type { ManagerStore } from '../store.js';
 import { batchGet } from '../tasks/batch-get.js';
+import type { ManagerStore } from './handle.js';
 import { numberAttr, stringAttr } from './pages.js';
 
 /** A gateway that has not published its aggregate for this long is gone: its agents are offline. */

@@ -5,7 +5,7 @@
  */
 import { QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { batchWriteAll, type WriteRequest } from '../../platform/store/batch-write.js';
-import type { ManagerStore } from '../store.js';
+import type { ManagerStore } from './handle.js';
 import { eachPage, startAt, stringAttr } from './pages.js';
 
 /** The agents holding `tag`; consistent when a change just announced must be visible. */

@@ -6,7 +6,7 @@
 import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { isConditionFailed } from '../../platform/store/errors.js';
 import { isRole, type Role } from '../roles.js';
-import type { ManagerStore } from '../store.js';
+import type { ManagerStore } from './handle.js';
 import { eachPage, startAt } from './pages.js';
 
 export interface User {
