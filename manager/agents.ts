@@ -4,37 +4,18 @@
  * operator endpoints (getStatus list and filter, tagging by IP or filter). Lists are an operator
  * action, never a hot path: their cost grows with the fleet (docs/manager.md).
  */
-import { GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import type { GatewayLoad } from '../gateway/process/gateway-load.js';
-import { FLEET_SCOPE, queryScope } from '../platform/store/fleet-items.js';
-import { parseGatewayLoad } from './gateway-load-view.js';
+
+import { type AgentItem, getAgentItem, scanAgentItems } from './store/agents.js';
+import { type GatewayInfo, parseGatewayAggregate, readGatewayAggregates } from './store/fleet.js';
 import type { ManagerStore } from './store.js';
+
+export type { AgentItem } from './store/agents.js';
+export { GATEWAY_DEAD_AFTER_MS, type GatewayInfo } from './store/fleet.js';
 
 export type AgentStatus = 'running' | 'abnormal' | 'offline';
 
-/** A gateway that has not published its aggregate for this long is gone: its agents are offline. */
-export const GATEWAY_DEAD_AFTER_MS = 60_000;
 /** Safety net: no heartbeat written for this long = offline even if no stale mark arrived. */
 export const HEARTBEAT_WRITTEN_MAX_AGE_S = 900;
-
-export type AgentItem = Record<string, unknown> & { agentId: string };
-
-export interface GatewayInfo {
-  gatewayId: string;
-  controlAddr?: string;
-  updatedAtMs: number;
-  alive: boolean;
-  connected: number;
-  online: number;
-  running: number;
-  abnormal: number;
-  stale: number;
-  byVersion: Record<string, number>;
-  byPlatform: Record<string, number>;
-  byTag: Record<string, number>;
-  /** The gateway's ingest load, when it publishes one. */
-  load?: GatewayLoad;
-}
 
 export function agentStatus(
   item: AgentItem,
@@ -59,6 +40,11 @@ function parseJson<T>(v: unknown, fallback: T): T {
   }
 }
 
+/** The strings of a stored list attribute (ipv4, ipv6); [] when it is not a list. */
+export function stringList(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
 /**
  * Elkeid's `agent_heartbeat` document (the §2.4 detail map plus `plugins`, `tags`,
  * `source_ip`/`source_port` of the gateway, first/last heartbeat times), with our `status`,
@@ -73,8 +59,8 @@ export function elkeidDoc(
 ): Record<string, unknown> {
   const hb = parseJson<Record<string, unknown>>(item.hb, {});
   const doc: Record<string, unknown> = { ...hb };
-  const ipv4 = Array.isArray(item.ipv4) ? (item.ipv4 as string[]) : [];
-  const ipv6 = Array.isArray(item.ipv6) ? (item.ipv6 as string[]) : [];
+  const ipv4 = stringList(item.ipv4);
+  const ipv6 = stringList(item.ipv6);
   doc.agent_id = item.agentId;
   doc.hostname ??= item.hostname ?? '';
   doc.version ??= item.version ?? '';
@@ -119,31 +105,8 @@ export class ScanLimitError extends Error {}
 /** Longest a scan holds the event loop between two yields (plus one visit). */
 const SCAN_SLICE_MS = 10;
 
-export function toGatewayInfo(item: Record<string, unknown>, nowMs: number): GatewayInfo {
-  const num = (v: unknown) => (typeof v === 'number' ? v : 0);
-  const rec = (v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? (v as Record<string, number>)
-      : ({} as Record<string, number>);
-  const updatedAtMs = num(item.updatedAtMs);
-  const g: GatewayInfo = {
-    gatewayId: String(item.gatewayId ?? item.name),
-    updatedAtMs,
-    alive: nowMs - updatedAtMs < GATEWAY_DEAD_AFTER_MS,
-    connected: num(item.connected),
-    online: num(item.online),
-    running: num(item.running),
-    abnormal: num(item.abnormal),
-    stale: num(item.stale),
-    byVersion: rec(item.byVersion),
-    byPlatform: rec(item.byPlatform),
-    byTag: rec(item.byTag),
-  };
-  if (typeof item.controlAddr === 'string') g.controlAddr = item.controlAddr;
-  const load = parseGatewayLoad(item.load);
-  if (load) g.load = load;
-  return g;
-}
+/** A gateway's aggregate item read back (store/fleet.ts parseGatewayAggregate). */
+export const toGatewayInfo = parseGatewayAggregate;
 
 export function createAgentReader(
   store: ManagerStore,
@@ -155,8 +118,7 @@ export function createAgentReader(
   return {
     async get(agentId) {
       if (agentId.length === 0 || agentId.length > 128) return undefined;
-      const r = await store.doc.send(new GetCommand({ TableName: store.t.agents, Key: { agentId } }));
-      return r.Item as AgentItem | undefined;
+      return getAgentItem(store, agentId);
     },
     async scan(visit, o = {}) {
       const max = o.maxItems ?? Number.POSITIVE_INFINITY;
@@ -164,29 +126,24 @@ export function createAgentReader(
       // Visits can be costly (a filter's $regex over each document): hand the event loop back
       // every few ms so agents' streams and health checks are served during a long scan.
       let sliceStart = performance.now();
-      let start: Record<string, unknown> | undefined;
-      do {
-        const page = await store.doc.send(
-          new ScanCommand({ TableName: store.t.agents, ...(start ? { ExclusiveStartKey: start } : {}) }),
-        );
-        for (const item of page.Items ?? []) {
+      await scanAgentItems(store, async (items) => {
+        for (const item of items) {
           read++;
           if (read > max) throw new ScanLimitError(`more than ${max} agents to examine`);
-          if (visit(item as AgentItem) === false) return read;
+          if (visit(item) === false) return false;
           if (performance.now() - sliceStart > SCAN_SLICE_MS) {
             await new Promise((resolve) => setImmediate(resolve));
             sliceStart = performance.now();
           }
         }
-        start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
-      } while (start);
+        return undefined;
+      });
       return read;
     },
     async gateways(o = {}) {
       const t = now();
       if (!o.fresh && cached && t - cached.at < cacheMs) return cached.value;
-      const items = await queryScope(store.doc, store.prefix, FLEET_SCOPE.gateway);
-      const value = new Map(items.map((i) => [String(i.name), toGatewayInfo(i, t)]));
+      const value = await readGatewayAggregates(store, t);
       cached = { at: t, value };
       return value;
     },

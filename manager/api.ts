@@ -85,6 +85,37 @@ function metric<T>(registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }
 
+/** Requests by route pattern and status, and their durations: what the router reports after each. */
+function requestMetrics(registry: Registry): (route: string, status: number, seconds: number) => void {
+  const requests = metric(
+    registry,
+    'fleetgate_manager_http_requests_total',
+    () =>
+      new Counter({
+        name: 'fleetgate_manager_http_requests_total',
+        help: 'manager API requests by route pattern and HTTP status',
+        labelNames: ['route', 'status'],
+        registers: [registry],
+      }),
+  );
+  const seconds = metric(
+    registry,
+    'fleetgate_manager_http_request_seconds',
+    () =>
+      new Histogram({
+        name: 'fleetgate_manager_http_request_seconds',
+        help: 'manager API request duration by route pattern',
+        labelNames: ['route'],
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers: [registry],
+      }),
+  );
+  return (route, status, s) => {
+    requests.inc({ route, status: String(status) });
+    seconds.observe({ route }, s);
+  };
+}
+
 export function createManagerApi(o: ManagerApiOptions): ManagerApi {
   const now = o.now ?? Date.now;
   const log = o.logger.child({ component: 'manager-api' });
@@ -138,29 +169,7 @@ export function createManagerApi(o: ManagerApiOptions): ManagerApi {
   const live = createLiveFeed({ routes: [...routes], logger: log, now });
   routes.push(liveRoute(live), agentIndexRoute(createAgentIndex(deps)));
   const consoleRoutes = o.consoleDir === false ? [] : consoleAssets(o.consoleDir).routes;
-  const requests = metric(
-    o.registry,
-    'fleetgate_manager_http_requests_total',
-    () =>
-      new Counter({
-        name: 'fleetgate_manager_http_requests_total',
-        help: 'manager API requests by route pattern and HTTP status',
-        labelNames: ['route', 'status'],
-        registers: [o.registry],
-      }),
-  );
-  const seconds = metric(
-    o.registry,
-    'fleetgate_manager_http_request_seconds',
-    () =>
-      new Histogram({
-        name: 'fleetgate_manager_http_request_seconds',
-        help: 'manager API request duration by route pattern',
-        labelNames: ['route'],
-        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-        registers: [o.registry],
-      }),
-  );
+  const observe = requestMetrics(o.registry);
   const handler = createManagerRouter({
     routes,
     openRoutes: [...healthRoutes({ registry: o.registry, ready: o.ready ?? (() => true) }), ...consoleRoutes],
@@ -173,10 +182,7 @@ export function createManagerApi(o: ManagerApiOptions): ManagerApi {
     gatewayLimiter: createRateLimiter({ ratePerSecond: 500, burst: 1000, now, ...o.gatewayRateLimit }),
     logger: log,
     now,
-    onRequest: (route, status, s) => {
-      requests.inc({ route, status: String(status) });
-      seconds.observe({ route }, s);
-    },
+    onRequest: observe,
   });
   return {
     handler,

@@ -7,9 +7,19 @@
  * the same name, and deleting a user (or an admin resetting its password) revokes its keys.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { isRole, type Role } from './roles.js';
-import { isConditionFailed, type ManagerStore } from './store.js';
+import type { Role } from './roles.js';
+import {
+  type ApiKey,
+  getApiKeyItem,
+  putNewApiKey,
+  revokeApiKeyItem,
+  type StoredKey,
+  scanApiKeyItems,
+  touchApiKey,
+} from './store/apikeys.js';
+import type { ManagerStore } from './store.js';
+
+export type { ApiKey } from './store/apikeys.js';
 
 const KEY_PATTERN = /^fgk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
@@ -18,45 +28,11 @@ export const MAX_KEYS_PER_USER = 10;
 
 export class ApiKeyLimitError extends Error {}
 
-export interface ApiKey {
-  keyId: string;
-  name: string;
-  owner: string;
-  /** The owner's account id at creation (absent for owners that predate ids). */
-  ownerAccount?: string;
-  role: Role;
-  createdAt: number;
-  revokedAt?: number;
-  lastUsedAt?: number;
-}
-
-interface StoredKey extends ApiKey {
-  secretHash: string;
-}
-
 export function isApiKey(s: string): boolean {
   return s.startsWith('fgk_');
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
-
-function toKey(item: Record<string, unknown> | undefined): StoredKey | undefined {
-  if (!item || typeof item.keyId !== 'string' || typeof item.secretHash !== 'string' || !isRole(item.role)) {
-    return undefined;
-  }
-  const k: StoredKey = {
-    keyId: item.keyId,
-    secretHash: item.secretHash,
-    name: typeof item.name === 'string' ? item.name : '',
-    owner: String(item.owner ?? ''),
-    role: item.role,
-    createdAt: Number(item.createdAt ?? 0),
-  };
-  if (typeof item.ownerAccount === 'string') k.ownerAccount = item.ownerAccount;
-  if (typeof item.revokedAt === 'number') k.revokedAt = item.revokedAt;
-  if (typeof item.lastUsedAt === 'number') k.lastUsedAt = item.lastUsedAt;
-  return k;
-}
 
 function publicKey(k: StoredKey): ApiKey {
   const { secretHash: _s, ...rest } = k;
@@ -84,55 +60,35 @@ export function createApiKeyStore(
 ): ApiKeyStore {
   const cacheMs = opts.cacheMs ?? 5000;
   const now = opts.now ?? Date.now;
-  const table = store.t.apikeys;
   const cache = new Map<string, { at: number; key: StoredKey | undefined }>();
   const usedWritten = new Map<string, number>();
 
   async function load(keyId: string): Promise<StoredKey | undefined> {
     const hit = cache.get(keyId);
     if (hit && now() - hit.at < cacheMs) return hit.key;
-    const r = await store.doc.send(new GetCommand({ TableName: table, Key: { keyId } }));
-    const key = toKey(r.Item as Record<string, unknown> | undefined);
+    const key = await getApiKeyItem(store, keyId);
     cache.set(keyId, { at: now(), key });
     if (cache.size > 10_000) cache.delete(cache.keys().next().value!);
     return key;
   }
 
   async function list(): Promise<ApiKey[]> {
-    const out: ApiKey[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await store.doc.send(
-        new ScanCommand({ TableName: table, ...(start ? { ExclusiveStartKey: start } : {}) }),
-      );
-      for (const item of page.Items ?? []) {
-        const k = toKey(item as Record<string, unknown>);
-        if (k) out.push(publicKey(k));
-      }
-      start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
-    } while (start);
-    return out.sort((a, b) => a.createdAt - b.createdAt);
+    return (await scanApiKeyItems(store)).map(publicKey).sort((a, b) => a.createdAt - b.createdAt);
   }
 
   async function revoke(keyId: string): Promise<boolean> {
     if (!/^[0-9a-f]{16}$/.test(keyId)) return false;
-    try {
-      await store.doc.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: { keyId },
-          UpdateExpression: 'SET #r = if_not_exists(#r, :t)',
-          ConditionExpression: 'attribute_exists(#k)',
-          ExpressionAttributeNames: { '#r': 'revokedAt', '#k': 'keyId' },
-          ExpressionAttributeValues: { ':t': now() },
-        }),
-      );
-    } catch (err) {
-      if (isConditionFailed(err)) return false;
-      throw err;
-    }
+    if (!(await revokeApiKeyItem(store, keyId, now()))) return false;
     cache.delete(keyId);
     return true;
+  }
+
+  /** lastUsedAt: at most one write per key per hour per process, never awaited. */
+  function noteUse(keyId: string): void {
+    const t = now();
+    if (t - (usedWritten.get(keyId) ?? 0) <= 3_600_000) return;
+    usedWritten.set(keyId, t);
+    touchApiKey(store, keyId, t).catch(() => {});
   }
 
   return {
@@ -161,13 +117,7 @@ export function createApiKeyStore(
         role: input.role,
         createdAt: now(),
       };
-      await store.doc.send(
-        new PutCommand({
-          TableName: table,
-          Item: record,
-          ConditionExpression: 'attribute_not_exists(keyId)',
-        }),
-      );
+      await putNewApiKey(store, record);
       return { key: `fgk_${keyId}_${secret}`, record: publicKey(record) };
     },
     async verify(presented) {
@@ -178,23 +128,7 @@ export function createApiKeyStore(
       const expected = Buffer.from(key.secretHash, 'hex');
       const given = sha256(m[2]!);
       if (expected.length !== given.length || !timingSafeEqual(expected, given)) return undefined;
-      // lastUsedAt: at most one write per key per hour per process.
-      const t = now();
-      if (t - (usedWritten.get(key.keyId) ?? 0) > 3_600_000) {
-        usedWritten.set(key.keyId, t);
-        store.doc
-          .send(
-            new UpdateCommand({
-              TableName: table,
-              Key: { keyId: key.keyId },
-              UpdateExpression: 'SET #u = :t',
-              ConditionExpression: 'attribute_exists(#k)',
-              ExpressionAttributeNames: { '#u': 'lastUsedAt', '#k': 'keyId' },
-              ExpressionAttributeValues: { ':t': t },
-            }),
-          )
-          .catch(() => {});
-      }
+      noteUse(key.keyId);
       return publicKey(key);
     },
   };

@@ -16,24 +16,21 @@
  * never a plugin missing that both versions keep (there are no transactions to do better).
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { ConfigSource } from '../gateway/agent/config-source.js';
-import { batchWriteAll, type WriteRequest } from '../platform/store/batch-write.js';
-import { FLEET_SCOPE } from '../platform/store/fleet-items.js';
-import { tableName } from '../platform/store/schema.js';
+import { retryWithBackoff } from '../platform/backoff.js';
 import type { grpc } from '../proto/gen/elkeid.js';
-import { mapLimit } from './store.js';
+import type { ConfigMsg, StoredConfig } from './config-msg.js';
+import {
+  deleteConfigItems,
+  putConfigItems,
+  readConfigScope,
+  registerAgentScopeNames,
+} from './store/configs.js';
+import { queryTagsOfAgent } from './store/tags.js';
+import { createManagerStore, mapLimit } from './store.js';
 
-/** Elkeid's AgentConfigMsg JSON. */
-export interface ConfigMsg {
-  name: string;
-  type: string;
-  signature: string;
-  version: string;
-  sha256: string;
-  download_url: string[];
-  detail: string;
-}
+export type { ConfigMsg, StoredConfig } from './config-msg.js';
+export { queryConfigScope, storedConfigOf } from './store/configs.js';
 
 /** docs/hardening.md §5 test 31: the agent's own fix for plugin-name path traversal. */
 export const PLUGIN_NAME_PATTERN = /^[a-z0-9_-]{1,64}$/;
@@ -157,57 +154,9 @@ export function toProto(c: ConfigMsg): grpc.ConfigItem.$Properties {
   };
 }
 
-/** A config item as stored in its scope: the message and its position in the scope's list. */
-export interface StoredConfig extends ConfigMsg {
-  pos: number;
-}
-
-export function storedConfigOf(i: Record<string, unknown>): StoredConfig {
-  return {
-    name: String(i.name),
-    type: String(i.type ?? ''),
-    signature: String(i.signature ?? ''),
-    version: String(i.version ?? ''),
-    sha256: String(i.sha256 ?? ''),
-    download_url: Array.isArray(i.downloadUrls) ? i.downloadUrls.map(String) : [],
-    detail: String(i.detail ?? ''),
-    pos: Number(i.pos ?? 0),
-  };
-}
-
 /** The message without its position. */
 export function withoutPos({ pos: _pos, ...c }: StoredConfig): ConfigMsg {
   return c;
-}
-
-/** A scope's stored items in list order (position, then name), every page; undefined when it has none. */
-export async function queryConfigScope(
-  doc: DynamoDBDocumentClient,
-  table: string,
-  scope: string,
-  o: { consistent?: boolean } = {},
-): Promise<StoredConfig[] | undefined> {
-  const items: Record<string, unknown>[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await doc.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: '#s = :s',
-        ExpressionAttributeNames: { '#s': 'scope' },
-        ExpressionAttributeValues: { ':s': scope },
-        ...(o.consistent ? { ConsistentRead: true } : {}),
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    items.push(...((page.Items ?? []) as Record<string, unknown>[]));
-    start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
-  } while (start);
-  if (items.length === 0) return undefined;
-  items.sort(
-    (a, b) => Number(a.pos ?? 0) - Number(b.pos ?? 0) || String(a.name).localeCompare(String(b.name)),
-  );
-  return items.map(storedConfigOf);
 }
 
 export interface ConfigStore {
@@ -227,14 +176,13 @@ export interface ConfigStoreOptions {
 }
 
 export function createConfigStore(o: ConfigStoreOptions): ConfigStore {
-  const doc = DynamoDBDocumentClient.from(o.client, { marshallOptions: { removeUndefinedValues: true } });
-  const table = tableName(o.tablePrefix, 'configs');
+  const store = createManagerStore(o.client, o.tablePrefix);
   const now = o.now ?? Date.now;
   const cacheMs = o.cacheMs ?? 5000;
   const cache = new Map<string, { at: number; value: Promise<ConfigMsg[] | undefined> }>();
 
   async function read(scope: string): Promise<ConfigMsg[] | undefined> {
-    return (await queryConfigScope(doc, table, scope))?.map(withoutPos);
+    return (await readConfigScope(store, scope))?.map(withoutPos);
   }
 
   function get(scope: string, opts: { fresh?: boolean } = {}): Promise<ConfigMsg[] | undefined> {
@@ -248,11 +196,6 @@ export function createConfigStore(o: ConfigStoreOptions): ConfigStore {
     return value;
   }
 
-  /** In order (a scope's puts before its deletes), 9 sends per request of 25 at most. */
-  function batch(requests: WriteRequest[]): Promise<void> {
-    return batchWriteAll(doc, table, requests, `configs: ${table}`, { maxDelayMs: Number.POSITIVE_INFINITY });
-  }
-
   return {
     get,
     async replace(scope, items, by) {
@@ -260,37 +203,17 @@ export function createConfigStore(o: ConfigStoreOptions): ConfigStore {
       if (scope.startsWith('agent#') && items.length > 0) {
         // Registered before the items are written, so a config task that reads agent scopes by
         // key (tasks/config-plan.ts) never misses one.
-        await batch(
-          [...new Set(items.map((c) => c.name))].map((name) => ({
-            PutRequest: { Item: { scope: FLEET_SCOPE.agentNames, name } },
-          })),
+        await registerAgentScopeNames(
+          store,
+          items.map((c) => c.name),
         );
       }
-      const at = now();
-      await batch(
-        items.map((c, pos) => ({
-          PutRequest: {
-            Item: {
-              scope,
-              name: c.name,
-              type: c.type,
-              signature: c.signature,
-              version: c.version,
-              sha256: c.sha256,
-              downloadUrls: c.download_url,
-              detail: c.detail,
-              pos,
-              updatedAt: at,
-              updatedBy: by,
-            },
-          },
-        })),
-      );
+      await putConfigItems(store, scope, items, { updatedAt: now(), updatedBy: by });
       const keep = new Set(items.map((c) => c.name));
-      await batch(
-        before
-          .filter((c) => !keep.has(c.name))
-          .map((c) => ({ DeleteRequest: { Key: { scope, name: c.name } } })),
+      await deleteConfigItems(
+        store,
+        scope,
+        before.filter((c) => !keep.has(c.name)).map((c) => c.name),
       );
       cache.delete(scope);
     },
@@ -314,44 +237,30 @@ export interface StoreConfigSourceOptions extends ConfigStoreOptions {
 
 /**
  * The gateway's ConfigSource over the store: the effective config of the agent named in the
- * detail. It needs only the AgentID, so the gateway pushes it as soon as the agent is identified. Default and tag scope reads are cached
- * `cacheMs` (default 5 s); the agent's own scope is read at every call.
+ * detail. It needs only the AgentID, so the gateway pushes it as soon as the agent is identified.
+ * Default and tag scope reads are cached `cacheMs` (default 5 s); the agent's own scope is read at
+ * every call.
  */
 export function createStoreConfigSource(o: StoreConfigSourceOptions): ConfigSource & { store: ConfigStore } {
-  const store = createConfigStore(o);
-  const doc = DynamoDBDocumentClient.from(o.client);
-  const tagsTable = tableName(o.tablePrefix, 'tags');
+  const configs = createConfigStore(o);
+  const store = createManagerStore(o.client, o.tablePrefix);
   async function tags(agentId: string): Promise<readonly string[]> {
-    const known = o.tagsOf?.(agentId);
-    if (known) return known;
-    const r = await doc.send(
-      new QueryCommand({
-        TableName: tagsTable,
-        IndexName: 'byAgent',
-        KeyConditionExpression: '#a = :a',
-        ExpressionAttributeNames: { '#a': 'agentId' },
-        ExpressionAttributeValues: { ':a': agentId },
-      }),
-    );
-    return (r.Items ?? []).map((i) => String(i.tag));
+    return o.tagsOf?.(agentId) ?? (await queryTagsOfAgent(store, agentId));
   }
   return {
-    store,
+    store: configs,
     needsHeartbeat: false,
     async configFor(detail) {
       const agentId = typeof detail.agent_id === 'string' ? detail.agent_id : '';
       if (agentId === '') return undefined;
       // The gateway pushes once per connection and never retries: a slow store gets three tries
       // (the client's own short timeouts make each fail fast) before the agent goes without.
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const list = await store.effective(agentId, await tags(agentId));
-          return list?.map(toProto);
-        } catch (err) {
-          if (attempt >= 2) throw err;
-          await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
-        }
-      }
+      const list = await retryWithBackoff(async () => configs.effective(agentId, await tags(agentId)), {
+        attempts: 3,
+        baseMs: 250,
+        capMs: 1000,
+      });
+      return list?.map(toProto);
     },
   };
 }

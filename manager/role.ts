@@ -110,16 +110,7 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
     ...(env.FLEETGATE_CONSOLE_DIR ? { consoleDir: env.FLEETGATE_CONSOLE_DIR } : {}),
     ...o.api,
   });
-  const first = await ensureFirstAdmin(api.users, config.admin);
-  if (first.created) {
-    if (first.generatedPassword) {
-      (o.print ?? console.log)(
-        `manager: created the first admin user "${first.username}" with password ${first.generatedPassword}\n` +
-          '         (shown once; change it with `fleetgate users passwd`, or set FLEETGATE_ADMIN before the first start)',
-      );
-    }
-    log.info({ username: first.username, fromEnv: !first.generatedPassword }, 'first admin created');
-  }
+  await createFirstAdmin(api, o, log);
   let liveSocket: { close(): void } | undefined;
   const server = await serveUws(api.handler, {
     host: config.apiHost ?? config.host,
@@ -156,25 +147,7 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
     'manager listening',
   );
   const configSource = createStoreConfigSource({ client: o.store.client, tablePrefix: config.tablePrefix });
-  const dispatcher =
-    o.dispatcher === false
-      ? undefined
-      : createDispatcher({
-          ...o.dispatcher,
-          ctx: api.taskContext,
-          aksk: o.aksk,
-          logger: o.logger,
-        });
-  dispatcher?.start();
-  // A task run through this process's API is dispatched at once, not after the idle period.
-  if (dispatcher) api.taskContext.onRun = () => dispatcher.wake();
-  const taskResults: ResultSink = createResultSink({
-    deliver: deliverDirect(api.tasks),
-    logger: o.logger,
-    metrics: api.taskContext.metrics,
-    ...o.resultSink,
-  });
-  taskResults.start();
+  const { dispatcher, taskResults } = startTaskEngine(api, o);
   return {
     port,
     api,
@@ -199,6 +172,46 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
       server.close();
     },
   };
+}
+
+/** On a store with no admin, the first one; a generated password is printed once. */
+async function createFirstAdmin(api: ManagerApi, o: ManagerRoleOptions, log: Logger): Promise<void> {
+  const first = await ensureFirstAdmin(api.users, o.config.admin);
+  if (!first.created) return;
+  if (first.generatedPassword) {
+    (o.print ?? console.log)(
+      `manager: created the first admin user "${first.username}" with password ${first.generatedPassword}\n` +
+        '         (shown once; change it with `fleetgate users passwd`, or set FLEETGATE_ADMIN before the first start)',
+    );
+  }
+  log.info({ username: first.username, fromEnv: !first.generatedPassword }, 'first admin created');
+}
+
+/** This process's dispatcher (unless `dispatcher: false`) and the in-process task-result sink. */
+function startTaskEngine(
+  api: ManagerApi,
+  o: ManagerRoleOptions,
+): { dispatcher: Dispatcher | undefined; taskResults: ResultSink } {
+  const dispatcher =
+    o.dispatcher === false
+      ? undefined
+      : createDispatcher({
+          ...o.dispatcher,
+          ctx: api.taskContext,
+          aksk: o.aksk,
+          logger: o.logger,
+        });
+  dispatcher?.start();
+  // A task run through this process's API is dispatched at once, not after the idle period.
+  if (dispatcher) api.taskContext.onRun = () => dispatcher.wake();
+  const taskResults = createResultSink({
+    deliver: deliverDirect(api.tasks),
+    logger: o.logger,
+    metrics: api.taskContext.metrics,
+    ...o.resultSink,
+  });
+  taskResults.start();
+  return { dispatcher, taskResults };
 }
 
 /**

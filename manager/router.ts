@@ -12,87 +12,35 @@ import { type Handler, type HttpRequest, type HttpResponse, json } from '../plat
 import type { Logger } from '../platform/obs/logger.js';
 import { isStoreUnavailable } from '../platform/store/store-health.js';
 import type { ApiKeyStore } from './apikeys.js';
-import { isApiKey } from './apikeys.js';
 import type { AuditLog } from './audit.js';
-import { apiError, MgCode, type MgCodeValue, mgFail } from './envelope.js';
+import { apiError, MgCode, mgFail } from './envelope.js';
 import { FilterError } from './filter.js';
 import type { RateLimiter } from './rate-limit.js';
-import { type Access, allowed, type Principal, principalLabel } from './roles.js';
-import { isSessionToken, type TokenSigner } from './tokens.js';
-import { accountMatches, type UserStore } from './users.js';
+import { allowed, type Principal, principalLabel } from './roles.js';
+import { refusalCtx, writeAudit } from './router-audit.js';
+import { type AuthDeps, authenticate } from './router-auth.js';
+import { createRouteTable } from './router-table.js';
+import {
+  type ApiStyle,
+  badRequest,
+  type Ctx,
+  errorResponse,
+  HttpError,
+  type ManagerRoute,
+} from './router-types.js';
+import type { TokenSigner } from './tokens.js';
+import type { UserStore } from './users.js';
 
-export type ApiStyle = 'elkeid' | 'fleet';
-
-export interface AuditNote {
-  agents?: string[];
-  agentCount?: number;
-  target?: string;
-  detail?: unknown;
-  /** The actor when there is no principal yet (a sign-in names the account it tried). */
-  actor?: string;
-  /** Nothing changed (e.g. a refused request the handler answered itself): no entry. */
-  skip?: boolean;
-}
-
-export interface Ctx {
-  req: HttpRequest;
-  params: Record<string, string>;
-  query: URLSearchParams;
-  principal: Principal | undefined;
-  /** Filled by the handler for the audit entry. */
-  audit: AuditNote;
-  /** The JSON body; throws a 400/param-invalid HttpError when it is not JSON. */
-  body(): unknown;
-}
-
-export interface ManagerRoute {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
-  /** `/api/v1/agent/getStatus/:id` */
-  path: string;
-  access: Access;
-  api: ApiStyle;
-  summary: string;
-  /** Default: every method but GET. */
-  audited?: boolean;
-  /** Default 1 MiB. */
-  maxBodyBytes?: number;
-  /** Rate-limit tokens one call takes (expensive scans cost more). Default 1. */
-  cost?: number;
-  handler(ctx: Ctx): Promise<HttpResponse> | HttpResponse;
-}
-
-/** A refusal the router renders in the route's style. */
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: MgCodeValue,
-    message: string,
-    readonly error = 'bad_request',
-  ) {
-    super(message);
-  }
-}
-
-export const badRequest = (message: string) =>
-  new HttpError(400, MgCode.ParamInvalid, message, 'invalid_parameter');
-export const notFound = (message: string) => new HttpError(404, MgCode.DbNoRowAffected, message, 'not_found');
-
-export function errorResponse(api: ApiStyle, e: HttpError, headers?: Record<string, string>): HttpResponse {
-  if (api === 'fleet') return apiError(e.status, e.error, e.message, headers);
-  // Elkeid answers auth failures 401 and forbidden 403 (empty bodies); other outcomes are HTTP 200
-  // with a code. We keep its statuses and add the envelope, which its clients ignore on 401/403.
-  const status =
-    e.status === 401 || e.status === 403 || e.status === 429 || e.status === 413 || e.status === 415
-      ? e.status
-      : 200;
-  return mgFail(e.code, e.message, { status, ...(headers ? { headers } : {}) });
-}
-
-interface Compiled {
-  route: ManagerRoute;
-  segments: string[];
-  literals: number;
-}
+export {
+  type ApiStyle,
+  type AuditNote,
+  badRequest,
+  type Ctx,
+  errorResponse,
+  HttpError,
+  type ManagerRoute,
+  notFound,
+} from './router-types.js';
 
 export interface RouterDeps {
   routes: ManagerRoute[];
@@ -114,284 +62,140 @@ export interface RouterDeps {
 const DEFAULT_MAX_BODY = 1024 * 1024;
 const JSON_TYPE = /^\s*application\/([\w.-]+\+)?json\s*(;|$)/i;
 
-function split(path: string): string[] {
-  const trimmed = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
-  return trimmed.split('/').slice(1);
-}
-
-function match(c: Compiled, segs: string[]): Record<string, string> | undefined {
-  if (c.segments.length !== segs.length) return undefined;
-  const params: Record<string, string> = {};
-  for (let i = 0; i < segs.length; i++) {
-    const want = c.segments[i]!;
-    const got = segs[i]!;
-    if (want.startsWith(':')) {
-      if (got === '') return undefined;
-      let v: string;
-      try {
-        v = decodeURIComponent(got);
-      } catch {
-        return undefined;
+/** The context a handler gets; `body()` parses JSON only (a form or text/plain POST is refused). */
+function requestCtx(req: HttpRequest, params: Record<string, string>, principal: Principal | undefined): Ctx {
+  return {
+    req,
+    params,
+    query: new URLSearchParams(req.query),
+    principal,
+    audit: {},
+    body() {
+      if (req.body.length === 0) throw badRequest('a JSON body is required');
+      // Only JSON: a form or text/plain POST (what a foreign web page can send without a CORS
+      // preflight) is refused, never parsed.
+      if (!JSON_TYPE.test(req.headers['content-type'] ?? '')) {
+        throw new HttpError(
+          415,
+          MgCode.ParamInvalid,
+          'Content-Type must be application/json',
+          'unsupported_media_type',
+        );
       }
-      params[want.slice(1)] = v;
-    } else if (want !== got) return undefined;
-  }
-  return params;
+      try {
+        return JSON.parse(req.body.toString('utf8'));
+      } catch {
+        throw badRequest('the body is not valid JSON');
+      }
+    },
+  };
 }
 
-function credentials(req: HttpRequest): string | undefined {
-  const auth = req.headers.authorization;
-  if (auth && /^bearer\s+/i.test(auth)) return auth.replace(/^bearer\s+/i, '').trim();
-  return req.headers.token?.trim() || req.headers['x-api-key']?.trim() || undefined;
+/** What a handler's failure answers: its refusal, a refused filter, 503 without a store, else 500. */
+function failureResponse(logger: Logger, route: ManagerRoute, label: string, err: unknown): HttpResponse {
+  if (err instanceof HttpError) return errorResponse(route.api, err);
+  // A filter refused while it was evaluated (its regex work budget spent).
+  if (err instanceof FilterError) return errorResponse(route.api, badRequest(err.message));
+  if (isStoreUnavailable(err)) {
+    // The store is down: a retryable 503 with the cause, not an opaque 500.
+    logger.error({ err, route: label }, 'manager store unavailable');
+    const cause = `store unavailable: ${(err as Error).message}`;
+    if (route.api === 'elkeid') return mgFail(MgCode.UnknownError, cause, { status: 503 });
+    return errorResponse(route.api, new HttpError(503, MgCode.UnknownError, cause, 'store_unavailable'));
+  }
+  logger.error({ err, route: label }, 'manager handler failed');
+  if (route.api === 'elkeid') return mgFail(MgCode.UnknownError, 'internal error', { status: 500 });
+  return errorResponse(route.api, new HttpError(500, MgCode.UnknownError, 'internal error', 'internal'));
+}
+
+/** No route for the path (404), or none for the method (405 with `allow`). */
+function unmatched(api: ApiStyle, methods: Set<string>): HttpResponse {
+  if (methods.size === 0) {
+    return errorResponse(api, new HttpError(404, MgCode.ParamInvalid, 'not found', 'not_found'));
+  }
+  return errorResponse(
+    api,
+    new HttpError(405, MgCode.ParamInvalid, 'method not allowed', 'method_not_allowed'),
+    { allow: [...methods].join(', ') },
+  );
 }
 
 export function createManagerRouter(deps: RouterDeps): Handler {
   const now = deps.now ?? Date.now;
-  const compiled: Compiled[] = deps.routes.map((route) => {
-    const segments = split(route.path);
-    return { route, segments, literals: segments.filter((s) => !s.startsWith(':')).length };
-  });
-  // Literal segments win over parameters (`getStatus/filter` before `getStatus/:id`).
-  compiled.sort((a, b) => b.literals - a.literals);
-  const seen = new Set<string>();
-  for (const c of compiled) {
-    const key = `${c.route.method} ${c.segments.map((s) => (s.startsWith(':') ? ':' : s)).join('/')}`;
-    if (seen.has(key)) throw new Error(`duplicate route ${c.route.method} ${c.route.path}`);
-    seen.add(key);
-  }
+  const table = createRouteTable(deps.routes);
   const open = new Map((deps.openRoutes ?? []).map((r) => [`${r.method} ${r.path}`, r.handler]));
+  const auth: AuthDeps = { ...deps, now };
 
-  async function authenticate(req: HttpRequest): Promise<{ principal?: Principal; reason?: string }> {
-    if (req.headers.accesskey !== undefined) {
-      const r = deps.verifier.verify(req);
-      return r.ok ? { principal: { kind: 'gateway', id: r.ak } } : { reason: r.reason };
+  /** Authentication and the role check; the refusal's response when the call is not admitted. */
+  async function admit(
+    route: ManagerRoute,
+    label: string,
+    req: HttpRequest,
+    params: Record<string, string>,
+  ): Promise<{ principal: Principal | undefined } | { refused: HttpResponse }> {
+    if (route.access === 'public') return { principal: undefined };
+    const a = await authenticate(auth, req);
+    if (!a.principal) {
+      const limited = deps.limiter.take(`ip:${req.remoteAddress}`);
+      if (!limited.ok) return { refused: tooMany(route.api, limited.retryAfterS) };
+      deps.logger.info({ route: label, peer: req.remoteAddress, reason: a.reason }, 'manager auth failed');
+      const refused = errorResponse(
+        route.api,
+        new HttpError(401, MgCode.AuthFailed, 'auth failed', 'unauthenticated'),
+      );
+      // Credentials presented and refused (forged, revoked, expired) are audited; a bare call
+      // without any is not (bounded by the per-address limit above either way).
+      if (a.reason !== 'no credentials') {
+        await writeAudit(deps, route, label, refusalCtx(req, params, undefined, a.reason!), refused);
+      }
+      return { refused };
     }
-    const cred = credentials(req);
-    if (!cred) return { reason: 'no credentials' };
-    if (isApiKey(cred)) {
-      const key = await deps.apiKeys.verify(cred);
-      if (!key) return { reason: 'invalid API key' };
-      // The owner must still exist; the key's role is capped by the owner's current one.
-      const owner = await deps.users.get(key.owner);
-      if (!owner || owner.disabledAt !== undefined) return { reason: 'API key owner no longer exists' };
-      if (!accountMatches(owner, key.ownerAccount)) return { reason: 'API key of a deleted account' };
-      const rank = { viewer: 1, operator: 2, admin: 3 } as const;
-      const role = rank[key.role] <= rank[owner.role] ? key.role : owner.role;
-      return { principal: { kind: 'apikey', id: key.keyId, role, owner: key.owner } };
-    }
-    if (isSessionToken(cred)) {
-      const t = deps.tokens.verify(cred, now());
-      if (!t.ok) return { reason: t.reason };
-      const user = await deps.users.get(t.claims.u);
-      if (!user || user.disabledAt !== undefined) return { reason: 'user no longer exists' };
-      // Same name, other account (deleted and created again): not this token's account.
-      if (!accountMatches(user, t.claims.a)) return { reason: 'token of a deleted account' };
-      if (t.claims.iat < user.tokensNotBefore) return { reason: 'token revoked' };
-      return { principal: { kind: 'user', id: user.username, role: user.role } };
-    }
-    return { reason: 'unrecognised credentials' };
+    const principal = a.principal;
+    if (allowed(route.access, principal)) return { principal };
+    deps.logger.warn(
+      { route: label, principal: principalLabel(principal), role: principal.role, peer: req.remoteAddress },
+      'manager request forbidden',
+    );
+    const refused = errorResponse(
+      route.api,
+      new HttpError(403, MgCode.AuthFailed, 'permission denied', 'forbidden'),
+    );
+    await writeAudit(deps, route, label, refusalCtx(req, params, principal, 'role check refused'), refused);
+    return { refused };
   }
 
   async function run(req: HttpRequest): Promise<{ label: string; response: HttpResponse }> {
     const openHandler = open.get(`${req.method} ${req.path}`);
     if (openHandler) return { label: req.path, response: await openHandler(req) };
-    const segs = split(req.path);
-    let found: { c: Compiled; params: Record<string, string> } | undefined;
-    const methods = new Set<string>();
-    for (const c of compiled) {
-      const params = match(c, segs);
-      if (!params) continue;
-      methods.add(c.route.method);
-      if (c.route.method === req.method && !found) found = { c, params };
+    const lookup = table.find(req.method, req.path);
+    if (!lookup.found) {
+      const api: ApiStyle = req.path.startsWith('/api/fleet') ? 'fleet' : 'elkeid';
+      return { label: 'unmatched', response: unmatched(api, lookup.methods) };
     }
-    const api: ApiStyle = req.path.startsWith('/api/fleet') ? 'fleet' : 'elkeid';
-    if (!found) {
-      if (methods.size > 0) {
-        return {
-          label: 'unmatched',
-          response: errorResponse(
-            api,
-            new HttpError(405, MgCode.ParamInvalid, 'method not allowed', 'method_not_allowed'),
-            {
-              allow: [...methods].join(', '),
-            },
-          ),
-        };
-      }
-      return {
-        label: 'unmatched',
-        response: errorResponse(api, new HttpError(404, MgCode.ParamInvalid, 'not found', 'not_found')),
-      };
-    }
-    const { route } = found.c;
+    const { route, params } = lookup.found;
     const label = `${route.method} ${route.path}`;
     if (req.body.length > (route.maxBodyBytes ?? DEFAULT_MAX_BODY)) {
-      return {
-        label,
-        response: errorResponse(
-          route.api,
-          new HttpError(413, MgCode.ExceedLimit, 'request body too large', 'body_too_large'),
-        ),
-      };
+      const tooLarge = new HttpError(413, MgCode.ExceedLimit, 'request body too large', 'body_too_large');
+      return { label, response: errorResponse(route.api, tooLarge) };
     }
-    let principal: Principal | undefined;
-    if (route.access !== 'public') {
-      const a = await authenticate(req);
-      if (!a.principal) {
-        const limited = deps.limiter.take(`ip:${req.remoteAddress}`);
-        if (!limited.ok) return { label, response: tooMany(route.api, limited.retryAfterS) };
-        deps.logger.info({ route: label, peer: req.remoteAddress, reason: a.reason }, 'manager auth failed');
-        const response = errorResponse(
-          route.api,
-          new HttpError(401, MgCode.AuthFailed, 'auth failed', 'unauthenticated'),
-        );
-        // Credentials presented and refused (forged, revoked, expired) are audited; a bare call
-        // without any is not (bounded by the per-address limit above either way).
-        if (a.reason !== 'no credentials') {
-          await writeAudit(route, label, refusalCtx(req, found.params, undefined, a.reason!), response);
-        }
-        return { label, response };
-      }
-      principal = a.principal;
-      if (!allowed(route.access, principal)) {
-        deps.logger.warn(
-          {
-            route: label,
-            principal: principalLabel(principal),
-            role: principal.role,
-            peer: req.remoteAddress,
-          },
-          'manager request forbidden',
-        );
-        const response = errorResponse(
-          route.api,
-          new HttpError(403, MgCode.AuthFailed, 'permission denied', 'forbidden'),
-        );
-        await writeAudit(
-          route,
-          label,
-          refusalCtx(req, found.params, principal, 'role check refused'),
-          response,
-        );
-        return { label, response };
-      }
-    }
+    const admitted = await admit(route, label, req, params);
+    if ('refused' in admitted) return { label, response: admitted.refused };
+    const { principal } = admitted;
     const limiter = principal?.kind === 'gateway' ? deps.gatewayLimiter : deps.limiter;
     const rl = limiter.take(rateKey(principal, req.remoteAddress), route.cost ?? 1);
     if (!rl.ok) return { label, response: tooMany(route.api, rl.retryAfterS) };
 
-    const ctx: Ctx = {
-      req,
-      params: found.params,
-      query: new URLSearchParams(req.query),
-      principal,
-      audit: {},
-      body() {
-        if (req.body.length === 0) throw badRequest('a JSON body is required');
-        // Only JSON: a form or text/plain POST (what a foreign web page can send without a CORS
-        // preflight) is refused, never parsed.
-        if (!JSON_TYPE.test(req.headers['content-type'] ?? '')) {
-          throw new HttpError(
-            415,
-            MgCode.ParamInvalid,
-            'Content-Type must be application/json',
-            'unsupported_media_type',
-          );
-        }
-        try {
-          return JSON.parse(req.body.toString('utf8'));
-        } catch {
-          throw badRequest('the body is not valid JSON');
-        }
-      },
-    };
+    const ctx = requestCtx(req, params, principal);
     let response: HttpResponse;
     try {
       response = await route.handler(ctx);
     } catch (err) {
-      if (err instanceof HttpError) response = errorResponse(route.api, err);
-      // A filter refused while it was evaluated (its regex work budget spent).
-      else if (err instanceof FilterError) response = errorResponse(route.api, badRequest(err.message));
-      else if (isStoreUnavailable(err)) {
-        // The store is down: a retryable 503 with the cause, not an opaque 500.
-        deps.logger.error({ err, route: label }, 'manager store unavailable');
-        const cause = `store unavailable: ${(err as Error).message}`;
-        response = errorResponse(
-          route.api,
-          new HttpError(503, MgCode.UnknownError, cause, 'store_unavailable'),
-        );
-        if (route.api === 'elkeid') response = mgFail(MgCode.UnknownError, cause, { status: 503 });
-      } else {
-        deps.logger.error({ err, route: label }, 'manager handler failed');
-        response = errorResponse(
-          route.api,
-          new HttpError(500, MgCode.UnknownError, 'internal error', 'internal'),
-        );
-        if (route.api === 'elkeid') response = mgFail(MgCode.UnknownError, 'internal error', { status: 500 });
-      }
+      response = failureResponse(deps.logger, route, label, err);
     }
     if ((route.audited ?? route.method !== 'GET') && !ctx.audit.skip) {
-      await writeAudit(route, label, ctx, response);
+      await writeAudit(deps, route, label, ctx, response);
     }
     return { label, response };
-  }
-
-  /** The audit context of a request refused before its handler ran. */
-  function refusalCtx(
-    req: HttpRequest,
-    params: Record<string, string>,
-    principal: Principal | undefined,
-    reason: string,
-  ): Ctx {
-    return {
-      req,
-      params,
-      query: new URLSearchParams(req.query),
-      principal,
-      audit: { detail: { refused: reason }, ...(principal ? {} : { actor: 'unauthenticated' }) },
-      body: () => undefined,
-    };
-  }
-
-  async function writeAudit(
-    route: ManagerRoute,
-    label: string,
-    ctx: Ctx,
-    response: HttpResponse,
-  ): Promise<void> {
-    let code: number | undefined;
-    if (route.api === 'elkeid' && typeof response.body === 'string') {
-      try {
-        const parsed = JSON.parse(response.body) as { code?: unknown };
-        if (typeof parsed.code === 'number') code = parsed.code;
-      } catch {
-        // not JSON: no code
-      }
-    }
-    const entry = {
-      actor: ctx.principal ? principalLabel(ctx.principal) : (ctx.audit.actor ?? 'anonymous'),
-      role: ctx.principal?.role,
-      action: label,
-      sourceIp: ctx.req.remoteAddress,
-      agents: ctx.audit.agents,
-      agentCount: ctx.audit.agentCount,
-      target: ctx.audit.target,
-      detail: ctx.audit.detail,
-      body: ctx.req.body,
-      status: response.status,
-      code,
-    };
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await deps.audit.write(entry);
-        return;
-      } catch (err) {
-        if (attempt === 1) {
-          // The change is made; the entry goes to the process log so it is not lost silently.
-          deps.logger.error({ err, audit: { ...entry, body: undefined } }, 'audit write failed');
-        }
-      }
-    }
   }
 
   return async (req) => {

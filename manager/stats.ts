@@ -4,8 +4,8 @@
  * the agents table. Totals: `online` = connected agents with a heartbeat in the last 180 s on a
  * live gateway; `offline` = agents ever seen − online.
  */
-import { FLEET_SCOPE, queryScope } from '../platform/store/fleet-items.js';
 import type { AgentReader } from './agents.js';
+import { sumAgentCounters } from './store/fleet.js';
 import type { ManagerStore } from './store.js';
 import type { TagStore } from './tags.js';
 
@@ -35,9 +35,9 @@ export async function fleetStats(
   tags: TagStore,
   nowMs: number,
 ): Promise<FleetStats> {
-  const [gateways, counters, tagCounts] = await Promise.all([
+  const [gateways, everSeen, tagCounts] = await Promise.all([
     agents.gateways({ fresh: true }),
-    queryScope(store.doc, store.prefix, FLEET_SCOPE.counter),
+    sumAgentCounters(store),
     tags.counts(),
   ]);
   const s: FleetStats = {
@@ -73,8 +73,7 @@ export async function fleetStats(
     add(s.by_platform, g.byPlatform);
     add(onlineByTag, g.byTag);
   }
-  for (const c of counters) if (typeof c.n === 'number') s.total += c.n;
-  s.total = Math.max(s.total, connected);
+  s.total = Math.max(everSeen, connected);
   s.offline = s.total - s.online;
   for (const [tag, members] of tagCounts) s.by_tag[tag] = { members, online: onlineByTag[tag] ?? 0 };
   return s;

@@ -1,42 +1,10 @@
-/** The manager's handle on DynamoDB: one document client and the table names of the schema module. */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { tableName } from '../platform/store/schema.js';
-
-export interface ManagerStore {
-  doc: DynamoDBDocumentClient;
-  prefix: string;
-  t: {
-    agents: string;
-    tags: string;
-    configs: string;
-    users: string;
-    apikeys: string;
-    audit: string;
-  };
-}
-
-export function createManagerStore(client: DynamoDBClient, prefix: string): ManagerStore {
-  const doc = DynamoDBDocumentClient.from(client, {
-    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
-  });
-  return {
-    doc,
-    prefix,
-    t: {
-      agents: tableName(prefix, 'agents'),
-      tags: tableName(prefix, 'tags'),
-      configs: tableName(prefix, 'configs'),
-      users: tableName(prefix, 'users'),
-      apikeys: tableName(prefix, 'apikeys'),
-      audit: tableName(prefix, 'audit'),
-    },
-  };
-}
-
-export function isConditionFailed(err: unknown): boolean {
-  return (err as { name?: string } | null)?.name === 'ConditionalCheckFailedException';
-}
+/**
+ * What the manager's modules import to reach the store: the handle (store/handle.ts), which they
+ * pass to the repository functions under `store/` (the only code that builds DynamoDB commands,
+ * with the task engine's own), and a bounded-concurrency map for fan-outs.
+ */
+export { isConditionFailed } from '../platform/store/errors.js';
+export { createManagerStore, type ManagerStore } from './store/handle.js';
 
 /** Runs `fn` over `items` with at most `limit` in flight; results in input order. */
 export async function mapLimit<T, R>(

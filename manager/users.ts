@@ -7,24 +7,20 @@
  * 3 s, so a revocation reaches every manager instance within that.
  */
 import { randomBytes } from 'node:crypto';
-import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { generatePassword, hashPassword, passwordProblem } from './passwords.js';
-import { isRole, type Role } from './roles.js';
-import { isConditionFailed, type ManagerStore } from './store.js';
+import type { Role } from './roles.js';
+import {
+  deleteUserItem,
+  getUserItem,
+  putNewUser,
+  scanUserItems,
+  type User,
+  type UserChange,
+  updateUser,
+} from './store/users.js';
+import type { ManagerStore } from './store.js';
 
-export interface User {
-  username: string;
-  /** Random, set at creation; absent on accounts created before ids existed (see accountMatches). */
-  accountId?: string;
-  passwordHash: string;
-  role: Role;
-  createdAt: number;
-  createdBy?: string;
-  disabledAt?: number;
-  passwordUpdatedAt?: number;
-  tokensNotBefore: number;
-  rev: number;
-}
+export type { User } from './store/users.js';
 
 export type PublicUser = Omit<User, 'passwordHash' | 'rev' | 'tokensNotBefore' | 'accountId'>;
 
@@ -53,24 +49,6 @@ export function publicUser(u: User): PublicUser {
   return rest;
 }
 
-function toUser(item: Record<string, unknown> | undefined): User | undefined {
-  if (!item || typeof item.username !== 'string' || typeof item.passwordHash !== 'string') return undefined;
-  if (!isRole(item.role)) return undefined;
-  const u: User = {
-    username: item.username,
-    passwordHash: item.passwordHash,
-    role: item.role,
-    createdAt: Number(item.createdAt ?? 0),
-    tokensNotBefore: Number(item.tokensNotBefore ?? 0),
-    rev: Number(item.rev ?? 0),
-  };
-  if (typeof item.accountId === 'string') u.accountId = item.accountId;
-  if (typeof item.createdBy === 'string') u.createdBy = item.createdBy;
-  if (typeof item.disabledAt === 'number') u.disabledAt = item.disabledAt;
-  if (typeof item.passwordUpdatedAt === 'number') u.passwordUpdatedAt = item.passwordUpdatedAt;
-  return u;
-}
-
 export interface UserStore {
   get(username: string, opts?: { fresh?: boolean }): Promise<User | undefined>;
   list(): Promise<User[]>;
@@ -91,13 +69,9 @@ export function createUserStore(
   const cacheMs = opts.cacheMs ?? 3000;
   const now = opts.now ?? Date.now;
   const cache = new Map<string, { at: number; user: User | undefined }>();
-  const table = store.t.users;
 
   async function read(username: string): Promise<User | undefined> {
-    const r = await store.doc.send(
-      new GetCommand({ TableName: table, Key: { username }, ConsistentRead: true }),
-    );
-    const user = toUser(r.Item as Record<string, unknown> | undefined);
+    const user = await getUserItem(store, username);
     cache.set(username, { at: now(), user });
     if (cache.size > 10_000) cache.delete(cache.keys().next().value!);
     return user;
@@ -109,52 +83,22 @@ export function createUserStore(
     return u;
   }
 
-  async function update(
-    username: string,
-    expr: string,
-    values: Record<string, unknown>,
-    names?: Record<string, string>,
-  ): Promise<void> {
-    try {
-      await store.doc.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: { username },
-          UpdateExpression: `${expr} ADD rev :one`,
-          ConditionExpression: 'attribute_exists(username)',
-          ExpressionAttributeValues: { ...values, ':one': 1 },
-          ...(names ? { ExpressionAttributeNames: names } : {}),
-        }),
-      );
-    } catch (err) {
-      if (isConditionFailed(err)) throw new UserError('not_found', `user ${username} does not exist`);
-      throw err;
+  async function update(username: string, change: UserChange): Promise<void> {
+    if (!(await updateUser(store, username, change))) {
+      throw new UserError('not_found', `user ${username} does not exist`);
     }
     cache.delete(username);
   }
 
-  async function admins(): Promise<User[]> {
-    return (await list()).filter((u) => u.role === 'admin' && u.disabledAt === undefined);
+  async function list(): Promise<User[]> {
+    return (await scanUserItems(store)).sort((a, b) => a.username.localeCompare(b.username));
   }
 
-  async function list(): Promise<User[]> {
-    const out: User[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await store.doc.send(
-        new ScanCommand({
-          TableName: table,
-          ConsistentRead: true,
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        const u = toUser(item as Record<string, unknown>);
-        if (u) out.push(u);
-      }
-      start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
-    } while (start);
-    return out.sort((a, b) => a.username.localeCompare(b.username));
+  /** Refuses to leave the store without an enabled admin. */
+  async function keepAnAdmin(u: User, what: string): Promise<void> {
+    if (u.role !== 'admin') return;
+    const admins = (await list()).filter((a) => a.role === 'admin' && a.disabledAt === undefined);
+    if (admins.length <= 1) throw new UserError('last_admin', `the last admin cannot be ${what}`);
   }
 
   return {
@@ -166,34 +110,9 @@ export function createUserStore(
     },
     list,
     async create(input) {
-      if (!USERNAME_PATTERN.test(input.username)) {
-        throw new UserError('invalid', 'username must be 1-64 characters of A-Z a-z 0-9 _ . @ -');
-      }
-      const problem = passwordProblem(input.password);
-      if (problem) throw new UserError('invalid', `password ${problem}`);
-      const at = now();
-      const user: User = {
-        username: input.username,
-        accountId: randomBytes(12).toString('base64url'),
-        passwordHash: await hashPassword(input.password),
-        role: input.role,
-        createdAt: at,
-        passwordUpdatedAt: at,
-        tokensNotBefore: 0,
-        rev: 1,
-        ...(input.createdBy ? { createdBy: input.createdBy } : {}),
-      };
-      try {
-        await store.doc.send(
-          new PutCommand({
-            TableName: table,
-            Item: user,
-            ConditionExpression: 'attribute_not_exists(username)',
-          }),
-        );
-      } catch (err) {
-        if (isConditionFailed(err)) throw new UserError('exists', `user ${input.username} already exists`);
-        throw err;
+      const user = await newUser(input, now());
+      if (!(await putNewUser(store, user))) {
+        throw new UserError('exists', `user ${input.username} already exists`);
       }
       cache.delete(input.username);
       return user;
@@ -201,39 +120,49 @@ export function createUserStore(
     async setPassword(username, password) {
       const problem = passwordProblem(password);
       if (problem) throw new UserError('invalid', `password ${problem}`);
-      const hash = await hashPassword(password);
+      const passwordHash = await hashPassword(password);
       const at = now();
-      await update(username, 'SET passwordHash = :h, passwordUpdatedAt = :t, tokensNotBefore = :t', {
-        ':h': hash,
-        ':t': at,
-      });
+      await update(username, { passwordHash, passwordUpdatedAt: at, tokensNotBefore: at });
     },
     async setRole(username, role) {
       const u = await mustExist(username);
-      if (u.role === 'admin' && role !== 'admin' && (await admins()).length <= 1) {
-        throw new UserError('last_admin', 'the last admin cannot be demoted');
-      }
-      await update(
-        username,
-        'SET #r = :r, tokensNotBefore = :t',
-        { ':r': role, ':t': now() },
-        { '#r': 'role' },
-      );
+      if (role !== 'admin') await keepAnAdmin(u, 'demoted');
+      await update(username, { role, tokensNotBefore: now() });
     },
     async revokeTokens(username, at = now()) {
-      await update(username, 'SET tokensNotBefore = :t', { ':t': at });
+      await update(username, { tokensNotBefore: at });
     },
     async delete(username) {
-      const u = await mustExist(username);
-      if (u.role === 'admin' && (await admins()).length <= 1) {
-        throw new UserError('last_admin', 'the last admin cannot be deleted');
-      }
-      await store.doc.send(new DeleteCommand({ TableName: table, Key: { username } }));
+      await keepAnAdmin(await mustExist(username), 'deleted');
+      await deleteUserItem(store, username);
       cache.delete(username);
     },
     clearCache() {
       cache.clear();
     },
+  };
+}
+
+/** A new account: checked name and password, a fresh account id, the password hashed. */
+async function newUser(
+  input: { username: string; password: string; role: Role; createdBy?: string },
+  at: number,
+): Promise<User> {
+  if (!USERNAME_PATTERN.test(input.username)) {
+    throw new UserError('invalid', 'username must be 1-64 characters of A-Z a-z 0-9 _ . @ -');
+  }
+  const problem = passwordProblem(input.password);
+  if (problem) throw new UserError('invalid', `password ${problem}`);
+  return {
+    username: input.username,
+    accountId: randomBytes(12).toString('base64url'),
+    passwordHash: await hashPassword(input.password),
+    role: input.role,
+    createdAt: at,
+    passwordUpdatedAt: at,
+    tokensNotBefore: 0,
+    rev: 1,
+    ...(input.createdBy ? { createdBy: input.createdBy } : {}),
   };
 }
 

@@ -6,8 +6,8 @@
  * tag's members once, and applies them to every tracked agent. MQData.Tag then lags a tag
  * change by at most one poll interval plus the reads (docs/manager.md, "Tags in records").
  *
- * The reads are passed in (the agent status writer sends them), so what the gateway sends to
- * DynamoDB stays in one module (infra-terraform.test.ts checks it against the IAM policy).
+ * The reads are passed in (tag-cache.ts gives it the repository's: store/fleet.ts
+ * readTagRevisions, store/tags.ts queryTagMembers), so the watch itself is plain logic.
  */
 
 /** What the watch updates: an agent's sorted tag list. */
