@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { runSim } from '../../cli/sim-command.js';
+import { runSim } from '../../loadtest/sim/command.js';
 import { numberBody } from '../../loadtest/sim/sequence.js';
 import type { VerifyReport } from '../../loadtest/sim/verify-kafka.js';
 import { grpc } from '../../proto/gen/elkeid.js';
