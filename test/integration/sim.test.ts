@@ -4,8 +4,8 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { runSim } from '../../loadtest/sim/command.js';
 import { decodeItem } from '../../gateway/agent/item.js';
+import { runSim } from '../../loadtest/sim/command.js';
 import { runFleet, runFleetProcesses } from '../../loadtest/sim/fleet.js';
 import type { SimReport } from '../../loadtest/sim/report.js';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';

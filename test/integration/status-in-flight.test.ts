@@ -14,8 +14,8 @@ import { connectAgent, openTransfer, type TransferStream } from '../../loadtest/
 import { numberBody } from '../../loadtest/sim/sequence.js';
 import { verifyTopic } from '../../loadtest/sim/verify-kafka.js';
 import { grpc } from '../../proto/gen/elkeid.js';
-import { startFleetgateProcess, startTestGateway, waitFor } from '../helpers/gateway.js';
-import { BROKER, createTopic, kafkaReady } from '../helpers/kafka.js';
+import { startTestGateway, waitFor } from '../helpers/gateway.js';
+import { BROKER, startKafkaGateway } from '../helpers/kafka.js';
 
 const RUN = 'in-flight';
 const PAD = encodeItem({ pad: 'x'.repeat(200) });
@@ -120,12 +120,8 @@ test('an operator close (and load shedding, the same path) stores what the agent
 test('SIGTERM of the gateway process: every record written before the agent saw UNAVAILABLE is in Kafka', {
   timeout: 120_000,
 }, async (t) => {
-  await kafkaReady();
-  const topic = await createTopic(t);
-  const gw = await startFleetgateProcess(t, 'gateway', {
-    FLEETGATE_KAFKA_BROKERS: BROKER,
-    FLEETGATE_KAFKA_TOPIC: topic,
-  });
+  const gw = await startKafkaGateway(t);
+  const { topic } = gw;
   const AGENTS = 6;
   const streams = await Promise.all(
     Array.from({ length: AGENTS }, async (_, i) => {
