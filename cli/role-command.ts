@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, ENV_DOC, loadConfig } from '../platform/config/env.js';
 import type { Logger } from '../platform/obs/logger.js';
-import { type Preflight, type PreflightRole, preflight } from './preflight.js';
+import type { Preflight, PreflightRole } from './preflight.js';
 
 /** The environment variables, as every role command's `--help` lists them. */
 export function envHelp(): string {
@@ -60,7 +60,9 @@ export async function prepareRole(
     console.error(`fleetgate: ${err.message}`);
     return { ok: false, exitCode: 2 };
   }
-  // Everything that can be checked before a port opens is, with one line per cause.
+  // Everything that can be checked before a port opens is, with one line per cause. Imported
+  // here, so `--help` loads none of what it checks with (PKI, HTTP engines, password policy).
+  const { preflight } = await import('./preflight.js');
   const pre = await preflight(role, config);
   if (pre.problems.length > 0) {
     console.error(`fleetgate ${command}: cannot start:\n  - ${pre.problems.join('\n  - ')}`);
