@@ -3,8 +3,6 @@
  * environment are all reported at once and exit with status 2.
  */
 
-import { ENV_DOC } from '../platform/config/env.js';
-
 // Every command is imported only when it runs: `fleetgate gateway` must not load the simulator
 // (or anything else it does not use), and a missing optional piece breaks only its own command.
 const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }> = {
@@ -35,7 +33,7 @@ const COMMANDS: Record<string, { summary: string; run: (argv: string[]) => Promi
   },
   sim: {
     summary: 'the agent simulator: many Elkeid agents over mTLS, scenarios, a report at the end',
-    run: async (a) => (await import('./sim-command.js')).runSim(a),
+    run: async (a) => (await import('../loadtest/sim/command.js')).runSim(a),
   },
   certs: {
     summary: 'certs init | certs agent: write the CA, server and client certificates',
@@ -54,20 +52,6 @@ export function mainHelp(): string {
     ...Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(width)}  ${v.summary}`),
     '',
     'Run `fleetgate <command> --help` for its options.',
-  ].join('\n');
-}
-
-/** Where a browser on this machine opens the console (a wildcard listen address is not browsable). */
-export function consoleUrl(host: string, port: number): string {
-  const browsable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  return `http://${browsable.includes(':') ? `[${browsable}]` : browsable}:${port}/`;
-}
-
-export function envHelp(): string {
-  const width = Math.max(...ENV_DOC.map(([k]) => k.length));
-  return [
-    'environment (all optional):',
-    ...ENV_DOC.map(([k, d, m]) => `  ${k.padEnd(width)}  ${m} [default: ${d}]`),
   ].join('\n');
 }
 

@@ -1,18 +1,9 @@
 /**
  * `fleetgate manager`: the manager alone (Elkeid Manager, port FLEETGATE_MANAGER_PORT) over the
- * store, registered in discovery as `hids_manage` when FLEETGATE_SD_ADDRS is set. `fleetgate all`
- * starts the same role through `startManagerRole`.
+ * store, registered in discovery as `hids_manage` when FLEETGATE_SD_ADDRS is set. The role is
+ * built by manager/process.ts, as in `fleetgate all`.
  */
-import { parseArgs } from 'node:util';
-import { createRegistrarMetrics } from '../discovery/metrics.js';
-import { startManagerRole } from '../manager/role.js';
-import { SecretError } from '../manager/secret.js';
-import { type Config, ConfigError, loadConfig, resolveAksk } from '../platform/config/env.js';
-import { createLogger } from '../platform/obs/logger.js';
-import { createMetrics } from '../platform/obs/metrics.js';
-import { openStore } from '../platform/store/open.js';
-import { consoleUrl, envHelp } from './main.js';
-import { preflight } from './preflight.js';
+import { consoleUrl, envHelp, prepareRole, untilSignal } from './role-command.js';
 
 function help(): string {
   return `usage: fleetgate manager [--help]
@@ -28,101 +19,37 @@ ${envHelp()}
 }
 
 export async function runManager(argv: string[]): Promise<number> {
+  const prepared = await prepareRole('manager', 'manager', argv, help);
+  if (!prepared.ok) return prepared.exitCode;
+  const { config } = prepared;
+  const [{ createProcessContext }, { startManagerFromConfig }, { SecretError }] = await Promise.all([
+    import('./process-context.js'),
+    import('../manager/process.js'),
+    import('../manager/secret.js'),
+  ]);
+  const ctx = createProcessContext(config);
+  let started: Awaited<ReturnType<typeof startManagerFromConfig>>;
   try {
-    const { values } = parseArgs({
-      args: argv,
-      options: { help: { type: 'boolean', short: 'h' } },
-      strict: true,
-    });
-    if (values.help) {
-      console.log(help());
-      return 0;
-    }
+    started = await startManagerFromConfig(ctx);
   } catch (err) {
-    console.error(`fleetgate manager: ${(err as Error).message}\n\n${help()}`);
-    return 2;
-  }
-  let config: Readonly<Config>;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`fleetgate: ${err.message}`);
-      return 2;
-    }
-    throw err;
-  }
-  const pre = await preflight('manager', config);
-  if (pre.problems.length > 0) {
-    console.error(`fleetgate manager: cannot start:\n  - ${pre.problems.join('\n  - ')}`);
-    return 2;
-  }
-  const logger = createLogger(config.logLevel);
-  const metrics = createMetrics();
-  const aksk = resolveAksk(config);
-  let store: Awaited<ReturnType<typeof openStore>>;
-  try {
-    store = await openStore(config, { logger });
-  } catch (err) {
-    console.error(`fleetgate manager: cannot start: ${(err as Error).message}`);
-    return 2;
-  }
-  const remote = config.sdAddrs.filter((a) => a !== 'all');
-  const [ak, sk] = aksk[0]!;
-  let role: Awaited<ReturnType<typeof startManagerRole>>;
-  try {
-    role = await startManagerRole({
-      config,
-      store,
-      logger,
-      registry: metrics.registry,
-      aksk,
-      ...(remote.length > 0
-        ? {
-            registrar: {
-              target: { sdAddrs: remote, ak, sk },
-              metrics: createRegistrarMetrics(metrics.registry),
-            },
-          }
-        : {}),
-    });
-  } catch (err) {
-    await store.close();
     if (err instanceof SecretError) {
       console.error(`fleetgate manager: refusing to start: ${err.message}`);
       return 1;
     }
-    throw err;
+    console.error(`fleetgate manager: cannot start: ${(err as Error).message}`);
+    return 2;
   }
+  const { port } = started.manager;
   console.log(
     [
       'fleetgate manager is up',
-      `  manager API        http://${config.apiHost}:${role.port}   (store: ${store.kind})`,
-      `  operator console   ${consoleUrl(config.apiHost, role.port)}`,
-      `  sign in            POST http://${config.advertiseHost}:${role.port}/api/v1/user/login {"username","password"}`,
-      remote.length > 0
-        ? `  registered as      hids_manage with ${remote.join(', ')}`
+      `  manager API        http://${config.apiHost}:${port}   (store: ${started.storeKind})`,
+      `  operator console   ${consoleUrl(config.apiHost, port)}`,
+      `  sign in            POST http://${config.advertiseHost}:${port}/api/v1/user/login {"username","password"}`,
+      started.registeredWith.length > 0
+        ? `  registered as      hids_manage with ${started.registeredWith.join(', ')}`
         : '  discovery          not registered (set FLEETGATE_SD_ADDRS)',
     ].join('\n'),
   );
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) process.exit(1);
-      stopping = true;
-      logger.info({ signal }, 'shutting down');
-      (async () => {
-        await role.close();
-        await store.close();
-      })().then(
-        () => resolve(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  return untilSignal(ctx.logger, started.drain);
 }

@@ -50,17 +50,23 @@ async function readStdin(): Promise<string> {
     .replace(/\r?\n$/, '');
 }
 
-export async function runUsers(argv: string[]): Promise<number> {
-  let parsed: ReturnType<
-    typeof parseArgs<{
-      options: {
-        help: { type: 'boolean'; short: 'h' };
-        role: { type: 'string' };
-        'password-stdin': { type: 'boolean' };
-      };
-      allowPositionals: true;
-    }>
-  >;
+type UsersCommand = 'add' | 'passwd' | 'list' | 'delete';
+
+/** One `fleetgate users` invocation, its arguments checked. */
+interface UsersRequest {
+  command: UsersCommand;
+  /** The user's name (every command but `list`). */
+  name: string;
+  role: Role;
+  passwordStdin: boolean;
+}
+
+/** The request, or the exit status when there is nothing to run (help, bad arguments). */
+function parseUsersArgs(argv: string[]): UsersRequest | number {
+  let parsed: {
+    values: { help?: boolean; role?: string; 'password-stdin'?: boolean };
+    positionals: string[];
+  };
   try {
     parsed = parseArgs({
       args: argv,
@@ -87,14 +93,21 @@ export async function runUsers(argv: string[]): Promise<number> {
     console.error(`fleetgate users: bad arguments\n\n${HELP}`);
     return 2;
   }
-  let role: Role = 'viewer';
-  if (values.role !== undefined) {
-    if (!isRole(values.role)) {
-      console.error(`fleetgate users: --role must be one of ${ROLES.join(', ')}`);
-      return 2;
-    }
-    role = values.role;
+  if (values.role !== undefined && !isRole(values.role)) {
+    console.error(`fleetgate users: --role must be one of ${ROLES.join(', ')}`);
+    return 2;
   }
+  return {
+    command: command as UsersCommand,
+    name: name ?? '',
+    role: (values.role as Role | undefined) ?? 'viewer',
+    passwordStdin: values['password-stdin'] === true,
+  };
+}
+
+export async function runUsers(argv: string[]): Promise<number> {
+  const request = parseUsersArgs(argv);
+  if (typeof request === 'number') return request;
   let config: Readonly<Config>;
   try {
     config = loadConfig();
@@ -116,64 +129,7 @@ export async function runUsers(argv: string[]): Promise<number> {
     return 1;
   }
   try {
-    const managerStore = createManagerStore(store.client, config.tablePrefix);
-    const users = createUserStore(managerStore);
-    const keys = createApiKeyStore(managerStore);
-    const audit = createAuditLog(managerStore);
-    // Changes made here bypass the API; they go to the same audit log, as this OS account.
-    const record = (detail: Record<string, unknown>) =>
-      audit.write({
-        actor: `cli:${cliAccount()}`,
-        action: `fleetgate users ${command}`,
-        sourceIp: 'local',
-        target: `user:${name}`,
-        detail,
-        status: 200,
-      });
-    const password = async (): Promise<{ value: string; generated: boolean }> =>
-      values['password-stdin']
-        ? { value: await readStdin(), generated: false }
-        : { value: generatePassword(), generated: true };
-    switch (command) {
-      case 'list': {
-        const list = await users.list();
-        for (const u of list) {
-          console.log(
-            `${u.username}\t${u.role}\tcreated ${new Date(u.createdAt).toISOString()}${u.createdBy ? ` by ${u.createdBy}` : ''}`,
-          );
-        }
-        if (list.length === 0)
-          console.log('(no users: the manager creates the first admin at its first start)');
-        return 0;
-      }
-      case 'add': {
-        const p = await password();
-        await users.create({ username: name!, password: p.value, role, createdBy: 'cli' });
-        await record({ role });
-        console.log(
-          `created ${name} (${role})${p.generated ? ` with password ${p.value}  (shown once)` : ''}`,
-        );
-        return 0;
-      }
-      case 'passwd': {
-        const p = await password();
-        await users.setPassword(name!, p.value);
-        const revoked = await keys.revokeAllOf(name!);
-        await record({ apiKeysRevoked: revoked });
-        console.log(
-          `password of ${name} changed${p.generated ? ` to ${p.value}  (shown once)` : ''}; its sessions are signed out and ${revoked} API key(s) revoked`,
-        );
-        return 0;
-      }
-      case 'delete': {
-        await users.delete(name!);
-        const revoked = await keys.revokeAllOf(name!);
-        await record({ apiKeysRevoked: revoked });
-        console.log(`deleted ${name}; ${revoked} API key(s) revoked`);
-        return 0;
-      }
-    }
-    return 2;
+    return await runOnStore(request, createManagerStore(store.client, config.tablePrefix));
   } catch (err) {
     if (err instanceof UserError) {
       console.error(`fleetgate users: ${err.message}`);
@@ -182,5 +138,66 @@ export async function runUsers(argv: string[]): Promise<number> {
     throw err;
   } finally {
     await store.close();
+  }
+}
+
+async function runOnStore(
+  req: UsersRequest,
+  managerStore: ReturnType<typeof createManagerStore>,
+): Promise<number> {
+  const { command, name, role } = req;
+  const users = createUserStore(managerStore);
+  const keys = createApiKeyStore(managerStore);
+  const audit = createAuditLog(managerStore);
+  // Changes made here bypass the API; they go to the same audit log, as this OS account.
+  const record = (detail: Record<string, unknown>) =>
+    audit.write({
+      actor: `cli:${cliAccount()}`,
+      action: `fleetgate users ${command}`,
+      sourceIp: 'local',
+      target: `user:${name}`,
+      detail,
+      status: 200,
+    });
+  const password = async (): Promise<{ value: string; generated: boolean }> =>
+    req.passwordStdin
+      ? { value: await readStdin(), generated: false }
+      : { value: generatePassword(), generated: true };
+  switch (command) {
+    case 'list': {
+      const list = await users.list();
+      for (const u of list) {
+        console.log(
+          `${u.username}\t${u.role}\tcreated ${new Date(u.createdAt).toISOString()}${u.createdBy ? ` by ${u.createdBy}` : ''}`,
+        );
+      }
+      if (list.length === 0)
+        console.log('(no users: the manager creates the first admin at its first start)');
+      return 0;
+    }
+    case 'add': {
+      const p = await password();
+      await users.create({ username: name, password: p.value, role, createdBy: 'cli' });
+      await record({ role });
+      console.log(`created ${name} (${role})${p.generated ? ` with password ${p.value}  (shown once)` : ''}`);
+      return 0;
+    }
+    case 'passwd': {
+      const p = await password();
+      await users.setPassword(name, p.value);
+      const revoked = await keys.revokeAllOf(name);
+      await record({ apiKeysRevoked: revoked });
+      console.log(
+        `password of ${name} changed${p.generated ? ` to ${p.value}  (shown once)` : ''}; its sessions are signed out and ${revoked} API key(s) revoked`,
+      );
+      return 0;
+    }
+    case 'delete': {
+      await users.delete(name);
+      const revoked = await keys.revokeAllOf(name);
+      await record({ apiKeysRevoked: revoked });
+      console.log(`deleted ${name}; ${revoked} API key(s) revoked`);
+      return 0;
+    }
   }
 }

@@ -125,197 +125,210 @@ function toInstance(item: Record<string, unknown>): RegistryInstance | null {
   return out;
 }
 
+/** The registry table as the functions below use it. */
+interface RegistryTable {
+  doc: DynamoDBDocumentClient;
+  table: string;
+  ttlMs: number;
+  consistentRead: boolean;
+}
+
+const PK = TABLES.registry.pk.name; // name
+const SK = TABLES.registry.sk.name; // instance
+const TTL = TABLES.registry.ttl; // expiresAt (epoch seconds)
+
+const keyOf = (name: string, ip: string, port: number) => ({ [PK]: name, [SK]: instanceKey(ip, port) });
+
+/** Renews a live registration (weight, load, times; `extra` and `createdAt` stay); false when none is live. */
+async function renewInstance(r: RegistryTable, input: RegisterInput, t: number): Promise<boolean> {
+  const set = ['#w = :w', 'updatedAt = :now', '#ttl = :exp', 'expiresAtMs = :expMs'];
+  const remove: string[] = [];
+  const names: Record<string, string> = { '#w': 'weight', '#ttl': TTL };
+  const values: Record<string, unknown> = {
+    ':w': input.weight,
+    ':now': t,
+    ':exp': Math.ceil((t + r.ttlMs) / 1000),
+    ':expMs': t + r.ttlMs,
+    ':t': t,
+  };
+  // limit is a reserved word in DynamoDB expressions: every optional field goes through a name.
+  for (const field of ['limit', 'cpu', 'mem', 'version'] as const) {
+    names[`#${field}`] = field;
+    const v = input[field];
+    if (v === undefined) remove.push(`#${field}`);
+    else {
+      set.push(`#${field} = :${field}`);
+      values[`:${field}`] = v;
+    }
+  }
+  try {
+    await r.doc.send(
+      new UpdateCommand({
+        TableName: r.table,
+        Key: keyOf(input.name, input.ip, input.port),
+        UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
+        ConditionExpression: 'attribute_exists(#sk) AND expiresAtMs > :t',
+        ExpressionAttributeNames: { ...names, '#sk': SK },
+        ExpressionAttributeValues: values,
+      }),
+    );
+    return true;
+  } catch (err) {
+    if (err instanceof ConditionalCheckFailedException) return false;
+    throw err;
+  }
+}
+
+/** Creates a registration where none is live; false when another registrant's is. */
+async function createInstance(r: RegistryTable, input: RegisterInput, t: number): Promise<boolean> {
+  const item: Record<string, unknown> = {
+    ...keyOf(input.name, input.ip, input.port),
+    ip: input.ip,
+    port: input.port,
+    weight: input.weight,
+    extra: JSON.stringify(input.extra === undefined ? {} : input.extra),
+    limit: input.limit,
+    cpu: input.cpu,
+    mem: input.mem,
+    version: input.version,
+    createdAt: t,
+    updatedAt: t,
+    [TTL]: Math.ceil((t + r.ttlMs) / 1000),
+    expiresAtMs: t + r.ttlMs,
+  };
+  try {
+    await r.doc.send(
+      new PutCommand({
+        TableName: r.table,
+        Item: item,
+        ConditionExpression:
+          'attribute_not_exists(#sk) OR expiresAtMs <= :t OR attribute_not_exists(expiresAtMs)',
+        ExpressionAttributeNames: { '#sk': SK },
+        ExpressionAttributeValues: { ':t': t },
+      }),
+    );
+    return true;
+  } catch (err) {
+    if (err instanceof ConditionalCheckFailedException) return false;
+    throw err;
+  }
+}
+
+/** The live instances of `name`, every page. */
+async function listInstances(r: RegistryTable, name: string, t: number): Promise<RegistryInstance[]> {
+  const out: RegistryInstance[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await r.doc.send(
+      new QueryCommand({
+        TableName: r.table,
+        KeyConditionExpression: '#n = :n',
+        ExpressionAttributeNames: { '#n': PK },
+        ExpressionAttributeValues: { ':n': name },
+        ConsistentRead: r.consistentRead,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    for (const item of (page.Items ?? []) as Record<string, unknown>[]) {
+      const inst = toInstance(item);
+      if (inst && inst.expiresAtMs > t) out.push(inst);
+    }
+    start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
+  } while (start);
+  return out;
+}
+
+async function scanAll(
+  r: RegistryTable,
+  projection: string,
+  names: Record<string, string>,
+): Promise<Record<string, unknown>[]> {
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await r.doc.send(
+      new ScanCommand({
+        TableName: r.table,
+        ProjectionExpression: projection,
+        ExpressionAttributeNames: names,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      }),
+    );
+    items.push(...((page.Items ?? []) as Record<string, unknown>[]));
+    start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
+  } while (start);
+  return items;
+}
+
+function live(item: Record<string, unknown>, t: number): boolean {
+  const ms = isFiniteNumber(item.expiresAtMs)
+    ? item.expiresAtMs
+    : isFiniteNumber(item[TTL])
+      ? (item[TTL] as number) * 1000
+      : 0;
+  return ms > t;
+}
+
+/** Live instances per service name (a Scan of the small table). */
+async function scanCounts(r: RegistryTable, t: number): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  const items = await scanAll(r, '#n, expiresAtMs, #ttl', { '#n': PK, '#ttl': TTL });
+  for (const item of items) {
+    const n = item[PK];
+    if (typeof n !== 'string' || !live(item, t)) continue;
+    counts.set(n, (counts.get(n) ?? 0) + 1);
+  }
+  return counts;
+}
+
 export function createRegistryStore(opts: RegistryStoreOptions): RegistryStore {
-  const doc = DynamoDBDocumentClient.from(opts.client, {
-    marshallOptions: { removeUndefinedValues: true },
-  });
-  const table = tableName(opts.tablePrefix, 'registry');
-  const def = TABLES.registry;
   const ttlMs = opts.ttlMs ?? DEFAULT_TTL_MS;
   if (!(ttlMs > 0)) throw new Error(`registry ttlMs must be positive, got ${ttlMs}`);
+  const r: RegistryTable = {
+    doc: DynamoDBDocumentClient.from(opts.client, { marshallOptions: { removeUndefinedValues: true } }),
+    table: tableName(opts.tablePrefix, 'registry'),
+    ttlMs,
+    consistentRead: opts.consistentRead ?? false,
+  };
   const now = opts.now ?? Date.now;
   const namesCacheMs = opts.namesCacheMs ?? 5000;
-  const consistentRead = opts.consistentRead ?? false;
-  const PK = def.pk.name; // name
-  const SK = def.sk.name; // instance
-  const TTL = def.ttl; // expiresAt (epoch seconds)
-
   let namesCache: { at: number; names: string[] } | undefined;
   let namesInflight: Promise<string[]> | undefined;
-
-  const key = (name: string, ip: string, port: number) => ({ [PK]: name, [SK]: instanceKey(ip, port) });
-
-  async function renew(input: RegisterInput, t: number): Promise<boolean> {
-    const set = ['#w = :w', 'updatedAt = :now', '#ttl = :exp', 'expiresAtMs = :expMs'];
-    const remove: string[] = [];
-    const names: Record<string, string> = { '#w': 'weight', '#ttl': TTL };
-    const values: Record<string, unknown> = {
-      ':w': input.weight,
-      ':now': t,
-      ':exp': Math.ceil((t + ttlMs) / 1000),
-      ':expMs': t + ttlMs,
-      ':t': t,
-    };
-    // limit is a reserved word in DynamoDB expressions: every optional field goes through a name.
-    for (const field of ['limit', 'cpu', 'mem', 'version'] as const) {
-      names[`#${field}`] = field;
-      const v = input[field];
-      if (v === undefined) remove.push(`#${field}`);
-      else {
-        set.push(`#${field} = :${field}`);
-        values[`:${field}`] = v;
-      }
-    }
-    try {
-      await doc.send(
-        new UpdateCommand({
-          TableName: table,
-          Key: key(input.name, input.ip, input.port),
-          UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
-          ConditionExpression: 'attribute_exists(#sk) AND expiresAtMs > :t',
-          ExpressionAttributeNames: { ...names, '#sk': SK },
-          ExpressionAttributeValues: values,
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return false;
-      throw err;
-    }
-  }
-
-  async function create(input: RegisterInput, t: number): Promise<boolean> {
-    const item: Record<string, unknown> = {
-      ...key(input.name, input.ip, input.port),
-      ip: input.ip,
-      port: input.port,
-      weight: input.weight,
-      extra: JSON.stringify(input.extra === undefined ? {} : input.extra),
-      limit: input.limit,
-      cpu: input.cpu,
-      mem: input.mem,
-      version: input.version,
-      createdAt: t,
-      updatedAt: t,
-      [TTL]: Math.ceil((t + ttlMs) / 1000),
-      expiresAtMs: t + ttlMs,
-    };
-    try {
-      await doc.send(
-        new PutCommand({
-          TableName: table,
-          Item: item,
-          ConditionExpression:
-            'attribute_not_exists(#sk) OR expiresAtMs <= :t OR attribute_not_exists(expiresAtMs)',
-          ExpressionAttributeNames: { '#sk': SK },
-          ExpressionAttributeValues: { ':t': t },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return false;
-      throw err;
-    }
-  }
-
-  async function scanAll(
-    projection: string,
-    names: Record<string, string>,
-  ): Promise<Record<string, unknown>[]> {
-    const items: Record<string, unknown>[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await doc.send(
-        new ScanCommand({
-          TableName: table,
-          ProjectionExpression: projection,
-          ExpressionAttributeNames: names,
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      items.push(...((page.Items ?? []) as Record<string, unknown>[]));
-      start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
-    } while (start);
-    return items;
-  }
-
-  function live(item: Record<string, unknown>, t: number): boolean {
-    const ms = isFiniteNumber(item.expiresAtMs)
-      ? item.expiresAtMs
-      : isFiniteNumber(item[TTL])
-        ? (item[TTL] as number) * 1000
-        : 0;
-    return ms > t;
-  }
-
-  async function scanCounts(): Promise<Map<string, number>> {
-    const t = now();
-    const counts = new Map<string, number>();
-    const items = await scanAll('#n, expiresAtMs, #ttl', { '#n': PK, '#ttl': TTL });
-    for (const item of items) {
-      const n = item[PK];
-      if (typeof n !== 'string' || !live(item, t)) continue;
-      counts.set(n, (counts.get(n) ?? 0) + 1);
-    }
-    return counts;
-  }
 
   return {
     ttlMs,
 
     async register(input) {
       const t = now();
-      if (await renew(input, t)) return { created: false };
-      if (await create(input, t)) {
+      if (await renewInstance(r, input, t)) return { created: false };
+      if (await createInstance(r, input, t)) {
         namesCache = undefined;
         return { created: true };
       }
       // Another registrant of the same instance created it between our two writes.
-      if (await renew(input, now())) return { created: false };
+      if (await renewInstance(r, input, now())) return { created: false };
       throw new Error(`registry: could not register ${input.name} ${instanceKey(input.ip, input.port)}`);
     },
 
     async evict(name, ip, port) {
-      await doc.send(new DeleteCommand({ TableName: table, Key: key(name, ip, port) }));
+      await r.doc.send(new DeleteCommand({ TableName: r.table, Key: keyOf(name, ip, port) }));
     },
 
     async evictMany(instances) {
-      const requests = instances.map((x) => ({ DeleteRequest: { Key: key(x.name, x.ip, x.port) } }));
-      await batchWriteAll(doc, table, requests, 'registry evictions', {
+      const requests = instances.map((x) => ({ DeleteRequest: { Key: keyOf(x.name, x.ip, x.port) } }));
+      await batchWriteAll(r.doc, r.table, requests, 'registry evictions', {
         maxAttempts: 5,
         baseDelayMs: 50,
         maxDelayMs: Number.POSITIVE_INFINITY,
       });
     },
 
-    async list(name) {
-      const t = now();
-      const out: RegistryInstance[] = [];
-      let start: Record<string, unknown> | undefined;
-      do {
-        const page = await doc.send(
-          new QueryCommand({
-            TableName: table,
-            KeyConditionExpression: '#n = :n',
-            ExpressionAttributeNames: { '#n': PK },
-            ExpressionAttributeValues: { ':n': name },
-            ConsistentRead: consistentRead,
-            ...(start ? { ExclusiveStartKey: start } : {}),
-          }),
-        );
-        for (const item of (page.Items ?? []) as Record<string, unknown>[]) {
-          const inst = toInstance(item);
-          if (inst && inst.expiresAtMs > t) out.push(inst);
-        }
-        start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
-      } while (start);
-      return out;
-    },
+    list: (name) => listInstances(r, name, now()),
 
     async names(o = {}) {
       const maxAge = o.maxAgeMs ?? namesCacheMs;
       if (namesCache && now() - namesCache.at < maxAge) return namesCache.names;
-      namesInflight ??= scanCounts()
+      namesInflight ??= scanCounts(r, now())
         .then((counts) => {
           const names = [...counts.keys()].sort();
           namesCache = { at: now(), names };
@@ -328,7 +341,7 @@ export function createRegistryStore(opts: RegistryStoreOptions): RegistryStore {
     },
 
     async summary() {
-      const counts = await scanCounts();
+      const counts = await scanCounts(r, now());
       namesCache = { at: now(), names: [...counts.keys()].sort() };
       return Object.fromEntries([...counts].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
     },

@@ -17,15 +17,15 @@ import { createRouter } from '../platform/http/router.js';
 import type { Handler, HttpRequest, HttpResponse, Route } from '../platform/http/types.js';
 import type { Logger } from '../platform/obs/logger.js';
 import {
-  goJson,
-  instanceId,
-  type PreparedDetail,
-  type PreparedEntry,
-  pickDetail,
-  prepareDetail,
-  sortKeysDeep,
-} from './balance.js';
-import { CachedValue, type CacheTiming, DEFAULT_CACHE_TIMING, type Read } from './cache.js';
+  type AnswerCaches,
+  createAnswerCaches,
+  createHeardRegistrants,
+  createStoreWatch,
+  type HeardRegistrants,
+  type StoreWatch,
+} from './answer-state.js';
+import { goJson, instanceId, pickDetail, sortKeysDeep } from './balance.js';
+import { type CacheTiming, DEFAULT_CACHE_TIMING, type Read } from './cache.js';
 import type { DiscoveryMetrics } from './metrics.js';
 import type { RegisterInput, RegistryStore } from './registry-store.js';
 
@@ -150,209 +150,133 @@ export interface DiscoveryRoutes {
   clearCache(): void;
 }
 
-interface DetailValue {
-  prepared: PreparedDetail;
+/** What the handlers share: options, clock, and the state of answer-state.ts. */
+interface RouteState {
+  opts: DiscoveryRoutesOptions;
+  now: () => number;
+  random: () => number;
+  watch: StoreWatch;
+  heard: HeardRegistrants;
+  caches: AnswerCaches;
+}
+
+function answer<T>(
+  s: RouteState,
+  path: string,
+  r: Read<T>,
+  body: (value: T, stale: boolean) => string,
+): HttpResponse {
+  if (!r.ok) {
+    s.opts.metrics.unavailable.inc({ path });
+    return UNAVAILABLE();
+  }
+  if (!r.stale) return raw(200, body(r.value, false));
+  s.opts.metrics.staleAnswers.inc({ path });
+  return raw(200, body(r.value, true), { [STALE_HEADER]: String(Math.ceil(r.ageMs / 1000)) });
+}
+
+async function detail(s: RouteState, req: HttpRequest): Promise<HttpResponse> {
+  const q = new URLSearchParams(req.query);
+  const name = q.get('name');
+  if (!name) return NO_SERVER_NAME();
+  const count = parseCount(q.get('count'));
+  let cache = s.caches.detail(name);
+  if (!cache) {
+    if ((await s.caches.isKnown(name)) === false) return raw(200, '{"data":[],"msg":"ok"}');
+    cache = s.caches.detailOrNew(name);
+  }
+  const r = cache.peek() ?? (await cache.read());
+  return answer(s, '/registry/detail', r, (v, stale) => {
+    // A stale answer cannot trust the stored expiry (renewals fail too): what this node heard
+    // decides (keepWhenStale).
+    const picked = stale
+      ? pickDetail(v.prepared, count, undefined, s.random, s.heard.keepWhenStale)
+      : pickDetail(v.prepared, count, s.now(), s.random, undefined);
+    return `{"data":${picked},"msg":"ok"}`;
+  });
+}
+
+async function register(s: RouteState, req: HttpRequest): Promise<HttpResponse> {
+  const input = parseRegister(req.body);
+  if (!input) return POST_DATA_ERROR();
+  s.heard.registered(instanceId(input), s.now());
+  try {
+    const { created } = await s.watch.timed('register', () => s.opts.store.register(input));
+    if (created) s.caches.detail(input.name)?.invalidate();
+  } catch (err) {
+    s.opts.logger.warn({ err, name: input.name, ip: input.ip, port: input.port }, 'register failed');
+    return UNAVAILABLE();
+  }
+  return OK();
+}
+
+async function evict(s: RouteState, req: HttpRequest): Promise<HttpResponse> {
+  const b = parseObject(req.body);
+  const key = b && parseInstanceKey(b);
+  if (!key) return POST_DATA_ERROR();
+  s.heard.evicted(instanceId(key));
+  try {
+    await s.watch.timed('evict', () => s.opts.store.evict(key.name, key.ip, key.port));
+    s.caches.detail(key.name)?.invalidate();
+  } catch (err) {
+    s.opts.logger.warn({ err, ...key }, 'evict failed');
+    return UNAVAILABLE();
+  }
+  return OK();
+}
+
+/**
+ * Elkeid nodes push their registrations to each other; ours share the store, so a sync from an
+ * old Elkeid peer is acknowledged and not applied.
+ */
+function sync(req: HttpRequest): HttpResponse {
+  const b = parseObject(req.body);
+  if (!b || (b.data !== undefined && b.data !== null && !Array.isArray(b.data))) return POST_DATA_ERROR();
+  return OK();
+}
+
+async function summary(s: RouteState): Promise<HttpResponse> {
+  const r = s.caches.summary.peek() ?? (await s.caches.summary.read());
+  return answer(s, '/registry/summary', r, (v) => {
+    // Built by hand: a JS object would put integer-like names first, Go sorts every key as text.
+    const fields = Object.keys(v)
+      .sort()
+      .map((k) => `${goJson(k)}:${v[k]}`);
+    return `{"data":{${fields.join(',')}},"msg":"ok"}`;
+  });
+}
+
+async function list(s: RouteState): Promise<HttpResponse> {
+  const r = s.caches.list.peek() ?? (await s.caches.list.read());
+  return answer(s, '/registry/list', r, (v) => `{"data":${goJson(v)},"msg":"ok"}`);
 }
 
 export function discoveryRoutes(opts: DiscoveryRoutesOptions): DiscoveryRoutes {
-  const { store, metrics } = opts;
-  const log = opts.logger;
   const now = opts.now ?? Date.now;
-  const random = opts.random ?? Math.random;
-  const timing: CacheTiming = { ...DEFAULT_CACHE_TIMING, ...opts.cache };
-  const maxNames = opts.maxCachedNames ?? 1024;
-  const members = opts.members ?? (() => [opts.self]);
-
-  let storeUp: boolean | undefined;
-  function storeResult(op: string, ok: boolean, seconds: number, err?: unknown): void {
-    metrics.storeOps.inc({ op, result: ok ? 'ok' : 'error' });
-    metrics.storeSeconds.observe({ op }, seconds);
-    metrics.storeUp.set(ok ? 1 : 0);
-    if (storeUp !== ok) {
-      if (!ok)
-        log.error({ err, op }, 'registry store unavailable: serving the last good answers, marked stale');
-      else if (storeUp === false) log.info({ op }, 'registry store available again');
-      storeUp = ok;
-    }
-  }
-  async function timed<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    const t0 = performance.now();
-    try {
-      const v = await fn();
-      storeResult(op, true, (performance.now() - t0) / 1000);
-      return v;
-    } catch (err) {
-      storeResult(op, false, (performance.now() - t0) / 1000, err);
-      throw err;
-    }
-  }
-
-  // What this node heard from registrants itself, whatever the store made of it: while the
-  // store is down (stale answers) a gateway that deregistered, or whose renewals stopped for
-  // longer than the TTL, is left out, and one that keeps renewing through this node stays.
-  const heard = new Map<string, number>(); // instanceId -> last register request
-  const evicted = new Set<string>();
-  const ttlMs = store.ttlMs;
-  function heardFrom(id: string, at: number): void {
-    evicted.delete(id);
-    heard.set(id, at);
-    if (heard.size > 100_000) for (const [k, t] of heard) if (t < at - ttlMs) heard.delete(k);
-  }
-  function keepWhenStale(e: PreparedEntry): boolean {
-    if (evicted.has(e.id)) return false;
-    const t = now();
-    return e.expiresAtMs > t || (heard.get(e.id) ?? Number.NEGATIVE_INFINITY) > t - ttlMs;
-  }
-
-  const details = new Map<string, CachedValue<DetailValue>>();
-  function detailCache(name: string): CachedValue<DetailValue> {
-    let c = details.get(name);
-    if (c) return c;
-    c = new CachedValue(
-      async () => {
-        const instances = await store.list(name);
-        metrics.instances.set({ name }, instances.length);
-        return { prepared: prepareDetail(instances, now()) };
-      },
-      timing,
-      now,
-      { onLoad: (ok, s, err) => storeResult('query', ok, s, err) },
-    );
-    details.set(name, c);
-    if (details.size > maxNames) {
-      const oldest = details.keys().next();
-      if (!oldest.done) details.delete(oldest.value);
-    }
-    return c;
-  }
-  const listCache = new CachedValue(() => store.names({ maxAgeMs: timing.freshMs }), timing, now, {
-    onLoad: (ok, s, err) => storeResult('scan', ok, s, err),
-  });
-  const summaryCache = new CachedValue(
-    async () => {
-      const counts = await store.summary();
-      for (const [name, n] of Object.entries(counts)) metrics.instances.set({ name }, n);
-      return counts;
-    },
-    timing,
+  const watch = createStoreWatch(opts.metrics, opts.logger);
+  const s: RouteState = {
+    opts,
     now,
-    {
-      onLoad: (ok, s, err) => storeResult('scan', ok, s, err),
-    },
-  );
-
-  /**
-   * Whether `name` has instances, from the store's cached name list (rescanned at most every
-   * freshMs for a name it does not know). Keeps requests for made-up names from costing a Query
-   * each. Undefined when the store cannot say.
-   */
-  async function isKnown(name: string): Promise<boolean | undefined> {
-    try {
-      if ((await store.names()).includes(name)) return true;
-      return (await timed('scan', () => store.names({ maxAgeMs: timing.freshMs }))).includes(name);
-    } catch {
-      return undefined;
-    }
-  }
-
-  function answer<T>(path: string, r: Read<T>, body: (value: T, stale: boolean) => string): HttpResponse {
-    if (!r.ok) {
-      metrics.unavailable.inc({ path });
-      return UNAVAILABLE();
-    }
-    if (!r.stale) return raw(200, body(r.value, false));
-    metrics.staleAnswers.inc({ path });
-    return raw(200, body(r.value, true), { [STALE_HEADER]: String(Math.ceil(r.ageMs / 1000)) });
-  }
-
-  async function detail(req: HttpRequest): Promise<HttpResponse> {
-    const q = new URLSearchParams(req.query);
-    const name = q.get('name');
-    if (!name) return NO_SERVER_NAME();
-    const count = parseCount(q.get('count'));
-    let cache = details.get(name);
-    if (!cache) {
-      if ((await isKnown(name)) === false) return raw(200, '{"data":[],"msg":"ok"}');
-      cache = detailCache(name);
-    }
-    const r = cache.peek() ?? (await cache.read());
-    return answer(
-      '/registry/detail',
-      r,
-      (v, stale) =>
-        // A stale answer cannot trust the stored expiry (renewals fail too): what this node
-        // heard decides (keepWhenStale).
-        `{"data":${pickDetail(v.prepared, count, stale ? undefined : now(), random, stale ? keepWhenStale : undefined)},"msg":"ok"}`,
-    );
-  }
-
-  async function register(req: HttpRequest): Promise<HttpResponse> {
-    const input = parseRegister(req.body);
-    if (!input) return POST_DATA_ERROR();
-    heardFrom(instanceId(input), now());
-    try {
-      const { created } = await timed('register', () => store.register(input));
-      if (created) details.get(input.name)?.invalidate();
-    } catch (err) {
-      log.warn({ err, name: input.name, ip: input.ip, port: input.port }, 'register failed');
-      return UNAVAILABLE();
-    }
-    return OK();
-  }
-
-  async function evict(req: HttpRequest): Promise<HttpResponse> {
-    const b = parseObject(req.body);
-    const key = b && parseInstanceKey(b);
-    if (!key) return POST_DATA_ERROR();
-    evicted.add(instanceId(key));
-    heard.delete(instanceId(key));
-    try {
-      await timed('evict', () => store.evict(key.name, key.ip, key.port));
-      details.get(key.name)?.invalidate();
-    } catch (err) {
-      log.warn({ err, ...key }, 'evict failed');
-      return UNAVAILABLE();
-    }
-    return OK();
-  }
-
+    random: opts.random ?? Math.random,
+    watch,
+    heard: createHeardRegistrants(opts.store.ttlMs, now),
+    caches: createAnswerCaches({
+      store: opts.store,
+      metrics: opts.metrics,
+      watch,
+      timing: { ...DEFAULT_CACHE_TIMING, ...opts.cache },
+      maxNames: opts.maxCachedNames ?? 1024,
+      now,
+    }),
+  };
+  const members = opts.members ?? (() => [opts.self]);
   const routes: Route[] = [
-    { method: 'POST', path: '/registry/register', auth: 'aksk', handler: register },
-    { method: 'POST', path: '/registry/evict', auth: 'aksk', handler: evict },
-    {
-      method: 'POST',
-      path: '/registry/sync',
-      auth: 'aksk',
-      // Elkeid nodes push their registrations to each other; ours share the store, so a sync
-      // from an old Elkeid peer is acknowledged and not applied.
-      handler: (req) => {
-        const b = parseObject(req.body);
-        if (!b || (b.data !== undefined && b.data !== null && !Array.isArray(b.data)))
-          return POST_DATA_ERROR();
-        return OK();
-      },
-    },
-    { method: 'GET', path: '/registry/detail', handler: detail },
-    {
-      method: 'GET',
-      path: '/registry/summary',
-      handler: async () =>
-        answer('/registry/summary', summaryCache.peek() ?? (await summaryCache.read()), (v) => {
-          // Built by hand: a JS object would put integer-like names first, Go sorts every key as text.
-          const fields = Object.keys(v)
-            .sort()
-            .map((k) => `${goJson(k)}:${v[k]}`);
-          return `{"data":{${fields.join(',')}},"msg":"ok"}`;
-        }),
-    },
-    {
-      method: 'GET',
-      path: '/registry/list',
-      handler: async () =>
-        answer('/registry/list', listCache.peek() ?? (await listCache.read()), (v) => {
-          return `{"data":${goJson(v)},"msg":"ok"}`;
-        }),
-    },
+    { method: 'POST', path: '/registry/register', auth: 'aksk', handler: (req) => register(s, req) },
+    { method: 'POST', path: '/registry/evict', auth: 'aksk', handler: (req) => evict(s, req) },
+    { method: 'POST', path: '/registry/sync', auth: 'aksk', handler: sync },
+    { method: 'GET', path: '/registry/detail', handler: (req) => detail(s, req) },
+    { method: 'GET', path: '/registry/summary', handler: () => summary(s) },
+    { method: 'GET', path: '/registry/list', handler: () => list(s) },
     {
       method: 'GET',
       path: '/endpoint/ping',
@@ -364,15 +288,7 @@ export function discoveryRoutes(opts: DiscoveryRoutesOptions): DiscoveryRoutes {
       handler: () => raw(200, `{"data":${goJson(members())},"msg":"ok"}`),
     },
   ];
-
-  return {
-    routes,
-    clearCache() {
-      details.clear();
-      listCache.invalidate();
-      summaryCache.invalidate();
-    },
-  };
+  return { routes, clearCache: () => s.caches.clear() };
 }
 
 export interface DiscoveryHandlerOptions extends DiscoveryRoutesOptions {

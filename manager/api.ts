@@ -1,5 +1,5 @@
 /**
- * The manager's HTTP API as one runtime-agnostic Handler: the uWS listener (role.ts) and the
+ * The manager's HTTP API as one runtime-agnostic Handler: the uWS listener (process.ts) and the
  * Lambda function (lambda.ts) serve the same thing. Route modules: routes/elkeid.ts (Elkeid v1
  * agent endpoints), routes/fleet.ts (our own API), routes/tasks.ts (tasks: Elkeid v1 and ours).
  */

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { EnvReader, readAdmin, readAksk, readKafka, readSdAddrs } from './env-reader.js';
 
 export type IdentityMode = 'fleet' | 'per-agent';
 
@@ -169,7 +170,7 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
 
 /** Shortest AK/SK secret accepted: it is an HMAC key, guessable when short. */
 export const MIN_SK_LENGTH = 16;
-const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 /** Per idle mTLS agent the gateway budgets this much memory when sizing the default limit. */
 const BYTES_PER_AGENT_BUDGET = 96 * 1024;
 
@@ -183,173 +184,83 @@ export class ConfigError extends Error {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
-  const problems: string[] = [];
-  const get = (name: string): string | undefined => {
-    const v = env[name];
-    return v === undefined || v.trim() === '' ? undefined : v.trim();
-  };
-  const port = (name: string, def: number): number => {
-    const raw = get(name);
-    if (raw === undefined) return def;
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw) || n > 65535) {
-      problems.push(`${name}=${raw}: must be a port number 0-65535`);
-      return def;
-    }
-    return n;
-  };
-  const positiveInt = (name: string, def: number, min: number): number => {
-    const raw = get(name);
-    if (raw === undefined) return def;
-    if (!/^\d+$/.test(raw) || Number(raw) < min) {
-      problems.push(`${name}=${raw}: must be an integer >= ${min}`);
-      return def;
-    }
-    return Number(raw);
-  };
-
-  const dataDir = path.resolve(get('FLEETGATE_DATA_DIR') ?? './data');
-  const pkiDir = path.resolve(get('FLEETGATE_PKI_DIR') ?? path.join(dataDir, 'pki'));
-  const identityRaw = get('FLEETGATE_IDENTITY') ?? 'fleet';
-  if (identityRaw !== 'fleet' && identityRaw !== 'per-agent') {
-    problems.push(`FLEETGATE_IDENTITY=${identityRaw}: must be "fleet" or "per-agent"`);
-  }
-  const httpEngine = (get('FLEETGATE_HTTP_ENGINE') ?? 'auto').toLowerCase();
-  if (!['auto', 'uws', 'node'].includes(httpEngine)) {
-    problems.push(`FLEETGATE_HTTP_ENGINE=${httpEngine}: must be auto, uws or node`);
-  }
-  const defaultMax = Math.max(100, Math.floor((os.totalmem() * 0.5) / BYTES_PER_AGENT_BUDGET));
-  const kafkaBrokers = (get('FLEETGATE_KAFKA_BROKERS') ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const b of kafkaBrokers) {
-    if (!/^[^:\s]+:\d{1,5}$/.test(b)) problems.push(`FLEETGATE_KAFKA_BROKERS: "${b}" is not host:port`);
-  }
-  const sdAddrs = (get('FLEETGATE_SD_ADDRS') ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const a of sdAddrs) {
-    if (a !== 'all' && !/^[^:\s]+:\d{1,5}$/.test(a) && !/^https?:\/\/\S+$/.test(a))
-      problems.push(`FLEETGATE_SD_ADDRS: "${a}" is not host:port or an http(s) URL`);
-  }
-  let aksk: Array<[string, string]> | undefined;
-  const akskRaw = get('FLEETGATE_AKSK');
-  if (akskRaw !== undefined) {
-    aksk = [];
-    for (const pair of akskRaw.split(',')) {
-      const i = pair.indexOf(':');
-      const ak = pair.slice(0, i).trim().toLowerCase();
-      const sk = pair.slice(i + 1).trim();
-      if (i <= 0 || !ak || !sk) problems.push(`FLEETGATE_AKSK: "${pair.slice(0, 40)}" is not ak:sk`);
-      else if (sk.length < MIN_SK_LENGTH)
-        problems.push(
-          `FLEETGATE_AKSK: the secret of "${ak.slice(0, 40)}" is shorter than ${MIN_SK_LENGTH} characters`,
-        );
-      else aksk.push([ak, sk]);
-    }
-  }
-  let admin: Config['admin'];
-  const adminRaw = get('FLEETGATE_ADMIN');
-  if (adminRaw !== undefined) {
-    const i = adminRaw.indexOf(':');
-    if (i <= 0 || i === adminRaw.length - 1) problems.push('FLEETGATE_ADMIN: must be name:password');
-    else admin = { name: adminRaw.slice(0, i), password: adminRaw.slice(i + 1) };
-  }
-  const logLevel = get('FLEETGATE_LOG_LEVEL') ?? 'info';
-  if (!LOG_LEVELS.has(logLevel))
-    problems.push(`FLEETGATE_LOG_LEVEL=${logLevel}: must be one of ${[...LOG_LEVELS].join(' ')}`);
-  const dynamodbEndpoint = get('FLEETGATE_DYNAMODB_ENDPOINT');
+  const r = new EnvReader(env);
+  const dataDir = path.resolve(r.get('FLEETGATE_DATA_DIR') ?? './data');
+  const pkiDir = path.resolve(r.get('FLEETGATE_PKI_DIR') ?? path.join(dataDir, 'pki'));
+  const identity = r.oneOf<IdentityMode>(
+    'FLEETGATE_IDENTITY',
+    'fleet',
+    ['fleet', 'per-agent'],
+    'must be "fleet" or "per-agent"',
+  );
+  // Checked here so that every error is reported at once; http-engine.ts reads it itself.
+  r.oneOf('FLEETGATE_HTTP_ENGINE', 'auto', ['auto', 'uws', 'node'], 'must be auto, uws or node', true);
+  const kafka = readKafka(r);
+  const sdAddrs = readSdAddrs(r);
+  const aksk = readAksk(r, MIN_SK_LENGTH);
+  const admin = readAdmin(r);
+  const logLevel = r.oneOf(
+    'FLEETGATE_LOG_LEVEL',
+    'info',
+    [...LOG_LEVELS],
+    `must be one of ${LOG_LEVELS.join(' ')}`,
+  );
+  const dynamodbEndpoint = r.get('FLEETGATE_DYNAMODB_ENDPOINT');
   if (dynamodbEndpoint !== undefined && !/^https?:\/\//.test(dynamodbEndpoint)) {
-    problems.push(`FLEETGATE_DYNAMODB_ENDPOINT=${dynamodbEndpoint}: must be an http(s) URL`);
+    r.problems.push(`FLEETGATE_DYNAMODB_ENDPOINT=${dynamodbEndpoint}: must be an http(s) URL`);
   }
-  const host = get('FLEETGATE_HOST') ?? '0.0.0.0';
-  const apiHostRaw = get('FLEETGATE_API_HOST');
-  const advertiseRaw = get('FLEETGATE_ADVERTISE_HOST');
-  // A specific listen address is what agents must dial; "all interfaces" advertises the first
-  // address others can reach.
-  const advertiseHost = advertiseRaw ?? (isWildcard(host) ? firstNonLoopbackAddress() : host);
-  if (isLoopback(host) && !isLoopback(advertiseHost)) {
-    problems.push(
-      `FLEETGATE_ADVERTISE_HOST=${advertiseHost} cannot reach the listener on FLEETGATE_HOST=${host} (loopback only): ` +
-        'listen on that address (or 0.0.0.0), or advertise a loopback address',
-    );
-  }
-  const kafkaCompression = get('FLEETGATE_KAFKA_COMPRESSION') ?? 'lz4';
-  if (!['none', 'gzip', 'snappy', 'lz4', 'zstd'].includes(kafkaCompression)) {
-    problems.push(`FLEETGATE_KAFKA_COMPRESSION=${kafkaCompression}: must be none, gzip, snappy, lz4 or zstd`);
-  }
-  const kafkaPartitioner = get('FLEETGATE_KAFKA_PARTITIONER') ?? 'murmur2';
-  if (kafkaPartitioner !== 'murmur2' && kafkaPartitioner !== 'fnv1a') {
-    problems.push(`FLEETGATE_KAFKA_PARTITIONER=${kafkaPartitioner}: must be murmur2 or fnv1a`);
-  }
-  const shedOrder = get('FLEETGATE_SHED_ORDER') ?? 'oldest';
-  if (shedOrder !== 'oldest' && shedOrder !== 'random') {
-    problems.push(`FLEETGATE_SHED_ORDER=${shedOrder}: must be oldest or random`);
-  }
-  const kafkaTlsRaw = (get('FLEETGATE_KAFKA_TLS') ?? '0').toLowerCase();
-  if (!['0', '1', 'true', 'false'].includes(kafkaTlsRaw)) {
-    problems.push(`FLEETGATE_KAFKA_TLS=${kafkaTlsRaw}: must be 0 or 1`);
-  }
-  const kafkaTls = kafkaTlsRaw === '1' || kafkaTlsRaw === 'true';
-  const kafkaCaRaw = get('FLEETGATE_KAFKA_CA_FILE');
-  const kafkaCaFile = kafkaCaRaw === undefined ? undefined : path.resolve(kafkaCaRaw);
-  if (kafkaCaFile !== undefined) {
-    if (!kafkaTls) problems.push('FLEETGATE_KAFKA_CA_FILE is set but FLEETGATE_KAFKA_TLS is not 1');
-    let pem = '';
-    try {
-      pem = readFileSync(kafkaCaFile, 'utf8');
-    } catch (err) {
-      problems.push(`FLEETGATE_KAFKA_CA_FILE=${kafkaCaRaw}: ${(err as Error).message}`);
-    }
-    if (pem && !pem.includes('-----BEGIN CERTIFICATE-----')) {
-      problems.push(`FLEETGATE_KAFKA_CA_FILE=${kafkaCaRaw}: no PEM certificate in it`);
-    }
-  }
-  const kafkaCertFile = pemFile(get, 'FLEETGATE_KAFKA_CERT_FILE', 'CERTIFICATE', problems);
-  const kafkaKeyFile = pemFile(get, 'FLEETGATE_KAFKA_KEY_FILE', 'PRIVATE KEY', problems);
-  if ((kafkaCertFile === undefined) !== (kafkaKeyFile === undefined)) {
-    problems.push('FLEETGATE_KAFKA_CERT_FILE and FLEETGATE_KAFKA_KEY_FILE go together: set both or neither');
-  } else if (kafkaCertFile !== undefined && !kafkaTls) {
-    problems.push('FLEETGATE_KAFKA_CERT_FILE is set but FLEETGATE_KAFKA_TLS is not 1');
-  }
+  const listen = readListen(r);
+  const shedOrder = r.oneOf(
+    'FLEETGATE_SHED_ORDER',
+    'oldest',
+    ['oldest', 'random'],
+    'must be oldest or random',
+  );
+  const defaultMax = Math.max(100, Math.floor((os.totalmem() * 0.5) / BYTES_PER_AGENT_BUDGET));
   const config: Config = {
     dataDir,
     pkiDir,
-    identity: identityRaw as IdentityMode,
-    host,
-    apiHost: apiHostRaw ?? host,
-    apiHostExplicit: apiHostRaw !== undefined,
-    advertiseHost,
-    grpcPort: port('FLEETGATE_GRPC_PORT', 6751),
-    httpPort: port('FLEETGATE_HTTP_PORT', 6752),
-    sdPort: port('FLEETGATE_SD_PORT', 8088),
-    managerPort: port('FLEETGATE_MANAGER_PORT', 6701),
-    maxConnections: positiveInt('FLEETGATE_MAX_CONNECTIONS', defaultMax, 1),
-    maxPendingHandshakes: positiveInt('FLEETGATE_MAX_PENDING_HANDSHAKES', 512, 1),
-    shedRate: positiveInt('FLEETGATE_SHED_RATE', 50, 1),
-    shedOrder: shedOrder as Config['shedOrder'],
-    tagRefreshMs: positiveInt('FLEETGATE_TAG_REFRESH_MS', 20_000, 100),
-    workers: positiveInt('FLEETGATE_WORKERS', Math.max(1, os.availableParallelism() - 1), 0),
-    kafkaBrokers,
-    kafkaTopic: get('FLEETGATE_KAFKA_TOPIC') ?? 'hids_svr',
-    kafkaCompression: kafkaCompression as Config['kafkaCompression'],
-    kafkaPartitioner: kafkaPartitioner as Config['kafkaPartitioner'],
-    kafkaTls,
-    kafkaCaFile,
-    kafkaCertFile,
-    kafkaKeyFile,
+    identity,
+    ...listen,
+    grpcPort: r.port('FLEETGATE_GRPC_PORT', 6751),
+    httpPort: r.port('FLEETGATE_HTTP_PORT', 6752),
+    sdPort: r.port('FLEETGATE_SD_PORT', 8088),
+    managerPort: r.port('FLEETGATE_MANAGER_PORT', 6701),
+    maxConnections: r.positiveInt('FLEETGATE_MAX_CONNECTIONS', defaultMax, 1),
+    maxPendingHandshakes: r.positiveInt('FLEETGATE_MAX_PENDING_HANDSHAKES', 512, 1),
+    shedRate: r.positiveInt('FLEETGATE_SHED_RATE', 50, 1),
+    shedOrder,
+    tagRefreshMs: r.positiveInt('FLEETGATE_TAG_REFRESH_MS', 20_000, 100),
+    workers: r.positiveInt('FLEETGATE_WORKERS', Math.max(1, os.availableParallelism() - 1), 0),
+    ...kafka,
     dynamodbEndpoint,
-    awsRegion: get('AWS_REGION'),
-    tablePrefix: get('FLEETGATE_TABLE_PREFIX') ?? 'fleetgate-',
+    awsRegion: r.get('AWS_REGION'),
+    tablePrefix: r.get('FLEETGATE_TABLE_PREFIX') ?? 'fleetgate-',
     sdAddrs,
     aksk,
     admin,
     logLevel,
   };
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
   return Object.freeze(config);
+}
+
+/**
+ * Where the listeners bind and what others are told to dial. A specific listen address is what
+ * agents must dial; "all interfaces" advertises the first address others can reach.
+ */
+function readListen(r: EnvReader): Pick<Config, 'host' | 'apiHost' | 'apiHostExplicit' | 'advertiseHost'> {
+  const host = r.get('FLEETGATE_HOST') ?? '0.0.0.0';
+  const apiHost = r.get('FLEETGATE_API_HOST');
+  const advertiseHost =
+    r.get('FLEETGATE_ADVERTISE_HOST') ?? (isWildcard(host) ? firstNonLoopbackAddress() : host);
+  if (isLoopback(host) && !isLoopback(advertiseHost)) {
+    r.problems.push(
+      `FLEETGATE_ADVERTISE_HOST=${advertiseHost} cannot reach the listener on FLEETGATE_HOST=${host} (loopback only): ` +
+        'listen on that address (or 0.0.0.0), or advertise a loopback address',
+    );
+  }
+  return { host, apiHost: apiHost ?? host, apiHostExplicit: apiHost !== undefined, advertiseHost };
 }
 
 export function isWildcard(host: string): boolean {
@@ -387,24 +298,4 @@ export function resolveAksk(config: Config): Array<[string, string]> {
       const i = p.indexOf(':');
       return [p.slice(0, i).trim().toLowerCase(), p.slice(i + 1).trim()] as [string, string];
     });
-}
-
-/** A variable naming a PEM file that must hold a `-----BEGIN …${kind}-----` block: its resolved path. */
-function pemFile(
-  get: (name: string) => string | undefined,
-  name: string,
-  kind: string,
-  problems: string[],
-): string | undefined {
-  const raw = get(name);
-  if (raw === undefined) return undefined;
-  const file = path.resolve(raw);
-  try {
-    if (!new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(readFileSync(file, 'utf8'))) {
-      problems.push(`${name}=${raw}: no PEM ${kind.toLowerCase()} in it`);
-    }
-  } catch (err) {
-    problems.push(`${name}=${raw}: ${(err as Error).message}`);
-  }
-  return file;
 }

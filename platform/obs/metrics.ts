@@ -10,6 +10,18 @@ export function createMetrics(registry = new Registry()) {
   const r = [registry];
   return {
     registry,
+    ...connectionMetrics(r),
+    ...agentMetrics(r),
+    ...ingestMetrics(r),
+    ...serviceMetrics(r),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** TLS admission, HTTP/2 sessions and gRPC calls. */
+function connectionMetrics(r: Registry[]) {
+  return {
     tlsHandshakeFailures: new Counter({
       name: 'fleetgate_tls_handshake_failures_total',
       help: 'TLS handshakes refused or failed, by reason',
@@ -52,6 +64,12 @@ export function createMetrics(registry = new Registry()) {
       labelNames: ['method'],
       registers: r,
     }),
+  };
+}
+
+/** Agent streams, their records, task results and commands. */
+function agentMetrics(r: Registry[]) {
+  return {
     agentsConnected: new Gauge({
       name: 'elkeid_ac_grpc_conn_count',
       help: 'connected agents (Transfer streams); Elkeid name, read by the Elkeid Manager monitor',
@@ -107,6 +125,12 @@ export function createMetrics(registry = new Registry()) {
       labelNames: ['result'],
       registers: r,
     }),
+  };
+}
+
+/** The ingest sink: Kafka, the spool, uploads. */
+function ingestMetrics(r: Registry[]) {
+  return {
     sinkWriteSeconds: new Histogram({
       name: 'fleetgate_ingest_sink_write_seconds',
       help: 'time the ingest sink took to accept one batch (backpressure shows here)',
@@ -173,6 +197,12 @@ export function createMetrics(registry = new Registry()) {
       labelNames: ['result'],
       registers: r,
     }),
+  };
+}
+
+/** TLS reloads and the HTTP APIs. */
+function serviceMetrics(r: Registry[]) {
+  return {
     tlsReloads: new Counter({
       name: 'fleetgate_tls_reloads_total',
       help: 'certificate/CRL reloads by result',
@@ -194,5 +224,3 @@ export function createMetrics(registry = new Registry()) {
     }),
   };
 }
-
-export type Metrics = ReturnType<typeof createMetrics>;

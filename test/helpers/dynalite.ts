@@ -35,3 +35,16 @@ export async function startTestDynamo(opts: { prefix?: string; dir?: string } = 
     },
   };
 }
+
+/**
+ * The environment of a `fleetgate gateway` process with `db` as its store (agent status, configs,
+ * load control), advertised on 127.0.0.1, records encoded in the main thread.
+ */
+export function storeGatewayEnv(db: TestDynamo): Record<string, string> {
+  return {
+    FLEETGATE_DYNAMODB_ENDPOINT: db.dynamo.endpoint,
+    FLEETGATE_TABLE_PREFIX: db.prefix,
+    FLEETGATE_ADVERTISE_HOST: '127.0.0.1',
+    FLEETGATE_WORKERS: '0',
+  };
+}

@@ -8,6 +8,7 @@ import type { TestContext } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
 import { brokerFromEnv, kafkaFor } from '../../infra/local/disposable-kafka.mjs';
+import { startFleetgateProcess } from './gateway.js';
 
 export const TEST_KAFKA_ENV = 'FLEETGATE_TEST_KAFKA';
 
@@ -97,4 +98,22 @@ export async function consumeAll(
   });
   await consumer.disconnect();
   return out;
+}
+
+/**
+ * `fleetgate gateway` as its own process (startFleetgateProcess) producing to a new topic of the
+ * test broker (`partitions`, default 4); `env` adds to or overrides its environment.
+ */
+export async function startKafkaGateway(
+  t: TestContext,
+  o: { partitions?: number; env?: Record<string, string> } = {},
+): Promise<Awaited<ReturnType<typeof startFleetgateProcess>> & { topic: string }> {
+  await kafkaReady();
+  const topic = await createTopic(t, o.partitions ?? 4);
+  const gw = await startFleetgateProcess(t, 'gateway', {
+    FLEETGATE_KAFKA_BROKERS: BROKER,
+    FLEETGATE_KAFKA_TOPIC: topic,
+    ...o.env,
+  });
+  return { ...gw, topic };
 }

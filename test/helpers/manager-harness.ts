@@ -7,7 +7,7 @@ import type { TestContext } from 'node:test';
 import { Registry } from 'prom-client';
 import type { AgentHeader, Detail } from '../../gateway/agent/heartbeat.js';
 import type { WritableSession } from '../../manager/agent-status-writer.js';
-import { type ManagerRole, type ManagerRoleOptions, startManagerRole } from '../../manager/role.js';
+import { type ManagerRole, type ManagerRoleOptions, startManagerRole } from '../../manager/process.js';
 import type { Role } from '../../manager/roles.js';
 import { signRequest } from '../../platform/http/aksk.js';
 import { silentLogger } from '../../platform/obs/logger.js';

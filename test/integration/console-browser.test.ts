@@ -22,7 +22,7 @@ import { newStats, SimAgent } from '../../loadtest/sim/sim-agent.js';
 import { httpEngine } from '../../platform/http/http-engine.js';
 import { buildConsole } from '../../scripts/build-console.mjs';
 import { launchBrowser } from '../helpers/browser.js';
-import { startTestDynamo } from '../helpers/dynalite.js';
+import { startTestDynamo, storeGatewayEnv } from '../helpers/dynalite.js';
 import { ROOT, spawnFleetgate, tempDir } from '../helpers/gateway.js';
 import { BROKER, kafkaReady } from '../helpers/kafka.js';
 import { AK, SK } from '../helpers/manager-harness.js';
@@ -48,11 +48,8 @@ async function startFleet(t: TestContext): Promise<Fleet> {
   const consoleDir = tempDir(t, 'fg-console-');
   await buildConsole(consoleDir);
   const common = {
-    FLEETGATE_DYNAMODB_ENDPOINT: db.dynamo.endpoint,
-    FLEETGATE_TABLE_PREFIX: db.prefix,
+    ...storeGatewayEnv(db),
     FLEETGATE_AKSK: `${AK}:${SK}`,
-    FLEETGATE_ADVERTISE_HOST: '127.0.0.1',
-    FLEETGATE_WORKERS: '0',
     FLEETGATE_SHED_RATE: '5',
   };
   const dirA = tempDir(t);

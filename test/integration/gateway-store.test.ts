@@ -15,7 +15,7 @@ import { createTaskService } from '../../manager/tasks/service.js';
 import { silentLogger } from '../../platform/obs/logger.js';
 import { FLEET_SCOPE } from '../../platform/store/fleet-items.js';
 import { tableName } from '../../platform/store/schema.js';
-import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
+import { startTestDynamo, storeGatewayEnv, type TestDynamo } from '../helpers/dynalite.js';
 import { startFleetgateProcess, waitFor } from '../helpers/gateway.js';
 import { AK, SK } from '../helpers/manager-harness.js';
 import { FAST_DISPATCH } from '../helpers/task-cluster.js';
@@ -49,10 +49,7 @@ test('a separate gateway process with a store: agent status, config at first hea
     t,
     'gateway',
     {
-      FLEETGATE_ADVERTISE_HOST: '127.0.0.1',
-      FLEETGATE_WORKERS: '0',
-      FLEETGATE_DYNAMODB_ENDPOINT: db.dynamo.endpoint,
-      FLEETGATE_TABLE_PREFIX: db.prefix,
+      ...storeGatewayEnv(db),
       FLEETGATE_SHED_RATE: '2',
       FLEETGATE_AKSK: `${AK}:${SK}`,
     },

@@ -8,10 +8,10 @@ import { after, before, type TestContext, test } from 'node:test';
 import { createManagerStore } from '../../manager/store.js';
 import { createTagStore } from '../../manager/tags.js';
 import { grpc } from '../../proto/gen/elkeid.js';
-import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
-import { startFleetgateProcess, waitFor } from '../helpers/gateway.js';
+import { startTestDynamo, storeGatewayEnv, type TestDynamo } from '../helpers/dynalite.js';
+import { waitFor } from '../helpers/gateway.js';
 import { startGoAgent } from '../helpers/goagent.js';
-import { BROKER, createTopic, kafkaClient, kafkaReady } from '../helpers/kafka.js';
+import { kafkaClient, kafkaReady, startKafkaGateway } from '../helpers/kafka.js';
 
 let db: TestDynamo;
 before(async () => {
@@ -38,17 +38,7 @@ async function watchTopic(t: TestContext, topic: string): Promise<grpc.MQData[]>
 }
 
 async function startStoreGateway(t: TestContext, env: Record<string, string> = {}) {
-  const topic = await createTopic(t, 1);
-  const gw = await startFleetgateProcess(t, 'gateway', {
-    FLEETGATE_WORKERS: '0',
-    FLEETGATE_DYNAMODB_ENDPOINT: db.dynamo.endpoint,
-    FLEETGATE_TABLE_PREFIX: db.prefix,
-    FLEETGATE_KAFKA_BROKERS: BROKER,
-    FLEETGATE_KAFKA_TOPIC: topic,
-    FLEETGATE_ADVERTISE_HOST: '127.0.0.1',
-    ...env,
-  });
-  return { ...gw, topic };
+  return startKafkaGateway(t, { partitions: 1, env: { ...storeGatewayEnv(db), ...env } });
 }
 
 test('MQData.Tag carries the tags given through the manager, within the refresh interval', async (t) => {

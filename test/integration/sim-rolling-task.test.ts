@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { runSim } from '../../cli/sim-command.js';
+import { runSim } from '../../loadtest/sim/command.js';
 import type { SimReport } from '../../loadtest/sim/report.js';
 import { type ConfigMsg, createConfigStore } from '../../manager/configs.js';
 import { captureErrors } from '../helpers/console.js';

@@ -8,13 +8,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { runSim } from '../../cli/sim-command.js';
+import { runSim } from '../../loadtest/sim/command.js';
 import { numberBody } from '../../loadtest/sim/sequence.js';
 import type { VerifyReport } from '../../loadtest/sim/verify-kafka.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import { captureErrors } from '../helpers/console.js';
-import { startFleetgateProcess } from '../helpers/gateway.js';
-import { BROKER, createTopic, kafkaClient, kafkaReady } from '../helpers/kafka.js';
+import { BROKER, createTopic, kafkaClient, kafkaReady, startKafkaGateway } from '../helpers/kafka.js';
 
 function tmp(t: import('node:test').TestContext): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fg-simv-'));
@@ -25,12 +24,8 @@ function tmp(t: import('node:test').TestContext): string {
 test('fleetgate sim --verify-kafka: every record sent through a gateway is in the topic once, in order', {
   timeout: 120_000,
 }, async (t) => {
-  await kafkaReady();
-  const topic = await createTopic(t);
-  const gw = await startFleetgateProcess(t, 'gateway', {
-    FLEETGATE_KAFKA_BROKERS: BROKER,
-    FLEETGATE_KAFKA_TOPIC: topic,
-  });
+  const gw = await startKafkaGateway(t);
+  const { topic } = gw;
   const pki = tmp(t);
   writeFileSync(path.join(pki, 'ca.crt'), gw.tls.ca);
   writeFileSync(path.join(pki, 'client.crt'), gw.tls.cert);

@@ -4,8 +4,8 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { runSim } from '../../cli/sim-command.js';
 import { decodeItem } from '../../gateway/agent/item.js';
+import { runSim } from '../../loadtest/sim/command.js';
 import { runFleet, runFleetProcesses } from '../../loadtest/sim/fleet.js';
 import type { SimReport } from '../../loadtest/sim/report.js';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
@@ -130,7 +130,7 @@ test('reconnect storm: every agent is dropped at once, all come back, and the ti
     `${report.reconnectMs}`,
   );
   // The progress line shows it too.
-  const { formatProgress } = await import('../../cli/sim-command.js');
+  const { formatProgress } = await import('../../loadtest/sim/command.js');
   const last = progress.at(-1)!;
   assert.match(formatProgress(last, undefined), /disrupted: back 6\/6 in \d\.\ds/);
 });

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { runSimMerge } from '../../cli/sim-command.js';
+import { runSimMerge } from '../../loadtest/sim/command.js';
 import { emptySnapshot, type FleetSnapshot } from '../../loadtest/sim/fleet.js';
 import {
   buildReport,

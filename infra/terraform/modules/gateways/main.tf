@@ -293,7 +293,7 @@ resource "aws_iam_role_policy" "execution_secrets" {
 
 # Task role: what the running containers may do. The gateway registers with discovery over HTTPS
 # (no registry table) and produces to Kafka over TLS; with AWS_REGION set it opens the DynamoDB
-# tables (cli/serve-command.ts, never creating them) for agent status, the connection
+# tables (gateway/process/role.ts, never creating them) for agent status, the connection
 # limit, the configs pushed at first heartbeat and task results. The metrics sidecar writes its
 # embedded-metric-format log events. DynamoDB is granted action by action, table by table and
 # index by index, from what those modules send: test/integration/infra-terraform.test.ts holds

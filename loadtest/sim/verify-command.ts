@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { type VerifyReport, verifyTopic } from '../loadtest/sim/verify-kafka.js';
+import { type VerifyReport, verifyTopic } from './verify-kafka.js';
 
 const HELP = `usage: fleetgate sim verify --kafka BROKERS --topic TOPIC --run ID [options]
 

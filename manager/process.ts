@@ -1,30 +1,39 @@
 /**
- * The manager role: the API on uWebSockets.js (FLEETGATE_MANAGER_PORT, health routes included),
- * registered in discovery as `hids_manage` when given a target, the first admin created on an
- * empty store, and the two things the gateway takes from the manager: the config source (what is
- * pushed at an agent's first heartbeat) and a factory of HeartbeatWriters (agent status and the
- * gateway aggregate). `fleetgate all` and `fleetgate manager` call `startManagerRole`.
+ * The manager role's wiring: the API on uWebSockets.js (FLEETGATE_MANAGER_PORT, health routes
+ * included), registered in discovery as `hids_manage` when given a target, the first admin created
+ * on an empty store, the task dispatcher, and what a gateway takes from the manager
+ * (gateway/process/manager-hooks.ts): the config source (pushed at an agent's first heartbeat),
+ * agent status writers (agent status and the gateway aggregate) and the task-result sink.
+ * `startManagerFromConfig` builds the role from config (`fleetgate manager`, `fleetgate all`);
+ * `managerHooksFromStore` gives a gateway without a manager in its process the same hooks.
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Registry } from 'prom-client';
-import type { RegistrarMetrics } from '../discovery/metrics.js';
+import { createRegistrarMetrics, type RegistrarMetrics } from '../discovery/metrics.js';
 import { type Registrar, type RegistrarTarget, startRegistrar } from '../discovery/registrar.js';
+import type { RegistryStore } from '../discovery/registry-store.js';
 import type { ConfigSource } from '../gateway/agent/config-source.js';
 import type { TaskResultSink } from '../gateway/agent/special-records.js';
+import type { ManagerHooks } from '../gateway/process/manager-hooks.js';
 import type { Config } from '../platform/config/env.js';
 import { serveUws } from '../platform/http/uws-adapter.js';
 import type { Logger } from '../platform/obs/logger.js';
-import {
-  createHeartbeatWriter,
-  type HeartbeatWriter,
-  type HeartbeatWriterOptions,
-} from './agent-status-writer.js';
+import type { Metrics } from '../platform/obs/metrics.js';
+import { type OpenedStore, openStore } from '../platform/store/open.js';
+import { createStatusWriterWithHistory } from './agent-status/with-history.js';
+import type { HeartbeatWriter, HeartbeatWriterOptions } from './agent-status-writer.js';
 import { createManagerApi, type ManagerApi, type ManagerApiOptions } from './api.js';
 import { createStoreConfigSource } from './configs.js';
 import { attachLiveSocket, type LivePrincipal } from './live-socket.js';
 import { resolveManagerSecret } from './secret.js';
-import { createDispatcher, type Dispatcher, type DispatcherOptions } from './tasks/dispatcher.js';
+import {
+  contextFrom,
+  createDispatcher,
+  type Dispatcher,
+  type DispatcherOptions,
+} from './tasks/dispatcher.js';
 import { createResultSink, deliverDirect, type ResultSink } from './tasks/result-sink.js';
+import { createTaskService } from './tasks/service.js';
 import type { TaskService } from './tasks/types.js';
 import { ensureFirstAdmin } from './users.js';
 
@@ -82,6 +91,8 @@ export interface ManagerRole {
   readonly taskService: TaskService;
   /** This process's dispatcher; undefined with `dispatcher: false`. */
   readonly dispatcher?: Dispatcher;
+  /** What the gateway of this process takes from this manager (`fleetgate all`). */
+  readonly gatewayHooks: ManagerHooks;
   /** Evicts from discovery, then stops listening. */
   close(): Promise<void>;
 }
@@ -148,6 +159,13 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
   );
   const configSource = createStoreConfigSource({ client: o.store.client, tablePrefix: config.tablePrefix });
   const { dispatcher, taskResults } = startTaskEngine(api, o);
+  const heartbeatWriter: HeartbeatWriterFactory = (gw) =>
+    createStatusWriterWithHistory({
+      client: o.store.client,
+      tablePrefix: config.tablePrefix,
+      logger: o.logger,
+      ...gw,
+    });
   return {
     port,
     api,
@@ -155,13 +173,9 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
     taskResults,
     taskService: api.tasks,
     ...(dispatcher ? { dispatcher } : {}),
-    heartbeatWriter: (gw) =>
-      createHeartbeatWriter({
-        client: o.store.client,
-        tablePrefix: config.tablePrefix,
-        logger: o.logger,
-        ...gw,
-      }),
+    heartbeatWriter,
+    // The manager closes its own sink; the gateway closes the status writers it asked for.
+    gatewayHooks: { configSource, taskResults, agentStatusWriter: heartbeatWriter },
     async close() {
       ready = 'stopping';
       api.live.stop();
@@ -212,6 +226,94 @@ function startTaskEngine(
   });
   taskResults.start();
   return { dispatcher, taskResults };
+}
+
+export interface ManagerFromConfigOptions {
+  config: Readonly<Config>;
+  logger: Logger;
+  metrics: Metrics;
+  aksk: ReadonlyArray<readonly [string, string]>;
+  /** The store of this process (`all`); else opened here, and closed by `drain`. */
+  store?: OpenedStore;
+  /** The registry of the discovery in this process (`all`): registered there directly. */
+  registryStore?: RegistryStore;
+}
+
+export interface ManagerProcess {
+  readonly manager: ManagerRole;
+  /** The store the manager works on (`embedded`, `endpoint`, `aws`). */
+  readonly storeKind: OpenedStore['kind'];
+  /** Where it registered: the discovery nodes of FLEETGATE_SD_ADDRS; empty for none or the local one. */
+  readonly registeredWith: string[];
+  /** Evicts from discovery, stops listening (and closes the store when it opened it). */
+  drain(): Promise<void>;
+}
+
+/**
+ * The manager from config: registered as `hids_manage` in the discovery of this process
+ * (`registryStore`), else with FLEETGATE_SD_ADDRS when set. A SecretError (no usable token secret)
+ * is thrown before anything listens.
+ */
+export async function startManagerFromConfig(o: ManagerFromConfigOptions): Promise<ManagerProcess> {
+  const { config, metrics } = o;
+  const store = o.store ?? (await openStore(config, { logger: o.logger }));
+  const remote = o.registryStore ? [] : config.sdAddrs.filter((a) => a !== 'all');
+  const [ak, sk] = o.aksk[0]!;
+  const registrar = o.registryStore
+    ? { target: { store: o.registryStore } }
+    : remote.length > 0
+      ? { target: { sdAddrs: remote, ak, sk }, metrics: createRegistrarMetrics(metrics.registry) }
+      : undefined;
+  let manager: ManagerRole;
+  try {
+    manager = await startManagerRole({
+      config,
+      store,
+      logger: o.logger,
+      registry: metrics.registry,
+      aksk: o.aksk,
+      ...(registrar ? { registrar } : {}),
+    });
+  } catch (err) {
+    if (!o.store) await store.close();
+    throw err;
+  }
+  return {
+    manager,
+    storeKind: store.kind,
+    registeredWith: remote,
+    async drain() {
+      await manager.close();
+      if (!o.store) await store.close();
+    },
+  };
+}
+
+/**
+ * The manager's hooks for a gateway with a store but no manager in its process: configs read from
+ * the store, agent status written to it, and task results applied to it directly (batched), as
+ * the manager's updateSubTask would.
+ */
+export function managerHooksFromStore(o: {
+  client: DynamoDBClient;
+  tablePrefix: string;
+  logger: Logger;
+  registry: Registry;
+  aksk: ReadonlyArray<readonly [string, string]>;
+}): ManagerHooks {
+  const { client, tablePrefix, logger } = o;
+  const ctx = contextFrom({ client, tablePrefix, logger, registry: o.registry });
+  const taskResults = createResultSink({
+    deliver: deliverDirect(createTaskService(ctx, { aksk: o.aksk })),
+    logger,
+  });
+  taskResults.start();
+  return {
+    configSource: createStoreConfigSource({ client, tablePrefix }),
+    taskResults,
+    agentStatusWriter: (gw) => createStatusWriterWithHistory({ client, tablePrefix, logger, ...gw }),
+    close: () => taskResults.close(),
+  };
 }
 
 /**

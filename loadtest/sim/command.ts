@@ -1,36 +1,19 @@
-/** `fleetgate sim`: the agent simulator (loadtest/sim). */
+/** `fleetgate sim`: the agent simulator (this folder), loaded by cli/main.ts only for `sim`. */
 import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { baseUrl } from '../discovery/registrar.js';
-import { perAgentCertsProblem } from '../loadtest/sim/agent-certs.js';
-import {
-  disruptProblem,
-  outageSeconds,
-  rollingPercent,
-  scheduleDisruption,
-} from '../loadtest/sim/disrupt.js';
-import { fdLimitProblem } from '../loadtest/sim/fd-limit.js';
-import {
-  type FleetSnapshot,
-  runFleet,
-  runFleetProcesses,
-  scenarioByName,
-  simAgentId,
-} from '../loadtest/sim/fleet.js';
-import { managerClient } from '../loadtest/sim/manager-client.js';
-import {
-  buildReport,
-  mergeReports,
-  parseReport,
-  ReportFormatError,
-  type SimReport,
-} from '../loadtest/sim/report.js';
-import { type RollingTaskRun, rollingTaskReport, runRollingTask } from '../loadtest/sim/rolling-task.js';
-import { disruptDelayMs, SCENARIOS, type Scenario } from '../loadtest/sim/scenario.js';
-import { runSimVerify, verifyAfterRun } from './sim-verify.js';
+import { baseUrl } from '../../discovery/registrar.js';
+import { perAgentCertsProblem } from './agent-certs.js';
+import { disruptProblem, outageSeconds, rollingPercent, scheduleDisruption } from './disrupt.js';
+import { fdLimitProblem } from './fd-limit.js';
+import { type FleetSnapshot, runFleet, runFleetProcesses, scenarioByName, simAgentId } from './fleet.js';
+import { managerClient } from './manager-client.js';
+import { buildReport, mergeReports, parseReport, ReportFormatError, type SimReport } from './report.js';
+import { type RollingTaskRun, rollingTaskReport, runRollingTask } from './rolling-task.js';
+import { disruptDelayMs, SCENARIOS, type Scenario } from './scenario.js';
+import { runSimVerify, verifyAfterRun } from './verify-command.js';
 
 const HELP = `usage: fleetgate sim [options]
        fleetgate sim merge FILE... [--json OUT]
