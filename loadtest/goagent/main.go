@@ -44,12 +44,14 @@ type agent struct {
 	sent      atomic.Int64
 	uploading atomic.Bool
 
-	out       sync.Mutex
 	pluginsMu sync.Mutex
 	plugins   map[string]bool
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "load" {
+		os.Exit(runLoad(os.Args[2:]))
+	}
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -219,13 +221,18 @@ func (a *agent) hasPlugin(name string) bool {
 }
 
 // emit prints one event line: {"ev": name, "t": unix ms, ...fields}.
-func (a *agent) emit(ev string, fields map[string]any) {
+func (a *agent) emit(ev string, fields map[string]any) { emitEvent(ev, fields) }
+
+var stdoutMu sync.Mutex
+
+// emitEvent prints one JSON line {"ev": name, "t": unix ms, ...fields} on stdout.
+func emitEvent(ev string, fields map[string]any) {
 	line := map[string]any{"ev": ev, "t": time.Now().UnixMilli()}
 	for k, v := range fields {
 		line[k] = v
 	}
 	b, _ := json.Marshal(line)
-	a.out.Lock()
-	defer a.out.Unlock()
+	stdoutMu.Lock()
+	defer stdoutMu.Unlock()
 	os.Stdout.Write(append(b, '\n'))
 }
