@@ -247,7 +247,7 @@ export class IngestPipeline implements IngestSink {
   }
 
   async write(batch: IngestBatch): Promise<void> {
-    const count = batch.raw.Data.length;
+    const count = batch.records ?? batch.raw.Data.length;
     if (count === 0) return;
     const seq0 = this.#seq;
     this.#seq += count;
