@@ -88,6 +88,10 @@ Options:
   --profile-impl I      which server to profile: workers|inline|baseline (default workers)
   --profile-phase P     which load to profile: paced|saturated (default paced)
   --profile-dir DIR     where the .cpuprofile files go (default: the current directory)
+  --compare-tree DIR    also run the gateway of another checkout (e.g. the commit before a
+                        change: git archive REV | tar -x -C DIR, then node_modules and
+                        proto/gen in place) as the column "before" (workers as --workers), so
+                        before and after are measured in the same invocation
   --help                this text
 
 Progress goes to stderr; the result table to stdout.`;
@@ -112,6 +116,7 @@ const { values } = parseArgs({
     'profile-impl': { type: 'string', default: 'workers' },
     'profile-phase': { type: 'string', default: 'paced' },
     'profile-dir': { type: 'string' },
+    'compare-tree': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -149,17 +154,19 @@ const cfg = {
     return (this.pacedAgents * this.recordsPerMessage * 1000) / this.intervalMs;
   },
 };
-const allImpls = ['baseline', 'workers', 'inline'] as const;
+const allImpls = ['baseline', 'before', 'workers', 'inline'] as const;
 type Impl = (typeof allImpls)[number];
+const compareTree = values['compare-tree'] ? path.resolve(values['compare-tree']) : undefined;
 const impls: Impl[] =
   values.impls === undefined
-    ? [...allImpls]
+    ? allImpls.filter((i) => i !== 'before' || compareTree)
     : allImpls.filter((i) =>
         values
           .impls!.split(',')
           .map((s) => s.trim())
           .includes(i),
       );
+if (impls.includes('before') && !compareTree) throw new Error('--impls before needs --compare-tree DIR');
 if (impls.length === 0 && !(values.profile && values.impls === 'none'))
   throw new Error(`--impls: want a subset of ${allImpls.join(',')} (or none, with --profile)`);
 const profileImpl = values['profile-impl'] as Impl;
@@ -182,6 +189,7 @@ const t0 = Date.now();
 const progress = progressWriter('bench', t0);
 const LABEL: Record<Impl, string> = {
   baseline: 'grpc-js+kafkajs',
+  before: `before w=${cfg.workers}`,
   workers: `fleetgate w=${cfg.workers}`,
   inline: 'fleetgate w=0',
 };
@@ -365,7 +373,11 @@ async function startServer(impl: Impl, topic: string, extraNodeArgs: string[] = 
   const child = await spawnChild(
     LABEL[impl],
     ['--expose-gc', ...extraNodeArgs, ...tsNodeArgs],
-    impl === 'baseline' ? scripts.baseline : scripts.ours,
+    impl === 'baseline'
+      ? scripts.baseline
+      : impl === 'before'
+        ? path.join(compareTree!, 'loadtest/bench/ingest-server.ts')
+        : scripts.ours,
     args,
   );
   const server: Server = {
@@ -874,16 +886,36 @@ const phaseResults: PhaseResult[] = [];
 const idleResults: IdleResult[] = [];
 const find = (impl: Impl, phase: string) => phaseResults.find((r) => r.impl === impl && r.phase === phase);
 
+const SHORT: Record<Impl, string> = { baseline: 'base', before: 'before', workers: 'w', inline: 'w=0' };
+
+/** a/b of one metric as "1.23×", '' where it means nothing (counts of lost/duplicate records, zeros). */
+function ratioOf(m: Metric, a: PhaseResult | undefined, b: PhaseResult | undefined): string {
+  const va = a ? m.get(a) : null;
+  const vb = b ? m.get(b) : null;
+  if (
+    va === null ||
+    vb === null ||
+    !(va > 0) ||
+    !(vb > 0) ||
+    m.key.startsWith('records_l') ||
+    m.key.startsWith('records_d')
+  )
+    return '';
+  return `${(va / vb).toFixed(2)}×`;
+}
+
 function table(): string {
   const cols = impls;
   const oursCols = cols.filter((c) => c !== 'baseline');
   const hasBase = cols.includes('baseline');
+  const hasBefore = cols.includes('before') && cols.includes('workers');
   const head = [
     'phase',
     'metric',
     'unit',
     ...cols.map((c) => LABEL[c]),
-    ...(hasBase ? oursCols.map((c) => `${c === 'workers' ? 'w' : 'w=0'}/base`) : []),
+    ...(hasBase ? oursCols.map((c) => `${SHORT[c]}/base`) : []),
+    ...(hasBefore ? ['w/before'] : []),
   ];
   const rows: string[][] = [head];
   for (const phase of ['paced', 'saturated'] as const) {
@@ -919,6 +951,7 @@ function table(): string {
             return `${x.toFixed(2)}×${goal}`;
           })
         : [];
+      if (hasBefore) ratios.push(ratioOf(m, find('workers', phase), find('before', phase)));
       const offered = phase === 'paced' ? find(cols[0]!, phase)?.offeredRate : undefined;
       rows.push([
         phase === 'paced' && offered ? `paced ${fmt(offered)}/s` : phase,
@@ -1070,6 +1103,7 @@ async function main(): Promise<number> {
       results: [
         ...(impls.includes('workers') ? jsonResults('workers', 'workers.') : []),
         ...(impls.includes('inline') ? jsonResults('inline', 'inline.') : []),
+        ...(impls.includes('before') ? jsonResults('before', 'before.') : []),
       ],
       baseline: {
         name: baselineName(),
