@@ -15,17 +15,14 @@
  *   kafkajs-snappy write; xerial's `SnappyInputStream` accepts that too).
  * - lz4: the standard LZ4 frame format (`KafkaLZ4BlockOutputStream` with the correct header
  *   checksum, as for all v1+ messages) with independent blocks, the only kind Kafka's reader
- *   decodes: FLG 0x60 (version 1, independent blocks, no checksums, no content size), BD 0x70
- *   (4 MiB blocks; Kafka reads 64 KiB–4 MiB). The frame is written here around lz4-napi's
- *   (lz4_flex) block compressor, one block per 4 MiB of input: its own frame encoder costs about
- *   twice as much per call, which at agent rates (many small batches) was a third of a worker's
- *   CPU (bench:ingest --profile, paced).
+ *   decodes. lz4-napi (lz4_flex) writes FLG 0x60 (version 1, independent blocks, no checksums,
+ *   no content size) and 64 KiB or, for large input, 4 MiB blocks; Kafka reads 64 KiB–4 MiB.
  * - zstd: standard zstd frames, level 3 (Kafka's default `compression.zstd.level`), via
  *   @mongodb-js/zstd (libzstd).
  */
 import { compress as zstdCompress, decompress as zstdDecompress } from '@mongodb-js/zstd';
 import kafkajs from 'kafkajs';
-import { decompressFrame, compress as lz4Block, compressSync as lz4BlockSync } from 'lz4-napi';
+import { compressFrame, compressFrameSync, decompressFrame } from 'lz4-napi';
 import snappy from 'snappy';
 
 const { CompressionCodecs, CompressionTypes } = kafkajs;
@@ -132,80 +129,10 @@ const snappyCodec: KafkaCodec = {
 
 // --- lz4 (frame format) --------------------------------------------------------------------
 
-/** The LZ4 frame magic number (little-endian on the wire). */
-const LZ4_MAGIC = 0x184d2204;
-const LZ4_FLG = 0x60;
-const LZ4_BD = 0x70;
-const LZ4_BLOCK_MAX = 4 * 1024 * 1024;
-const LZ4_UNCOMPRESSED_BIT = 0x80000000;
-
-/** XXH32 (seed 0) of a few bytes: the frame header checksum is its second byte. */
-export function xxh32Small(bytes: Uint8Array): number {
-  const P1 = 2654435761;
-  const P3 = 3266489917;
-  const P5 = 374761393;
-  let h = (P5 + bytes.length) >>> 0;
-  for (const b of bytes) {
-    h = (h + Math.imul(b, P5)) >>> 0;
-    h = Math.imul((h << 11) | (h >>> 21), P1) >>> 0;
-  }
-  h = Math.imul(h ^ (h >>> 15), 2246822519) >>> 0;
-  h = Math.imul(h ^ (h >>> 13), P3) >>> 0;
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-/** The 7-byte frame header: magic, FLG, BD, HC = (xxh32(FLG, BD) >> 8) & 0xff. */
-export const LZ4_FRAME_HEADER = (() => {
-  const h = Buffer.alloc(7);
-  h.writeUInt32LE(LZ4_MAGIC, 0);
-  h[4] = LZ4_FLG;
-  h[5] = LZ4_BD;
-  h[6] = (xxh32Small(h.subarray(4, 6)) >>> 8) & 0xff;
-  return h;
-})();
-const LZ4_END_MARK = Buffer.alloc(4);
-
-/** One frame data block: its size word, then the compressed bytes, or the input as it is when that is not smaller. */
-function lz4FrameBlock(input: Buffer, prefixed: Buffer): Buffer[] {
-  // lz4-napi's block output starts with the uncompressed size (u32 LE); the frame does not want it.
-  const block = prefixed.subarray(4);
-  const size = Buffer.allocUnsafe(4);
-  if (block.length >= input.length) {
-    size.writeUInt32LE((input.length | LZ4_UNCOMPRESSED_BIT) >>> 0, 0);
-    return [size, input];
-  }
-  size.writeUInt32LE(block.length, 0);
-  return [size, block];
-}
-
-function lz4Chunks(input: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  for (let at = 0; at < input.length; at += LZ4_BLOCK_MAX) out.push(input.subarray(at, at + LZ4_BLOCK_MAX));
-  return out;
-}
-
-/** An LZ4 frame of `input` (the header above, blocks of up to 4 MiB, end mark). */
-export function lz4FrameSync(input: Buffer): Buffer {
-  const parts: Buffer[] = [LZ4_FRAME_HEADER];
-  for (const chunk of lz4Chunks(input)) parts.push(...lz4FrameBlock(chunk, lz4BlockSync(chunk)));
-  parts.push(LZ4_END_MARK);
-  return Buffer.concat(parts);
-}
-
-/** `lz4FrameSync` on the thread pool. */
-export async function lz4Frame(input: Buffer): Promise<Buffer> {
-  const chunks = lz4Chunks(input);
-  const blocks = await Promise.all(chunks.map((c) => lz4Block(c)));
-  const parts: Buffer[] = [LZ4_FRAME_HEADER];
-  for (const [i, chunk] of chunks.entries()) parts.push(...lz4FrameBlock(chunk, blocks[i]!));
-  parts.push(LZ4_END_MARK);
-  return Buffer.concat(parts);
-}
-
 const lz4Codec: KafkaCodec = {
-  compress: (encoder) => lz4Frame(encoder.buffer),
+  compress: (encoder) => compressFrame(encoder.buffer),
   decompress: (buffer) => decompressFrame(buffer),
-  compressSync: (input) => lz4FrameSync(input),
+  compressSync: (input) => compressFrameSync(input),
 };
 
 // --- zstd ----------------------------------------------------------------------------------
