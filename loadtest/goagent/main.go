@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -53,6 +54,9 @@ func main() {
 		os.Exit(runLoad(os.Args[2:]))
 	}
 	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -77,6 +81,11 @@ func main() {
 
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("goagent", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: goagent -addr HOST:PORT -ca CA.pem -cert CERT.pem -key KEY.pem [options]   one agent\n"+
+			"       goagent load ...   many agents for benchmarks (goagent load -h)\n\nOptions:")
+		fs.PrintDefaults()
+	}
 	o := &options{}
 	addrs := fs.String("addr", "", "gateway host:port, comma-separated list dialled in order (required)")
 	fs.StringVar(&o.caFile, "ca", "", "CA certificate PEM the agent embeds (required)")
