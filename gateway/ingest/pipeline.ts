@@ -108,9 +108,18 @@ function createRunner(workers: number, configured: PipelineOptions['kafka']): Ru
  * per post, ~190 µs of CPU transferred as they are, ~45 µs copied first).
  */
 function transferableCopy(buf: Uint8Array): ArrayBuffer {
-  const ab = new ArrayBuffer(buf.byteLength);
+  const ab = uninitializedArrayBuffer(buf.byteLength);
   new Uint8Array(ab).set(buf);
   return ab;
+}
+
+/**
+ * An ArrayBuffer of its own (transferable), not zero-filled: it is overwritten at once, and
+ * `new ArrayBuffer` zeroes it first — a memset and, for large ones, fresh pages faulted in
+ * (perf, paced bench:ingest: ~3 % of the gateway's CPU).
+ */
+function uninitializedArrayBuffer(bytes: number): ArrayBuffer {
+  return Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer;
 }
 
 /**
@@ -121,7 +130,7 @@ function transferableCopy(buf: Uint8Array): ArrayBuffer {
 function packMessages(items: AcceptItem[]): ArrayBuffer {
   let total = 0;
   for (const i of items) total += i.message.byteLength;
-  const ab = new ArrayBuffer(total);
+  const ab = uninitializedArrayBuffer(total);
   const all = new Uint8Array(ab);
   let at = 0;
   for (const i of items) {
