@@ -38,6 +38,31 @@ function varint(c: Cursor): number {
   throw new RawScanError('varint longer than 10 bytes');
 }
 
+/**
+ * A tag or a length as protobufjs reads them (its `tag()` and `size()`): at most 5 bytes, the
+ * fifth at most `fifthMax` (15 for a tag: 32 bits; 7 for a length: 31 bits), and at most 4 bytes
+ * when fewer than 5 are left in the buffer. Accepting no more than it does keeps every message
+ * accepted here decodable in the workers.
+ */
+function varint32(c: Cursor, fifthMax: number, what: string): number {
+  const nearEnd = c.buf.length - c.pos < 5;
+  let v = 0;
+  for (let i = 0; i < 5; i++) {
+    if (c.pos >= c.end || (nearEnd && i === 4)) throw new RawScanError(`truncated ${what}`);
+    const b = c.buf[c.pos++]!;
+    if (i === 4) {
+      if (b > fifthMax) throw new RawScanError(`invalid ${what} encoding`);
+      return (v | (b << 28)) >>> 0;
+    }
+    v |= (b & 0x7f) << (7 * i);
+    if (b < 0x80) return v >>> 0;
+  }
+  throw new RawScanError(`invalid ${what} encoding`);
+}
+
+const tagOf = (c: Cursor) => varint32(c, 15, 'tag');
+const sizeOf = (c: Cursor) => varint32(c, 7, 'length');
+
 /** Skips a field's value of `wire` type; returns [start, end) of a LEN value. */
 function skipValue(c: Cursor, wire: number): number {
   switch (wire) {
@@ -51,7 +76,7 @@ function skipValue(c: Cursor, wire: number): number {
       c.pos += 4;
       break;
     case WIRE_LEN: {
-      const n = varint(c);
+      const n = sizeOf(c);
       const start = c.pos;
       c.pos += n;
       if (c.pos > c.end) throw new RawScanError('length beyond the message');
@@ -74,7 +99,7 @@ function recordDataType(buf: Uint8Array, start: number, end: number): number {
   const c: Cursor = { buf, pos: start, end };
   let dt = 0;
   while (c.pos < c.end) {
-    const tag = varint(c);
+    const tag = tagOf(c);
     const field = tag >>> 3;
     const wire = tag & 7;
     if (field === 0) throw new RawScanError('illegal tag: field number 0');
@@ -113,7 +138,7 @@ export function scanRawData(message: Buffer, wanted: (dt: number) => boolean): R
   const headerParts: Buffer[] = [];
   while (c.pos < c.end) {
     const fieldStart = c.pos;
-    const tag = varint(c);
+    const tag = tagOf(c);
     const field = tag >>> 3;
     const wire = tag & 7;
     if (field === 0) throw new RawScanError('illegal tag: field number 0');

@@ -99,6 +99,12 @@ test('scanRawData refuses a length past the end, a 0 field number and a wrong wi
   assert.throws(() => scanRawData(Buffer.from([0x00, 0x00]), isSpecialRecord), RawScanError);
   // field 2 (AgentID) as a varint
   assert.throws(() => scanRawData(Buffer.from([0x10, 0x01]), isSpecialRecord), RawScanError);
+  // a 5-byte tag inside a record whose last byte overflows 32 bits (protobufjs: invalid tag encoding)
+  const longTag = Uint8Array.from([
+    10, 20, 253, 128, 128, 128, 16, 16, 128, 128, 128, 193, 189, 17, 26, 6, 0, 0, 0, 0, 0, 0,
+  ]);
+  assert.throws(() => grpc.RawData.decode(longTag));
+  assert.throws(() => scanRawData(Buffer.from(longTag), isSpecialRecord), RawScanError);
   // a record whose DataType is length-delimited
   assert.throws(
     () => scanRawData(Buffer.from([0x0a, 0x03, 0x0a, 0x01, 0x00]), isSpecialRecord),
