@@ -64,9 +64,9 @@ function workerFile(): string {
 
 /**
  * The pipeline's producer linger when none is configured: none. A produce task already holds
- * the RawData of a batch window (BATCH_WINDOW_MS), and while a request is in flight (one at a
- * time) the next records queue behind it and go out together when it is acknowledged; a linger
- * on top only delays them.
+ * every RawData accepted while the task slots were taken (TASKS_PER_WORKER), and while a
+ * request is in flight (one at a time) the next records queue behind it and go out together
+ * when it is acknowledged; a linger on top only delays them.
  */
 export const PIPELINE_LINGER_MS = 0;
 
@@ -162,14 +162,15 @@ const MAX_TASK_BYTES = 1024 * 1024;
 const TASKS_PER_WORKER = 2;
 
 /**
- * The batch window: a RawData waits at most this long on the main thread for others to join its
- * produce task. Agents send one small RawData every 100 ms each, spread over time, so without
- * a window nearly every RawData became its own task and Kafka request: a worker hand-off, a
- * record batch per partition, a compression call, a request and its response per ~12 KB. 5 ms
- * gathers several agents' batches into one (at 1,000 RawData/s about five) for at most 5 ms of
- * latency (the p99 goal is 50 ms agent send → Kafka).
+ * The default batch window: none. A RawData goes to a worker at the end of the event-loop turn
+ * it arrived in, unless every task slot is taken (then it joins the next task when one
+ * settles), so an idle pipeline adds no latency and a busy one batches across agents by
+ * itself. A window > 0 (PipelineOptions.batchWindowMs) also holds RawData when a slot is free,
+ * so that several agents' batches share a task and a Kafka request even at low rates — less
+ * CPU per record for up to that much latency; it also bounds a closed-loop agent (one write in
+ * flight) to one RawData per window plus round trip, which is why it is not the default.
  */
-export const BATCH_WINDOW_MS = 5;
+export const BATCH_WINDOW_MS = 0;
 
 interface Pending {
   item: AcceptItem;
@@ -335,7 +336,7 @@ export class IngestPipeline implements IngestSink {
    */
   #produce(item: AcceptItem): Promise<ItemResult> {
     return new Promise<ItemResult>((resolve, reject) => {
-      if (this.#pending.length === 0) this.#pendingSince = performance.now();
+      if (this.#pending.length === 0 && this.#windowMs > 0) this.#pendingSince = performance.now();
       this.#pending.push({ item, resolve, reject });
       this.#pendingBytes += item.message.byteLength;
       const full = this.#pending.length >= MAX_TASK_ITEMS || this.#pendingBytes >= MAX_TASK_BYTES;
@@ -356,7 +357,7 @@ export class IngestPipeline implements IngestSink {
       this.#flushPending();
     };
     const waitMs = this.#windowMs - (performance.now() - this.#pendingSince);
-    if (waitMs < 1) setImmediate(flush);
+    if (this.#windowMs === 0 || waitMs < 1) setImmediate(flush);
     else setTimeout(flush, waitMs);
   }
 
@@ -375,7 +376,8 @@ export class IngestPipeline implements IngestSink {
     this.#pendingBytes -= bytes;
     const group = this.#pending.splice(0, n);
     // What stays behind (the task was full) goes with the next free task slot, without a new window.
-    if (this.#pending.length > 0) this.#pendingSince = performance.now() - this.#windowMs;
+    if (this.#pending.length > 0 && this.#windowMs > 0)
+      this.#pendingSince = performance.now() - this.#windowMs;
     return group;
   }
 

@@ -76,6 +76,8 @@ Options:
   --compression C       our producer's compression: none|gzip|snappy|lz4|zstd (default lz4)
   --baseline-compression C   the baseline's (default none, kafkajs' default)
   --linger-ms MS        our producer's linger (default: the pipeline's)
+  --batch-window-ms MS  our pipeline's batch window (default: the pipeline's, 0; not passed to
+                        --compare-tree)
   --impls LIST          subset of baseline,workers,inline (default: all three; none: only
                         the --profile run)
   --brokers LIST        use these brokers (default: $FLEETGATE_BENCH_KAFKA, else a disposable
@@ -111,6 +113,7 @@ const { values } = parseArgs({
     compression: { type: 'string', default: 'lz4' },
     'baseline-compression': { type: 'string', default: 'none' },
     'linger-ms': { type: 'string' },
+    'batch-window-ms': { type: 'string' },
     impls: { type: 'string' },
     brokers: { type: 'string' },
     quick: { type: 'boolean', default: false },
@@ -148,6 +151,10 @@ const cfg = {
   compression: values.compression,
   baselineCompression: values['baseline-compression'],
   lingerMs: values['linger-ms'] === undefined ? undefined : number('linger-ms', values['linger-ms'], 0, 0),
+  batchWindowMs:
+    values['batch-window-ms'] === undefined
+      ? undefined
+      : number('batch-window-ms', values['batch-window-ms'], 0, 0),
   warmupS: quick ? 1 : 2,
   recordsPerMessage: 20,
   recordBytes: 600,
@@ -374,6 +381,9 @@ async function startServer(impl: Impl, topic: string, extraNodeArgs: string[] = 
           '--compression',
           cfg.compression,
           ...(cfg.lingerMs !== undefined ? ['--linger-ms', String(cfg.lingerMs)] : []),
+          ...(cfg.batchWindowMs !== undefined && impl !== 'before'
+            ? ['--batch-window-ms', String(cfg.batchWindowMs)]
+            : []),
         ];
   const child = await spawnChild(
     LABEL[impl],
