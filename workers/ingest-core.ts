@@ -4,7 +4,7 @@
  * attach the acceptance identity, and produce to Kafka — or hand the records back packed so the
  * main thread can spool them when Kafka did not take them.
  *
- * A produce task carries several RawData (what the pipeline accepted within one event-loop turn,
+ * A produce task carries several RawData (what the pipeline accepted while its task slots were taken,
  * see pipeline.ts) so a worker hand-off and a producer call serve them all; each RawData becomes
  * one record set (record-set.ts: its records encoded once, straight from the RawData) and each
  * gets its own result. The spool path (`build`, and a failed produce) packs the records with

@@ -26,6 +26,13 @@ export interface TaskResultSink {
   report(result: TaskResult): void;
 }
 
+/** Whether the gateway reads records of this data type (see createRecordInspector). */
+export function isSpecialRecord(dt: number): boolean {
+  return (
+    dt === DT_AGENT_HEARTBEAT || dt === DT_PLUGIN_HEARTBEAT || TASK_RESULT_TYPES.has(dt) || LOG_TYPES.has(dt)
+  );
+}
+
 /** Agent log lines per second written to the gateway log; the rest are counted, not logged. */
 const AGENT_LOG_LINES_PER_SECOND = 50;
 

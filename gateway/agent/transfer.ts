@@ -14,8 +14,9 @@ import type { IngestSink } from '../ingest/sink.js';
 import type { ConfigSource } from './config-source.js';
 import { type AgentHeader, agentDetail, type Detail } from './heartbeat.js';
 import { AgentIdConflicts, ALIVE_WITHIN_MS } from './id-conflicts.js';
+import { decodeHeader, type RawScan, scanRawData } from './raw-scan.js';
 import { AgentSession, type SessionRegistry } from './sessions.js';
-import { createRecordInspector, type TaskResultSink } from './special-records.js';
+import { createRecordInspector, isSpecialRecord, type TaskResultSink } from './special-records.js';
 
 export const TRANSFER_METHOD = '/grpc.Transfer/Transfer';
 
@@ -124,6 +125,22 @@ export function createTransferHandler(deps: TransferDeps) {
     );
   }
 
+  /** One counter update per data type per message, not per record (prom-client labels cost). */
+  function countRecords(dataTypes: readonly number[]): void {
+    let other = 0;
+    let known: Map<number, number> | undefined;
+    for (const dt of dataTypes) {
+      if (!KNOWN_DATA_TYPES.has(dt)) {
+        other++;
+        continue;
+      }
+      known ??= new Map();
+      known.set(dt, (known.get(dt) ?? 0) + 1);
+    }
+    if (other > 0) metrics.recordsIn.inc({ data_type: 'other' }, other);
+    if (known) for (const [dt, n] of known) metrics.recordsIn.inc({ data_type: String(dt) }, n);
+  }
+
   return function transfer(call: ServerCall, info: SessionInfo): void {
     // Elkeid §1.3: the slot is taken before anything is read.
     if (!sessions.reserve()) {
@@ -157,42 +174,57 @@ export function createTransferHandler(deps: TransferDeps) {
       }
     });
 
+    /** The header bytes of the last message: an agent repeats them on every batch. */
+    let lastHeader: Buffer | undefined;
+    const unmarshalError = (err: unknown) => {
+      metrics.agentRefusals.inc({ reason: 'bad_protobuf' });
+      return new GrpcError(Status.INTERNAL, 'grpc: failed to unmarshal the received message', { cause: err });
+    };
+
     const onMessage = (message: Buffer): void | Promise<void> => {
-      let raw: grpc.RawData;
+      // Scanned, not decoded: the ingest workers decode the records (raw-scan.ts).
+      let scan: RawScan;
+      let header: grpc.RawData | undefined;
       try {
-        raw = grpc.RawData.decode(message);
+        scan = scanRawData(message, isSpecialRecord);
+        if (lastHeader === undefined || !scan.header.equals(lastHeader)) {
+          header = decodeHeader(scan.header);
+          lastHeader = Buffer.from(scan.header);
+        }
       } catch (err) {
-        metrics.agentRefusals.inc({ reason: 'bad_protobuf' });
-        throw new GrpcError(Status.INTERNAL, 'grpc: failed to unmarshal the received message', {
-          cause: err,
-        });
+        throw unmarshalError(err);
       }
       metrics.grpcMessagesIn.inc({ method: TRANSFER_METHOD });
       metrics.grpcBytesIn.inc({ method: TRANSFER_METHOD }, message.length);
       const now = Date.now();
-      if (!session) session = identify(raw, now);
-      else if (raw.Hostname || raw.Version) session.header = headerOf(raw);
+      // The first message always has its header decoded (lastHeader was unset).
+      if (!session) session = identify(header!, now);
+      else if (header && (header.Hostname || header.Version)) session.header = headerOf(header);
       const s = session;
       s.lastMessageAt = now;
-      // One counter update per data type per message, not per record (prom-client labels cost).
-      const byType = new Map<string, number>();
-      for (const record of raw.Data) {
-        const dt = record.DataType ?? 0;
-        const label = KNOWN_DATA_TYPES.has(dt) ? String(dt) : 'other';
-        byType.set(label, (byType.get(label) ?? 0) + 1);
-      }
-      for (const [label, n] of byType) metrics.recordsIn.inc({ data_type: label }, n);
-      inspect(s, raw.Data, now);
-      s.records += raw.Data.length;
+      countRecords(scan.dataTypes);
+      inspect(s, scan.special, now);
+      s.records += scan.count;
       const started = performance.now();
-      const accepted = sink.write({ agentId: s.agentId, peer: s.peer, receivedAt: now, message, raw });
+      let decoded: grpc.RawData | undefined;
+      const accepted = sink.write({
+        agentId: s.agentId,
+        peer: s.peer,
+        receivedAt: now,
+        message,
+        records: scan.count,
+        get raw() {
+          decoded ??= grpc.RawData.decode(message);
+          return decoded;
+        },
+      });
       if (accepted instanceof Promise) {
         return accepted.then(
           () => metrics.sinkWriteSeconds.observe((performance.now() - started) / 1000),
           (err: unknown) => {
             // The stream ends with INTERNAL; this message is counted as discarded with the rest.
             log.error(
-              { agentId: s.agentId, records: raw.Data.length, err },
+              { agentId: s.agentId, records: scan.count, err },
               'the sink failed to take records',
             );
             throw err;

@@ -20,7 +20,7 @@ export class MemorySink implements IngestSink {
 
   write(batch: IngestBatch): void | Promise<void> {
     this.batches.push(batch);
-    this.records += batch.raw.Data.length;
+    this.records += batch.records ?? batch.raw.Data.length;
     for (const l of this.#listeners) l(batch);
     if (this.records <= this.#capacity) return;
     this.stalls++;
@@ -55,7 +55,7 @@ export class CountingSink implements IngestSink {
   bytes = 0;
   write(batch: IngestBatch): void {
     this.batches++;
-    this.records += batch.raw.Data.length;
+    this.records += batch.records ?? batch.raw.Data.length;
     this.bytes += batch.message.length;
   }
   async flush(): Promise<void> {}

@@ -40,6 +40,11 @@ export interface PipelineOptions {
   tagsOf?: (agentId: string) => string;
   /** Entries per ship request and the retry back-off bounds. */
   shipBatch?: number;
+  /**
+   * How long a batch may wait on the main thread for others to join its produce task (default
+   * BATCH_WINDOW_MS; 0: until the end of the event-loop turn). A task is sent earlier when full.
+   */
+  batchWindowMs?: number;
   retryMinMs?: number;
   /** Cap of the ship retry back-off: after a long outage Kafka is still probed this often (default 5 s). */
   retryMaxMs?: number;
@@ -60,10 +65,9 @@ function workerFile(): string {
 
 /**
  * The pipeline's producer linger when none is configured: none. A produce task already holds
- * every RawData of an event-loop turn, and while a request is in flight (one at a time) the next
- * records queue behind it and go out together when it is acknowledged; a linger on top only
- * delays them (bench:ingest: paced p50 halved, and closed-loop agents no longer wait a linger per
- * round trip).
+ * every RawData accepted while the task slots were taken (TASKS_PER_WORKER), and while a
+ * request is in flight (one at a time) the next records queue behind it and go out together
+ * when it is acknowledged; a linger on top only delays them.
  */
 export const PIPELINE_LINGER_MS = 0;
 
@@ -104,20 +108,70 @@ function createRunner(workers: number, configured: PipelineOptions['kafka']): Ru
  * an ArrayBuffer to another thread costs several times this 12 KB copy (measured: 32 messages
  * per post, ~190 µs of CPU transferred as they are, ~45 µs copied first).
  */
-function transferableCopy(buf: Buffer): ArrayBuffer {
-  const ab = new ArrayBuffer(buf.byteLength);
+function transferableCopy(buf: Uint8Array): ArrayBuffer {
+  const ab = uninitializedArrayBuffer(buf.byteLength);
   new Uint8Array(ab).set(buf);
+  return ab;
+}
+
+/**
+ * An ArrayBuffer of its own (transferable), not zero-filled: it is overwritten at once, and
+ * `new ArrayBuffer` zeroes it first — a memset and, for large ones, fresh pages faulted in
+ * (perf, paced bench:ingest: ~3 % of the gateway's CPU).
+ */
+function uninitializedArrayBuffer(bytes: number): ArrayBuffer {
+  return Buffer.allocUnsafeSlow(bytes).buffer as ArrayBuffer;
+}
+
+/**
+ * The messages of a produce task copied into one ArrayBuffer, each item's message replaced by a
+ * view of it: one allocation and one transfer per task instead of one per RawData (structured
+ * clone rebuilds the views on the worker's side over the transferred buffer).
+ */
+function packMessages(items: AcceptItem[]): ArrayBuffer {
+  let total = 0;
+  for (const i of items) total += i.message.byteLength;
+  const ab = uninitializedArrayBuffer(total);
+  const all = new Uint8Array(ab);
+  let at = 0;
+  for (const i of items) {
+    const m = i.message instanceof Uint8Array ? i.message : new Uint8Array(i.message);
+    all.set(m, at);
+    i.message = new Uint8Array(ab, at, m.byteLength);
+    at += m.byteLength;
+  }
   return ab;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /**
- * At most this many RawData per produce task. Those accepted within one event-loop turn go to
- * the worker together (one hand-off, one producer call); the bound keeps a task's latency short
- * and leaves work for other workers when there are several.
+ * At most this many RawData, and about this many bytes, per produce task. Those accepted while
+ * earlier tasks are in flight go to the worker together (one hand-off, one producer call); the
+ * bounds keep a task's latency short and leave work for other workers when there are several.
  */
-const MAX_TASK_ITEMS = 64;
+const MAX_TASK_ITEMS = 256;
+const MAX_TASK_BYTES = 1024 * 1024;
+
+/**
+ * Produce tasks in flight per worker (inline: in all). The producer sends one request at a time
+ * and queues what comes meanwhile, so a worker with one task waiting on Kafka and one queued
+ * behind it is never idle; what arrives beyond that waits here and goes out as one task when
+ * one of them completes. At agent rates (one small RawData per agent every 100 ms) this turns
+ * one hand-off per RawData into about one per Kafka round trip (bench:ingest, paced).
+ */
+const TASKS_PER_WORKER = 2;
+
+/**
+ * The default batch window: none. A RawData goes to a worker at the end of the event-loop turn
+ * it arrived in, unless every task slot is taken (then it joins the next task when one
+ * settles), so an idle pipeline adds no latency and a busy one batches across agents by
+ * itself. A window > 0 (PipelineOptions.batchWindowMs) also holds RawData when a slot is free,
+ * so that several agents' batches share a task and a Kafka request even at low rates — less
+ * CPU per record for up to that much latency; it also bounds a closed-loop agent (one write in
+ * flight) to one RawData per window plus round trip, which is why it is not the default.
+ */
+export const BATCH_WINDOW_MS = 0;
 
 interface Pending {
   item: AcceptItem;
@@ -140,7 +194,14 @@ export class IngestPipeline implements IngestSink {
   #closed = false;
   /** RawData waiting for the end of this event-loop turn to go out as one produce task. */
   #pending: Pending[] = [];
+  #pendingBytes = 0;
+  /** performance.now() when the oldest pending RawData arrived. */
+  #pendingSince = 0;
   #flushScheduled = false;
+  readonly #windowMs: number;
+  /** Produce tasks handed to the runner and not settled (bounded by #maxTasks). */
+  #tasksInFlight = 0;
+  readonly #maxTasks: number;
   /** Disk errors since the last error log, and when that was (logged once per interval). */
   #diskErrorsUnlogged = 0;
   #diskErrorLoggedAt = 0;
@@ -150,6 +211,8 @@ export class IngestPipeline implements IngestSink {
     this.#o = o;
     this.#log = o.logger.child({ component: 'ingest' });
     this.#runner = createRunner(o.workers, o.kafka);
+    this.#maxTasks = TASKS_PER_WORKER * Math.max(1, o.workers);
+    this.#windowMs = o.batchWindowMs ?? BATCH_WINDOW_MS;
     this.name = o.kafka
       ? `kafka ${o.kafka.brokers.join(',')} topic ${o.kafka.topic} (spool ${o.spool.dir})`
       : `spool ${o.spool.dir}`;
@@ -213,20 +276,21 @@ export class IngestPipeline implements IngestSink {
   }
 
   async write(batch: IngestBatch): Promise<void> {
-    const count = batch.raw.Data.length;
+    const count = batch.records ?? batch.raw.Data.length;
     if (count === 0) return;
     const seq0 = this.#seq;
     this.#seq += count;
     // Inline, the message and its decoded form stay on this thread: nothing to copy or decode.
+    // To a worker, a produce task's messages are copied together when it goes (packMessages).
     const inline = this.#o.workers === 0;
+    const direct = !this.#spooling;
     const item: AcceptItem = {
-      message: inline ? batch.message : transferableCopy(batch.message),
+      message: inline || direct ? batch.message : transferableCopy(batch.message),
       receivedAt: batch.receivedAt,
       seq0,
       tag: this.#o.tagsOf?.(batch.agentId) ?? '',
       ...(inline ? { raw: batch.raw } : {}),
     };
-    const direct = !this.#spooling;
     if (!direct) this.#spoolBound++;
     this.#inFlight++;
     try {
@@ -267,34 +331,69 @@ export class IngestPipeline implements IngestSink {
   }
 
   /**
-   * Produces one RawData as part of the produce task of this event-loop turn (see
-   * MAX_TASK_ITEMS). Each RawData keeps its own result: produced, or failed with its records
+   * Produces one RawData as part of the next produce task (see MAX_TASK_ITEMS and
+   * TASKS_PER_WORKER). Each RawData keeps its own result: produced, or failed with its records
    * packed for the spool. An agent has one write in flight, so its order is unaffected.
    */
   #produce(item: AcceptItem): Promise<ItemResult> {
     return new Promise<ItemResult>((resolve, reject) => {
+      if (this.#pending.length === 0 && this.#windowMs > 0) this.#pendingSince = performance.now();
       this.#pending.push({ item, resolve, reject });
-      if (this.#pending.length >= MAX_TASK_ITEMS) this.#flushPending();
-      else if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => {
-          this.#flushScheduled = false;
-          this.#flushPending();
-        });
-      }
+      this.#pendingBytes += item.message.byteLength;
+      const full = this.#pending.length >= MAX_TASK_ITEMS || this.#pendingBytes >= MAX_TASK_BYTES;
+      if (full && this.#tasksInFlight < this.#maxTasks) this.#flushPending();
+      else this.#scheduleFlush();
     });
   }
 
+  /**
+   * Flushes when the oldest pending RawData has waited the batch window (at the end of this
+   * event-loop turn if it has), unless every task slot is taken (a settling task flushes then).
+   */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#pending.length === 0 || this.#tasksInFlight >= this.#maxTasks) return;
+    this.#flushScheduled = true;
+    const flush = () => {
+      this.#flushScheduled = false;
+      this.#flushPending();
+    };
+    const waitMs = this.#windowMs - (performance.now() - this.#pendingSince);
+    if (this.#windowMs === 0 || waitMs < 1) setImmediate(flush);
+    else setTimeout(flush, waitMs);
+  }
+
   #flushPending(): void {
-    const group = this.#pending;
-    if (group.length === 0) return;
-    this.#pending = [];
+    while (this.#pending.length > 0 && this.#tasksInFlight < this.#maxTasks) this.#runTask(this.#takeGroup());
+  }
+
+  /** The oldest pending RawData, up to the task bounds (at least one). */
+  #takeGroup(): Pending[] {
+    let n = 0;
+    let bytes = 0;
+    while (n < this.#pending.length && n < MAX_TASK_ITEMS && (n === 0 || bytes < MAX_TASK_BYTES)) {
+      bytes += this.#pending[n]!.item.message.byteLength;
+      n++;
+    }
+    this.#pendingBytes -= bytes;
+    const group = this.#pending.splice(0, n);
+    // What stays behind (the task was full) goes with the next free task slot, without a new window.
+    if (this.#pending.length > 0 && this.#windowMs > 0)
+      this.#pendingSince = performance.now() - this.#windowMs;
+    return group;
+  }
+
+  #runTask(group: Pending[]): void {
     const items = group.map((p) => p.item);
     const task: ProduceTask = { kind: 'produce', gw: this.#o.gatewayId, items };
-    const transfer: ArrayBuffer[] = [];
-    for (const i of items) if (i.message instanceof ArrayBuffer) transfer.push(i.message);
+    const transfer = this.#o.workers === 0 ? [] : [packMessages(items)];
+    this.#tasksInFlight++;
+    const settled = () => {
+      this.#tasksInFlight--;
+      this.#scheduleFlush();
+    };
     this.#runner.run(task, transfer).then(
       (result) => {
+        settled();
         if (result.kind !== 'items' || result.results.length !== group.length) {
           const err = new Error(`unexpected ingest result ${result.kind} for a produce task`);
           for (const p of group) p.reject(err);
@@ -303,6 +402,7 @@ export class IngestPipeline implements IngestSink {
         for (const [i, p] of group.entries()) p.resolve(result.results[i]!);
       },
       (err: unknown) => {
+        settled();
         const error = err instanceof Error ? err : new Error(String(err));
         for (const p of group) p.reject(error);
       },

@@ -15,8 +15,10 @@ export interface IngestBatch {
   receivedAt: number;
   /** The decompressed RawData message as the agent sent it (bodies are spliced from it, never re-encoded). */
   message: Buffer;
-  /** The same message decoded. */
-  raw: grpc.RawData;
+  /** The same message decoded (the gateway's batches decode it on first access). */
+  readonly raw: grpc.RawData;
+  /** Records in the message, when known without decoding it. */
+  records?: number;
 }
 
 /** Whether a sink takes records now; not ready means discovery and load balancers should send no new agents. */

@@ -5,7 +5,7 @@
  *
  *   node --expose-gc --import tsx loadtest/bench/ingest-server.ts --pki DIR --topic T
  *        [--workers N] [--brokers 127.0.0.1:9092] [--compression lz4] [--partitioner murmur2]
- *        [--linger-ms MS] [--port 0] [--host 127.0.0.1]
+ *        [--linger-ms MS] [--batch-window-ms MS] [--port 0] [--host 127.0.0.1]
  *
  * `--workers` defaults to FLEETGATE_WORKERS, else what the gateway defaults to (cores − 1, at
  * least 1). Prints `{"port":N,...}` first, then answers on stdin (one JSON line each): `stats`
@@ -43,6 +43,7 @@ const { values } = parseArgs({
     compression: { type: 'string', default: 'lz4' },
     partitioner: { type: 'string', default: 'murmur2' },
     'linger-ms': { type: 'string' },
+    'batch-window-ms': { type: 'string' },
     port: { type: 'string', default: '0' },
     host: { type: 'string', default: '127.0.0.1' },
   },
@@ -71,6 +72,7 @@ const pipeline = new IngestPipeline({
     ...(values['linger-ms'] !== undefined ? { lingerMs: Number(values['linger-ms']) } : {}),
   },
   workers,
+  ...(values['batch-window-ms'] !== undefined ? { batchWindowMs: Number(values['batch-window-ms']) } : {}),
   gatewayId: `bench-${process.pid}`,
   metrics,
   logger,

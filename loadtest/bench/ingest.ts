@@ -2,23 +2,25 @@
  * `npm run bench:ingest`: agents → gateway → Kafka, end to end, for our gateway with worker
  * threads, our gateway with FLEETGATE_WORKERS=0 (the pipeline inline on the main thread), and a
  * @grpc/grpc-js + kafkajs baseline (loadtest/baselines/grpcjs-kafka-gateway.ts), side by side in
- * one invocation against the same real broker on loopback (infra/local, started when needed).
+ * one invocation against the same real broker on loopback (a disposable one unless given).
  *
  * Each gateway runs in its own child process and gets a fresh topic (4 partitions). The agents
- * run in other child processes (load-client.ts `ingest`): mTLS, Elkeid-shaped RawData (20
- * execve records of about 600 B), snappy-framed for ours (what agents send), identity for grpc-js
- * (it has no snappy). Every record body carries a send-time stamp (stamp.ts); a kafkajs consumer
- * in this process reads the topics back and records (consume time − send time) per record in an
- * HDR histogram, and counts every record by (AgentID, message, index), so loss and duplicates
- * are exact. Per gateway, two phases, each with new agents that end their streams gracefully:
+ * are the Go load client (loadtest/goagent, `goagent load`, see go-load.ts): grpc-go, one mTLS
+ * connection and Transfer stream per agent, Elkeid-shaped PackagedData of 20 execve records of
+ * about 600 B, snappy like the stock agent (identity for grpc-js, which has no snappy). Every
+ * record body carries a send-time stamp (stamp.ts); a kafkajs consumer in this process reads the
+ * topics back and records (consume time − send time) per record in an HDR histogram, and counts
+ * every record by (AgentID, message, index), so loss and duplicates are exact. Per gateway,
+ * three phases, each with new agents that end their streams gracefully:
  *
- *   saturated  every agent sends as fast as flow control lets it (closed loop): records/s,
- *              records per gateway CPU-second, latency under saturation.
- *   paced      every gateway gets the same offered load (default: half of what the baseline
- *              sustained saturated): latency at equal load, CPU per record at that load.
+ *   paced      what real agents do: every agent sends one message every 100 ms (default 100
+ *              agents × 20 records = 20,000 records/s): records per server CPU-second and
+ *              latency at the rate that sizes a fleet
+ *   saturated  every agent sends as fast as flow control lets it (closed loop)
+ *   idle       agents connect, send their first message and hold the stream: RSS per agent
  *
- * Gateway CPU is its process's process.cpuUsage() delta over the measured window (every thread:
- * main, piscina workers, libuv pool, GC); the broker's CPU is read from /proc apart.
+ * Server CPU is utime+stime of the gateway process from /proc (every thread: main, piscina
+ * workers, libuv pool, GC) over the measured window; the broker's and the load client's apart.
  */
 
 import { execFileSync } from 'node:child_process';
@@ -30,7 +32,7 @@ import * as hdr from 'hdr-histogram-js';
 import kafkajs from 'kafkajs';
 import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
 import { kafkaFor } from '../../infra/local/disposable-kafka.mjs';
-import { loopbackSources, writeBenchPki } from './bench-setup.js';
+import { writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
 import {
   childScripts,
@@ -41,12 +43,11 @@ import {
   progressWriter,
   runDriver,
   sleep,
-  split,
   textTable,
   writeJsonReport,
 } from './driver.js';
+import { type GoLoad, startGoLoad } from './go-load.js';
 import { machineInfo, readProc } from './machine.js';
-import type { WireEncoding } from './payloads.js';
 import { monotonicUs, readStamp } from './stamp.js';
 
 const { Kafka, logLevel } = kafkajs;
@@ -54,30 +55,48 @@ const { Kafka, logLevel } = kafkajs;
 const HELP = `Usage: npm run bench:ingest -- [options]
 
 Agents → gateway → Kafka for fleetgate (worker threads), fleetgate (FLEETGATE_WORKERS=0) and a
-@grpc/grpc-js + kafkajs baseline, side by side, against the local broker (started if needed).
+@grpc/grpc-js + kafkajs baseline, side by side, against a broker (a disposable one if none is
+given). The agents are the Go load client (loadtest/goagent \`goagent load\`, built on first use;
+needs the Go toolchain): grpc-go, mTLS, one connection per agent, snappy like the stock agent.
+
+Phases per gateway, in this order:
+  paced       --paced-agents agents × 20 records every --interval-ms (default 100 × 20 / 100 ms
+              = 20,000 records/s): records per server CPU-s, send→Kafka latency p50/p99
+  saturated   --agents agents sending as fast as flow control lets them
+  idle        --idle-agents agents connected and silent: server RSS per agent
 
 Options:
-  --agents N            streaming agents per phase (default 32)
-  --duration S          measured seconds of the saturated phase (default 20; --quick: 5)
-  --paced-duration S    measured seconds of the paced phase (default 10; --quick: 3; 0: skip it)
-  --rate R              offered records/s of the paced phase (default: half of what the
-                        baseline sustained saturated; 20000 when the baseline is not run)
+  --paced-agents N      agents of the paced phase (default 100)
+  --interval-ms MS      paced: one message per agent every MS (default 100)
+  --paced-duration S    measured seconds of the paced phase (default 20; --quick: 5; 0: skip it)
+  --agents N            agents of the saturated phase (default 32)
+  --duration S          measured seconds of the saturated phase (default 10; --quick: 3; 0: skip)
+  --idle-agents N       agents of the idle phase (default 1000; --quick: 200; 0: skip it)
   --workers N           worker threads of the workers run (default: cores − 1, at least 1)
   --compression C       our producer's compression: none|gzip|snappy|lz4|zstd (default lz4)
   --baseline-compression C   the baseline's (default none, kafkajs' default)
-  --linger-ms MS        our producer's linger (default: the producer's, 5 ms)
+  --linger-ms MS        our producer's linger (default: the pipeline's)
+  --batch-window-ms MS  our pipeline's batch window (default: the pipeline's, 0; not passed to
+                        --compare-tree)
   --impls LIST          subset of baseline,workers,inline (default: all three; none: only
                         the --profile run)
   --brokers LIST        use these brokers (default: $FLEETGATE_BENCH_KAFKA, else a disposable
                         broker on a free port, started for this run and stopped after it)
-  --quick               a smoke run (about a minute)
+  --rounds N            run every gateway N times, alternating (A B C A B C …); the table shows,
+                        per gateway and phase, the round with the median records per CPU-s
+                        (default 1)
+  --quick               a smoke run (about a minute per gateway)
   --json FILE           also write the results as JSON
-  --profile             after the measured runs, an extra saturated run of one server under
-                        --cpu-prof (not counted): one .cpuprofile per thread (main thread and each
-                        piscina worker: workers inherit --cpu-prof through execArgv), and a
-                        summary of the top functions by self time
+  --profile             after the measured runs, an extra run of one server under --cpu-prof
+                        (not counted): one .cpuprofile per thread (main thread and each piscina
+                        worker), and a summary of the top functions by self time
   --profile-impl I      which server to profile: workers|inline|baseline (default workers)
+  --profile-phase P     which load to profile: paced|saturated (default paced)
   --profile-dir DIR     where the .cpuprofile files go (default: the current directory)
+  --compare-tree DIR    also run the gateway of another checkout (e.g. the commit before a
+                        change: git archive REV | tar -x -C DIR, then node_modules and
+                        proto/gen in place) as the column "before" (workers as --workers), so
+                        before and after are measured in the same invocation
   --help                this text
 
 Progress goes to stderr; the result table to stdout.`;
@@ -87,18 +106,24 @@ const { values } = parseArgs({
     agents: { type: 'string' },
     duration: { type: 'string' },
     'paced-duration': { type: 'string' },
-    rate: { type: 'string' },
+    'paced-agents': { type: 'string' },
+    'interval-ms': { type: 'string' },
+    'idle-agents': { type: 'string' },
     workers: { type: 'string' },
     compression: { type: 'string', default: 'lz4' },
     'baseline-compression': { type: 'string', default: 'none' },
     'linger-ms': { type: 'string' },
+    'batch-window-ms': { type: 'string' },
     impls: { type: 'string' },
     brokers: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
     json: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'profile-impl': { type: 'string', default: 'workers' },
+    'profile-phase': { type: 'string', default: 'paced' },
     'profile-dir': { type: 'string' },
+    'compare-tree': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -116,36 +141,51 @@ const number = (name: string, v: string | undefined, fallback: number, min = Num
 };
 const cfg = {
   agents: Math.floor(number('agents', values.agents, 32, 1)),
-  durationS: number('duration', values.duration, quick ? 5 : 20),
-  pacedS: number('paced-duration', values['paced-duration'], quick ? 3 : 10, 0),
-  rate: values.rate === undefined ? undefined : number('rate', values.rate, 0),
+  durationS: number('duration', values.duration, quick ? 3 : 10, 0),
+  pacedS: number('paced-duration', values['paced-duration'], quick ? 5 : 20, 0),
+  pacedAgents: Math.floor(number('paced-agents', values['paced-agents'], 100, 1)),
+  intervalMs: number('interval-ms', values['interval-ms'], 100, 1),
+  idleAgents: Math.floor(number('idle-agents', values['idle-agents'], quick ? 200 : 1000, 0)),
+  rounds: Math.floor(number('rounds', values.rounds, 1, 1)),
   workers: Math.floor(number('workers', values.workers, Math.max(1, os.availableParallelism() - 1), 1)),
   compression: values.compression,
   baselineCompression: values['baseline-compression'],
   lingerMs: values['linger-ms'] === undefined ? undefined : number('linger-ms', values['linger-ms'], 0, 0),
+  batchWindowMs:
+    values['batch-window-ms'] === undefined
+      ? undefined
+      : number('batch-window-ms', values['batch-window-ms'], 0, 0),
   warmupS: quick ? 1 : 2,
   recordsPerMessage: 20,
   recordBytes: 600,
-  loadClients: 2,
   partitions: 4,
   /** How long to wait for the consumer to see every record a phase sent. */
   drainTimeoutS: 60,
+  /** Offered records/s of the paced phase. */
+  get pacedRate(): number {
+    return (this.pacedAgents * this.recordsPerMessage * 1000) / this.intervalMs;
+  },
 };
-const allImpls = ['baseline', 'workers', 'inline'] as const;
+const allImpls = ['baseline', 'before', 'workers', 'inline'] as const;
 type Impl = (typeof allImpls)[number];
+const compareTree = values['compare-tree'] ? path.resolve(values['compare-tree']) : undefined;
 const impls: Impl[] =
   values.impls === undefined
-    ? [...allImpls]
+    ? allImpls.filter((i) => i !== 'before' || compareTree)
     : allImpls.filter((i) =>
         values
           .impls!.split(',')
           .map((s) => s.trim())
           .includes(i),
       );
+if (impls.includes('before') && !compareTree) throw new Error('--impls before needs --compare-tree DIR');
 if (impls.length === 0 && !(values.profile && values.impls === 'none'))
   throw new Error(`--impls: want a subset of ${allImpls.join(',')} (or none, with --profile)`);
 const profileImpl = values['profile-impl'] as Impl;
 if (!allImpls.includes(profileImpl)) throw new Error(`--profile-impl: want one of ${allImpls.join('|')}`);
+const profilePhase = values['profile-phase'] as 'paced' | 'saturated';
+if (profilePhase !== 'paced' && profilePhase !== 'saturated')
+  throw new Error('--profile-phase: want paced or saturated');
 
 // ---- where the children are ----------------------------------------------------------------
 
@@ -153,7 +193,6 @@ const { root, tsNodeArgs, script } = childScripts(import.meta.url);
 const scripts = {
   ours: script('ingest-server'),
   baseline: script('../baselines/grpcjs-kafka-gateway'),
-  client: script('load-client'),
 };
 
 // ---- output helpers --------------------------------------------------------------------------
@@ -162,6 +201,7 @@ const t0 = Date.now();
 const progress = progressWriter('bench', t0);
 const LABEL: Record<Impl, string> = {
   baseline: 'grpc-js+kafkajs',
+  before: `before w=${cfg.workers}`,
   workers: `fleetgate w=${cfg.workers}`,
   inline: 'fleetgate w=0',
 };
@@ -313,7 +353,7 @@ async function startConsumer(): Promise<void> {
 
 // ---- children ------------------------------------------------------------------------------
 
-const clients: Child[] = [];
+const loads = new Set<GoLoad>();
 interface Server {
   impl: Impl;
   child: Child;
@@ -341,11 +381,18 @@ async function startServer(impl: Impl, topic: string, extraNodeArgs: string[] = 
           '--compression',
           cfg.compression,
           ...(cfg.lingerMs !== undefined ? ['--linger-ms', String(cfg.lingerMs)] : []),
+          ...(cfg.batchWindowMs !== undefined && impl !== 'before'
+            ? ['--batch-window-ms', String(cfg.batchWindowMs)]
+            : []),
         ];
   const child = await spawnChild(
     LABEL[impl],
     ['--expose-gc', ...extraNodeArgs, ...tsNodeArgs],
-    impl === 'baseline' ? scripts.baseline : scripts.ours,
+    impl === 'baseline'
+      ? scripts.baseline
+      : impl === 'before'
+        ? path.join(compareTree!, 'loadtest/bench/ingest-server.ts')
+        : scripts.ours,
     args,
   );
   const server: Server = {
@@ -399,60 +446,70 @@ interface PhaseResult {
   duplicates: number;
   maxBehind: number;
   spooled: number;
-  wireBytesPerMessage: number;
   rawBytesPerMessage: number;
   bodyBytesPerRecord: number;
 }
 
-async function runPhase(
-  server: Server,
-  phase: 'saturated' | 'paced',
-  rate: number,
-  durationS: number,
-  label: string,
-): Promise<PhaseResult> {
-  const encoding: WireEncoding = server.impl === 'baseline' ? 'identity' : 'snappy';
+/** The load of a phase: how many agents, paced or closed-loop. */
+function loadFor(phase: 'saturated' | 'paced') {
+  return phase === 'paced'
+    ? { mode: 'paced' as const, agents: cfg.pacedAgents, rate: cfg.pacedRate }
+    : { mode: 'saturated' as const, agents: cfg.agents, rate: 0 };
+}
+
+let nextIndexBase = 0;
+
+async function runPhase(server: Server, phase: 'saturated' | 'paced', durationS: number, label: string) {
   const track = new PhaseTrack(cfg.recordsPerMessage);
   tracks.set(server.topic, track);
-  const target = { host: '127.0.0.1', port: server.port };
-  const shares = split(cfg.agents, clients.length);
-  const locals = await localsPromise;
-  let base = 0;
-  const ups = await Promise.all(
-    clients.map((c, i) => {
-      const args = {
-        target,
-        encoding,
-        agents: shares[i],
-        indexBase: base,
-        recordsPerMessage: cfg.recordsPerMessage,
-        recordBytes: cfg.recordBytes,
-        localAddresses: locals,
-        // messages/s of this client
-        rate: rate > 0 ? (rate / cfg.recordsPerMessage) * (shares[i]! / cfg.agents) : 0,
-      };
-      base += shares[i]!;
-      return c.request('ingest', args, 120_000);
-    }),
-  );
-  const connected = ups.reduce((n, u) => n + Number(u.connected), 0);
-  if (connected < cfg.agents) problems.push(`${label}: only ${connected} of ${cfg.agents} agents connected`);
-  const shape = ups[0]!;
+  const { mode, agents, rate } = loadFor(phase);
+  const load = await startGoLoad({
+    pkiDir,
+    target: { host: '127.0.0.1', port: server.port },
+    mode,
+    agents,
+    records: cfg.recordsPerMessage,
+    recordBytes: cfg.recordBytes,
+    intervalMs: cfg.intervalMs,
+    compression: server.impl === 'baseline' ? 'none' : 'snappy',
+    indexBase: nextIndexBase,
+  });
+  nextIndexBase += agents;
+  loads.add(load);
+  try {
+    return await measurePhase(server, load, { phase, rate, durationS, label, track });
+  } finally {
+    loads.delete(load);
+  }
+}
+
+interface PhaseRun {
+  phase: 'saturated' | 'paced';
+  rate: number;
+  durationS: number;
+  label: string;
+  track: PhaseTrack;
+}
+
+async function measurePhase(server: Server, load: GoLoad, run: PhaseRun): Promise<PhaseResult> {
+  const { phase, rate, durationS, label, track } = run;
+  const connected = load.ready.connected;
+  if (load.ready.failed > 0)
+    problems.push(
+      `${label}: only ${connected} of ${connected + load.ready.failed} agents connected: ${JSON.stringify(load.ready.errors)}`,
+    );
   await sleep(cfg.warmupS * 1000);
 
-  const clientCpu = async () =>
-    (await Promise.all(clients.map((c) => c.request('stats')))).reduce(
-      (n, s) => n + Number(s.user) + Number(s.system),
-      0,
-    ) / 1e6;
+  const serverPid = Number(server.child.hello.pid);
   const driverCpu = () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
   };
   track.fromUs = monotonicUs();
   const s0 = await server.stats();
+  const g0 = procCpuS(serverPid) ?? 0;
   const b0 = procCpuS(brokerPid);
-  const c0 = await clientCpu();
+  const c0 = procCpuS(load.pid) ?? 0;
   const d0 = driverCpu();
   const startedAt = performance.now();
   const ms = durationS * 1000;
@@ -471,32 +528,18 @@ async function runPhase(
     lastAt = nowAt;
   }
   const s1 = await server.stats();
+  const g1 = procCpuS(serverPid) ?? 0;
   track.toUs = monotonicUs();
   const wallS = (performance.now() - startedAt) / 1000;
   const b1 = procCpuS(brokerPid);
-  const c1 = await clientCpu();
+  const c1 = procCpuS(load.pid) ?? 0;
   const d1 = driverCpu();
 
-  const stops = await Promise.all(clients.map((c) => c.request('stop', { stopGraceMs: 60_000 }, 120_000)));
-  let sent = 0;
-  let confirmed = 0;
-  let unconfirmed = 0;
-  let maxBehind = 0;
-  const statuses: Record<string, number> = {};
-  const errors: Record<string, number> = {};
-  for (const s of stops) {
-    sent += Number(s.recordsSent);
-    confirmed += Number(s.recordsConfirmed);
-    unconfirmed += Number(s.recordsUnconfirmed);
-    maxBehind = Math.max(maxBehind, Number(s.maxBehind));
-    for (const [k, v] of Object.entries((s.statuses as Record<string, number>) ?? {}))
-      statuses[k] = (statuses[k] ?? 0) + v;
-    for (const [k, v] of Object.entries((s.errors as Record<string, number>) ?? {}))
-      errors[k] = (errors[k] ?? 0) + v;
-  }
-  if (unconfirmed > 0 || Object.keys(errors).length > 0) {
+  const done = await load.stop();
+  const sent = done.records_sent;
+  if (done.records_unconfirmed > 0 || Object.keys(done.errors).length > 0) {
     problems.push(
-      `${label}: streams ended with statuses ${JSON.stringify(statuses)}; ${unconfirmed} records on streams without OK status; errors ${JSON.stringify(errors)}`,
+      `${label}: streams ended with statuses ${JSON.stringify(done.statuses)}; ${done.records_unconfirmed} records on streams without OK status; errors ${JSON.stringify(done.errors)}`,
     );
   }
   // Wait for the consumer to see everything the agents sent.
@@ -510,9 +553,9 @@ async function runPhase(
     );
   }
   if (track.duplicates > 0) problems.push(`${label}: ${fmt(track.duplicates)} duplicate records in Kafka`);
-  if (rate > 0 && maxBehind > 2) {
+  if (rate > 0 && done.max_behind > 2) {
     problems.push(
-      `${label}: agents fell up to ${maxBehind} messages behind the offered rate (backpressure): the gateway did not keep up`,
+      `${label}: agents fell up to ${done.max_behind} messages behind their 100 ms schedule (backpressure): the gateway did not keep up`,
     );
   }
   const after = await server.stats();
@@ -520,7 +563,7 @@ async function runPhase(
     problems.push(`${label}: ${fmt(after.spooled ?? 0)} records went to the spool`);
 
   const records = s1.records - s0.records;
-  const cpuS = cpuSeconds(s0, s1);
+  const cpuS = g1 - g0 > 0 ? g1 - g0 : cpuSeconds(s0, s1);
   const brokerCpuS = b0 !== undefined && b1 !== undefined ? b1 - b0 : undefined;
   const mainUs = s0.threads && s1.threads ? (s1.threads.mainUs - s0.threads.mainUs) / 1e6 / wallS : undefined;
   const h = track.latency;
@@ -550,17 +593,63 @@ async function runPhase(
       count: h.totalCount,
     },
     sent,
-    confirmed,
-    unconfirmed,
+    confirmed: done.records_confirmed,
+    unconfirmed: done.records_unconfirmed,
     consumedUnique: track.unique,
     lost,
     duplicates: track.duplicates,
-    maxBehind,
+    maxBehind: done.max_behind,
     spooled: after.spooled ?? 0,
-    wireBytesPerMessage: Math.round(Number(shape.wireBytesPerMessage)),
-    rawBytesPerMessage: Math.round(Number(shape.rawBytesPerMessage)),
-    bodyBytesPerRecord: Math.round(Number(shape.bodyBytesPerRecord)),
+    rawBytesPerMessage: load.ready.raw_bytes_per_message,
+    bodyBytesPerRecord: load.ready.body_bytes_per_record,
   };
+}
+
+interface IdleResult {
+  impl: Impl;
+  agents: number;
+  rssBeforeMiB: number;
+  rssAfterMiB: number;
+  rssPerAgentKiB: number;
+}
+
+/** Idle agents: RSS of the gateway (after a GC) before they connect and once they all have. */
+async function runIdle(server: Server, label: string): Promise<IdleResult> {
+  const before = await server.child.request<Stats>('gc', {}, 60_000);
+  const load = await startGoLoad({
+    pkiDir,
+    target: { host: '127.0.0.1', port: server.port },
+    mode: 'idle',
+    agents: cfg.idleAgents,
+    records: cfg.recordsPerMessage,
+    recordBytes: cfg.recordBytes,
+    intervalMs: cfg.intervalMs,
+    compression: server.impl === 'baseline' ? 'none' : 'snappy',
+    indexBase: nextIndexBase,
+  });
+  nextIndexBase += cfg.idleAgents;
+  loads.add(load);
+  try {
+    const n = load.ready.connected;
+    if (load.ready.failed > 0)
+      problems.push(
+        `${label}: only ${n} of ${cfg.idleAgents} idle agents connected: ${JSON.stringify(load.ready.errors)}`,
+      );
+    await sleep(2000);
+    const after = await server.child.request<Stats>('gc', {}, 60_000);
+    if (after.agents < n) problems.push(`${label}: the server registered ${after.agents} of ${n} agents`);
+    const mib = (b: number) => Number((b / 2 ** 20).toFixed(1));
+    return {
+      impl: server.impl,
+      agents: n,
+      rssBeforeMiB: mib(before.rss),
+      rssAfterMiB: mib(after.rss),
+      rssPerAgentKiB: Number(((after.rss - before.rss) / 1024 / Math.max(1, n)).toFixed(1)),
+    };
+  } finally {
+    await load.stop().catch(() => load.kill());
+    loads.delete(load);
+  }
 }
 
 function describe(r: PhaseResult): string {
@@ -679,10 +768,11 @@ async function profileRun(topic: string): Promise<ProfileSummary[]> {
   const runDir = mkdtempSync(path.join(dir, '.cpu-prof-'));
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const label = `profile[${LABEL[profileImpl]}]`;
-  progress(`${label}: extra saturated run under --cpu-prof (not counted)`);
+  progress(`${label}: extra ${profilePhase} run under --cpu-prof (not counted)`);
   const server = await startServer(profileImpl, topic, ['--cpu-prof', '--cpu-prof-dir', runDir]);
   try {
-    const r = await runPhase(server, 'saturated', 0, cfg.durationS, label);
+    const seconds = profilePhase === 'paced' ? cfg.pacedS : cfg.durationS;
+    const r = await runPhase(server, profilePhase, seconds || 10, label);
     progress(`${label}: ${describe(r)}`);
   } finally {
     await stopServer(server);
@@ -808,21 +898,48 @@ const METRICS: Metric[] = [
 ];
 
 const phaseResults: PhaseResult[] = [];
-const find = (impl: Impl, phase: string) => phaseResults.find((r) => r.impl === impl && r.phase === phase);
+const idleResults: IdleResult[] = [];
+/** The result of a gateway's phase; with several rounds, the one with the median records per CPU-s. */
+const find = (impl: Impl, phase: string) => {
+  const runs = phaseResults
+    .filter((r) => r.impl === impl && r.phase === phase)
+    .sort((a, b) => a.recordsPerCpuS - b.recordsPerCpuS);
+  return runs[(runs.length - 1) >> 1];
+};
+
+const SHORT: Record<Impl, string> = { baseline: 'base', before: 'before', workers: 'w', inline: 'w=0' };
+
+/** a/b of one metric as "1.23×", '' where it means nothing (counts of lost/duplicate records, zeros). */
+function ratioOf(m: Metric, a: PhaseResult | undefined, b: PhaseResult | undefined): string {
+  const va = a ? m.get(a) : null;
+  const vb = b ? m.get(b) : null;
+  if (
+    va === null ||
+    vb === null ||
+    !(va > 0) ||
+    !(vb > 0) ||
+    m.key.startsWith('records_l') ||
+    m.key.startsWith('records_d')
+  )
+    return '';
+  return `${(va / vb).toFixed(2)}×`;
+}
 
 function table(): string {
   const cols = impls;
   const oursCols = cols.filter((c) => c !== 'baseline');
   const hasBase = cols.includes('baseline');
+  const hasBefore = cols.includes('before') && cols.includes('workers');
   const head = [
     'phase',
     'metric',
     'unit',
     ...cols.map((c) => LABEL[c]),
-    ...(hasBase ? oursCols.map((c) => `${c === 'workers' ? 'w' : 'w=0'}/base`) : []),
+    ...(hasBase ? oursCols.map((c) => `${SHORT[c]}/base`) : []),
+    ...(hasBefore ? ['w/before'] : []),
   ];
   const rows: string[][] = [head];
-  for (const phase of ['saturated', 'paced'] as const) {
+  for (const phase of ['paced', 'saturated'] as const) {
     if (!cols.some((c) => find(c, phase))) continue;
     for (const m of METRICS) {
       const show = (c: Impl) => {
@@ -855,6 +972,7 @@ function table(): string {
             return `${x.toFixed(2)}×${goal}`;
           })
         : [];
+      if (hasBefore) ratios.push(ratioOf(m, find('workers', phase), find('before', phase)));
       const offered = phase === 'paced' ? find(cols[0]!, phase)?.offeredRate : undefined;
       rows.push([
         phase === 'paced' && offered ? `paced ${fmt(offered)}/s` : phase,
@@ -870,7 +988,7 @@ function table(): string {
 
 function jsonResults(impl: Impl, prefix: string) {
   const out: Array<Record<string, unknown>> = [];
-  for (const phase of ['saturated', 'paced'] as const) {
+  for (const phase of ['paced', 'saturated'] as const) {
     const r = find(impl, phase);
     if (!r) continue;
     const b = find('baseline', phase);
@@ -898,14 +1016,40 @@ function jsonResults(impl: Impl, prefix: string) {
 
 // ---- main ----------------------------------------------------------------------------------
 
-let localsPromise: Promise<string[]> = Promise.resolve([]);
+/** The phases of one gateway: paced first (the row that sizes a fleet), then saturated. */
+async function runPhases(server: Server, label: string): Promise<void> {
+  if (cfg.pacedS > 0) {
+    const paced = await runPhase(server, 'paced', cfg.pacedS, `${label} paced`);
+    phaseResults.push(paced);
+    progress(`${label} paced: ${describe(paced)}`);
+  }
+  if (cfg.durationS > 0) {
+    const sat = await runPhase(server, 'saturated', cfg.durationS, `${label} saturated`);
+    phaseResults.push(sat);
+    progress(`${label} saturated: ${describe(sat)}`);
+  }
+}
+
+/** Idle agents on a fresh gateway process (one that carried load keeps its grown heap and RSS). */
+async function runIdlePhase(impl: Impl, topic: string, label: string): Promise<void> {
+  const server = await startServer(impl, topic);
+  try {
+    const idle = await runIdle(server, `${label} idle`);
+    idleResults.push(idle);
+    progress(
+      `${label} idle: ${idle.agents} agents, RSS ${idle.rssBeforeMiB} → ${idle.rssAfterMiB} MiB, ${idle.rssPerAgentKiB} KiB per agent`,
+    );
+  } finally {
+    await stopServer(server);
+  }
+}
 
 async function main(): Promise<number> {
   progress(
     `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node}, load ${machine.loadAverageAtStart.join(' ')}`,
   );
   progress(
-    `config: ${cfg.agents} agents, saturated ${cfg.durationS} s + paced ${cfg.pacedS} s per gateway, workers ${cfg.workers}, compression ours ${cfg.compression} / baseline ${cfg.baselineCompression}, runs ${impls.join(',')}${quick ? ' (quick)' : ''}`,
+    `config: paced ${cfg.pacedAgents} agents × ${cfg.recordsPerMessage} records / ${cfg.intervalMs} ms (${fmt(cfg.pacedRate)} records/s) for ${cfg.pacedS} s, saturated ${cfg.agents} agents for ${cfg.durationS} s, idle ${cfg.idleAgents} agents, per gateway; workers ${cfg.workers}, compression ours ${cfg.compression} / baseline ${cfg.baselineCompression}, runs ${impls.join(',')}${quick ? ' (quick)' : ''}`,
   );
   if (values.brokers) {
     brokers = values.brokers.split(',');
@@ -917,46 +1061,28 @@ async function main(): Promise<number> {
   }
   if (brokerPid === null) progress('broker pid unknown: its CPU is not reported');
   await writeBenchPki(pkiDir);
-  localsPromise = loopbackSources(8);
   const names = impls.map((i) => `fleetgate-bench-${runId}-${i}`);
   const profileTopic = `fleetgate-bench-${runId}-profile`;
   await createTopics(values.profile ? [...names, profileTopic] : names);
   await startConsumer();
   progress(`consumer subscribed to ${topics.length} topics (${cfg.partitions} partitions each)`);
-  for (let i = 0; i < cfg.loadClients; i++) {
-    clients.push(
-      await spawnChild(`load-client-${i}`, tsNodeArgs, scripts.client, [
-        '--pki',
-        pkiDir,
-        '--seed',
-        String(i + 1),
-      ]),
-    );
-  }
-
-  let pacedRate = cfg.rate;
-  for (const [i, impl] of impls.entries()) {
-    const label = LABEL[impl];
-    const server = await startServer(impl, names[i]!);
-    try {
-      const sat = await runPhase(server, 'saturated', 0, cfg.durationS, `${label} saturated`);
-      phaseResults.push(sat);
-      progress(`${label} saturated: ${describe(sat)}`);
-      if (pacedRate === undefined) {
-        pacedRate = impl === 'baseline' ? Math.max(100, Math.round(sat.recordsPerS / 2 / 100) * 100) : 20_000;
-        progress(`paced phases offer ${fmt(pacedRate)} records/s`);
+  for (let round = 1; round <= cfg.rounds; round++) {
+    if (cfg.rounds > 1) progress(`round ${round} of ${cfg.rounds}`);
+    for (const [i, impl] of impls.entries()) {
+      const label = LABEL[impl];
+      try {
+        const server = await startServer(impl, names[i]!);
+        try {
+          await runPhases(server, label);
+        } finally {
+          await stopServer(server);
+        }
+        if (cfg.idleAgents > 0 && round === 1) await runIdlePhase(impl, names[i]!, label);
+      } catch (err) {
+        const msg = `${label}: ${(err as Error).message}`;
+        problems.push(msg);
+        progress(`ERROR ${msg}`);
       }
-      if (cfg.pacedS > 0) {
-        const paced = await runPhase(server, 'paced', pacedRate, cfg.pacedS, `${label} paced`);
-        phaseResults.push(paced);
-        progress(`${label} paced: ${describe(paced)}`);
-      }
-    } catch (err) {
-      const msg = `${label}: ${(err as Error).message}`;
-      problems.push(msg);
-      progress(`ERROR ${msg}`);
-    } finally {
-      await stopServer(server);
     }
   }
   let profiles: ProfileSummary[] = [];
@@ -968,7 +1094,6 @@ async function main(): Promise<number> {
     }
   }
 
-  await Promise.all(clients.map((c) => c.stop(20_000)));
   await consumer?.disconnect().catch(() => {});
   await deleteTopics();
   rmSync(pkiDir, { recursive: true, force: true });
@@ -980,7 +1105,7 @@ async function main(): Promise<number> {
     `\nfleetgate ingest (agents → gateway → Kafka, acks=all) — ${machine.cpu}, ${machine.cores} cores, ${machine.memory}, node ${machine.node}`,
   );
   console.log(
-    `gateways, broker, ${cfg.loadClients} load clients and the measuring consumer share the machine; load average ${machine.loadAverageAtStart.join('/')} → ${loadAverageAtEnd.join('/')}`,
+    `gateways, broker, the Go load client and the measuring consumer share the machine; load average ${machine.loadAverageAtStart.join('/')} → ${loadAverageAtEnd.join('/')}`,
   );
   console.log(
     `${cfg.agents} agents, ${cfg.recordsPerMessage} records/RawData, body ≈ ${sample?.bodyBytesPerRecord ?? '?'} B, RawData ≈ ${sample?.rawBytesPerMessage ?? '?'} B; ours: snappy framing, ${cfg.compression} to Kafka, ${cfg.workers} worker(s) or inline; baseline (${baselineName()}): identity (grpc-js has no snappy), ${cfg.baselineCompression} to Kafka, one send per RawData`,
@@ -989,10 +1114,15 @@ async function main(): Promise<number> {
     `CPU-s: the gateway process (all threads); broker CPU from /proc apart${brokerPid === null ? ' (n/a: pid unknown)' : ''}. Latency: agent write → measuring consumer (includes fetch wait and consumer decode).\n`,
   );
   if (phaseResults.length > 0) console.log(table());
-  const sat = phaseResults.filter((r) => r.phase === 'saturated');
+  if (idleResults.length > 0) {
+    console.log(
+      `\nidle: ${idleResults.map((r) => `${LABEL[r.impl]}: ${r.agents} agents, RSS ${r.rssBeforeMiB} → ${r.rssAfterMiB} MiB = ${r.rssPerAgentKiB} KiB per agent`).join('; ')}`,
+    );
+  }
+  const sat = phaseResults;
   if (sat.length > 0) {
     console.log(
-      `\nwindow details: ${sat.map((r) => `${LABEL[r.impl]}: client CPU ${r.clientCpuPct}%, consumer (driver) CPU ${r.driverCpuPct}%, broker ${r.brokerCpuPct ?? '?'}%`).join('; ')}`,
+      `\nwindow details: ${sat.map((r) => `${LABEL[r.impl]} ${r.phase}: Go load client CPU ${r.clientCpuPct}%, consumer (driver) CPU ${r.driverCpuPct}%, broker ${r.brokerCpuPct ?? '?'}%`).join('; ')}`,
     );
   }
   for (const p of profiles) printProfile(p);
@@ -1002,10 +1132,12 @@ async function main(): Promise<number> {
     const doc = {
       bench: 'ingest',
       machine: { ...machine, loadAverageAtEnd },
-      config: { ...cfg, quick, impls, pacedRate: pacedRate ?? null },
+      config: { ...cfg, quick, impls, pacedRate: cfg.pacedRate },
+      idle: idleResults,
       results: [
         ...(impls.includes('workers') ? jsonResults('workers', 'workers.') : []),
         ...(impls.includes('inline') ? jsonResults('inline', 'inline.') : []),
+        ...(impls.includes('before') ? jsonResults('before', 'before.') : []),
       ],
       baseline: {
         name: baselineName(),
@@ -1033,7 +1165,7 @@ function baselineName(): string {
 
 runDriver(main, async () => {
   await Promise.allSettled([...servers].map((s) => s.child.stop(2000)));
-  await Promise.allSettled(clients.map((c) => c.stop(2000)));
+  for (const l of loads) l.kill();
   await consumer?.disconnect().catch(() => {});
   await deleteTopics();
   rmSync(pkiDir, { recursive: true, force: true });

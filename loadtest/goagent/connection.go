@@ -33,6 +33,16 @@ type connector struct {
 }
 
 func newConnector(o *options, onEvent func(string, map[string]any)) (*connector, error) {
+	dial, err := dialOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	return &connector{addrs: o.addrs, dialTimeout: o.dialTimeout, onEvent: onEvent, options: dial}, nil
+}
+
+// dialOptions are the stock agent's: its embedded CA, client certificate and server name, a
+// blocking dial that returns the connection error, grpc-go's default backoff.
+func dialOptions(o *options) ([]grpc.DialOption, error) {
 	ca, err := os.ReadFile(o.caFile)
 	if err != nil {
 		return nil, err
@@ -50,17 +60,12 @@ func newConnector(o *options, onEvent func(string, map[string]any)) (*connector,
 		ServerName:   o.serverName,
 		RootCAs:      pool,
 	})
-	return &connector{
-		addrs:       o.addrs,
-		dialTimeout: o.dialTimeout,
-		onEvent:     onEvent,
-		options: []grpc.DialOption{
-			grpc.WithTransportCredentials(creds),
-			grpc.WithBlock(),
-			grpc.WithReturnConnectionError(),
-			grpc.FailOnNonTempDialError(true),
-			grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: 20 * time.Second}),
-		},
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithBlock(),
+		grpc.WithReturnConnectionError(),
+		grpc.FailOnNonTempDialError(true),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.DefaultConfig, MinConnectTimeout: 20 * time.Second}),
 	}, nil
 }
 

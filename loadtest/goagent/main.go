@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -44,7 +45,6 @@ type agent struct {
 	sent      atomic.Int64
 	uploading atomic.Bool
 
-	out       sync.Mutex
 	pluginsMu sync.Mutex
 	plugins   map[string]bool
 }
@@ -53,7 +53,13 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "handshake-load" {
 		os.Exit(runHandshakeLoad(os.Args[2:])) // load_handshake.go
 	}
+	if len(os.Args) > 1 && os.Args[1] == "load" {
+		os.Exit(runLoad(os.Args[2:]))
+	}
 	o, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -78,6 +84,12 @@ func main() {
 
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("goagent", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: goagent -addr HOST:PORT -ca CA.pem -cert CERT.pem -key KEY.pem [options]   one agent\n"+
+			"       goagent load ...   many agents for benchmarks (goagent load -h)\n"+
+			"       goagent handshake-load ...   a reconnect storm (goagent handshake-load -h)\n\nOptions:")
+		fs.PrintDefaults()
+	}
 	o := &options{}
 	addrs := fs.String("addr", "", "gateway host:port, comma-separated list dialled in order (required)")
 	fs.StringVar(&o.caFile, "ca", "", "CA certificate PEM the agent embeds (required)")
@@ -222,13 +234,18 @@ func (a *agent) hasPlugin(name string) bool {
 }
 
 // emit prints one event line: {"ev": name, "t": unix ms, ...fields}.
-func (a *agent) emit(ev string, fields map[string]any) {
+func (a *agent) emit(ev string, fields map[string]any) { emitEvent(ev, fields) }
+
+var stdoutMu sync.Mutex
+
+// emitEvent prints one JSON line {"ev": name, "t": unix ms, ...fields} on stdout.
+func emitEvent(ev string, fields map[string]any) {
 	line := map[string]any{"ev": ev, "t": time.Now().UnixMilli()}
 	for k, v := range fields {
 		line[k] = v
 	}
 	b, _ := json.Marshal(line)
-	a.out.Lock()
-	defer a.out.Unlock()
+	stdoutMu.Lock()
+	defer stdoutMu.Unlock()
 	os.Stdout.Write(append(b, '\n'))
 }
