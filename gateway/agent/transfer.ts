@@ -223,10 +223,7 @@ export function createTransferHandler(deps: TransferDeps) {
           () => metrics.sinkWriteSeconds.observe((performance.now() - started) / 1000),
           (err: unknown) => {
             // The stream ends with INTERNAL; this message is counted as discarded with the rest.
-            log.error(
-              { agentId: s.agentId, records: scan.count, err },
-              'the sink failed to take records',
-            );
+            log.error({ agentId: s.agentId, records: scan.count, err }, 'the sink failed to take records');
             throw err;
           },
         );
