@@ -3,10 +3,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeItem } from '../gateway/agent/item.js';
 import { kafkaOptionsFrom } from '../gateway/ingest/default-sink.js';
-import { createRecordProducer } from '../gateway/ingest/kafka/producer.js';
 import { openSpoolExclusive } from '../gateway/ingest/spool-lock.js';
 import { loadConfig } from '../platform/config/env.js';
 import { grpc } from '../proto/gen/elkeid.js';
+import { createRecordProducer } from '../workers/kafka/producer.js';
 import { decodeEnvelope, HEADER_GW, HEADER_SEQ } from '../workers/spool-entry.js';
 
 const HELP = `usage:

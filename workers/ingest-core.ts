@@ -11,9 +11,9 @@
  * `acceptRecords` + `packRecords`, byte for byte the spool entries of before.
  */
 
-import type { RecordProducer } from '../gateway/ingest/kafka/producer.js';
-import type { RecordSet } from '../gateway/ingest/kafka/record-batch.js';
 import { grpc } from '../proto/gen/elkeid.js';
+import type { RecordProducer } from './kafka/producer.js';
+import type { RecordSet } from './kafka/record-batch.js';
 import { buildMqRecords } from './mqdata.js';
 import { buildRecordSet } from './record-set.js';
 import {

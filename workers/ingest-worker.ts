@@ -6,8 +6,8 @@
  * costs more than compressing a batch.
  */
 import { Piscina, transferableSymbol, valueSymbol } from 'piscina';
-import { createRecordProducer, type ProducerOptions } from '../gateway/ingest/kafka/producer.js';
 import { createIngestCore, type IngestResult, type IngestTask } from './ingest-core.js';
+import { createRecordProducer, type ProducerOptions } from './kafka/producer.js';
 
 export interface IngestWorkerData {
   kafka: Omit<ProducerOptions, 'logger'> | undefined;

@@ -1,5 +1,5 @@
 /**
- * RawData → the record set our Kafka producer sends (gateway/ingest/kafka/record-batch.ts), in
+ * RawData → the record set our Kafka producer sends (workers/kafka/record-batch.ts), in
  * one pass and one buffer, with no object per record: for each record its Kafka key (the
  * AgentID), its MQData value and its acceptance headers (`fleetgate-gw`, `fleetgate-seq`), as a
  * v2 record encodes them.
@@ -12,8 +12,9 @@
  * test/unit/mqdata.test.ts checks the result against buildMqRecords + the producer's generic
  * record encoding.
  */
-import { type RecordSet, varintSize, writeBytes, writeVarint } from '../gateway/ingest/kafka/record-batch.js';
+
 import type { grpc } from '../proto/gen/elkeid.js';
+import { type RecordSet, varintSize, writeBytes, writeVarint } from './kafka/record-batch.js';
 import { sharedFields, toNumber } from './mqdata.js';
 import { HEADER_GW, HEADER_SEQ } from './spool-entry.js';
 

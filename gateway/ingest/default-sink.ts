@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Config } from '../../platform/config/env.js';
 import type { Logger } from '../../platform/obs/logger.js';
 import type { Metrics } from '../../platform/obs/metrics.js';
-import type { ProducerOptions } from './kafka/producer.js';
+import type { ProducerOptions } from '../../workers/kafka/producer.js';
 import { IngestPipeline } from './pipeline.js';
 import { openSpoolExclusive } from './spool-lock.js';
 

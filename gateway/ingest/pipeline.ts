@@ -20,9 +20,9 @@ import {
   type ProduceTask,
 } from '../../workers/ingest-core.js';
 import type { IngestWorkerData } from '../../workers/ingest-worker.js';
+import { installProduceEncoder } from '../../workers/kafka/produce-hook.js';
+import { createRecordProducer, type ProducerOptions } from '../../workers/kafka/producer.js';
 import { packSpoolEntries, unpackSpoolEntries } from '../../workers/spool-entry.js';
-import { installProduceEncoder } from './kafka/produce-hook.js';
-import { createRecordProducer, type ProducerOptions } from './kafka/producer.js';
 import type { IngestBatch, IngestSink, SinkHealth } from './sink.js';
 import type { Spool, SpoolDiskError } from './spool.js';
 

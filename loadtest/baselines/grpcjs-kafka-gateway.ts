@@ -24,8 +24,8 @@ import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import * as grpcjs from '@grpc/grpc-js';
 import kafkajs from 'kafkajs';
-import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
 import { grpc } from '../../proto/gen/elkeid.js';
+import { registerCodecs } from '../../workers/kafka/codecs.js';
 import {
   openFileLimit,
   processStats,

@@ -18,12 +18,12 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { PartitionerKind } from '../../gateway/ingest/kafka/partitioners.js';
-import type { CompressionName } from '../../gateway/ingest/kafka/producer.js';
 import { IngestPipeline } from '../../gateway/ingest/pipeline.js';
 import { Spool } from '../../gateway/ingest/spool.js';
 import { silentLogger } from '../../platform/obs/logger.js';
 import { createMetrics } from '../../platform/obs/metrics.js';
+import type { PartitionerKind } from '../../workers/kafka/partitioners.js';
+import type { CompressionName } from '../../workers/kafka/producer.js';
 import {
   openFileLimit,
   processStats,

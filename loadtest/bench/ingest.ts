@@ -30,8 +30,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import kafkajs from 'kafkajs';
-import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
 import { kafkaFor } from '../../infra/local/disposable-kafka.mjs';
+import { registerCodecs } from '../../workers/kafka/codecs.js';
 import { writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
 import {

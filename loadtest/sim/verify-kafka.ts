@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
-import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
 import { grpc } from '../../proto/gen/elkeid.js';
+import { registerCodecs } from '../../workers/kafka/codecs.js';
 import { SequenceCheck, type SequenceReport } from './sequence.js';
 
 export interface VerifyOptions {

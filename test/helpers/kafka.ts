@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
-import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
 import { brokerFromEnv, kafkaFor } from '../../infra/local/disposable-kafka.mjs';
+import { registerCodecs } from '../../workers/kafka/codecs.js';
 import { startFleetgateProcess } from './gateway.js';
 
 export const TEST_KAFKA_ENV = 'FLEETGATE_TEST_KAFKA';

@@ -13,9 +13,9 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import { kafkaOptionsFrom } from '../../gateway/ingest/default-sink.js';
-import { createRecordProducer } from '../../gateway/ingest/kafka/producer.js';
 import { ConfigError, loadConfig } from '../../platform/config/env.js';
 import { createCa, createClientCert, createServerCert, type Pem } from '../../platform/pki/certs.js';
+import { createRecordProducer } from '../../workers/kafka/producer.js';
 
 let dir: string;
 let ca: Pem;

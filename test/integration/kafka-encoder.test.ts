@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
-import { produceEncoderStats } from '../../gateway/ingest/kafka/produce-hook.js';
+import { produceEncoderStats } from '../../workers/kafka/produce-hook.js';
 import {
   type CompressionName,
   createRecordProducer,
   type ProducerRecord,
-} from '../../gateway/ingest/kafka/producer.js';
+} from '../../workers/kafka/producer.js';
 import { BROKER, type ConsumedRecord, consumeAll, createTopic, kafkaReady } from '../helpers/kafka.js';
 
 before(kafkaReady, { timeout: 180_000 });

@@ -20,21 +20,21 @@ import type { Kafka as KafkaClient, Producer } from 'kafkajs';
 import kafkajs from 'kafkajs';
 import { pino } from 'pino';
 import snappy from 'snappy';
+import { ensureKafka, findFreePortPair, kafkaPaths, stopKafka } from '../../infra/local/kafka-control.mjs';
 import {
   codecs,
   type KafkaCodec,
   xerialSnappyCompress,
   xerialSnappyDecompress,
-} from '../../gateway/ingest/kafka/codecs.js';
-import { partitionFunction } from '../../gateway/ingest/kafka/partitioners.js';
+} from '../../workers/kafka/codecs.js';
+import { partitionFunction } from '../../workers/kafka/partitioners.js';
 import {
   type CompressionName,
   createRecordProducer,
   KafkaDeliveryTimeoutError,
   type ProducerRecord,
   type RecordProducer,
-} from '../../gateway/ingest/kafka/producer.js';
-import { ensureKafka, findFreePortPair, kafkaPaths, stopKafka } from '../../infra/local/kafka-control.mjs';
+} from '../../workers/kafka/producer.js';
 import { BROKER, kafkaReady } from '../helpers/kafka.js';
 
 const { CompressionTypes, Kafka, logLevel } = kafkajs;

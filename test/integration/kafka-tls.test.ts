@@ -17,10 +17,10 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import tls from 'node:tls';
 import { kafkaOptionsFrom } from '../../gateway/ingest/default-sink.js';
-import { createRecordProducer } from '../../gateway/ingest/kafka/producer.js';
 import { ensureKafka, findFreePortPair, killKafka } from '../../infra/local/kafka-control.mjs';
 import { ConfigError, loadConfig } from '../../platform/config/env.js';
 import { createCa, createServerCert, type Pem } from '../../platform/pki/certs.js';
+import { createRecordProducer } from '../../workers/kafka/producer.js';
 import { consumeAll, kafkaClient } from '../helpers/kafka.js';
 
 let dir: string;

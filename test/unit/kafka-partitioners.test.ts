@@ -19,7 +19,7 @@ import {
   murmur2Partition,
   partitionFunction,
   saramaPartition,
-} from '../../gateway/ingest/kafka/partitioners.js';
+} from '../../workers/kafka/partitioners.js';
 
 const { Partitioners } = kafkajs;
 

@@ -1,5 +1,5 @@
 /**
- * Our single-pass Produce request / RecordBatch encoder (gateway/ingest/kafka/record-batch.ts)
+ * Our single-pass Produce request / RecordBatch encoder (workers/kafka/record-batch.ts)
  * against kafkajs 2.2.4's own modules, byte for byte: random records (keys, values and header
  * values as strings — any Unicode, lone surrogates too — buffers or null; header arrays,
  * integer-like header keys), random partitions and topics, every compression (none, gzip,
@@ -11,15 +11,15 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { registerCodecs } from '../../gateway/ingest/kafka/codecs.js';
+import { registerCodecs } from '../../workers/kafka/codecs.js';
 import {
   expandMessages,
   installProduceEncoder,
   produceEncoderStats,
   RecordSetMessage,
   versionMismatch,
-} from '../../gateway/ingest/kafka/produce-hook.js';
-import { recordSetsOf } from '../../gateway/ingest/kafka/producer.js';
+} from '../../workers/kafka/produce-hook.js';
+import { recordSetsOf } from '../../workers/kafka/producer.js';
 import {
   type BatchCodec,
   Compression,
@@ -30,7 +30,7 @@ import {
   type PlainRecord,
   type ProduceArgs,
   type RecordSet,
-} from '../../gateway/ingest/kafka/record-batch.js';
+} from '../../workers/kafka/record-batch.js';
 
 const require = createRequire(import.meta.url);
 registerCodecs();

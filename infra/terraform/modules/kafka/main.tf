@@ -1,7 +1,7 @@
 ################################################################################
 # Broker configuration: the topic settings the gateway relies on
 #
-# The gateway produces with acks = all (gateway/ingest/kafka/producer.ts) and counts a record as
+# The gateway produces with acks = all (workers/kafka/producer.ts) and counts a record as
 # accepted only then; with replication factor 3 and min.insync.replicas 2 an acknowledged record
 # is on at least two brokers in two zones, and one broker can be down (patching, failure)
 # without refusing writes. Unclean leader election stays off so an out-of-date replica never
