@@ -44,3 +44,6 @@ export async function batchPut(
     baseDelayMs: 20,
   });
 }
+
+/** What the repository functions (store/) need: the client and the table names. */
+export type TaskRepo = Pick<TaskContext, 'store' | 'tables'>;

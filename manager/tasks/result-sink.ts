@@ -13,9 +13,9 @@
  * POST /api/v1/agent/updateSubTask, Elkeid's body: a JSON array of string maps).
  */
 import type { TaskResult, TaskResultSink } from '../../gateway/agent/special-records.js';
+import { backoffCeiling } from '../../platform/backoff.js';
 import { signRequest } from '../../platform/http/aksk.js';
 import type { Logger } from '../../platform/obs/logger.js';
-import { backoffCeiling } from '../../platform/backoff.js';
 import type { TaskMetrics } from './metrics.js';
 import type { ResultItem, TaskService } from './types.js';
 

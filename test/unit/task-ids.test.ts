@@ -1,7 +1,6 @@
 /** Task ids, tokens and quick-task ids in Elkeid's formats; backoff bounds. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { backoffCeiling, backoffDelay } from '../../platform/backoff.js';
 import {
   isTaskId,
   newQuickTaskId,
@@ -11,6 +10,7 @@ import {
   TASK_ID_PATTERN,
   TOKEN_PATTERN,
 } from '../../manager/tasks/ids.js';
+import { backoffCeiling, backoffDelay } from '../../platform/backoff.js';
 
 test('task ids are <unixnano><6 letters>, increasing, and sort by time as strings', () => {
   const now = Date.UTC(2026, 0, 1);

@@ -1,0 +1,26 @@
+/**
+ * A running task's progress: its counts summed from the chunk heads, written when they changed;
+ * when every released agent is final and all are released, the task becomes `finished`.
+ */
+import type { ChunkHead, TaskItem } from '../model.js';
+import { sumHeads } from '../model.js';
+import { writeTaskProgress } from '../store/task-store.js';
+import type { DispatchEngine } from './engine.js';
+
+export async function recordProgress(
+  engine: DispatchEngine,
+  task: TaskItem,
+  heads: readonly ChunkHead[],
+): Promise<void> {
+  const counts = sumHeads(heads, task.total, task.released);
+  const finish = task.released >= task.total && heads.every((h) => h.state === 'done');
+  const key = JSON.stringify(counts);
+  if (!finish && engine.countsWritten.get(task.taskId) === key) return;
+  const written = await writeTaskProgress(engine.ctx, task.taskId, counts, { now: engine.now(), finish });
+  if (!written) return;
+  engine.countsWritten.set(task.taskId, key);
+  if (finish) {
+    engine.countsWritten.delete(task.taskId);
+    engine.log.info({ taskId: task.taskId, counts }, 'task finished');
+  }
+}
