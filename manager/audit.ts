@@ -7,6 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { ttlExpired } from '../platform/store/schema.js';
 import type { ManagerStore } from './store.js';
 
 export const MAX_AUDIT_AGENTS = 100;
@@ -134,7 +135,7 @@ export function createAuditLog(
         );
         for (const raw of page.Items ?? []) {
           const { expiresAt, ...e } = raw as AuditEntry & { expiresAt?: number };
-          if (typeof expiresAt === 'number' && expiresAt < nowS) continue;
+          if (ttlExpired(expiresAt, nowS * 1000)) continue;
           items.push(e);
         }
         if (page.LastEvaluatedKey) {

@@ -62,6 +62,8 @@ export interface DispatcherOptions {
   aksk: ReadonlyArray<readonly [string, string]>;
   logger: Logger;
   registry?: Registry;
+  /** With `client`: days an ended task is kept. Default DEFAULT_TASK_RETENTION_DAYS. */
+  taskRetentionDays?: number;
   /** Unique per dispatcher; default host:pid:random. */
   owner?: string;
   /** Default 10 000 ms. */
@@ -157,7 +159,7 @@ export function createDispatcher(o: DispatcherOptions): Dispatcher {
 
 /** A context from a bare client (the Lambda entry and tools). */
 export function contextFrom(
-  o: Pick<DispatcherOptions, 'client' | 'tablePrefix' | 'logger' | 'registry' | 'now'>,
+  o: Pick<DispatcherOptions, 'client' | 'tablePrefix' | 'logger' | 'registry' | 'now' | 'taskRetentionDays'>,
 ): TaskContext {
   if (!o.client || o.tablePrefix === undefined)
     throw new Error('createDispatcher needs ctx, or client and tablePrefix');
@@ -171,6 +173,7 @@ export function contextFrom(
     logger: o.logger,
     metrics: createTaskMetrics(o.registry ?? new Registry()),
     now,
+    ...(o.taskRetentionDays ? { retentionS: o.taskRetentionDays * 86_400 } : {}),
   };
 }
 

@@ -1,11 +1,12 @@
 /**
  * Reading tasks for the API: one task with counts summed from its chunk heads, pages of tasks
  * (newest first, each with its last counts snapshot), pages of a task's subtasks (config/ctrl
- * ones with their chunk head's state letter applied). Pages resume from an opaque cursor.
+ * ones with their chunk head's state letter applied). Pages resume from an opaque cursor. A task
+ * or subtask past its expiry (retention) is not shown: DynamoDB deletes it up to days later.
  */
+import { ttlExpired } from '../../platform/store/schema.js';
 import type { TaskContext } from './context.js';
 import { TaskValidationError } from './errors.js';
-import { isTaskId } from './ids.js';
 import { emptyCounts, headId, LIST_PK, sumHeads } from './model.js';
 import { findTask } from './run-cancel.js';
 import { getHeadOverlays, queryHeads } from './store/chunk-store.js';
@@ -50,7 +51,8 @@ export async function listTaskViews(
   const items: TaskView[] = [];
   for (const id of page.ids) {
     const t = byId.get(id);
-    if (t) items.push(taskView(t, t.counts ?? { ...emptyCounts(t.total, t.released), created: t.total }));
+    if (t && !ttlExpired(t.expiresAt, ctx.now()))
+      items.push(taskView(t, t.counts ?? { ...emptyCounts(t.total, t.released), created: t.total }));
   }
   const next = encodeCursor(page.lastKey);
   return next ? { items, cursor: next } : { items };
@@ -61,12 +63,15 @@ export async function listSubtaskViews(
   taskId: string,
   o: { limit: number; cursor?: string },
 ): Promise<{ items: SubtaskView[]; cursor?: string }> {
-  if (!isTaskId(taskId)) return { items: [] };
+  // A task past its retention is gone, whatever of its items DynamoDB has not deleted yet.
+  if (!(await findTask(ctx, taskId))) return { items: [] };
   const page = await querySubtaskPage(ctx, taskId, pageLimit(o.limit), decodeCursor(o.cursor));
   // Config/ctrl subtasks: the state is in their chunk heads (model.ts); overlay it.
   const chunks = [...new Set(page.items.filter((x) => x.taskType !== 'Agent_Task').map((x) => x.chunk))];
   const heads = await getHeadOverlays(ctx, taskId, chunks);
-  const items = page.items.map((x) => subtaskView(overlay(x, heads.get(headId(x.chunk)))));
+  const items = page.items
+    .filter((x) => !ttlExpired(x.expiresAt, ctx.now()))
+    .map((x) => subtaskView(overlay(x, heads.get(headId(x.chunk)))));
   const next = encodeCursor(page.lastKey);
   return next ? { items, cursor: next } : { items };
 }

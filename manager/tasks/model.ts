@@ -28,6 +28,11 @@ import type { SubtaskState, TaskCounts, TaskType } from './types.js';
 export const CHUNK_SIZE = 100;
 export const LIST_PK = 'task';
 
+/** `active` of a running task (what dispatchers claim from, sparse index byActive). */
+export const ACTIVE_RUNNING = '1';
+/** `active` of an ended task whose subtasks and chunks still need their expiry (dispatch/retention.ts). */
+export const ACTIVE_RETAIN = 'retain';
+
 /** The letters of a chunk head's `st`, and back. */
 export const ST_LETTER = { created: 'c', failed: 'f', result_succeed: 'S', result_failed: 'F' } as const;
 export const ST_STATE: Record<string, SubtaskState> = {
@@ -79,7 +84,10 @@ export interface TaskItem {
   /** The command body as posted (CommandBody JSON text; config items unmerged). */
   data: string;
   state: 'created' | 'running' | 'finished' | 'cancelled';
-  /** "1" while dispatchers should look at it; absent otherwise (sparse index byActive). */
+  /**
+   * "1" (ACTIVE_RUNNING) while dispatchers should deliver it; "retain" (ACTIVE_RETAIN) once ended,
+   * until its items carry their expiry; absent otherwise (sparse index byActive).
+   */
   active?: string;
   listPk: string;
   total: number;

@@ -9,7 +9,7 @@ import { validateCommand } from './create.js';
 import { TaskNotFoundError } from './errors.js';
 import { type CommandBatchFn, createGatewayClient } from './gateway-client.js';
 import { newQuickTaskId, newToken } from './ids.js';
-import { type ChunkHead, headId, LIST_PK, type SubtaskItem, type TaskItem } from './model.js';
+import { ACTIVE_RUNNING, type ChunkHead, headId, LIST_PK, type SubtaskItem, type TaskItem } from './model.js';
 import { markChunkDirty, putChunk } from './store/chunk-store.js';
 import { putSubtaskItem, writeQuickOutcome } from './store/subtask-store.js';
 import { putTaskItem } from './store/task-store.js';
@@ -85,7 +85,7 @@ async function recordQuickTask(
     idList: [input.agent_id],
     data: JSON.stringify(o.command),
     state: 'running',
-    active: '1',
+    active: ACTIVE_RUNNING,
     listPk: LIST_PK,
     total: 1,
     released: 1,

@@ -52,8 +52,10 @@ async function applyOne(ctx: TaskContext, item: ResultItem, o: ApplyOptions): Pr
   const key = await findSubtaskByToken(ctx, token);
   if (!key) return 'unknown';
   const result = boundedResult(item);
+  // A subtask past its retention is gone (DynamoDB deletes it lazily): nothing is written to it.
+  const nowS = Math.floor(ctx.now() / 1000);
   if (!o.statusTypes.has(String(item.data_type ?? ''))) {
-    return (await storeResultFields(ctx, key, token, result)) ? 'applied' : 'ignored';
+    return (await storeResultFields(ctx, key, token, result, nowS)) ? 'applied' : 'ignored';
   }
   const chunk = await applyStatusResult(ctx, {
     key,
@@ -62,6 +64,7 @@ async function applyOne(ctx: TaskContext, item: ResultItem, o: ApplyOptions): Pr
     msg: typeof item.msg === 'string' ? item.msg.slice(0, MAX_FIELD) : '',
     result,
     at: ctx.now(),
+    nowS,
   });
   if (chunk === undefined) return 'ignored';
   // A dispatcher recounts the chunk (and finishes the task when all are final).

@@ -3,14 +3,15 @@
  *
  *   run     UpdateItem IF state IN (created, running) AND released = :seen
  *           SET released += n, state running, active "1" (byActive), concurrence, jobs += job
- *   cancel  UpdateItem IF state IN (created, running)  SET state cancelled REMOVE active
- *           (no new claims; a chunk pass in flight finishes its batch)
+ *   cancel  UpdateItem IF state IN (created, running)  SET state cancelled, active "retain",
+ *           expiresAt (no new claims; a chunk pass in flight finishes its batch)
  *
  * A run that finds `released` changed under it (another run) reads the task again and retries,
  * with a full-jitter backoff (platform/backoff.ts), five attempts in all.
  */
 import { retryWithBackoff } from '../../platform/backoff.js';
-import type { TaskContext } from './context.js';
+import { ttlExpired } from '../../platform/store/schema.js';
+import { expiryOf, type TaskContext } from './context.js';
 import { TaskNotFoundError, TaskStateError, TaskValidationError } from './errors.js';
 import { isTaskId } from './ids.js';
 import type { TaskItem } from './model.js';
@@ -23,10 +24,14 @@ class RunConflict extends Error {
   override readonly name = 'RunConflict';
 }
 
-/** The task, unless the id is not a task id or no such task exists. */
+/**
+ * The task, unless the id is not a task id, no such task exists, or its retention ended (an
+ * expired item is gone for readers, whenever DynamoDB actually deletes it).
+ */
 export async function findTask(ctx: TaskContext, taskId: string): Promise<TaskItem | undefined> {
   if (!isTaskId(taskId)) return undefined;
-  return getTaskItem(ctx, taskId);
+  const task = await getTaskItem(ctx, taskId);
+  return task && !ttlExpired(task.expiresAt, ctx.now()) ? task : undefined;
 }
 
 function checkRunInput(input: RunInput): number {
@@ -81,7 +86,8 @@ export async function cancelTask(
 ): Promise<{ taskID: string }> {
   const t = await findTask(ctx, taskId);
   if (!t) throw new TaskNotFoundError(`task ${taskId} not found`);
-  if (!(await cancelTaskItem(ctx, taskId, ctx.now()))) {
+  const now = ctx.now();
+  if (!(await cancelTaskItem(ctx, taskId, now, expiryOf(ctx, now)))) {
     throw new TaskStateError(`task is ${(await findTask(ctx, taskId))?.state ?? 'gone'}`);
   }
   ctx.logger.info({ taskId, user }, 'task cancelled');

@@ -58,6 +58,8 @@ export interface Config {
   aksk: Array<[string, string]> | undefined;
   admin: { name: string; password: string } | undefined;
   logLevel: string;
+  /** Days a finished or cancelled task (its subtasks and chunks) is kept (FLEETGATE_TASK_RETENTION_DAYS). */
+  taskRetentionDays: number;
 }
 
 /** Every variable, its default and meaning; `--help` prints this table. */
@@ -164,6 +166,11 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
     'Lambda functions: Secrets Manager secret read into FLEETGATE_MANAGER_SECRET at cold start',
   ],
   ['FLEETGATE_LOG_LEVEL', 'info', 'pino level: fatal error warn info debug trace silent'],
+  [
+    'FLEETGATE_TASK_RETENTION_DAYS',
+    '30',
+    'days a finished or cancelled task, its subtasks and chunks are kept (DynamoDB TTL; readers skip them after)',
+  ],
   ['FLEETGATE_CONSOLE_DIR', 'dist/console', 'the built operator console the manager serves at /'],
 ];
 
@@ -347,6 +354,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     aksk,
     admin,
     logLevel,
+    taskRetentionDays: positiveInt('FLEETGATE_TASK_RETENTION_DAYS', 30, 1),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -3,18 +3,18 @@
  * a shuffled few of them (at most the task's `concurrence` live leases across all dispatchers).
  */
 import { mapLimit } from '../../store.js';
-import type { ChunkHead, TaskItem } from '../model.js';
+import { ACTIVE_RUNNING, type ChunkHead, type TaskItem } from '../model.js';
 import { parseChunkHead } from '../store/parse.js';
 import { getTaskItems, queryTaskIdsByMarker } from '../store/task-store.js';
 import { type ClaimedChunk, type DispatchEngine, NEVER } from './engine.js';
 
 /** Running tasks (byActive, then the task items themselves, read consistently). */
 export async function activeTasks(engine: DispatchEngine): Promise<TaskItem[]> {
-  const ids = await queryTaskIdsByMarker(engine.ctx, '1');
+  const ids = await queryTaskIdsByMarker(engine.ctx, ACTIVE_RUNNING);
   if (ids.length === 0) return [];
   // The index is eventually consistent: the task item itself decides (state running).
   const items = await getTaskItems(engine.ctx, ids, { consistent: true });
-  return items.filter((t) => t.state === 'running' && t.active === '1');
+  return items.filter((t) => t.state === 'running' && t.active === ACTIVE_RUNNING);
 }
 
 /** Whether a head has work at `at`: newly released agents, a retry or deadline due, or a recount. */

@@ -1,6 +1,7 @@
 /**
  * One tick: the running tasks → per task, its chunk heads (counts snapshot, finish) and the due
- * chunks it can claim → a pass over every claimed chunk, `parallel` at once.
+ * chunks it can claim → a pass over every claimed chunk, `parallel` at once → a page of the
+ * ended tasks' items stamped with their expiry (retention.ts).
  */
 import { mapLimit } from '../../store.js';
 import { queryHeads } from '../store/chunk-store.js';
@@ -8,6 +9,7 @@ import { activeTasks, claimDueChunks } from './claim.js';
 import type { ClaimedChunk, DispatchEngine } from './engine.js';
 import { processItems } from './items-pass.js';
 import { recordProgress } from './progress.js';
+import { stampEndedTasks } from './retention.js';
 import { processSummary } from './summary-pass.js';
 
 export interface TickResult {
@@ -42,5 +44,6 @@ export async function tick(engine: DispatchEngine): Promise<TickResult> {
       );
     }
   });
-  return { didWork: claimed.length > 0, activeTasks: tasks.length, chunks: claimed.length };
+  const stamped = await stampEndedTasks(engine);
+  return { didWork: claimed.length > 0 || stamped > 0, activeTasks: tasks.length, chunks: claimed.length };
 }

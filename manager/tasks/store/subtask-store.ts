@@ -14,6 +14,9 @@ import { conditional, definedOnly } from './writes.js';
 
 type Key = Record<string, unknown>;
 
+/** A condition: the item has no expiry, or it is not past (`#e` = expiresAt, `:nowS` = now in s). */
+const NOT_EXPIRED = '(attribute_not_exists(#e) OR #e >= :nowS)';
+
 /** The subtasks of `agentIds` in task `taskId` that exist (strongly consistent). */
 export async function getSubtaskItems(
   repo: TaskRepo,
@@ -153,6 +156,8 @@ export async function findSubtaskByToken(
 
 export interface StatusResult {
   key: { taskId: string; agentId: string };
+  /** A subtask whose expiry (epoch seconds) is before this is gone: refused. */
+  nowS: number;
   token: string;
   state: 'result_succeed' | 'result_failed';
   msg: string;
@@ -173,7 +178,7 @@ export async function applyStatusResult(repo: TaskRepo, r: StatusResult): Promis
         UpdateExpression: 'SET #s = :s, #m = :m, #r = :r, #u = :u',
         // Only plugin tasks take results: config/ctrl commands carry no token to the agent, so a
         // result for one of those is forged (and their state lives in the chunk head).
-        ConditionExpression: 'attribute_exists(#t) AND #k = :k AND #tt = :at AND NOT (#s IN (:rs, :rf))',
+        ConditionExpression: `attribute_exists(#t) AND #k = :k AND #tt = :at AND NOT (#s IN (:rs, :rf)) AND ${NOT_EXPIRED}`,
         ExpressionAttributeNames: {
           '#s': 'state',
           '#m': 'msg',
@@ -182,6 +187,7 @@ export async function applyStatusResult(repo: TaskRepo, r: StatusResult): Promis
           '#t': 'taskId',
           '#k': 'token',
           '#tt': 'taskType',
+          '#e': 'expiresAt',
         },
         ExpressionAttributeValues: {
           ':at': 'Agent_Task',
@@ -192,6 +198,7 @@ export async function applyStatusResult(repo: TaskRepo, r: StatusResult): Promis
           ':k': r.token,
           ':rs': 'result_succeed',
           ':rf': 'result_failed',
+          ':nowS': r.nowS,
         },
         ReturnValues: 'ALL_NEW',
       }),
@@ -203,12 +210,13 @@ export async function applyStatusResult(repo: TaskRepo, r: StatusResult): Promis
   }
 }
 
-/** Result fields only (a non-status data type): false when no subtask holds `token`. */
+/** Result fields only (a non-status data type): false when no live subtask holds `token`. */
 export async function storeResultFields(
   repo: TaskRepo,
   key: { taskId: string; agentId: string },
   token: string,
   result: Record<string, string>,
+  nowS: number,
 ): Promise<boolean> {
   return conditional(() =>
     repo.store.doc.send(
@@ -216,9 +224,9 @@ export async function storeResultFields(
         TableName: repo.tables.subtasks,
         Key: key,
         UpdateExpression: 'SET #r = :r',
-        ConditionExpression: 'attribute_exists(#t) AND #k = :k',
-        ExpressionAttributeNames: { '#r': 'result', '#t': 'taskId', '#k': 'token' },
-        ExpressionAttributeValues: { ':r': result, ':k': token },
+        ConditionExpression: `attribute_exists(#t) AND #k = :k AND ${NOT_EXPIRED}`,
+        ExpressionAttributeNames: { '#r': 'result', '#t': 'taskId', '#k': 'token', '#e': 'expiresAt' },
+        ExpressionAttributeValues: { ':r': result, ':k': token, ':nowS': nowS },
       }),
     ),
   );

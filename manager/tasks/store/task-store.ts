@@ -5,7 +5,7 @@
  */
 import { GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { TaskRepo } from '../context.js';
-import { LIST_PK, requestKey, type TaskItem } from '../model.js';
+import { ACTIVE_RETAIN, ACTIVE_RUNNING, LIST_PK, requestKey, type TaskItem } from '../model.js';
 import type { TaskCounts } from '../types.js';
 import { batchGet } from './batch-get.js';
 import { parseTaskItem } from './parse.js';
@@ -82,22 +82,23 @@ export async function queryTaskIdsByTime(
 }
 
 /**
- * The dispatcher's snapshot of a running task's counts; with `finish`, the task also becomes
- * `finished` and leaves the dispatchers' index. False when the task is no longer running.
+ * The dispatcher's snapshot of a running task's counts; with `finishExpiresAt`, the task also
+ * becomes `finished` with that expiry (epoch seconds), and moves in the dispatchers' index from
+ * running to retain (its items get the expiry next). False when the task is no longer running.
  */
 export function writeTaskProgress(
   repo: TaskRepo,
   taskId: string,
   counts: TaskCounts,
-  o: { now: number; finish: boolean },
+  o: { now: number; finishExpiresAt?: number | undefined },
 ): Promise<boolean> {
   const names: Record<string, string> = { '#c': 'counts', '#u': 'updatedAt', '#s': 'state' };
   const values: Record<string, unknown> = { ':c': counts, ':now': o.now, ':running': 'running' };
   let update = 'SET #c = :c, #u = :now';
-  if (o.finish) {
-    update += ', #s = :fin REMOVE #a';
-    names['#a'] = 'active';
-    values[':fin'] = 'finished';
+  if (o.finishExpiresAt !== undefined) {
+    update += ', #s = :fin, #a = :retain, #e = :exp';
+    Object.assign(names, { '#a': 'active', '#e': 'expiresAt' });
+    Object.assign(values, { ':fin': 'finished', ':retain': ACTIVE_RETAIN, ':exp': o.finishExpiresAt });
   }
   return conditional(() =>
     repo.store.doc.send(
@@ -131,7 +132,7 @@ export function releaseTaskAgents(repo: TaskRepo, run: ReleaseRun): Promise<bool
         TableName: repo.tables.tasks,
         Key: { taskId: run.taskId },
         UpdateExpression:
-          'SET #r = :r, #s = :running, #a = :one, #c = :c, #j = list_append(if_not_exists(#j, :empty), :job), #u = :now',
+          'SET #r = :r, #s = :running, #a = :active, #c = :c, #j = list_append(if_not_exists(#j, :empty), :job), #u = :now',
         ConditionExpression: '#s IN (:created, :running) AND #r = :seen',
         ExpressionAttributeNames: {
           '#r': 'released',
@@ -145,7 +146,7 @@ export function releaseTaskAgents(repo: TaskRepo, run: ReleaseRun): Promise<bool
           ':r': run.released,
           ':running': 'running',
           ':created': 'created',
-          ':one': '1',
+          ':active': ACTIVE_RUNNING,
           ':c': run.concurrence,
           ':empty': [],
           ':job': [run.jobId],
@@ -157,21 +158,31 @@ export function releaseTaskAgents(repo: TaskRepo, run: ReleaseRun): Promise<bool
   );
 }
 
-/** Cancels a created or running task (no new claims); false when it is in another state. */
-export function cancelTaskItem(repo: TaskRepo, taskId: string, now: number): Promise<boolean> {
+/**
+ * Cancels a created or running task (no new claims) with its expiry (epoch seconds), moving it to
+ * retain in the dispatchers' index; false when it is in another state.
+ */
+export function cancelTaskItem(
+  repo: TaskRepo,
+  taskId: string,
+  now: number,
+  expiresAt: number,
+): Promise<boolean> {
   return conditional(() =>
     repo.store.doc.send(
       new UpdateCommand({
         TableName: repo.tables.tasks,
         Key: { taskId },
-        UpdateExpression: 'SET #s = :cancelled, #u = :now REMOVE #a',
+        UpdateExpression: 'SET #s = :cancelled, #u = :now, #a = :retain, #e = :exp',
         ConditionExpression: '#s IN (:created, :running)',
-        ExpressionAttributeNames: { '#s': 'state', '#u': 'updatedAt', '#a': 'active' },
+        ExpressionAttributeNames: { '#s': 'state', '#u': 'updatedAt', '#a': 'active', '#e': 'expiresAt' },
         ExpressionAttributeValues: {
           ':cancelled': 'cancelled',
           ':created': 'created',
           ':running': 'running',
           ':now': now,
+          ':retain': ACTIVE_RETAIN,
+          ':exp': expiresAt,
         },
       }),
     ),
@@ -219,7 +230,14 @@ export function claimRequestId(
     repo.store.doc.send(
       new PutCommand({
         TableName: repo.tables.tasks,
-        Item: { taskId: requestKey(r.requestId), target: r.taskId, count: r.count, createdAt: r.now },
+        Item: {
+          taskId: requestKey(r.requestId),
+          target: r.taskId,
+          count: r.count,
+          createdAt: r.now,
+          // Past the window the record only takes space: the table's TTL removes it.
+          expiresAt: Math.ceil((r.now + r.windowMs) / 1000),
+        },
         ConditionExpression: 'attribute_not_exists(taskId) OR createdAt < :old',
         ExpressionAttributeValues: { ':old': r.now - r.windowMs },
       }),
