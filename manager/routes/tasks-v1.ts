@@ -36,6 +36,9 @@ import {
   taskIdParam,
 } from './task-input.js';
 
+/** A view as the document a filter matches against. */
+const asDocument = (view: object): Record<string, unknown> => Object.fromEntries(Object.entries(view));
+
 const v1 = (route: Omit<ManagerRoute, 'api'>): ManagerRoute => ({ ...route, api: 'elkeid' });
 
 function createRoute(deps: ManagerDeps, action: CreateAction): ManagerRoute {
@@ -125,7 +128,7 @@ async function subtaskFilterHandler(deps: ManagerDeps, ctx: Ctx) {
   }
   const req = pageOf(ctx);
   const items = (await allSubtasks(deps.tasks, 'elkeid', taskId)).filter((s) =>
-    matches(filter, s as unknown as Record<string, unknown>),
+    matches(filter, asDocument(s)),
   );
   return mgOk(sortAndPage(items, req));
 }
@@ -142,9 +145,7 @@ function readRoutes(deps: ManagerDeps): ManagerRoute[] {
       async handler(ctx) {
         const { filter } = filterOf(ctx);
         const req = pageOf(ctx);
-        const items = (await allTasks(deps.tasks, 'elkeid')).filter((t) =>
-          matches(filter, t as unknown as Record<string, unknown>),
-        );
+        const items = (await allTasks(deps.tasks, 'elkeid')).filter((t) => matches(filter, asDocument(t)));
         return mgOk(sortAndPage(items, req));
       },
     }),
