@@ -7,6 +7,7 @@
 import { ttlExpired } from '../../platform/store/schema.js';
 import type { TaskContext } from './context.js';
 import { TaskValidationError } from './errors.js';
+import { isTaskId } from './ids.js';
 import { emptyCounts, headId, LIST_PK, sumHeads } from './model.js';
 import { findTask } from './run-cancel.js';
 import { getHeadOverlays, queryHeads } from './store/chunk-store.js';
@@ -63,9 +64,10 @@ export async function listSubtaskViews(
   taskId: string,
   o: { limit: number; cursor?: string },
 ): Promise<{ items: SubtaskView[]; cursor?: string }> {
-  // A task past its retention is gone, whatever of its items DynamoDB has not deleted yet.
-  if (!(await findTask(ctx, taskId))) return { items: [] };
+  if (!isTaskId(taskId)) return { items: [] };
   const page = await querySubtaskPage(ctx, taskId, pageLimit(o.limit), decodeCursor(o.cursor));
+  // A task past its retention is gone, whatever of its items DynamoDB has not deleted yet.
+  if (page.items.length > 0 && !(await findTask(ctx, taskId))) return { items: [] };
   // Config/ctrl subtasks: the state is in their chunk heads (model.ts); overlay it.
   const chunks = [...new Set(page.items.filter((x) => x.taskType !== 'Agent_Task').map((x) => x.chunk))];
   const heads = await getHeadOverlays(ctx, taskId, chunks);
