@@ -132,6 +132,7 @@ function buildEngine(o: DispatcherOptions): DispatchEngine {
     countsWritten: new Map(),
     hooks: o.hooks ?? {},
     lifecycle: { killed: false },
+    retention: { lastRoundAt: Number.NEGATIVE_INFINITY },
   };
 }
 

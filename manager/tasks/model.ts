@@ -107,6 +107,9 @@ export interface TaskItem {
   expiresAt?: number;
   /** Retention stamping in progress (store/retention-store.ts): where it resumes. */
   sweepKey?: string;
+  /** The dispatcher stamping the task's items, and until when (a lease). */
+  sweepOwner?: string;
+  sweepUntil?: number;
 }
 
 export interface SubtaskItem {

@@ -170,6 +170,8 @@ export const TABLES = {
       'updatedAt',
       'expiresAt',
       'sweepKey',
+      'sweepOwner',
+      'sweepUntil',
     ],
   },
   // One item per (task, agent): delivery and result state. Agents answer with the task token;

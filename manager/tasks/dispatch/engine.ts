@@ -50,6 +50,8 @@ export interface DispatchEngine {
   hooks: DispatchHooks;
   /** Set by `kill()`: nothing more is written. */
   lifecycle: { killed: boolean };
+  /** When this dispatcher last stamped ended tasks (retention.ts). */
+  retention: { lastRoundAt: number };
 }
 
 /** A chunk this dispatcher holds the lease of, for one pass. */

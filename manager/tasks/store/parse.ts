@@ -161,6 +161,8 @@ export function parseTaskItem(raw: unknown): TaskItem {
     requestId: f.optStr('requestId'),
     expiresAt: f.optNum('expiresAt'),
     sweepKey: f.optStr('sweepKey'),
+    sweepOwner: f.optStr('sweepOwner'),
+    sweepUntil: f.optNum('sweepUntil'),
   });
 }
 

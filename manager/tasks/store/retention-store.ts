@@ -1,8 +1,9 @@
 /**
  * Retention: an ended task's subtasks and chunks get the task's expiry (the tables' TTL
  * attribute `expiresAt`, epoch seconds) one page at a time, and the task item remembers where the
- * stamping stands (`sweepKey`), so the work survives a restart and is spread over ticks. Every
- * write is idempotent: two dispatchers stamping the same page write the same value.
+ * stamping stands (`sweepKey`), so the work survives a restart and is spread over ticks. One
+ * dispatcher stamps a task at a time (`sweepOwner` until `sweepUntil`, a lease); every write is
+ * idempotent, so a page stamped twice (a holder that lost its lease) costs only the writes.
  */
 import { QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mapLimit } from '../../store.js';
@@ -60,7 +61,7 @@ export async function stampPage(
       ...(pos.after ? { ExclusiveStartKey: pos.after } : {}),
     }),
   );
-  await mapLimit(page.Items ?? [], 16, (item) =>
+  await mapLimit(page.Items ?? [], 4, (item) =>
     conditional(() =>
       repo.store.doc.send(
         new UpdateCommand({
@@ -79,17 +80,50 @@ export async function stampPage(
   return pos.table === 'subtasks' ? { table: 'chunks' } : undefined;
 }
 
-/** Saves the position on the task item (while it is still being stamped). */
-export function saveStampPosition(repo: TaskRepo, taskId: string, pos: StampPosition): Promise<boolean> {
+/**
+ * Takes (or keeps) the stamping of a task for `leaseMs`, so one dispatcher stamps a task at a
+ * time; false when another holds it.
+ */
+export function claimStamping(
+  repo: TaskRepo,
+  taskId: string,
+  o: { owner: string; now: number; leaseMs: number },
+): Promise<boolean> {
+  return conditional(() =>
+    repo.store.doc.send(
+      new UpdateCommand({
+        TableName: repo.tables.tasks,
+        Key: { taskId },
+        UpdateExpression: 'SET #o = :me, #u = :until',
+        ConditionExpression: '#a = :retain AND (attribute_not_exists(#o) OR #u < :now OR #o = :me)',
+        ExpressionAttributeNames: { '#a': 'active', '#o': 'sweepOwner', '#u': 'sweepUntil' },
+        ExpressionAttributeValues: {
+          ':retain': ACTIVE_RETAIN,
+          ':me': o.owner,
+          ':now': o.now,
+          ':until': o.now + o.leaseMs,
+        },
+      }),
+    ),
+  );
+}
+
+/** Saves the position on the task item, while `owner` still holds its stamping. */
+export function saveStampPosition(
+  repo: TaskRepo,
+  taskId: string,
+  owner: string,
+  pos: StampPosition,
+): Promise<boolean> {
   return conditional(() =>
     repo.store.doc.send(
       new UpdateCommand({
         TableName: repo.tables.tasks,
         Key: { taskId },
         UpdateExpression: 'SET #k = :k',
-        ConditionExpression: '#a = :retain',
-        ExpressionAttributeNames: { '#k': 'sweepKey', '#a': 'active' },
-        ExpressionAttributeValues: { ':k': JSON.stringify(pos), ':retain': ACTIVE_RETAIN },
+        ConditionExpression: '#a = :retain AND #o = :me',
+        ExpressionAttributeNames: { '#k': 'sweepKey', '#a': 'active', '#o': 'sweepOwner' },
+        ExpressionAttributeValues: { ':k': JSON.stringify(pos), ':retain': ACTIVE_RETAIN, ':me': owner },
       }),
     ),
   );
@@ -102,9 +136,14 @@ export function endStamping(repo: TaskRepo, taskId: string): Promise<boolean> {
       new UpdateCommand({
         TableName: repo.tables.tasks,
         Key: { taskId },
-        UpdateExpression: 'REMOVE #a, #k',
+        UpdateExpression: 'REMOVE #a, #k, #o, #u',
         ConditionExpression: '#a = :retain',
-        ExpressionAttributeNames: { '#k': 'sweepKey', '#a': 'active' },
+        ExpressionAttributeNames: {
+          '#k': 'sweepKey',
+          '#a': 'active',
+          '#o': 'sweepOwner',
+          '#u': 'sweepUntil',
+        },
         ExpressionAttributeValues: { ':retain': ACTIVE_RETAIN },
       }),
     ),
