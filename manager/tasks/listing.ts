@@ -48,7 +48,10 @@ export async function listTaskViews(
   o: { limit: number; cursor?: string },
 ): Promise<{ items: TaskView[]; cursor?: string }> {
   const page = await queryTaskIdsByTime(ctx, pageLimit(o.limit), decodeCursor(o.cursor));
-  const byId = new Map((await getTaskItems(ctx, page.ids)).map((t) => [t.taskId, t]));
+  const tasks = await getTaskItems(ctx, page.ids, {
+    onMalformed: (err) => ctx.logger.error({ err }, 'task item refused: not listed'),
+  });
+  const byId = new Map(tasks.map((t) => [t.taskId, t]));
   const items: TaskView[] = [];
   for (const id of page.ids) {
     const t = byId.get(id);

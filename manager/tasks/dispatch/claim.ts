@@ -13,7 +13,10 @@ export async function activeTasks(engine: DispatchEngine): Promise<TaskItem[]> {
   const ids = await queryTaskIdsByMarker(engine.ctx, ACTIVE_RUNNING);
   if (ids.length === 0) return [];
   // The index is eventually consistent: the task item itself decides (state running).
-  const items = await getTaskItems(engine.ctx, ids, { consistent: true });
+  const items = await getTaskItems(engine.ctx, ids, {
+    consistent: true,
+    onMalformed: (err) => engine.log.error({ err }, 'task item refused: not dispatched'),
+  });
   return items.filter((t) => t.state === 'running' && t.active === ACTIVE_RUNNING);
 }
 

@@ -50,7 +50,11 @@ export async function stampEndedTasks(engine: DispatchEngine): Promise<number> {
   const ids = await queryTaskIdsByMarker(engine.ctx, ACTIVE_RETAIN);
   if (ids.length === 0) return 0;
   const at = engine.now();
-  const tasks = (await getTaskItems(engine.ctx, ids, { consistent: true })).filter(
+  const items = await getTaskItems(engine.ctx, ids, {
+    consistent: true,
+    onMalformed: (err) => engine.log.error({ err }, 'task item refused: not stamped'),
+  });
+  const tasks = items.filter(
     (t) =>
       t.active === ACTIVE_RETAIN &&
       t.expiresAt !== undefined &&

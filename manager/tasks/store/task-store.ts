@@ -8,7 +8,7 @@ import type { TaskRepo } from '../context.js';
 import { ACTIVE_RETAIN, ACTIVE_RUNNING, LIST_PK, requestKey, type TaskItem } from '../model.js';
 import type { TaskCounts } from '../types.js';
 import { batchGet } from './batch-get.js';
-import { parseTaskItem } from './parse.js';
+import { MalformedItemError, parseTaskItem } from './parse.js';
 import { conditional } from './writes.js';
 
 type Key = Record<string, unknown>;
@@ -20,10 +20,14 @@ export async function getTaskItem(repo: TaskRepo, taskId: string): Promise<TaskI
   return r.Item ? parseTaskItem(r.Item) : undefined;
 }
 
+/**
+ * The task items of `taskIds` that exist. A malformed item is refused: with `onMalformed` it is
+ * reported there and left out (one bad item must not stop every other task), else thrown.
+ */
 export async function getTaskItems(
   repo: TaskRepo,
   taskIds: readonly string[],
-  o: { consistent?: boolean } = {},
+  o: { consistent?: boolean; onMalformed?: (err: MalformedItemError) => void } = {},
 ): Promise<TaskItem[]> {
   const items = await batchGet(
     repo.store,
@@ -31,7 +35,16 @@ export async function getTaskItems(
     taskIds.map((taskId) => ({ taskId })),
     o.consistent ? { consistent: true } : {},
   );
-  return items.map(parseTaskItem);
+  const out: TaskItem[] = [];
+  for (const raw of items) {
+    try {
+      out.push(parseTaskItem(raw));
+    } catch (err) {
+      if (!(err instanceof MalformedItemError) || !o.onMalformed) throw err;
+      o.onMalformed(err);
+    }
+  }
+  return out;
 }
 
 export async function putTaskItem(repo: TaskRepo, task: TaskItem): Promise<void> {
