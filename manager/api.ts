@@ -57,6 +57,8 @@ export interface ManagerApiOptions {
   sortLimit?: number;
   userCacheMs?: number;
   auditRetentionDays?: number;
+  /** Days an ended task is kept (FLEETGATE_TASK_RETENTION_DAYS). Default 30. */
+  taskRetentionDays?: number;
   /** Task engine options (fan-out guard, result data types, the gateway call in tests). */
   tasks?: Partial<Omit<TaskServiceOptions, 'aksk'>>;
   /** The built operator console (console-assets.ts); default dist/console, `false` serves none. */
@@ -141,6 +143,7 @@ export function createManagerApi(o: ManagerApiOptions): ManagerApi {
     logger: o.logger,
     metrics: createTaskMetrics(o.registry),
     now,
+    ...(o.taskRetentionDays ? { retentionS: o.taskRetentionDays * 86_400 } : {}),
   };
   const tasks = createTaskService(taskContext, { aksk: o.aksk, ...o.tasks });
   const deps: ManagerDeps = {

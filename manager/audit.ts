@@ -6,6 +6,7 @@
  * day reads in time order with one Query; kept `retentionDays` (TTL, filtered on read too).
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { ttlExpired } from '../platform/store/schema.js';
 import { type AuditFilter, auditFilterExpression } from './audit-filter.js';
 import { type AuditEntry, putAuditEntry, queryAuditDay } from './store/audit.js';
 import type { StoreKey } from './store/pages.js';
@@ -137,7 +138,7 @@ export function createAuditLog(
           where,
         );
         for (const [i, { entry, expiresAt }] of page.items.entries()) {
-          if (expiresAt !== undefined && expiresAt < nowS) continue;
+          if (ttlExpired(expiresAt, nowS * 1000)) continue;
           items.push(entry);
           if (items.length < limit) continue;
           const more = i < page.items.length - 1 || page.next !== undefined || nextDay(day) <= to;

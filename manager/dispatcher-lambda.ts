@@ -2,7 +2,7 @@
  * The task dispatcher as an AWS Lambda function on an EventBridge schedule (e.g. `rate(1 minute)`):
  * `export const handler`. Each invocation opens the store like lambda.ts (FLEETGATE_DYNAMODB_ENDPOINT
  * / AWS_REGION, FLEETGATE_TABLE_PREFIX, FLEETGATE_AKSK for the signed gateway calls,
- * FLEETGATE_LOG_LEVEL) and runs dispatcher ticks until no work remains or until the reserve
+ * FLEETGATE_LOG_LEVEL, FLEETGATE_TASK_RETENTION_DAYS) and runs dispatcher ticks until no work remains or until the reserve
  * (`DEFAULT_RESERVE_MS`, 20 s) before the invocation's time runs out
  * (`context.getRemainingTimeInMillis()`). The reserve is one gateway call's longest wait (the
  * 15 s timeout of tasks/gateway-client.ts) plus a margin for the tick's DynamoDB writes after
@@ -149,6 +149,8 @@ export type DispatcherFactory = (o: {
   tablePrefix: string;
   aksk: ReadonlyArray<readonly [string, string]>;
   logger: Logger;
+  /** Days an ended task is kept (FLEETGATE_TASK_RETENTION_DAYS). */
+  taskRetentionDays?: number;
 }) => TickingDispatcher | Promise<TickingDispatcher>;
 
 /** The engine's dispatcher (tasks/dispatcher.ts) over the environment's client. */
@@ -172,6 +174,7 @@ export async function dispatcherFromEnvironment(
     tablePrefix: config.tablePrefix,
     aksk: config.aksk ?? [],
     logger,
+    taskRetentionDays: config.taskRetentionDays,
   });
   return createDispatcherLambda({ dispatcher, logger });
 }

@@ -48,6 +48,7 @@ async function fromEnvironment(): Promise<LambdaHandler> {
     secret: secret.secret,
     aksk: config.aksk ?? [],
     logger,
+    taskRetentionDays: config.taskRetentionDays,
     // The console is in the function's zip (scripts/build-lambda.mjs) under dist/console.
     consoleDir:
       process.env.FLEETGATE_CONSOLE_DIR ??

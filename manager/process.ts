@@ -41,7 +41,7 @@ export const MANAGER_SERVICE_NAME = 'hids_manage';
 
 export interface ManagerRoleOptions {
   config: Pick<Config, 'host' | 'managerPort' | 'advertiseHost' | 'dataDir' | 'tablePrefix' | 'admin'> &
-    Partial<Pick<Config, 'apiHost'>>;
+    Partial<Pick<Config, 'apiHost' | 'taskRetentionDays'>>;
   store: { client: DynamoDBClient };
   logger: Logger;
   /** The process's prom-client registry; `/metrics` serves it. */
@@ -118,6 +118,7 @@ export async function startManagerRole(o: ManagerRoleOptions): Promise<ManagerRo
     logger: o.logger,
     registry: o.registry,
     ready: () => ready,
+    ...(config.taskRetentionDays ? { taskRetentionDays: config.taskRetentionDays } : {}),
     ...(env.FLEETGATE_CONSOLE_DIR ? { consoleDir: env.FLEETGATE_CONSOLE_DIR } : {}),
     ...o.api,
   });

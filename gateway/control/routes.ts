@@ -8,6 +8,7 @@
 import { fail, ok } from '../../platform/http/envelope.js';
 import type { HttpRequest, Route } from '../../platform/http/types.js';
 import type { DeliveryResult, SessionRegistry } from '../agent/sessions.js';
+import { type BatchResult, COMMAND_BATCH_PATH, type CommandBatchAnswer } from './command-batch-contract.js';
 import { CommandJsonError, commandFromJson } from './command-json.js';
 import type { DeliveryGuard } from './delivery-guard.js';
 
@@ -37,8 +38,7 @@ function parseBody(req: HttpRequest): Record<string, unknown> | undefined {
 
 const isIdList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
-/** One agent's outcome in a batch: a delivery result, or refused by the delivery guard. */
-export type BatchResult = DeliveryResult | 'fenced' | 'duplicate';
+export type { BatchResult };
 
 export function controlRoutes(sessions: SessionRegistry, guard?: DeliveryGuard): Route[] {
   return [
@@ -101,7 +101,7 @@ export function controlRoutes(sessions: SessionRegistry, guard?: DeliveryGuard):
     },
     {
       method: 'POST',
-      path: '/command/batch',
+      path: COMMAND_BATCH_PATH,
       auth: 'aksk',
       handler: async (req) => {
         // {"agent_ids":[...],"command":{...},"tokens"?:{agent:token},"fence"?:{"key","version"}}:
@@ -144,9 +144,9 @@ export function controlRoutes(sessions: SessionRegistry, guard?: DeliveryGuard):
         }
         const results = new Map<string, BatchResult>();
         const count = () => {
-          const counts: Record<string, number> = {};
-          for (const r of results.values()) counts[r] = (counts[r] ?? 0) + 1;
-          return ok({ results: Object.fromEntries(results), counts });
+          const answer: CommandBatchAnswer = { results: Object.fromEntries(results), counts: {} };
+          for (const r of results.values()) answer.counts[r] = (answer.counts[r] ?? 0) + 1;
+          return ok(answer);
         };
         if (fence && guard && !guard.fences.admit(fence.key as string, fence.version as number)) {
           for (const id of body.agent_ids) results.set(id, 'fenced');

@@ -5,12 +5,12 @@
  * (manager/tasks/model.ts) — three BatchGets, whatever the fleet size.
  */
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { tableName } from '../../platform/store/schema.js';
+import { tableName, ttlExpired } from '../../platform/store/schema.js';
 import type { ManagerStore } from '../store.js';
 import { batchGet } from '../tasks/batch-get.js';
 import { type ChunkHead, headId, type SubtaskItem, type TaskItem } from '../tasks/model.js';
-import { overlay, subtaskView } from '../tasks/service.js';
 import type { SubtaskView } from '../tasks/types.js';
+import { overlay, subtaskView } from '../tasks/views.js';
 
 export interface AgentTaskView extends SubtaskView {
   task_name: string;
@@ -69,7 +69,7 @@ export async function recentTasksOf(
       store,
       tableName(store.prefix, 'tasks'),
       keys.map((k) => ({ taskId: k.taskId })),
-      { projection: ['taskId', 'taskName', 'state', 'createdAt'] },
+      { projection: ['taskId', 'taskName', 'state', 'createdAt', 'expiresAt'] },
     ),
   ]);
   const subtasks = subtaskRaw.filter(isSubtaskItem);
@@ -88,10 +88,12 @@ export async function recentTasksOf(
   );
   const byTask = new Map(subtasks.map((s) => [s.taskId, s]));
   const out: AgentTaskView[] = [];
+  const now = Date.now();
   for (const { taskId } of keys) {
     const s = byTask.get(taskId);
     const t = tasks.get(taskId);
-    if (!s || !t) continue;
+    // A task past its retention is gone for every reader, even before DynamoDB deletes it.
+    if (!s || !t || ttlExpired(t.expiresAt, now)) continue;
     out.push({
       ...subtaskView(overlay(s, heads.get(`${taskId}/${headId(s.chunk)}`))),
       task_name: typeof t.taskName === 'string' ? t.taskName : '',

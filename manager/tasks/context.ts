@@ -17,6 +17,16 @@ export interface TaskContext {
   now: () => number;
   /** Called after a successful run (the manager role wakes its dispatcher: no idle wait). */
   onRun?: () => void;
+  /** Seconds a finished or cancelled task is kept. Default DEFAULT_TASK_RETENTION_DAYS. */
+  retentionS?: number;
+}
+
+/** FLEETGATE_TASK_RETENTION_DAYS's default (platform/config/env.ts). */
+export const DEFAULT_TASK_RETENTION_DAYS = 30;
+
+/** The TTL value (epoch seconds) of a task that ends at `endedAtMs`. */
+export function expiryOf(ctx: Pick<TaskContext, 'retentionS'>, endedAtMs: number): number {
+  return Math.floor(endedAtMs / 1000) + (ctx.retentionS ?? DEFAULT_TASK_RETENTION_DAYS * 86_400);
 }
 
 export function taskTables(store: ManagerStore): TaskContext['tables'] {
@@ -44,3 +54,6 @@ export async function batchPut(
     baseDelayMs: 20,
   });
 }
+
+/** What the repository functions (store/) need: the client and the table names. */
+export type TaskRepo = Pick<TaskContext, 'store' | 'tables'>;

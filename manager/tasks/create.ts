@@ -8,25 +8,25 @@
  * Idempotency: with `request_id`, a conditional Put of `req#<id>` decides which call creates the
  * task; any other call within 24 h gets the first one's id back.
  */
-import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { AgentCtrlError, agentCtrlTask } from '../../gateway/control/agent-ctrl.js';
 import { agentStatus, elkeidDoc } from '../agents.js';
 import { ConfigError, PLUGIN_NAME_PATTERN, parseConfigList } from '../configs.js';
 import { matches } from '../filter.js';
-import { isConditionFailed } from '../store.js';
-import { batchPut, type TaskContext } from './context.js';
+import type { TaskContext } from './context.js';
 import { FanoutConfirmError, TaskValidationError } from './errors.js';
 import { newTaskId, newToken } from './ids.js';
 import {
   CHUNK_SIZE,
   type ChunkHead,
+  type ChunkMembers,
   headId,
   LIST_PK,
-  membersId,
-  requestKey,
   type SubtaskItem,
   type TaskItem,
 } from './model.js';
+import { putChunkItems } from './store/chunk-store.js';
+import { putSubtaskItems } from './store/subtask-store.js';
+import { claimRequestId, putTaskItem, readRequestRecord } from './store/task-store.js';
 import type { CommandBody, CreateTaskInput, TaskType } from './types.js';
 
 export const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
@@ -144,12 +144,16 @@ export async function resolveTargets(
   return [...ids].sort();
 }
 
-export async function createTask(
-  ctx: TaskContext,
-  input: CreateTaskInput,
-  o: CreateOptions,
-): Promise<{ task_id: string; count: number }> {
-  const data = validateCommand(input.type, input.action, input.data);
+interface CreateSettings {
+  taskName: string;
+  user: string;
+  timeoutS: number;
+  maxAttempts: number;
+  requestId: string | undefined;
+}
+
+/** The checked settings of a create request (the command is validated separately). */
+function checkSettings(input: CreateTaskInput): CreateSettings {
   const taskName = validName(input.task_name, 'task_name', 128);
   const user = validName(input.user, 'user', 128);
   const timeoutS = input.subtask_running_timeout ?? 300;
@@ -160,8 +164,60 @@ export async function createTask(
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 100) {
     throw new TaskValidationError('max_attempts must be 1..100');
   }
-  const requestId =
-    input.request_id === undefined ? undefined : validName(input.request_id, 'request_id', 128);
+  return {
+    taskName,
+    user,
+    timeoutS,
+    maxAttempts,
+    requestId: input.request_id === undefined ? undefined : validName(input.request_id, 'request_id', 128),
+  };
+}
+
+/** The subtasks (one per target, with a fresh token) and chunks (≤ CHUNK_SIZE agents) of a new task. */
+function buildItems(taskId: string, type: TaskType, targets: readonly string[], now: number) {
+  const subtasks: SubtaskItem[] = targets.map((agentId, idx) => ({
+    taskId,
+    agentId,
+    idx,
+    chunk: Math.floor(idx / CHUNK_SIZE),
+    token: newToken(),
+    taskType: type,
+    state: 'created',
+    attempts: 0,
+    insertAt: now,
+    updatedAt: now,
+  }));
+  const chunks: Array<{ head: ChunkHead; members: ChunkMembers }> = [];
+  for (let c = 0; c * CHUNK_SIZE < targets.length; c++) {
+    const agentIds = targets.slice(c * CHUNK_SIZE, (c + 1) * CHUNK_SIZE);
+    const head: ChunkHead = {
+      taskId,
+      chunkId: headId(c),
+      start: c * CHUNK_SIZE,
+      len: agentIds.length,
+      leaseVersion: 0,
+      nCreated: agentIds.length,
+      dirty: 0,
+      clean: 0,
+    };
+    // Config and ctrl tasks keep per-agent state in the head (model.ts).
+    if (type !== 'Agent_Task') {
+      head.st = 'c'.repeat(agentIds.length);
+      head.gw = agentIds.map(() => '');
+    }
+    const tokens = subtasks.slice(c * CHUNK_SIZE, (c + 1) * CHUNK_SIZE).map((s) => s.token);
+    chunks.push({ head, members: { agentIds, tokens } });
+  }
+  return { subtasks, chunks };
+}
+
+export async function createTask(
+  ctx: TaskContext,
+  input: CreateTaskInput,
+  o: CreateOptions,
+): Promise<{ task_id: string; count: number }> {
+  const data = validateCommand(input.type, input.action, input.data);
+  const settings = checkSettings(input);
   const targets = await resolveTargets(ctx, input, o);
   if (targets.length === 0) throw new TaskValidationError('the target matches no agent');
   if (targets.length > o.fanoutConfirmAbove && input.confirm_fanout !== targets.length) {
@@ -169,75 +225,23 @@ export async function createTask(
   }
   const now = ctx.now();
   const taskId = newTaskId(now);
-  const { doc } = ctx.store;
+  const { requestId } = settings;
   if (requestId) {
-    try {
-      await doc.send(
-        new PutCommand({
-          TableName: ctx.tables.tasks,
-          Item: { taskId: requestKey(requestId), target: taskId, count: targets.length, createdAt: now },
-          ConditionExpression: 'attribute_not_exists(taskId) OR createdAt < :old',
-          ExpressionAttributeValues: { ':old': now - IDEMPOTENCY_WINDOW_MS },
-        }),
-      );
-    } catch (err) {
-      if (!isConditionFailed(err)) throw err;
-      const r = await doc.send(
-        new GetCommand({
-          TableName: ctx.tables.tasks,
-          Key: { taskId: requestKey(requestId) },
-          ConsistentRead: true,
-        }),
-      );
-      return { task_id: String(r.Item?.target ?? ''), count: Number(r.Item?.count ?? 0) };
+    const claim = { requestId, taskId, count: targets.length, now, windowMs: IDEMPOTENCY_WINDOW_MS };
+    if (!(await claimRequestId(ctx, claim))) {
+      const first = await readRequestRecord(ctx, requestId);
+      return { task_id: first.taskId, count: first.count };
     }
   }
-  const subtasks: SubtaskItem[] = targets.map((agentId, idx) => ({
-    taskId,
-    agentId,
-    idx,
-    chunk: Math.floor(idx / CHUNK_SIZE),
-    token: newToken(),
-    taskType: input.type,
-    state: 'created',
-    attempts: 0,
-    insertAt: now,
-    updatedAt: now,
-  }));
-  const chunkItems: Record<string, unknown>[] = [];
-  for (let c = 0; c * CHUNK_SIZE < targets.length; c++) {
-    const ids = targets.slice(c * CHUNK_SIZE, (c + 1) * CHUNK_SIZE);
-    const head: ChunkHead = {
-      taskId,
-      chunkId: headId(c),
-      start: c * CHUNK_SIZE,
-      len: ids.length,
-      leaseVersion: 0,
-      nCreated: ids.length,
-      dirty: 0,
-      clean: 0,
-    };
-    // Config and ctrl tasks keep per-agent state in the head (model.ts).
-    if (input.type !== 'Agent_Task') {
-      head.st = 'c'.repeat(ids.length);
-      head.gw = ids.map(() => '');
-    }
-    const tokens = subtasks.slice(c * CHUNK_SIZE, (c + 1) * CHUNK_SIZE).map((s) => s.token);
-    chunkItems.push(head as unknown as Record<string, unknown>, {
-      taskId,
-      chunkId: membersId(c),
-      agentIds: ids,
-      tokens,
-    });
-  }
-  await batchPut(ctx.store, ctx.tables.subtasks, subtasks as unknown as Record<string, unknown>[]);
-  await batchPut(ctx.store, ctx.tables.chunks, chunkItems);
+  const { subtasks, chunks } = buildItems(taskId, input.type, targets, now);
+  await putSubtaskItems(ctx, subtasks);
+  await putChunkItems(ctx, chunks);
   const task: TaskItem = {
     taskId,
     taskType: input.type,
     action: input.action ?? defaultAction(input.type),
-    taskName,
-    user,
+    taskName: settings.taskName,
+    user: settings.user,
     tag: input.target.tag ?? '',
     idList: input.target.id_list ?? [],
     data: JSON.stringify(data),
@@ -245,17 +249,17 @@ export async function createTask(
     listPk: LIST_PK,
     total: targets.length,
     released: 0,
-    chunks: chunkItems.length / 2,
+    chunks: chunks.length,
     concurrence: 100,
-    maxAttempts,
-    timeoutS,
+    maxAttempts: settings.maxAttempts,
+    timeoutS: settings.timeoutS,
     jobs: [],
     ...(requestId ? { requestId } : {}),
     createdAt: now,
     updatedAt: now,
   };
-  await doc.send(new PutCommand({ TableName: ctx.tables.tasks, Item: task }));
-  ctx.logger.info({ taskId, type: input.type, agents: targets.length, user }, 'task created');
+  await putTaskItem(ctx, task);
+  ctx.logger.info({ taskId, type: input.type, agents: targets.length, user: settings.user }, 'task created');
   return { task_id: taskId, count: targets.length };
 }
 

@@ -8,8 +8,16 @@
  * would otherwise sign to the same bytes.
  */
 import { randomUUID } from 'node:crypto';
+import {
+  type BatchResult,
+  COMMAND_BATCH_PATH,
+  type CommandBatchRequest,
+  isBatchResult,
+} from '../../gateway/control/command-batch-contract.js';
 import { signRequest } from '../../platform/http/aksk.js';
 import type { CommandBody } from './types.js';
+
+export type { BatchResult };
 
 export interface BatchRequest {
   agentIds: string[];
@@ -18,10 +26,43 @@ export interface BatchRequest {
   fence?: { key: string; version: number };
 }
 
-export type CommandBatchFn = (controlAddr: string, req: BatchRequest) => Promise<Map<string, string>>;
+export type CommandBatchFn = (controlAddr: string, req: BatchRequest) => Promise<Map<string, BatchResult>>;
 
 export class GatewayCallError extends Error {
   override readonly name = 'GatewayCallError';
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The per-agent results of a `/command/batch` answer (the parsed JSON body, the control API's
+ * envelope), checked against the contract: anything else — a failure envelope, no results, a
+ * result the contract does not know — is a GatewayCallError that says what was wrong.
+ */
+export function parseBatchAnswer(
+  controlAddr: string,
+  status: number,
+  json: unknown,
+): Map<string, BatchResult> {
+  const where = `gateway ${controlAddr}`;
+  const envelope = isRecord(json) ? json : {};
+  if (status !== 200 || envelope.code !== 0) {
+    const msg = typeof envelope.msg === 'string' ? envelope.msg : '';
+    throw new GatewayCallError(`${where}: HTTP ${status} code ${String(envelope.code)} ${msg}`.trim());
+  }
+  const results = isRecord(envelope.data) ? envelope.data.results : undefined;
+  if (!isRecord(results)) throw new GatewayCallError(`${where}: malformed batch answer: no results object`);
+  const out = new Map<string, BatchResult>();
+  for (const [agentId, result] of Object.entries(results)) {
+    if (!isBatchResult(result)) {
+      throw new GatewayCallError(
+        `${where}: malformed batch answer: result of ${JSON.stringify(agentId.slice(0, 64))} is ${JSON.stringify(result)?.slice(0, 64)}, not one of the contract's results`,
+      );
+    }
+    out.set(agentId, result);
+  }
+  return out;
 }
 
 /**
@@ -41,14 +82,15 @@ export function createGatewayClient(o: {
   return async (controlAddr, req) => {
     if (!pair) throw new GatewayCallError('no AK/SK configured for gateway calls');
     const [ak, sk] = pair;
-    const path = '/command/batch';
-    const body = JSON.stringify({
+    const path = COMMAND_BATCH_PATH;
+    const wire: CommandBatchRequest = {
       agent_ids: req.agentIds,
       command: req.command,
       ...(req.tokens ? { tokens: req.tokens } : {}),
       ...(req.fence ? { fence: req.fence } : {}),
       request_id: randomUUID(),
-    });
+    };
+    const body = JSON.stringify(wire);
     let res: Response;
     try {
       res = await fetch(`http://${controlAddr}${path}`, {
@@ -64,17 +106,12 @@ export function createGatewayClient(o: {
       throw new GatewayCallError(`gateway ${controlAddr}: ${(err as Error).message}`);
     }
     const text = await res.text();
-    let json: { code?: number; msg?: string; data?: { results?: Record<string, string> } };
+    let json: unknown;
     try {
-      json = JSON.parse(text) as typeof json;
+      json = JSON.parse(text);
     } catch {
       throw new GatewayCallError(`gateway ${controlAddr}: HTTP ${res.status}, not JSON`);
     }
-    if (res.status !== 200 || json.code !== 0 || !json.data?.results) {
-      throw new GatewayCallError(
-        `gateway ${controlAddr}: HTTP ${res.status} code ${json.code} ${json.msg ?? ''}`.trim(),
-      );
-    }
-    return new Map(Object.entries(json.data.results));
+    return parseBatchAnswer(controlAddr, res.status, json);
   };
 }

@@ -22,13 +22,16 @@
  * Heads and members are separate items so that the dispatcher's per-tick Query of a task's heads
  * reads ~200 bytes per chunk instead of the agent lists.
  */
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { CHUNK_HEAD_SUMMARY_FIELDS } from '../../platform/store/schema.js';
-import type { ManagerStore } from '../store.js';
 import type { SubtaskState, TaskCounts, TaskType } from './types.js';
 
 export const CHUNK_SIZE = 100;
 export const LIST_PK = 'task';
+
+/** `active` of a running task (what dispatchers claim from, sparse index byActive). */
+export const ACTIVE_RUNNING = '1';
+/** `active` of an ended task whose subtasks and chunks still need their expiry (dispatch/retention.ts). */
+export const ACTIVE_RETAIN = 'retain';
 
 /** The letters of a chunk head's `st`, and back. */
 export const ST_LETTER = { created: 'c', failed: 'f', result_succeed: 'S', result_failed: 'F' } as const;
@@ -63,39 +66,6 @@ export const COUNTER_ATTR: Record<SubtaskState, string> = {
 /** What a tick and a task view read of a head: everything but the per-agent `st` and `gw`. */
 export const HEAD_SUMMARY_ATTRS = ['taskId', 'chunkId', ...CHUNK_HEAD_SUMMARY_FIELDS] as const;
 
-// Heads are read without their per-agent letters and gateways (`#t`/`#c` are the keys).
-const HEAD_NAMES: Record<string, string> = Object.fromEntries(
-  HEAD_SUMMARY_ATTRS.map((a, i) => [i === 0 ? '#t' : i === 1 ? '#c' : `#h${i}`, a]),
-);
-const HEAD_PROJECTION = Object.keys(HEAD_NAMES).join(', ');
-
-/** A task's chunk heads (HEAD_SUMMARY_ATTRS of each), every page. */
-export async function queryHeads(
-  store: Pick<ManagerStore, 'doc'>,
-  table: string,
-  taskId: string,
-  o: { consistent?: boolean } = {},
-): Promise<ChunkHead[]> {
-  const out: ChunkHead[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await store.doc.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: '#t = :t AND begins_with(#c, :h)',
-        ExpressionAttributeNames: HEAD_NAMES,
-        ProjectionExpression: HEAD_PROJECTION,
-        ExpressionAttributeValues: { ':t': taskId, ':h': 'h#' },
-        ...(o.consistent ? { ConsistentRead: true } : {}),
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    out.push(...((page.Items ?? []) as unknown as ChunkHead[]));
-    start = page.LastEvaluatedKey as Record<string, unknown> | undefined;
-  } while (start);
-  return out;
-}
-
 export const headId = (chunk: number) => `h#${String(chunk).padStart(7, '0')}`;
 export const membersId = (chunk: number) => `m#${String(chunk).padStart(7, '0')}`;
 export const chunkOfId = (id: string) => Number(id.slice(2));
@@ -114,7 +84,10 @@ export interface TaskItem {
   /** The command body as posted (CommandBody JSON text; config items unmerged). */
   data: string;
   state: 'created' | 'running' | 'finished' | 'cancelled';
-  /** "1" while dispatchers should look at it; absent otherwise (sparse index byActive). */
+  /**
+   * "1" (ACTIVE_RUNNING) while dispatchers should deliver it; "retain" (ACTIVE_RETAIN) once ended,
+   * until its items carry their expiry; absent otherwise (sparse index byActive).
+   */
   active?: string;
   listPk: string;
   total: number;
@@ -130,6 +103,13 @@ export interface TaskItem {
   requestId?: string;
   createdAt: number;
   updatedAt: number;
+  /** Epoch seconds after which the item is gone (the table's TTL attribute); set on a final state. */
+  expiresAt?: number;
+  /** Retention stamping in progress (store/retention-store.ts): where it resumes. */
+  sweepKey?: string;
+  /** The dispatcher stamping the task's items, and until when (a lease). */
+  sweepOwner?: string;
+  sweepUntil?: number;
 }
 
 export interface SubtaskItem {
@@ -152,6 +132,8 @@ export interface SubtaskItem {
   result?: Record<string, string>;
   insertAt: number;
   updatedAt: number;
+  /** Epoch seconds (TTL), stamped once the task is final. */
+  expiresAt?: number;
 }
 
 export interface ChunkHead {
@@ -183,6 +165,17 @@ export interface ChunkHead {
   nFailed?: number;
   nResultSucceed?: number;
   nResultFailed?: number;
+  /** Epoch seconds (TTL), stamped once the task is final. */
+  expiresAt?: number;
+}
+
+/** The head fields a subtask view overlays on config/ctrl subtasks (service.ts `overlay`). */
+export type HeadOverlay = Pick<ChunkHead, 'chunkId' | 'start' | 'st' | 'gw'>;
+
+/** A chunk's members item `m#<n>`: agent ids and tokens in index order (immutable). */
+export interface ChunkMembers {
+  agentIds: string[];
+  tokens: string[];
 }
 
 export function emptyCounts(total = 0, released = 0): TaskCounts {

@@ -15,11 +15,11 @@
  * through lag if it arrives before its subtask is visible in the index, but subtasks are written
  * at creation, before the task can run, so the lag would have to exceed create → run → delivery.
  */
-import { QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { isConditionFailed, mapLimit } from '../store.js';
+import { mapLimit } from '../store.js';
 import type { TaskContext } from './context.js';
 import { TOKEN_PATTERN } from './ids.js';
-import { headId } from './model.js';
+import { markChunkDirty } from './store/chunk-store.js';
+import { applyStatusResult, findSubtaskByToken, storeResultFields } from './store/subtask-store.js';
 import type { ResultItem } from './types.js';
 
 /** Elkeid's data types whose `status` decides the subtask (docs/elkeid-protocol.md §4.5 step 5). */
@@ -43,102 +43,46 @@ export interface ApplyOptions {
   statusTypes: ReadonlySet<string>;
 }
 
+type Applied = 'applied' | 'unknown' | 'ignored';
+
+/** One result item: applied to its subtask, unknown (no subtask has the token), or ignored. */
+async function applyOne(ctx: TaskContext, item: ResultItem, o: ApplyOptions): Promise<Applied> {
+  const token = typeof item?.token === 'string' ? item.token : '';
+  if (!TOKEN_PATTERN.test(token)) return 'ignored';
+  const key = await findSubtaskByToken(ctx, token);
+  if (!key) return 'unknown';
+  const result = boundedResult(item);
+  // A subtask past its retention is gone (DynamoDB deletes it lazily): nothing is written to it.
+  const nowS = Math.floor(ctx.now() / 1000);
+  if (!o.statusTypes.has(String(item.data_type ?? ''))) {
+    return (await storeResultFields(ctx, key, token, result, nowS)) ? 'applied' : 'ignored';
+  }
+  const chunk = await applyStatusResult(ctx, {
+    key,
+    token,
+    state: item.status === 'succeed' ? 'result_succeed' : 'result_failed',
+    msg: typeof item.msg === 'string' ? item.msg.slice(0, MAX_FIELD) : '',
+    result,
+    at: ctx.now(),
+    nowS,
+  });
+  if (chunk === undefined) return 'ignored';
+  // A dispatcher recounts the chunk (and finishes the task when all are final).
+  return (await markChunkDirty(ctx, key.taskId, chunk, { mustExist: true })) ? 'applied' : 'ignored';
+}
+
 export async function applyResults(
   ctx: TaskContext,
   items: readonly ResultItem[],
   o: ApplyOptions,
 ): Promise<{ applied: number; unknown: number; ignored: number }> {
-  let applied = 0;
-  let unknown = 0;
-  let ignored = 0;
+  const counts = { applied: 0, unknown: 0, ignored: 0 };
   await mapLimit(items, 16, async (item) => {
-    const token = typeof item?.token === 'string' ? item.token : '';
-    if (!TOKEN_PATTERN.test(token)) {
-      ignored++;
-      return;
-    }
-    const q = await ctx.store.doc.send(
-      new QueryCommand({
-        TableName: ctx.tables.subtasks,
-        IndexName: 'byToken',
-        KeyConditionExpression: '#k = :k',
-        ExpressionAttributeNames: { '#k': 'token' },
-        ExpressionAttributeValues: { ':k': token },
-      }),
-    );
-    const key = q.Items?.[0];
-    if (!key) {
-      unknown++;
-      return;
-    }
-    const result = boundedResult(item);
-    const Key = { taskId: key.taskId, agentId: key.agentId };
-    const dataType = String(item.data_type ?? '');
-    try {
-      if (o.statusTypes.has(dataType)) {
-        const state = item.status === 'succeed' ? 'result_succeed' : 'result_failed';
-        const r = await ctx.store.doc.send(
-          new UpdateCommand({
-            TableName: ctx.tables.subtasks,
-            Key,
-            UpdateExpression: 'SET #s = :s, #m = :m, #r = :r, #u = :u',
-            // Only plugin tasks take results: config/ctrl commands carry no token to the agent, so a
-            // result for one of those is forged (and their state lives in the chunk head).
-            ConditionExpression: 'attribute_exists(#t) AND #k = :k AND #tt = :at AND NOT (#s IN (:rs, :rf))',
-            ExpressionAttributeNames: {
-              '#s': 'state',
-              '#m': 'msg',
-              '#r': 'result',
-              '#u': 'updatedAt',
-              '#t': 'taskId',
-              '#k': 'token',
-              '#tt': 'taskType',
-            },
-            ExpressionAttributeValues: {
-              ':at': 'Agent_Task',
-              ':s': state,
-              ':m': typeof item.msg === 'string' ? item.msg.slice(0, MAX_FIELD) : '',
-              ':r': result,
-              ':u': ctx.now(),
-              ':k': token,
-              ':rs': 'result_succeed',
-              ':rf': 'result_failed',
-            },
-            ReturnValues: 'ALL_NEW',
-          }),
-        );
-        const chunk = Number(r.Attributes?.chunk ?? 0);
-        await ctx.store.doc.send(
-          new UpdateCommand({
-            TableName: ctx.tables.chunks,
-            Key: { taskId: key.taskId, chunkId: headId(chunk) },
-            UpdateExpression: 'ADD #d :one',
-            ConditionExpression: 'attribute_exists(#t)',
-            ExpressionAttributeNames: { '#d': 'dirty', '#t': 'taskId' },
-            ExpressionAttributeValues: { ':one': 1 },
-          }),
-        );
-      } else {
-        await ctx.store.doc.send(
-          new UpdateCommand({
-            TableName: ctx.tables.subtasks,
-            Key,
-            UpdateExpression: 'SET #r = :r',
-            ConditionExpression: 'attribute_exists(#t) AND #k = :k',
-            ExpressionAttributeNames: { '#r': 'result', '#t': 'taskId', '#k': 'token' },
-            ExpressionAttributeValues: { ':r': result, ':k': token },
-          }),
-        );
-      }
-      applied++;
-    } catch (err) {
-      if (!isConditionFailed(err)) throw err;
-      ignored++;
-    }
+    counts[await applyOne(ctx, item, o)]++;
   });
-  ctx.metrics.results.inc({ outcome: 'applied' }, applied);
-  ctx.metrics.results.inc({ outcome: 'unknown' }, unknown);
-  ctx.metrics.results.inc({ outcome: 'ignored' }, ignored);
-  if (unknown > 0) ctx.logger.warn({ unknown }, 'task results with unknown tokens');
-  return { applied, unknown, ignored };
+  ctx.metrics.results.inc({ outcome: 'applied' }, counts.applied);
+  ctx.metrics.results.inc({ outcome: 'unknown' }, counts.unknown);
+  ctx.metrics.results.inc({ outcome: 'ignored' }, counts.ignored);
+  if (counts.unknown > 0) ctx.logger.warn({ unknown: counts.unknown }, 'task results with unknown tokens');
+  return counts;
 }

@@ -59,6 +59,8 @@ export interface Config {
   aksk: Array<[string, string]> | undefined;
   admin: { name: string; password: string } | undefined;
   logLevel: string;
+  /** Days a finished or cancelled task (its subtasks and chunks) is kept (FLEETGATE_TASK_RETENTION_DAYS). */
+  taskRetentionDays: number;
 }
 
 /** Every variable, its default and meaning; `--help` prints this table. */
@@ -165,6 +167,11 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
     'Lambda functions: Secrets Manager secret read into FLEETGATE_MANAGER_SECRET at cold start',
   ],
   ['FLEETGATE_LOG_LEVEL', 'info', 'pino level: fatal error warn info debug trace silent'],
+  [
+    'FLEETGATE_TASK_RETENTION_DAYS',
+    '30',
+    'days a finished or cancelled task, its subtasks and chunks are kept (DynamoDB TTL; readers skip them after)',
+  ],
   ['FLEETGATE_CONSOLE_DIR', 'dist/console', 'the built operator console the manager serves at /'],
 ];
 
@@ -240,6 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     aksk,
     admin,
     logLevel,
+    taskRetentionDays: r.positiveInt('FLEETGATE_TASK_RETENTION_DAYS', 30, 1),
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return Object.freeze(config);

@@ -141,6 +141,9 @@ export const TABLES = {
       { name: 'byActive', pk: S('active'), sk: S('taskId'), projection: 'KEYS_ONLY' },
       { name: 'byTime', pk: S('listPk'), sk: S('taskId'), projection: 'KEYS_ONLY' },
     ],
+    // Set when the task ends (finished / cancelled) to the end of its retention
+    // (FLEETGATE_TASK_RETENTION_DAYS); its subtasks and chunks get the same value after it.
+    ttl: 'expiresAt',
     billing: 'PAY_PER_REQUEST',
     access:
       'Get/conditional Update by taskId; Query byActive (dispatch) and byTime (lists); conditional Put of req# records',
@@ -165,6 +168,10 @@ export const TABLES = {
       'requestId',
       'createdAt',
       'updatedAt',
+      'expiresAt',
+      'sweepKey',
+      'sweepOwner',
+      'sweepUntil',
     ],
   },
   // One item per (task, agent): delivery and result state. Agents answer with the task token;
@@ -181,6 +188,7 @@ export const TABLES = {
       { name: 'byToken', pk: S('token'), projection: 'KEYS_ONLY' },
       { name: 'byAgent', pk: S('agentId'), sk: S('taskId'), projection: 'KEYS_ONLY' },
     ],
+    ttl: 'expiresAt',
     billing: 'PAY_PER_REQUEST',
     access:
       'Query by taskId; BatchGet per chunk; conditional Update per subtask; Query byToken for results; Query byAgent (agent page); BatchWrite on fan-out',
@@ -199,6 +207,7 @@ export const TABLES = {
       'result',
       'insertAt',
       'updatedAt',
+      'expiresAt',
     ],
   },
   // Dispatch work units: a task's agents split into chunks of ≤ 100. Per chunk two items: the
@@ -211,10 +220,11 @@ export const TABLES = {
     pk: S('taskId'),
     sk: S('chunkId'),
     indexes: [],
+    ttl: 'expiresAt',
     billing: 'PAY_PER_REQUEST',
     access:
       'Query heads by taskId (begins_with h#); conditional Update to take/renew/release a lease; ADD dirty on results',
-    fields: ['agentIds', 'tokens', 'st', 'gw', ...CHUNK_HEAD_SUMMARY_FIELDS],
+    fields: ['agentIds', 'tokens', 'st', 'gw', 'expiresAt', ...CHUNK_HEAD_SUMMARY_FIELDS],
   },
   // Connection history: one item per connect or disconnect an agent made, sk `<ISO time>#<kind>#<gateway>`.
   // Gateways BatchWrite them (a second after the event); the manager Queries one agent, newest
@@ -263,6 +273,15 @@ export const TABLES = {
 } as const satisfies Record<string, TableDef>;
 
 export type TableKey = keyof typeof TABLES;
+
+/**
+ * Whether a TTL attribute's value (epoch seconds) has passed at `nowMs`. DynamoDB deletes an
+ * expired item lazily (up to days later) and dynalite never does, so a reader treats an item
+ * for which this is true as already gone.
+ */
+export function ttlExpired(expiresAt: unknown, nowMs: number): boolean {
+  return typeof expiresAt === 'number' && expiresAt < Math.floor(nowMs / 1000);
+}
 
 export const TABLE_KEYS = Object.keys(TABLES) as TableKey[];
 

@@ -76,6 +76,8 @@ export async function startTaskCluster(
     service?: Partial<TaskServiceOptions>;
     /** Gateways push the store's effective config at first heartbeat (createStoreConfigSource). */
     configSource?: boolean;
+    /** The engine's clock (service and dispatchers); default Date.now. */
+    now?: () => number;
   },
 ): Promise<TaskCluster> {
   const stack: Array<() => unknown> = [];
@@ -85,7 +87,13 @@ export async function startTaskCluster(
   const db = await startTestDynamo();
   stack.push(() => db.close());
   const registry = new Registry();
-  const ctx = contextFrom({ client: db.client, tablePrefix: db.prefix, logger: silentLogger(), registry });
+  const ctx = contextFrom({
+    client: db.client,
+    tablePrefix: db.prefix,
+    logger: silentLogger(),
+    registry,
+    ...(o.now ? { now: o.now } : {}),
+  });
   const service = createTaskService(ctx, { aksk: [[AK, SK]], ...o.service });
   const gateways: ClusterGateway[] = [];
   for (let i = 0; i < o.gateways; i++) {

@@ -24,7 +24,7 @@ import {
   type ScheduledEvent,
   TICK_MARGIN_MS,
 } from '../../manager/dispatcher-lambda.js';
-import { contextFrom } from '../../manager/tasks/dispatcher.js';
+import { contextFrom, gatewayCallTimeoutMs } from '../../manager/tasks/dispatcher.js';
 import { GATEWAY_CALL_TIMEOUT_MS as CLIENT_DEFAULT_TIMEOUT_MS } from '../../manager/tasks/gateway-client.js';
 import { createTaskService } from '../../manager/tasks/service.js';
 import { silentLogger } from '../../platform/obs/logger.js';
@@ -112,6 +112,12 @@ test('a scheduled event runs ticks against the store until no work remains', asy
 test("the reserve covers one gateway call's timeout plus a margin", () => {
   // One constant (tasks/gateway-client.ts) is the client's default and the reserve's base.
   assert.equal(GATEWAY_CALL_TIMEOUT_MS, CLIENT_DEFAULT_TIMEOUT_MS, 'the default the reserve is built on');
+
+  // The engine's dispatcher never waits longer than that for a gateway, however long its lease,
+  // and ends its call well inside a shorter lease (3 s before it, at least 1 s).
+  assert.equal(gatewayCallTimeoutMs(600_000), GATEWAY_CALL_TIMEOUT_MS);
+  assert.equal(gatewayCallTimeoutMs(10_000), 7_000);
+  assert.equal(gatewayCallTimeoutMs(2_000), 1_000);
   assert.ok(TICK_MARGIN_MS >= 1000);
   assert.equal(DEFAULT_RESERVE_MS, GATEWAY_CALL_TIMEOUT_MS + TICK_MARGIN_MS);
   assert.equal(DEFAULT_RESERVE_MS, 20_000);

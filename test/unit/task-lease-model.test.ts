@@ -13,12 +13,8 @@ import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { FenceTable } from '../../gateway/control/delivery-guard.js';
 import { createManagerStore } from '../../manager/store.js';
-import {
-  createDynamoLeaseStore,
-  createMemoryLeaseStore,
-  type LeaseKey,
-  type LeaseStore,
-} from '../../manager/tasks/lease.js';
+import { createMemoryLeaseStore, type LeaseKey, type LeaseStore } from '../../manager/tasks/lease.js';
+import { createDynamoLeaseStore } from '../../manager/tasks/store/lease-store.js';
 import { tableName } from '../../platform/store/schema.js';
 import { startTestDynamo, type TestDynamo } from '../helpers/dynalite.js';
 
