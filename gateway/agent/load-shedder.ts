@@ -98,127 +98,189 @@ export function oldest(
   return keep.map((k) => k.s);
 }
 
-export function createLoadShedder(o: LoadShedderOptions): LoadShedder {
-  const log = o.logger.child({ component: 'load-shedder' });
-  const now = o.now ?? Date.now;
-  const random = o.random ?? Math.random;
-  const rate = Math.max(0.001, o.ratePerSecond);
-  const tickMs = o.tickMs ?? 100;
-  const shedCounter = o.registry
-    ? metric(
-        o.registry,
-        'fleetgate_gateway_shed_connections_total',
-        () =>
-          new Counter({
-            name: 'fleetgate_gateway_shed_connections_total',
-            help: 'agent streams ended by load control (above the desired connection limit)',
-            registers: [o.registry!],
-          }),
-      )
-    : undefined;
-  const limitGauge = o.registry
-    ? metric(
-        o.registry,
-        'fleetgate_gateway_desired_limit',
-        () =>
-          new Gauge({
-            name: 'fleetgate_gateway_desired_limit',
-            help: 'connection limit set by the manager for this gateway (-1: none); admission uses min(this, FLEETGATE_MAX_CONNECTIONS)',
-            registers: [o.registry!],
-          }),
-      )
-    : undefined;
-  limitGauge?.set(-1);
+/** The shedder's metrics, registered once per registry (a second shedder reuses them). */
+interface ShedMetrics {
+  shed: Counter | undefined;
+  desiredLimit: Gauge | undefined;
+}
 
+function shedMetrics(registry: Registry | undefined): ShedMetrics {
+  if (!registry) return { shed: undefined, desiredLimit: undefined };
+  return {
+    shed: metric(
+      registry,
+      'fleetgate_gateway_shed_connections_total',
+      () =>
+        new Counter({
+          name: 'fleetgate_gateway_shed_connections_total',
+          help: 'agent streams ended by load control (above the desired connection limit)',
+          registers: [registry],
+        }),
+    ),
+    desiredLimit: metric(
+      registry,
+      'fleetgate_gateway_desired_limit',
+      () =>
+        new Gauge({
+          name: 'fleetgate_gateway_desired_limit',
+          help: 'connection limit set by the manager for this gateway (-1: none); admission uses min(this, FLEETGATE_MAX_CONNECTIONS)',
+          registers: [registry],
+        }),
+    ),
+  };
+}
+
+/** What one load shedder carries from tick to tick. */
+class ShedderState {
   /** Streams ended by us that have not left the registry yet. */
-  const closing = new Set<AgentSession>();
-  let tokens = 0;
-  const burst = Math.max(1, rate * 0.2);
+  readonly closing = new Set<AgentSession>();
+  /** Token bucket: closes allowed now, refilled at the rate up to `burst` (200 ms worth). */
+  tokens = 0;
+  readonly burst: number;
   /** When each of the last second's closes happened (the hard cap). */
-  const recent: number[] = [];
-  let last = now();
-  let shed = 0;
-  let lastEffective = o.sessions.effectiveLimit;
-  let lastDesired: number | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  readonly recent: number[] = [];
+  lastTickAt: number;
+  shed = 0;
+  lastEffective: number;
+  lastDesired: number | undefined;
+  timer: NodeJS.Timeout | undefined;
 
-  const eligible = (s: AgentSession) => s.live && !closing.has(s);
-
-  function pick(n: number): AgentSession[] {
-    if (o.order === 'random') {
-      const live = [...o.sessions.all()].filter(eligible);
-      for (let i = live.length - 1; i > 0; i--) {
-        const j = Math.floor(random() * (i + 1));
-        [live[i], live[j]] = [live[j]!, live[i]!];
-      }
-      return live.slice(0, n);
-    }
-    // Oldest first; the registry iterates in attach order, which breaks ties of the second.
-    return oldest(o.sessions.all(), n, eligible);
+  constructor(
+    readonly options: LoadShedderOptions,
+    readonly log: Logger,
+    readonly metrics: ShedMetrics,
+    readonly now: () => number,
+    readonly random: () => number,
+    readonly rate: number,
+  ) {
+    this.burst = Math.max(1, rate * 0.2);
+    this.lastTickAt = now();
+    this.lastEffective = options.sessions.effectiveLimit;
   }
 
-  function tick(): number {
-    const t = now();
-    const dt = Math.max(0, t - last) / 1000;
-    last = t;
-    const desired = o.desiredLimit();
-    o.sessions.setDesiredLimit(desired);
-    limitGauge?.set(desired ?? -1);
-    const effective = o.sessions.effectiveLimit;
-    if (effective !== lastEffective || desired !== lastDesired) {
-      log.info(
-        { desired: desired ?? null, effective, connected: o.sessions.size },
-        'connection limit changed',
-      );
-      lastEffective = effective;
-      lastDesired = desired;
-      o.onLimitChange?.(effective, desired);
-    }
-    for (const s of closing) if (o.sessions.get(s.agentId) !== s) closing.delete(s);
-    const excess = o.sessions.size - closing.size - effective;
-    if (desired === undefined || excess <= 0) {
-      // Nothing to do: the bucket starts from empty when shedding starts, so it never bursts.
-      tokens = 0;
-      return 0;
-    }
-    tokens = Math.min(burst, tokens + dt * rate);
-    while (recent.length > 0 && recent[0]! <= t - 1000) recent.shift();
-    const n = Math.min(excess, Math.floor(tokens), Math.floor(rate) - recent.length);
-    if (n <= 0) return 0;
-    tokens -= n;
-    const victims = pick(n);
-    for (const s of victims) {
-      closing.add(s);
-      recent.push(t);
-      s.close(Status.OK, 'connection limit lowered: reconnect through discovery', { goaway: true });
-      o.onShed?.(s.agentId, t);
-    }
-    shed += victims.length;
-    shedCounter?.inc(victims.length);
-    log.info({ closed: victims.length, excess, effective }, 'shed agent streams above the connection limit');
-    return victims.length;
-  }
+  /** A live stream not already being ended by us. */
+  readonly eligible = (session: AgentSession): boolean => session.live && !this.closing.has(session);
+}
 
+export function createLoadShedder(options: LoadShedderOptions): LoadShedder {
+  const metrics = shedMetrics(options.registry);
+  metrics.desiredLimit?.set(-1);
+  const state = new ShedderState(
+    options,
+    options.logger.child({ component: 'load-shedder' }),
+    metrics,
+    options.now ?? Date.now,
+    options.random ?? Math.random,
+    Math.max(0.001, options.ratePerSecond),
+  );
+  const tickMs = options.tickMs ?? 100;
+  const tick = () => shedderTick(state);
   return {
     start() {
-      if (timer) return;
-      last = now();
-      timer = setInterval(() => {
+      if (state.timer) return;
+      state.lastTickAt = state.now();
+      state.timer = setInterval(() => {
         try {
           tick();
         } catch (err) {
-          log.warn({ err }, 'load shedder tick failed');
+          state.log.warn({ err }, 'load shedder tick failed');
         }
       }, tickMs);
-      timer.unref();
+      state.timer.unref();
     },
     tick,
     get shed() {
-      return shed;
+      return state.shed;
     },
     stop() {
-      if (timer) clearInterval(timer);
-      timer = undefined;
+      if (state.timer) clearInterval(state.timer);
+      state.timer = undefined;
     },
   };
+}
+
+/** One step: reads and applies the desired limit, then ends what the excess and the rate allow. */
+function shedderTick(state: ShedderState): number {
+  const tickAt = state.now();
+  const elapsedSeconds = Math.max(0, tickAt - state.lastTickAt) / 1000;
+  state.lastTickAt = tickAt;
+  const { desired, effective } = applyDesiredLimit(state);
+  const { sessions } = state.options;
+  for (const session of state.closing) {
+    if (sessions.get(session.agentId) !== session) state.closing.delete(session);
+  }
+  const excess = sessions.size - state.closing.size - effective;
+  if (desired === undefined || excess <= 0) {
+    // Nothing to do: the bucket starts from empty when shedding starts, so it never bursts.
+    state.tokens = 0;
+    return 0;
+  }
+  return shedExcess(state, tickAt, elapsedSeconds, excess, effective);
+}
+
+/**
+ * Reads the desired limit, hands it to the registry's admission and the gauge, and on a change
+ * logs it and tells discovery (onLimitChange).
+ */
+function applyDesiredLimit(state: ShedderState): { desired: number | undefined; effective: number } {
+  const { options } = state;
+  const desired = options.desiredLimit();
+  options.sessions.setDesiredLimit(desired);
+  state.metrics.desiredLimit?.set(desired ?? -1);
+  const effective = options.sessions.effectiveLimit;
+  if (effective !== state.lastEffective || desired !== state.lastDesired) {
+    state.log.info(
+      { desired: desired ?? null, effective, connected: options.sessions.size },
+      'connection limit changed',
+    );
+    state.lastEffective = effective;
+    state.lastDesired = desired;
+    options.onLimitChange?.(effective, desired);
+  }
+  return { desired, effective };
+}
+
+/** Ends up to `excess` streams, as many as the token bucket and the one-second cap allow. */
+function shedExcess(
+  state: ShedderState,
+  tickAt: number,
+  elapsedSeconds: number,
+  excess: number,
+  effective: number,
+): number {
+  state.tokens = Math.min(state.burst, state.tokens + elapsedSeconds * state.rate);
+  const { recent } = state;
+  while (recent.length > 0 && recent[0]! <= tickAt - 1000) recent.shift();
+  const count = Math.min(excess, Math.floor(state.tokens), Math.floor(state.rate) - recent.length);
+  if (count <= 0) return 0;
+  state.tokens -= count;
+  const victims = pickVictims(state, count);
+  for (const session of victims) {
+    state.closing.add(session);
+    recent.push(tickAt);
+    session.close(Status.OK, 'connection limit lowered: reconnect through discovery', { goaway: true });
+    state.options.onShed?.(session.agentId, tickAt);
+  }
+  state.shed += victims.length;
+  state.metrics.shed?.inc(victims.length);
+  state.log.info(
+    { closed: victims.length, excess, effective },
+    'shed agent streams above the connection limit',
+  );
+  return victims.length;
+}
+
+/** The `count` streams to end, in the configured order. */
+function pickVictims(state: ShedderState, count: number): AgentSession[] {
+  const { sessions, order } = state.options;
+  if (order === 'random') {
+    const live = [...sessions.all()].filter(state.eligible);
+    for (let i = live.length - 1; i > 0; i--) {
+      const j = Math.floor(state.random() * (i + 1));
+      [live[i], live[j]] = [live[j]!, live[i]!];
+    }
+    return live.slice(0, count);
+  }
+  // Oldest first; the registry iterates in attach order, which breaks ties of the second.
+  return oldest(sessions.all(), count, state.eligible);
 }

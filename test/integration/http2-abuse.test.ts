@@ -285,7 +285,7 @@ async function rawH2(g: TestGateway): Promise<RawH2> {
 }
 
 // Regression: after nghttp2's own Rapid Reset limit the socket stayed open ~37 s; the gateway now
-// closes a session whose client keeps cancelling fresh streams (gateway/grpc/http2-server.ts).
+// closes a session whose client keeps cancelling fresh streams (gateway/grpc/session-policy.ts).
 test('Rapid Reset: 2,000 streams opened and cancelled get GOAWAY while an honest agent keeps delivering', async (t) => {
   const uncaught = watchUncaught(t);
   const g = await startTestGateway(t);
