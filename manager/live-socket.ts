@@ -17,74 +17,26 @@
  *
  * The module only takes the uWS app; when the HTTP adapter runs without uWS there is no socket
  * and the console polls `GET /api/fleet/live` instead.
+ *
+ * Parts: live-socket-hub.ts (the sockets, limits, metrics, close and send), live-socket-auth.ts
+ * (inbound messages: auth, recheck, rate limit); this file does the upgrade and bookkeeping.
  */
 
-import type { HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
-import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Logger } from '../platform/obs/logger.js';
-import type { LiveFeed, LiveSnapshot } from './live-feed.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t } from 'uWebSockets.js';
+import { onLiveMessage } from './live-socket-auth.js';
+import {
+  createLiveSocketHub,
+  endSocket,
+  LiveClose,
+  type LiveSocketHub,
+  type LiveSocketOptions,
+  type LiveWs,
+  type SocketData,
+} from './live-socket-hub.js';
+
+export { LiveClose, type LivePrincipal, type LiveSocketOptions } from './live-socket-hub.js';
 
 export const LIVE_SOCKET_PATH = '/api/fleet/live/ws';
-
-/** Close codes the console understands (4000–4999 are the application's). */
-export const LiveClose = {
-  AuthFailed: 4401,
-  AuthTimeout: 4408,
-  TooManyMessages: 4429,
-  BadMessage: 4400,
-} as const;
-
-export interface LivePrincipal {
-  kind: string;
-  id: string;
-  role: string;
-}
-
-export interface LiveSocketOptions {
-  feed: LiveFeed;
-  /** The manager router's verdict on a credential; undefined when refused. */
-  authenticate(credential: string, remoteAddress: string): Promise<LivePrincipal | undefined>;
-  logger: Logger;
-  registry?: Registry;
-  maxSubscribers?: number;
-  maxPerAddress?: number;
-  maxMessagesPer10s?: number;
-  maxBufferedBytes?: number;
-  authTimeoutMs?: number;
-  recheckMs?: number;
-}
-
-interface SocketData {
-  address: string;
-  principal: LivePrincipal | undefined;
-  credential: string | undefined;
-  closed: boolean;
-  authenticating: boolean;
-  messages: number[];
-  unsubscribe: (() => void) | undefined;
-  timer: NodeJS.Timeout | undefined;
-}
-
-type LiveWs = WebSocket<SocketData>;
-
-function metrics(registry: Registry | undefined) {
-  const gauge =
-    (registry?.getSingleMetric('fleetgate_console_ws_subscribers') as Gauge | undefined) ??
-    new Gauge({
-      name: 'fleetgate_console_ws_subscribers',
-      help: 'console WebSocket connections (authenticated or not yet)',
-      registers: registry ? [registry] : [],
-    });
-  const closed =
-    (registry?.getSingleMetric('fleetgate_console_ws_closed_total') as Counter | undefined) ??
-    new Counter({
-      name: 'fleetgate_console_ws_closed_total',
-      help: 'console WebSocket connections refused or closed by the manager, by reason',
-      labelNames: ['reason'],
-      registers: registry ? [registry] : [],
-    });
-  return { gauge, closed };
-}
 
 function refuse(res: HttpResponse, status: string, message: string): void {
   res.cork(() => {
@@ -92,163 +44,85 @@ function refuse(res: HttpResponse, status: string, message: string): void {
   });
 }
 
-export function attachLiveSocket(app: TemplatedApp, o: LiveSocketOptions): { close(): void } {
-  const maxSubscribers = o.maxSubscribers ?? 200;
-  const maxPerAddress = o.maxPerAddress ?? 20;
-  const maxMessages = o.maxMessagesPer10s ?? 20;
-  const maxBuffered = o.maxBufferedBytes ?? 256 * 1024;
-  const authTimeoutMs = o.authTimeoutMs ?? 5000;
-  const recheckMs = o.recheckMs ?? 10_000;
-  const log = o.logger.child({ component: 'console-ws' });
-  const m = metrics(o.registry);
-  const sockets = new Set<LiveWs>();
-  const perAddress = new Map<string, number>();
-
-  // Every helper takes the socket's data object: uWS throws on any call on a closed socket,
-  // getUserData() included, and an answer awaited here can arrive after the close.
-  function end(ws: LiveWs, d: SocketData, code: number, reason: string): void {
-    if (d.closed) return;
-    m.closed.inc({ reason });
-    log.info({ peer: d.address, principal: d.principal?.id, code, reason }, 'console socket closed');
-    d.closed = true;
-    ws.end(code, reason);
+/** The upgrade: cross-site pages and sockets beyond the limits are refused with an HTTP error. */
+function upgrade(
+  hub: LiveSocketHub,
+  res: HttpResponse,
+  req: HttpRequest,
+  context: us_socket_context_t,
+): void {
+  const { sockets, perAddress, limits, metrics, log } = hub;
+  const address = Buffer.from(res.getRemoteAddressAsText()).toString();
+  const origin = req.getHeader('origin');
+  const host = req.getHeader('host');
+  const key = req.getHeader('sec-websocket-key');
+  const protocol = req.getHeader('sec-websocket-protocol');
+  const extensions = req.getHeader('sec-websocket-extensions');
+  if (origin && host && origin.replace(/^https?:\/\//, '') !== host) {
+    metrics.closed.inc({ reason: 'cross-origin' });
+    log.warn({ peer: address, origin }, 'console socket refused: cross-origin');
+    refuse(res, '403 Forbidden', 'cross-origin WebSocket refused');
+    return;
   }
-
-  function send(ws: LiveWs, d: SocketData, message: unknown): void {
-    if (d.closed) return;
-    ws.send(JSON.stringify(message), false);
+  if (sockets.size >= limits.maxSubscribers || (perAddress.get(address) ?? 0) >= limits.maxPerAddress) {
+    metrics.closed.inc({ reason: 'capacity' });
+    log.warn({ peer: address, sockets: sockets.size }, 'console socket refused: too many subscribers');
+    refuse(res, '503 Service Unavailable', 'too many live subscribers; poll /api/fleet/live');
+    return;
   }
+  const data: SocketData = {
+    address,
+    principal: undefined,
+    credential: undefined,
+    closed: false,
+    authenticating: false,
+    messages: [],
+    unsubscribe: undefined,
+    timer: undefined,
+  };
+  res.upgrade(data, key, protocol, extensions, context);
+}
 
-  function push(ws: LiveWs, d: SocketData, s: LiveSnapshot): void {
-    if (d.closed) return;
-    // A reader that does not keep up misses snapshots rather than growing our buffer.
-    if (ws.getBufferedAmount() > maxBuffered) return;
-    send(ws, d, { type: 'snapshot', data: s });
-  }
+/** Counted, and closed unless an auth message arrives within `authTimeoutMs`. */
+function open(hub: LiveSocketHub, ws: LiveWs): void {
+  const data = ws.getUserData();
+  hub.sockets.add(ws);
+  hub.perAddress.set(data.address, (hub.perAddress.get(data.address) ?? 0) + 1);
+  hub.metrics.gauge.set(hub.sockets.size);
+  data.timer = setTimeout(() => {
+    if (!data.principal) endSocket(hub, ws, data, LiveClose.AuthTimeout, 'no auth message in time');
+  }, hub.limits.authTimeoutMs);
+  data.timer.unref();
+}
 
-  async function authenticate(ws: LiveWs, d: SocketData, credential: string): Promise<void> {
-    d.authenticating = true;
-    const principal = await o.authenticate(credential, d.address).catch(() => undefined);
-    d.authenticating = false;
-    if (d.closed) return;
-    if (!principal) {
-      end(ws, d, LiveClose.AuthFailed, 'auth failed');
-      return;
-    }
-    d.principal = principal;
-    d.credential = credential;
-    clearTimeout(d.timer);
-    d.timer = setInterval(() => void recheck(ws, d), recheckMs);
-    d.timer.unref();
-    send(ws, d, { type: 'hello', principal });
-    d.unsubscribe = o.feed.subscribe((s) => push(ws, d, s));
-    o.feed.snapshot().then(
-      (s) => push(ws, d, s),
-      (err: unknown) => log.warn({ err }, 'console socket: first snapshot failed'),
-    );
-  }
+function close(hub: LiveSocketHub, ws: LiveWs): void {
+  const data = ws.getUserData();
+  data.closed = true;
+  clearTimeout(data.timer);
+  clearInterval(data.timer);
+  data.unsubscribe?.();
+  hub.sockets.delete(ws);
+  const n = (hub.perAddress.get(data.address) ?? 1) - 1;
+  if (n <= 0) hub.perAddress.delete(data.address);
+  else hub.perAddress.set(data.address, n);
+  hub.metrics.gauge.set(hub.sockets.size);
+}
 
-  async function recheck(ws: LiveWs, d: SocketData): Promise<void> {
-    if (d.closed || !d.credential) return;
-    const still = await o.authenticate(d.credential, d.address).catch(() => undefined);
-    if (d.closed) return;
-    if (!still) end(ws, d, LiveClose.AuthFailed, 'credential revoked or expired');
-    else d.principal = still;
-  }
-
-  function onMessage(ws: LiveWs, message: ArrayBuffer): void {
-    const d = ws.getUserData();
-    const now = Date.now();
-    d.messages = d.messages.filter((t) => now - t < 10_000);
-    d.messages.push(now);
-    if (d.messages.length > maxMessages) {
-      end(ws, d, LiveClose.TooManyMessages, 'too many messages');
-      return;
-    }
-    let parsed: { type?: unknown; token?: unknown };
-    try {
-      parsed = JSON.parse(Buffer.from(message).toString('utf8')) as typeof parsed;
-    } catch {
-      end(ws, d, LiveClose.BadMessage, 'not JSON');
-      return;
-    }
-    if (parsed?.type === 'auth' && typeof parsed.token === 'string') {
-      if (d.principal || d.authenticating) {
-        end(ws, d, LiveClose.BadMessage, 'already authenticated');
-        return;
-      }
-      void authenticate(ws, d, parsed.token.slice(0, 1024));
-      return;
-    }
-    if (parsed?.type === 'ping') {
-      send(ws, d, { type: 'pong' });
-      return;
-    }
-    end(ws, d, LiveClose.BadMessage, 'unknown message');
-  }
-
+export function attachLiveSocket(app: TemplatedApp, options: LiveSocketOptions): { close(): void } {
+  const hub = createLiveSocketHub(options);
   app.ws<SocketData>(LIVE_SOCKET_PATH, {
     maxPayloadLength: 8 * 1024,
-    maxBackpressure: 4 * maxBuffered,
+    maxBackpressure: 4 * hub.limits.maxBuffered,
     idleTimeout: 120,
     sendPingsAutomatically: true,
-    upgrade(res, req, context) {
-      const address = Buffer.from(res.getRemoteAddressAsText()).toString();
-      const origin = req.getHeader('origin');
-      const host = req.getHeader('host');
-      const key = req.getHeader('sec-websocket-key');
-      const protocol = req.getHeader('sec-websocket-protocol');
-      const extensions = req.getHeader('sec-websocket-extensions');
-      if (origin && host && origin.replace(/^https?:\/\//, '') !== host) {
-        m.closed.inc({ reason: 'cross-origin' });
-        log.warn({ peer: address, origin }, 'console socket refused: cross-origin');
-        return refuse(res, '403 Forbidden', 'cross-origin WebSocket refused');
-      }
-      if (sockets.size >= maxSubscribers || (perAddress.get(address) ?? 0) >= maxPerAddress) {
-        m.closed.inc({ reason: 'capacity' });
-        log.warn({ peer: address, sockets: sockets.size }, 'console socket refused: too many subscribers');
-        return refuse(res, '503 Service Unavailable', 'too many live subscribers; poll /api/fleet/live');
-      }
-      const data: SocketData = {
-        address,
-        principal: undefined,
-        credential: undefined,
-        closed: false,
-        authenticating: false,
-        messages: [],
-        unsubscribe: undefined,
-        timer: undefined,
-      };
-      res.upgrade(data, key, protocol, extensions, context);
-    },
-    open(ws) {
-      const d = ws.getUserData();
-      sockets.add(ws);
-      perAddress.set(d.address, (perAddress.get(d.address) ?? 0) + 1);
-      m.gauge.set(sockets.size);
-      d.timer = setTimeout(() => {
-        if (!d.principal) end(ws, d, LiveClose.AuthTimeout, 'no auth message in time');
-      }, authTimeoutMs);
-      d.timer.unref();
-    },
-    message: (ws, message) => onMessage(ws, message),
-    close(ws) {
-      const d = ws.getUserData();
-      d.closed = true;
-      clearTimeout(d.timer);
-      clearInterval(d.timer);
-      d.unsubscribe?.();
-      sockets.delete(ws);
-      const n = (perAddress.get(d.address) ?? 1) - 1;
-      if (n <= 0) perAddress.delete(d.address);
-      else perAddress.set(d.address, n);
-      m.gauge.set(sockets.size);
-    },
+    upgrade: (res, req, context) => upgrade(hub, res, req, context),
+    open: (ws) => open(hub, ws),
+    message: (ws, message) => onLiveMessage(hub, ws, message),
+    close: (ws) => close(hub, ws),
   });
-
   return {
     close() {
-      for (const ws of [...sockets]) end(ws, ws.getUserData(), 1001, 'manager stopping');
+      for (const ws of [...hub.sockets]) endSocket(hub, ws, ws.getUserData(), 1001, 'manager stopping');
     },
   };
 }

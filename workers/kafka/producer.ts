@@ -44,30 +44,28 @@
  *   network, hits the deadline (`KafkaDeliveryTimeoutError`). When a batch in flight hits it,
  *   the kafkajs connections are dropped and the next send connects afresh (test:
  *   test/integration/kafka-producer.test.ts, with a broker frozen by SIGSTOP).
+ *
+ * Parts: connection.ts (the kafkajs client, connect and reset), batch-queue.ts (linger batching,
+ * one batch in flight, deadlines), delivery.ts (errors, deadline helper); this file checks the
+ * options and assembles them.
  */
 
-import type { LogEntry, logLevel as LogLevel, Message, Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import kafkajs from 'kafkajs';
+import { BatchQueue } from './batch-queue.js';
 import { registerCodecs } from './codecs.js';
-import { createPartitioner, type PartitionerKind } from './partitioners.js';
-import { expandMessages, installProduceEncoder, RecordSetMessage } from './produce-hook.js';
+import { KafkaConnection, type ProducerLogger } from './connection.js';
+import { ProducerClosedError, withDeadline } from './delivery.js';
+import type { PartitionerKind } from './partitioners.js';
+import { installProduceEncoder } from './produce-hook.js';
 import { encodeRecordSet, type RecordSet } from './record-batch.js';
 
-const { CompressionTypes, Kafka, logLevel } = kafkajs;
+export type { ProducerLogger } from './connection.js';
+export { KafkaDeliveryTimeoutError, ProducerClosedError } from './delivery.js';
+
+const { CompressionTypes } = kafkajs;
 
 export type CompressionName = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
-
-type LogFn = (obj: Record<string, unknown>, msg?: string) => void;
-
-/** The part of a pino logger used here. */
-export interface ProducerLogger {
-  info: LogFn;
-  warn: LogFn;
-  error: LogFn;
-  debug: LogFn;
-  /** pino's; when present and true for 'debug', kafkajs' debug logs are produced too. */
-  isLevelEnabled?: (level: string) => boolean;
-}
 
 export interface ProducerOptions {
   brokers: string[];
@@ -133,26 +131,11 @@ export interface RecordProducer {
   readonly kafkajsProducer: Producer;
 }
 
-/** `send` did not settle within `deliveryTimeoutMs`. */
-export class KafkaDeliveryTimeoutError extends Error {
-  override name = 'KafkaDeliveryTimeoutError';
-}
-
-/** `send` after `disconnect`. */
-export class ProducerClosedError extends Error {
-  override name = 'ProducerClosedError';
-}
-
 export const DEFAULT_LINGER_MS = 5;
 export const DEFAULT_MAX_BATCH_BYTES = 1024 * 1024;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
-/** TCP connect + ApiVersions per attempt (kafkajs' default; brokers are on the LAN). */
-const CONNECTION_TIMEOUT_MS = 1000;
 /** Slack of the delivery deadline for connecting and the retry back-offs. */
 const DEADLINE_SLACK_MS = 2000;
-const RETRY = { retries: 2, initialRetryTime: 250, maxRetryTime: 1000, factor: 0.2, multiplier: 2 };
-/** Record bytes in a v2 batch beyond a set's data: length, attributes, timestamp and offset deltas. */
-const RECORD_PREFIX = 8;
 
 const COMPRESSION: Record<CompressionName, number> = {
   none: CompressionTypes.None,
@@ -161,26 +144,6 @@ const COMPRESSION: Record<CompressionName, number> = {
   lz4: CompressionTypes.LZ4,
   zstd: CompressionTypes.ZSTD,
 };
-
-interface Call {
-  /** Entries (record sets) of the call not yet acknowledged. */
-  remaining: number;
-  done: boolean;
-  resolve: () => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout | undefined;
-}
-
-/** One record set of a call: the unit of queueing, batching and partitioning. */
-interface Entry {
-  message: RecordSetMessage;
-  bytes: number;
-  call: Call;
-}
-
-function setBytes(set: RecordSet): number {
-  return set.data.length + set.count * RECORD_PREFIX;
-}
 
 function toBuffer(v: Uint8Array): Buffer {
   return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
@@ -206,21 +169,8 @@ function numberOption(name: string, v: number | undefined, dflt: number, min: nu
   return v;
 }
 
-/** kafkajs log entries → the pino-style logger (namespace and kafkajs fields as bindings). */
-function logCreatorFor(logger: ProducerLogger) {
-  return (_level: LogLevel) =>
-    ({ namespace, level, log }: LogEntry): void => {
-      const { message, timestamp: _t, logger: _l, ...fields } = log;
-      const obj = { kafkajs: namespace, ...fields };
-      const msg = `kafkajs: ${message}`;
-      if (level === logLevel.ERROR) logger.error(obj, msg);
-      else if (level === logLevel.WARN) logger.warn(obj, msg);
-      else if (level === logLevel.INFO) logger.info(obj, msg);
-      else logger.debug(obj, msg);
-    };
-}
-
-export function createRecordProducer(opts: ProducerOptions): RecordProducer {
+/** The options, checked, with their defaults and the delivery timeout derived from them. */
+function resolveTimings(opts: ProducerOptions) {
   if (!opts.brokers.length) throw new RangeError('brokers must not be empty');
   if (!(opts.compression in COMPRESSION)) throw new RangeError(`unknown compression ${opts.compression}`);
   const lingerMs = numberOption('lingerMs', opts.lingerMs, DEFAULT_LINGER_MS, 0);
@@ -231,227 +181,63 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
     DEFAULT_REQUEST_TIMEOUT_MS,
     100,
   );
-  const deliveryTimeoutMs = lingerMs + requestTimeoutMs + DEADLINE_SLACK_MS;
-  const compression = COMPRESSION[opts.compression];
-  const { topic, logger } = opts;
-  const syncCompression = opts.syncCompression ?? false;
+  return {
+    lingerMs,
+    maxBatchBytes,
+    requestTimeoutMs,
+    deliveryTimeoutMs: lingerMs + requestTimeoutMs + DEADLINE_SLACK_MS,
+  };
+}
+
+/** Whether kafkajs encodes our record sets itself (as plain messages): asked for, or our hook failed. */
+function kafkajsEncodesFor(opts: ProducerOptions): Promise<boolean> {
+  if (opts.produceEncoder === 'kafkajs') return Promise.resolve(true);
+  return installProduceEncoder().then((hook) => {
+    if (hook.installed) return false;
+    opts.logger?.warn(
+      { reason: hook.reason },
+      "Produce requests are encoded by kafkajs' own encoder (slower): our encoder is not installed",
+    );
+    return true;
+  });
+}
+
+export function createRecordProducer(opts: ProducerOptions): RecordProducer {
+  const timings = resolveTimings(opts);
+  const { deliveryTimeoutMs, requestTimeoutMs } = timings;
+  const { logger } = opts;
   if (opts.compression === 'snappy' || opts.compression === 'lz4' || opts.compression === 'zstd')
     registerCodecs();
-  /** Whether kafkajs encodes our record sets itself (as plain messages). */
-  const kafkajsEncodes: Promise<boolean> =
-    opts.produceEncoder === 'kafkajs'
-      ? Promise.resolve(true)
-      : installProduceEncoder().then((hook) => {
-          if (hook.installed) return false;
-          logger?.warn(
-            { reason: hook.reason },
-            "Produce requests are encoded by kafkajs' own encoder (slower): our encoder is not installed",
-          );
-          return true;
-        });
-
-  const kafka = new Kafka({
-    clientId: opts.clientId,
+  const kafkajsEncodes = kafkajsEncodesFor(opts);
+  const connection = new KafkaConnection({
     brokers: opts.brokers,
-    ...(opts.ssl ? { ssl: opts.ssl } : {}),
-    connectionTimeout: CONNECTION_TIMEOUT_MS,
-    requestTimeout: requestTimeoutMs,
-    enforceRequestTimeout: true,
-    retry: RETRY,
-    logLevel: !logger ? logLevel.NOTHING : logger.isLevelEnabled?.('debug') ? logLevel.DEBUG : logLevel.INFO,
-    ...(logger ? { logCreator: logCreatorFor(logger) } : {}),
+    clientId: opts.clientId,
+    partitioner: opts.partitioner,
+    ssl: opts.ssl,
+    requestTimeoutMs,
+    deliveryTimeoutMs,
+    logger,
   });
-  const producer = kafka.producer({
-    createPartitioner: createPartitioner(opts.partitioner),
-    idempotent: false,
-    maxInFlightRequests: 1,
-    retry: RETRY,
-  });
-
-  let connected = false;
-  let closing = false;
-  /** The pending kafkajs connect, shared (it outlives a connect() that gave up waiting). */
-  let kConnect: Promise<void> | undefined;
-  /** A kafkajs disconnect after a reset; a new connect waits for it. */
-  let kDisconnect: Promise<void> | undefined;
-  const queue: Entry[] = [];
-  let queuedBytes = 0;
-  let oldestQueuedAt = 0;
-  let inFlight: Promise<void> | undefined;
-  let inFlightCalls = new Set<Call>();
-  let lingerTimer: NodeJS.Timeout | undefined;
-  let flushing = false;
-  let idleWaiters: Array<() => void> = [];
-
-  const settle = (call: Call, err?: Error): void => {
-    if (call.done) return;
-    call.done = true;
-    if (call.timer) clearTimeout(call.timer);
-    if (err) call.reject(err);
-    else call.resolve();
-  };
-
-  /** Rejects every call in flight or queued; their queued records are skipped, never sent. */
-  const failPending = (err: Error): void => {
-    for (const c of inFlightCalls) settle(c, err);
-    for (const e of queue) settle(e.call, err);
-  };
-
-  const withDeadline = <T>(p: Promise<T>, ms: number, what: string): Promise<T> => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new KafkaDeliveryTimeoutError(`${what} took longer than ${ms} ms`)),
-        ms,
-      );
-    });
-    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-  };
-
-  const connect = async (): Promise<void> => {
-    if (closing) throw new ProducerClosedError('the Kafka producer is closed');
-    await ensureConnected();
-  };
-
-  /** connect() without the closed check: disconnect() still flushes what was queued. */
-  const ensureConnected = async (): Promise<void> => {
-    if (connected) return;
-    if (!kConnect) {
-      const after = kDisconnect ?? Promise.resolve();
-      kConnect = after
-        .then(() => producer.connect())
-        .then(
-          () => {
-            kConnect = undefined;
-            if (!closing) connected = true;
-          },
-          (err: unknown) => {
-            kConnect = undefined;
-            throw err;
-          },
-        );
-    }
-    await withDeadline(kConnect, deliveryTimeoutMs, 'connecting to Kafka');
-  };
-
-  /** Drops the connections after an indefinite failure, so the next send connects afresh. */
-  const resetConnection = (why: string): void => {
-    if (kDisconnect) return;
-    connected = false;
-    logger?.warn({ brokers: opts.brokers, why }, 'resetting the Kafka connection');
-    kDisconnect = withDeadline(producer.disconnect(), requestTimeoutMs, 'disconnecting from Kafka')
-      .catch((err: unknown) => logger?.warn({ err }, 'kafkajs disconnect failed'))
-      .finally(() => {
-        kDisconnect = undefined;
-      });
-  };
-
-  const schedule = (): void => {
-    if (inFlight) return;
-    // Drop the head entries of calls that already failed or timed out.
-    while (queue.length > 0 && queue[0]!.call.done) queuedBytes -= queue.shift()!.bytes;
-    if (queue.length === 0) {
-      queuedBytes = 0;
-      if (lingerTimer) clearTimeout(lingerTimer);
-      lingerTimer = undefined;
-      const waiters = idleWaiters;
-      idleWaiters = [];
-      for (const w of waiters) w();
-      return;
-    }
-    const wait = flushing || queuedBytes >= maxBatchBytes ? 0 : oldestQueuedAt + lingerMs - Date.now();
-    if (wait <= 0) {
-      if (lingerTimer) clearTimeout(lingerTimer);
-      lingerTimer = undefined;
-      dispatch();
-    } else if (!lingerTimer) {
-      lingerTimer = setTimeout(() => {
-        lingerTimer = undefined;
-        schedule();
-      }, wait);
-    }
-  };
-
-  const dispatch = (): void => {
-    const batch: Entry[] = [];
-    let bytes = 0;
-    let taken = 0;
-    for (; taken < queue.length; taken++) {
-      const e = queue[taken]!;
-      if (e.call.done) continue;
-      if (batch.length > 0 && bytes + e.bytes > maxBatchBytes) break;
-      batch.push(e);
-      bytes += e.bytes;
-    }
-    for (const e of queue.splice(0, taken)) queuedBytes -= e.bytes;
-    oldestQueuedAt = Date.now(); // what stays queued has waited while this batch went out
-    const calls = new Set(batch.map((e) => e.call));
-    inFlightCalls = calls;
-    inFlight = (async () => {
-      try {
-        if (!connected) await ensureConnected();
-        const sets = batch.map((e) => e.message);
-        const messages = (await kafkajsEncodes) ? (expandMessages(sets) as Message[]) : sets;
-        await producer.sendBatch({
-          topicMessages: [{ topic, messages }],
-          acks: -1,
-          timeout: requestTimeoutMs,
-          compression,
-        });
-        for (const e of batch) {
-          e.call.remaining--;
-          if (e.call.remaining === 0) settle(e.call);
-        }
-      } catch (err) {
-        connected = false;
-        const error = err instanceof Error ? err : new Error(String(err));
-        const records = batch.reduce((n, e) => n + e.message.set.count, 0);
-        logger?.warn({ err: error, records, bytes }, 'Kafka send failed');
-        failPending(error);
-      }
-    })().finally(() => {
-      inFlight = undefined;
-      inFlightCalls = new Set();
-      schedule();
-    });
-  };
+  const batches = new BatchQueue(
+    {
+      ...timings,
+      topic: opts.topic,
+      compression: COMPRESSION[opts.compression],
+      syncCompression: opts.syncCompression ?? false,
+      kafkajsEncodes,
+      logger,
+    },
+    connection,
+  );
+  const closedError = () => new ProducerClosedError('the Kafka producer is closed');
 
   const sendSets = (sets: ReadonlyArray<RecordSet>): Promise<void> => {
-    if (closing) return Promise.reject(new ProducerClosedError('the Kafka producer is closed'));
-    let nonEmpty = 0;
-    for (const set of sets) if (set.count > 0) nonEmpty++;
-    if (nonEmpty === 0) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const call: Call = {
-        remaining: nonEmpty,
-        done: false,
-        resolve,
-        reject,
-        timer: undefined,
-      };
-      call.timer = setTimeout(() => {
-        if (call.done) return;
-        if (inFlightCalls.has(call)) resetConnection('a Produce request outlived the delivery timeout');
-        failPending(
-          new KafkaDeliveryTimeoutError(
-            `Kafka did not acknowledge a send within ${deliveryTimeoutMs} ms (all pending sends fail with it)`,
-          ),
-        );
-        schedule();
-      }, deliveryTimeoutMs);
-      if (queue.length === 0) oldestQueuedAt = Date.now();
-      for (const set of sets) {
-        if (set.count === 0) continue;
-        const bytes = setBytes(set);
-        queue.push({ message: new RecordSetMessage(set, syncCompression), bytes, call });
-        queuedBytes += bytes;
-      }
-      schedule();
-    });
+    if (connection.closing) return Promise.reject(closedError());
+    return batches.enqueue(sets);
   };
 
   const send = (records: ReadonlyArray<ProducerRecord>): Promise<void> => {
-    if (closing) return Promise.reject(new ProducerClosedError('the Kafka producer is closed'));
+    if (connection.closing) return Promise.reject(closedError());
     if (records.length === 0) return Promise.resolve();
     let sets: RecordSet[];
     try {
@@ -459,35 +245,32 @@ export function createRecordProducer(opts: ProducerOptions): RecordProducer {
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    return sendSets(sets);
+    return batches.enqueue(sets);
   };
 
   const disconnect = async (): Promise<void> => {
-    closing = true;
-    flushing = true;
-    if (queue.length > 0 || inFlight) {
+    connection.closing = true;
+    if (batches.busy) {
       // Every queued call settles within deliveryTimeoutMs; the race is for a stuck kafkajs.
-      const idle = new Promise<void>((resolve) => idleWaiters.push(resolve));
-      schedule();
-      await withDeadline(idle, deliveryTimeoutMs + 1000, 'flushing before disconnect').catch((err: unknown) =>
-        logger?.warn({ err }, 'Kafka producer disconnects with records in flight'),
+      await withDeadline(batches.flush(), deliveryTimeoutMs + 1000, 'flushing before disconnect').catch(
+        (err: unknown) => logger?.warn({ err }, 'Kafka producer disconnects with records in flight'),
       );
     }
-    connected = false;
-    await withDeadline(producer.disconnect(), requestTimeoutMs, 'disconnecting from Kafka').catch(
-      (err: unknown) => logger?.warn({ err }, 'kafkajs disconnect failed'),
-    );
+    await connection.close();
   };
 
   return {
-    connect,
+    connect: async () => {
+      if (connection.closing) throw closedError();
+      await connection.ensureConnected();
+    },
     send,
     sendSets,
     disconnect,
     get connected() {
-      return connected;
+      return connection.connected;
     },
     deliveryTimeoutMs,
-    kafkajsProducer: producer,
+    kafkajsProducer: connection.producer,
   };
 }
