@@ -3,10 +3,12 @@
  * disposable one for the run when it is unset), or, for a test file run on its own, a disposable
  * broker of this process on a free port. Unique topics per test; consumes them back.
  */
+
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { brokerFromEnv, kafkaFor } from '../../infra/local/disposable-kafka.mjs';
+import { retryWithBackoff } from '../../platform/backoff.js';
 import { registerCodecs } from '../../workers/kafka/codecs.js';
 import { startFleetgateProcess } from './gateway.js';
 
@@ -41,13 +43,29 @@ export function kafkaClient(brokers = [BROKER]) {
 
 export async function createTopic(t: TestContext, partitions = 4, brokers = [BROKER]): Promise<string> {
   const topic = `test-${Date.now()}-${randomBytes(4).toString('hex')}`;
-  const admin = kafkaClient(brokers).admin();
-  await admin.connect();
-  await admin.createTopics({
-    topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
-    waitForLeaders: true,
-  });
-  await admin.disconnect();
+  // A broker that has just started can answer "does not host this topic-partition" while its
+  // metadata settles (a retriable error): retried, and the admin client always disconnected, so a
+  // failed attempt never leaves a connection that keeps the test process alive.
+  await retryWithBackoff(
+    async () => {
+      const admin = kafkaClient(brokers).admin();
+      try {
+        await admin.connect();
+        await admin.createTopics({
+          topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
+          waitForLeaders: true,
+        });
+      } finally {
+        await admin.disconnect().catch(() => {});
+      }
+    },
+    {
+      attempts: 5,
+      baseMs: 250,
+      capMs: 2000,
+      retryable: (err) => (err as { retriable?: boolean }).retriable === true,
+    },
+  );
   t.after(async () => {
     const a = kafkaClient(brokers).admin();
     await a.connect();
