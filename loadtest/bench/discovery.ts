@@ -26,10 +26,13 @@ import {
   childScripts,
   cpuSeconds as cpuS,
   fmt,
+  goalCell,
   loadAverageNow,
   printProblems,
   progressWriter,
+  ratioCell,
   recorder,
+  resultNames,
   runDriver,
   textTable,
   writeJsonReport,
@@ -281,24 +284,21 @@ const LABELS: Record<string, string> = {
 };
 
 function table(): string {
-  const names = [...new Set([...results.ours, ...results.baseline].map((r) => r.name))];
+  const names = resultNames(results);
   const rows: string[][] = [['metric', 'unit', 'uWS (ours)', 'node:http', 'ratio', 'goal']];
   const show = (r: Result | undefined) =>
     r && r.value !== null ? fmt(r.value, Number.isInteger(r.value) ? 0 : r.value < 1 ? 3 : 2) : 'n/a';
   for (const name of names) {
     const ours = results.ours.find((r) => r.name === name);
     const base = results.baseline.find((r) => r.name === name);
-    let ratio = '';
-    if (ours?.value != null && base?.value != null && ours.value > 0 && base.value > 0) {
-      const x = ours.value / base.value;
-      const better = ours.better === 'lower' ? x < 1 : x > 1;
-      ratio = `${x.toFixed(2)}× ${x.toFixed(2) === '1.00' ? '' : better ? '(better)' : '(worse)'}`.trim();
-    }
-    const goal =
-      ours?.goal !== undefined
-        ? `${ours.better === 'lower' ? '<' : '≥'} ${fmt(ours.goal)} ${ours.meetsGoal ? 'met' : 'MISSED'}`
-        : '';
-    rows.push([LABELS[name] ?? name, ours?.unit ?? base?.unit ?? '', show(ours), show(base), ratio, goal]);
+    rows.push([
+      LABELS[name] ?? name,
+      ours?.unit ?? base?.unit ?? '',
+      show(ours),
+      show(base),
+      ratioCell(ours, base),
+      goalCell(ours, '<'),
+    ]);
   }
   return textTable(rows, (i) => i >= 2 && i <= 3);
 }

@@ -33,6 +33,25 @@ async function poll(fn: () => Promise<boolean>, ms: number, what: string): Promi
   }
 }
 
+/** Stores a default config of one plugin, `collector`, which agents get at their first heartbeat. */
+export async function storeDefaultCollector(db: { client: DynamoDBClient; prefix: string }): Promise<void> {
+  await createConfigStore({ client: db.client, tablePrefix: db.prefix }).replace(
+    'default',
+    [
+      {
+        name: 'collector',
+        type: 'go',
+        signature: 'sig',
+        version: '1.0.0.1',
+        sha256: 'a'.repeat(64),
+        download_url: ['http://example.invalid/collector'],
+        detail: '',
+      },
+    ],
+    'test',
+  );
+}
+
 /**
  * Runs an Agent_Task (plugin `collector`, task `data`) for one agent through a dispatcher in this
  * process, as the Lambda's would, until the agent's result lands in its subtask; returns it.
@@ -89,21 +108,7 @@ export async function gatewayStoreCycle(t: TestContext): Promise<{ calls: Dynamo
   const wire = await startDynamoRecorder(db.dynamo.endpoint);
   t.after(() => wire.close());
   const doc = DynamoDBDocumentClient.from(db.client);
-  await createConfigStore({ client: db.client, tablePrefix: db.prefix }).replace(
-    'default',
-    [
-      {
-        name: 'collector',
-        type: 'go',
-        signature: 'sig',
-        version: '1.0.0.1',
-        sha256: 'a'.repeat(64),
-        download_url: ['http://example.invalid/collector'],
-        detail: '',
-      },
-    ],
-    'test',
-  );
+  await storeDefaultCollector(db);
   const gw = await startFleetgateProcess(
     t,
     'gateway',

@@ -9,11 +9,14 @@ import { after, before, test } from 'node:test';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
 import { newStats, SimAgent } from '../../loadtest/sim/sim-agent.js';
-import { createConfigStore } from '../../manager/configs.js';
 import { tableName } from '../../platform/store/schema.js';
 import { startTestDynamo, storeGatewayEnv, type TestDynamo } from '../helpers/dynalite.js';
 import { startFleetgateProcess, waitFor } from '../helpers/gateway.js';
-import { putDesiredLimit, runAgentTaskToResult } from '../helpers/gateway-store-cycle.js';
+import {
+  putDesiredLimit,
+  runAgentTaskToResult,
+  storeDefaultCollector,
+} from '../helpers/gateway-store-cycle.js';
 import { AK, SK } from '../helpers/manager-harness.js';
 
 let db: TestDynamo;
@@ -26,21 +29,7 @@ after(async () => {
 
 test('a separate gateway process with a store: agent status, config at first heartbeat, load control', async (t) => {
   const doc = DynamoDBDocumentClient.from(db.client);
-  await createConfigStore({ client: db.client, tablePrefix: db.prefix }).replace(
-    'default',
-    [
-      {
-        name: 'collector',
-        type: 'go',
-        signature: 'sig',
-        version: '1.0.0.1',
-        sha256: 'a'.repeat(64),
-        download_url: ['http://example.invalid/collector'],
-        detail: '',
-      },
-    ],
-    'test',
-  );
+  await storeDefaultCollector(db);
   const { port, output, tls } = await startFleetgateProcess(
     t,
     'gateway',
