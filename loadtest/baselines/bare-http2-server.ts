@@ -17,23 +17,24 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AEAD_CIPHERS } from '../../gateway/grpc/http2-server.js';
-import { openFileLimit, processStats, reply, serveServerCommands } from '../bench/child-protocol.js';
+import {
+  openFileLimit,
+  processStats,
+  reply,
+  requiredPkiDir,
+  SERVER_CHILD_OPTIONS,
+  serveServerCommands,
+} from '../bench/child-protocol.js';
 
-const { values } = parseArgs({
-  options: {
-    pki: { type: 'string' },
-    port: { type: 'string', default: '0' },
-    host: { type: 'string', default: '127.0.0.1' },
-  },
-});
-if (!values.pki) throw new Error('--pki DIR is required');
-const read = (f: string) => readFileSync(path.join(values.pki as string, f));
+const { values } = parseArgs({ options: SERVER_CHILD_OPTIONS });
+const pkiDir = requiredPkiDir(values.pki);
+const read = (f: string) => readFileSync(path.join(pkiDir, f));
 
 const server = http2.createSecureServer({
   key: read('server.key'),
   cert: read('server.crt'),
   ca: read('ca.crt'),
-  ...(existsSync(path.join(values.pki, 'crl.pem')) ? { crl: read('crl.pem') } : {}),
+  ...(existsSync(path.join(pkiDir, 'crl.pem')) ? { crl: read('crl.pem') } : {}),
   requestCert: true,
   rejectUnauthorized: true,
   minVersion: 'TLSv1.2',

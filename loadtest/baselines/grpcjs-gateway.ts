@@ -27,20 +27,15 @@ import {
   openFileLimit,
   processStats,
   reply,
+  requiredPkiDir,
+  SERVER_CHILD_OPTIONS,
   type ServerStats,
   serveServerCommands,
 } from '../bench/child-protocol.js';
-import { listenTransfer } from './grpcjs-server.js';
+import { acceptAgentId, listenTransfer, onCallClosed } from './grpcjs-server.js';
 
-const { values } = parseArgs({
-  options: {
-    pki: { type: 'string' },
-    port: { type: 'string', default: '0' },
-    host: { type: 'string', default: '127.0.0.1' },
-  },
-});
-if (!values.pki) throw new Error('--pki DIR is required');
-const pkiDir = values.pki;
+const { values } = parseArgs({ options: SERVER_CHILD_OPTIONS });
+const pkiDir = requiredPkiDir(values.pki);
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const protoPath = path.join(here, '..', '..', 'proto', 'elkeid.proto');
@@ -82,7 +77,6 @@ interface Agent {
   call: grpcjs.ServerDuplexStream<RawDataObject, unknown>;
 }
 
-const AGENT_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 const agents = new Map<string, Agent>();
 let records = 0;
 let calls = 0;
@@ -92,23 +86,14 @@ function transfer(call: grpcjs.ServerDuplexStream<RawDataObject, unknown>): void
   calls++;
   openCalls++;
   let agent: Agent | undefined;
-  let closed = false;
   const cleanup = () => {
-    if (closed) return;
-    closed = true;
     openCalls--;
     if (agent && agents.get(agent.agentId) === agent) agents.delete(agent.agentId);
   };
   call.on('data', (raw: RawDataObject) => {
     if (!agent) {
       const agentId = raw.AgentID ?? '';
-      if (!AGENT_ID_PATTERN.test(agentId)) {
-        call.emit('error', {
-          code: grpcjs.status.INVALID_ARGUMENT,
-          details: 'the first message must carry a valid AgentID',
-        });
-        return;
-      }
+      if (!acceptAgentId(call, agentId)) return;
       const { Data: _data, AgentID: _id, ...header } = raw;
       agent = {
         agentId,
@@ -140,13 +125,7 @@ function transfer(call: grpcjs.ServerDuplexStream<RawDataObject, unknown>): void
     agent.records += data.length;
     records += data.length;
   });
-  call.on('end', () => {
-    cleanup();
-    call.end();
-  });
-  call.on('cancelled', cleanup);
-  call.on('error', cleanup);
-  call.on('close', cleanup);
+  onCallClosed(call, cleanup);
 }
 
 const { server, port } = await listenTransfer(transferService, transfer, {

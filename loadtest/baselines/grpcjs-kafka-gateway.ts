@@ -30,27 +30,26 @@ import {
   openFileLimit,
   processStats,
   reply,
+  requiredPkiDir,
+  SERVER_CHILD_OPTIONS,
   type ServerStats,
   serveServerCommands,
   threadCpu,
 } from '../bench/child-protocol.js';
-import { listenTransfer } from './grpcjs-server.js';
+import { acceptAgentId, listenTransfer, onCallClosed } from './grpcjs-server.js';
 
 const { CompressionTypes, Kafka, logLevel, Partitioners } = kafkajs;
 
 const { values } = parseArgs({
   options: {
-    pki: { type: 'string' },
+    ...SERVER_CHILD_OPTIONS,
     topic: { type: 'string' },
     brokers: { type: 'string', default: '127.0.0.1:9092' },
     compression: { type: 'string', default: 'none' },
-    port: { type: 'string', default: '0' },
-    host: { type: 'string', default: '127.0.0.1' },
   },
 });
-if (!values.pki) throw new Error('--pki DIR is required');
+const pkiDir = requiredPkiDir(values.pki);
 if (!values.topic) throw new Error('--topic NAME is required');
-const pkiDir = values.pki;
 const topic = values.topic;
 
 const COMPRESSION: Record<string, kafkajs.CompressionTypes> = {
@@ -95,7 +94,6 @@ interface Agent {
   records: number;
 }
 
-const AGENT_ID_PATTERN = /^[\x21-\x7e]{1,128}$/;
 const agents = new Map<string, Agent>();
 let records = 0;
 let failedSends = 0;
@@ -137,22 +135,13 @@ function transfer(call: grpcjs.ServerDuplexStream<grpc.RawData, grpc.Command>): 
   calls++;
   openCalls++;
   let agent: Agent | undefined;
-  let closed = false;
   const cleanup = () => {
-    if (closed) return;
-    closed = true;
     openCalls--;
     if (agent && agents.get(agent.agentId) === agent) agents.delete(agent.agentId);
   };
   call.on('data', (raw: grpc.RawData) => {
     if (!agent) {
-      if (!AGENT_ID_PATTERN.test(raw.AgentID)) {
-        call.emit('error', {
-          code: grpcjs.status.INVALID_ARGUMENT,
-          details: 'the first message must carry a valid AgentID',
-        });
-        return;
-      }
+      if (!acceptAgentId(call, raw.AgentID)) return;
       agent = {
         agentId: raw.AgentID,
         peer: call.getPeer(),
@@ -195,13 +184,7 @@ function transfer(call: grpcjs.ServerDuplexStream<grpc.RawData, grpc.Command>): 
       },
     );
   });
-  call.on('end', () => {
-    cleanup();
-    call.end();
-  });
-  call.on('cancelled', cleanup);
-  call.on('error', cleanup);
-  call.on('close', cleanup);
+  onCallClosed(call, cleanup);
 }
 
 const { server, port } = await listenTransfer(transferService, transfer, {

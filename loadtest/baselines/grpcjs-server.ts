@@ -32,3 +32,33 @@ export async function listenTransfer<Req, Res>(
   );
   return { server, port };
 }
+
+/**
+ * Runs `cleanup` once, however the call ends (the client's end, a cancel, an error, close), and
+ * ends our side when the client ends its own.
+ */
+export function onCallClosed(call: grpcjs.ServerDuplexStream<unknown, unknown>, cleanup: () => void): void {
+  let closed = false;
+  const once = () => {
+    if (closed) return;
+    closed = true;
+    cleanup();
+  };
+  call.on('end', () => {
+    once();
+    call.end();
+  });
+  call.on('cancelled', once);
+  call.on('error', once);
+  call.on('close', once);
+}
+
+/** Whether `agentId` is one an agent may have; otherwise the call is failed with INVALID_ARGUMENT. */
+export function acceptAgentId(call: grpcjs.ServerDuplexStream<unknown, unknown>, agentId: string): boolean {
+  if (/^[\x21-\x7e]{1,128}$/.test(agentId)) return true;
+  call.emit('error', {
+    code: grpcjs.status.INVALID_ARGUMENT,
+    details: 'the first message must carry a valid AgentID',
+  });
+  return false;
+}

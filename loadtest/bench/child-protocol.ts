@@ -9,6 +9,19 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import readline from 'node:readline';
 import { openFileLimits } from '../sim/fd-limit.js';
 
+/** The options every gateway child takes: `--pki DIR` (required), `--port` (0 picks a free one), `--host`. */
+export const SERVER_CHILD_OPTIONS = {
+  pki: { type: 'string' },
+  port: { type: 'string', default: '0' },
+  host: { type: 'string', default: '127.0.0.1' },
+} as const;
+
+/** The `--pki DIR` a gateway child was given; it cannot start without one. */
+export function requiredPkiDir(pki: string | undefined): string {
+  if (!pki) throw new Error('--pki DIR is required');
+  return pki;
+}
+
 /** Soft limit of open files of this process (Linux /proc), undefined elsewhere. */
 export function openFileLimit(): number | undefined {
   return openFileLimits()?.soft;

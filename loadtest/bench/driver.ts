@@ -78,6 +78,30 @@ export interface BenchResult {
   [extra: string]: unknown;
 }
 
+/** The result names of both sides of an ours-vs-baseline run, in the order first recorded. */
+export function resultNames(results: Record<'ours' | 'baseline', readonly BenchResult[]>): string[] {
+  return [...new Set([...results.ours, ...results.baseline].map((r) => r.name))];
+}
+
+/**
+ * The ratio column of an ours-vs-baseline table: `1.23×` (with `mark` after the ×) and whether
+ * ours is better or worse; blank unless both values are positive.
+ */
+export function ratioCell(ours: BenchResult | undefined, base: BenchResult | undefined, mark = ''): string {
+  if (ours?.value == null || base?.value == null || ours.value <= 0 || base.value <= 0) return '';
+  const x = ours.value / base.value;
+  const shown = x.toFixed(2);
+  const better = ours.better === 'lower' ? x < 1 : x > 1;
+  const verdict = shown === '1.00' ? '' : better ? '(better)' : '(worse)';
+  return `${shown}×${mark} ${verdict}`.trim();
+}
+
+/** The goal column: `≥ 30,000 met` or `MISSED`; `atMost` is the sign shown for a lower-is-better goal. */
+export function goalCell(ours: BenchResult | undefined, atMost: '<' | '≤'): string {
+  if (ours?.goal === undefined) return '';
+  return `${ours.better === 'lower' ? atMost : '≥'} ${fmt(ours.goal)} ${ours.meetsGoal ? 'met' : 'MISSED'}`;
+}
+
 /** `record(impl, r)`: appends `r` to `results[impl]`, with `meetsGoal` when it has a goal and a value. */
 export function recorder<I extends string, R extends BenchResult>(
   results: Record<I, R[]>,

@@ -49,6 +49,7 @@ import {
   printProblems,
   progressWriter,
   recorder,
+  resultNames,
   runDriver,
   sleep,
   split,
@@ -882,7 +883,7 @@ const LABELS: Record<string, string> = {
 };
 
 function table(): string {
-  const names = [...new Set([...results.ours, ...results.baseline].map((r) => r.name))];
+  const names = resultNames(results);
   const rows: string[][] = [['metric', 'unit', 'fleetgate', 'grpc-js', 'goal']];
   const show = (r: Result | undefined) => {
     if (!r || r.value === null) return r ? 'not reached' : 'n/a';

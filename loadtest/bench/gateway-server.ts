@@ -14,23 +14,19 @@ import {
   openFileLimit,
   processStats,
   reply,
+  requiredPkiDir,
+  SERVER_CHILD_OPTIONS,
   type ServerStats,
   serveServerCommands,
 } from './child-protocol.js';
 import { startBenchGateway } from './gateway-child.js';
 
-const { values } = parseArgs({
-  options: {
-    pki: { type: 'string' },
-    port: { type: 'string', default: '0' },
-    host: { type: 'string', default: '127.0.0.1' },
-  },
-});
-if (!values.pki) throw new Error('--pki DIR is required');
+const { values } = parseArgs({ options: SERVER_CHILD_OPTIONS });
+const pkiDir = requiredPkiDir(values.pki);
 
 const sink = new CountingSink();
 const bench = await startBenchGateway({
-  pkiDir: values.pki,
+  pkiDir,
   host: values.host,
   port: Number(values.port),
   dataDir: { prefix: 'fg-bench-' },

@@ -34,12 +34,15 @@ import {
   cpuSeconds,
   describeErrors,
   fmt,
+  goalCell,
   loadAverageNow,
   mergeCounts,
   networkLimits,
   printProblems,
   progressWriter,
+  ratioCell,
   recorder,
+  resultNames,
   runDriver,
   sleep,
   split,
@@ -788,7 +791,7 @@ const LABELS: Record<string, string> = {
 };
 
 function table(): string {
-  const names = [...new Set([...results.ours, ...results.baseline].map((r) => r.name))];
+  const names = resultNames(results);
   const rows: string[][] = [['metric', 'unit', 'fleetgate', 'grpc-js', 'ratio', 'goal']];
   let starred = false;
   for (const name of names) {
@@ -802,25 +805,13 @@ function table(): string {
     }
     const show = (r: Result | undefined) =>
       r && r.value !== null ? fmt(r.value === 0 ? 0 : r.value, Number.isInteger(r.value) ? 0 : 1) : 'n/a';
-    let ratio = '';
-    if (ours?.value != null && base?.value != null && ours.value > 0 && base.value > 0) {
-      const x = ours.value / base.value;
-      const shown = x.toFixed(2);
-      const better = ours.better === 'lower' ? x < 1 : x > 1;
-      const verdict = shown === '1.00' ? '' : better ? '(better)' : '(worse)';
-      ratio = `${shown}×${star} ${verdict}`.trim();
-    }
-    const goal =
-      ours?.goal !== undefined
-        ? `${ours.better === 'lower' ? '≤' : '≥'} ${fmt(ours.goal)} ${ours.meetsGoal ? 'met' : 'MISSED'}`
-        : '';
     rows.push([
       LABELS[name] ?? name,
       ours?.unit ?? base?.unit ?? '',
       show(ours),
       `${show(base)}${star}`,
-      ratio,
-      goal,
+      ratioCell(ours, base, star),
+      goalCell(ours, '≤'),
     ]);
   }
   const out = [textTable(rows, (i) => i >= 2 && i <= 3)];

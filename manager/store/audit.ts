@@ -4,26 +4,17 @@
  * (Unix seconds) is the table's TTL attribute.
  */
 import { PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import type { components } from '../../console/src/api/openapi.gen.js';
 import type { AuditFilterExpression } from '../audit-filter.js';
 import type { ManagerStore } from './handle.js';
 import { numberAttr, type StoreKey, startAt, stringAttr } from './pages.js';
 
-export interface AuditEntry {
-  day: string;
-  tsId: string;
-  at: number;
-  actor: string;
-  role?: string;
-  action: string;
-  sourceIp: string;
-  target?: string;
-  agents?: string[];
-  agentCount?: number;
-  detail?: string;
-  bodySha256?: string;
-  status: number;
-  code?: number;
-}
+/**
+ * An audit entry as stored and as `GET /api/fleet/audit` returns it: the `AuditEntry` schema of
+ * docs/openapi.yaml as generated for the console (a type-only import: erased, nothing of the
+ * console is loaded at run time).
+ */
+export type AuditEntry = components['schemas']['AuditEntry'];
 
 /** A stored entry, checked field by field (a field of the wrong type is left out). */
 export function parseAuditItem(item: Record<string, unknown>): { entry: AuditEntry; expiresAt?: number } {

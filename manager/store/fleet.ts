@@ -16,21 +16,8 @@ import { numberAttr, stringAttr } from './pages.js';
 export const GATEWAY_DEAD_AFTER_MS = 60_000;
 
 /** A gateway's aggregate as read back, with whether it is still alive. */
-export interface GatewayInfo {
-  gatewayId: string;
-  controlAddr?: string;
-  updatedAtMs: number;
+export interface GatewayInfo extends GatewayAggregate {
   alive: boolean;
-  connected: number;
-  online: number;
-  running: number;
-  abnormal: number;
-  stale: number;
-  byVersion: Record<string, number>;
-  byPlatform: Record<string, number>;
-  byTag: Record<string, number>;
-  /** The gateway's ingest load, when it publishes one. */
-  load?: GatewayLoad;
 }
 
 /** A count map of an aggregate: its number entries (anything else is dropped). */
@@ -87,6 +74,7 @@ export interface GatewayAggregate {
   byVersion: Record<string, number>;
   byPlatform: Record<string, number>;
   byTag: Record<string, number>;
+  /** The gateway's ingest load, when it publishes one. */
   load?: GatewayLoad;
 }
 

@@ -6,6 +6,7 @@
  * the process made, as seen on the wire.
  */
 import type { TestContext } from 'node:test';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
 import { newStats, SimAgent } from '../../loadtest/sim/sim-agent.js';
@@ -32,12 +33,8 @@ async function poll(fn: () => Promise<boolean>, ms: number, what: string): Promi
   }
 }
 
-export async function gatewayStoreCycle(t: TestContext): Promise<{ calls: DynamoCall[]; prefix: string }> {
-  const db = await startTestDynamo();
-  t.after(() => db.close());
-  const wire = await startDynamoRecorder(db.dynamo.endpoint);
-  t.after(() => wire.close());
-  const doc = DynamoDBDocumentClient.from(db.client);
+/** Stores a default config of one plugin, `collector`, which agents get at their first heartbeat. */
+export async function storeDefaultCollector(db: { client: DynamoDBClient; prefix: string }): Promise<void> {
   await createConfigStore({ client: db.client, tablePrefix: db.prefix }).replace(
     'default',
     [
@@ -53,6 +50,65 @@ export async function gatewayStoreCycle(t: TestContext): Promise<{ calls: Dynamo
     ],
     'test',
   );
+}
+
+/**
+ * Runs an Agent_Task (plugin `collector`, task `data`) for one agent through a dispatcher in this
+ * process, as the Lambda's would, until the agent's result lands in its subtask; returns it.
+ */
+export async function runAgentTaskToResult(
+  t: TestContext,
+  db: { client: DynamoDBClient; prefix: string },
+  agentId: string,
+  data: string,
+): Promise<Record<string, string>> {
+  const ctx = contextFrom({ client: db.client, tablePrefix: db.prefix, logger: silentLogger() });
+  const service = createTaskService(ctx, { aksk: [[AK, SK]] });
+  const dispatcher = createDispatcher({ ...FAST_DISPATCH, ctx, aksk: [[AK, SK]], logger: silentLogger() });
+  dispatcher.start();
+  t.after(() => dispatcher.stop());
+  const created = await service.create({
+    type: 'Agent_Task',
+    target: { id_list: [agentId] },
+    data: { task: { name: 'collector', data, data_type: 5000 } },
+    user: 'test',
+  });
+  await service.run({ task_id: created.task_id, user: 'test' });
+  let result: Record<string, string> | undefined;
+  await poll(
+    async () => {
+      result = (await service.subtasks(created.task_id, { limit: 10 })).items[0]?.task_result ?? undefined;
+      return Boolean(result);
+    },
+    20_000,
+    'the result record reached the subtask',
+  );
+  await dispatcher.stop();
+  return result!;
+}
+
+/** Writes a gateway's desired connection limit, as the manager's load control does. */
+export async function putDesiredLimit(
+  doc: DynamoDBDocumentClient,
+  prefix: string,
+  gatewayId: string,
+  limit: number,
+): Promise<void> {
+  await doc.send(
+    new PutCommand({
+      TableName: tableName(prefix, 'configs'),
+      Item: { scope: FLEET_SCOPE.limit, name: gatewayId, limit, updatedAtMs: Date.now(), updatedBy: 'test' },
+    }),
+  );
+}
+
+export async function gatewayStoreCycle(t: TestContext): Promise<{ calls: DynamoCall[]; prefix: string }> {
+  const db = await startTestDynamo();
+  t.after(() => db.close());
+  const wire = await startDynamoRecorder(db.dynamo.endpoint);
+  t.after(() => wire.close());
+  const doc = DynamoDBDocumentClient.from(db.client);
+  await storeDefaultCollector(db);
   const gw = await startFleetgateProcess(
     t,
     'gateway',
@@ -98,39 +154,11 @@ export async function gatewayStoreCycle(t: TestContext): Promise<{ calls: Dynamo
   const membersRead = () => wire.calls.some((c) => c.tables.includes(tagsTable) && c.index === undefined);
 
   // A task from a dispatcher elsewhere; the result comes back through the gateway's result sink.
-  const ctx = contextFrom({ client: db.client, tablePrefix: db.prefix, logger: silentLogger() });
-  const service = createTaskService(ctx, { aksk: [[AK, SK]] });
-  const dispatcher = createDispatcher({ ...FAST_DISPATCH, ctx, aksk: [[AK, SK]], logger: silentLogger() });
-  dispatcher.start();
-  t.after(() => dispatcher.stop());
-  const created = await service.create({
-    type: 'Agent_Task',
-    target: { id_list: ['iam-gw-agent-0'] },
-    // Answered with a status record (5100): the subtask is decided and its chunk marked dirty.
-    data: { task: { name: 'collector', data: '{"result_data_type":5100}', data_type: 5000 } },
-    user: 'test',
-  });
-  await service.run({ task_id: created.task_id, user: 'test' });
-  await poll(
-    async () => Boolean((await service.subtasks(created.task_id, { limit: 10 })).items[0]?.task_result),
-    20_000,
-    'the result record reached the subtask',
-  );
-  await dispatcher.stop();
+  // Answered with a status record (5100): the subtask is decided and its chunk marked dirty.
+  await runAgentTaskToResult(t, db, 'iam-gw-agent-0', '{"result_data_type":5100}');
 
   // A desired limit of 1 sheds two agents; then every agent leaves.
-  await doc.send(
-    new PutCommand({
-      TableName: tableName(db.prefix, 'configs'),
-      Item: {
-        scope: FLEET_SCOPE.limit,
-        name: gatewayId,
-        limit: 1,
-        updatedAtMs: Date.now(),
-        updatedBy: 'test',
-      },
-    }),
-  );
+  await putDesiredLimit(doc, db.prefix, gatewayId, 1);
   await waitFor(() => stats.connected === 1, 15_000, 'two agents shed');
   for (const a of agents) a.stop();
   await poll(

@@ -6,19 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
 import { newStats, SimAgent } from '../../loadtest/sim/sim-agent.js';
-import { createConfigStore } from '../../manager/configs.js';
-import { contextFrom, createDispatcher } from '../../manager/tasks/dispatcher.js';
-import { createTaskService } from '../../manager/tasks/service.js';
-import { silentLogger } from '../../platform/obs/logger.js';
-import { FLEET_SCOPE } from '../../platform/store/fleet-items.js';
 import { tableName } from '../../platform/store/schema.js';
 import { startTestDynamo, storeGatewayEnv, type TestDynamo } from '../helpers/dynalite.js';
 import { startFleetgateProcess, waitFor } from '../helpers/gateway.js';
+import {
+  putDesiredLimit,
+  runAgentTaskToResult,
+  storeDefaultCollector,
+} from '../helpers/gateway-store-cycle.js';
 import { AK, SK } from '../helpers/manager-harness.js';
-import { FAST_DISPATCH } from '../helpers/task-cluster.js';
 
 let db: TestDynamo;
 before(async () => {
@@ -30,21 +29,7 @@ after(async () => {
 
 test('a separate gateway process with a store: agent status, config at first heartbeat, load control', async (t) => {
   const doc = DynamoDBDocumentClient.from(db.client);
-  await createConfigStore({ client: db.client, tablePrefix: db.prefix }).replace(
-    'default',
-    [
-      {
-        name: 'collector',
-        type: 'go',
-        signature: 'sig',
-        version: '1.0.0.1',
-        sha256: 'a'.repeat(64),
-        download_url: ['http://example.invalid/collector'],
-        detail: '',
-      },
-    ],
-    'test',
-  );
+  await storeDefaultCollector(db);
   const { port, output, tls } = await startFleetgateProcess(
     t,
     'gateway',
@@ -85,39 +70,11 @@ test('a separate gateway process with a store: agent status, config at first hea
   // A plugin task dispatched from elsewhere (here: a dispatcher in the test process, as the
   // Lambda's would be) reaches the agent through this gateway's control API, and the agent's
   // result record comes back into the store through the gateway's own result sink.
-  const ctx = contextFrom({ client: db.client, tablePrefix: db.prefix, logger: silentLogger() });
-  const service = createTaskService(ctx, { aksk: [[AK, SK]] });
-  const dispatcher = createDispatcher({ ...FAST_DISPATCH, ctx, aksk: [[AK, SK]], logger: silentLogger() });
-  dispatcher.start();
-  t.after(() => dispatcher.stop());
-  const created = await service.create({
-    type: 'Agent_Task',
-    target: { id_list: ['store-gw-agent-0'] },
-    data: { task: { name: 'collector', data: '{}', data_type: 5000 } },
-    user: 'test',
-  });
-  await service.run({ task_id: created.task_id, user: 'test' });
-  let result: Record<string, string> | null = null;
-  for (let i = 0; i < 100 && !result; i++) {
-    result = (await service.subtasks(created.task_id, { limit: 10 })).items[0]?.task_result ?? null;
-    if (!result) await new Promise((r) => setTimeout(r, 200));
-  }
+  const result = await runAgentTaskToResult(t, db, 'store-gw-agent-0', '{}');
   assert.ok(result, 'the result record reached the subtask');
-  await dispatcher.stop();
 
   // A desired limit of 1: two streams are ended (status OK), the third stays.
-  await doc.send(
-    new PutCommand({
-      TableName: tableName(db.prefix, 'configs'),
-      Item: {
-        scope: FLEET_SCOPE.limit,
-        name: gatewayId,
-        limit: 1,
-        updatedAtMs: Date.now(),
-        updatedBy: 'test',
-      },
-    }),
-  );
+  await putDesiredLimit(doc, db.prefix, gatewayId, 1);
   await waitFor(() => stats.connected === 1, 15_000, 'two agents shed');
   assert.equal(
     stats.errors.size,

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { createLogger } from '../../platform/obs/logger.js';
 import { createCa, createClientCert, createCrl, serialOf } from '../../platform/pki/certs.js';
 import { startTestGateway } from '../helpers/gateway.js';
@@ -20,16 +20,22 @@ import { sleep } from '../helpers/time.js';
 const WATCH_MS = 6000;
 const MAX_ATTEMPTS = 6;
 
-test('an untrusted agent certificate is refused in the handshake, and the agent backs off', async (t) => {
-  const lines: string[] = [];
-  const g = await startTestGateway(t, {
-    logger: createLogger('info', { write: (l: string) => lines.push(l) }),
-  });
-  const foreign = await createClientCert(await createCa({ commonName: 'another CA' }), { identity: 'fleet' });
-  const a = startGoAgent(t, {
+type TestGateway = Awaited<ReturnType<typeof startTestGateway>>;
+
+/**
+ * Runs a stock agent with `cert` against the gateway for WATCH_MS; returns the agent and the
+ * gateway's handshake refusals by reason.
+ */
+async function watchRefusals(
+  t: TestContext,
+  g: TestGateway,
+  cert: { cert: string; key: string },
+  id: string,
+): Promise<{ agent: ReturnType<typeof startGoAgent>; counts: Record<string, number> }> {
+  const agent = startGoAgent(t, {
     address: g.address,
-    tls: { ca: g.tls.ca, cert: foreign.cert, key: foreign.key },
-    id: 'untrusted-1',
+    tls: { ca: g.tls.ca, cert: cert.cert, key: cert.key },
+    id,
   });
   await sleep(WATCH_MS);
   const counts = await countsBy(
@@ -38,6 +44,16 @@ test('an untrusted agent certificate is refused in the handshake, and the agent 
     'reason',
   );
   t.diagnostic(`refusals in ${WATCH_MS} ms: ${JSON.stringify(counts)}`);
+  return { agent, counts };
+}
+
+test('an untrusted agent certificate is refused in the handshake, and the agent backs off', async (t) => {
+  const lines: string[] = [];
+  const g = await startTestGateway(t, {
+    logger: createLogger('info', { write: (l: string) => lines.push(l) }),
+  });
+  const foreign = await createClientCert(await createCa({ commonName: 'another CA' }), { identity: 'fleet' });
+  const { agent: a, counts } = await watchRefusals(t, g, foreign, 'untrusted-1');
   // Go's TLS client sends no certificate whose issuer the server did not ask for: "no_cert".
   const refused = (counts.untrusted ?? 0) + (counts.no_cert ?? 0);
   assert.ok(refused >= 2, JSON.stringify(counts));
@@ -55,18 +71,7 @@ test('a revoked agent certificate is refused in the handshake, and the agent bac
   const revoked = await createClientCert(g.pki.ca, { identity: 'revoked' });
   writeFileSync(path.join(g.pkiDir, 'crl.pem'), await createCrl(g.pki.ca, [serialOf(revoked.cert)]));
   assert.equal(g.gateway.tls.reload(), true);
-  const a = startGoAgent(t, {
-    address: g.address,
-    tls: { ca: g.tls.ca, cert: revoked.cert, key: revoked.key },
-    id: 'revoked-1',
-  });
-  await sleep(WATCH_MS);
-  const counts = await countsBy(
-    g.gateway.metrics.registry,
-    'fleetgate_tls_handshake_failures_total',
-    'reason',
-  );
-  t.diagnostic(`refusals in ${WATCH_MS} ms: ${JSON.stringify(counts)}`);
+  const { agent: a, counts } = await watchRefusals(t, g, revoked, 'revoked-1');
   assert.ok((counts.revoked ?? 0) >= 1, JSON.stringify(counts));
   assert.ok((counts.revoked ?? 0) <= MAX_ATTEMPTS, `${counts.revoked} handshakes in ${WATCH_MS} ms`);
   assert.equal(a.seen('stream_open').length, 0, 'never a stream');

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { encodeItem } from '../../gateway/agent/item.js';
 import { IngestPipeline } from '../../gateway/ingest/pipeline.js';
 import { Spool } from '../../gateway/ingest/spool.js';
@@ -27,34 +27,27 @@ import { consumeAll, createTopic } from '../helpers/kafka.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test('Kafka killed and restarted mid-stream: no accepted record is lost, order per agent holds', {
-  timeout: 240_000,
-}, async (t) => {
+/** A disposable broker's place on a free port pair; stopped (or killed) after the test. */
+async function disposableBroker(t: TestContext) {
   const port: number = await findFreePortPair();
   const instance = { port, stateDir: tempDir(t, 'fg-kafka-') };
   t.after(async () => {
     await stopKafka({ log: () => {} }, instance).catch(() => killKafka(instance).catch(() => {}));
   });
-  await ensureKafka({ log: () => {} }, instance);
-  const brokers = [`127.0.0.1:${port}`];
-  const topic = await createTopic(t, 4, brokers).catch((err) => {
-    throw new Error(`topic on the disposable broker: ${err}`);
-  });
+  return { port, instance, brokers: [`127.0.0.1:${port}`] };
+}
 
+type KafkaTarget = NonNullable<ConstructorParameters<typeof IngestPipeline>[0]['kafka']>;
+
+/** A test gateway whose sink is a real pipeline (one worker, a spool, fast retries) to `kafka`. */
+async function pipelineGateway(t: TestContext, gatewayId: string, kafka: KafkaTarget) {
   const spool = await Spool.open(path.join(tempDir(t), 'spool'));
   const metrics = createMetrics();
   const pipeline = new IngestPipeline({
     spool,
-    kafka: {
-      brokers,
-      clientId: 'outage-test',
-      topic,
-      compression: 'lz4',
-      partitioner: 'fnv1a',
-      requestTimeoutMs: 3000,
-    },
+    kafka,
     workers: 1,
-    gatewayId: 'gw-outage',
+    gatewayId,
     metrics,
     logger: silentLogger(),
     retryMinMs: 100,
@@ -62,6 +55,26 @@ test('Kafka killed and restarted mid-stream: no accepted record is lost, order p
   });
   t.after(() => pipeline.close());
   const g = await startTestGateway(t, { sink: pipeline });
+  return { spool, metrics, pipeline, g };
+}
+
+test('Kafka killed and restarted mid-stream: no accepted record is lost, order per agent holds', {
+  timeout: 240_000,
+}, async (t) => {
+  const { instance, brokers } = await disposableBroker(t);
+  await ensureKafka({ log: () => {} }, instance);
+  const topic = await createTopic(t, 4, brokers).catch((err) => {
+    throw new Error(`topic on the disposable broker: ${err}`);
+  });
+
+  const { metrics, pipeline, g } = await pipelineGateway(t, 'gw-outage', {
+    brokers,
+    clientId: 'outage-test',
+    topic,
+    compression: 'lz4',
+    partitioner: 'fnv1a',
+    requestTimeoutMs: 3000,
+  });
 
   const AGENTS = 4;
   const BATCHES = 30;
@@ -132,34 +145,16 @@ test('Kafka killed and restarted mid-stream: no accepted record is lost, order p
 test('Kafka down when the gateway starts and for a while after: agents stream, the spool fills, all arrives once Kafka is up', {
   timeout: 240_000,
 }, async (t) => {
-  const port: number = await findFreePortPair();
-  const instance = { port, stateDir: tempDir(t, 'fg-kafka-') };
-  t.after(async () => {
-    await stopKafka({ log: () => {} }, instance).catch(() => killKafka(instance).catch(() => {}));
-  });
-  const brokers = [`127.0.0.1:${port}`];
+  const { port, instance, brokers } = await disposableBroker(t);
   const topic = `late-${port}`;
-  const spool = await Spool.open(path.join(tempDir(t), 'spool'));
-  const metrics = createMetrics();
-  const pipeline = new IngestPipeline({
-    spool,
-    kafka: {
-      brokers,
-      clientId: 'late-test',
-      topic,
-      compression: 'zstd',
-      partitioner: 'murmur2',
-      requestTimeoutMs: 2000,
-    },
-    workers: 1,
-    gatewayId: 'gw-late',
-    metrics,
-    logger: silentLogger(),
-    retryMinMs: 100,
-    retryMaxMs: 1000,
+  const { spool, pipeline, g } = await pipelineGateway(t, 'gw-late', {
+    brokers,
+    clientId: 'late-test',
+    topic,
+    compression: 'zstd',
+    partitioner: 'murmur2',
+    requestTimeoutMs: 2000,
   });
-  t.after(() => pipeline.close());
-  const g = await startTestGateway(t, { sink: pipeline });
   const session = await connectAgent(g.address, g.tls);
   t.after(() => session.destroy());
   const s = openTransfer(session);

@@ -4,7 +4,7 @@
  * dynalite through FLEETGATE_DYNAMODB_ENDPOINT.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { runManager } from '../../cli/manager-command.js';
 import { runUsers } from '../../cli/users-command.js';
 import { verifyPassword } from '../../manager/passwords.js';
@@ -27,7 +27,11 @@ async function capture(t: import('node:test').TestContext, fn: () => Promise<num
   }
 }
 
-test('users add, list, passwd, delete; bad arguments exit 2', async (t) => {
+/**
+ * A fresh dynalite and a process environment that points the CLI at it (with a temporary data
+ * dir, silent logs and `extra`); the environment is put back after the test.
+ */
+async function dynamoEnvironment(t: TestContext, extra: Record<string, string> = {}) {
   const db = await startTestDynamo();
   t.after(() => db.close());
   const saved = { ...process.env };
@@ -39,7 +43,13 @@ test('users add, list, passwd, delete; bad arguments exit 2', async (t) => {
     FLEETGATE_TABLE_PREFIX: db.prefix,
     FLEETGATE_DATA_DIR: tempDir(t),
     FLEETGATE_LOG_LEVEL: 'silent',
+    ...extra,
   });
+  return db;
+}
+
+test('users add, list, passwd, delete; bad arguments exit 2', async (t) => {
+  const db = await dynamoEnvironment(t);
   const users = createUserStore(createManagerStore(db.client, db.prefix));
 
   const add = await capture(t, () => runUsers(['add', 'alice', '--role', 'operator']));
@@ -69,20 +79,7 @@ test('users add, list, passwd, delete; bad arguments exit 2', async (t) => {
 });
 
 test('fleetgate manager refuses to start with a short, published or (in cloud mode) missing secret', async (t) => {
-  const db = await startTestDynamo();
-  t.after(() => db.close());
-  const saved = { ...process.env };
-  t.after(() => {
-    process.env = saved;
-  });
-  Object.assign(process.env, {
-    FLEETGATE_DYNAMODB_ENDPOINT: db.dynamo.endpoint,
-    FLEETGATE_TABLE_PREFIX: db.prefix,
-    FLEETGATE_DATA_DIR: tempDir(t),
-    FLEETGATE_LOG_LEVEL: 'silent',
-    FLEETGATE_MANAGER_PORT: '0',
-    FLEETGATE_HOST: '127.0.0.1',
-  });
+  await dynamoEnvironment(t, { FLEETGATE_MANAGER_PORT: '0', FLEETGATE_HOST: '127.0.0.1' });
   for (const [secret, why] of [
     ['short-secret', /at least 32 are required/],
     ['ASpQO2kzFcosGHavUP9BJkn5pcFGIjeg', /published default/],

@@ -43,76 +43,66 @@ export async function putSubtaskItem(repo: TaskRepo, item: SubtaskItem): Promise
 }
 
 /**
- * An Agent_Task delivery outcome (state, attempts, reason, gateway, times, fence), unless the
- * subtask is final already (its result landed first): then false.
+ * Sets `fields` on subtask (taskId, agentId) unless it is final already (its result landed
+ * first): then false. Each field becomes `#name = :name`.
  */
-export async function writeDeliveryOutcome(repo: TaskRepo, s: SubtaskItem): Promise<boolean> {
+function setUnlessFinal(
+  repo: TaskRepo,
+  key: { taskId: string; agentId: string },
+  fields: Record<string, unknown>,
+): Promise<boolean> {
+  const names: Record<string, string> = { '#state': 'state' };
+  const values: Record<string, unknown> = { ':rs': 'result_succeed', ':rf': 'result_failed' };
+  const sets: string[] = [];
+  for (const [name, value] of Object.entries(fields)) {
+    names[`#${name}`] = name;
+    values[`:${name}`] = value;
+    sets.push(`#${name} = :${name}`);
+  }
   return conditional(() =>
     repo.store.doc.send(
       new UpdateCommand({
         TableName: repo.tables.subtasks,
-        Key: { taskId: s.taskId, agentId: s.agentId },
-        UpdateExpression: 'SET #s = :s, #a = :a, #m = :m, #u = :u, #f = :f, #g = :g, #d = :d, #r = :r',
-        ConditionExpression: 'NOT (#s IN (:rs, :rf))',
-        ExpressionAttributeNames: {
-          '#s': 'state',
-          '#a': 'attempts',
-          '#m': 'msg',
-          '#u': 'updatedAt',
-          '#f': 'fence',
-          '#g': 'gateway',
-          '#d': 'deliveredAt',
-          '#r': 'retryAt',
-        },
-        ExpressionAttributeValues: {
-          ':s': s.state,
-          ':a': s.attempts,
-          ':m': s.msg ?? '',
-          ':u': s.updatedAt,
-          ':f': s.fence ?? 0,
-          ':g': s.gateway ?? '',
-          ':d': s.deliveredAt ?? 0,
-          ':r': s.retryAt ?? 0,
-          ':rs': 'result_succeed',
-          ':rf': 'result_failed',
-        },
+        Key: { taskId: key.taskId, agentId: key.agentId },
+        UpdateExpression: `SET ${sets.join(', ')}`,
+        ConditionExpression: 'NOT (#state IN (:rs, :rf))',
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
       }),
     ),
   );
 }
 
+/**
+ * An Agent_Task delivery outcome (state, attempts, reason, gateway, times, fence), unless the
+ * subtask is final already (its result landed first): then false.
+ */
+export function writeDeliveryOutcome(repo: TaskRepo, s: SubtaskItem): Promise<boolean> {
+  return setUnlessFinal(repo, s, {
+    state: s.state,
+    attempts: s.attempts,
+    msg: s.msg ?? '',
+    updatedAt: s.updatedAt,
+    fence: s.fence ?? 0,
+    gateway: s.gateway ?? '',
+    deliveredAt: s.deliveredAt ?? 0,
+    retryAt: s.retryAt ?? 0,
+  });
+}
+
 /** A quick task's single attempt (attempts 1), unless a result made the subtask final first. */
-export async function writeQuickOutcome(
+export function writeQuickOutcome(
   repo: TaskRepo,
   o: { taskId: string; agentId: string; state: SubtaskState; msg: string; gateway: string; at: number },
 ): Promise<boolean> {
-  return conditional(() =>
-    repo.store.doc.send(
-      new UpdateCommand({
-        TableName: repo.tables.subtasks,
-        Key: { taskId: o.taskId, agentId: o.agentId },
-        UpdateExpression: 'SET #s = :s, #a = :one, #m = :m, #g = :g, #d = :d, #u = :d',
-        ConditionExpression: 'NOT (#s IN (:rs, :rf))',
-        ExpressionAttributeNames: {
-          '#s': 'state',
-          '#a': 'attempts',
-          '#m': 'msg',
-          '#g': 'gateway',
-          '#d': 'deliveredAt',
-          '#u': 'updatedAt',
-        },
-        ExpressionAttributeValues: {
-          ':s': o.state,
-          ':one': 1,
-          ':m': o.msg,
-          ':g': o.gateway,
-          ':d': o.at,
-          ':rs': 'result_succeed',
-          ':rf': 'result_failed',
-        },
-      }),
-    ),
-  );
+  return setUnlessFinal(repo, o, {
+    state: o.state,
+    attempts: 1,
+    msg: o.msg,
+    gateway: o.gateway,
+    deliveredAt: o.at,
+    updatedAt: o.at,
+  });
 }
 
 /** A page of a task's subtasks in agent id order. */
