@@ -34,6 +34,8 @@ export const RUNTIME_INDEPENDENT = {
   'test/unit/k6-agents.test.ts': 'the k6 script, which runs on k6, under fakes',
   'test/unit/k6-scenario.test.ts': 'the k6 scenario file',
   'test/unit/check-prereqs.test.ts': 'the prerequisite checker of the host',
+  'test/integration/kafka-control.test.ts': "the disposable Kafka broker's own crash and restart (a JVM)",
+  'test/unit/production-deps.test.ts': "package.json's dependencies against the import graph, read as text",
 };
 
 function walk(dir) {
