@@ -6,7 +6,7 @@
  */
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { batchWrite } from '../../platform/store/batch-write.js';
-import { isConditionFailed } from '../../platform/store/errors.js';
+import { conditional, isConditionFailed } from '../../platform/store/errors.js';
 import type { ManagerStore } from './handle.js';
 
 /** `#x` → `x` for each attribute: DynamoDB reserves hundreds of words (online, state, name…). */
@@ -88,8 +88,8 @@ export async function recordDisconnect(
   store: ManagerStore,
   d: { agentId: string; conn: string; gatewayId: string; at: number },
 ): Promise<boolean> {
-  try {
-    await store.doc.send(
+  return conditional(() =>
+    store.doc.send(
       new UpdateCommand({
         TableName: store.t.agents,
         Key: { agentId: d.agentId },
@@ -107,12 +107,8 @@ export async function recordDisconnect(
         ),
         ExpressionAttributeValues: { ':f': false, ':now': d.at, ':g': d.gatewayId, ':c': d.conn },
       }),
-    );
-    return true;
-  } catch (err) {
-    if (isConditionFailed(err)) return false;
-    throw err;
-  }
+    ),
+  );
 }
 
 /** Marks the connection `conn` silent (no heartbeat); false when the agent has another connection since. */
@@ -120,8 +116,8 @@ export async function markStale(
   store: ManagerStore,
   s: { agentId: string; conn: string; at: number },
 ): Promise<boolean> {
-  try {
-    await store.doc.send(
+  return conditional(() =>
+    store.doc.send(
       new UpdateCommand({
         TableName: store.t.agents,
         Key: { agentId: s.agentId },
@@ -130,12 +126,8 @@ export async function markStale(
         ExpressionAttributeNames: names('stale', 'writtenAtMs', 'conn'),
         ExpressionAttributeValues: { ':t': true, ':now': s.at, ':c': s.conn },
       }),
-    );
-    return true;
-  } catch (err) {
-    if (isConditionFailed(err)) return false;
-    throw err;
-  }
+    ),
+  );
 }
 
 /**

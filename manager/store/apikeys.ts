@@ -4,7 +4,7 @@
  * that does not exist is never created by it).
  */
 import { GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { isConditionFailed } from '../../platform/store/errors.js';
+import { conditional } from '../../platform/store/errors.js';
 import { isRole, type Role } from '../roles.js';
 import type { ManagerStore } from './handle.js';
 import { eachPage, startAt } from './pages.js';
@@ -78,8 +78,8 @@ export async function putNewApiKey(store: ManagerStore, key: StoredKey): Promise
 
 /** Sets `revokedAt` (kept when already set); false when there is no such key. */
 export async function revokeApiKeyItem(store: ManagerStore, keyId: string, at: number): Promise<boolean> {
-  try {
-    await store.doc.send(
+  return conditional(() =>
+    store.doc.send(
       new UpdateCommand({
         TableName: store.t.apikeys,
         Key: { keyId },
@@ -88,12 +88,8 @@ export async function revokeApiKeyItem(store: ManagerStore, keyId: string, at: n
         ExpressionAttributeNames: { '#r': 'revokedAt', '#k': 'keyId' },
         ExpressionAttributeValues: { ':t': at },
       }),
-    );
-    return true;
-  } catch (err) {
-    if (isConditionFailed(err)) return false;
-    throw err;
-  }
+    ),
+  );
 }
 
 /** Records a use of an existing key. */

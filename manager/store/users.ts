@@ -4,7 +4,7 @@
  * seen by the next read of any manager instance.
  */
 import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { isConditionFailed } from '../../platform/store/errors.js';
+import { conditional } from '../../platform/store/errors.js';
 import { isRole, type Role } from '../roles.js';
 import type { ManagerStore } from './handle.js';
 import { eachPage, startAt } from './pages.js';
@@ -67,19 +67,15 @@ export async function scanUserItems(store: ManagerStore): Promise<User[]> {
 
 /** Creates the user; false when the name is taken. */
 export async function putNewUser(store: ManagerStore, user: User): Promise<boolean> {
-  try {
-    await store.doc.send(
+  return conditional(() =>
+    store.doc.send(
       new PutCommand({
         TableName: store.t.users,
         Item: user,
         ConditionExpression: 'attribute_not_exists(username)',
       }),
-    );
-    return true;
-  } catch (err) {
-    if (isConditionFailed(err)) return false;
-    throw err;
-  }
+    ),
+  );
 }
 
 /** The fields a change of an existing user sets. */
@@ -101,8 +97,8 @@ export async function updateUser(
     values[`:v${i}`] = value;
     return `#f${i} = :v${i}`;
   });
-  try {
-    await store.doc.send(
+  return conditional(() =>
+    store.doc.send(
       new UpdateCommand({
         TableName: store.t.users,
         Key: { username },
@@ -111,12 +107,8 @@ export async function updateUser(
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
       }),
-    );
-    return true;
-  } catch (err) {
-    if (isConditionFailed(err)) return false;
-    throw err;
-  }
+    ),
+  );
 }
 
 export async function deleteUserItem(store: ManagerStore, username: string): Promise<void> {

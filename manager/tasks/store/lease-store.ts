@@ -3,6 +3,7 @@
  * `canRenew`) stated as condition expressions on the chunk head.
  */
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { conditional } from '../../../platform/store/errors.js';
 import { isConditionFailed, type ManagerStore } from '../../store.js';
 import type { LeaseKey, LeaseStore } from '../lease.js';
 
@@ -46,8 +47,8 @@ export function createDynamoLeaseStore(store: ManagerStore, table: string): Leas
       }
     },
     async renew(k, owner, version, now, leaseMs) {
-      try {
-        await store.doc.send(
+      return conditional(() =>
+        store.doc.send(
           new UpdateCommand({
             TableName: table,
             Key: Key(k),
@@ -56,12 +57,8 @@ export function createDynamoLeaseStore(store: ManagerStore, table: string): Leas
             ExpressionAttributeNames: { '#o': 'leaseOwner', '#u': 'leaseUntil', '#v': 'leaseVersion' },
             ExpressionAttributeValues: { ':me': owner, ':mine': version, ':until': now + leaseMs },
           }),
-        );
-        return true;
-      } catch (err) {
-        if (isConditionFailed(err)) return false;
-        throw err;
-      }
+        ),
+      );
     },
     async release(k, owner, version, set = {}) {
       const names: Record<string, string> = { '#o': 'leaseOwner', '#u': 'leaseUntil', '#v': 'leaseVersion' };
@@ -75,8 +72,8 @@ export function createDynamoLeaseStore(store: ManagerStore, table: string): Leas
         sets.push(`#s${i} = :s${i}`);
         i++;
       }
-      try {
-        await store.doc.send(
+      return conditional(() =>
+        store.doc.send(
           new UpdateCommand({
             TableName: table,
             Key: Key(k),
@@ -85,12 +82,8 @@ export function createDynamoLeaseStore(store: ManagerStore, table: string): Leas
             ExpressionAttributeNames: names,
             ExpressionAttributeValues: values,
           }),
-        );
-        return true;
-      } catch (err) {
-        if (isConditionFailed(err)) return false;
-        throw err;
-      }
+        ),
+      );
     },
   };
 }
