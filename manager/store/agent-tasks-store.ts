@@ -7,8 +7,8 @@
 import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import { tableName, ttlExpired } from '../../platform/store/schema.js';
 import type { ManagerStore } from '../store.js';
-import { batchGet } from '../tasks/batch-get.js';
 import { type ChunkHead, headId, type SubtaskItem, type TaskItem } from '../tasks/model.js';
+import { batchGet } from '../tasks/store/batch-get.js';
 import type { SubtaskView } from '../tasks/types.js';
 import { overlay, subtaskView } from '../tasks/views.js';
 

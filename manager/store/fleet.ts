@@ -8,7 +8,7 @@ import { DeleteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/l
 import type { GatewayLoad } from '../../gateway/process/gateway-load.js';
 import { counterShard, FLEET_SCOPE, queryScope } from '../../platform/store/fleet-items.js';
 import { parseGatewayLoad } from '../gateway-load-view.js';
-import { batchGet } from '../tasks/batch-get.js';
+import { batchGet } from '../tasks/store/batch-get.js';
 import type { ManagerStore } from './handle.js';
 import { numberAttr, stringAttr } from './pages.js';
 

@@ -31,8 +31,8 @@ import {
   withoutPos,
 } from '../configs.js';
 import { mapLimit } from '../store.js';
-import { batchGet } from './batch-get.js';
 import { batchPut, type TaskContext } from './context.js';
+import { batchGet } from './store/batch-get.js';
 
 interface Snapshot {
   at: number;
