@@ -7,6 +7,7 @@
  * `java` on the jars of infra/local/cache/kafka/ (Java 17 and the jar cache are required: the
  * check fails, never skips, without them).
  */
+
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -21,6 +22,7 @@ import kafkajs from 'kafkajs';
 import { pino } from 'pino';
 import snappy from 'snappy';
 import { ensureKafka, findFreePortPair, kafkaPaths, stopKafka } from '../../infra/local/kafka-control.mjs';
+import { retryWithBackoff } from '../../platform/backoff.js';
 import {
   codecs,
   type KafkaCodec,
@@ -420,9 +422,21 @@ test('a broker frozen mid-stream (SIGSTOP): pending sends all fail at the first 
   // written. A's request was in the frozen broker's socket buffer when it timed out: its outcome
   // is unknown to any client, and the broker may still append it when it wakes, even after
   // 'after' (the caller re-sends A from its spool; consumers see it twice).
-  const admin = spareClient.admin();
-  await admin.connect();
-  const offsets = await admin.fetchTopicOffsets(topic!).finally(() => admin.disconnect());
+  // Just after SIGCONT the broker may still be re-electing the partition's leader ("not the
+  // leader", a retriable answer): the read-back is retried, never the assertions below.
+  const offsets = await retryWithBackoff(
+    async () => {
+      const admin = spareClient.admin();
+      await admin.connect();
+      return admin.fetchTopicOffsets(topic!).finally(() => admin.disconnect());
+    },
+    {
+      attempts: 8,
+      baseMs: 250,
+      capMs: 2000,
+      retryable: (err) => (err as { retriable?: boolean }).retriable === true,
+    },
+  );
   const total = offsets.reduce((sum, o) => sum + Number(o.high), 0);
   const records = await consume({ [topic!]: total }, { kafka: spareClient, timeoutMs: 30_000 });
   for (const [key, list] of byKeyInOffsetOrder(records)) {
