@@ -38,6 +38,8 @@ export interface TransferContext {
   emptyIdLog: EmptyIdLog;
   inspect: ReturnType<typeof createRecordInspector>;
   configPusher: ConfigPusher;
+  /** A stream has more behind a pending write: the sink stops holding writes for a batch. */
+  hurrySink: () => void;
 }
 
 /** One agent stream: its call, and what is known once its first message is read. */

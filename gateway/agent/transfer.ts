@@ -41,6 +41,7 @@ function createTransferContext(deps: TransferDeps): TransferContext {
       onFirstHeartbeat: (session) => configPusher.push(session, session.detail!, 'on first heartbeat'),
     }),
     configPusher,
+    hurrySink: () => deps.sink.hurry?.(),
   };
 }
 
@@ -85,6 +86,7 @@ export function createTransferHandler(deps: TransferDeps) {
     if (!admit(ctx, call)) return;
     const stream: TransferStream = { call, info, session: undefined, lastHeader: undefined };
     call.onClose((end) => onStreamEnd(ctx, stream, end));
+    call.onBacklog(ctx.hurrySink);
     call.read(
       (message) => handleTransferMessage(ctx, stream, message),
       () => call.end(Status.OK),

@@ -39,6 +39,14 @@ export const READ_AFTER_STATUS_MS = 2000;
 
 export type MessageHandler = (message: Buffer) => void | Promise<void>;
 
+/**
+ * While the handler holds a message (its promise pending), the stream keeps flowing until this
+ * many bytes of complete messages wait behind it; then it pauses and HTTP/2 flow control holds
+ * the client. Reading a little ahead is what shows that a client has more to send (onBacklog):
+ * a paused stream buffers silently.
+ */
+export const READ_AHEAD_BYTES = 64 * 1024;
+
 export class ServerCall {
   readonly stream: ServerHttp2Stream;
   readonly headers: IncomingHttpHeaders;
@@ -49,7 +57,14 @@ export class ServerCall {
   #ended = false;
   #end: CallEnd | undefined;
   #pending: Array<{ compressed: boolean; payload: Buffer }> = [];
+  /** Bytes of the messages in #pending (as received, before decompression). */
+  #pendingBytes = 0;
   #busy = false;
+  /** Paused by us for backpressure (read ahead full while the handler is busy). */
+  #paused = false;
+  #onBacklog: (() => void) | undefined;
+  /** onBacklog was called in this busy period. */
+  #backlogSignalled = false;
   #readEnded = false;
   #onMessage: MessageHandler | undefined;
   #onHalfClose: (() => void) | undefined;
@@ -111,8 +126,9 @@ export class ServerCall {
 
   /**
    * Starts reading. `onMessage` gets each decompressed message in order; when it returns a
-   * promise, reading pauses until it settles, so backpressure reaches the client through HTTP/2
-   * flow control. A rejected promise or a thrown GrpcError ends the call with its status.
+   * promise, the next message is handled only once it settles, and reading pauses when
+   * READ_AHEAD_BYTES wait behind it, so backpressure reaches the client through HTTP/2 flow
+   * control. A rejected promise or a thrown GrpcError ends the call with its status.
    */
   read(onMessage: MessageHandler, onHalfClose: () => void): void {
     this.#onMessage = onMessage;
@@ -125,24 +141,49 @@ export class ServerCall {
     });
   }
 
+  /**
+   * `listener` runs (at most once per message handled) when a complete message is queued behind
+   * one the handler has not finished: the client is sending faster than the handler settles.
+   */
+  onBacklog(listener: () => void): void {
+    this.#onBacklog = listener;
+  }
+
   /** Bytes received on the stream: complete messages are queued in order (or counted when discarding). */
   readonly #onData = (chunk: Buffer): void => {
     try {
       for (const m of this.#reader.push(chunk)) {
         if (this.#discarding) this.#discarded++;
-        else this.#pending.push(m);
+        else {
+          this.#pending.push(m);
+          this.#pendingBytes += m.payload.length;
+        }
       }
     } catch (err) {
       this.#stopHandling();
       this.fail(err);
       return;
     }
-    this.#drain();
+    if (this.#busy) this.#holdBack();
+    else this.#drain();
   };
+
+  /** The handler is busy: say that more waits behind it, and pause once the read-ahead is full. */
+  #holdBack(): void {
+    if (this.#pending.length > 0 && !this.#backlogSignalled) {
+      this.#backlogSignalled = true;
+      this.#onBacklog?.();
+    }
+    if (!this.#paused && this.#pendingBytes >= READ_AHEAD_BYTES && !this.stream.destroyed) {
+      this.#paused = true;
+      this.stream.pause();
+    }
+  }
 
   #drain(): void {
     while (!this.#busy && !this.#discarding && this.#pending.length > 0) {
       const framed = this.#pending.shift()!;
+      this.#pendingBytes -= framed.payload.length;
       let result: void | Promise<void>;
       try {
         const message = framed.compressed
@@ -156,12 +197,16 @@ export class ServerCall {
       }
       if (result instanceof Promise) {
         this.#busy = true;
-        this.stream.pause();
+        this.#backlogSignalled = false;
+        this.#holdBack();
         result.then(
           () => {
             this.#busy = false;
             // After the stream closed, what it delivered before is still handled.
-            if (!this.#discarding && !this.stream.destroyed) this.stream.resume();
+            if (this.#paused) {
+              this.#paused = false;
+              if (!this.#discarding && !this.stream.destroyed) this.stream.resume();
+            }
             this.#drain();
           },
           (err: unknown) => {
@@ -275,6 +320,8 @@ export class ServerCall {
     this.#discarding = true;
     this.#discarded += this.#pending.length;
     this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#paused = false;
     if (!this.stream.destroyed) this.stream.resume();
   }
 
@@ -365,6 +412,7 @@ export class ServerCall {
     this.#closeEmitted = true;
     const end = { ...this.#end!, discarded: this.#discarded + this.#pending.length };
     this.#pending = [];
+    this.#pendingBytes = 0;
     for (const l of this.#closeListeners) l(end);
     this.#closeListeners = [];
   }

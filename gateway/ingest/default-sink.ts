@@ -57,6 +57,7 @@ export async function createDefaultSink(
     spool,
     kafka: config.kafkaBrokers.length > 0 ? kafkaOptionsFrom(config) : undefined,
     workers: config.workers,
+    batchWindowMs: config.ingestBatchWindowMs,
     gatewayId,
     metrics,
     logger,

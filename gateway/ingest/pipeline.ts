@@ -9,6 +9,7 @@
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { backoffDelay } from '../../platform/backoff.js';
+import { DEFAULT_INGEST_BATCH_WINDOW_MS } from '../../platform/config/env.js';
 import type { Logger } from '../../platform/obs/logger.js';
 import type { Metrics } from '../../platform/obs/metrics.js';
 import {
@@ -163,15 +164,16 @@ const MAX_TASK_BYTES = 1024 * 1024;
 const TASKS_PER_WORKER = 2;
 
 /**
- * The default batch window: none. A RawData goes to a worker at the end of the event-loop turn
- * it arrived in, unless every task slot is taken (then it joins the next task when one
- * settles), so an idle pipeline adds no latency and a busy one batches across agents by
- * itself. A window > 0 (PipelineOptions.batchWindowMs) also holds RawData when a slot is free,
- * so that several agents' batches share a task and a Kafka request even at low rates — less
- * CPU per record for up to that much latency; it also bounds a closed-loop agent (one write in
- * flight) to one RawData per window plus round trip, which is why it is not the default.
+ * The default batch window. A RawData waits on the main thread until the oldest pending one has
+ * waited this long (or a task is full, or every task slot is taken: then it joins the next task
+ * when one settles), so that the batches of agents sending at agent rates (one small RawData
+ * every 100 ms each) share a worker hand-off and a Kafka request: at 1,000 RawData/s a window of
+ * a few ms cuts the hand-offs and Produce requests several-fold, and with them the gateway's CPU
+ * per record. An agent that has sent more behind its waiting RawData (ServerCall onBacklog →
+ * `hurry`) ends the window at once: it writes faster than one RawData per window, and its next
+ * one is read only when this one is accepted, so waiting would cap it at one per window.
  */
-export const BATCH_WINDOW_MS = 0;
+export const BATCH_WINDOW_MS = DEFAULT_INGEST_BATCH_WINDOW_MS;
 
 interface Pending {
   item: AcceptItem;
@@ -197,7 +199,10 @@ export class IngestPipeline implements IngestSink {
   #pendingBytes = 0;
   /** performance.now() when the oldest pending RawData arrived. */
   #pendingSince = 0;
-  #flushScheduled = false;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #flushImmediate: NodeJS.Immediate | undefined;
+  /** An agent has more behind its pending write (hurry): flush without waiting the window. */
+  #hurried = false;
   readonly #windowMs: number;
   /** Produce tasks handed to the runner and not settled (bounded by #maxTasks). */
   #tasksInFlight = 0;
@@ -347,20 +352,41 @@ export class IngestPipeline implements IngestSink {
   }
 
   /**
-   * Flushes when the oldest pending RawData has waited the batch window (at the end of this
-   * event-loop turn if it has), unless every task slot is taken (a settling task flushes then).
+   * An agent has sent more behind a write that is waiting here: waiting longer for other agents
+   * would only hold it back (it writes faster than one RawData per window), so what is pending
+   * goes out at the end of this event-loop turn.
+   */
+  hurry(): void {
+    if (this.#pending.length === 0 || this.#hurried) return;
+    this.#hurried = true;
+    this.#scheduleFlush();
+  }
+
+  /**
+   * Flushes when the oldest pending RawData has waited the batch window, or at the end of this
+   * event-loop turn if it has or the pipeline was hurried, unless every task slot is taken (a
+   * settling task flushes then).
    */
   #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#pending.length === 0 || this.#tasksInFlight >= this.#maxTasks) return;
-    this.#flushScheduled = true;
-    const flush = () => {
-      this.#flushScheduled = false;
-      this.#flushPending();
-    };
-    const waitMs = this.#windowMs - (performance.now() - this.#pendingSince);
-    if (this.#windowMs === 0 || waitMs < 1) setImmediate(flush);
-    else setTimeout(flush, waitMs);
+    if (this.#flushImmediate || this.#pending.length === 0 || this.#tasksInFlight >= this.#maxTasks) return;
+    const waitMs = this.#hurried ? 0 : this.#windowMs - (performance.now() - this.#pendingSince);
+    if (waitMs >= 1) {
+      this.#flushTimer ??= setTimeout(this.#flush, waitMs);
+      return;
+    }
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    this.#flushImmediate = setImmediate(this.#flush);
   }
+
+  readonly #flush = (): void => {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    if (this.#flushImmediate) clearImmediate(this.#flushImmediate);
+    this.#flushTimer = undefined;
+    this.#flushImmediate = undefined;
+    this.#hurried = false;
+    this.#flushPending();
+  };
 
   #flushPending(): void {
     while (this.#pending.length > 0 && this.#tasksInFlight < this.#maxTasks) this.#runTask(this.#takeGroup());

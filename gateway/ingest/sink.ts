@@ -34,7 +34,12 @@ export interface IngestSink {
   health?(): SinkHealth;
   /** Accepts one batch; a returned promise means "wait before reading more from this agent". */
   write(batch: IngestBatch): void | Promise<void>;
-  /** Resolves when everything accepted so far is durable or delivered. */
+  /**
+   * An agent has sent more behind a write that has not settled: a sink that holds writes to
+   * batch them across agents sends what it holds now. Absent: the sink does not hold writes.
+   */
+  hurry?(): void;
+    /** Resolves when everything accepted so far is durable or delivered. */
   flush(): Promise<void>;
   close(): Promise<void>;
 }

@@ -76,8 +76,8 @@ Options:
   --compression C       our producer's compression: none|gzip|snappy|lz4|zstd (default lz4)
   --baseline-compression C   the baseline's (default none, kafkajs' default)
   --linger-ms MS        our producer's linger (default: the pipeline's)
-  --batch-window-ms MS  our pipeline's batch window (default: the pipeline's, 0; not passed to
-                        --compare-tree)
+  --batch-window-ms MS  our pipeline's batch window (default: the pipeline's,
+                        FLEETGATE_INGEST_BATCH_WINDOW_MS's default; not passed to --compare-tree)
   --impls LIST          subset of baseline,workers,inline (default: all three; none: only
                         the --profile run)
   --brokers LIST        use these brokers (default: $FLEETGATE_BENCH_KAFKA, else a disposable

@@ -276,8 +276,10 @@ func (r *loadRun) ready(took time.Duration) {
 
 // send runs one agent's data messages until the load stops or the stream fails.
 func (r *loadRun) send(a *loadAgent, start time.Time) {
-	// Spread the agents over the interval, as independently started agents are.
-	phase := time.Duration(int64(r.o.interval) * int64(a.index%997) / 997)
+	// Spread the agents evenly over the whole interval, as independently started agents are
+	// (agent i of n starts i/n of an interval late). Bunched starts would make every interval
+	// begin with a burst of all agents' messages and measure queueing behind that burst.
+	phase := time.Duration(int64(r.o.interval) * int64(a.index) / int64(r.o.agents))
 	var tick *time.Ticker
 	if r.o.mode == "paced" {
 		select {

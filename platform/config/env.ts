@@ -9,6 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { EnvReader, readAdmin, readAksk, readKafka, readSdAddrs } from './env-reader.js';
 
+/**
+ * The ingest pipeline's batch window (gateway/ingest/pipeline.ts explains it): at agent rates it
+ * lets several agents' batches share one worker hand-off and one Kafka request.
+ */
+export const DEFAULT_INGEST_BATCH_WINDOW_MS = 5;
+
 export type IdentityMode = 'fleet' | 'per-agent';
 
 export interface Config {
@@ -39,6 +45,8 @@ export interface Config {
   /** Tag changes reach MQData.Tag of connected agents within this (FLEETGATE_TAG_REFRESH_MS). */
   tagRefreshMs: number;
   workers: number;
+  /** PipelineOptions.batchWindowMs. */
+  ingestBatchWindowMs: number;
   kafkaBrokers: string[];
   kafkaTopic: string;
   kafkaCompression: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
@@ -114,6 +122,11 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
     "how often a gateway with a store checks for tag changes; an agent's records carry its new tags (MQData.Tag) within this",
   ],
   ['FLEETGATE_WORKERS', 'cores - 1, at least 1', 'ingest worker threads; 0 runs the pipeline inline'],
+  [
+    'FLEETGATE_INGEST_BATCH_WINDOW_MS',
+    String(DEFAULT_INGEST_BATCH_WINDOW_MS),
+    "how long an agent's batch may wait for other agents' batches to share its Kafka request (not when the agent has more to send); 0: none",
+  ],
   ['FLEETGATE_KAFKA_BROKERS', 'unset', 'host:port,...; unset: spool-only'],
   ['FLEETGATE_KAFKA_TOPIC', 'hids_svr', 'topic for agent records'],
   ['FLEETGATE_KAFKA_COMPRESSION', 'lz4', 'none, gzip, snappy, lz4 or zstd'],
@@ -239,6 +252,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     shedOrder,
     tagRefreshMs: r.positiveInt('FLEETGATE_TAG_REFRESH_MS', 20_000, 100),
     workers: r.positiveInt('FLEETGATE_WORKERS', Math.max(1, os.availableParallelism() - 1), 0),
+    ingestBatchWindowMs: r.positiveInt('FLEETGATE_INGEST_BATCH_WINDOW_MS', DEFAULT_INGEST_BATCH_WINDOW_MS, 0),
     ...kafka,
     dynamodbEndpoint,
     awsRegion: r.get('AWS_REGION'),
