@@ -39,14 +39,6 @@ export const READ_AFTER_STATUS_MS = 2000;
 
 export type MessageHandler = (message: Buffer) => void | Promise<void>;
 
-/**
- * While the handler holds a message (its promise pending), the stream keeps flowing until this
- * many bytes of complete messages wait behind it; then it pauses and HTTP/2 flow control holds
- * the client. Reading a little ahead is what shows that a client has more to send (onBacklog):
- * a paused stream buffers silently.
- */
-export const READ_AHEAD_BYTES = 64 * 1024;
-
 export class ServerCall {
   readonly stream: ServerHttp2Stream;
   readonly headers: IncomingHttpHeaders;
@@ -57,14 +49,8 @@ export class ServerCall {
   #ended = false;
   #end: CallEnd | undefined;
   #pending: Array<{ compressed: boolean; payload: Buffer }> = [];
-  /** Bytes of the messages in #pending (as received, before decompression). */
-  #pendingBytes = 0;
   #busy = false;
-  /** Paused by us for backpressure (read ahead full while the handler is busy). */
-  #paused = false;
   #onBacklog: (() => void) | undefined;
-  /** onBacklog was called in this busy period. */
-  #backlogSignalled = false;
   #readEnded = false;
   #onMessage: MessageHandler | undefined;
   #onHalfClose: (() => void) | undefined;
@@ -126,9 +112,8 @@ export class ServerCall {
 
   /**
    * Starts reading. `onMessage` gets each decompressed message in order; when it returns a
-   * promise, the next message is handled only once it settles, and reading pauses when
-   * READ_AHEAD_BYTES wait behind it, so backpressure reaches the client through HTTP/2 flow
-   * control. A rejected promise or a thrown GrpcError ends the call with its status.
+   * promise, reading pauses until it settles, so backpressure reaches the client through HTTP/2
+   * flow control. A rejected promise or a thrown GrpcError ends the call with its status.
    */
   read(onMessage: MessageHandler, onHalfClose: () => void): void {
     this.#onMessage = onMessage;
@@ -142,8 +127,10 @@ export class ServerCall {
   }
 
   /**
-   * `listener` runs (at most once per message handled) when a complete message is queued behind
-   * one the handler has not finished: the client is sending faster than the handler settles.
+   * `listener` runs when the handler takes a message (returning a promise) while the client has
+   * already sent more behind it: a complete message queued, part of one, or bytes in the stream's
+   * buffer. Such a client writes faster than the handler settles; a sink that holds writes to
+   * batch them across clients should not hold this one (IngestSink.hurry).
    */
   onBacklog(listener: () => void): void {
     this.#onBacklog = listener;
@@ -154,36 +141,19 @@ export class ServerCall {
     try {
       for (const m of this.#reader.push(chunk)) {
         if (this.#discarding) this.#discarded++;
-        else {
-          this.#pending.push(m);
-          this.#pendingBytes += m.payload.length;
-        }
+        else this.#pending.push(m);
       }
     } catch (err) {
       this.#stopHandling();
       this.fail(err);
       return;
     }
-    if (this.#busy) this.#holdBack();
-    else this.#drain();
+    this.#drain();
   };
-
-  /** The handler is busy: say that more waits behind it, and pause once the read-ahead is full. */
-  #holdBack(): void {
-    if (this.#pending.length > 0 && !this.#backlogSignalled) {
-      this.#backlogSignalled = true;
-      this.#onBacklog?.();
-    }
-    if (!this.#paused && this.#pendingBytes >= READ_AHEAD_BYTES && !this.stream.destroyed) {
-      this.#paused = true;
-      this.stream.pause();
-    }
-  }
 
   #drain(): void {
     while (!this.#busy && !this.#discarding && this.#pending.length > 0) {
       const framed = this.#pending.shift()!;
-      this.#pendingBytes -= framed.payload.length;
       let result: void | Promise<void>;
       try {
         const message = framed.compressed
@@ -197,16 +167,14 @@ export class ServerCall {
       }
       if (result instanceof Promise) {
         this.#busy = true;
-        this.#backlogSignalled = false;
-        this.#holdBack();
+        this.stream.pause();
+        if (this.#pending.length > 0 || !this.#reader.idle || this.stream.readableLength > 0)
+          this.#onBacklog?.();
         result.then(
           () => {
             this.#busy = false;
             // After the stream closed, what it delivered before is still handled.
-            if (this.#paused) {
-              this.#paused = false;
-              if (!this.#discarding && !this.stream.destroyed) this.stream.resume();
-            }
+            if (!this.#discarding && !this.stream.destroyed) this.stream.resume();
             this.#drain();
           },
           (err: unknown) => {
@@ -320,8 +288,6 @@ export class ServerCall {
     this.#discarding = true;
     this.#discarded += this.#pending.length;
     this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#paused = false;
     if (!this.stream.destroyed) this.stream.resume();
   }
 
@@ -412,7 +378,6 @@ export class ServerCall {
     this.#closeEmitted = true;
     const end = { ...this.#end!, discarded: this.#discarded + this.#pending.length };
     this.#pending = [];
-    this.#pendingBytes = 0;
     for (const l of this.#closeListeners) l(end);
     this.#closeListeners = [];
   }

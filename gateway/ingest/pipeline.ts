@@ -413,6 +413,7 @@ export class IngestPipeline implements IngestSink {
     const task: ProduceTask = { kind: 'produce', gw: this.#o.gatewayId, items };
     const transfer = this.#o.workers === 0 ? [] : [packMessages(items)];
     this.#tasksInFlight++;
+    this.#o.metrics.produceTasks.inc();
     const settled = () => {
       this.#tasksInFlight--;
       this.#scheduleFlush();
@@ -515,9 +516,10 @@ export class IngestPipeline implements IngestSink {
     return 'failed';
   }
 
-  /** Resolves when every write so far has been produced or spooled. */
+  /** Resolves when every write so far has been produced or spooled (pending ones go at once). */
   flush(): Promise<void> {
     if (this.#inFlight === 0) return Promise.resolve();
+    this.hurry();
     return new Promise((r) => this.#idle.push(r));
   }
 

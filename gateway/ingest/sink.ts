@@ -39,7 +39,7 @@ export interface IngestSink {
    * batch them across agents sends what it holds now. Absent: the sink does not hold writes.
    */
   hurry?(): void;
-    /** Resolves when everything accepted so far is durable or delivered. */
+  /** Resolves when everything accepted so far is durable or delivered. */
   flush(): Promise<void>;
   close(): Promise<void>;
 }

@@ -137,6 +137,11 @@ function ingestMetrics(r: Registry[]) {
       buckets: [0.0005, 0.001, 0.005, 0.02, 0.1, 0.5, 2, 10],
       registers: r,
     }),
+    produceTasks: new Counter({
+      name: 'fleetgate_ingest_produce_tasks_total',
+      help: 'produce tasks handed to the ingest workers (each one Kafka send of the agent batches it holds; batches per task = fleetgate_grpc_messages_received_total / this)',
+      registers: r,
+    }),
     ingestRecords: new Counter({
       name: 'fleetgate_ingest_records_total',
       help: 'records accepted from agents, by where they went first (kafka or spool)',

@@ -22,7 +22,7 @@ before(kafkaReady, { timeout: 180_000 });
 
 async function pipeline(
   t: import('node:test').TestContext,
-  opts: { topic?: string; workers: number; brokers?: string[] },
+  opts: { topic?: string; workers: number; brokers?: string[]; batchWindowMs?: number },
 ) {
   const spool = await Spool.open(path.join(tempDir(t), 'spool'));
   const metrics = createMetrics();
@@ -43,6 +43,7 @@ async function pipeline(
     logger: silentLogger(),
     retryMinMs: 50,
     retryMaxMs: 200,
+    ...(opts.batchWindowMs !== undefined ? { batchWindowMs: opts.batchWindowMs } : {}),
   });
   t.after(() => p.close());
   return { p, spool, metrics };
@@ -171,4 +172,34 @@ test('undecodable bodies are delivered as sent (as Elkeid does) and never stop t
     1,
     'counted',
   );
+});
+
+/** A window no test waits out: whatever reaches Kafka got there because the window was ended. */
+const ENDLESS_WINDOW_MS = 600_000;
+
+test("the batch window gathers agents' batches into one produce task; flush sends them at once", async (t) => {
+  const topic = await createTopic(t);
+  const { p, metrics } = await pipeline(t, { topic, workers: 1, batchWindowMs: ENDLESS_WINDOW_MS });
+  const g = await startTestGateway(t, { sink: p });
+  // One RawData per agent and nothing behind it: each waits in the window for the others.
+  const streams = await drive(g, 4, 1, 5);
+  const handled = () => [...g.gateway.sessions.all()].reduce((n, a) => n + a.records, 0);
+  await waitFor(() => handled() === 20, 10_000, 'all four batches handed to the pipeline');
+  assert.equal(await metricValue(metrics.registry, 'fleetgate_ingest_produce_tasks_total'), 0, 'held');
+  await p.flush();
+  assert.equal(await metricValue(metrics.registry, 'fleetgate_ingest_produce_tasks_total'), 1);
+  checkOrderAndCount(await consumeAll(topic, 20, 20_000), 20);
+  for (const { session } of streams) session.destroy();
+});
+
+test('an agent with more to send is not held by the batch window (the call reports its backlog)', async (t) => {
+  const topic = await createTopic(t);
+  // Waited out once per RawData, 30 of them would take 45 s: the test would time out.
+  const { p } = await pipeline(t, { topic, workers: 1, batchWindowMs: 1500 });
+  const g = await startTestGateway(t, { sink: p });
+  // 30 RawData written back to back: when one is handed over, the next has arrived behind it
+  // (the first may wait out one window: the rest had not arrived when it was handed over).
+  const streams = await drive(g, 1, 30, 4);
+  checkOrderAndCount(await consumeAll(topic, 30 * 4, 30_000), 30 * 4);
+  for (const { session } of streams) session.destroy();
 });

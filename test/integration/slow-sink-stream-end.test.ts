@@ -29,6 +29,8 @@ class GatedSink implements IngestSink {
   readonly name = 'gated';
   /** Batches the sink took (their write resolved). */
   readonly batches: IngestBatch[] = [];
+  /** Calls of hurry(): the gateway saw more from an agent behind a held write. */
+  hurries = 0;
   #writes = 0;
   #open = false;
   #waiting: Array<() => void> = [];
@@ -50,6 +52,10 @@ class GatedSink implements IngestSink {
       if (this.#open) settle(resolve, reject);
       else this.#waiting.push(() => settle(resolve, reject));
     });
+  }
+
+  hurry(): void {
+    this.hurries++;
   }
 
   /** Lets the oldest held write through. */
@@ -165,4 +171,30 @@ test('a drain whose grace ends while the sink holds a stream back counts what it
   const discarded = await metricValue(g.gateway.metrics.registry, 'fleetgate_grpc_messages_discarded_total');
   assert.deepEqual([...storedNumbers(sink)], [1]);
   assert.equal(discarded, 19);
+});
+
+test('a call asks the sink to hurry when its client has sent more behind the message it hands over', async (t) => {
+  const sink = new GatedSink();
+  const g = await startTestGateway(t, { sink });
+  const session = await connectAgent(g.address, g.tls);
+  t.after(() => session.destroy());
+  const s = openTransfer(session);
+  const send = (seq: number) =>
+    s.send({ AgentID: 'hurry', Data: [{ DataType: 59, Timestamp: seq, Body: randomBytes(64) }] });
+  send(1);
+  await waitFor(() => sink.waiting === 1, 5000, 'the first write held');
+  assert.equal(sink.hurries, 0, 'nothing behind it: the sink may wait for other agents');
+  send(2);
+  send(3);
+  await waitFor(() => g.gateway.grpc.sessions.size === 1, 5000, 'connected');
+  // 2 and 3 wait at the gateway behind the held write; when 2 is handed over, 3 is behind it.
+  await new Promise((r) => setTimeout(r, 500));
+  sink.passOne();
+  await waitFor(() => sink.waiting === 1, 5000, 'the second write held');
+  assert.equal(sink.hurries, 1, 'the third message was behind the second');
+  sink.passOne();
+  await waitFor(() => sink.waiting === 1, 5000, 'the third write held');
+  assert.equal(sink.hurries, 1, 'nothing behind the third');
+  sink.open();
+  await waitFor(() => storedNumbers(sink).size === 3, 5000, 'all three stored');
 });
