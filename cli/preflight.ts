@@ -8,6 +8,7 @@
 import { accessSync, chmodSync, constants, mkdirSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { type ProcessSlot, slotControlPort } from '../gateway/process/process-slot.js';
 import { passwordProblem } from '../manager/passwords.js';
 import type { Config } from '../platform/config/env.js';
 import { httpEngineProblem } from '../platform/http/http-engine.js';
@@ -22,12 +23,23 @@ export interface Preflight {
   generatedPki: boolean;
 }
 
-/** Listen addresses of the role: [env variable, host, port]; port 0 (a free one) is never busy. */
-export function listeners(role: PreflightRole, config: Readonly<Config>): Array<[string, string, number]> {
+/**
+ * Listen addresses of the role: [env variable, host, port]; port 0 (a free one) is never busy.
+ * Several gateway processes: the supervisor checks the agent port and every control port
+ * (base + i); a child (`slot`) only its own control port, the agent port being its siblings'.
+ */
+export function listeners(
+  role: PreflightRole,
+  config: Readonly<Config>,
+  slot?: ProcessSlot,
+): Array<[string, string, number]> {
   const out: Array<[string, string, number]> = [];
   if (role === 'gateway' || role === 'all') {
-    out.push(['FLEETGATE_GRPC_PORT', config.host, config.grpcPort]);
-    out.push(['FLEETGATE_HTTP_PORT', config.apiHost, config.httpPort]);
+    if (!slot) out.push(['FLEETGATE_GRPC_PORT', config.host, config.grpcPort]);
+    const controls = slot || config.processes === 1 ? 1 : config.processes;
+    for (let i = 0; i < controls; i++) {
+      out.push(['FLEETGATE_HTTP_PORT', config.apiHost, slotControlPort(config.httpPort, i)]);
+    }
   }
   if (role === 'discovery' || role === 'all') out.push(['FLEETGATE_SD_PORT', config.host, config.sdPort]);
   if (role === 'manager' || role === 'all')
@@ -86,7 +98,11 @@ async function checkPki(config: Readonly<Config>, pre: Preflight): Promise<void>
   }
 }
 
-export async function preflight(role: PreflightRole, config: Readonly<Config>): Promise<Preflight> {
+export async function preflight(
+  role: PreflightRole,
+  config: Readonly<Config>,
+  slot?: ProcessSlot,
+): Promise<Preflight> {
   const pre: Preflight = { problems: [], generatedPki: false };
   // FLEETGATE_HTTP_ENGINE=uws where no native uWS binary loads for this Node and glibc.
   const engineProblem = httpEngineProblem();
@@ -97,7 +113,13 @@ export async function preflight(role: PreflightRole, config: Readonly<Config>): 
     const problem = passwordProblem(config.admin.password);
     if (problem) pre.problems.push(`FLEETGATE_ADMIN: the password ${problem}`);
   }
-  for (const [name, host, port] of listeners(role, config)) {
+  for (const [name, host, port] of listeners(role, config, slot)) {
+    if (port > 65535) {
+      pre.problems.push(
+        `${name}=${config.httpPort}: the control ports of ${config.processes} processes run past 65535`,
+      );
+      continue;
+    }
     const busy = await portFree(host, port);
     if (busy)
       pre.problems.push(

@@ -4,6 +4,7 @@
  * (exit 2, one line per cause), the banner, and the drain on SIGTERM/SIGINT.
  */
 import { parseArgs } from 'node:util';
+import { type ProcessSlot, reusePortProblem } from '../gateway/process/process-slot.js';
 import { type Config, ConfigError, ENV_DOC, loadConfig } from '../platform/config/env.js';
 import type { Logger } from '../platform/obs/logger.js';
 import type { Preflight, PreflightRole } from './preflight.js';
@@ -23,6 +24,59 @@ export function consoleUrl(host: string, port: number): string {
   return `http://${browsable.includes(':') ? `[${browsable}]` : browsable}:${port}/`;
 }
 
+export interface PrepareOptions {
+  /** The command takes `--processes N` (FLEETGATE_PROCESSES): `fleetgate gateway`. */
+  processesFlag?: boolean;
+  /** This process is one of several gateway processes (forked by the supervisor). */
+  slot?: ProcessSlot;
+}
+
+/**
+ * `--help` (printed, exit 0) and, where taken, `--processes N`, which sets FLEETGATE_PROCESSES
+ * before the config is read (so flag and variable are one setting, and the children inherit
+ * it). Returns the exit status when the command ends here.
+ */
+function parseRoleArgs(
+  command: string,
+  argv: string[],
+  help: () => string,
+  processesFlag: boolean,
+): number | undefined {
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        ...(processesFlag ? { processes: { type: 'string' as const } } : {}),
+      },
+      strict: true,
+    });
+    if (values.help) {
+      console.log(help());
+      return 0;
+    }
+    const n = (values as { processes?: string }).processes;
+    if (n !== undefined) {
+      if (!/^\d+$/.test(n) || Number(n) < 1) throw new Error(`--processes ${n}: must be an integer >= 1`);
+      process.env.FLEETGATE_PROCESSES = n;
+    }
+    return undefined;
+  } catch (err) {
+    console.error(`fleetgate ${command}: ${(err as Error).message}\n\n${help()}`);
+    return 2;
+  }
+}
+
+/** Several processes are for `fleetgate gateway` only, on a runtime with SO_REUSEPORT. */
+function processesProblem(command: string, processes: number): string | undefined {
+  if (processes === 1 || command === 'discovery' || command === 'manager') return undefined;
+  if (command !== 'gateway') {
+    return `FLEETGATE_PROCESSES=${processes}: several processes are for \`fleetgate gateway\` only`;
+  }
+  const problem = reusePortProblem();
+  return problem ? `--processes ${processes}: ${problem}` : undefined;
+}
+
 export type Prepared =
   | { ok: true; config: Readonly<Config>; pre: Preflight }
   | { ok: false; exitCode: number };
@@ -37,21 +91,10 @@ export async function prepareRole(
   argv: string[],
   help: () => string,
   adjust: (config: Readonly<Config>) => Readonly<Config> = (c) => c,
+  o: PrepareOptions = {},
 ): Promise<Prepared> {
-  try {
-    const { values } = parseArgs({
-      args: argv,
-      options: { help: { type: 'boolean', short: 'h' } },
-      strict: true,
-    });
-    if (values.help) {
-      console.log(help());
-      return { ok: false, exitCode: 0 };
-    }
-  } catch (err) {
-    console.error(`fleetgate ${command}: ${(err as Error).message}\n\n${help()}`);
-    return { ok: false, exitCode: 2 };
-  }
+  const args = parseRoleArgs(command, argv, help, o.processesFlag === true);
+  if (typeof args === 'number') return { ok: false, exitCode: args };
   let config: Readonly<Config>;
   try {
     config = adjust(loadConfig());
@@ -60,10 +103,15 @@ export async function prepareRole(
     console.error(`fleetgate: ${err.message}`);
     return { ok: false, exitCode: 2 };
   }
+  const processes = processesProblem(command, config.processes);
+  if (processes) {
+    console.error(`fleetgate ${command}: ${processes}`);
+    return { ok: false, exitCode: 2 };
+  }
   // Everything that can be checked before a port opens is, with one line per cause. Imported
   // here, so `--help` loads none of what it checks with (PKI, HTTP engines, password policy).
   const { preflight } = await import('./preflight.js');
-  const pre = await preflight(role, config);
+  const pre = await preflight(role, config, o.slot);
   if (pre.problems.length > 0) {
     console.error(`fleetgate ${command}: cannot start:\n  - ${pre.problems.join('\n  - ')}`);
     return { ok: false, exitCode: 2 };

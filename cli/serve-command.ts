@@ -5,6 +5,7 @@
  * store), print where they listen and how to point an agent at them, and drain on SIGTERM/SIGINT.
  * The role modules are imported only once a role starts, so `--help` loads none of them.
  */
+import { type ProcessSlot, slotFromEnv } from '../gateway/process/process-slot.js';
 import { type Config, isLoopback } from '../platform/config/env.js';
 import type { Preflight } from './preflight.js';
 import type { ProcessContext } from './process-context.js';
@@ -37,39 +38,58 @@ function forRole(role: Role, config: Readonly<Config>): Readonly<Config> {
 }
 
 export async function runServe(role: Role, argv: string[]): Promise<number> {
+  // One of several gateway processes, forked by the supervisor (gateway-processes.ts).
+  const slot = role === 'gateway' ? slotFromEnv(process.env, process.send !== undefined) : undefined;
   const prepared = await prepareRole(
     role,
     role,
     argv,
     () => help(role),
     (c) => forRole(role, c),
+    { processesFlag: role === 'gateway', ...(slot ? { slot } : {}) },
   );
   if (!prepared.ok) return prepared.exitCode;
   const { config, pre } = prepared;
+  if (role === 'gateway' && !slot && config.processes > 1) {
+    const { runSupervisor } = await import('./gateway-processes.js');
+    return runSupervisor(config, closingLines(role, config, pre));
+  }
   const { createProcessContext } = await import('./process-context.js');
   const ctx = createProcessContext(config);
   let started: StartedRoles;
   try {
-    started = await START[role](ctx, pre);
+    started = await START[role](ctx, pre, slot);
   } catch (err) {
     return startFailed(role, err);
   }
-  console.log([`fleetgate ${role} is up`, ...started.banner, ...closingLines(role, config, pre)].join('\n'));
+  if (slot && started.up) {
+    const { reportToSupervisor } = await import('./gateway-processes.js');
+    reportToSupervisor(slot, started.up, ctx.logger);
+  } else {
+    console.log(
+      [`fleetgate ${role} is up`, ...started.banner, ...closingLines(role, config, pre)].join('\n'),
+    );
+  }
   return untilSignal(ctx.logger, started.drain);
 }
 
 interface StartedRoles {
   banner: string[];
+  /** A gateway: what a child of the supervisor reports once up. */
+  up?: { grpcPort: number; controlPort: number; banner: string[] };
   /** Drains the roles in the reverse order of their start. */
   drain(): Promise<void>;
 }
 
-const START: Record<Role, (ctx: ProcessContext, pre: Preflight) => Promise<StartedRoles>> = {
-  async gateway(ctx, pre) {
+type Start = (ctx: ProcessContext, pre: Preflight, slot?: ProcessSlot) => Promise<StartedRoles>;
+
+const START: Record<Role, Start> = {
+  async gateway(ctx, pre, slot) {
     const { startGatewayRole } = await import('../gateway/process/role.js');
     const { managerHooksFromStore } = await import('../manager/process.js');
     const gateway = await startGatewayRole({
       ...ctx,
+      ...(slot ? { slot } : {}),
       generatedPki: pre.generatedPki,
       managerHooks: (client) =>
         managerHooksFromStore({
@@ -81,7 +101,12 @@ const START: Record<Role, (ctx: ProcessContext, pre: Preflight) => Promise<Start
         }),
     });
     process.on('SIGHUP', () => gateway.reloadTls());
-    return { banner: gateway.banner, drain: gateway.drain };
+    const up = {
+      grpcPort: gateway.gateway.grpcPort,
+      controlPort: gateway.controlPort,
+      banner: gateway.banner,
+    };
+    return { banner: gateway.banner, up, drain: gateway.drain };
   },
   async discovery(ctx) {
     const { startDiscoveryRole } = await import('../discovery/process.js');

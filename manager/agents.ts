@@ -77,9 +77,11 @@ export function elkeidDoc(
       : typeof item.lastGateway === 'string'
         ? item.lastGateway
         : '';
-  const colon = gw.lastIndexOf(':');
-  doc.source_ip = colon > 0 ? gw.slice(0, colon) : gw;
-  doc.source_port = colon > 0 ? Number(gw.slice(colon + 1)) : 0;
+  // `host:port`, or `host:port/p<i>` from one of several gateway processes sharing that port.
+  const addr = gw.replace(/\/p\d+$/, '');
+  const colon = addr.lastIndexOf(':');
+  doc.source_ip = colon > 0 ? addr.slice(0, colon) : addr;
+  doc.source_port = colon > 0 ? Number(addr.slice(colon + 1)) : 0;
   if (typeof item.firstSeenMs === 'number') doc.first_heartbeat_time = Math.floor(item.firstSeenMs / 1000);
   if (typeof item.hbAt === 'number') doc.last_heartbeat_time = item.hbAt;
   doc.status = status;

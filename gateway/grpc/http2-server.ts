@@ -54,7 +54,8 @@ export interface GrpcServer {
   readonly sessions: ReadonlySet<SessionInfo>;
   /** Admission by handshakes in progress (handshake-gate.ts): pending now, refused so far. */
   readonly admission: HandshakeGate;
-  listen(port: number, host: string): Promise<number>;
+  /** `reusePort`: share the port with other processes (SO_REUSEPORT; Node >= 22.12, Linux). */
+  listen(port: number, host: string, o?: { reusePort?: boolean }): Promise<number>;
   /** Swaps certificates/CA/CRL for new handshakes. */
   setSecureContext(tls: SecureServerOptions): void;
   /** Destroys sessions whose client certificate serial is in the set (after a CRL reload). */
@@ -83,7 +84,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     server,
     sessions: context.sessions,
     admission,
-    listen: (port, host) => listen(server, port, host),
+    listen: (port, host, o) => listen(server, port, host, o?.reusePort === true),
     setSecureContext(tls) {
       server.setSecureContext(tls);
     },
@@ -156,12 +157,14 @@ function installSessionListeners(server: Http2SecureServer, context: GrpcServerC
   });
 }
 
-function listen(server: Http2SecureServer, port: number, host: string): Promise<number> {
+function listen(server: Http2SecureServer, port: number, host: string, reusePort: boolean): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     // A storm's SYNs wait in the accept queue rather than being dropped (a dropped SYN is
-    // retried after 1, 3, 7 s); the kernel caps this at net.core.somaxconn.
-    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
+    // retried after 1, 3, 7 s); the kernel caps this at net.core.somaxconn. With reusePort each
+    // process has its own accept queue and the kernel spreads new connections over them by a
+    // hash of the 4-tuple (`reusePort` is not in Node 20's types, hence the spread).
+    server.listen({ port, host, backlog: LISTEN_BACKLOG, ...(reusePort ? { reusePort } : {}) }, () => {
       server.off('error', reject);
       resolve((server.address() as AddressInfo).port);
     });

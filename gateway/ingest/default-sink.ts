@@ -45,8 +45,10 @@ export async function createDefaultSink(
   metrics: Metrics,
   /** Comma-joined tags of an agent for MQData.Tag (the agent status writer keeps them). */
   tagsOf?: (agentId: string) => string,
+  /** Default `<dataDir>/spool`; one of several gateway processes has its own below it. */
+  spoolDir: string = path.join(config.dataDir, 'spool'),
 ): Promise<IngestPipeline> {
-  const dir = path.join(config.dataDir, 'spool');
+  const dir = spoolDir;
   let pipeline: IngestPipeline | undefined;
   // A disk error (ENOSPC, EIO) makes the spool wait and retry; the pipeline counts and logs it.
   const spool = await openSpoolExclusive(dir, { onDiskError: (e) => pipeline?.onDiskError(e) });

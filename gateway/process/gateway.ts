@@ -34,6 +34,8 @@ export interface GatewayOptions {
   sessionLimits?: Partial<Omit<SessionLimits, 'maxAgents'>>;
   maxUploadBytes?: number;
   tlsPollMs?: number;
+  /** Share the agent port with the other gateway processes of this host (SO_REUSEPORT). */
+  reusePort?: boolean;
 }
 
 export interface Gateway {
@@ -114,7 +116,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     },
     opts.tlsPollMs,
   );
-  const grpcPort = await grpc.listen(config.grpcPort, config.host);
+  const grpcPort = await grpc.listen(config.grpcPort, config.host, { reusePort: opts.reusePort === true });
   log.info({ port: grpcPort, host: config.host, identity: config.identity }, 'agent gRPC listening');
 
   let draining = false;

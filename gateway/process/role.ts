@@ -6,6 +6,7 @@
  * manager (cli/serve-command.ts).
  */
 
+import path from 'node:path';
 import type { Registrar } from '../../discovery/registrar.js';
 import type { RegistryStore } from '../../discovery/registry-store.js';
 import type { Config } from '../../platform/config/env.js';
@@ -24,6 +25,7 @@ import { type Gateway, startGateway } from './gateway.js';
 import { createLoadMeter } from './gateway-load.js';
 import { advertisedLimit, gatewayReadiness, watchReadiness } from './gateway-readiness.js';
 import type { AgentStatusWriter, ManagerHooks, ManagerHooksFactory } from './manager-hooks.js';
+import { type ProcessSlot, slotGatewayId, slotSpoolDir } from './process-slot.js';
 import { controlHost, startGatewayRegistrar } from './registrar.js';
 
 /** How long a drain waits for agent streams to end (within ECS's stop timeout, infra/). */
@@ -42,6 +44,8 @@ export interface GatewayRoleOptions {
   managerHooks?: ManagerHooksFactory;
   /** The preflight generated a development PKI (logged as a warning). */
   generatedPki?: boolean;
+  /** One of several gateway processes sharing the agent port (process-slot.ts). */
+  slot?: ProcessSlot;
 }
 
 export interface GatewayRole {
@@ -96,7 +100,7 @@ function startLoadControl(
   const { config, logger, metrics } = o;
   const writer = hooks.agentStatusWriter({
     sessions: gateway.sessions,
-    gatewayId: `${config.advertiseHost}:${gateway.grpcPort}`,
+    gatewayId: slotGatewayId(`${config.advertiseHost}:${gateway.grpcPort}`, o.slot),
     controlAddr: `${controlHost(config)}:${controlPort}`,
     registry: metrics.registry,
     tagsMs: config.tagRefreshMs,
@@ -143,7 +147,13 @@ export async function startGatewayRole(o: GatewayRoleOptions): Promise<GatewayRo
   // MQData.Tag: the agent status writer (started once the gateway exists) keeps the connected
   // agents' tags in memory; records read them from there, never from the store.
   let tagsOf: ((agentId: string) => string) | undefined;
-  const sink = await createDefaultSink(config, logger, metrics, (id) => tagsOf?.(id) ?? '');
+  const sink = await createDefaultSink(
+    config,
+    logger,
+    metrics,
+    (id) => tagsOf?.(id) ?? '',
+    slotSpoolDir(path.join(config.dataDir, 'spool'), o.slot),
+  );
   const protection = protectFromScaleIn(o);
   const gateway = await startGateway({
     config,
@@ -151,6 +161,7 @@ export async function startGatewayRole(o: GatewayRoleOptions): Promise<GatewayRo
     sink,
     metrics,
     limits: admissionLimits(config.maxPendingHandshakes),
+    reusePort: o.slot !== undefined,
     ...(hooks ? { configSource: hooks.configSource, taskResults: hooks.taskResults } : {}),
   });
   const health = own?.health;

@@ -36,6 +36,11 @@ export interface Config {
   sdPort: number;
   managerPort: number;
   maxConnections: number;
+  /**
+   * Gateway processes on this host sharing the agent port with SO_REUSEPORT (FLEETGATE_PROCESSES,
+   * `fleetgate gateway --processes N`); 1 runs the gateway in this process, as always.
+   */
+  processes: number;
   /** TLS handshakes in progress at once before new connections are refused (handshake-gate.ts). */
   maxPendingHandshakes: number;
   /** Load control: agent streams ended per second above the desired limit (FLEETGATE_SHED_RATE). */
@@ -104,7 +109,16 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
     'auto',
     'HTTP APIs on native uWebSockets.js (auto: when a binary loads for this Node and glibc, else node:http with a warning; uws: refuse to start without it; node: node:http)',
   ],
-  ['FLEETGATE_MAX_CONNECTIONS', 'sized to memory', 'agent connection limit of one gateway'],
+  [
+    'FLEETGATE_MAX_CONNECTIONS',
+    'sized to memory (its share of it with FLEETGATE_PROCESSES)',
+    'agent connection limit of one gateway process',
+  ],
+  [
+    'FLEETGATE_PROCESSES',
+    '1',
+    'gateway processes sharing the agent port (SO_REUSEPORT, Linux, Node >= 22.12); `fleetgate gateway --processes N` sets it too',
+  ],
   [
     'FLEETGATE_MAX_PENDING_HANDSHAKES',
     '512',
@@ -236,7 +250,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     ['oldest', 'random'],
     'must be oldest or random',
   );
-  const defaultMax = Math.max(100, Math.floor((os.totalmem() * 0.5) / BYTES_PER_AGENT_BUDGET));
+  const processes = r.positiveInt('FLEETGATE_PROCESSES', 1, 1);
+  // Several gateway processes on one host share its memory: each is sized to its part.
+  const defaultMax = Math.max(100, Math.floor((os.totalmem() * 0.5) / processes / BYTES_PER_AGENT_BUDGET));
   const config: Config = {
     dataDir,
     pkiDir,
@@ -247,6 +263,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     sdPort: r.port('FLEETGATE_SD_PORT', 8088),
     managerPort: r.port('FLEETGATE_MANAGER_PORT', 6701),
     maxConnections: r.positiveInt('FLEETGATE_MAX_CONNECTIONS', defaultMax, 1),
+    processes,
     maxPendingHandshakes: r.positiveInt('FLEETGATE_MAX_PENDING_HANDSHAKES', 512, 1),
     shedRate: r.positiveInt('FLEETGATE_SHED_RATE', 50, 1),
     shedOrder,
