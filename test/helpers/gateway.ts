@@ -163,17 +163,17 @@ export const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '../
 export const CLI_ENTRY = path.join(ROOT, 'cli/run.ts');
 
 /**
- * Spawns `fleetgate <role>` (gateway, all) on `dataDir` (127.0.0.1, ports 0, warn logs, `env` on
- * top). `port` resolves with the agent gRPC port once the banner names it (and `ready` holds of
+ * Spawns `fleetgate <role> [args]` (gateway, all) on `dataDir` (127.0.0.1, ports 0, warn logs,
+ * `env` on top). `port` resolves with the agent gRPC port once the banner names it (and `ready` holds of
  * the output, when given); it rejects when the process exits before.
  */
 export function spawnFleetgate(
   role: string,
   dataDir: string,
   env: Record<string, string> = {},
-  o: { readyMs?: number; ready?: (output: string) => boolean } = {},
+  o: { readyMs?: number; ready?: (output: string) => boolean; args?: string[] } = {},
 ): { child: ChildProcess; port: Promise<number>; output(): string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, role], {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, role, ...(o.args ?? [])], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -211,7 +211,7 @@ export async function startFleetgateProcess(
   t: TestContext,
   role: string,
   env: Record<string, string> = {},
-  o: { readyMs?: number; ready?: (output: string) => boolean } = {},
+  o: { readyMs?: number; ready?: (output: string) => boolean; args?: string[] } = {},
 ): Promise<{
   child: ChildProcess;
   dataDir: string;
