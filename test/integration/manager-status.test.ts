@@ -11,6 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { encodeItem } from '../../gateway/agent/item.js';
+import { type ProcessSlot, slotGatewayId } from '../../gateway/process/process-slot.js';
 import { connectAgent, openTransfer, type TransferStream } from '../../loadtest/agent/raw-agent.js';
 import { runFleet } from '../../loadtest/sim/fleet.js';
 import { startTestGateway, type TestGateway, tempDir, waitFor } from '../helpers/gateway.js';
@@ -31,18 +32,21 @@ async function gatewayWithWriter(
   m: TestManager,
   name: string,
   overrides: Partial<typeof FAST> = {},
+  /** As one of several gateway processes sharing the agent port (its id gets `/p<i>`). */
+  slot?: ProcessSlot,
 ) {
   const g = await startTestGateway(t, { configSource: m.role.configSource });
+  const id = slotGatewayId(`127.0.0.1:${g.gateway.grpcPort}`, slot);
   const writer = m.role.heartbeatWriter({
     sessions: g.gateway.sessions,
-    gatewayId: `127.0.0.1:${g.gateway.grpcPort}`,
+    gatewayId: id,
     controlAddr: `127.0.0.1:${name}`,
     ...FAST,
     ...overrides,
   });
   writer.start();
   m.defer(() => writer.close());
-  return { g, writer, id: `127.0.0.1:${g.gateway.grpcPort}` };
+  return { g, writer, id };
 }
 
 interface Agent {
@@ -252,7 +256,10 @@ test('heartbeats are throttled: one write per agent per refresh period in steady
 test("a stock agent's heartbeat field `gateway` (its default route) survives; ours is fleet_gateway", async (t) => {
   const m = await startTestManager(t);
   const v = await m.user('vi', 'viewer');
-  const a = await gatewayWithWriter(t, m, '1');
+  // The gateway is process p1 of two sharing its port: Elkeid's source_ip/source_port are still
+  // the agent address, without the process suffix.
+  const a = await gatewayWithWriter(t, m, '1', {}, { index: 1, count: 2 });
+  assert.match(a.id, /\/p1$/);
   startGoAgent(t, {
     address: a.g.address,
     tls: a.g.tls,
@@ -270,6 +277,8 @@ test("a stock agent's heartbeat field `gateway` (its default route) survives; ou
   }
   assert.equal(doc.gateway, '192.168.7.1');
   assert.equal(doc.fleet_gateway, a.id);
+  assert.equal(doc.source_ip, '127.0.0.1');
+  assert.equal(doc.source_port, a.g.gateway.grpcPort);
   // Filters on the agent's field find it (Elkeid's filter JSON on agent_heartbeat).
   const list = await m.call('POST', '/api/v1/agent/getStatus/filter', {
     token: v,
