@@ -14,6 +14,8 @@ export const SERVER_CHILD_OPTIONS = {
   pki: { type: 'string' },
   port: { type: 'string', default: '0' },
   host: { type: 'string', default: '127.0.0.1' },
+  /** Share the port with other gateway children (SO_REUSEPORT): bench:gateway --processes. */
+  'reuse-port': { type: 'boolean', default: false },
 } as const;
 
 /** The `--pki DIR` a gateway child was given; it cannot start without one. */

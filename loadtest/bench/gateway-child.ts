@@ -17,6 +17,8 @@ export interface BenchGatewayOptions extends Pick<GatewayOptions, 'sink' | 'metr
   /** Prefix of the temporary data dir, or the dir itself (made by the caller; removed all the same). */
   dataDir: { prefix: string } | string;
   logger?: GatewayOptions['logger'];
+  /** One of several gateway processes on the port (SO_REUSEPORT). */
+  reusePort?: boolean;
 }
 
 export interface BenchGateway {
@@ -44,6 +46,7 @@ export async function startBenchGateway(o: BenchGatewayOptions): Promise<BenchGa
     ...(o.metrics ? { metrics: o.metrics } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
     tlsPollMs: 60_000,
+    reusePort: o.reusePort === true,
   });
   let calls = 0;
   gateway.grpc.server.on('stream', () => calls++);

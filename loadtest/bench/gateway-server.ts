@@ -3,6 +3,7 @@
  * dir, a connection limit far above any benchmark, silent logs.
  *
  *   node --expose-gc --import tsx loadtest/bench/gateway-server.ts --pki DIR [--port 0] [--host 127.0.0.1]
+ *       [--reuse-port]   (one of several on the port, SO_REUSEPORT: bench:gateway --processes)
  *
  * Prints `{"port":N,...}` as its first stdout line, then answers on stdin (one JSON line each):
  * `stats` (ServerStats), `gc` (full GCs, then stats). Closing stdin shuts it down and exits (a
@@ -31,6 +32,7 @@ const bench = await startBenchGateway({
   port: Number(values.port),
   dataDir: { prefix: 'fg-bench-' },
   sink,
+  reusePort: values['reuse-port'] === true,
 });
 const { gateway } = bench;
 

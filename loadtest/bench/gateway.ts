@@ -69,6 +69,11 @@ Options:
   --runtimes LIST     handshakes test: run both servers on each of these Node runtimes in turn,
                       \`current\` and/or \`24\` (Node 24 of scripts/node24, as npm test uses;
                       default: current)
+  --processes LIST    handshakes test: fleetgate as each of these numbers of gateway processes
+                      sharing the agent port with SO_REUSEPORT, e.g. 1,2 (default: 1). Above 1
+                      needs Node >= 22.12: use --runtimes 24. Each process is a bench server child
+                      (the same gateway as fleetgate gateway --processes runs in each child); the
+                      Go client's server CPU is their sum
   --repeat N          handshakes test: rounds, every server once per round, alternating; each
                       figure is the median (default 3; --quick: 1)
   --no-tickets-before handshakes test: skip the extra run of fleetgate with OpenSSL's default
@@ -91,6 +96,7 @@ const { values } = parseArgs({
     tests: { type: 'string' },
     'handshake-client': { type: 'string', default: 'go' },
     runtimes: { type: 'string', default: 'current' },
+    processes: { type: 'string', default: '1' },
     'no-tickets-before': { type: 'boolean', default: false },
     repeat: { type: 'string' },
     json: { type: 'string' },
@@ -124,6 +130,8 @@ const cfg = {
   goHandshakeConcurrency: 16,
   handshakeClient: values['handshake-client'] === 'node' ? ('node' as const) : ('go' as const),
   runtimes: (values.runtimes ?? 'current').split(',').map((r) => r.trim()),
+  /** Gateway processes sharing the port in the handshakes test (ours), one run each. */
+  processes: (values.processes ?? '1').split(',').map((p) => Math.floor(positive('processes', p.trim(), 1))),
   /** Rounds of the handshakes test; each figure is the median over them. */
   repeat: Math.floor(positive('repeat', values.repeat, quick ? 1 : 3)),
   /** Also run ours with OpenSSL's default session tickets (the before of bin/openssl.cnf). */
@@ -137,6 +145,15 @@ if (!['go', 'node'].includes(values['handshake-client'] ?? '')) {
 }
 for (const r of cfg.runtimes) {
   if (r !== 'current' && r !== '24') throw new Error(`--runtimes: want current and/or 24, got ${r}`);
+}
+/** `--processes` other than 1: the handshakes test measures 1 → N processes (Go client only). */
+const scaling = cfg.processes.some((n) => n !== 1);
+if (scaling && cfg.handshakeClient !== 'go') throw new Error('--processes needs the Go handshake client');
+const [nodeMajor = 0, nodeMinor = 0] = process.versions.node.split('.').map(Number);
+if (scaling && cfg.runtimes.includes('current') && (nodeMajor < 22 || (nodeMajor === 22 && nodeMinor < 12))) {
+  throw new Error(
+    `--processes above 1 needs reusePort (Node >= 22.12); this is ${process.versions.node}: use --runtimes 24`,
+  );
 }
 const allTests = ['idle', 'handshakes', 'records'] as const;
 type TestName = (typeof allTests)[number];
@@ -540,11 +557,15 @@ async function handshakeRun(encoding: WireEncoding, server: Server, label: strin
 }
 
 /** The handshake storm from the Go client: it takes the window and the server's /proc CPU itself. */
-async function goHandshakeRun(encoding: WireEncoding, server: Pick<Server, 'port' | 'pid'>, label: string) {
+async function goHandshakeRun(
+  encoding: WireEncoding,
+  server: { port: number; pids: readonly number[] },
+  label: string,
+) {
   const r = await goHandshakeLoad({
     target: { host: '127.0.0.1', port: server.port },
     pkiDir,
-    serverPid: server.pid,
+    serverPids: server.pids,
     concurrency: cfg.goHandshakeConcurrency,
     warmupS: cfg.warmupS,
     durationS: cfg.durationS,
@@ -562,6 +583,7 @@ async function goHandshakeRun(encoding: WireEncoding, server: Pick<Server, 'port
   return {
     calls: r.completed,
     cpu: r.serverCpuS,
+    clientCpuS: r.clientCpuS,
     wallS: r.windowS,
     completed: r.completed,
     failed: r.failed,
@@ -583,7 +605,7 @@ async function handshakeTest(impl: Impl, runtime: string, opensslDefaults = fals
     impl,
     async (server) => {
       const r = go
-        ? await goHandshakeRun(encoding, server, label)
+        ? await goHandshakeRun(encoding, { port: server.port, pids: [server.pid] }, label)
         : await handshakeRun(encoding, server, label);
       const inFlight = go ? cfg.goHandshakeConcurrency : cfg.handshakeConcurrency * clients.length;
       collectHandshakeRun(impl, {
@@ -603,6 +625,64 @@ async function handshakeTest(impl: Impl, runtime: string, opensslDefaults = fals
     [],
     { runtime, opensslDefaults },
   );
+}
+
+/**
+ * One handshake storm against `n` of our gateway processes sharing one port with SO_REUSEPORT,
+ * as `fleetgate gateway --processes n` runs them (n = 1: the single process, no reusePort), each
+ * a bench server child; the Go client reads their summed CPU. Recorded under the single
+ * server's name for n = 1 (so the comparison with grpc-js stands) and `.processes<n>` above.
+ */
+async function processesTest(runtime: string, n: number): Promise<void> {
+  const node24 = runtime === '24' ? '.node24' : '';
+  const label = `handshakes[fleetgate ×${n}${runtime === '24' ? ', Node 24' : ''}]`;
+  const group: Child[] = [];
+  try {
+    let port = 0;
+    for (let i = 0; i < n; i++) {
+      const args = ['--pki', pkiDir, '--port', String(port), ...(n > 1 ? ['--reuse-port'] : [])];
+      const child = await spawnChild(
+        `fleetgate-p${i}`,
+        ['--expose-gc', ...oursNodeArgs, ...tsNodeArgs],
+        scripts.ours,
+        args,
+        { node: nodeOf(runtime) },
+      );
+      group.push(child);
+      port = Number(child.hello.port);
+    }
+    const pids = group.map((c) => Number(c.hello.pid ?? c.pid));
+    const r = await goHandshakeRun('snappy', { port, pids }, label);
+    // How the kernel spread the sessions (warm-up included) over the processes.
+    const spread = await Promise.all(
+      group.map(async (c) =>
+        Number((await c.request<ServerStats & { sessionsTotal: number }>('stats', {}, 60_000)).sessionsTotal),
+      ),
+    );
+    collectHandshakeRun('ours', {
+      name: `handshakes${node24}${n > 1 ? `.processes${n}` : ''}.per_cpu_s`,
+      value: Math.round(r.calls / r.cpu),
+      unit: 'sessions/CPU-s',
+      better: 'higher',
+      goal: 1369,
+      processes: n,
+      handshakes: r.calls,
+      serverCpuS: Number(r.cpu.toFixed(2)),
+      clientCpuS: Number(r.clientCpuS.toFixed(2)),
+      wallRate: Math.round(r.calls / r.wallS),
+      serverCpuPct: Math.round((100 * r.cpu) / r.wallS),
+      clientCpuPct: Math.round((100 * r.clientCpuS) / r.wallS),
+      sessionsPerProcess: spread,
+      client: 'goagent handshake-load (grpc-go)',
+      notes: `${n} gateway process${n > 1 ? 'es sharing the port (SO_REUSEPORT)' : ''}; new mTLS session + HTTP/2 + Transfer stream + first RawData (snappy) + OK status, then close; ${cfg.goHandshakeConcurrency} in flight from the Go client; ${r.completed} ok, ${r.failed} failed; sessions per process ${spread.join('/')}; server CPU from /proc, summed`,
+    });
+  } catch (err) {
+    const msg = `${label}: ${(err as Error).message}`;
+    problems.push(msg);
+    progress(`ERROR ${msg}`);
+  } finally {
+    await Promise.allSettled(group.map((c) => c.stop(15_000)));
+  }
 }
 
 /** Each handshake measurement's runs (`--repeat`), recorded as their median once all have run. */
@@ -628,6 +708,7 @@ function recordHandshakeMedians(): void {
     record(impl, {
       ...mid,
       runs: values,
+      wallRates: runs.map((r) => r.wallRate),
       notes:
         runs.length > 1
           ? `median of ${runs.length} alternating runs (${values.map((v) => fmt(v)).join(', ')}); ${mid.notes}`
@@ -652,7 +733,7 @@ async function floorTest(runtime: string): Promise<void> {
         node: nodeOf(runtime),
       },
     );
-    const server = { port: Number(child.hello.port), pid: Number(child.hello.pid) };
+    const server = { port: Number(child.hello.port), pids: [Number(child.hello.pid)] };
     const r = await goHandshakeRun('identity', server, label);
     const runs = floors[runtime] ?? [];
     runs.push(Math.round(r.calls / r.cpu));
@@ -754,7 +835,8 @@ async function profileRun(kind: 'records' | 'handshakes'): Promise<string | unde
     'ours',
     async (server) => {
       if (kind === 'records') await recordsRun('ours', 'snappy', server, label);
-      else if (cfg.handshakeClient === 'go') await goHandshakeRun('snappy', server, label);
+      else if (cfg.handshakeClient === 'go')
+        await goHandshakeRun('snappy', { port: server.port, pids: [server.pid] }, label);
       else await handshakeRun('snappy', server, label);
     },
     ['--cpu-prof', '--cpu-prof-dir', runDir],
@@ -790,6 +872,12 @@ const LABELS: Record<string, string> = {
   'records.identity.per_cpu_s': 'records per server CPU-s (identity)',
 };
 
+/** `handshakes[.node24].processes<n>.per_cpu_s`: the `--processes` rows. */
+function processesLabel(name: string): string | undefined {
+  const m = /^handshakes(\.node24)?\.processes(\d+)\.per_cpu_s$/.exec(name);
+  return m ? `  the same, ${m[2]} processes on one port${m[1] ? ', Node 24' : ''}` : undefined;
+}
+
 function table(): string {
   const names = resultNames(results);
   const rows: string[][] = [['metric', 'unit', 'fleetgate', 'grpc-js', 'ratio', 'goal']];
@@ -806,7 +894,7 @@ function table(): string {
     const show = (r: Result | undefined) =>
       r && r.value !== null ? fmt(r.value === 0 ? 0 : r.value, Number.isInteger(r.value) ? 0 : 1) : 'n/a';
     rows.push([
-      LABELS[name] ?? name,
+      LABELS[name] ?? processesLabel(name) ?? name,
       ours?.unit ?? base?.unit ?? '',
       show(ours),
       `${show(base)}${star}`,
@@ -822,6 +910,41 @@ function table(): string {
     );
   }
   return out.join('\n');
+}
+
+/** The 1 → N processes table of `--processes`, per runtime: medians over the rounds. */
+function scalingTable(runtime: string): string | undefined {
+  const node24 = runtime === '24' ? '.node24' : '';
+  const rows: string[][] = [
+    [
+      'processes',
+      'sessions/s (wall)',
+      'per server CPU-s',
+      'server CPU',
+      'Go client CPU',
+      'sessions per process',
+    ],
+  ];
+  for (const n of cfg.processes) {
+    const r = results.ours.find(
+      (x) => x.name === `handshakes${node24}${n > 1 ? `.processes${n}` : ''}.per_cpu_s`,
+    );
+    if (!r || r.value === null) continue;
+    const walls = (r.wallRates as number[] | undefined) ?? [Number(r.wallRate)];
+    rows.push([
+      String(n),
+      fmt(median(walls, (v) => v)),
+      fmt(r.value),
+      `${r.serverCpuPct} %`,
+      `${r.clientCpuPct} %`,
+      (r.sessionsPerProcess as number[]).map((v) => fmt(v)).join(' / '),
+    ]);
+  }
+  if (rows.length < 2) return undefined;
+  return [
+    `gateway processes sharing the agent port (SO_REUSEPORT)${runtime === '24' ? ', Node 24' : ''}: the Go client shares the ${machine.cores} cores; medians of ${cfg.repeat} rounds (server and client CPU of the median-per-CPU-s run)`,
+    textTable(rows, (i) => i >= 1 && i <= 4),
+  ].join('\n');
 }
 
 // ---- main ----------------------------------------------------------------------------------
@@ -860,7 +983,12 @@ async function main(): Promise<number> {
     // Runs alternate (every server once, then again): a shared machine's load moves all alike.
     for (let round = 0; round < cfg.repeat; round++) {
       for (const runtime of cfg.runtimes) {
-        for (const impl of order) await handshakeTest(impl, runtime);
+        if (scaling) {
+          for (const n of cfg.processes) await processesTest(runtime, n);
+          await handshakeTest('baseline', runtime);
+        } else {
+          for (const impl of order) await handshakeTest(impl, runtime);
+        }
         if (cfg.ticketsBefore) await handshakeTest('ours', runtime, true);
         if (cfg.handshakeClient === 'go') await floorTest(runtime);
       }
@@ -905,6 +1033,12 @@ async function main(): Promise<number> {
   }
   console.log('');
   console.log(table());
+  if (scaling) {
+    for (const runtime of cfg.runtimes) {
+      const t = scalingTable(runtime);
+      if (t) console.log(`\n${t}`);
+    }
+  }
   for (const runtime of cfg.runtimes) {
     const runs = floors[runtime];
     if (!runs) continue;

@@ -3,7 +3,8 @@
  * loadtest/goagent/load_handshake.go): grpc-go dialling as the stock Elkeid agent does, so the
  * server's per-session cost is measured against the agent's own TLS and HTTP/2 client and the
  * load is not bound by a Node client on the same cores. The Go client takes the window itself
- * and reads the server's CPU (utime+stime of every thread, /proc/<pid>/stat) at both ends.
+ * and reads the server's CPU (utime+stime of every thread, /proc/<pid>/stat; summed over the
+ * processes of a gateway of several) and its own at both ends.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -16,6 +17,8 @@ export interface GoHandshakeLoad {
   failed: number;
   /** Server CPU seconds over the window (all threads, /proc), and the window's wall seconds. */
   serverCpuS: number;
+  /** The Go client's own CPU seconds over the window (it shares the cores with the server). */
+  clientCpuS: number;
   windowS: number;
   errors: Record<string, number>;
 }
@@ -24,7 +27,8 @@ export interface GoHandshakeOptions {
   target: { host: string; port: number };
   /** Directory with ca.crt, client.crt, client.key (writeBenchPki). */
   pkiDir: string;
-  serverPid: number;
+  /** The server's processes (one, or every gateway process sharing the port). */
+  serverPids: readonly number[];
   concurrency: number;
   warmupS: number;
   durationS: number;
@@ -54,7 +58,7 @@ export async function goHandshakeLoad(o: GoHandshakeOptions): Promise<GoHandshak
     '-duration',
     `${o.durationS}s`,
     '-server-pid',
-    String(o.serverPid),
+    o.serverPids.join(','),
     '-encoding',
     o.encoding,
     ...(o.localAddresses.length > 0 ? ['-local-addrs', o.localAddresses.join(',')] : []),
@@ -77,12 +81,15 @@ export async function goHandshakeLoad(o: GoHandshakeOptions): Promise<GoHandshak
   if (code !== 0 || !line) throw new Error(`goagent handshake-load exited ${code}: ${err || out}`);
   const r = JSON.parse(line) as Record<string, unknown>;
   if (typeof r.server_cpu_s !== 'number' || r.server_cpu_s <= 0) {
-    throw new Error(`goagent handshake-load could not read the server's CPU (pid ${o.serverPid}): ${line}`);
+    throw new Error(
+      `goagent handshake-load could not read the server's CPU (pid ${o.serverPids.join(',')}): ${line}`,
+    );
   }
   return {
     completed: Number(r.completed),
     failed: Number(r.failed),
     serverCpuS: r.server_cpu_s,
+    clientCpuS: Number(r.client_cpu_s ?? 0),
     windowS: Number(r.window_s),
     errors: (r.errors as Record<string, number> | undefined) ?? {},
   };

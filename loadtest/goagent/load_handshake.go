@@ -9,7 +9,10 @@ package main
 // one place. It prints one JSON line ("handshake_load") at the end.
 //
 //   goagent handshake-load -addr H:P -ca CA -cert C -key K [-concurrency 8] [-warmup 2s]
-//       [-duration 15s] [-server-pid PID] [-local-addrs 127.0.0.2,...] [-encoding snappy|identity]
+//       [-duration 15s] [-server-pid PID[,PID...]] [-local-addrs 127.0.0.2,...] [-encoding snappy|identity]
+//
+// Several server pids (gateway processes sharing one port) report their summed CPU; the client's
+// own CPU over the window is reported too (it shares the machine's cores with the server).
 
 import (
 	"context"
@@ -34,7 +37,7 @@ import (
 type handshakeOptions struct {
 	concurrency int
 	warmup      time.Duration
-	serverPid   int
+	serverPids  []int
 	localAddrs  []string
 	encoding    string
 }
@@ -63,7 +66,7 @@ func parseHandshakeFlags(args []string) (*options, *handshakeOptions, error) {
 	h := &handshakeOptions{}
 	fs.IntVar(&h.concurrency, "concurrency", 8, "sessions in flight at once (dialers)")
 	fs.DurationVar(&h.warmup, "warmup", 2*time.Second, "load before the measured window")
-	fs.IntVar(&h.serverPid, "server-pid", 0, "pid of the server on this host: its CPU over the window is reported")
+	pids := fs.String("server-pid", "", "pid(s) of the server on this host, comma-separated: their summed CPU over the window is reported")
 	locals := fs.String("local-addrs", "", "source addresses, comma-separated, one per dialer in turn (more ephemeral ports)")
 	fs.StringVar(&h.encoding, "encoding", "snappy", "message encoding: snappy (the agent's) or identity")
 	for _, a := range args {
@@ -88,6 +91,13 @@ func parseHandshakeFlags(args []string) (*options, *handshakeOptions, error) {
 		return nil, nil, fmt.Errorf("goagent handshake-load: -concurrency ≥ 1 and -encoding snappy|identity")
 	}
 	h.localAddrs = splitList(*locals)
+	for _, p := range splitList(*pids) {
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid <= 0 {
+			return nil, nil, fmt.Errorf("goagent handshake-load: -server-pid %q: want pids, comma-separated", *pids)
+		}
+		h.serverPids = append(h.serverPids, pid)
+	}
 	return o, h, nil
 }
 
@@ -141,10 +151,11 @@ func runHandshakeLoad(args []string) int {
 		}()
 	}
 	time.Sleep(h.warmup)
-	c0, f0, cpu0 := l.completed.Load(), l.failed.Load(), serverCPU(h.serverPid)
+	self := []int{os.Getpid()}
+	c0, f0, cpu0, own0 := l.completed.Load(), l.failed.Load(), serverCPU(h.serverPids), serverCPU(self)
 	start := time.Now()
 	time.Sleep(o.duration)
-	c1, f1, cpu1 := l.completed.Load(), l.failed.Load(), serverCPU(h.serverPid)
+	c1, f1, cpu1, own1 := l.completed.Load(), l.failed.Load(), serverCPU(h.serverPids), serverCPU(self)
 	window := time.Since(start).Seconds()
 	stop()
 	wg.Wait()
@@ -152,6 +163,9 @@ func runHandshakeLoad(args []string) int {
 		"concurrency": h.concurrency, "encoding": h.encoding, "window_s": window,
 		"completed": c1 - c0, "failed": f1 - f0, "completed_total": l.completed.Load(),
 		"failed_total": l.failed.Load(), "errors": l.errs, "per_s": float64(c1-c0) / window,
+	}
+	if own0 >= 0 && own1 >= 0 {
+		report["client_cpu_s"] = own1 - own0
 	}
 	if cpu0 >= 0 && cpu1 >= 0 {
 		report["server_cpu_s"] = cpu1 - cpu0
@@ -241,9 +255,26 @@ func newUUID() string {
 	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
 }
 
-// serverCPU is the process's utime+stime in seconds (all its threads), -1 when unknown.
-// USER_HZ is 100 on every Linux this runs on.
-func serverCPU(pid int) float64 {
+// serverCPU is the processes' utime+stime in seconds (all their threads, summed), -1 when any is
+// unknown or none is given.
+func serverCPU(pids []int) float64 {
+	if len(pids) == 0 {
+		return -1
+	}
+	sum := 0.0
+	for _, pid := range pids {
+		s := processCPU(pid)
+		if s < 0 {
+			return -1
+		}
+		sum += s
+	}
+	return sum
+}
+
+// processCPU is one process's utime+stime in seconds, -1 when unknown. USER_HZ is 100 on every
+// Linux this runs on.
+func processCPU(pid int) float64 {
 	if pid <= 0 {
 		return -1
 	}

@@ -28,7 +28,7 @@ test('handshake-load: every session it counts is a Transfer call the gateway ans
     ...load,
     target: g.address,
     pkiDir: clientPki(tempDir(t), g.tls.ca, g.tls.cert, g.tls.key),
-    serverPid: process.pid,
+    serverPids: [process.pid],
     encoding: 'snappy',
   });
   t.diagnostic(JSON.stringify(r));
@@ -52,7 +52,7 @@ test('handshake-load: sessions refused in the TLS handshake are failures, none c
     ...load,
     target: g.address,
     pkiDir: clientPki(tempDir(t), g.tls.ca, foreign.cert, foreign.key),
-    serverPid: process.pid,
+    serverPids: [process.pid],
     encoding: 'snappy',
     dialTimeoutS: 0.3,
   });
