@@ -21,10 +21,20 @@ const ROLE_TEXT: Record<Role, string> = {
   all: 'Runs every role in one process on the embedded defaults: the gateway, discovery (the gateway\nregisters with it) and the manager (agent status, configs pushed at first heartbeat, tags).',
 };
 
-function help(role: Role): string {
-  return `usage: fleetgate ${role} [--help]
+/** `fleetgate gateway --processes N`: what the flag does, for `--help`. */
+const PROCESSES_TEXT = `
 
-${ROLE_TEXT[role]}
+--processes N (FLEETGATE_PROCESSES): N gateway processes share the agent port with SO_REUSEPORT
+(Linux, Node >= 22.12; refused with exit 2 elsewhere), for hosts where one event loop is the limit.
+A supervisor forks them and accepts no connection itself; it forwards signals and restarts a
+process that dies (backoff, logged). Process p<i> has its own control API (FLEETGATE_HTTP_PORT + i,
+with /readyz and /metrics), spool ($FLEETGATE_DATA_DIR/spool/p<i>), instance id (host:port/p<i>),
+discovery registration, connection limit and load control.`;
+
+function help(role: Role): string {
+  return `usage: fleetgate ${role}${role === 'gateway' ? ' [--processes N]' : ''} [--help]
+
+${ROLE_TEXT[role]}${role === 'gateway' ? PROCESSES_TEXT : ''}
 Signals: SIGTERM/SIGINT drain (GOAWAY, end agent streams after their records are stored, flush)
 and exit 0; a second signal exits at once. SIGHUP reloads certificates and the CRL.
 

@@ -74,6 +74,9 @@ Options:
                       needs Node >= 22.12: use --runtimes 24. Each process is a bench server child
                       (the same gateway as fleetgate gateway --processes runs in each child); the
                       Go client's server CPU is their sum
+  --handshake-concurrency N
+                      handshakes test: sessions the Go client keeps in flight (default 16); more
+                      to load several gateway processes
   --repeat N          handshakes test: rounds, every server once per round, alternating; each
                       figure is the median (default 3; --quick: 1)
   --no-tickets-before handshakes test: skip the extra run of fleetgate with OpenSSL's default
@@ -97,6 +100,7 @@ const { values } = parseArgs({
     'handshake-client': { type: 'string', default: 'go' },
     runtimes: { type: 'string', default: 'current' },
     processes: { type: 'string', default: '1' },
+    'handshake-concurrency': { type: 'string' },
     'no-tickets-before': { type: 'boolean', default: false },
     repeat: { type: 'string' },
     json: { type: 'string' },
@@ -127,7 +131,7 @@ const cfg = {
   idleConnectConcurrency: 50,
   handshakeConcurrency: 8,
   /** Sessions in flight from the Go client (its dialers). */
-  goHandshakeConcurrency: 16,
+  goHandshakeConcurrency: Math.floor(positive('handshake-concurrency', values['handshake-concurrency'], 16)),
   handshakeClient: values['handshake-client'] === 'node' ? ('node' as const) : ('go' as const),
   runtimes: (values.runtimes ?? 'current').split(',').map((r) => r.trim()),
   /** Gateway processes sharing the port in the handshakes test (ours), one run each. */
