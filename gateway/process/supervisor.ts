@@ -82,35 +82,101 @@ interface Slot extends ProcessSlot {
 const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 500, capMs: 30_000 };
 
 export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor> {
-  const log = o.logger.child({ component: 'supervisor' });
-  const slots: Slot[] = Array.from({ length: o.processes }, (_, index) => ({
-    index,
-    count: o.processes,
-    child: undefined,
-    pid: 0,
-    controlPort: 0,
-    upAt: 0,
-    failures: 0,
-    timer: undefined,
-    lastExit: null,
-  }));
-  // Before every child first served, an exit is a failed start (reported, nothing restarted).
-  const state = {
-    started: false,
-    stopping: false,
-    restarts: 0,
-    grpcPort: o.grpcPort,
-    banner: [] as string[],
-  };
+  const sup = new GatewaySupervisor(o);
+  await sup.start();
+  return sup;
+}
+
+/** The supervisor's state: one slot per child, restarted in place. */
+class GatewaySupervisor implements Supervisor {
+  readonly #o: SupervisorOptions;
+  readonly #log: Logger;
+  readonly #slots: Slot[];
+  /** Before every child first served, an exit is a failed start (reported, nothing restarted). */
+  #started = false;
+  #stopping = false;
+  #restarts = 0;
+  #grpcPort: number;
+  #banner: string[] = [];
+
+  constructor(o: SupervisorOptions) {
+    this.#o = o;
+    this.#log = o.logger.child({ component: 'supervisor' });
+    this.#grpcPort = o.grpcPort;
+    this.#slots = Array.from({ length: o.processes }, (_, index) => ({
+      index,
+      count: o.processes,
+      child: undefined,
+      pid: 0,
+      controlPort: 0,
+      upAt: 0,
+      failures: 0,
+      timer: undefined,
+      lastExit: null,
+    }));
+  }
+
+  get grpcPort(): number {
+    return this.#grpcPort;
+  }
+
+  get banner(): string[] {
+    return this.#banner;
+  }
+
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  children(): ChildInfo[] {
+    return this.#slots.map((s) => ({
+      name: slotName(s),
+      pid: s.child ? s.pid : 0,
+      controlPort: s.controlPort,
+    }));
+  }
+
+  async start(): Promise<void> {
+    try {
+      // p0 first: it binds the configured port (or picks one); the others join that port.
+      const first = await this.#launch(this.#slots[0]!);
+      this.#grpcPort = first.grpcPort;
+      this.#banner = first.banner;
+      await Promise.all(this.#slots.slice(1).map((s) => this.#launch(s)));
+      this.#started = true;
+    } catch (err) {
+      await this.stop('SIGTERM');
+      throw err;
+    }
+    this.#log.info({ processes: this.#o.processes, grpcPort: this.#grpcPort }, 'gateway processes up');
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    for (const s of this.#live()) s.child?.kill(signal);
+  }
+
+  async stop(signal: NodeJS.Signals): Promise<number> {
+    this.#stopping = true;
+    for (const s of this.#slots) if (s.timer) clearTimeout(s.timer);
+    const exits = this.#live().map((s) => new Promise<void>((r) => s.child?.once('exit', () => r())));
+    this.signal(signal);
+    await Promise.all(exits);
+    return this.#slots.every((s) => s.lastExit === 0) ? 0 : 1;
+  }
+
+  #live(): Slot[] {
+    return this.#slots.filter((s) => s.child !== undefined);
+  }
 
   /** Forks the child of `slot`; resolves with its `up` message, rejects if it exits first. */
-  function launch(slot: Slot): Promise<ChildUp> {
+  #launch(slot: Slot): Promise<ChildUp> {
+    const o = this.#o;
     const child = fork(o.entry, o.args, {
       env: {
         ...o.env,
         [SLOT_ENV]: String(slot.index),
         FLEETGATE_PROCESSES: String(o.processes),
-        FLEETGATE_GRPC_PORT: String(state.grpcPort),
+        FLEETGATE_GRPC_PORT: String(this.#grpcPort),
         FLEETGATE_HTTP_PORT: String(slotControlPort(o.httpPort, slot.index)),
       },
       detached: true,
@@ -128,27 +194,28 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
         slot.child = undefined;
         slot.lastExit = code;
         reject(new Error(`${slotName(slot)} exited (${signal ?? `code ${code}`}) before it served`));
-        if (state.started && !state.stopping) onUnexpectedExit(slot, code, signal);
+        if (this.#started && !this.#stopping) this.#restartLater(slot, code, signal);
       });
     });
   }
 
-  function onUnexpectedExit(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
-    const stable = slot.upAt > 0 && Date.now() - slot.upAt >= (o.stableMs ?? 60_000);
+  /** Logs and counts the exit, and forks the slot again after its backoff. */
+  #restartLater(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
+    const stable = slot.upAt > 0 && Date.now() - slot.upAt >= (this.#o.stableMs ?? 60_000);
     slot.failures = stable ? 1 : slot.failures + 1;
     slot.upAt = 0;
-    const delayMs = backoffDelay(slot.failures, o.backoff ?? DEFAULT_BACKOFF);
-    state.restarts++;
-    log.warn(
-      { process: slotName(slot), childPid: slot.pid, code, signal, delayMs, restarts: state.restarts },
+    const delayMs = backoffDelay(slot.failures, this.#o.backoff ?? DEFAULT_BACKOFF);
+    this.#restarts++;
+    this.#log.warn(
+      { process: slotName(slot), childPid: slot.pid, code, signal, delayMs, restarts: this.#restarts },
       'gateway process exited unexpectedly: restarting it',
     );
     slot.timer = setTimeout(() => {
       slot.timer = undefined;
-      if (state.stopping) return;
-      launch(slot).then(
+      if (this.#stopping) return;
+      this.#launch(slot).then(
         (up) =>
-          log.info(
+          this.#log.info(
             { process: slotName(slot), childPid: slot.pid, controlPort: up.controlPort },
             'gateway process restarted',
           ),
@@ -156,49 +223,4 @@ export async function startSupervisor(o: SupervisorOptions): Promise<Supervisor>
       );
     }, delayMs);
   }
-
-  function live(): Slot[] {
-    return slots.filter((s) => s.child !== undefined);
-  }
-
-  function signalAll(signal: NodeJS.Signals): void {
-    for (const s of live()) s.child?.kill(signal);
-  }
-
-  async function stop(signal: NodeJS.Signals): Promise<number> {
-    state.stopping = true;
-    for (const s of slots) if (s.timer) clearTimeout(s.timer);
-    const exits = live().map((s) => new Promise<void>((r) => s.child?.once('exit', () => r())));
-    signalAll(signal);
-    await Promise.all(exits);
-    return slots.every((s) => s.lastExit === 0) ? 0 : 1;
-  }
-
-  try {
-    // p0 first: it binds the configured port (or picks one); the others join that port.
-    const first = await launch(slots[0]!);
-    state.grpcPort = first.grpcPort;
-    state.banner = first.banner;
-    await Promise.all(slots.slice(1).map(launch));
-    state.started = true;
-  } catch (err) {
-    await stop('SIGTERM');
-    throw err;
-  }
-  log.info({ processes: o.processes, grpcPort: state.grpcPort }, 'gateway processes up');
-  return {
-    get grpcPort() {
-      return state.grpcPort;
-    },
-    get banner() {
-      return state.banner;
-    },
-    get restarts() {
-      return state.restarts;
-    },
-    children: () =>
-      slots.map((s) => ({ name: slotName(s), pid: s.child ? s.pid : 0, controlPort: s.controlPort })),
-    signal: signalAll,
-    stop,
-  };
 }
