@@ -1,15 +1,25 @@
 /**
  * `fleetgate gateway --processes 2` as users run it: two gateway processes share the agent port
  * (SO_REUSEPORT, Node >= 22.12), the kernel spreads agents over both, each one's records reach
- * Kafka (its own pipeline: the `fleetgate-gw` header names its pid), a child killed with -9 is
- * restarted and serves again, and SIGTERM to the supervisor drains both. On a runtime without
+ * Kafka (its own pipeline: the `fleetgate-gw` header names its pid), each is a gateway of its own
+ * in discovery (one shared agent address, a control API each) and in agent status (an agent's
+ * item names the process holding it and its control API, where the manager sends its commands),
+ * a child killed with -9 is restarted and serves again, and SIGTERM to the supervisor drains both. On a runtime without
  * reusePort (Node 20) the flag is refused with one line and exit 2.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
+import { Registry } from 'prom-client';
+import { createRegistryStore } from '../../discovery/registry-store.js';
+import { startDiscovery } from '../../discovery/service.js';
 import { reusePortProblem } from '../../gateway/process/process-slot.js';
 import { connectAgent, openTransfer, type TransferStream } from '../../loadtest/agent/raw-agent.js';
+import { getAgentItem } from '../../manager/store/agents.js';
+import { readGatewayAggregates } from '../../manager/store/fleet.js';
+import { createManagerStore } from '../../manager/store/handle.js';
+import { silentLogger } from '../../platform/obs/logger.js';
+import { startTestDynamo, storeGatewayEnv } from '../helpers/dynalite.js';
 import { CLI_ENTRY, ROOT, startFleetgateProcess, tempDir, waitFor } from '../helpers/gateway.js';
 import { BROKER, consumeAll, createTopic, kafkaReady } from '../helpers/kafka.js';
 
@@ -59,14 +69,31 @@ test('fleetgate gateway --processes 2: agents on both processes reach Kafka, a k
 }, async (t) => {
   await kafkaReady();
   const topic = await createTopic(t, 2);
+  // A store (agent status) and a discovery node the processes register with.
+  const db = await startTestDynamo();
+  t.after(() => db.close());
+  const registry = createRegistryStore({ client: db.client, tablePrefix: db.prefix });
+  const [ak, sk] = ['mpgatewayak', 'mpgatewaysecretkey01'];
+  const sd = await startDiscovery({
+    host: '127.0.0.1',
+    port: 0,
+    store: registry,
+    aksk: [[ak, sk]],
+    logger: silentLogger(),
+    registry: new Registry(),
+    cache: { freshMs: 0, maxAgeMs: 0, retryMs: 0 },
+  });
+  t.after(() => sd.close());
   const gw = await startFleetgateProcess(
     t,
     'gateway',
     {
       FLEETGATE_KAFKA_BROKERS: BROKER,
       FLEETGATE_KAFKA_TOPIC: topic,
-      FLEETGATE_WORKERS: '1',
       FLEETGATE_LOG_LEVEL: 'info',
+      ...storeGatewayEnv(db),
+      FLEETGATE_SD_ADDRS: `127.0.0.1:${sd.port}`,
+      FLEETGATE_AKSK: `${ak}:${sk}`,
     },
     { args: ['--processes', '2'], readyMs: 60_000, ready: (out) => bannerChildren(out).length === 2 },
   );
@@ -108,6 +135,37 @@ test('fleetgate gateway --processes 2: agents on both processes reach Kafka, a k
   );
   const producers = new Set(records.map((r) => /\/(\d+)-/.exec(r.headers['fleetgate-gw'] ?? '')?.[1]));
   assert.deepEqual([...producers].sort(), [String(p0.pid), String(p1.pid)].sort());
+
+  // Discovery: the shared agent address once, a control API per process.
+  const addresses = async (name: string) =>
+    (await registry.list(name)).map((i) => `${i.ip}:${i.port}`).sort();
+  const controls = [p0, p1].map((c) => `127.0.0.1:${c.controlPort}`).sort();
+  for (let i = 0; (await addresses('hids_svr_http')).length < 2 && i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.deepEqual(await addresses('hids_svr_grpc'), [`127.0.0.1:${gw.port}`]);
+  assert.deepEqual(await addresses('hids_svr_http'), controls);
+  // Agent status: each agent's item names the process holding it (host:port/p<i>), whose published
+  // aggregate gives its own control API: where the manager sends the agent's commands.
+  const store = createManagerStore(db.client, db.prefix);
+  const id = (i: number) => `127.0.0.1:${gw.port}/p${i}`;
+  let gateways = await readGatewayAggregates(store, Date.now());
+  for (let i = 0; !(gateways.has(id(0)) && gateways.has(id(1))) && i < 150; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    gateways = await readGatewayAggregates(store, Date.now());
+  }
+  assert.equal(gateways.get(id(0))?.controlAddr, `127.0.0.1:${p0.controlPort}`);
+  assert.equal(gateways.get(id(1))?.controlAddr, `127.0.0.1:${p1.controlPort}`);
+  const holders = new Set<string>();
+  for (let i = 1; i <= sent; i++) {
+    let item = await getAgentItem(store, `mp-${i}`);
+    for (let tries = 0; item?.gateway === undefined && tries < 100; tries++) {
+      await new Promise((r) => setTimeout(r, 100));
+      item = await getAgentItem(store, `mp-${i}`);
+    }
+    holders.add(String(item?.gateway));
+  }
+  assert.deepEqual([...holders].sort(), [id(0), id(1)]);
 
   // kill -9 p1: the supervisor restarts it, and the new p1 takes agents.
   process.kill(p1.pid, 'SIGKILL');
