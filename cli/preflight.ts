@@ -38,7 +38,8 @@ export function listeners(
     if (!slot) out.push(['FLEETGATE_GRPC_PORT', config.host, config.grpcPort]);
     const controls = slot || config.processes === 1 ? 1 : config.processes;
     for (let i = 0; i < controls; i++) {
-      out.push(['FLEETGATE_HTTP_PORT', config.apiHost, slotControlPort(config.httpPort, i)]);
+      const name = i === 0 ? 'FLEETGATE_HTTP_PORT' : `FLEETGATE_HTTP_PORT + ${i} (process p${i})`;
+      out.push([name, config.apiHost, slotControlPort(config.httpPort, i)]);
     }
   }
   if (role === 'discovery' || role === 'all') out.push(['FLEETGATE_SD_PORT', config.host, config.sdPort]);
@@ -116,7 +117,7 @@ export async function preflight(
   for (const [name, host, port] of listeners(role, config, slot)) {
     if (port > 65535) {
       pre.problems.push(
-        `${name}=${config.httpPort}: the control ports of ${config.processes} processes run past 65535`,
+        `${name} = ${port}: the control ports of ${config.processes} processes run past 65535`,
       );
       continue;
     }
