@@ -5,10 +5,10 @@
  * agent port and the others on the port `p0` bound (so port 0 works too); it forwards
  * SIGTERM/SIGINT/SIGHUP (each child drains or reloads as a single gateway does); it restarts a
  * child that exits while not stopping, after a full-jitter backoff (platform/backoff.ts; reset
- * once a child has served for a minute), logged and counted; it resolves `stopped` once every
- * child has exited after a stop.
+ * once a child has served for a minute), logged and counted; `stop()` resolves once every child
+ * has exited, and the command exits with it.
  *
- * Children are forked in their own process group (`detached`): a terminal's Ctrl-C reaches only
+ * Children are forked in their own session (`detached`): a terminal's Ctrl-C reaches only
  * the supervisor, which forwards it once; a second signal is forwarded too (the children then
  * exit at once, as a single gateway does). A child whose supervisor dies loses its IPC channel
  * and drains (serve-command.ts), so no orphan keeps the port or a spool.
