@@ -66,6 +66,9 @@ Options:
   --handshake-client go|node
                       the handshakes test's load: the Go client on grpc-go (default) or the
                       Node load clients
+  --curves stock|go   handshakes test, Go client: the key exchange it offers: the stock agent's
+                      (X25519; Elkeid builds it with Go 1.18, default) or Go 1.26's own
+                      (X25519MLKEM768 first, which OpenSSL 3.5 on Node 24 picks)
   --runtimes LIST     handshakes test: run both servers on each of these Node runtimes in turn,
                       \`current\` and/or \`24\` (Node 24 of scripts/node24, as npm test uses;
                       default: current)
@@ -90,6 +93,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     tests: { type: 'string' },
     'handshake-client': { type: 'string', default: 'go' },
+    curves: { type: 'string', default: 'stock' },
     runtimes: { type: 'string', default: 'current' },
     'no-tickets-before': { type: 'boolean', default: false },
     repeat: { type: 'string' },
@@ -123,6 +127,8 @@ const cfg = {
   /** Sessions in flight from the Go client (its dialers). */
   goHandshakeConcurrency: 16,
   handshakeClient: values['handshake-client'] === 'node' ? ('node' as const) : ('go' as const),
+  /** What the Go client offers for the key exchange (goagent -curves). */
+  curves: values.curves ?? 'stock',
   runtimes: (values.runtimes ?? 'current').split(',').map((r) => r.trim()),
   /** Rounds of the handshakes test; each figure is the median over them. */
   repeat: Math.floor(positive('repeat', values.repeat, quick ? 1 : 3)),
@@ -132,6 +138,7 @@ const cfg = {
   recordBytes: 600,
   loadClients: 2,
 };
+if (!['stock', 'go'].includes(cfg.curves)) throw new Error(`--curves must be stock or go, got ${cfg.curves}`);
 if (!['go', 'node'].includes(values['handshake-client'] ?? '')) {
   throw new Error(`--handshake-client must be go or node, got ${values['handshake-client']}`);
 }
@@ -550,6 +557,7 @@ async function goHandshakeRun(encoding: WireEncoding, server: Pick<Server, 'port
     durationS: cfg.durationS,
     encoding: encoding === 'snappy' ? 'snappy' : 'identity',
     localAddresses: locals,
+    curves: cfg.curves,
   });
   progress(
     `${label}: ${fmt(r.completed)} sessions in ${r.windowS.toFixed(1)} s, server CPU ${r.serverCpuS.toFixed(2)} s: ${fmt(r.completed / r.serverCpuS)} per server CPU-s`,
@@ -900,7 +908,7 @@ async function main(): Promise<number> {
   );
   if (tests.has('handshakes')) {
     console.log(
-      `handshakes: ${cfg.handshakeClient === 'go' ? 'Go client (goagent handshake-load, grpc-go)' : 'Node load clients'}; runtimes ${JSON.stringify(runtimeVersions())}; fleetgate with bin/openssl.cnf (no TLS 1.3 session tickets), grpc-js with OpenSSL's defaults`,
+      `handshakes: ${cfg.handshakeClient === 'go' ? `Go client (goagent handshake-load, grpc-go; key exchange offered: ${cfg.curves === 'stock' ? "the stock agent's, X25519" : "Go's default, X25519MLKEM768 first"})` : 'Node load clients'}; runtimes ${JSON.stringify(runtimeVersions())}; fleetgate with bin/openssl.cnf (no TLS 1.3 session tickets), grpc-js with OpenSSL's defaults`,
     );
   }
   console.log('');
