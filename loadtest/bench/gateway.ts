@@ -15,7 +15,9 @@
  *               (no TLS 1.3 session tickets); the PKI has a CRL, so every handshake checks it.
  *               Per runtime (`--runtimes`) and round (`--repeat`, medians): ours, grpc-js, ours
  *               with OpenSSL's default tickets (the before), and Node's floor (a bare node:http2
- *               server with the same TLS settings, loadtest/baselines/bare-http2-server.ts).
+ *               server with the same TLS settings, loadtest/baselines/bare-http2-server.ts),
+ *               with OpenSSL checking the CRL and without the CRL (fleetgate checks revocation at
+ *               its certificate gate, platform/pki/revocation.ts, so that check is its own work).
  *   records     a few dozen agents streaming Elkeid-shaped batches (20 execve records of about
  *               600 B each); records accepted per server CPU-second. Ours gets snappy (what
  *               agents send) and identity; grpc-js has no snappy, so it gets identity only.
@@ -644,27 +646,31 @@ function recordHandshakeMedians(): void {
   }
 }
 
-/** Sessions per CPU-s of a bare node:http2 server (Node's floor), per runtime and run: Go client only. */
+/**
+ * Sessions per CPU-s of a bare node:http2 server (Node's floor), per runtime (`24`, `current`;
+ * `… no-crl` without the CRL) and run: Go client only.
+ */
 const floors: Record<string, number[]> = {};
 
-async function floorTest(runtime: string): Promise<void> {
-  const label = `handshakes[bare node:http2${runtime === '24' ? ', Node 24' : ''}]`;
+async function floorTest(runtime: string, crl: boolean): Promise<void> {
+  const label = `handshakes[bare node:http2${runtime === '24' ? ', Node 24' : ''}${crl ? ', CRL in OpenSSL' : ', no CRL'}]`;
   let child: Child | undefined;
   try {
     child = await spawnChild(
       'bare-http2',
       [...oursNodeArgs, ...tsNodeArgs],
       scripts.floor,
-      ['--pki', pkiDir],
+      ['--pki', pkiDir, ...(crl ? [] : ['--no-crl'])],
       {
         node: nodeOf(runtime),
       },
     );
     const server = { port: Number(child.hello.port), pid: Number(child.hello.pid) };
     const r = await goHandshakeRun('identity', server, label);
-    const runs = floors[runtime] ?? [];
+    const key = crl ? runtime : `${runtime} no-crl`;
+    const runs = floors[key] ?? [];
     runs.push(Math.round(r.calls / r.cpu));
-    floors[runtime] = runs;
+    floors[key] = runs;
   } catch (err) {
     problems.push(`${label}: ${(err as Error).message}`);
   } finally {
@@ -870,7 +876,10 @@ async function main(): Promise<number> {
       for (const runtime of cfg.runtimes) {
         for (const impl of order) await handshakeTest(impl, runtime);
         if (cfg.ticketsBefore) await handshakeTest('ours', runtime, true);
-        if (cfg.handshakeClient === 'go') await floorTest(runtime);
+        if (cfg.handshakeClient === 'go') {
+          await floorTest(runtime, true);
+          await floorTest(runtime, false);
+        }
       }
     }
     recordHandshakeMedians();
@@ -914,11 +923,13 @@ async function main(): Promise<number> {
   console.log('');
   console.log(table());
   for (const runtime of cfg.runtimes) {
-    const runs = floors[runtime];
-    if (!runs) continue;
-    console.log(
-      `\nNode's floor${runtime === '24' ? ' on Node 24' : ''}: a bare node:http2 server with the same TLS settings (client certificate, CRL, no tickets) that only answers OK: ${fmt(median(runs, (v) => v))} sessions per server CPU-s${runs.length > 1 ? ` (median of ${runs.map((v) => fmt(v)).join(', ')})` : ''}`,
-    );
+    for (const crl of [true, false]) {
+      const runs = floors[crl ? runtime : `${runtime} no-crl`];
+      if (!runs) continue;
+      console.log(
+        `\nNode's floor${runtime === '24' ? ' on Node 24' : ''}${crl ? ', CRL checked by OpenSSL' : ', without the CRL'}: a bare node:http2 server with the same TLS settings (client certificate, no tickets) that only answers OK: ${fmt(median(runs, (v) => v))} sessions per server CPU-s${runs.length > 1 ? ` (median of ${runs.map((v) => fmt(v)).join(', ')})` : ''}`,
+      );
+    }
   }
   console.log(
     `\nencodings: fleetgate idle/handshakes use snappy framing (as agents send); grpc-js gets identity everywhere.`,
