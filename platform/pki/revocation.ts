@@ -58,17 +58,20 @@ const SIGNATURE_HASH: Record<string, string | null> = {
  * not the simple one (see the file comment) and OpenSSL must keep checking the CRL.
  */
 export function gatewayRevocation(caPem: string, crlPem: string): RevocationList | undefined {
+  try {
+    return parseRevocation(caPem, crlPem);
+  } catch {
+    return undefined; // whatever we cannot read is OpenSSL's to judge, as before
+  }
+}
+
+function parseRevocation(caPem: string, crlPem: string): RevocationList | undefined {
   const caBlocks = caPem.match(/-----BEGIN CERTIFICATE-----/g) ?? [];
   const crlBlocks = crlPem.match(/-----BEGIN X509 CRL-----/g) ?? [];
   if (caBlocks.length !== 1 || crlBlocks.length !== 1) return undefined;
   const ca = new X509Certificate(caPem);
   if (!ca.checkIssued(ca)) return undefined;
-  let crl: x509.X509Crl;
-  try {
-    crl = new x509.X509Crl(crlPem);
-  } catch {
-    return undefined;
-  }
+  const crl = new x509.X509Crl(crlPem);
   const critical =
     crl.extensions.some((e) => e.critical) || crl.entries.some((e) => e.extensions.some((x) => x.critical));
   if (critical || crl.issuer !== new x509.X509Certificate(caPem).subject) return undefined;

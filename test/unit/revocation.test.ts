@@ -39,11 +39,15 @@ test('a CRL the CA did not sign, with the same issuer name, is left to OpenSSL (
   assert.equal(gatewayRevocation(ca.cert, await createCrl(impostor, [])), undefined);
 });
 
-test('two CAs, or two CRLs, are left to OpenSSL', async () => {
+test('two CAs, two CRLs, or a CRL that does not parse are left to OpenSSL', async () => {
   const ca = await createCa();
   const other = await createCa({ commonName: 'other' });
   const crl = await createCrl(ca, []);
   assert.equal(gatewayRevocation(`${ca.cert}${other.cert}`, crl), undefined);
   assert.equal(gatewayRevocation(ca.cert, `${crl}${crl}`), undefined);
+  assert.equal(
+    gatewayRevocation(ca.cert, '-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n'),
+    undefined,
+  );
   assert.ok(gatewayRevocation(ca.cert, crl));
 });
