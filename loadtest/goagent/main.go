@@ -143,7 +143,7 @@ func parseFlags(args []string) (*options, error) {
 	return o, nil
 }
 
-// stockCurves is what the stock Elkeid agent offers: it is built with Go 1.18 (Elkeid's CI; go.mod
+// stockCurves is what the stock Elkeid agent offers: Elkeid's CI builds it with Go 1.18 (go.mod
 // says 1.16), whose crypto/tls default is X25519, P-256, P-384, P-521 with an X25519 key share.
 // Go 1.24+ puts the post-quantum hybrid X25519MLKEM768 first, which costs the server more (an
 // ML-KEM encapsulation, a 1.1 kB key share) and which only OpenSSL ≥ 3.5 (Node 24) accepts.
