@@ -27,6 +27,10 @@ const load = { concurrency: 2, warmupS: 0.2, durationS: 1.5, localAddresses: [] 
 
 test('handshake-load: every session it counts is a Transfer call the gateway answered with OK', async (t) => {
   const g = await startTestGateway(t);
+  let timeouts = 0;
+  g.gateway.grpc.server.on('stream', (_stream, headers) => {
+    if (headers['grpc-timeout'] !== undefined) timeouts++;
+  });
   const r = await goHandshakeLoad({
     ...load,
     target: g.address,
@@ -46,6 +50,8 @@ test('handshake-load: every session it counts is a Transfer call the gateway ans
   assert.ok(ok >= r.completed, `gateway OK calls ${ok} < client's ${r.completed}`);
   // Each session was its own agent: a new AgentID per session, a batch (the heartbeat) each.
   assert.ok(g.sink.batches.length >= r.completed);
+  // As the stock agent's Transfer: no deadline on the call, so no grpc-timeout for the server to arm.
+  assert.equal(timeouts, 0, 'calls with grpc-timeout');
 });
 
 test('handshake-load: sessions refused in the TLS handshake are failures, none completes', async (t) => {
