@@ -17,11 +17,22 @@
 import type { Http2SecureServer } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 
+/**
+ * A revocation list checked at the gate instead of by OpenSSL (platform/pki/revocation.ts):
+ * OpenSSL's verdict code for a verified peer, or undefined when it passes. `serial` is the peer
+ * certificate's (lower-case hex), computed only if asked for.
+ */
+export interface RevocationCheck {
+  refusal(now: number, serial: () => string): string | undefined;
+}
+
 export interface CertificateGateOptions {
   /** Called for each refused connection with the reason, the peer and OpenSSL's verdict. */
   onRefuse: (reason: string, peer: string | undefined, detail: string) => void;
   /** Maps OpenSSL's verdict to a bounded reason label. */
   reasonOf: (detail: string) => string;
+  /** The revocation list checked after OpenSSL's verdict, if any (read per connection: reloads swap it). */
+  revocation: () => RevocationCheck | undefined;
 }
 
 type SecureListener = (this: Http2SecureServer, socket: TLSSocket) => void;
@@ -39,11 +50,25 @@ export function installCertificateGate(server: Http2SecureServer, opts: Certific
       // At runtime authorizationError is OpenSSL's code as a string ('CERT_REVOKED', …).
       const detail = String(socket.authorizationError ?? '');
       const presented = detail !== '' && Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
-      opts.onRefuse(presented ? opts.reasonOf(detail) : 'no_cert', socket.remoteAddress, detail);
-      socket.on('error', () => {});
-      socket.destroy();
+      refuse(socket, presented ? opts.reasonOf(detail) : 'no_cert', detail);
+      return;
+    }
+    const revoked = opts.revocation()?.refusal(Date.now(), () => peerSerial(socket));
+    if (revoked !== undefined) {
+      refuse(socket, opts.reasonOf(revoked), revoked);
       return;
     }
     startSession.call(this, socket);
   });
+
+  function refuse(socket: TLSSocket, reason: string, detail: string): void {
+    opts.onRefuse(reason, socket.remoteAddress, detail);
+    socket.on('error', () => {});
+    socket.destroy();
+  }
+}
+
+/** The verified peer's serial; the X509Certificate is far cheaper than getPeerCertificate()'s object. */
+function peerSerial(socket: TLSSocket): string {
+  return (socket.getPeerX509Certificate()?.serialNumber ?? '').toLowerCase();
 }

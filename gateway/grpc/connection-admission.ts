@@ -55,6 +55,7 @@ export function installConnectionAdmission(
   const certRefusals = rateLimitedRefusalLog(log);
   installCertificateGate(server, {
     reasonOf: (detail) => tlsFailureReason(new Error(detail)),
+    revocation: () => context.revocation,
     onRefuse(reason, peer, detail) {
       metrics.tlsHandshakeFailures.inc({ reason });
       certRefusals(reason, peer, detail);

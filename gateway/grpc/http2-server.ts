@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../../platform/obs/logger.js';
 import type { Metrics } from '../../platform/obs/metrics.js';
+import type { RevocationCheck } from './certificate-gate.js';
 import { createSecureHttp2Server, installConnectionAdmission } from './connection-admission.js';
 import type { HandshakeGate } from './handshake-gate.js';
 import type { CallHandler, GrpcServerContext } from './server-context.js';
@@ -43,6 +44,8 @@ const LISTEN_BACKLOG = 4096;
 
 export interface GrpcServerOptions {
   tls: SecureServerOptions;
+  /** A CRL checked at the certificate gate rather than by OpenSSL (platform/pki/revocation.ts). */
+  revocation?: RevocationCheck | undefined;
   limits: GrpcServerLimits;
   handlers: ReadonlyMap<string, CallHandler>;
   logger: Logger;
@@ -56,8 +59,8 @@ export interface GrpcServer {
   readonly admission: HandshakeGate;
   /** `reusePort`: share the port with other processes (SO_REUSEPORT; Node >= 22.12, Linux). */
   listen(port: number, host: string, o?: { reusePort?: boolean }): Promise<number>;
-  /** Swaps certificates/CA/CRL for new handshakes. */
-  setSecureContext(tls: SecureServerOptions): void;
+  /** Swaps certificates/CA/CRL (OpenSSL's, or the gate's `revocation`) for new handshakes. */
+  setSecureContext(tls: SecureServerOptions, revocation?: RevocationCheck): void;
   /** Destroys sessions whose client certificate serial is in the set (after a CRL reload). */
   closeRevoked(serials: ReadonlySet<string>): number;
   /** Stops accepting and sends GOAWAY to every session; streams may finish. */
@@ -74,6 +77,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     handlers: opts.handlers,
     sessions: new Set<AgentSessionInfo>(),
     accepting: true,
+    revocation: opts.revocation,
   };
   const server = createSecureHttp2Server(opts.tls, opts.limits);
   const admission = installConnectionAdmission(server, context);
@@ -85,8 +89,9 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     sessions: context.sessions,
     admission,
     listen: (port, host, o) => listen(server, port, host, o?.reusePort === true),
-    setSecureContext(tls) {
+    setSecureContext(tls, revocation) {
       server.setSecureContext(tls);
+      context.revocation = revocation;
     },
     closeRevoked: (serials) => closeRevoked(context, serials),
     stopAccepting() {

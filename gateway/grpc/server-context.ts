@@ -5,6 +5,7 @@
  */
 import type { Logger } from '../../platform/obs/logger.js';
 import type { Metrics } from '../../platform/obs/metrics.js';
+import type { RevocationCheck } from './certificate-gate.js';
 import type { ServerCall } from './server-call.js';
 import type { GrpcServerLimits } from './server-limits.js';
 import type { AgentSessionInfo, SessionInfo } from './session-info.js';
@@ -20,4 +21,6 @@ export interface GrpcServerContext {
   readonly sessions: Set<AgentSessionInfo>;
   /** False once stopAccepting ran: new sessions are sent GOAWAY at once. */
   accepting: boolean;
+  /** The CRL the certificate gate checks (when OpenSSL does not); swapped by setSecureContext. */
+  revocation: RevocationCheck | undefined;
 }

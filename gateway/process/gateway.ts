@@ -101,11 +101,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     ],
   ]);
   const material = loadTlsMaterial(config.pkiDir);
-  const grpc = createGrpcServer({ tls: material.options, limits, handlers, logger, metrics });
+  const grpc = createGrpcServer({
+    tls: material.options,
+    revocation: material.revocation,
+    limits,
+    handlers,
+    logger,
+    metrics,
+  });
   const tls = watchTls(
     config.pkiDir,
     (m) => {
-      grpc.setSecureContext(m.options);
+      grpc.setSecureContext(m.options, m.revocation);
       const closed = grpc.closeRevoked(m.revoked);
       if (closed > 0) log.warn({ closed }, 'closed sessions of revoked certificates');
     },

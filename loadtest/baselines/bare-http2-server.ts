@@ -7,6 +7,10 @@
  * HTTP/2 stack costs; what fleetgate costs above it is its own work.
  *
  *   node --import tsx loadtest/baselines/bare-http2-server.ts --pki DIR [--port 0] [--host 127.0.0.1]
+ *       [--no-crl] [--ecdh-curve LIST]
+ *
+ * `--no-crl` leaves the PKI's CRL out (what checking it costs a handshake); `--ecdh-curve` sets
+ * tls ecdhCurve (OpenSSL's group list) instead of Node's default: the cost of each key exchange.
  *
  * Same child protocol as loadtest/bench/gateway-server.ts (`{"port":N,...}` first, then `stats`
  * on stdin; closing stdin exits).
@@ -26,7 +30,13 @@ import {
   serveServerCommands,
 } from '../bench/child-protocol.js';
 
-const { values } = parseArgs({ options: SERVER_CHILD_OPTIONS });
+const { values } = parseArgs({
+  options: {
+    ...SERVER_CHILD_OPTIONS,
+    'no-crl': { type: 'boolean', default: false },
+    'ecdh-curve': { type: 'string' },
+  },
+});
 const pkiDir = requiredPkiDir(values.pki);
 const read = (f: string) => readFileSync(path.join(pkiDir, f));
 
@@ -34,7 +44,8 @@ const server = http2.createSecureServer({
   key: read('server.key'),
   cert: read('server.crt'),
   ca: read('ca.crt'),
-  ...(existsSync(path.join(pkiDir, 'crl.pem')) ? { crl: read('crl.pem') } : {}),
+  ...(!values['no-crl'] && existsSync(path.join(pkiDir, 'crl.pem')) ? { crl: read('crl.pem') } : {}),
+  ...(values['ecdh-curve'] ? { ecdhCurve: values['ecdh-curve'] } : {}),
   requestCert: true,
   rejectUnauthorized: true,
   minVersion: 'TLSv1.2',

@@ -15,7 +15,9 @@
  *               (no TLS 1.3 session tickets); the PKI has a CRL, so every handshake checks it.
  *               Per runtime (`--runtimes`) and round (`--repeat`, medians): ours, grpc-js, ours
  *               with OpenSSL's default tickets (the before), and Node's floor (a bare node:http2
- *               server with the same TLS settings, loadtest/baselines/bare-http2-server.ts).
+ *               server with the same TLS settings, loadtest/baselines/bare-http2-server.ts),
+ *               with OpenSSL checking the CRL and without the CRL (fleetgate checks revocation at
+ *               its certificate gate, platform/pki/revocation.ts, so that check is its own work).
  *   records     a few dozen agents streaming Elkeid-shaped batches (20 execve records of about
  *               600 B each); records accepted per server CPU-second. Ours gets snappy (what
  *               agents send) and identity; grpc-js has no snappy, so it gets identity only.
@@ -66,6 +68,13 @@ Options:
   --handshake-client go|node
                       the handshakes test's load: the Go client on grpc-go (default) or the
                       Node load clients
+  --curves stock|go   handshakes test, Go client: the key exchange it offers: the stock agent's
+                      (X25519; Elkeid builds it with Go 1.18, default) or Go 1.26's own
+                      (X25519MLKEM768 first, which OpenSSL 3.5 on Node 24 picks)
+  --handshake-warmup S
+                      handshakes test, Go client: seconds of load before the measured window
+                      (default 2; Node 20 is still optimizing fleetgate's code then: 20 s of
+                      warm-up measured 20 % more sessions per CPU-second there, none on Node 24)
   --runtimes LIST     handshakes test: run both servers on each of these Node runtimes in turn,
                       \`current\` and/or \`24\` (Node 24 of scripts/node24, as npm test uses;
                       default: current)
@@ -98,6 +107,8 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     tests: { type: 'string' },
     'handshake-client': { type: 'string', default: 'go' },
+    curves: { type: 'string', default: 'stock' },
+    'handshake-warmup': { type: 'string' },
     runtimes: { type: 'string', default: 'current' },
     processes: { type: 'string', default: '1' },
     'handshake-concurrency': { type: 'string' },
@@ -126,6 +137,8 @@ const cfg = {
   durationS: positive('duration', values.duration, quick ? 4 : 15),
   recordAgents: Math.floor(positive('record-agents', values['record-agents'], quick ? 16 : 32)),
   warmupS: quick ? 1 : 2,
+  /** The Go handshake storm's warm-up before its window (--handshake-warmup). */
+  handshakeWarmupS: 0,
   /** Agents connected before the idle baseline RSS is read, so one-time costs (lazy init, JIT) are out. */
   idleWarmAgents: quick ? 20 : 50,
   idleConnectConcurrency: 50,
@@ -133,6 +146,8 @@ const cfg = {
   /** Sessions in flight from the Go client (its dialers). */
   goHandshakeConcurrency: Math.floor(positive('handshake-concurrency', values['handshake-concurrency'], 16)),
   handshakeClient: values['handshake-client'] === 'node' ? ('node' as const) : ('go' as const),
+  /** What the Go client offers for the key exchange (goagent -curves). */
+  curves: values.curves ?? 'stock',
   runtimes: (values.runtimes ?? 'current').split(',').map((r) => r.trim()),
   /** Gateway processes sharing the port in the handshakes test (ours), one run each. */
   processes: (values.processes ?? '1').split(',').map((p) => Math.floor(positive('processes', p.trim(), 1))),
@@ -144,6 +159,8 @@ const cfg = {
   recordBytes: 600,
   loadClients: 2,
 };
+cfg.handshakeWarmupS = positive('handshake-warmup', values['handshake-warmup'], cfg.warmupS);
+if (!['stock', 'go'].includes(cfg.curves)) throw new Error(`--curves must be stock or go, got ${cfg.curves}`);
 if (!['go', 'node'].includes(values['handshake-client'] ?? '')) {
   throw new Error(`--handshake-client must be go or node, got ${values['handshake-client']}`);
 }
@@ -571,10 +588,11 @@ async function goHandshakeRun(
     pkiDir,
     serverPids: server.pids,
     concurrency: cfg.goHandshakeConcurrency,
-    warmupS: cfg.warmupS,
+    warmupS: cfg.handshakeWarmupS,
     durationS: cfg.durationS,
     encoding: encoding === 'snappy' ? 'snappy' : 'identity',
     localAddresses: locals,
+    curves: cfg.curves,
   });
   progress(
     `${label}: ${fmt(r.completed)} sessions in ${r.windowS.toFixed(1)} s, server CPU ${r.serverCpuS.toFixed(2)} s: ${fmt(r.completed / r.serverCpuS)} per server CPU-s`,
@@ -721,27 +739,31 @@ function recordHandshakeMedians(): void {
   }
 }
 
-/** Sessions per CPU-s of a bare node:http2 server (Node's floor), per runtime and run: Go client only. */
+/**
+ * Sessions per CPU-s of a bare node:http2 server (Node's floor), per runtime (`24`, `current`;
+ * `… no-crl` without the CRL) and run: Go client only.
+ */
 const floors: Record<string, number[]> = {};
 
-async function floorTest(runtime: string): Promise<void> {
-  const label = `handshakes[bare node:http2${runtime === '24' ? ', Node 24' : ''}]`;
+async function floorTest(runtime: string, crl: boolean): Promise<void> {
+  const label = `handshakes[bare node:http2${runtime === '24' ? ', Node 24' : ''}${crl ? ', CRL in OpenSSL' : ', no CRL'}]`;
   let child: Child | undefined;
   try {
     child = await spawnChild(
       'bare-http2',
       [...oursNodeArgs, ...tsNodeArgs],
       scripts.floor,
-      ['--pki', pkiDir],
+      ['--pki', pkiDir, ...(crl ? [] : ['--no-crl'])],
       {
         node: nodeOf(runtime),
       },
     );
     const server = { port: Number(child.hello.port), pids: [Number(child.hello.pid)] };
     const r = await goHandshakeRun('identity', server, label);
-    const runs = floors[runtime] ?? [];
+    const key = crl ? runtime : `${runtime} no-crl`;
+    const runs = floors[key] ?? [];
     runs.push(Math.round(r.calls / r.cpu));
-    floors[runtime] = runs;
+    floors[key] = runs;
   } catch (err) {
     problems.push(`${label}: ${(err as Error).message}`);
   } finally {
@@ -994,7 +1016,10 @@ async function main(): Promise<number> {
           for (const impl of order) await handshakeTest(impl, runtime);
         }
         if (cfg.ticketsBefore) await handshakeTest('ours', runtime, true);
-        if (cfg.handshakeClient === 'go') await floorTest(runtime);
+        if (cfg.handshakeClient === 'go') {
+          await floorTest(runtime, true);
+          await floorTest(runtime, false);
+        }
       }
     }
     recordHandshakeMedians();
@@ -1032,7 +1057,7 @@ async function main(): Promise<number> {
   );
   if (tests.has('handshakes')) {
     console.log(
-      `handshakes: ${cfg.handshakeClient === 'go' ? 'Go client (goagent handshake-load, grpc-go)' : 'Node load clients'}; runtimes ${JSON.stringify(runtimeVersions())}; fleetgate with bin/openssl.cnf (no TLS 1.3 session tickets), grpc-js with OpenSSL's defaults`,
+      `handshakes: ${cfg.handshakeClient === 'go' ? `Go client (goagent handshake-load, grpc-go; key exchange offered: ${cfg.curves === 'stock' ? "the stock agent's, X25519" : "Go's default, X25519MLKEM768 first"})` : 'Node load clients'}; runtimes ${JSON.stringify(runtimeVersions())}; fleetgate with bin/openssl.cnf (no TLS 1.3 session tickets), grpc-js with OpenSSL's defaults`,
     );
   }
   console.log('');
@@ -1044,11 +1069,13 @@ async function main(): Promise<number> {
     }
   }
   for (const runtime of cfg.runtimes) {
-    const runs = floors[runtime];
-    if (!runs) continue;
-    console.log(
-      `\nNode's floor${runtime === '24' ? ' on Node 24' : ''}: a bare node:http2 server with the same TLS settings (client certificate, CRL, no tickets) that only answers OK: ${fmt(median(runs, (v) => v))} sessions per server CPU-s${runs.length > 1 ? ` (median of ${runs.map((v) => fmt(v)).join(', ')})` : ''}`,
-    );
+    for (const crl of [true, false]) {
+      const runs = floors[crl ? runtime : `${runtime} no-crl`];
+      if (!runs) continue;
+      console.log(
+        `\nNode's floor${runtime === '24' ? ' on Node 24' : ''}${crl ? ', CRL checked by OpenSSL' : ', without the CRL'}: a bare node:http2 server with the same TLS settings (client certificate, no tickets) that only answers OK: ${fmt(median(runs, (v) => v))} sessions per server CPU-s${runs.length > 1 ? ` (median of ${runs.map((v) => fmt(v)).join(', ')})` : ''}`,
+      );
+    }
   }
   console.log(
     `\nencodings: fleetgate idle/handshakes use snappy framing (as agents send); grpc-js gets identity everywhere.`,

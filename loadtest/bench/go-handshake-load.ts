@@ -36,6 +36,8 @@ export interface GoHandshakeOptions {
   localAddresses: string[];
   /** One session's timeout (dial to status), the agent's dial timeout by default (15 s). */
   dialTimeoutS?: number;
+  /** Key exchange groups the client offers (goagent -curves): `stock` (the agent's, default) or `go`. */
+  curves?: string;
 }
 
 /** Runs one storm and returns the client's report; rejects if the client fails or reports no CPU. */
@@ -63,6 +65,7 @@ export async function goHandshakeLoad(o: GoHandshakeOptions): Promise<GoHandshak
     o.encoding,
     ...(o.localAddresses.length > 0 ? ['-local-addrs', o.localAddresses.join(',')] : []),
     ...(o.dialTimeoutS !== undefined ? ['-dial-timeout', `${o.dialTimeoutS}s`] : []),
+    ...(o.curves !== undefined ? ['-curves', o.curves] : []),
   ];
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

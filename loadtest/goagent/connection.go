@@ -59,6 +59,8 @@ func dialOptions(o *options) ([]grpc.DialOption, error) {
 		Certificates: []tls.Certificate{pair},
 		ServerName:   o.serverName,
 		RootCAs:      pool,
+		// What the agent offers for the key exchange (-curves): the stock agent's by default.
+		CurvePreferences: o.curves,
 	})
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),

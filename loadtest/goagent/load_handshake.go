@@ -200,9 +200,14 @@ func (l *handshakeLoad) dialer(ctx context.Context, index int) {
 }
 
 // session is one agent connection's life, cut short: dial, stream, first message, status, close.
+// The session's timeout cancels its context rather than being a deadline on it: a deadline would
+// go out as grpc-timeout, which the stock agent's Transfer (a cancel-only context) never sends,
+// and would have the server arm a deadline timer per call that real agents do not cost it.
 func (l *handshakeLoad) session(ctx context.Context, dial []grpc.DialOption) error {
-	ctx, cancel := context.WithTimeout(ctx, l.a.opts.dialTimeout)
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	timeout := time.AfterFunc(l.a.opts.dialTimeout, cancel)
+	defer timeout.Stop()
 	//nolint:staticcheck // DialContext with WithBlock is what the stock agent calls.
 	conn, err := grpc.DialContext(ctx, l.a.opts.addrs[0], dial...)
 	if err != nil {

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -34,6 +35,9 @@ type options struct {
 	plugins                             []string
 	heartbeatFields                     map[string]string
 	intranetIPv4                        []string
+	// curves is tls.Config.CurvePreferences: the key exchange groups offered, the first one with a
+	// key share. nil means this Go's defaults.
+	curves []tls.CurveID
 }
 
 type agent struct {
@@ -112,6 +116,9 @@ func parseFlags(args []string) (*options, error) {
 	plugins := fs.String("plugins", "", "plugins running at start, comma-separated")
 	fields := fs.String("heartbeat-fields", "", "extra heartbeat fields k=v,k=v (override the defaults)")
 	ips := fs.String("intranet-ipv4", "10.0.0.2", "IntranetIPv4 header list, comma-separated")
+	curves := fs.String("curves", "stock", "TLS key exchange groups offered, in order: stock (the stock agent's: "+
+		"x25519,p256,p384,p521, Go < 1.23), go (this Go's defaults: X25519MLKEM768 first), or a list of "+
+		"x25519mlkem768, x25519, p256, p384, p521")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -121,6 +128,10 @@ func parseFlags(args []string) (*options, error) {
 	o.addrs = splitList(*addrs)
 	o.plugins = splitList(*plugins)
 	o.intranetIPv4 = splitList(*ips)
+	var err error
+	if o.curves, err = parseCurves(*curves); err != nil {
+		return nil, err
+	}
 	o.heartbeatFields = map[string]string{}
 	for _, kv := range splitList(*fields) {
 		k, v, ok := strings.Cut(kv, "=")
@@ -130,6 +141,38 @@ func parseFlags(args []string) (*options, error) {
 		o.heartbeatFields[k] = v
 	}
 	return o, nil
+}
+
+// stockCurves is what the stock Elkeid agent offers: Elkeid's CI builds it with Go 1.18 (go.mod
+// says 1.16), whose crypto/tls default is X25519, P-256, P-384, P-521 with an X25519 key share.
+// Go 1.24+ puts the post-quantum hybrid X25519MLKEM768 first, which costs the server more (an
+// ML-KEM encapsulation, a 1.1 kB key share) and which only OpenSSL ≥ 3.5 (Node 24) accepts.
+var stockCurves = []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
+
+var curveNames = map[string]tls.CurveID{
+	"x25519mlkem768": tls.X25519MLKEM768, "x25519": tls.X25519,
+	"p256": tls.CurveP256, "p384": tls.CurveP384, "p521": tls.CurveP521,
+}
+
+func parseCurves(s string) ([]tls.CurveID, error) {
+	switch s {
+	case "stock":
+		return stockCurves, nil
+	case "go":
+		return nil, nil
+	}
+	var out []tls.CurveID
+	for _, name := range splitList(strings.ToLower(s)) {
+		id, ok := curveNames[name]
+		if !ok {
+			return nil, fmt.Errorf("goagent: -curves: unknown group %q", name)
+		}
+		out = append(out, id)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("goagent: -curves: empty list")
+	}
+	return out, nil
 }
 
 func splitList(s string) []string {

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, type Stats, statSync, unwatchFile, watchFile 
 import type { SecureServerOptions } from 'node:http2';
 import path from 'node:path';
 import { revokedSerials } from './certs.js';
+import { gatewayRevocation, type RevocationList } from './revocation.js';
 import { validatePkiDir } from './validate.js';
 
 /** Optional CRL file in the PKI dir (PEM); absent means nothing is revoked. */
@@ -15,6 +16,11 @@ export const CRL_FILE = 'crl.pem';
 export interface TlsMaterial {
   options: SecureServerOptions;
   revoked: Set<string>;
+  /**
+   * The CRL as the gateway checks it itself at the end of each handshake (revocation.ts), when
+   * the PKI is one CA and its CRL; undefined when there is no CRL or OpenSSL checks it (`options.crl`).
+   */
+  revocation: RevocationList | undefined;
 }
 
 export function loadTlsMaterial(pkiDir: string): TlsMaterial {
@@ -23,13 +29,16 @@ export function loadTlsMaterial(pkiDir: string): TlsMaterial {
   const read = (name: string) => readFileSync(path.join(pkiDir, name));
   const crlPath = path.join(pkiDir, CRL_FILE);
   const crl = existsSync(crlPath) ? readFileSync(crlPath, 'utf8') : undefined;
+  const ca = read('ca.crt');
+  const revocation = crl ? gatewayRevocation(ca.toString('utf8'), crl) : undefined;
   const options: SecureServerOptions = {
     key: read('server.key'),
     cert: read('server.crt'),
-    ca: read('ca.crt'),
-    ...(crl ? { crl } : {}),
+    ca,
+    // OpenSSL gets the CRL only when the gateway cannot check it itself (revocation.ts).
+    ...(crl && !revocation ? { crl } : {}),
   };
-  return { options, revoked: crl ? revokedSerials(crl) : new Set() };
+  return { options, revoked: crl ? revokedSerials(crl) : new Set(), revocation };
 }
 
 export interface TlsReloader {

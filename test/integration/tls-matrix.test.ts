@@ -12,6 +12,7 @@ import { encodeItem } from '../../gateway/agent/item.js';
 import { Status } from '../../gateway/grpc/status.js';
 import { connectAgent, openTransfer } from '../../loadtest/agent/raw-agent.js';
 import { createCa, createClientCert, createCrl, type Pem, serialOf } from '../../platform/pki/certs.js';
+import { loadTlsMaterial } from '../../platform/pki/tls-context.js';
 import { startTestGateway, type TestGateway, waitFor } from '../helpers/gateway.js';
 import { countsBy, metricValue } from '../helpers/metrics.js';
 import { orTimeout, sleep } from '../helpers/time.js';
@@ -358,6 +359,49 @@ test('per-agent identity: the AgentID must match the certificate', async (t) => 
   assert.equal((await claim.status).code, Status.PERMISSION_DENIED);
   assert.ok(g.gateway.sessions.get('agent-A')?.live, 'agent-A still connected, not replaced');
   good.stream.end();
+});
+
+// The gateway checks a one-CA CRL itself (platform/pki/revocation.ts: OpenSSL verified its
+// signature twice per handshake); what OpenSSL refused must still be refused, with its reasons.
+test('a CA and its CRL: checked at the certificate gate as OpenSSL checked it; other layouts stay with OpenSSL', async (t) => {
+  const g = await startTestGateway(t);
+  const revoked = await createClientCert(g.pki.ca, { identity: 'gate-revoked' });
+  const fleet = { cert: g.tls.cert, key: g.tls.key };
+  const useCrl = async (crl: string, ca = g.pki.ca.cert) => {
+    writeFileSync(path.join(g.pkiDir, 'ca.crt'), ca);
+    writeFileSync(path.join(g.pkiDir, 'crl.pem'), crl);
+    assert.equal(g.gateway.tls.reload(), true);
+    return loadTlsMaterial(g.pkiDir);
+  };
+  const m = await useCrl(await createCrl(g.pki.ca, [serialOf(revoked.cert)]));
+  assert.equal(m.options.crl, undefined, 'OpenSSL is not given the CRL');
+  assert.ok(m.revocation, 'the gate checks it');
+  assertRefused(await attempt(g, { cert: revoked.cert, key: revoked.key }, 'gate-revoked'), 'revoked');
+  assert.equal((await attempt(g, fleet, 'gate-ok', 300)).delivered, true, 'an unlisted certificate passes');
+
+  await useCrl(
+    await createCrl(g.pki.ca, [], {
+      thisUpdate: new Date(Date.now() - 3 * DAY_MS),
+      nextUpdate: new Date(Date.now() - DAY_MS),
+    }),
+  );
+  assertRefused(await attempt(g, fleet, 'crl-expired'), 'a CRL past its nextUpdate refuses everyone');
+  await useCrl(await createCrl(g.pki.ca, [], { thisUpdate: new Date(Date.now() + DAY_MS) }));
+  assertRefused(await attempt(g, fleet, 'crl-future'), 'a CRL not valid yet refuses everyone');
+  await useCrl(await createCrl(g.pki.ca, [serialOf(g.pki.ca.cert)]));
+  assertRefused(await attempt(g, fleet, 'ca-revoked'), 'the CA itself listed refuses everyone');
+  assert.deepEqual(await handshakeFailures(g), { revoked: 2, expired: 1, other: 1 });
+
+  // Two CAs in ca.crt: OpenSSL keeps the CRL and refuses as before.
+  const other = await createCa({ commonName: 'second CA' });
+  const two = await useCrl(
+    await createCrl(g.pki.ca, [serialOf(revoked.cert)]),
+    `${g.pki.ca.cert}${other.cert}`,
+  );
+  assert.ok(two.options.crl, 'OpenSSL is given the CRL');
+  assert.equal(two.revocation, undefined);
+  assertRefused(await attempt(g, { cert: revoked.cert, key: revoked.key }, 'openssl-revoked'), 'revoked');
+  assert.equal((await handshakeFailures(g)).revoked, 3);
 });
 
 test('a CRL written to the PKI dir is picked up by the file watch, without SIGHUP or restart', async (t) => {
