@@ -167,11 +167,13 @@ const TASKS_PER_WORKER = 2;
  * The default batch window. A RawData waits on the main thread until the oldest pending one has
  * waited this long (or a task is full, or every task slot is taken: then it joins the next task
  * when one settles), so that the batches of agents sending at agent rates (one small RawData
- * every 100 ms each) share a worker hand-off and a Kafka request: at 1,000 RawData/s a window of
- * a few ms cuts the hand-offs and Produce requests several-fold, and with them the gateway's CPU
- * per record. An agent that has sent more behind its waiting RawData (ServerCall onBacklog →
- * `hurry`) ends the window at once: it writes faster than one RawData per window, and its next
- * one is read only when this one is accepted, so waiting would cap it at one per window.
+ * every 100 ms each) share a worker hand-off and a Kafka request. bench:ingest paced (100 agents,
+ * 1,000 RawData/s, against the pipeline without a window in the same invocation): 20 ms cut the
+ * gateway's CPU per record by a third (1.48× the records per CPU-s; 10 ms: 1.19×) and the broker's
+ * by half, and send → Kafka p99 was 46 ms (70.8 ms without: less work queues less). An agent that
+ * has sent more behind its waiting RawData (ServerCall onBacklog → `hurry`) ends the window at
+ * once: it writes faster than one RawData per window, and its next one is read only when this
+ * one is accepted, so waiting would cap it at one per window.
  */
 export const BATCH_WINDOW_MS = DEFAULT_INGEST_BATCH_WINDOW_MS;
 

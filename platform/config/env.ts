@@ -13,7 +13,7 @@ import { EnvReader, readAdmin, readAksk, readKafka, readSdAddrs } from './env-re
  * The ingest pipeline's batch window (gateway/ingest/pipeline.ts explains it): at agent rates it
  * lets several agents' batches share one worker hand-off and one Kafka request.
  */
-export const DEFAULT_INGEST_BATCH_WINDOW_MS = 5;
+export const DEFAULT_INGEST_BATCH_WINDOW_MS = 20;
 
 export type IdentityMode = 'fleet' | 'per-agent';
 
