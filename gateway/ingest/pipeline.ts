@@ -196,7 +196,7 @@ export class IngestPipeline implements IngestSink {
   #idle: Array<() => void> = [];
   #shipping: Promise<void> | undefined;
   #closed = false;
-  /** RawData waiting for the end of this event-loop turn to go out as one produce task. */
+  /** RawData waiting for the batch window (or a free task slot) to go out as one produce task. */
   #pending: Pending[] = [];
   #pendingBytes = 0;
   /** performance.now() when the oldest pending RawData arrived. */
