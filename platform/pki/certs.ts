@@ -65,7 +65,7 @@ function randomSerial(): string {
  * exactly Node's `new crypto.X509Certificate(pem).serialNumber` (OpenSSL BN_bn2hex) lower-cased.
  * E.g. serial 10 is `0a`, a serial with the top bit set is `80…` (no DER sign byte).
  */
-function normalizeSerial(serial: string): string {
+export function normalizeSerial(serial: string): string {
   const hex = serial.trim().toLowerCase();
   if (!/^[0-9a-f]+$/.test(hex)) throw new Error(`invalid certificate serial (want hex): ${serial}`);
   let out = hex.length % 2 === 1 ? `0${hex}` : hex;

@@ -19,6 +19,7 @@
 import { verify, X509Certificate } from 'node:crypto';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { normalizeSerial } from './certs.js';
 
 /** The parsed CRL of the CA, checked against each verified peer at the end of its handshake. */
 export class RevocationList {
@@ -76,21 +77,13 @@ function parseRevocation(caPem: string, crlPem: string): RevocationList | undefi
     crl.extensions.some((e) => e.critical) || crl.entries.some((e) => e.extensions.some((x) => x.critical));
   if (critical || crl.issuer !== new x509.X509Certificate(caPem).subject) return undefined;
   if (!signedBy(Buffer.from(crl.rawData), ca)) return undefined;
-  const serials = new Set(crl.entries.map((e) => normalSerial(e.serialNumber)));
+  const serials = new Set(crl.entries.map((e) => normalizeSerial(e.serialNumber)));
   return new RevocationList(
     serials,
     crl.thisUpdate.getTime(),
     crl.nextUpdate?.getTime(),
-    serials.has(normalSerial(ca.serialNumber)),
+    serials.has(normalizeSerial(ca.serialNumber)),
   );
-}
-
-/** Serial as Node prints a certificate's (lower-cased): hex of whole bytes, no leading zero byte. */
-function normalSerial(hex: string): string {
-  let out = hex.toLowerCase();
-  if (out.length % 2 === 1) out = `0${out}`;
-  while (out.length > 2 && out.startsWith('00')) out = out.slice(2);
-  return out;
 }
 
 /** A DER element at `at`: where its content starts and where it ends. */
