@@ -195,6 +195,8 @@ export class IngestPipeline implements IngestSink {
   #inFlight = 0;
   #idle: Array<() => void> = [];
   #shipping: Promise<void> | undefined;
+  /** Shipping of adopted spools (shipAdopted) in progress. */
+  readonly #adopted = new Set<Promise<boolean>>();
   #closed = false;
   /** RawData waiting for the batch window (or a free task slot) to go out as one produce task. */
   #pending: Pending[] = [];
@@ -467,25 +469,33 @@ export class IngestPipeline implements IngestSink {
 
   /** Ships the spool to Kafka in order; returns when it has caught up (or on close). */
   async #ship(): Promise<void> {
+    await this.#shipLoop(() => this.#shipOnce());
+  }
+
+  /**
+   * Runs shipping steps until one reports 'caught-up' (true) or the pipeline closes (false); a
+   * failed step is retried after a back-off.
+   */
+  async #shipLoop(step: () => Promise<'shipped' | 'caught-up' | 'wait' | 'failed'>): Promise<boolean> {
     const minMs = this.#o.retryMinMs ?? 250;
     const maxMs = this.#o.retryMaxMs ?? 5000;
     const backoff = { baseMs: minMs, capMs: maxMs };
     let failures = 0;
     while (!this.#closed) {
-      let step: 'shipped' | 'caught-up' | 'wait' | 'failed';
+      let result: 'shipped' | 'caught-up' | 'wait' | 'failed';
       try {
-        step = await this.#shipOnce();
+        result = await step();
       } catch (err) {
         // A spool read or ack that throws (I/O error) must not end shipping or the process.
         this.#log.error({ err, failures: failures + 1 }, 'spool shipping failed');
-        step = 'failed';
+        result = 'failed';
       }
-      if (step === 'caught-up') return;
-      if (step === 'wait') {
+      if (result === 'caught-up') return true;
+      if (result === 'wait') {
         await sleep(10);
         continue;
       }
-      if (step === 'shipped') {
+      if (result === 'shipped') {
         failures = 0;
         continue;
       }
@@ -493,29 +503,70 @@ export class IngestPipeline implements IngestSink {
       failures++;
       await sleep(backoffDelay(failures, backoff));
     }
+    return false;
   }
 
   async #shipOnce(): Promise<'shipped' | 'caught-up' | 'wait' | 'failed'> {
-    const { spool, metrics } = this.#o;
-    const entries = await spool.read(spool.pendingFrom(), this.#o.shipBatch ?? 2000, 4 * 1024 * 1024);
-    if (entries.length === 0) {
-      if (this.#spoolBound > 0) return 'wait';
-      if (this.#spooling) this.#log.info('spool drained: records go straight to Kafka again');
-      this.#spooling = false;
+    const step = await this.#shipFrom(this.#o.spool);
+    if (typeof step === 'number') {
+      this.#o.metrics.spoolShipped.inc(step);
       this.#updateGauges();
-      return 'caught-up';
+      return 'shipped';
     }
+    if (step === 'failed') return 'failed';
+    if (this.#spoolBound > 0) return 'wait';
+    if (this.#spooling) this.#log.info('spool drained: records go straight to Kafka again');
+    this.#spooling = false;
+    this.#updateGauges();
+    return 'caught-up';
+  }
+
+  /**
+   * Ships the next pending records of `spool` to Kafka (one request through the workers) and
+   * acks them once Kafka has: in seq order, at least once. The number of records shipped, or
+   * 'empty' when nothing is pending.
+   */
+  async #shipFrom(spool: Spool): Promise<number | 'empty' | 'failed'> {
+    const entries = await spool.read(spool.pendingFrom(), this.#o.shipBatch ?? 2000, 4 * 1024 * 1024);
+    if (entries.length === 0) return 'empty';
     const packed = packSpoolEntries(entries);
     const result = await this.#runner.run({ kind: 'ship', packed }, [packed]);
     if (result.kind === 'shipped') {
       await spool.ack(entries[entries.length - 1]!.seq);
-      metrics.spoolShipped.inc(entries.length);
-      this.#updateGauges();
-      return 'shipped';
+      return entries.length;
     }
-    metrics.kafkaFailures.inc({ path: 'spool' });
-    this.#log.warn({ err: result.kind === 'failed' ? result.error : result.kind }, 'spool ship failed');
+    this.#o.metrics.kafkaFailures.inc({ path: 'spool' });
+    this.#log.warn(
+      { err: result.kind === 'failed' ? result.error : result.kind, spool: spool.dir },
+      'spool ship failed',
+    );
     return 'failed';
+  }
+
+  /** True when the pipeline produces to Kafka (else it only spools). */
+  get producesToKafka(): boolean {
+    return this.#o.kafka !== undefined;
+  }
+
+  /**
+   * Ships another spool — one a gateway process that no longer runs left behind
+   * (spool-adoption.ts) — to Kafka as this pipeline ships its own: in seq order, acked once
+   * Kafka has the records (at least once), failures retried with the same back-off. Runs next
+   * to the own spool's shipping and direct produce tasks. Resolves true once nothing is pending,
+   * false when the pipeline closes first (or has no Kafka): the rest stays in that spool.
+   */
+  shipAdopted(spool: Spool, onShipped: (records: number) => void): Promise<boolean> {
+    if (!this.#o.kafka || this.#closed) return Promise.resolve(false);
+    const run = this.#shipLoop(async () => {
+      const step = await this.#shipFrom(spool);
+      if (typeof step !== 'number') return step === 'empty' ? 'caught-up' : 'failed';
+      onShipped(step);
+      return 'shipped';
+    });
+    this.#adopted.add(run);
+    const done = () => this.#adopted.delete(run);
+    run.then(done, done);
+    return run;
   }
 
   /** Resolves when every write so far has been produced or spooled (pending ones go at once). */
@@ -539,6 +590,8 @@ export class IngestPipeline implements IngestSink {
     await this.flush();
     this.#closed = true;
     await this.#shipping;
+    // Adopted spools stop between requests; their lock holders close them.
+    await Promise.all(this.#adopted);
     await this.#runner.close();
     await this.#o.spool.close();
   }

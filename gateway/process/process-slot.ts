@@ -7,7 +7,9 @@
  * discovery registration of its control API. Everything else — connection limit, load control,
  * handshake admission, readiness — is per process, as for separate gateways.
  */
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import type { OrphanedSpool } from '../ingest/spool-adoption.js';
 
 export interface ProcessSlot {
   /** 0-based: process `p<index>`. */
@@ -27,6 +29,48 @@ export function slotName(slot: ProcessSlot): string {
 /** `<spool>/p<i>`: a spool directory per process, each with its own lock. */
 export function slotSpoolDir(spoolDir: string, slot: ProcessSlot | undefined): string {
   return slot ? path.join(spoolDir, slotName(slot)) : spoolDir;
+}
+
+/**
+ * Whether the process in `slot` (undefined: the single gateway process, whose spool is the root)
+ * adopts the spool directory `p<j>` of a process that no longer runs: the single process adopts
+ * every one; process i of N those with j >= N and j mod N = i, so each removed process's
+ * directory has exactly one adopter, and the adopters share them evenly.
+ */
+export function adoptsSlotDir(j: number, slot: ProcessSlot | undefined): boolean {
+  if (!slot) return true;
+  return j >= slot.count && j % slot.count === slot.index;
+}
+
+/**
+ * The spool directories under `spoolRoot` that the process in `slot` adopts at start
+ * (gateway/ingest/spool-adoption.ts), in process order: the `p<j>` its layout gives it
+ * (adoptsSlotDir) and, for process p0 of several, the root itself, where a single gateway process
+ * (no --processes, or --processes 1) spools. Whether one of them is still in use is the spool
+ * lock's to say.
+ */
+export function orphanedSpoolDirs(spoolRoot: string, slot: ProcessSlot | undefined): OrphanedSpool[] {
+  const slots = subdirectories(spoolRoot)
+    .map((name) => /^p(0|[1-9]\d{0,5})$/.exec(name))
+    .filter((m) => m !== null)
+    .map((m) => Number(m[1]))
+    .filter((j) => adoptsSlotDir(j, slot))
+    .sort((a, b) => a - b)
+    .map((j) => ({ dir: path.join(spoolRoot, `p${j}`), removeWhenDrained: true }));
+  // The root is also the parent of the p<j> directories: drained, it stays.
+  const root = slot?.index === 0 ? [{ dir: spoolRoot, removeWhenDrained: false }] : [];
+  return [...root, ...slots];
+}
+
+function subdirectories(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
 }
 
 /**

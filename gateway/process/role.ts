@@ -19,13 +19,14 @@ import { admissionLimits } from '../grpc/http2-server.js';
 import { createDefaultSink } from '../ingest/default-sink.js';
 import { startScaleInProtection } from '../ingest/scale-in-protection.js';
 import type { IngestSink } from '../ingest/sink.js';
+import { adoptOrphanedSpools, type SpoolAdoption } from '../ingest/spool-adoption.js';
 import { gatewayBanner } from './banner.js';
 import { startControlApi } from './control-api.js';
 import { type Gateway, startGateway } from './gateway.js';
 import { createLoadMeter } from './gateway-load.js';
 import { advertisedLimit, gatewayReadiness, watchReadiness } from './gateway-readiness.js';
 import type { AgentStatusWriter, ManagerHooks, ManagerHooksFactory } from './manager-hooks.js';
-import { type ProcessSlot, slotGatewayId, slotSpoolDir } from './process-slot.js';
+import { orphanedSpoolDirs, type ProcessSlot, slotGatewayId, slotSpoolDir } from './process-slot.js';
 import { controlHost, startGatewayRegistrar } from './registrar.js';
 
 /** How long a drain waits for agent streams to end (within ECS's stop timeout, infra/). */
@@ -121,13 +122,15 @@ function startLoadControl(
   return { writer, shedder };
 }
 
-/** On ECS: no scale-in or deployment stops this task while its spool holds records. */
+/** On ECS: no scale-in or deployment stops this task while its spool (or one it adopted) holds records. */
 function protectFromScaleIn(o: GatewayRoleOptions) {
   const agentUri = process.env.ECS_AGENT_URI;
   if (!agentUri) return undefined;
+  const value = async (g: Metrics['spoolPending']) => (await g.get()).values[0]?.value ?? 0;
   return startScaleInProtection({
     agentUri,
-    pendingRecords: async () => (await o.metrics.spoolPending.get()).values[0]?.value ?? 0,
+    pendingRecords: async () =>
+      (await value(o.metrics.spoolPending)) + (await value(o.metrics.spoolAdoptedPending)),
     logger: o.logger,
     registry: o.metrics.registry,
   });
@@ -147,13 +150,21 @@ export async function startGatewayRole(o: GatewayRoleOptions): Promise<GatewayRo
   // MQData.Tag: the agent status writer (started once the gateway exists) keeps the connected
   // agents' tags in memory; records read them from there, never from the store.
   let tagsOf: ((agentId: string) => string) | undefined;
+  const spoolRoot = path.join(config.dataDir, 'spool');
   const sink = await createDefaultSink(
     config,
     logger,
     metrics,
     (id) => tagsOf?.(id) ?? '',
-    slotSpoolDir(path.join(config.dataDir, 'spool'), o.slot),
+    slotSpoolDir(spoolRoot, o.slot),
   );
+  // Spools of gateway processes that no longer run on this host (the process count changed).
+  const adoption = adoptOrphanedSpools({
+    orphans: orphanedSpoolDirs(spoolRoot, o.slot),
+    pipeline: sink,
+    logger,
+    metrics,
+  });
   const protection = protectFromScaleIn(o);
   const gateway = await startGateway({
     config,
@@ -197,6 +208,7 @@ export async function startGatewayRole(o: GatewayRoleOptions): Promise<GatewayRo
   const parts: RunningParts = {
     gateway,
     sink,
+    adoption,
     control,
     registrar,
     loadControl,
@@ -222,6 +234,7 @@ export async function startGatewayRole(o: GatewayRoleOptions): Promise<GatewayRo
 interface RunningParts {
   gateway: Gateway;
   sink: IngestSink;
+  adoption: SpoolAdoption;
   control: { close(): void };
   registrar: Registrar | undefined;
   loadControl: LoadControl | undefined;
@@ -233,6 +246,7 @@ interface RunningParts {
 
 async function drainGateway(p: RunningParts): Promise<void> {
   p.stopWatch();
+  p.adoption.stop();
   await p.protection?.stop();
   p.loadControl?.shedder.stop();
   // Leave discovery first, so no agent is sent here while we drain.
@@ -241,6 +255,8 @@ async function drainGateway(p: RunningParts): Promise<void> {
   await p.loadControl?.writer.close();
   await p.hooks?.close?.();
   await p.sink.close();
+  // The pipeline's close ended the shipping of an adopted spool: it is closed and unlocked now.
+  await p.adoption.finished;
   p.control.close();
   if (p.own) {
     p.own.health.stop();

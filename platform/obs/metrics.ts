@@ -159,6 +159,21 @@ function ingestMetrics(r: Registry[]) {
       help: 'records shipped from the spool to Kafka',
       registers: r,
     }),
+    spoolAdopted: new Counter({
+      name: 'fleetgate_spool_adopted_total',
+      help: 'spool directories holding records of a gateway process that no longer runs (after --processes was lowered, or changed to or from 1) that this process adopted and ships',
+      registers: r,
+    }),
+    spoolAdoptedRecords: new Counter({
+      name: 'fleetgate_spool_adopted_records_total',
+      help: 'records shipped to Kafka from adopted spool directories',
+      registers: r,
+    }),
+    spoolAdoptedPending: new Gauge({
+      name: 'fleetgate_spool_adopted_pending_records',
+      help: 'records in adopted spool directories not yet shipped to Kafka (not in fleetgate_spool_pending_records)',
+      registers: r,
+    }),
     kafkaFailures: new Counter({
       name: 'fleetgate_kafka_send_failures_total',
       help: 'Kafka sends that failed (their records were spooled or will be retried), by path',

@@ -211,7 +211,13 @@ export async function startFleetgateProcess(
   t: TestContext,
   role: string,
   env: Record<string, string> = {},
-  o: { readyMs?: number; ready?: (output: string) => boolean; args?: string[] } = {},
+  o: {
+    readyMs?: number;
+    ready?: (output: string) => boolean;
+    args?: string[];
+    /** Called with the fresh data dir before the process starts (files it should find there). */
+    prepare?: (dataDir: string) => Promise<void>;
+  } = {},
 ): Promise<{
   child: ChildProcess;
   dataDir: string;
@@ -222,6 +228,7 @@ export async function startFleetgateProcess(
   tls: { ca: Buffer; cert: Buffer; key: Buffer };
 }> {
   const dataDir = tempDir(t);
+  await o.prepare?.(dataDir);
   const p = spawnFleetgate(role, dataDir, env, o);
   t.after(() => p.child.kill('SIGKILL'));
   const port = await p.port;

@@ -2,17 +2,22 @@
  * Crash consistency of the whole gateway process: while agents stream and there is no Kafka
  * (so every record goes to the spool), the gateway is killed with SIGKILL at random moments,
  * several times. Every entry that reached the spool's disk is then delivered to a real Kafka
- * broker by the next gateway start, exactly as recorded (gateway id + sequence).
+ * broker by the next gateway start, exactly as recorded (gateway id + sequence) — and so are the
+ * records left in the spools of processes p0 and p3 of an earlier `--processes` run, which that
+ * single gateway process adopts (gateway/ingest/spool-adoption.ts): in order, their directories
+ * drained and removed.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { encodeItem } from '../../gateway/agent/item.js';
 import { Spool } from '../../gateway/ingest/spool.js';
 import { connectAgent, openTransfer, readAgentTls } from '../../loadtest/agent/raw-agent.js';
 import { decodeEnvelope, HEADER_GW, HEADER_SEQ } from '../../workers/spool-entry.js';
-import { spawnFleetgate, tempDir } from '../helpers/gateway.js';
+import { spawnFleetgate, tempDir, waitFor } from '../helpers/gateway.js';
 import { BROKER, consumeAll, createTopic, kafkaReady } from '../helpers/kafka.js';
+import { seqsOf, writeSpoolRecords } from '../helpers/spool.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -73,16 +78,41 @@ test('kill -9 of the gateway at random points, three times: every fsynced entry 
     await spool.close();
   }
   assert.ok(durable.size > 0, 'the rounds produced spooled records');
+  // Spools of two processes of an earlier `--processes 4` run (their records never shipped).
+  const orphans = { p0: 'old-host/1-p0', p3: 'old-host/2-p3' };
+  for (const [name, gwId] of Object.entries(orphans)) {
+    const ids = await writeSpoolRecords(path.join(dataDir, 'spool', name), gwId, `orphan-${name}`, 120);
+    for (const id of ids) durable.set(id, 0);
+  }
 
-  // A normal start with Kafka reachable ships the spool by itself.
+  // A normal start with Kafka reachable ships the spool by itself, and adopts the orphans.
   const topic = await createTopic(t);
   const gw = spawnFleetgate('gateway', dataDir, {
     FLEETGATE_KAFKA_BROKERS: BROKER,
     FLEETGATE_KAFKA_TOPIC: topic,
+    FLEETGATE_LOG_LEVEL: 'info',
   });
   t.after(() => gw.child.kill('SIGKILL'));
   await gw.port;
   const records = await consumeAll(topic, durable.size, 120_000);
+  for (const [name, gwId] of Object.entries(orphans)) {
+    const seqs = [...new Set(seqsOf(records, gwId))];
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: 120 }, (_, i) => i + 1),
+      `${name}'s records, in order`,
+    );
+    assert.match(
+      gw.output(),
+      new RegExp(`"dir":"[^"]*/spool/${name}","records":120,"bytes":\\d+,"msg":"adopting the spool`),
+    );
+    // Drained: its directory goes (the lock released first, so nothing is left in it).
+    await waitFor(() => !existsSync(path.join(dataDir, 'spool', name)), 10_000, `${name} removed`);
+  }
+  assert.deepEqual(
+    readdirSync(path.join(dataDir, 'spool')).filter((f) => /^p\d/.test(f)),
+    [],
+  );
   const delivered = new Set(records.map((r) => `${r.headers[HEADER_GW]}/${r.headers[HEADER_SEQ]}`));
   const missing = [...durable.keys()].filter((k) => !delivered.has(k));
   assert.deepEqual(missing.slice(0, 10), [], `${missing.length} fsynced entries not delivered`);

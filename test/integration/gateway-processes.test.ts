@@ -4,11 +4,16 @@
  * Kafka (its own pipeline: the `fleetgate-gw` header names its pid), each is a gateway of its own
  * in discovery (one shared agent address, a control API each) and in agent status (an agent's
  * item names the process holding it and its control API, where the manager sends its commands),
- * a child killed with -9 is restarted and serves again, and SIGTERM to the supervisor drains both. On a runtime without
- * reusePort (Node 20) the flag is refused with one line and exit 2.
+ * a child killed with -9 is restarted and serves again, and SIGTERM to the supervisor drains both. The
+ * spools an earlier run left behind — p3 of `--processes 4`, the single process's own — are adopted
+ * (p3 by p1, 3 mod 2; the single process's by p0): their records reach Kafka in order and p3's
+ * directory is removed once drained. On a runtime without reusePort (Node 20) the flag is refused
+ * with one line and exit 2.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createRegistryStore } from '../../discovery/registry-store.js';
@@ -22,6 +27,7 @@ import { silentLogger } from '../../platform/obs/logger.js';
 import { startTestDynamo, storeGatewayEnv } from '../helpers/dynalite.js';
 import { CLI_ENTRY, ROOT, startFleetgateProcess, tempDir, waitFor } from '../helpers/gateway.js';
 import { BROKER, consumeAll, createTopic, kafkaReady } from '../helpers/kafka.js';
+import { seqsOf, writeSpoolRecords } from '../helpers/spool.js';
 
 const noReusePort = reusePortProblem();
 
@@ -57,11 +63,17 @@ function bannerChildren(output: string): Child[] {
   );
 }
 
-/** Agents this process holds (Elkeid's gauge on its control API's /metrics). */
-async function agentsOn(c: Child): Promise<number> {
+/** A metric without labels on this process's control API's /metrics. */
+async function metricOn(c: Child, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${c.controlPort}/metrics`)).text();
-  return Number(/^elkeid_ac_grpc_conn_count (\d+)/m.exec(text)?.[1] ?? 0);
+  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
 }
+
+/** Agents this process holds (Elkeid's gauge). */
+const agentsOn = (c: Child) => metricOn(c, 'elkeid_ac_grpc_conn_count');
+
+/** Records left by an earlier run: in the single process's spool, and in p3's of `--processes 4`. */
+const ORPHANS = { root: { gw: 'old-host/1-single', records: 60 }, p3: { gw: 'old-host/2-p3', records: 90 } };
 
 test('fleetgate gateway --processes 2: agents on both processes reach Kafka, a killed one is restarted, SIGTERM drains both', {
   skip: noReusePort ?? false,
@@ -95,7 +107,16 @@ test('fleetgate gateway --processes 2: agents on both processes reach Kafka, a k
       FLEETGATE_SD_ADDRS: `127.0.0.1:${sd.port}`,
       FLEETGATE_AKSK: `${ak}:${sk}`,
     },
-    { args: ['--processes', '2'], readyMs: 60_000, ready: (out) => bannerChildren(out).length === 2 },
+    {
+      args: ['--processes', '2'],
+      readyMs: 60_000,
+      ready: (out) => bannerChildren(out).length === 2,
+      prepare: async (dataDir) => {
+        const { root, p3 } = ORPHANS;
+        await writeSpoolRecords(path.join(dataDir, 'spool'), root.gw, 'orphan-root', root.records);
+        await writeSpoolRecords(path.join(dataDir, 'spool', 'p3'), p3.gw, 'orphan-p3', p3.records);
+      },
+    },
   );
   const [p0, p1] = bannerChildren(gw.output()) as [Child, Child];
   assert.notEqual(p0.pid, p1.pid);
@@ -127,8 +148,32 @@ test('fleetgate gateway --processes 2: agents on both processes reach Kafka, a k
   await connectUntil([p0, p1], ([a = 0, b = 0]) => a > 0 && b > 0);
   const sent = n;
 
-  // Every record reaches Kafka, through both processes' own pipelines.
-  const records = await consumeAll(topic, sent, 30_000);
+  // Every record reaches Kafka, through both processes' own pipelines; so do the adopted ones.
+  const adopted = ORPHANS.root.records + ORPHANS.p3.records;
+  const all = await consumeAll(topic, sent + adopted, 30_000);
+  for (const { gw: gwId, records: count } of Object.values(ORPHANS)) {
+    const seqs = [...new Set(seqsOf(all, gwId))];
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: count }, (_, i) => i + 1),
+      `${gwId}: all, in order`,
+    );
+  }
+  // Counted once acked, just after Kafka took them.
+  for (const [c, count] of [
+    [p1, ORPHANS.p3.records],
+    [p0, ORPHANS.root.records],
+  ] as const) {
+    let shipped = 0;
+    for (let i = 0; i < 100 && shipped < count; i++) {
+      shipped = await metricOn(c, 'fleetgate_spool_adopted_records_total');
+      if (shipped < count) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(shipped, count);
+  }
+  await waitFor(() => !existsSync(path.join(gw.dataDir, 'spool', 'p3')), 10_000, 'p3 removed once drained');
+  assert.match(gw.output(), /"dir":"[^"]*\/spool\/p3","records":90,"bytes":\d+,"msg":"adopting the spool/);
+  const records = all.filter((r) => r.key.startsWith('mp-'));
   assert.deepEqual(
     records.map((r) => r.key).sort(),
     Array.from({ length: sent }, (_, i) => `mp-${i + 1}`).sort(),

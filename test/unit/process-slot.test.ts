@@ -1,9 +1,12 @@
 /** What sets gateway process p<i> apart (process-slot.ts), and the ports the preflight checks for N. */
 import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { listeners } from '../../cli/preflight.js';
 import {
+  adoptsSlotDir,
+  orphanedSpoolDirs,
   reusePortProblem,
   SLOT_ENV,
   slotControlPort,
@@ -12,6 +15,7 @@ import {
   slotSpoolDir,
 } from '../../gateway/process/process-slot.js';
 import { loadConfig } from '../../platform/config/env.js';
+import { tempDir } from '../helpers/gateway.js';
 
 test('reusePort: Node >= 22.12 (22.x) or >= 23.1, on Linux; the refusal names the version', () => {
   for (const v of ['22.12.0', '22.20.1', '23.1.0', '24.22.3', '25.0.0'])
@@ -73,4 +77,37 @@ test('FLEETGATE_PROCESSES: an integer >= 1; the default connection limit is each
   const one = loadConfig({}).maxConnections;
   const four = loadConfig({ FLEETGATE_PROCESSES: '4' }).maxConnections;
   assert.ok(four < one && four >= Math.max(100, Math.floor(one / 4) - 1), `${one} / 4 → ${four}`);
+});
+
+test('spool adoption: each removed process p<j> has one adopter (j mod N), p0 also takes the single-process root', (t) => {
+  // 4 -> 2: p2 goes to p0, p3 to p1; 3 -> 2: p2 to p0; 5 -> 2: p2, p4 to p0, p3 to p1.
+  const adopters = (j: number, count: number) =>
+    Array.from({ length: count }, (_, index) => index).filter((index) => adoptsSlotDir(j, { index, count }));
+  assert.deepEqual(adopters(2, 2), [0]);
+  assert.deepEqual(adopters(3, 2), [1]);
+  assert.deepEqual(adopters(4, 2), [0]);
+  for (let j = 0; j < 2; j++) assert.deepEqual(adopters(j, 2), [], `p${j} runs: its own`);
+  for (let j = 0; j < 8; j++)
+    assert.equal(adoptsSlotDir(j, undefined), true, 'the single process adopts every p<j>');
+
+  const root = path.join(tempDir(t), 'spool');
+  for (const name of ['p0', 'p1', 'p2', 'p3', 'p10', 'p01', 'px', 'other'])
+    mkdirSync(path.join(root, name), { recursive: true });
+  writeFileSync(path.join(root, 'p5'), ''); // a file, not a spool directory
+  const dirs = (slot?: { index: number; count: number }) =>
+    orphanedSpoolDirs(root, slot).map((o) => [path.relative(root, o.dir) || '.', o.removeWhenDrained]);
+  assert.deepEqual(dirs({ index: 0, count: 2 }), [
+    ['.', false],
+    ['p2', true],
+    ['p10', true],
+  ]);
+  assert.deepEqual(dirs({ index: 1, count: 2 }), [['p3', true]]);
+  assert.deepEqual(dirs(undefined), [
+    ['p0', true],
+    ['p1', true],
+    ['p2', true],
+    ['p3', true],
+    ['p10', true],
+  ]);
+  assert.deepEqual(orphanedSpoolDirs(path.join(root, 'none'), undefined), []);
 });
