@@ -191,6 +191,7 @@ module "gateways" {
   ec2_instance_type = var.gateway_ec2_instance_type
   max_connections   = local.gateway_max_connections
   workers           = local.gateway_workers
+  processes         = var.gateway_processes
 
   desired_count                  = local.gateway_count
   min_count                      = local.gateway_count
@@ -285,6 +286,7 @@ module "observability" {
   metrics_namespace        = module.gateways.metrics_namespace
   gateway_dimensions       = module.gateways.metric_dimensions
   gateway_max_connections  = local.gateway_max_connections
+  gateway_processes        = var.gateway_processes
   expected_agents          = var.expected_agents
   load_balancer_arn_suffix = module.gateways.load_balancer_arn_suffix
   target_group_arn_suffix  = module.gateways.target_group_arn_suffix

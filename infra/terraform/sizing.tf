@@ -31,8 +31,10 @@ locals {
 
   gateway_vcpus   = var.gateway_cpu / 1024
   event_loop_cpus = min(1, local.gateway_vcpus)
-  # One vCPU: the pipeline runs inline (FLEETGATE_WORKERS=0), as the model measured it.
-  gateway_workers = max(0, floor(local.gateway_vcpus) - 1)
+  # One vCPU: the pipeline runs inline (FLEETGATE_WORKERS=0), as the model measured it. With
+  # gateway_processes N, each process gets its share of the vCPUs: its main thread and the rest
+  # as workers.
+  gateway_workers = max(0, floor(local.gateway_vcpus / var.gateway_processes) - 1)
 
   # 1. The connection limit (FLEETGATE_MAX_CONNECTIONS): the least of CPU at the model's target,
   #    memory at its share, and what one core re-admits in a reconnect storm within the goal.

@@ -139,6 +139,17 @@ variable "gateway_max_connections" {
   }
 }
 
+variable "gateway_processes" {
+  description = "FLEETGATE_PROCESSES: gateway processes per task sharing the agent port (SO_REUSEPORT), each an event loop of its own with its own spool, control API port (6752 + i) and its share of the task's connection limit and ingest workers. 1 (the default) is what the capacity model measured: the sizing stays one event loop per task whatever this is (docs/deploy.md). Above 1 needs that many vCPUs (gateway_cpu) and an image on Node.js >= 22.12 (the repository's Dockerfile: Node 24); on an older Node every task's gateway exits with code 2 at start."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.gateway_processes >= 1 && var.gateway_processes == floor(var.gateway_processes) && var.gateway_processes <= max(1, floor(var.gateway_cpu / 1024))
+    error_message = "gateway_processes is an integer from 1 to the task's vCPUs (gateway_cpu / 1024): each process is one event loop and needs a core."
+  }
+}
+
 variable "gateway_ec2_instance_type" {
   description = "With gateway_launch_type = EC2: host instance type."
   type        = string

@@ -58,11 +58,16 @@ const tfRoot = path.join(root, 'infra', 'terraform');
 const rel = (p: string) => path.relative(root, p);
 
 let plan: Plan;
+/** The same with gateway_processes = 2 on 2 vCPUs. */
+let twoProcesses: Plan;
 before(() => {
   const runs = plansOf('planned.tftest.hcl');
   const run = runs.get('internal_agents');
   assert.ok(run, `the plan of run internal_agents: ${[...runs.keys()].join(', ')}`);
   plan = run;
+  const two = runs.get('two_gateway_processes');
+  assert.ok(two, `the plan of run two_gateway_processes: ${[...runs.keys()].join(', ')}`);
+  twoProcesses = two;
 });
 
 /** How Terraform spells the example's own directory in a path. */
@@ -517,19 +522,53 @@ test('every module has main, variables, outputs and versions; every variable a t
   assert.ok(variables > 50 && outputs > 20, `${variables} variables, ${outputs} outputs`);
 });
 
-/** The gateway container of the planned task definition. */
-function gatewayContainer(): Values {
-  const td = plan.ofType('aws_ecs_task_definition');
+/** A container (default the gateway's) of the planned task definition. */
+function gatewayContainer(of: Plan = plan, name = 'gateway'): Values {
+  const td = of.ofType('aws_ecs_task_definition');
   assert.equal(td.length, 1);
   const defs = JSON.parse(String(td[0]!.after.container_definitions)) as Values[];
-  const gw = defs.find((c) => c.name === 'gateway');
+  const gw = defs.find((c) => c.name === name);
   assert.ok(gw, defs.map((c) => c.name).join(', '));
   return gw;
 }
 
+const envOf = (container: Values): Values =>
+  Object.fromEntries((container.environment as Values[]).map((e) => [e.name, e.value]));
+
+test('gateway_processes = 2: FLEETGATE_PROCESSES, the task limit and vCPUs shared, a control port and a scrape each, per-process targets', () => {
+  assert.equal(envOf(gatewayContainer()).FLEETGATE_PROCESSES, '1', 'one process by default');
+  const sizing = twoProcesses.output('sizing') as Values;
+  const env = envOf(gatewayContainer(twoProcesses));
+  assert.equal(env.FLEETGATE_PROCESSES, '2');
+  // FLEETGATE_MAX_CONNECTIONS is per process: the task's limit (the sizing's) split in two.
+  assert.equal(env.FLEETGATE_MAX_CONNECTIONS, String(Math.ceil(sizing.gateway_max_connections / 2)));
+  // 2 vCPUs: each process's main thread on its own; no core left for a worker.
+  assert.equal(env.FLEETGATE_WORKERS, '0');
+  assert.equal(sizing.gateway_workers, 0);
+  // The manager reaches each process's control API (6752 + i).
+  const control = twoProcesses
+    .ofType('aws_vpc_security_group_ingress_rule')
+    .filter((r) => r.address.includes('tasks_control'));
+  assert.ok(control.length > 0);
+  for (const r of control) assert.deepEqual([r.after.from_port, r.after.to_port], [6752, 6753]);
+  // The sidecar scrapes both; the metrics then hold a datapoint per process.
+  const prometheus = envOf(gatewayContainer(twoProcesses, 'metrics')).PROMETHEUS_CONFIG_CONTENT ?? '';
+  assert.match(prometheus, /localhost:6752[\s\S]*localhost:6753/);
+  const target = (p: Plan) =>
+    p.at('module.gateways.aws_appautoscaling_policy.connections[0]').after
+      .target_tracking_scaling_policy_configuration[0].target_value;
+  assert.equal(target(twoProcesses), Math.ceil(sizing.planned_agents_per_gateway / 2));
+  assert.equal(target(plan), (plan.output('sizing') as Values).planned_agents_per_gateway);
+  const low = twoProcesses.at('module.observability.aws_cloudwatch_metric_alarm.connections_low[0]').after;
+  assert.match(
+    (low.metric_query as Values[]).find((q) => q.id === 'connected')!.expression,
+    /perGateway \* 2 \* gateways/,
+  );
+});
+
 test("the gateway task's environment is docs/environment.md's; its ports, limit, secrets and Kafka TLS are planned", () => {
   const gw = gatewayContainer();
-  const env = Object.fromEntries((gw.environment as Values[]).map((e) => [e.name, e.value]));
+  const env = envOf(gw);
   const known = new Set(ENV_DOC.map(([name]) => name));
   for (const name of Object.keys(env).filter((n) => n.startsWith('FLEETGATE_')))
     assert.ok(known.has(name), `${name} is a documented variable (platform/config/env.ts ENV_DOC)`);

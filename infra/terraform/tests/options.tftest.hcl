@@ -128,3 +128,17 @@ run "existing_vpc" {
     error_message = "no NAT gateway is created in an existing VPC"
   }
 }
+
+# A gateway process is an event loop: no more processes than the task has vCPUs.
+run "gateway_processes_need_a_vcpu_each" {
+  command = plan
+
+  variables {
+    gateway_cpu       = 1024
+    gateway_processes = 2
+  }
+
+  expect_failures = [
+    var.gateway_processes,
+  ]
+}

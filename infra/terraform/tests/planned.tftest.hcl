@@ -185,3 +185,14 @@ override_resource {
 run "internal_agents" {
   command = plan
 }
+
+# Two gateway processes per 2-vCPU task (FLEETGATE_PROCESSES): the task's connection limit, ingest
+# workers, control ports, metric scrapes, autoscaling target and alarms shared between them.
+run "two_gateway_processes" {
+  command = plan
+
+  variables {
+    gateway_cpu       = 2048
+    gateway_processes = 2
+  }
+}

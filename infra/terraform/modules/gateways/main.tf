@@ -12,6 +12,11 @@ locals {
 
   control_cidrs = length(var.control_api_cidr_blocks) > 0 ? var.control_api_cidr_blocks : [var.vpc_cidr_block]
 
+  # `processes` gateway processes per task (FLEETGATE_PROCESSES, docs/architecture.md): process i
+  # has the control API (and /metrics) on 6752 + i and its share of the task's connection limit.
+  control_ports           = [for i in range(var.processes) : local.http_port + i]
+  process_max_connections = ceil(var.max_connections / var.processes)
+
   # The environment of docs/environment.md. FLEETGATE_ADVERTISE_HOST is left to its default, the task's
   # own address (awsvpc: every task has its own ENI), which is what discovery hands to agents.
   environment = merge(
@@ -19,7 +24,8 @@ locals {
       FLEETGATE_DATA_DIR          = local.data_dir
       FLEETGATE_PKI_DIR           = "${local.data_dir}/pki"
       FLEETGATE_IDENTITY          = var.identity
-      FLEETGATE_MAX_CONNECTIONS   = tostring(var.max_connections)
+      FLEETGATE_MAX_CONNECTIONS   = tostring(local.process_max_connections)
+      FLEETGATE_PROCESSES         = tostring(var.processes)
       FLEETGATE_WORKERS           = tostring(var.workers)
       FLEETGATE_KAFKA_TOPIC       = var.kafka_topic
       FLEETGATE_KAFKA_COMPRESSION = var.kafka_compression
@@ -76,9 +82,10 @@ locals {
   ] : [])
 
   # The Prometheus metrics the alarms, the dashboard and autoscaling use, published by the
-  # CloudWatch agent sidecar as embedded metric format: one datapoint per task and scrape, with
-  # the dimensions ClusterName and ServiceName, so Average is "per gateway" and Maximum is "the
-  # worst gateway". Counters arrive as deltas per scrape.
+  # CloudWatch agent sidecar as embedded metric format: one datapoint per gateway process and
+  # scrape, with the dimensions ClusterName and ServiceName, so Average is "per gateway process"
+  # (per gateway with one process a task, the default) and Maximum is "the worst gateway". Counters
+  # arrive as deltas per scrape.
   metric_selectors = [
     "^elkeid_ac_grpc_conn_count$",
     "^fleetgate_spool_pending_records$",
@@ -131,7 +138,7 @@ locals {
     scrape_configs = [{
       job_name = "fleetgate-gateway"
       static_configs = [{
-        targets = ["localhost:${local.http_port}"]
+        targets = [for port in local.control_ports : "localhost:${port}"]
         labels  = { ClusterName = var.name, ServiceName = var.name }
       }]
     }]
@@ -495,11 +502,11 @@ resource "aws_vpc_security_group_ingress_rule" "tasks_control" {
   for_each = local.create ? toset(local.control_cidrs) : toset([])
 
   security_group_id = aws_security_group.tasks[0].id
-  description       = "Control API (AK/SK-signed) and /metrics"
+  description       = "Control API (AK/SK-signed) and /metrics, one port per gateway process"
   cidr_ipv4         = each.value
   ip_protocol       = "tcp"
   from_port         = local.http_port
-  to_port           = local.http_port
+  to_port           = local.http_port + var.processes - 1
 }
 
 # Egress: Kafka, discovery, DynamoDB, Secrets Manager, ECR and CloudWatch. The AWS APIs are
@@ -931,7 +938,8 @@ resource "aws_appautoscaling_policy" "connections" {
   scalable_dimension = aws_appautoscaling_target.this[0].scalable_dimension
 
   target_tracking_scaling_policy_configuration {
-    target_value = var.target_connections_per_gateway
+    # The metric's Average is per gateway process (one datapoint each): the task's target, shared.
+    target_value = ceil(var.target_connections_per_gateway / var.processes)
     # Scaling in drains a gateway and moves its agents: do it rarely.
     scale_in_cooldown  = 900
     scale_out_cooldown = 120

@@ -79,14 +79,25 @@ variable "memory" {
 }
 
 variable "max_connections" {
-  description = "FLEETGATE_MAX_CONNECTIONS of each gateway (the gateway cannot see a container's memory limit, so it is given explicitly; the root module derives it from memory)."
+  description = "Connection limit of each gateway task (the gateway cannot see a container's memory limit, so it is given explicitly; the root module derives it from memory): FLEETGATE_MAX_CONNECTIONS, divided among the processes (ceil(max_connections / processes) each)."
   type        = number
 }
 
 variable "workers" {
-  description = "FLEETGATE_WORKERS: ingest worker threads per gateway (vCPUs - 1)."
+  description = "FLEETGATE_WORKERS: ingest worker threads per gateway process (its share of the vCPUs - 1)."
   type        = number
   default     = 1
+}
+
+variable "processes" {
+  description = "FLEETGATE_PROCESSES: gateway processes per task sharing the agent port (SO_REUSEPORT, Node.js >= 22.12 in the image). Each gets ceil(max_connections / processes) connections, the control API port 6752 + i (opened to control_api_cidr_blocks) and a scrape of its /metrics; the per-gateway autoscaling target and alarms are divided the same way, because the sidecar publishes one datapoint per process."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.processes >= 1 && var.processes == floor(var.processes) && var.processes <= max(1, floor(var.cpu / 1024))
+    error_message = "processes is an integer from 1 to the task's vCPUs (cpu / 1024)."
+  }
 }
 
 variable "desired_count" {

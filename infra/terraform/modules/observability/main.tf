@@ -4,6 +4,8 @@ locals {
   create = var.create
   ns     = var.metrics_namespace
   dims   = var.gateway_dimensions
+  # FLEETGATE_MAX_CONNECTIONS of one gateway process (the gateways module's split of the task's).
+  process_max_connections = ceil(var.gateway_max_connections / var.gateway_processes)
   # CloudWatch dashboard metric arrays: [namespace, metric, dim1, value1, dim2, value2, ...].
   gw_dims_flat = flatten([for k in sort(keys(var.gateway_dimensions)) : [k, var.gateway_dimensions[k]]])
   actions      = local.create ? [aws_sns_topic.alarms[0].arn] : []
@@ -162,14 +164,14 @@ locals {
         dimensions  = local.dims
       }
       "gateway-near-connection-limit" = {
-        description        = "The busiest gateway holds more than ${var.connection_limit_ratio * 100}% of its FLEETGATE_MAX_CONNECTIONS (${var.gateway_max_connections}); past the limit agents are refused with RESOURCE_EXHAUSTED. Autoscaling should be adding gateways: check its max_count."
+        description        = "The busiest gateway process holds more than ${var.connection_limit_ratio * 100}% of its FLEETGATE_MAX_CONNECTIONS (${local.process_max_connections}); past the limit agents are refused with RESOURCE_EXHAUSTED. Autoscaling should be adding gateways: check its max_count."
         namespace          = local.ns
         metric             = "elkeid_ac_grpc_conn_count"
         dimensions         = local.dims
         statistic          = "Maximum"
         period             = 60
         evaluation_periods = 3
-        threshold          = floor(var.gateway_max_connections * var.connection_limit_ratio)
+        threshold          = floor(local.process_max_connections * var.connection_limit_ratio)
       }
       "gateway-event-loop-lag" = {
         description        = "The worst gateway's event-loop delay p99 has been above ${var.event_loop_lag_alarm_ms} ms for 3 minutes: its agents' acks and commands are late (the end-to-end runs saw 20 s at saturation). Autoscaling adds gateways on it; if it stays, the service is at max_count or the gateways are short of CPU. fleetgate_nodejs_eventloop_lag_p99_seconds."
@@ -369,8 +371,9 @@ resource "aws_cloudwatch_metric_alarm" "connections_low" {
   ok_actions          = local.actions
 
   metric_query {
-    id          = "connected"
-    expression  = "perGateway * gateways"
+    id = "connected"
+    # A datapoint per gateway process: the average per process times the processes of a task.
+    expression  = "perGateway * ${var.gateway_processes} * gateways"
     label       = "connected agents"
     return_data = true
   }
@@ -504,9 +507,10 @@ resource "aws_cloudwatch_dashboard" "this" {
             concat([local.ns, "elkeid_ac_grpc_conn_count"], local.gw_dims_flat, [{ id = "m1", stat = "Average", label = "per gateway (average)" }]),
             concat([local.ns, "elkeid_ac_grpc_conn_count"], local.gw_dims_flat, [{ stat = "Maximum", label = "busiest gateway" }]),
             concat(["ECS/ContainerInsights", "RunningTaskCount"], local.gw_dims_flat, [{ id = "m2", stat = "Average", visible = false }]),
-            [{ expression = "m1 * m2", label = "all gateways", id = "e1", yAxis = "right" }],
+            [{ expression = "m1 * ${var.gateway_processes} * m2", label = "all gateways", id = "e1", yAxis = "right" }],
           ]
-          annotations = { horizontal = [{ label = "connection limit", value = var.gateway_max_connections }] }
+          # Datapoints are per gateway process: the limit of one process.
+          annotations = { horizontal = [{ label = "connection limit", value = local.process_max_connections }] }
         }
       },
       {

@@ -38,8 +38,19 @@ variable "gateway_dimensions" {
 }
 
 variable "gateway_max_connections" {
-  description = "FLEETGATE_MAX_CONNECTIONS of one gateway: the per-gateway alarm fires when the busiest gateway passes connection_limit_ratio of it."
+  description = "Connection limit of one gateway task: the per-gateway alarm fires when the busiest gateway process passes connection_limit_ratio of its share (gateway_processes)."
   type        = number
+}
+
+variable "gateway_processes" {
+  description = "Gateway processes per task (FLEETGATE_PROCESSES): the gateways' metrics have a datapoint per process, so the per-gateway connection figures are divided (near-limit alarm) or multiplied (agents connected) by it."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.gateway_processes >= 1 && var.gateway_processes == floor(var.gateway_processes)
+    error_message = "gateway_processes is an integer >= 1."
+  }
 }
 
 variable "connection_limit_ratio" {
