@@ -24,6 +24,12 @@ export interface ScaleInProtectionOptions {
   intervalMs?: number;
   /** Protection asked for each time (ECS allows 1 to 2,880); renewed at half of it. Default 60. */
   expiresInMinutes?: number;
+  /**
+   * Other gateway processes of this task protect it too (`--processes N`): the task-wide
+   * protection is never dropped here — that would drop a sibling's whose spool still has
+   * records — but lapses at its expiry once no process renews it (so keep expiresInMinutes short).
+   */
+  shared?: boolean;
   /** Per call to the agent. Default 5 s. */
   requestTimeoutMs?: number;
   now?: () => number;
@@ -91,8 +97,12 @@ export function startScaleInProtection(opts: ScaleInProtectionOptions): ScaleInP
         gauge.set(1);
       }
     } else if (pending === 0 && isProtected) {
-      if (await put(false)) {
-        opts.logger.info('spool empty: task scale-in protection dropped');
+      if (opts.shared || (await put(false))) {
+        opts.logger.info(
+          opts.shared
+            ? 'spool empty: no longer renewing task scale-in protection (it lapses unless another gateway process renews it)'
+            : 'spool empty: task scale-in protection dropped',
+        );
         isProtected = false;
         gauge.set(0);
       }
@@ -113,7 +123,7 @@ export function startScaleInProtection(opts: ScaleInProtectionOptions): ScaleInP
     async stop({ release = false } = {}) {
       clearInterval(timer);
       await running;
-      if (release && isProtected && (await put(false))) {
+      if (release && isProtected && !opts.shared && (await put(false))) {
         isProtected = false;
         gauge.set(0);
       }

@@ -131,6 +131,9 @@ function protectFromScaleIn(o: GatewayRoleOptions) {
     agentUri,
     pendingRecords: async () =>
       (await value(o.metrics.spoolPending)) + (await value(o.metrics.spoolAdoptedPending)),
+    // Several processes in the task: none drops the protection another may still need; it lapses
+    // within 5 minutes of the last spool emptying.
+    ...(o.slot ? { shared: true, expiresInMinutes: 5 } : {}),
     logger: o.logger,
     registry: o.metrics.registry,
   });

@@ -93,6 +93,34 @@ test('protects the task while the spool holds records, renews before expiry, dro
   assert.equal(agent.calls.length, 3, 'nothing more while empty');
 });
 
+test('gateway processes sharing a task: one whose spool empties never drops the protection a sibling renews; it lapses', async (t) => {
+  const agent = await fakeEcsAgent(({ body }) => [
+    200,
+    { protection: { ProtectionEnabled: body.ProtectionEnabled } },
+  ]);
+  t.after(agent.close);
+  const pending = [10, 10];
+  const [p0, p1] = [0, 1].map((i) =>
+    startScaleInProtection({
+      agentUri: agent.uri,
+      pendingRecords: () => pending[i]!,
+      logger: silentLogger(),
+      intervalMs: 3_600_000,
+      expiresInMinutes: 5,
+      shared: true,
+    }),
+  ) as [ReturnType<typeof startScaleInProtection>, ReturnType<typeof startScaleInProtection>];
+  t.after(() => Promise.all([p0.stop({ release: true }), p1.stop({ release: true })]));
+  await Promise.all([p0.check(), p1.check()]);
+  assert.equal(agent.calls.length, 2);
+  pending[0] = 0;
+  await p0.check();
+  assert.equal(p0.protected, false);
+  await p0.stop({ release: true });
+  assert.equal(agent.calls.length, 2, 'p0 empty: nothing sent, p1 still protects the task');
+  assert.ok(agent.calls.every((c) => c.body.ProtectionEnabled === true && c.body.ExpiresInMinutes === 5));
+});
+
 test('a refused or failed call is counted and retried at the next look, never thrown', async (t) => {
   let refuse = true;
   const agent = await fakeEcsAgent(() =>

@@ -1,6 +1,6 @@
 /** What sets gateway process p<i> apart (process-slot.ts), and the ports the preflight checks for N. */
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { listeners } from '../../cli/preflight.js';
@@ -15,7 +15,7 @@ import {
   slotSpoolDir,
 } from '../../gateway/process/process-slot.js';
 import { loadConfig } from '../../platform/config/env.js';
-import { tempDir } from '../helpers/gateway.js';
+import { ROOT, tempDir } from '../helpers/gateway.js';
 
 test('reusePort: Node >= 22.12 (22.x) or >= 23.1, on Linux; the refusal names the version', () => {
   for (const v of ['22.12.0', '22.20.1', '23.1.0', '24.22.3', '25.0.0'])
@@ -27,6 +27,14 @@ test('reusePort: Node >= 22.12 (22.x) or >= 23.1, on Linux; the refusal names th
     );
   }
   assert.match(reusePortProblem('24.22.3', 'darwin') ?? '', /need Linux/);
+});
+
+test("the image's Node (Dockerfile NODE_IMAGE) runs several gateway processes (infra/terraform gateway_processes > 1)", () => {
+  const image = /^ARG NODE_IMAGE=node:(\d+\.\d+\.\d+)-/m.exec(
+    readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'),
+  );
+  assert.ok(image, 'the Dockerfile pins NODE_IMAGE to an exact node:<version> tag');
+  assert.equal(reusePortProblem(image[1], 'linux'), undefined);
 });
 
 test('process p<i>: spool subdirectory, instance id suffix, control port base + i (0 stays 0)', () => {
