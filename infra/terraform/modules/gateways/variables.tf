@@ -46,7 +46,7 @@ variable "agent_cidr_blocks" {
 }
 
 variable "control_api_cidr_blocks" {
-  description = "Allowed on the control API (6752: AK/SK-signed /conn/*, /command, plus /metrics). Empty: the VPC's CIDR."
+  description = "Allowed on the control API (6752, and 6752 + i for process i with processes > 1: AK/SK-signed /conn/*, /command, plus /metrics). Empty: the VPC's CIDR."
   type        = list(string)
   default     = []
 }
