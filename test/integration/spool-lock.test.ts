@@ -2,15 +2,22 @@
  * The spool lock is released by the kernel when its owner dies: a gateway
  * killed with SIGKILL — here left a zombie, never reaped, so its pid still "exists" — does not
  * block the next opener, while a live owner is refused with its pid. A spool path too long for
- * a socket file locks through Linux's abstract namespace the same way.
+ * a socket file locks through Linux's abstract namespace the same way. The adoption of another
+ * process's spool (spool-adoption.ts) leaves one in use to its owner and takes it once free.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { IngestPipeline } from '../../gateway/ingest/pipeline.js';
+import { Spool } from '../../gateway/ingest/spool.js';
+import { adoptOrphanedSpools } from '../../gateway/ingest/spool-adoption.js';
 import { lockAddress, lockSpoolDir, openSpoolExclusive } from '../../gateway/ingest/spool-lock.js';
+import { createLogger } from '../../platform/obs/logger.js';
+import { createMetrics } from '../../platform/obs/metrics.js';
 import { ROOT, tempDir, waitFor } from '../helpers/gateway.js';
+import { writeSpoolRecords } from '../helpers/spool.js';
 
 const OWNER = `
 import { openSpoolExclusive } from './gateway/ingest/spool-lock.ts';
@@ -62,4 +69,46 @@ test('a spool path too long for a socket file locks through the abstract namespa
   await release();
   const second = await lockSpoolDir(dir);
   await second();
+});
+
+test('adoption: a spool whose lock a live process holds is left to it, taken once free; without Kafka it keeps its records', async (t) => {
+  const root = path.join(tempDir(t), 'spool');
+  const orphan = path.join(root, 'p3');
+  await writeSpoolRecords(orphan, 'old/p3', 'orphan-p3', 30);
+  const release = await lockSpoolDir(orphan); // p3 of an earlier run, still running
+  const lines: string[] = [];
+  const logger = createLogger('info', { write: (l: string) => lines.push(l) });
+  const own = await openSpoolExclusive(root);
+  const pipeline = new IngestPipeline({
+    spool: own,
+    kafka: undefined,
+    workers: 0,
+    gatewayId: 'gw',
+    metrics: createMetrics(),
+    logger,
+  });
+  t.after(() => pipeline.close());
+  const adoption = adoptOrphanedSpools({
+    orphans: [{ dir: orphan, removeWhenDrained: true }],
+    pipeline,
+    logger,
+    metrics: createMetrics(),
+    retryMs: 50,
+  });
+  t.after(() => adoption.stop());
+  await waitFor(() => lines.some((l) => l.includes('is in use')), 5000, 'the in-use line');
+  await release();
+  // The retry timer is unref'd (a gateway's listeners keep its process alive): so is nothing here.
+  const alive = setInterval(() => {}, 1000);
+  t.after(() => clearInterval(alive));
+  await adoption.finished;
+  const said = (text: string) =>
+    lines.filter((l) => l.includes(text)).map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(said('is in use').length, 1, 'said once, however often it was tried');
+  const [warning] = said('no Kafka is configured');
+  assert.deepEqual([warning?.dir, warning?.records], [orphan, 30]);
+  // Left as it was: every record still pending there, the directory kept.
+  const spool = await Spool.open(orphan);
+  assert.equal(spool.stats().entries, 30);
+  await spool.close();
 });
