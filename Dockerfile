@@ -48,4 +48,5 @@ USER node
 # 6751 agent gRPC (mTLS), 6752 control API, 8088 discovery
 EXPOSE 6751 6752 8088
 STOPSIGNAL SIGTERM
-CMD ["node", "bin/fleetgate.js", "gateway"]
+# The gateway's V8 flags: gateway/process/node-flags.ts says why.
+CMD ["node", "--initial-old-space-size=128", "bin/fleetgate.js", "gateway"]

@@ -81,7 +81,11 @@ export function decodeSnappyFrames(input: Buffer, maxBytes: number): Buffer {
           );
         }
         try {
-          decoded = snappy.uncompressSync(data, { asBuffer: true }) as Buffer;
+          // copyOutputData: a plain Node Buffer (one memcpy) instead of an external one, which
+          // napi-rs reports to V8 as external memory with a finalizer that a GC must run. At
+          // 12 KB messages the external kind cost ~12 % more CPU per message in a loop that lets
+          // the buffers die (3,218 vs 2,802 and 3,500 vs 3,117 ms per 280k decodes, Node 20).
+          decoded = snappy.uncompressSync(data, { asBuffer: true, copyOutputData: true }) as Buffer;
         } catch (err) {
           throw corrupt(`corrupt input (${(err as Error).message})`);
         }

@@ -2,6 +2,7 @@
 import path from 'node:path';
 import type { Config } from '../../platform/config/env.js';
 import { serverCertificateNames } from '../../platform/pki/server-names.js';
+import { missingGatewayNodeFlags } from './node-flags.js';
 
 export interface GatewayBannerInput {
   grpcPort: number;
@@ -9,6 +10,8 @@ export interface GatewayBannerInput {
   /** Where records go (IngestSink.name). */
   sinkName: string;
   registered: boolean;
+  /** The process's Node flags (default: process.execArgv), checked for the gateway's own. */
+  execArgv?: readonly string[];
 }
 
 export function gatewayBanner(config: Readonly<Config>, o: GatewayBannerInput): string[] {
@@ -25,6 +28,11 @@ export function gatewayBanner(config: Readonly<Config>, o: GatewayBannerInput): 
     `  simulate agents:   npx fleetgate sim --gateway 127.0.0.1:${o.grpcPort} --pki ${config.pkiDir} --agents 100`,
   ];
   if (!o.registered) lines.push('  discovery          not registered (set FLEETGATE_SD_ADDRS)');
+  const missing = missingGatewayNodeFlags(o.execArgv ?? process.execArgv);
+  if (missing.length > 0)
+    lines.push(
+      `  node flags         started without ${missing.join(' ')}: more full GCs at agent rates (node ${missing.join(' ')} bin/fleetgate.js gateway; docs/capacity.md "Paced cost")`,
+    );
   return lines;
 }
 

@@ -16,6 +16,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { type BackoffOptions, backoffDelay } from '../../platform/backoff.js';
 import type { Logger } from '../../platform/obs/logger.js';
+import { withGatewayNodeFlags } from './node-flags.js';
 import { type ProcessSlot, SLOT_ENV, slotControlPort, slotName } from './process-slot.js';
 
 /** What a child sends over the IPC channel once it serves. */
@@ -172,6 +173,8 @@ class GatewaySupervisor implements Supervisor {
   #launch(slot: Slot): Promise<ChildUp> {
     const o = this.#o;
     const child = fork(o.entry, o.args, {
+      // The gateway's V8 flags even when the supervisor itself was started without them.
+      execArgv: withGatewayNodeFlags(process.execArgv),
       env: {
         ...o.env,
         [SLOT_ENV]: String(slot.index),

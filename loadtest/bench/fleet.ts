@@ -32,6 +32,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { GATEWAY_NODE_FLAGS } from '../../gateway/process/node-flags.js';
 import { signRequest } from '../../platform/http/aksk.js';
 import { decodeHistogram, type Histogram, newHistogram } from '../sim/report.js';
 import { SCENARIOS } from '../sim/scenario.js';
@@ -381,6 +382,8 @@ async function runImpl(impl: Impl, target: number): Promise<void> {
           [
             '--expose-gc',
             '--max-old-space-size=8192',
+            // Ours as the image starts it (gateway/process/node-flags.ts).
+            ...(impl === 'ours' ? GATEWAY_NODE_FLAGS : []),
             ...(values['gateway-node-args']?.split(/\s+/).filter(Boolean) ?? []),
           ],
           scripts[impl],

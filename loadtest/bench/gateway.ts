@@ -28,6 +28,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } f
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { GATEWAY_NODE_FLAGS } from '../../gateway/process/node-flags.js';
 import { loopbackSources, writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
 import {
@@ -191,8 +192,11 @@ const tests = new Set<TestName>(
 // ---- where the children are ----------------------------------------------------------------
 
 const { root, tsNodeArgs, script } = childScripts(import.meta.url);
-/** Our server runs with the OpenSSL settings the image gives it (bin/openssl.cnf: no TLS 1.3 tickets). */
-const oursNodeArgs = [`--openssl-config=${path.join(root, 'bin', 'openssl.cnf')}`];
+/**
+ * Our server runs as the image starts it: its OpenSSL settings (bin/openssl.cnf: no TLS 1.3
+ * tickets) and the gateway's V8 flags (gateway/process/node-flags.ts).
+ */
+const oursNodeArgs = [`--openssl-config=${path.join(root, 'bin', 'openssl.cnf')}`, ...GATEWAY_NODE_FLAGS];
 
 /** The node binary of a runtime name: this process's, or Node 24 as scripts/run-tests.mjs installs it. */
 function nodeOf(runtime: string): string {

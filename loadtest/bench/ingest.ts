@@ -30,6 +30,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import kafkajs from 'kafkajs';
+import { GATEWAY_NODE_FLAGS } from '../../gateway/process/node-flags.js';
 import { kafkaFor } from '../../infra/local/disposable-kafka.mjs';
 import { registerCodecs } from '../../workers/kafka/codecs.js';
 import { writeBenchPki } from './bench-setup.js';
@@ -387,7 +388,13 @@ async function startServer(impl: Impl, topic: string, extraNodeArgs: string[] = 
         ];
   const child = await spawnChild(
     LABEL[impl],
-    ['--expose-gc', ...extraNodeArgs, ...tsNodeArgs],
+    // Ours runs with the gateway's V8 flags, as the image starts it; `before` as its own tree did.
+    [
+      '--expose-gc',
+      ...(impl === 'workers' || impl === 'inline' ? GATEWAY_NODE_FLAGS : []),
+      ...extraNodeArgs,
+      ...tsNodeArgs,
+    ],
     impl === 'baseline'
       ? scripts.baseline
       : impl === 'before'

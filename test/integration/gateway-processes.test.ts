@@ -12,12 +12,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Registry } from 'prom-client';
 import { createRegistryStore } from '../../discovery/registry-store.js';
 import { startDiscovery } from '../../discovery/service.js';
+import { GATEWAY_NODE_FLAGS } from '../../gateway/process/node-flags.js';
 import { reusePortProblem } from '../../gateway/process/process-slot.js';
 import { connectAgent, openTransfer, type TransferStream } from '../../loadtest/agent/raw-agent.js';
 import { getAgentItem } from '../../manager/store/agents.js';
@@ -120,6 +121,11 @@ test('fleetgate gateway --processes 2: agents on both processes reach Kafka, a k
   );
   const [p0, p1] = bannerChildren(gw.output()) as [Child, Child];
   assert.notEqual(p0.pid, p1.pid);
+  // The supervisor was started without the gateway's V8 flags; its children have them.
+  for (const c of [p0, p1]) {
+    const argv = readFileSync(`/proc/${c.pid}/cmdline`, 'utf8').split('\0');
+    for (const f of GATEWAY_NODE_FLAGS) assert.ok(argv.includes(f), `process ${c.pid}: ${argv.join(' ')}`);
+  }
   const streams: Array<{ s: TransferStream; ended: boolean }> = [];
   let n = 0;
   /** Connects agents in groups of 6 (each sends one record) until `until` holds of the processes. */

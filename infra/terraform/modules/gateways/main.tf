@@ -64,7 +64,8 @@ locals {
       printf '%s\n' "$KAFKA_CLIENT_KEY" > "$FLEETGATE_KAFKA_KEY_FILE"
     fi
     unset PKI_CA_CRT PKI_SERVER_CRT PKI_SERVER_KEY PKI_CRL_PEM KAFKA_CLIENT_CRT KAFKA_CLIENT_KEY
-    exec node bin/fleetgate.js gateway
+    # The gateway's V8 flags (gateway/process/node-flags.ts).
+    exec node --initial-old-space-size=128 bin/fleetgate.js gateway
   SH
 
   # Every JSON key named here must exist in the secret (ECS refuses to start the task otherwise):
