@@ -70,6 +70,30 @@ function readProcInfo(pid: number): ProcInfo | undefined {
   return { pid, ppid: Number(f[1]), cpuTicks: Number(f[11]) + Number(f[12]), rssPages: Number(f[21]) };
 }
 
+/** Live (not zombie) processes of process group `pgid`. */
+export function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = readProc(`/proc/${name}/stat`);
+    if (!stat) continue;
+    // After the command name: state is field 3, pgrp field 5.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (f[0] !== 'Z' && Number(f[2]) === pgid) out.push(Number(name));
+  }
+  return out;
+}
+
+/** Waits until process group `pgid` has no live member, at most `ms`; true if it emptied. */
+async function groupGone(pgid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (groupMembers(pgid).length === 0) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** The processes of the tree rooted at `root` (itself included) that are alive now. */
 export function processTree(root: number): ProcInfo[] {
   const all: ProcInfo[] = [];
@@ -216,20 +240,14 @@ export async function startExternalGateway(o: ExternalOptions): Promise<Child> {
       if (cmd === 'stats' || cmd === 'gc') return stats() as T;
       throw new Error(`${o.name}: an external gateway answers only stats and gc, not ${cmd}`);
     },
+    // The whole group, not only the shell: a gateway left running would load the next one's run.
     async stop(graceMs = 10_000) {
-      if (!alive) return;
       signalGroup('SIGTERM');
-      let timer: NodeJS.Timeout | undefined;
-      const killed = new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          signalGroup('SIGKILL');
-          resolve();
-        }, graceMs);
-      });
-      await Promise.race([exited.then(() => undefined), killed]);
-      clearTimeout(timer);
+      if (!(await groupGone(root, graceMs))) {
+        signalGroup('SIGKILL');
+        await groupGone(root, 5000);
+      }
       await exited;
-      signalGroup('SIGKILL'); // anything of the group still there after the shell left
     },
   };
 }
