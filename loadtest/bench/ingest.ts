@@ -47,6 +47,7 @@ import {
   textTable,
   writeJsonReport,
 } from './driver.js';
+import { EXTERNAL_ENV_HELP, freePort, startExternalGateway, treeUsage } from './external-gateway.js';
 import { type GoLoad, startGoLoad } from './go-load.js';
 import { machineInfo, readProc } from './machine.js';
 import { monotonicUs, readStamp } from './stamp.js';
@@ -79,8 +80,9 @@ Options:
   --linger-ms MS        our producer's linger (default: the pipeline's)
   --batch-window-ms MS  our pipeline's batch window (default: the pipeline's,
                         FLEETGATE_INGEST_BATCH_WINDOW_MS's default; not passed to --compare-tree)
-  --impls LIST          subset of baseline,workers,inline (default: all three; none: only
-                        the --profile run)
+  --impls LIST          subset of baseline,workers,inline,before,external (default: the first
+                        three, before with --compare-tree, external with --external-cmd; none:
+                        only the --profile run)
   --brokers LIST        use these brokers (default: $FLEETGATE_BENCH_KAFKA, else a disposable
                         broker on a free port, started for this run and stopped after it)
   --rounds N            run every gateway N times, alternating (A B C A B C …); the table shows,
@@ -98,6 +100,14 @@ Options:
                         change: git archive REV | tar -x -C DIR, then node_modules and
                         proto/gen in place) as the column "before" (workers as --workers), so
                         before and after are measured in the same invocation
+  --external-cmd CMD    also run another gateway (e.g. Elkeid's AgentCenter, see
+                        docs/benchmarking-ac.md) as the column "external": CMD runs through
+                        /bin/sh in a fresh working directory, with the settings in
+                        ${EXTERNAL_ENV_HELP}.
+                        Its CPU and RSS are those of the process tree CMD starts (/proc); as it
+                        reports no Kafka acks, its records in the window are those the agents
+                        sent within the window that reached its topic; agents send it snappy
+  --external-name NAME  the column's name (default external)
   --help                this text
 
 Progress goes to stderr; the result table to stdout.`;
@@ -125,6 +135,8 @@ const { values } = parseArgs({
     'profile-phase': { type: 'string', default: 'paced' },
     'profile-dir': { type: 'string' },
     'compare-tree': { type: 'string' },
+    'external-cmd': { type: 'string' },
+    'external-name': { type: 'string', default: 'external' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -167,12 +179,14 @@ const cfg = {
     return (this.pacedAgents * this.recordsPerMessage * 1000) / this.intervalMs;
   },
 };
-const allImpls = ['baseline', 'before', 'workers', 'inline'] as const;
+const allImpls = ['baseline', 'before', 'workers', 'inline', 'external'] as const;
 type Impl = (typeof allImpls)[number];
 const compareTree = values['compare-tree'] ? path.resolve(values['compare-tree']) : undefined;
+const externalCmd = values['external-cmd'];
+const externalName = values['external-name'] ?? 'external';
 const impls: Impl[] =
   values.impls === undefined
-    ? allImpls.filter((i) => i !== 'before' || compareTree)
+    ? allImpls.filter((i) => (i !== 'before' || compareTree) && (i !== 'external' || externalCmd))
     : allImpls.filter((i) =>
         values
           .impls!.split(',')
@@ -180,10 +194,12 @@ const impls: Impl[] =
           .includes(i),
       );
 if (impls.includes('before') && !compareTree) throw new Error('--impls before needs --compare-tree DIR');
+if (impls.includes('external') && !externalCmd) throw new Error('--impls external needs --external-cmd CMD');
 if (impls.length === 0 && !(values.profile && values.impls === 'none'))
   throw new Error(`--impls: want a subset of ${allImpls.join(',')} (or none, with --profile)`);
 const profileImpl = values['profile-impl'] as Impl;
-if (!allImpls.includes(profileImpl)) throw new Error(`--profile-impl: want one of ${allImpls.join('|')}`);
+if (!allImpls.includes(profileImpl) || profileImpl === 'external')
+  throw new Error(`--profile-impl: want one of ${allImpls.filter((i) => i !== 'external').join('|')}`);
 const profilePhase = values['profile-phase'] as 'paced' | 'saturated';
 if (profilePhase !== 'paced' && profilePhase !== 'saturated')
   throw new Error('--profile-phase: want paced or saturated');
@@ -205,6 +221,7 @@ const LABEL: Record<Impl, string> = {
   before: `before w=${cfg.workers}`,
   workers: `fleetgate w=${cfg.workers}`,
   inline: 'fleetgate w=0',
+  external: externalName,
 };
 
 const problems: string[] = [];
@@ -370,7 +387,22 @@ type Stats = ServerStats & {
 };
 const servers = new Set<Server>();
 
+/** The --external-cmd gateway on a free port; its `records` are what the consumer read of its topic. */
+async function startExternal(topic: string): Promise<Child> {
+  const host = '127.0.0.1';
+  const workDir = mkdtempSync(path.join(os.tmpdir(), 'fg-bench-external-'));
+  externalDirs.push(workDir);
+  return startExternalGateway({
+    name: externalName,
+    cmd: externalCmd!,
+    settings: { host, port: await freePort(host), brokers, topic, pkiDir, workDir },
+    records: () => tracks.get(topic)?.unique ?? 0,
+  });
+}
+const externalDirs: string[] = [];
+
 async function startServer(impl: Impl, topic: string, extraNodeArgs: string[] = []): Promise<Server> {
+  if (impl === 'external') return registerServer(impl, topic, await startExternal(topic));
   const common = ['--pki', pkiDir, '--port', '0', '--topic', topic, '--brokers', brokers.join(',')];
   const args =
     impl === 'baseline'
@@ -402,6 +434,10 @@ async function startServer(impl: Impl, topic: string, extraNodeArgs: string[] = 
         : scripts.ours,
     args,
   );
+  return registerServer(impl, topic, child);
+}
+
+function registerServer(impl: Impl, topic: string, child: Child): Server {
   const server: Server = {
     impl,
     child,
@@ -508,13 +544,15 @@ async function measurePhase(server: Server, load: GoLoad, run: PhaseRun): Promis
   await sleep(cfg.warmupS * 1000);
 
   const serverPid = Number(server.child.hello.pid);
+  // An external gateway may be a tree of processes (a shell, the gateway, its helpers).
+  const serverCpuS = () => (server.impl === 'external' ? treeUsage(serverPid).cpuS : procCpuS(serverPid));
   const driverCpu = () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1e6;
   };
   track.fromUs = monotonicUs();
   const s0 = await server.stats();
-  const g0 = procCpuS(serverPid) ?? 0;
+  const g0 = serverCpuS() ?? 0;
   const b0 = procCpuS(brokerPid);
   const c0 = procCpuS(load.pid) ?? 0;
   const d0 = driverCpu();
@@ -535,7 +573,7 @@ async function measurePhase(server: Server, load: GoLoad, run: PhaseRun): Promis
     lastAt = nowAt;
   }
   const s1 = await server.stats();
-  const g1 = procCpuS(serverPid) ?? 0;
+  const g1 = serverCpuS() ?? 0;
   track.toUs = monotonicUs();
   const wallS = (performance.now() - startedAt) / 1000;
   const b1 = procCpuS(brokerPid);
@@ -569,7 +607,10 @@ async function measurePhase(server: Server, load: GoLoad, run: PhaseRun): Promis
   if ((after.spooled ?? 0) > 0)
     problems.push(`${label}: ${fmt(after.spooled ?? 0)} records went to the spool`);
 
-  const records = s1.records - s0.records;
+  // An external gateway reports no Kafka acks: count its records by send time instead, those the
+  // agents sent within the window that reached Kafka (known once drained), so a consumer that
+  // falls behind on a busy machine does not undercount it.
+  const records = server.impl === 'external' ? track.latency.totalCount : s1.records - s0.records;
   const cpuS = g1 - g0 > 0 ? g1 - g0 : cpuSeconds(s0, s1);
   const brokerCpuS = b0 !== undefined && b1 !== undefined ? b1 - b0 : undefined;
   const mainUs = s0.threads && s1.threads ? (s1.threads.mainUs - s0.threads.mainUs) / 1e6 / wallS : undefined;
@@ -914,7 +955,13 @@ const find = (impl: Impl, phase: string) => {
   return runs[(runs.length - 1) >> 1];
 };
 
-const SHORT: Record<Impl, string> = { baseline: 'base', before: 'before', workers: 'w', inline: 'w=0' };
+const SHORT: Record<Impl, string> = {
+  baseline: 'base',
+  before: 'before',
+  workers: 'w',
+  inline: 'w=0',
+  external: 'ext',
+};
 
 /** a/b of one metric as "1.23×", '' where it means nothing (counts of lost/duplicate records, zeros). */
 function ratioOf(m: Metric, a: PhaseResult | undefined, b: PhaseResult | undefined): string {
@@ -934,9 +981,10 @@ function ratioOf(m: Metric, a: PhaseResult | undefined, b: PhaseResult | undefin
 
 function table(): string {
   const cols = impls;
-  const oursCols = cols.filter((c) => c !== 'baseline');
+  const oursCols = cols.filter((c) => c !== 'baseline' && c !== 'external');
   const hasBase = cols.includes('baseline');
   const hasBefore = cols.includes('before') && cols.includes('workers');
+  const extCols = cols.includes('external') ? oursCols : [];
   const head = [
     'phase',
     'metric',
@@ -944,6 +992,7 @@ function table(): string {
     ...cols.map((c) => LABEL[c]),
     ...(hasBase ? oursCols.map((c) => `${SHORT[c]}/base`) : []),
     ...(hasBefore ? ['w/before'] : []),
+    ...extCols.map((c) => `${SHORT[c]}/${SHORT.external}`),
   ];
   const rows: string[][] = [head];
   for (const phase of ['paced', 'saturated'] as const) {
@@ -980,6 +1029,7 @@ function table(): string {
           })
         : [];
       if (hasBefore) ratios.push(ratioOf(m, find('workers', phase), find('before', phase)));
+      for (const c of extCols) ratios.push(ratioOf(m, find(c, phase), find('external', phase)));
       const offered = phase === 'paced' ? find(cols[0]!, phase)?.offeredRate : undefined;
       rows.push([
         phase === 'paced' && offered ? `paced ${fmt(offered)}/s` : phase,
@@ -999,6 +1049,7 @@ function jsonResults(impl: Impl, prefix: string) {
     const r = find(impl, phase);
     if (!r) continue;
     const b = find('baseline', phase);
+    const ext = impl === 'external' ? undefined : find('external', phase);
     for (const m of METRICS) {
       const value = m.get(r);
       const entry: Record<string, unknown> = {
@@ -1007,6 +1058,8 @@ function jsonResults(impl: Impl, prefix: string) {
         unit: m.unit,
         better: m.better,
       };
+      const ev = ext ? m.get(ext) : null;
+      if (value !== null && ev !== null && ev > 0) entry.ratioToExternal = Number((value / ev).toFixed(3));
       if (impl !== 'baseline' && b) {
         const bv = m.get(b);
         if (value !== null && bv !== null && bv > 0) entry.ratioToBaseline = Number((value / bv).toFixed(3));
@@ -1104,6 +1157,7 @@ async function main(): Promise<number> {
   await consumer?.disconnect().catch(() => {});
   await deleteTopics();
   rmSync(pkiDir, { recursive: true, force: true });
+  for (const dir of externalDirs) rmSync(dir, { recursive: true, force: true });
   await benchKafka?.stop();
 
   const loadAverageAtEnd = loadAverageNow();
@@ -1125,6 +1179,12 @@ async function main(): Promise<number> {
     console.log(
       `\nidle: ${idleResults.map((r) => `${LABEL[r.impl]}: ${r.agents} agents, RSS ${r.rssBeforeMiB} → ${r.rssAfterMiB} MiB = ${r.rssPerAgentKiB} KiB per agent`).join('; ')}`,
     );
+    const ext = idleResults.find((r) => r.impl === 'external');
+    const ours = idleResults.filter((r) => r.impl !== 'external' && r.impl !== 'baseline');
+    if (ext && ext.rssPerAgentKiB > 0 && ours.length > 0)
+      console.log(
+        `idle RSS per agent vs ${externalName}: ${ours.map((r) => `${SHORT[r.impl]}/${SHORT.external} ${(r.rssPerAgentKiB / ext.rssPerAgentKiB).toFixed(2)}×`).join(', ')}`,
+      );
   }
   const sat = phaseResults;
   if (sat.length > 0) {
@@ -1145,7 +1205,9 @@ async function main(): Promise<number> {
         ...(impls.includes('workers') ? jsonResults('workers', 'workers.') : []),
         ...(impls.includes('inline') ? jsonResults('inline', 'inline.') : []),
         ...(impls.includes('before') ? jsonResults('before', 'before.') : []),
+        ...(impls.includes('external') ? jsonResults('external', 'external.') : []),
       ],
+      ...(impls.includes('external') ? { external: { name: externalName, cmd: externalCmd } } : {}),
       baseline: {
         name: baselineName(),
         results: impls.includes('baseline') ? jsonResults('baseline', '') : [],
@@ -1176,5 +1238,6 @@ runDriver(main, async () => {
   await consumer?.disconnect().catch(() => {});
   await deleteTopics();
   rmSync(pkiDir, { recursive: true, force: true });
+  for (const dir of externalDirs) rmSync(dir, { recursive: true, force: true });
   await benchKafka?.stop();
 });
