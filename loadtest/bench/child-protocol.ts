@@ -3,7 +3,7 @@
  * load generators): the child prints one JSON line when ready, then answers each command line on
  * stdin with exactly one JSON line on stdout. Anything else a child prints goes to stderr.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import readline from 'node:readline';
@@ -189,6 +189,33 @@ export function reply(value: unknown): void {
 }
 
 /** Parent side: a running child with a request/reply channel over its stdin/stdout. */
+export type ChildExit = { code: number | null; signal: NodeJS.Signals | null };
+
+/** The last 40 non-empty lines of `streams` (for error reports), kept as they arrive. */
+export function keepTail(streams: readonly NodeJS.ReadableStream[]): string[] {
+  const tail: string[] = [];
+  for (const stream of streams) {
+    readline.createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (l) => {
+      if (l.trim() === '') return;
+      tail.push(l);
+      if (tail.length > 40) tail.splice(0, tail.length - 40);
+    });
+  }
+  return tail;
+}
+
+/** Whether `proc` still runs, and its exit. */
+export function watchExit(proc: ChildProcess): { exited: Promise<ChildExit>; alive(): boolean } {
+  let alive = true;
+  const exited = new Promise<ChildExit>((resolve) => {
+    proc.once('exit', (code, signal) => {
+      alive = false;
+      resolve({ code, signal });
+    });
+  });
+  return { exited, alive: () => alive };
+}
+
 export interface Child {
   readonly name: string;
   readonly pid: number | undefined;
@@ -224,19 +251,9 @@ export async function spawnChild(
   const proc = spawn('/bin/sh', ['-c', shell, opts.node ?? process.execPath, ...nodeArgs, script, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
-  const tail: string[] = [];
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (chunk: string) => {
-    for (const l of chunk.split('\n')) if (l.trim() !== '') tail.push(l);
-    if (tail.length > 40) tail.splice(0, tail.length - 40);
-  });
-  let alive = true;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    proc.once('exit', (code, signal) => {
-      alive = false;
-      resolve({ code, signal });
-    });
-  });
+  const tail = keepTail([proc.stderr]);
+  const watch = watchExit(proc);
+  const exited = watch.exited;
   const lines = readline.createInterface({ input: proc.stdout, crlfDelay: Number.POSITIVE_INFINITY });
   const waiting = new Map<
     number,
@@ -300,11 +317,11 @@ export async function spawnChild(
     hello,
     exited,
     get alive() {
-      return alive;
+      return watch.alive();
     },
     stderrTail: () => tail.join('\n'),
     request<T>(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 300_000): Promise<T> {
-      if (!alive) return Promise.reject(new Error(`${name} is not running\n${tail.join('\n')}`));
+      if (!watch.alive()) return Promise.reject(new Error(`${name} is not running\n${tail.join('\n')}`));
       const id = nextId++;
       return new Promise<T>((resolve, reject) => {
         const timer = setTimeout(() => {
@@ -325,12 +342,12 @@ export async function spawnChild(
       });
     },
     async stop(graceMs = 10_000) {
-      if (!alive) return;
+      if (!watch.alive()) return;
       proc.stdin.end();
       let timer: NodeJS.Timeout | undefined;
       const killed = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
-          if (alive && proc.pid !== undefined) process.kill(proc.pid, 'SIGKILL');
+          if (watch.alive() && proc.pid !== undefined) process.kill(proc.pid, 'SIGKILL');
           resolve();
         }, graceMs);
       });

@@ -14,8 +14,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import readline from 'node:readline';
-import type { Child, ServerStats } from './child-protocol.js';
+import { type Child, keepTail, type ServerStats, watchExit } from './child-protocol.js';
 import { readProc } from './machine.js';
 
 /** What the external gateway is told, through the environment its command sees. */
@@ -179,21 +178,9 @@ export async function startExternalGateway(o: ExternalOptions): Promise<Child> {
     detached: true, // a process group of its own: stop() ends the whole tree
   });
   const root = proc.pid!;
-  const tail: string[] = [];
-  for (const stream of [proc.stdout, proc.stderr]) {
-    readline.createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (l) => {
-      if (l.trim() === '') return;
-      tail.push(l);
-      if (tail.length > 40) tail.splice(0, tail.length - 40);
-    });
-  }
-  let alive = true;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    proc.once('exit', (code, signal) => {
-      alive = false;
-      resolve({ code, signal });
-    });
-  });
+  const tail = keepTail([proc.stdout, proc.stderr]);
+  const watch = watchExit(proc);
+  const exited = watch.exited;
   const signalGroup = (signal: NodeJS.Signals) => {
     try {
       process.kill(-root, signal);
@@ -232,11 +219,11 @@ export async function startExternalGateway(o: ExternalOptions): Promise<Child> {
     hello: { port: settings.port, pid: root, impl: o.name, external: true },
     exited,
     get alive() {
-      return alive;
+      return watch.alive();
     },
     stderrTail: () => tail.join('\n'),
     async request<T>(cmd: string): Promise<T> {
-      if (!alive) throw new Error(`${o.name} is not running\n${tail.join('\n')}`);
+      if (!watch.alive()) throw new Error(`${o.name} is not running\n${tail.join('\n')}`);
       if (cmd === 'stats' || cmd === 'gc') return stats() as T;
       throw new Error(`${o.name}: an external gateway answers only stats and gc, not ${cmd}`);
     },
