@@ -24,9 +24,18 @@
  */
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
 import kafkajs from 'kafkajs';
@@ -99,7 +108,8 @@ Options:
   --compare-tree DIR    also run the gateway of another checkout (e.g. the commit before a
                         change: git archive REV | tar -x -C DIR, then node_modules and
                         proto/gen in place) as the column "before" (workers as --workers), so
-                        before and after are measured in the same invocation
+                        before and after are measured in the same invocation; each tree's
+                        gateway gets the V8 flags of its own gateway/process/node-flags.ts
   --external-cmd CMD    also run another gateway (e.g. Elkeid's AgentCenter, see
                         docs/benchmarking-ac.md) as the column "external": CMD runs through
                         /bin/sh in a fresh working directory, with the settings in
@@ -401,6 +411,17 @@ async function startExternal(topic: string): Promise<Child> {
 }
 const externalDirs: string[] = [];
 
+/**
+ * The gateway's V8 flags of the --compare-tree checkout (its gateway/process/node-flags.ts),
+ * none for a tree from before that file: each tree runs as its own image would start it.
+ */
+async function compareTreeNodeFlags(): Promise<readonly string[]> {
+  const file = path.join(compareTree!, 'gateway', 'process', 'node-flags.ts');
+  if (!existsSync(file)) return [];
+  const mod = (await import(pathToFileURL(file).href)) as { GATEWAY_NODE_FLAGS?: readonly string[] };
+  return mod.GATEWAY_NODE_FLAGS ?? [];
+}
+
 async function startServer(impl: Impl, topic: string, extraNodeArgs: string[] = []): Promise<Server> {
   if (impl === 'external') return registerServer(impl, topic, await startExternal(topic));
   const common = ['--pki', pkiDir, '--port', '0', '--topic', topic, '--brokers', brokers.join(',')];
@@ -420,10 +441,10 @@ async function startServer(impl: Impl, topic: string, extraNodeArgs: string[] = 
         ];
   const child = await spawnChild(
     LABEL[impl],
-    // Ours runs with the gateway's V8 flags, as the image starts it; `before` as its own tree did.
+    // Each tree's gateway with the V8 flags that tree starts it with (its node-flags.ts).
     [
       '--expose-gc',
-      ...(impl === 'workers' || impl === 'inline' ? GATEWAY_NODE_FLAGS : []),
+      ...(impl === 'before' ? await compareTreeNodeFlags() : impl === 'baseline' ? [] : GATEWAY_NODE_FLAGS),
       ...extraNodeArgs,
       ...tsNodeArgs,
     ],
