@@ -4,10 +4,11 @@
  * stdin with exactly one JSON line on stdout. Anything else a child prints goes to stderr.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import readline from 'node:readline';
 import { openFileLimits } from '../sim/fd-limit.js';
+import { procCpuTicks, procStatFields, procTicksPerS } from './machine.js';
 
 /** The options every gateway child takes: `--pki DIR` (required), `--port` (0 picks a free one), `--host`. */
 export const SERVER_CHILD_OPTIONS = {
@@ -69,21 +70,15 @@ export function processStats(): Omit<ServerStats, 'records' | 'calls' | 'openCal
  * and compiler threads). Undefined where /proc is not available.
  */
 export function threadCpu(): { mainUs: number; otherUs: number; threads: number } | undefined {
-  const tickUs = 1e6 / 100; // USER_HZ is 100 on every Linux that Node supports
+  const tickUs = 1e6 / procTicksPerS();
   try {
     let mainUs = 0;
     let otherUs = 0;
     let threads = 0;
     for (const tid of readdirSync('/proc/self/task')) {
-      let stat: string;
-      try {
-        stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      } catch {
-        continue; // the thread ended meanwhile
-      }
-      // Fields after the command name (which may contain spaces): state is field 3, utime 14, stime 15.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const us = (Number(f[11]) + Number(f[12])) * tickUs;
+      const f = procStatFields(`/proc/self/task/${tid}/stat`);
+      if (!f) continue; // the thread ended meanwhile
+      const us = procCpuTicks(f) * tickUs;
       threads++;
       if (Number(tid) === process.pid) mainUs += us;
       else otherUs += us;

@@ -15,7 +15,7 @@ import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { type Child, keepTail, type ServerStats, watchExit } from './child-protocol.js';
-import { readProc } from './machine.js';
+import { procCpuTicks, procStatFields, procTicksPerS } from './machine.js';
 
 /** What the external gateway is told, through the environment its command sees. */
 export interface ExternalSettings {
@@ -51,7 +51,6 @@ export const EXTERNAL_ENV_HELP = `FLEETGATE_BENCH_AGENT_HOST/_PORT (where to lis
                         FLEETGATE_BENCH_TLS_CA/_CERT/_KEY (PEM files), FLEETGATE_BENCH_WORKDIR
                         (a fresh directory, also the working directory)`;
 
-const CLOCK_TICK = 100; // USER_HZ: 100 on every Linux Node supports (as child-protocol.ts assumes)
 const PAGE_KIB = 4;
 
 interface ProcInfo {
@@ -62,11 +61,8 @@ interface ProcInfo {
 }
 
 function readProcInfo(pid: number): ProcInfo | undefined {
-  const stat = readProc(`/proc/${pid}/stat`);
-  if (!stat) return undefined;
-  // Fields after the command name (which may hold spaces): ppid is field 4, utime 14, stime 15, rss 24.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { pid, ppid: Number(f[1]), cpuTicks: Number(f[11]) + Number(f[12]), rssPages: Number(f[21]) };
+  const f = procStatFields(`/proc/${pid}/stat`);
+  return f && { pid, ppid: Number(f[1]), cpuTicks: procCpuTicks(f), rssPages: Number(f[21]) };
 }
 
 /** Live (not zombie) processes of process group `pgid`. */
@@ -74,11 +70,8 @@ export function groupMembers(pgid: number): number[] {
   const out: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
-    const stat = readProc(`/proc/${name}/stat`);
-    if (!stat) continue;
-    // After the command name: state is field 3, pgrp field 5.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (f[0] !== 'Z' && Number(f[2]) === pgid) out.push(Number(name));
+    const f = procStatFields(`/proc/${name}/stat`);
+    if (f && f[0] !== 'Z' && Number(f[2]) === pgid) out.push(Number(name));
   }
   return out;
 }
@@ -119,7 +112,7 @@ export function processTree(root: number): ProcInfo[] {
 export function treeUsage(root: number): { cpuS: number; rssBytes: number; processes: number } {
   const tree = processTree(root);
   return {
-    cpuS: tree.reduce((s, p) => s + p.cpuTicks, 0) / CLOCK_TICK,
+    cpuS: tree.reduce((s, p) => s + p.cpuTicks, 0) / procTicksPerS(),
     rssBytes: tree.reduce((s, p) => s + p.rssPages, 0) * PAGE_KIB * 1024,
     processes: tree.length,
   };

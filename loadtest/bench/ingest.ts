@@ -23,7 +23,6 @@
  * workers, libuv pool, GC) over the measured window; the broker's and the load client's apart.
  */
 
-import { execFileSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -58,7 +57,7 @@ import {
 } from './driver.js';
 import { EXTERNAL_ENV_HELP, freePort, startExternalGateway, treeUsage } from './external-gateway.js';
 import { type GoLoad, startGoLoad } from './go-load.js';
-import { machineInfo, readProc } from './machine.js';
+import { machineInfo, procCpuTicks, procStatFields, procTicksPerS } from './machine.js';
 import { monotonicUs, readStamp } from './stamp.js';
 
 const { Kafka, logLevel } = kafkajs;
@@ -240,20 +239,10 @@ const problems: string[] = [];
 
 const machine = machineInfo();
 
-const clockTick = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
 /** CPU seconds a process has used (all threads), from /proc; undefined when unreadable. */
 function procCpuS(pid: number | null): number | undefined {
-  if (pid === null) return undefined;
-  const stat = readProc(`/proc/${pid}/stat`);
-  if (!stat) return undefined;
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / clockTick;
+  const f = pid === null ? undefined : procStatFields(`/proc/${pid}/stat`);
+  return f && procCpuTicks(f) / procTicksPerS();
 }
 
 const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'fg-bench-pki-'));
