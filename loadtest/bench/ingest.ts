@@ -400,6 +400,14 @@ async function startExternal(topic: string): Promise<Child> {
 }
 const externalDirs: string[] = [];
 
+/** What a run leaves behind, on its way out (done or failed): the consumer, topics, temp dirs. */
+async function releaseRun(): Promise<void> {
+  await consumer?.disconnect().catch(() => {});
+  await deleteTopics();
+  rmSync(pkiDir, { recursive: true, force: true });
+  for (const dir of externalDirs) rmSync(dir, { recursive: true, force: true });
+}
+
 /**
  * The gateway's V8 flags of the --compare-tree checkout (its gateway/process/node-flags.ts),
  * none for a tree from before that file: each tree runs as its own image would start it.
@@ -1164,10 +1172,7 @@ async function main(): Promise<number> {
     }
   }
 
-  await consumer?.disconnect().catch(() => {});
-  await deleteTopics();
-  rmSync(pkiDir, { recursive: true, force: true });
-  for (const dir of externalDirs) rmSync(dir, { recursive: true, force: true });
+  await releaseRun();
   await benchKafka?.stop();
 
   const loadAverageAtEnd = loadAverageNow();
@@ -1245,9 +1250,6 @@ function baselineName(): string {
 runDriver(main, async () => {
   await Promise.allSettled([...servers].map((s) => s.child.stop(2000)));
   for (const l of loads) l.kill();
-  await consumer?.disconnect().catch(() => {});
-  await deleteTopics();
-  rmSync(pkiDir, { recursive: true, force: true });
-  for (const dir of externalDirs) rmSync(dir, { recursive: true, force: true });
+  await releaseRun();
   await benchKafka?.stop();
 });
