@@ -41,7 +41,7 @@ export type MessageHandler = (message: Buffer) => void | Promise<void>;
 
 export class ServerCall {
   readonly stream: ServerHttp2Stream;
-  readonly headers: IncomingHttpHeaders;
+  /** Of the request headers only the path is kept: a call lives as long as its agent is connected. */
   readonly method: string;
   readonly #opts: CallOptions;
   readonly #reader: MessageReader;
@@ -71,7 +71,6 @@ export class ServerCall {
 
   constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, opts: CallOptions) {
     this.stream = stream;
-    this.headers = headers;
     this.method = String(headers[':path'] ?? '');
     this.#opts = opts;
     this.#reader = new MessageReader(opts.maxMessageBytes);

@@ -41,6 +41,7 @@ import kafkajs from 'kafkajs';
 import { GATEWAY_NODE_FLAGS } from '../../gateway/process/node-flags.js';
 import { kafkaFor } from '../../infra/local/disposable-kafka.mjs';
 import { registerCodecs } from '../../workers/kafka/codecs.js';
+import { fixKafkajsIdleTimer } from '../../workers/kafka/kafkajs-request-queue.js';
 import { writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
 import {
@@ -253,6 +254,7 @@ let brokers: string[] = [];
 let benchKafka: Awaited<ReturnType<typeof kafkaFor>> | undefined;
 let brokerPid: number | null = null;
 registerCodecs(); // the consumer reads what each gateway produced, whatever the codec
+fixKafkajsIdleTimer(); // the consumer shares the machine: no 1 ms timer loop per connection
 const kafkaClient = () =>
   new Kafka({ clientId: `fleetgate-bench-${process.pid}`, brokers, logLevel: logLevel.NOTHING });
 
@@ -677,6 +679,8 @@ interface IdleResult {
   rssBeforeMiB: number;
   rssAfterMiB: number;
   rssPerAgentKiB: number;
+  /** The JS heap's part of it (after a GC): what the gateway's own objects hold per agent. */
+  heapPerAgentKiB: number;
 }
 
 /** Idle agents: RSS of the gateway (after a GC) before they connect and once they all have. */
@@ -711,6 +715,7 @@ async function runIdle(server: Server, label: string): Promise<IdleResult> {
       rssBeforeMiB: mib(before.rss),
       rssAfterMiB: mib(after.rss),
       rssPerAgentKiB: Number(((after.rss - before.rss) / 1024 / Math.max(1, n)).toFixed(1)),
+      heapPerAgentKiB: Number(((after.heapUsed - before.heapUsed) / 1024 / Math.max(1, n)).toFixed(1)),
     };
   } finally {
     await load.stop().catch(() => load.kill());
@@ -1115,7 +1120,7 @@ async function runIdlePhase(impl: Impl, topic: string, label: string): Promise<v
     const idle = await runIdle(server, `${label} idle`);
     idleResults.push(idle);
     progress(
-      `${label} idle: ${idle.agents} agents, RSS ${idle.rssBeforeMiB} → ${idle.rssAfterMiB} MiB, ${idle.rssPerAgentKiB} KiB per agent`,
+      `${label} idle: ${idle.agents} agents, RSS ${idle.rssBeforeMiB} → ${idle.rssAfterMiB} MiB, ${idle.rssPerAgentKiB} KiB per agent (JS heap ${idle.heapPerAgentKiB})`,
     );
   } finally {
     await stopServer(server);
@@ -1192,7 +1197,7 @@ async function main(): Promise<number> {
   if (phaseResults.length > 0) console.log(table());
   if (idleResults.length > 0) {
     console.log(
-      `\nidle: ${idleResults.map((r) => `${LABEL[r.impl]}: ${r.agents} agents, RSS ${r.rssBeforeMiB} → ${r.rssAfterMiB} MiB = ${r.rssPerAgentKiB} KiB per agent`).join('; ')}`,
+      `\nidle: ${idleResults.map((r) => `${LABEL[r.impl]}: ${r.agents} agents, RSS ${r.rssBeforeMiB} → ${r.rssAfterMiB} MiB = ${r.rssPerAgentKiB} KiB per agent (JS heap ${r.heapPerAgentKiB})`).join('; ')}`,
     );
     const ext = idleResults.find((r) => r.impl === 'external');
     const ours = idleResults.filter((r) => r.impl !== 'external' && r.impl !== 'baseline');

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { grpc } from '../../proto/gen/elkeid.js';
 import { registerCodecs } from '../../workers/kafka/codecs.js';
+import { fixKafkajsIdleTimer } from '../../workers/kafka/kafkajs-request-queue.js';
 import { SequenceCheck, type SequenceReport } from './sequence.js';
 
 export interface VerifyOptions {
@@ -36,6 +37,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function verifyTopic(o: VerifyOptions): Promise<VerifyReport> {
   registerCodecs();
+  fixKafkajsIdleTimer();
   const kafka = new Kafka({
     clientId: `fleetgate-verify-${randomBytes(3).toString('hex')}`,
     brokers: o.brokers,

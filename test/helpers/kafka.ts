@@ -10,6 +10,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { brokerFromEnv, kafkaFor } from '../../infra/local/disposable-kafka.mjs';
 import { retryWithBackoff } from '../../platform/backoff.js';
 import { registerCodecs } from '../../workers/kafka/codecs.js';
+import { fixKafkajsIdleTimer } from '../../workers/kafka/kafkajs-request-queue.js';
 import { startFleetgateProcess } from './gateway.js';
 
 export const TEST_KAFKA_ENV = 'FLEETGATE_TEST_KAFKA';
@@ -34,6 +35,7 @@ export function kafkaReady(): Promise<void> {
 }
 
 export function kafkaClient(brokers = [BROKER]) {
+  fixKafkajsIdleTimer(); // the tests' consumers share the machine with the gateways under test
   return new Kafka({
     clientId: `test-${randomBytes(3).toString('hex')}`,
     brokers,

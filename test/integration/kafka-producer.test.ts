@@ -29,6 +29,7 @@ import {
   xerialSnappyCompress,
   xerialSnappyDecompress,
 } from '../../workers/kafka/codecs.js';
+import { kafkajsRequestQueue } from '../../workers/kafka/kafkajs-request-queue.js';
 import { partitionFunction } from '../../workers/kafka/partitioners.js';
 import {
   type CompressionName,
@@ -305,6 +306,32 @@ test('linger batching: 500 concurrent sends go out in a few Produce requests', a
   assert.ok(plain >= 100, `plain kafkajs: ${plain} Produce requests for 500 sends`);
   const got = await consume({ [topic!]: 1000 });
   assert.equal(got.length, 1000);
+});
+
+test('an idle connected producer arms no request-queue timer (kafkajs re-arms a 1 ms one for ever)', async (t) => {
+  const [topic] = await createTopics(1);
+  const p = producerFor({ topic: topic! });
+  await p.connect();
+  await p.send([{ key: 'agent-1', value: Buffer.from('one') }]);
+  // Count the check timers kafkajs' request queues arm while the producer idles.
+  const proto = kafkajsRequestQueue().prototype as unknown as {
+    scheduleCheckPendingRequests(this: { throttleCheckTimeoutId: unknown }): void;
+  };
+  const schedule = proto.scheduleCheckPendingRequests;
+  let armed = 0;
+  proto.scheduleCheckPendingRequests = function (this: { throttleCheckTimeoutId: unknown }) {
+    const had = this.throttleCheckTimeoutId;
+    schedule.call(this);
+    if (!had && this.throttleCheckTimeoutId) armed++;
+  };
+  t.after(() => {
+    proto.scheduleCheckPendingRequests = schedule;
+  });
+  await p.send([{ key: 'agent-2', value: Buffer.from('two') }]);
+  await sleep(300);
+  // Stock kafkajs: one per millisecond and connection (hundreds here).
+  assert.equal(armed, 0, `${armed} timers armed by an idle producer`);
+  assert.equal((await consume({ [topic!]: 2 })).length, 2);
 });
 
 test('a broker that is not there: connect and send reject within deliveryTimeoutMs', async (t) => {

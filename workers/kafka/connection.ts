@@ -7,6 +7,7 @@
 import type { LogEntry, logLevel as LogLevel, Producer } from 'kafkajs';
 import kafkajs from 'kafkajs';
 import { withDeadline } from './delivery.js';
+import { fixKafkajsIdleTimer } from './kafkajs-request-queue.js';
 import { createPartitioner, type PartitionerKind } from './partitioners.js';
 
 const { Kafka, logLevel } = kafkajs;
@@ -53,6 +54,7 @@ function logCreatorFor(logger: ProducerLogger) {
 
 function createKafkajsProducer(opts: ConnectionOptions): Producer {
   const { logger } = opts;
+  fixKafkajsIdleTimer();
   const kafka = new Kafka({
     clientId: opts.clientId,
     brokers: opts.brokers,
