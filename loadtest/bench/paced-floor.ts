@@ -4,15 +4,18 @@
  * stream's DATA read and dropped; no gRPC parsing, no snappy, no Kafka) receiving the paced
  * agents of `goagent load` (grpc-go, snappy as the stock agent sends). Its CPU per record is what
  * any gateway on Node's TLS and HTTP/2 stack pays before it does anything with a record; the
- * rest of a gateway's cost is its own (docs/capacity.md "Paced cost").
+ * rest of a gateway's cost is its own (docs/capacity.md "Paced cost"). With `--idle-agents N`
+ * also the idle floor: the same server's RSS per connected, silent agent (TLS socket, HTTP/2
+ * session, one open Transfer stream), measured as bench:ingest's idle phase measures a gateway.
  *
  *   npm run bench:paced-floor -- [--runtimes current,24] [--agents 100] [--interval-ms 100]
- *       [--warmup 8] [--duration 20] [--rounds 3]
+ *       [--warmup 8] [--duration 20] [--rounds 3] [--idle-agents 3000]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { withGatewayNodeFlags } from '../../gateway/process/node-flags.js';
 import { writeBenchPki } from './bench-setup.js';
 import { type ServerStats, spawnChild } from './child-protocol.js';
 import { childScripts, loadAverageNow, progressWriter, runtimeNode, sleep } from './driver.js';
@@ -32,9 +35,12 @@ Options:
   --records N       records per RawData (default 20)
   --interval-ms MS  one RawData per agent every MS (default 100)
   --warmup S        seconds of load before the measured window (default 8)
-  --duration S      measured seconds (default 20)
+  --duration S      measured seconds (default 20; 0: no paced runs, e.g. with --idle-agents)
   --rounds N        runs per runtime, alternating runtimes (default 3); the median is the lower middle one for an even N
   --no-crl          the server without the PKI's CRL
+  --idle-agents N   also, once per runtime and round: N agents connect, send their first message
+                    and hold the stream; the server's RSS per agent (after a full GC before and
+                    after, as bench:ingest's idle phase; default 0: skip)
   --help            this text
 
 Progress goes to stderr; one result line per run and the medians to stdout.`;
@@ -49,6 +55,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '20' },
     rounds: { type: 'string', default: '3' },
     'no-crl': { type: 'boolean', default: false },
+    'idle-agents': { type: 'string', default: '0' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -70,32 +77,74 @@ const cfg = {
   records: num(values.records, 'records'),
   intervalMs: num(values['interval-ms'], 'interval-ms'),
   warmupS: num(values.warmup, 'warmup'),
-  durationS: num(values.duration, 'duration'),
+  durationS: values.duration === '0' ? 0 : num(values.duration, 'duration'),
   rounds: num(values.rounds, 'rounds'),
+  idleAgents: values['idle-agents'] === '0' ? 0 : num(values['idle-agents'], 'idle-agents'),
 };
 const nominalRate = (cfg.agents * cfg.records * 1000) / cfg.intervalMs;
 
-/** One run: the bare server under the paced load; records per server CPU-second. */
-async function floorRun(pkiDir: string, runtime: string): Promise<number> {
-  const server = await spawnChild(
+const runtimeName = (runtime: string) => (runtime === '24' ? 'Node 24' : `Node ${process.versions.node}`);
+
+/** The bare server on `runtime`, with the gateway's V8 flags and OpenSSL config. */
+function spawnBareServer(pkiDir: string, runtime: string) {
+  return spawnChild(
     'bare-http2',
-    [`--openssl-config=${path.join(root, 'bin', 'openssl.cnf')}`, ...tsNodeArgs],
+    withGatewayNodeFlags([
+      `--openssl-config=${path.join(root, 'bin', 'openssl.cnf')}`,
+      '--expose-gc',
+      ...tsNodeArgs,
+    ]),
     script('../baselines/bare-http2-server'),
     ['--pki', pkiDir, ...(values['no-crl'] ? ['--no-crl'] : [])],
     { node: runtimeNode(root, runtime) },
   );
-  const stats = () => server.request<ServerStats>('stats', {}, 30_000);
-  const cpuS = (s: ServerStats) => (s.cpuUser + s.cpuSystem) / 1e6;
-  const load = await startGoLoad({
+}
+
+/** `goagent load` against the server: `agents` agents in `mode`, snappy as the stock agent sends. */
+function startAgents(pkiDir: string, port: number, mode: 'paced' | 'idle', agents: number) {
+  return startGoLoad({
     pkiDir,
-    target: { host: '127.0.0.1', port: Number(server.hello.port) },
-    mode: 'paced',
-    agents: cfg.agents,
+    target: { host: '127.0.0.1', port },
+    mode,
+    agents,
     records: cfg.records,
     recordBytes: 600,
     intervalMs: cfg.intervalMs,
     compression: 'snappy',
   });
+}
+
+/** One idle run: RSS per connected, silent agent of the bare server (KiB). */
+async function idleFloorRun(pkiDir: string, runtime: string): Promise<number> {
+  const server = await spawnBareServer(pkiDir, runtime);
+  try {
+    const before = await server.request<ServerStats>('gc', {}, 60_000);
+    const load = await startAgents(pkiDir, Number(server.hello.port), 'idle', cfg.idleAgents);
+    try {
+      const n = load.ready.connected;
+      if (n !== cfg.idleAgents) throw new Error(`${n} of ${cfg.idleAgents} idle agents connected`);
+      await sleep(2000);
+      const after = await server.request<ServerStats>('gc', {}, 60_000);
+      const kib = (b: number) => b / 1024 / n;
+      const perAgent = Number(kib(after.rss - before.rss).toFixed(1));
+      const line = `${runtimeName(runtime)} idle: ${n} agents, RSS ${(before.rss / 2 ** 20).toFixed(1)} → ${(after.rss / 2 ** 20).toFixed(1)} MiB = ${perAgent} KiB per agent (JS heap ${kib(after.heapUsed - before.heapUsed).toFixed(1)})`;
+      console.log(line);
+      progress(line);
+      return perAgent;
+    } finally {
+      load.kill();
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
+/** One run: the bare server under the paced load; records per server CPU-second. */
+async function floorRun(pkiDir: string, runtime: string): Promise<number> {
+  const server = await spawnBareServer(pkiDir, runtime);
+  const stats = () => server.request<ServerStats>('stats', {}, 30_000);
+  const cpuS = (s: ServerStats) => (s.cpuUser + s.cpuSystem) / 1e6;
+  const load = await startAgents(pkiDir, Number(server.hello.port), 'paced', cfg.agents);
   try {
     if (load.ready.connected !== cfg.agents)
       throw new Error(`${load.ready.connected} of ${cfg.agents} agents connected`);
@@ -106,7 +155,7 @@ async function floorRun(pkiDir: string, runtime: string): Promise<number> {
     const done = await load.stop();
     const seconds = (t1 - t0) / 1000;
     const perCpuS = Math.round((nominalRate * seconds) / (cpuS(s1) - cpuS(s0)));
-    const line = `${runtime === '24' ? 'Node 24' : `Node ${process.versions.node}`}: ${perCpuS.toLocaleString('en-US')} records per server CPU-s (server ${((100 * (cpuS(s1) - cpuS(s0))) / seconds).toFixed(1)} % of a core at ${nominalRate.toLocaleString('en-US')} records/s; agents at most ${done.max_behind} messages behind)`;
+    const line = `${runtimeName(runtime)}: ${perCpuS.toLocaleString('en-US')} records per server CPU-s (server ${((100 * (cpuS(s1) - cpuS(s0))) / seconds).toFixed(1)} % of a core at ${nominalRate.toLocaleString('en-US')} records/s; agents at most ${done.max_behind} messages behind)`;
     console.log(line);
     progress(line);
     return perCpuS;
@@ -124,21 +173,32 @@ async function main(): Promise<void> {
   const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'fg-floor-pki-'));
   try {
     await writeBenchPki(pkiDir, { revoked: 100 });
-    const results = new Map<string, number[]>(cfg.runtimes.map((r) => [r, []]));
+    const paced = new Map<string, number[]>(cfg.runtimes.map((r) => [r, []]));
+    const idle = new Map<string, number[]>(cfg.runtimes.map((r) => [r, []]));
     for (let round = 1; round <= cfg.rounds; round++) {
       for (const runtime of cfg.runtimes) {
-        progress(
-          `round ${round}/${cfg.rounds}, ${runtime}: ${cfg.agents} agents, ${cfg.warmupS} s warm-up, ${cfg.durationS} s measured`,
-        );
-        results.get(runtime)!.push(await floorRun(pkiDir, runtime));
+        if (cfg.durationS > 0) {
+          progress(
+            `round ${round}/${cfg.rounds}, ${runtime}: ${cfg.agents} agents, ${cfg.warmupS} s warm-up, ${cfg.durationS} s measured`,
+          );
+          paced.get(runtime)!.push(await floorRun(pkiDir, runtime));
+        }
+        if (cfg.idleAgents > 0) {
+          progress(`round ${round}/${cfg.rounds}, ${runtime}: ${cfg.idleAgents} idle agents`);
+          idle.get(runtime)!.push(await idleFloorRun(pkiDir, runtime));
+        }
       }
     }
-    for (const [runtime, xs] of results) {
-      const sorted = [...xs].sort((a, b) => a - b);
-      const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+    for (const [runtime, xs] of paced) {
+      if (xs.length === 0) continue;
       console.log(
-        `median ${runtime}: ${median.toLocaleString('en-US')} records per server CPU-s (runs: ${xs.join(', ')})`,
+        `median ${runtime}: ${median(xs).toLocaleString('en-US')} records per server CPU-s (runs: ${xs.join(', ')})`,
       );
+    }
+    for (const [runtime, xs] of idle) {
+      if (xs.length === 0) continue;
+      console.log(`median ${runtime} idle: ${median(xs)} KiB per agent (runs: ${xs.join(', ')})`);
     }
   } finally {
     rmSync(pkiDir, { recursive: true, force: true });
