@@ -1346,7 +1346,12 @@ async function main(): Promise<number> {
       ...(Object.keys(floors).length > 0 ? { handshakeFloor: floors } : {}),
       ...(profiles.length > 0 ? { profiles } : {}),
     };
-    writeJsonReport(values.json, doc, { t0, progress });
+    writeJsonReport(values.json, doc, {
+      t0,
+      progress,
+      // An external gateway's output (in problems) may quote paths of this machine: keep them out.
+      redact: (text) => text.replaceAll(root, '<project>').replaceAll(os.tmpdir(), '<tmp>'),
+    });
   }
   progress(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   return 0;
