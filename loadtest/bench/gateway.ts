@@ -98,7 +98,7 @@ Options:
                       grpc-js, tickets (fleetgate with OpenSSL's default TLS 1.3 session tickets,
                       the before of bin/openssl.cnf), floor (a bare node:http2 server, CRL in
                       OpenSSL), floor-no-crl (the same without the CRL); floors with the Go
-                      client only (default: all)
+                      client only (default: all; empty: none, the --external-cmd gateway alone)
   --no-tickets-before handshakes test: leave out tickets (as --handshake-servers without it)
   --external-cmd CMD  handshakes test: also run another gateway (e.g. Elkeid's AgentCenter, see
                       docs/benchmarking-ac.md) as one more column, once per round after ours, a
@@ -165,7 +165,14 @@ const HANDSHAKE_SERVERS = ['fleetgate', 'grpc-js', 'tickets', 'floor', 'floor-no
 type HandshakeServer = (typeof HANDSHAKE_SERVERS)[number];
 
 function handshakeServers(list: string | undefined, noTickets: boolean): Set<HandshakeServer> {
-  const names = list === undefined ? [...HANDSHAKE_SERVERS] : list.split(',').map((n) => n.trim());
+  // An empty list runs none of ours: the external gateway alone (--external-cmd).
+  const names =
+    list === undefined
+      ? [...HANDSHAKE_SERVERS]
+      : list
+          .split(',')
+          .map((n) => n.trim())
+          .filter((n) => n !== '');
   for (const n of names) {
     if (!HANDSHAKE_SERVERS.includes(n as HandshakeServer)) {
       throw new Error(`--handshake-servers: want some of ${HANDSHAKE_SERVERS.join(',')}, got ${n}`);
