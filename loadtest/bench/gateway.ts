@@ -18,6 +18,10 @@
  *               server with the same TLS settings, loadtest/baselines/bare-http2-server.ts),
  *               with OpenSSL checking the CRL and without the CRL (fleetgate checks revocation at
  *               its certificate gate, platform/pki/revocation.ts, so that check is its own work).
+ *               With `--external-cmd`, another gateway (e.g. Elkeid's AgentCenter) is one more
+ *               column, once per round: started through external-gateway.ts (a broker for it
+ *               from bench-kafka.ts), stormed by the same Go client, its process tree's CPU
+ *               from /proc (docs/benchmarking-ac.md).
  *   records     a few dozen agents streaming Elkeid-shaped batches (20 execve records of about
  *               600 B each); records accepted per server CPU-second. Ours gets snappy (what
  *               agents send) and identity; grpc-js has no snappy, so it gets identity only.
@@ -1230,7 +1234,7 @@ function scalingTable(runtime: string): string | undefined {
 /** What the external column measured and how it differs from ours (printed under the tables). */
 function externalNote(): string {
   const r = results.external[0]!;
-  return `${cfg.externalName}: --external-cmd ${JSON.stringify(cfg.externalCmd)}, a fresh process (tree of ${r.processes}) each round, after ours; the same Go client, PKI and storm (snappy); its CPU over every process of the tree from /proc. Its handshakes check the client certificate against the CA; fleetgate's also check the CRL (${fmt(300)} revoked serials).`;
+  return `${cfg.externalName}: --external-cmd ${JSON.stringify(cfg.externalCmd)}, a fresh process (tree of ${r.processes}) each round, after ours; the same Go client, PKI and storm (snappy); its CPU over every process of the tree from /proc. fleetgate's handshakes check the client certificate and the CRL (${fmt(300)} revoked serials); what the external one checks is its own (Elkeid's AC: the CA chain, no CRL; docs/benchmarking-ac.md).`;
 }
 
 /** Our results with `ratioToExternal` (ours ÷ the external figure) on the rows the external has. */
