@@ -48,7 +48,11 @@ test('a queue with nothing waiting arms no timer after a response', (t) => {
   push(1);
   assert.deepEqual(sent, [1]);
   q.fulfillRequest(response(1));
-  assert.equal(q.throttleCheckTimeoutId, null, 'stock kafkajs arms a 1 ms timer here, and again each time it fires');
+  assert.equal(
+    q.throttleCheckTimeoutId,
+    null,
+    'stock kafkajs arms a 1 ms timer here, and again each time it fires',
+  );
 });
 
 test('a request waiting for an in-flight slot goes out when the slot frees', (t) => {
