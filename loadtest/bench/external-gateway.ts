@@ -1,6 +1,7 @@
 /**
  * Another gateway (not ours, e.g. Elkeid's own AgentCenter built from upstream) as a server of
- * `bench:ingest --external-cmd CMD`: the driver runs CMD through /bin/sh in a process group of
+ * `bench:ingest --external-cmd CMD` and of bench:gateway's handshakes test (there the Go client
+ * reads the CPU of the tree's processes itself): the driver runs CMD through /bin/sh in a process group of
  * its own, with the bench's settings in the environment (`externalEnv`), waits until the agent
  * port accepts TCP connections, and measures the process tree CMD started from /proc the way it
  * measures our gateway children: CPU = utime+stime of every thread of every process in the tree,

@@ -18,6 +18,10 @@
  *               server with the same TLS settings, loadtest/baselines/bare-http2-server.ts),
  *               with OpenSSL checking the CRL and without the CRL (fleetgate checks revocation at
  *               its certificate gate, platform/pki/revocation.ts, so that check is its own work).
+ *               With `--external-cmd`, another gateway (e.g. Elkeid's AgentCenter) is one more
+ *               column, once per round: started through external-gateway.ts (a broker for it
+ *               from bench-kafka.ts), stormed by the same Go client, its process tree's CPU
+ *               from /proc (docs/benchmarking-ac.md).
  *   records     a few dozen agents streaming Elkeid-shaped batches (20 execve records of about
  *               600 B each); records accepted per server CPU-second. Ours gets snappy (what
  *               agents send) and identity; grpc-js has no snappy, so it gets identity only.
@@ -29,6 +33,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { GATEWAY_NODE_FLAGS } from '../../gateway/process/node-flags.js';
+import { type BenchKafka, benchKafka, createBenchTopics, deleteBenchTopics } from './bench-kafka.js';
 import { loopbackSources, writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
 import {
@@ -53,6 +58,7 @@ import {
   textTable,
   writeJsonReport,
 } from './driver.js';
+import { EXTERNAL_ENV_HELP, freePort, processTree, startExternalGateway } from './external-gateway.js';
 import { goHandshakeLoad } from './go-handshake-load.js';
 import { machineInfo } from './machine.js';
 import type { WireEncoding } from './payloads.js';
@@ -88,10 +94,29 @@ Options:
   --handshake-concurrency N
                       handshakes test: sessions the Go client keeps in flight (default 16); more
                       to load several gateway processes
-  --repeat N          handshakes test: rounds, every server once per round, alternating; each
+  --repeat N, --rounds N
+                      handshakes test: rounds, every server once per round, alternating; each
                       figure is the median (default 3; --quick: 1)
-  --no-tickets-before handshakes test: skip the extra run of fleetgate with OpenSSL's default
-                      TLS 1.3 session tickets (the before of bin/openssl.cnf)
+  --handshake-servers LIST
+                      handshakes test: which of our servers run each round, of fleetgate,
+                      grpc-js, tickets (fleetgate with OpenSSL's default TLS 1.3 session tickets,
+                      the before of bin/openssl.cnf), floor (a bare node:http2 server, CRL in
+                      OpenSSL), floor-no-crl (the same without the CRL); floors with the Go
+                      client only (default: all; empty: none, the --external-cmd gateway alone)
+  --no-tickets-before handshakes test: leave out tickets (as --handshake-servers without it)
+  --external-cmd CMD  handshakes test: also run another gateway (e.g. Elkeid's AgentCenter, see
+                      docs/benchmarking-ac.md) as one more column, once per round after ours, a
+                      fresh process each time: CMD runs through /bin/sh -c in a fresh directory
+                      (its own process group; SIGTERM to the group at the end), with
+                      ${EXTERNAL_ENV_HELP.replaceAll('\n                        ', '\n                      ')}.
+                      The Go client storms it as it storms ours (snappy) and reads the CPU of
+                      every process of CMD's tree from /proc; a Kafka broker is set up for it
+                      (see --brokers) and a topic of 4 partitions created. Go client only
+  --external-name NAME
+                      the external column's name (default external)
+  --brokers LIST      with --external-cmd: the Kafka brokers it gets (default:
+                      $FLEETGATE_BENCH_KAFKA, else a disposable broker on a free port, started
+                      for this run and stopped after it)
   --json FILE         also write the results as JSON
   --profile           after the measured runs, an extra records run (snappy) and, with the
                       handshakes test, an extra handshakes run of our server under --cpu-prof
@@ -115,7 +140,12 @@ const { values } = parseArgs({
     processes: { type: 'string', default: '1' },
     'handshake-concurrency': { type: 'string' },
     'no-tickets-before': { type: 'boolean', default: false },
+    'handshake-servers': { type: 'string' },
     repeat: { type: 'string' },
+    rounds: { type: 'string' },
+    'external-cmd': { type: 'string' },
+    'external-name': { type: 'string', default: 'external' },
+    brokers: { type: 'string' },
     json: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'profile-dir': { type: 'string' },
@@ -134,6 +164,29 @@ const positive = (name: string, v: string | undefined, fallback: number): number
   if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got ${v}`);
   return n;
 };
+/** Our servers a handshakes round can run (--handshake-servers). */
+const HANDSHAKE_SERVERS = ['fleetgate', 'grpc-js', 'tickets', 'floor', 'floor-no-crl'] as const;
+type HandshakeServer = (typeof HANDSHAKE_SERVERS)[number];
+
+function handshakeServers(list: string | undefined, noTickets: boolean): Set<HandshakeServer> {
+  // An empty list runs none of ours: the external gateway alone (--external-cmd).
+  const names =
+    list === undefined
+      ? [...HANDSHAKE_SERVERS]
+      : list
+          .split(',')
+          .map((n) => n.trim())
+          .filter((n) => n !== '');
+  for (const n of names) {
+    if (!HANDSHAKE_SERVERS.includes(n as HandshakeServer)) {
+      throw new Error(`--handshake-servers: want some of ${HANDSHAKE_SERVERS.join(',')}, got ${n}`);
+    }
+  }
+  const out = new Set(names as HandshakeServer[]);
+  if (noTickets) out.delete('tickets');
+  return out;
+}
+
 const cfg = {
   agents: Math.floor(positive('agents', values.agents, quick ? 500 : 10_000)),
   durationS: positive('duration', values.duration, quick ? 4 : 15),
@@ -154,14 +207,20 @@ const cfg = {
   /** Gateway processes sharing the port in the handshakes test (ours), one run each. */
   processes: (values.processes ?? '1').split(',').map((p) => Math.floor(positive('processes', p.trim(), 1))),
   /** Rounds of the handshakes test; each figure is the median over them. */
-  repeat: Math.floor(positive('repeat', values.repeat, quick ? 1 : 3)),
-  /** Also run ours with OpenSSL's default session tickets (the before of bin/openssl.cnf). */
-  ticketsBefore: values['no-tickets-before'] !== true,
+  repeat: Math.floor(positive('repeat', values.repeat ?? values.rounds, quick ? 1 : 3)),
+  /** Our servers of each handshakes round (--handshake-servers). */
+  handshakeServers: new Set<HandshakeServer>(),
+  /** Another gateway run as a column of the handshakes test (--external-cmd), and its name. */
+  externalCmd: values['external-cmd'],
+  externalName: values['external-name'] ?? 'external',
   recordsPerMessage: 20,
   recordBytes: 600,
   loadClients: 2,
 };
 cfg.handshakeWarmupS = positive('handshake-warmup', values['handshake-warmup'], cfg.warmupS);
+cfg.handshakeServers = handshakeServers(values['handshake-servers'], values['no-tickets-before'] === true);
+if (values.repeat !== undefined && values.rounds !== undefined)
+  throw new Error('--repeat and --rounds are one option');
 if (!['stock', 'go'].includes(cfg.curves)) throw new Error(`--curves must be stock or go, got ${cfg.curves}`);
 if (!['go', 'node'].includes(values['handshake-client'] ?? '')) {
   throw new Error(`--handshake-client must be go or node, got ${values['handshake-client']}`);
@@ -189,6 +248,9 @@ const tests = new Set<TestName>(
         return name;
       }),
 );
+if (cfg.externalCmd !== undefined && (!tests.has('handshakes') || cfg.handshakeClient !== 'go')) {
+  throw new Error('--external-cmd runs in the handshakes test with the Go client (--tests handshakes)');
+}
 
 // ---- where the children are ----------------------------------------------------------------
 
@@ -219,8 +281,10 @@ const t0 = Date.now();
 const progress = progressWriter('bench', t0);
 
 type Impl = 'ours' | 'baseline';
+/** A column of the results: ours, the grpc-js baseline, or the --external-cmd gateway. */
+type Column = Impl | 'external';
 type Result = BenchResult & { better: 'higher' | 'lower' };
-const results: Record<Impl, Result[]> = { ours: [], baseline: [] };
+const results: Record<Column, Result[]> = { ours: [], baseline: [], external: [] };
 const problems: string[] = [];
 const limits: Record<string, unknown> = {};
 let baselineName = '@grpc/grpc-js';
@@ -704,14 +768,62 @@ async function processesTest(runtime: string, n: number): Promise<void> {
   }
 }
 
-/** Each handshake measurement's runs (`--repeat`), recorded as their median once all have run. */
-const handshakeRuns = new Map<string, { impl: Impl; runs: Result[] }>();
+/**
+ * The handshakes test: every server once per round, then again (a shared machine's load moves
+ * all alike); the external gateway once per round after ours (a Go server runs on no Node
+ * runtime); then each figure's median.
+ */
+async function handshakeRounds(): Promise<void> {
+  const has = (s: HandshakeServer) => cfg.handshakeServers.has(s);
+  const go = cfg.handshakeClient === 'go';
+  if (cfg.externalCmd !== undefined) await setUpExternalKafka();
+  try {
+    for (currentRound = 0; currentRound < cfg.repeat; currentRound++) {
+      if (cfg.repeat > 1) progress(`handshakes: round ${currentRound + 1} of ${cfg.repeat}`);
+      for (const runtime of cfg.runtimes) {
+        if (has('fleetgate')) {
+          if (scaling) for (const n of cfg.processes) await processesTest(runtime, n);
+          else await handshakeTest('ours', runtime);
+        }
+        if (has('grpc-js')) await handshakeTest('baseline', runtime);
+        if (has('tickets')) await handshakeTest('ours', runtime, true);
+        if (go && has('floor')) await floorTest(runtime, true);
+        if (go && has('floor-no-crl')) await floorTest(runtime, false);
+      }
+      if (cfg.externalCmd !== undefined) await externalHandshakeTest();
+    }
+  } finally {
+    await releaseExternalKafka();
+  }
+  recordHandshakeMedians();
+}
 
-function collectHandshakeRun(impl: Impl, r: Result): void {
+/** Each handshake measurement's runs (`--repeat`), recorded as their median once all have run. */
+const handshakeRuns = new Map<string, { impl: Column; runs: Result[] }>();
+
+function collectHandshakeRun(impl: Column, r: Result): void {
   const key = `${impl} ${r.name}`;
   const entry = handshakeRuns.get(key) ?? { impl, runs: [] };
-  entry.runs.push(r);
+  entry.runs.push({ ...r, round: currentRound + 1 });
   handshakeRuns.set(key, entry);
+  noteRound(handshakeColumn(impl, r.name), r.value ?? 0);
+}
+
+/** The handshakes round running now (0-based), and each server's figure per round, by column. */
+let currentRound = 0;
+const roundFigures = new Map<string, (number | null)[]>();
+
+function noteRound(column: string, value: number): void {
+  const figures = roundFigures.get(column) ?? Array.from({ length: cfg.repeat }, () => null);
+  figures[currentRound] = value;
+  roundFigures.set(column, figures);
+}
+
+/** The per-round table's name of a handshake result: the server, its runtime and variant. */
+function handshakeColumn(impl: Column, name: string): string {
+  const who = impl === 'ours' ? 'fleetgate' : impl === 'baseline' ? baselineName : cfg.externalName;
+  const m = /^handshakes(\.node24)?(?:\.processes(\d+))?(\.tickets)?\.per_cpu_s$/.exec(name);
+  return `${who}${m?.[2] ? ` ×${m[2]}` : ''}${m?.[1] ? ', Node 24' : ''}${m?.[3] ? ', default tickets' : ''}`;
 }
 
 /** The run of median value (the lower one of an even count), with every run's value alongside. */
@@ -761,10 +873,95 @@ async function floorTest(runtime: string, crl: boolean): Promise<void> {
     const runs = floors[key] ?? [];
     runs.push(Math.round(r.calls / r.cpu));
     floors[key] = runs;
+    noteRound(
+      `bare node:http2${runtime === '24' ? ', Node 24' : ''}${crl ? ', CRL' : ', no CRL'}`,
+      runs.at(-1)!,
+    );
   } catch (err) {
     problems.push(`${label}: ${(err as Error).message}`);
   } finally {
     await child?.stop(5000);
+  }
+}
+
+// ---- the --external-cmd gateway in the handshakes test ---------------------------------------
+
+/** The broker and topic the external gateway gets (it may need Kafka to start, as Elkeid's AC does). */
+let kafka: BenchKafka | undefined;
+const externalTopic = `fleetgate-bench-handshakes-${Date.now().toString(36)}-${process.pid}`;
+let externalTopicCreated = false;
+
+async function setUpExternalKafka(): Promise<void> {
+  kafka = await benchKafka(values.brokers, progress);
+  await createBenchTopics(kafka.brokers, [externalTopic], 4);
+  externalTopicCreated = true;
+  progress(`${cfg.externalName}: Kafka ${kafka.brokers.join(',')}, topic ${externalTopic}`);
+}
+
+async function releaseExternalKafka(): Promise<void> {
+  if (kafka && externalTopicCreated) {
+    externalTopicCreated = false;
+    await deleteBenchTopics(kafka.brokers, [externalTopic]).catch((err: Error) => {
+      problems.push(`could not delete the topic ${externalTopic}: ${err.message}`);
+    });
+  }
+  await kafka?.stop();
+  kafka = undefined;
+}
+
+/**
+ * One storm against a fresh process of --external-cmd: the Go client reads the CPU of every
+ * process of the tree CMD started (the shell unless it exec'd, the gateway, its helpers) over
+ * its window, as it reads our server's.
+ */
+async function externalHandshakeTest(): Promise<void> {
+  const label = `handshakes[${cfg.externalName}]`;
+  const host = '127.0.0.1';
+  const workDir = mkdtempSync(path.join(os.tmpdir(), 'fg-bench-external-'));
+  let child: Child | undefined;
+  try {
+    child = await startExternalGateway({
+      name: cfg.externalName,
+      cmd: cfg.externalCmd!,
+      settings: {
+        host,
+        port: await freePort(host),
+        brokers: kafka!.brokers,
+        topic: externalTopic,
+        pkiDir,
+        workDir,
+      },
+      records: () => 0, // not read here: sessions are what the Go client counts
+    });
+    const pids = processTree(Number(child.hello.pid)).map((p) => p.pid);
+    const r = await goHandshakeRun('snappy', { port: Number(child.hello.port), pids }, label);
+    const after = await child.request<ServerStats>('stats');
+    collectHandshakeRun('external', {
+      name: 'handshakes.per_cpu_s',
+      value: Math.round(r.calls / r.cpu),
+      unit: 'sessions/CPU-s',
+      better: 'higher',
+      handshakes: r.calls,
+      serverCpuS: Number(r.cpu.toFixed(2)),
+      clientCpuS: Number(r.clientCpuS.toFixed(2)),
+      wallRate: Math.round(r.calls / r.wallS),
+      serverCpuPct: Math.round((100 * r.cpu) / r.wallS),
+      processes: pids.length,
+      rssAfterMiB: Number((after.rss / 2 ** 20).toFixed(1)),
+      client: 'goagent handshake-load (grpc-go)',
+      notes: `${cfg.externalName} through --external-cmd; new mTLS session + HTTP/2 + Transfer stream + first RawData (snappy) + its status, then close; ${cfg.goHandshakeConcurrency} in flight from the Go client; ${r.completed} ok, ${r.failed} failed; CPU of its ${pids.length} process(es) from /proc`,
+    });
+  } catch (err) {
+    const msg = `${label}: ${(err as Error).message}`;
+    problems.push(msg);
+    progress(`ERROR ${msg}`);
+  } finally {
+    if (child) {
+      if (!child.alive)
+        problems.push(`${label}: it had exited before the end of its run:\n${child.stderrTail()}`);
+      await child.stop(30_000);
+    }
+    rmSync(workDir, { recursive: true, force: true });
   }
 }
 
@@ -901,9 +1098,32 @@ function processesLabel(name: string): string | undefined {
   return m ? `  the same, ${m[2]} processes on one port${m[1] ? ', Node 24' : ''}` : undefined;
 }
 
+const show = (r: Result | undefined) =>
+  r && r.value !== null ? fmt(r.value === 0 ? 0 : r.value, Number.isInteger(r.value) ? 0 : 1) : 'n/a';
+
+/**
+ * The external gateway's figure to set beside one of ours: its sessions per CPU-s beside each of
+ * our handshake rows (every runtime, every number of processes), nothing elsewhere.
+ */
+function externalFor(name: string): Result | undefined {
+  if (!/^handshakes(\.node24)?(\.processes\d+)?\.per_cpu_s$/.test(name)) return undefined;
+  return results.external.find((r) => r.name === 'handshakes.per_cpu_s');
+}
+
 function table(): string {
   const names = resultNames(results);
-  const rows: string[][] = [['metric', 'unit', 'fleetgate', 'grpc-js', 'ratio', 'goal']];
+  const ext = results.external.length > 0;
+  const rows: string[][] = [
+    [
+      'metric',
+      'unit',
+      'fleetgate',
+      'grpc-js',
+      'ratio',
+      ...(ext ? [cfg.externalName, `fleetgate/${cfg.externalName}`] : []),
+      'goal',
+    ],
+  ];
   let starred = false;
   for (const name of names) {
     const ours = results.ours.find((r) => r.name === name);
@@ -914,18 +1134,18 @@ function table(): string {
       star = '*';
       starred = true;
     }
-    const show = (r: Result | undefined) =>
-      r && r.value !== null ? fmt(r.value === 0 ? 0 : r.value, Number.isInteger(r.value) ? 0 : 1) : 'n/a';
+    const other = externalFor(name);
     rows.push([
       LABELS[name] ?? processesLabel(name) ?? name,
       ours?.unit ?? base?.unit ?? '',
       show(ours),
       `${show(base)}${star}`,
       ratioCell(ours, base, star),
+      ...(ext ? [other ? show(other) : '', ratioCell(ours, other)] : []),
       goalCell(ours, '≤'),
     ]);
   }
-  const out = [textTable(rows, (i) => i >= 2 && i <= 3)];
+  const out = [textTable(rows, (i) => (i >= 2 && i <= 3) || (ext && i === 5))];
   if (starred) {
     out.push(
       '',
@@ -933,6 +1153,47 @@ function table(): string {
     );
   }
   return out.join('\n');
+}
+
+/**
+ * Each handshakes round's figures, server by server, with each one's ratio to the external
+ * gateway of the same round when there is one: the spread a median hides.
+ */
+function roundsTable(): string | undefined {
+  if (roundFigures.size === 0 || (cfg.repeat < 2 && results.external.length === 0)) return undefined;
+  const extFigures = roundFigures.get(handshakeColumn('external', 'handshakes.per_cpu_s'));
+  const rounds = Array.from({ length: cfg.repeat }, (_, i) => i);
+  const rows: string[][] = [
+    [
+      'server',
+      ...rounds.map((i) => `round ${i + 1}`),
+      'median',
+      ...(extFigures ? [`÷ ${cfg.externalName}`] : []),
+    ],
+  ];
+  const medianOf = (xs: (number | null)[]) => {
+    const got = xs.filter((x): x is number => x !== null);
+    return got.length > 0 ? median(got, (v) => v) : null;
+  };
+  const extMedian = extFigures ? medianOf(extFigures) : null;
+  for (const [column, figures] of roundFigures) {
+    const cell = (v: number | null, i: number) => {
+      const e = extFigures?.[i];
+      const ratio = extFigures && figures !== extFigures && v && e ? ` (${(v / e).toFixed(2)}×)` : '';
+      return v === null ? 'n/a' : `${fmt(v)}${ratio}`;
+    };
+    const mid = medianOf(figures);
+    rows.push([
+      column,
+      ...rounds.map((i) => cell(figures[i] ?? null, i)),
+      mid === null ? 'n/a' : fmt(mid),
+      ...(extFigures
+        ? [mid && extMedian && figures !== extFigures ? `${(mid / extMedian).toFixed(2)}×` : '']
+        : []),
+    ]);
+  }
+  const head = `handshakes per round, new mTLS sessions per server CPU-s${extFigures ? ` (in brackets: ÷ ${cfg.externalName} of the same round; last column: median ÷ median)` : ''}`;
+  return [head, textTable(rows, (i) => i >= 1)].join('\n');
 }
 
 /** The 1 → N processes table of `--processes`, per runtime: medians over the rounds. */
@@ -970,6 +1231,21 @@ function scalingTable(runtime: string): string | undefined {
   ].join('\n');
 }
 
+/** What the external column measured and how it differs from ours (printed under the tables). */
+function externalNote(): string {
+  const r = results.external[0]!;
+  return `${cfg.externalName}: --external-cmd ${JSON.stringify(cfg.externalCmd)}, a fresh process (tree of ${r.processes}) each round, after ours; the same Go client, PKI and storm (snappy); its CPU over every process of the tree from /proc. fleetgate's handshakes check the client certificate and the CRL (${fmt(300)} revoked serials); what the external one checks is its own (Elkeid's AC: the CA chain, no CRL; docs/benchmarking-ac.md).`;
+}
+
+/** Our results with `ratioToExternal` (ours ÷ the external figure) on the rows the external has. */
+function withRatioToExternal(ours: Result[]): Result[] {
+  return ours.map((r) => {
+    const ext = externalFor(r.name);
+    if (r.value === null || !ext?.value) return r;
+    return { ...r, ratioToExternal: Number((r.value / ext.value).toFixed(3)) };
+  });
+}
+
 // ---- main ----------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
@@ -1002,25 +1278,7 @@ async function main(): Promise<number> {
 
   const order: Impl[] = ['ours', 'baseline'];
   if (tests.has('idle')) for (const impl of order) await idleTest(impl);
-  if (tests.has('handshakes')) {
-    // Runs alternate (every server once, then again): a shared machine's load moves all alike.
-    for (let round = 0; round < cfg.repeat; round++) {
-      for (const runtime of cfg.runtimes) {
-        if (scaling) {
-          for (const n of cfg.processes) await processesTest(runtime, n);
-          await handshakeTest('baseline', runtime);
-        } else {
-          for (const impl of order) await handshakeTest(impl, runtime);
-        }
-        if (cfg.ticketsBefore) await handshakeTest('ours', runtime, true);
-        if (cfg.handshakeClient === 'go') {
-          await floorTest(runtime, true);
-          await floorTest(runtime, false);
-        }
-      }
-    }
-    recordHandshakeMedians();
-  }
+  if (tests.has('handshakes')) await handshakeRounds();
   if (tests.has('records')) {
     await recordsTest('ours', 'snappy');
     await recordsTest('ours', 'identity');
@@ -1065,6 +1323,9 @@ async function main(): Promise<number> {
       if (t) console.log(`\n${t}`);
     }
   }
+  const perRound = roundsTable();
+  if (perRound) console.log(`\n${perRound}`);
+  if (results.external.length > 0) console.log(`\n${externalNote()}`);
   for (const runtime of cfg.runtimes) {
     for (const crl of [true, false]) {
       const runs = floors[crl ? runtime : `${runtime} no-crl`];
@@ -1086,13 +1347,22 @@ async function main(): Promise<number> {
       machine: { ...machine, loadAverageAtEnd },
       config: { ...cfg, quick, tests: [...tests], runtimeVersions: runtimeVersions() },
       limits,
-      results: results.ours,
+      results: cfg.externalCmd === undefined ? results.ours : withRatioToExternal(results.ours),
       baseline: { name: baselineName, results: results.baseline },
+      ...(cfg.externalCmd === undefined
+        ? {}
+        : { external: { name: cfg.externalName, cmd: cfg.externalCmd, results: results.external } }),
+      ...(roundFigures.size > 0 ? { handshakeRounds: Object.fromEntries(roundFigures) } : {}),
       problems,
       ...(Object.keys(floors).length > 0 ? { handshakeFloor: floors } : {}),
       ...(profiles.length > 0 ? { profiles } : {}),
     };
-    writeJsonReport(values.json, doc, { t0, progress });
+    writeJsonReport(values.json, doc, {
+      t0,
+      progress,
+      // An external gateway's output (in problems) may quote paths of this machine: keep them out.
+      redact: (text) => text.replaceAll(root, '<project>').replaceAll(os.tmpdir(), '<tmp>'),
+    });
   }
   progress(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   return 0;
@@ -1100,6 +1370,7 @@ async function main(): Promise<number> {
 
 runDriver(main, async () => {
   await Promise.allSettled([...servers].map((s) => s.child.stop(2000)));
+  await releaseExternalKafka();
   await Promise.allSettled(clients.map((c) => c.stop(2000)));
   rmSync(pkiDir, { recursive: true, force: true });
 });

@@ -37,11 +37,16 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as hdr from 'hdr-histogram-js';
-import kafkajs from 'kafkajs';
+import type kafkajs from 'kafkajs';
 import { GATEWAY_NODE_FLAGS } from '../../gateway/process/node-flags.js';
-import { kafkaFor } from '../../infra/local/disposable-kafka.mjs';
 import { registerCodecs } from '../../workers/kafka/codecs.js';
-import { fixKafkajsIdleTimer } from '../../workers/kafka/kafkajs-request-queue.js';
+import {
+  type BenchKafka,
+  benchKafka,
+  benchKafkaClient,
+  createBenchTopics,
+  deleteBenchTopics,
+} from './bench-kafka.js';
 import { writeBenchPki } from './bench-setup.js';
 import { type Child, type ServerStats, spawnChild } from './child-protocol.js';
 import {
@@ -60,8 +65,6 @@ import { EXTERNAL_ENV_HELP, freePort, startExternalGateway, treeUsage } from './
 import { type GoLoad, startGoLoad } from './go-load.js';
 import { machineInfo, procCpuTicks, procStatFields, procTicksPerS } from './machine.js';
 import { monotonicUs, readStamp } from './stamp.js';
-
-const { Kafka, logLevel } = kafkajs;
 
 const HELP = `Usage: npm run bench:ingest -- [options]
 
@@ -251,38 +254,23 @@ const pkiDir = mkdtempSync(path.join(os.tmpdir(), 'fg-bench-pki-'));
 // ---- Kafka: topics and the measuring consumer ---------------------------------------------
 
 let brokers: string[] = [];
-let benchKafka: Awaited<ReturnType<typeof kafkaFor>> | undefined;
+let kafka: BenchKafka | undefined;
 let brokerPid: number | null = null;
 registerCodecs(); // the consumer reads what each gateway produced, whatever the codec
-fixKafkajsIdleTimer(); // the consumer shares the machine: no 1 ms timer loop per connection
-const kafkaClient = () =>
-  new Kafka({ clientId: `fleetgate-bench-${process.pid}`, brokers, logLevel: logLevel.NOTHING });
+const kafkaClient = () => benchKafkaClient(brokers);
 
 const runId = `${Date.now().toString(36)}-${process.pid}`;
 const topics: string[] = [];
 async function createTopics(names: string[]): Promise<void> {
-  const admin = kafkaClient().admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      topics: names.map((topic) => ({ topic, numPartitions: cfg.partitions, replicationFactor: 1 })),
-      waitForLeaders: true,
-    });
-    topics.push(...names);
-  } finally {
-    await admin.disconnect();
-  }
+  await createBenchTopics(brokers, names, cfg.partitions);
+  topics.push(...names);
 }
 async function deleteTopics(): Promise<void> {
   if (topics.length === 0) return;
-  const admin = kafkaClient().admin();
   try {
-    await admin.connect();
-    await admin.deleteTopics({ topics: topics.splice(0) });
+    await deleteBenchTopics(brokers, topics.splice(0));
   } catch (err) {
     problems.push(`could not delete the benchmark topics: ${(err as Error).message}`);
-  } finally {
-    await admin.disconnect().catch(() => {});
   }
 }
 
@@ -1134,14 +1122,9 @@ async function main(): Promise<number> {
   progress(
     `config: paced ${cfg.pacedAgents} agents × ${cfg.recordsPerMessage} records / ${cfg.intervalMs} ms (${fmt(cfg.pacedRate)} records/s) for ${cfg.pacedS} s, saturated ${cfg.agents} agents for ${cfg.durationS} s, idle ${cfg.idleAgents} agents, per gateway; workers ${cfg.workers}, compression ours ${cfg.compression} / baseline ${cfg.baselineCompression}, runs ${impls.join(',')}${quick ? ' (quick)' : ''}`,
   );
-  if (values.brokers) {
-    brokers = values.brokers.split(',');
-  } else {
-    // FLEETGATE_BENCH_KAFKA, else a broker of this run on a free port (never the shared 9092).
-    benchKafka = await kafkaFor('FLEETGATE_BENCH_KAFKA', { log: (m) => progress(m) });
-    brokers = [benchKafka.broker];
-    brokerPid = benchKafka.pid;
-  }
+  kafka = await benchKafka(values.brokers, progress);
+  brokers = kafka.brokers;
+  brokerPid = kafka.pid;
   if (brokerPid === null) progress('broker pid unknown: its CPU is not reported');
   await writeBenchPki(pkiDir);
   const names = impls.map((i) => `fleetgate-bench-${runId}-${i}`);
@@ -1178,7 +1161,7 @@ async function main(): Promise<number> {
   }
 
   await releaseRun();
-  await benchKafka?.stop();
+  await kafka?.stop();
 
   const loadAverageAtEnd = loadAverageNow();
   const sample = phaseResults[0];
@@ -1256,5 +1239,5 @@ runDriver(main, async () => {
   await Promise.allSettled([...servers].map((s) => s.child.stop(2000)));
   for (const l of loads) l.kill();
   await releaseRun();
-  await benchKafka?.stop();
+  await kafka?.stop();
 });

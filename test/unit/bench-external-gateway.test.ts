@@ -2,14 +2,18 @@
  * bench:ingest --external-cmd (loadtest/bench/external-gateway.ts): the environment the command
  * gets, and a real stand-in command (a shell that starts a Node listener and a helper process)
  * run through startExternalGateway: it waits for the port, measures the whole process tree from
- * /proc, takes its record count from the driver, and stop() ends the tree.
+ * /proc, takes its record count from the driver, and stop() ends the tree. And bench:gateway's
+ * handshakes test with --external-cmd, end to end: a stand-in HTTP/2 server as a column beside
+ * ours, stormed by the Go client, with the test runner's broker.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { externalEnv, freePort, startExternalGateway } from '../../loadtest/bench/external-gateway.js';
+import { BROKER, kafkaClient, kafkaReady } from '../helpers/kafka.js';
 
 test('external gateway env: port, brokers, topic, the bench PKI files and the work directory', () => {
   assert.deepEqual(
@@ -125,4 +129,120 @@ test('external gateway: a command that exits before its port opens is reported w
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }
+});
+
+// bench:gateway --external-cmd: a stand-in gateway (a bare node:http2 server with the bench's
+// TLS files from the environment, client certificate required, OK status once the client
+// half-closes: what the Go handshake client needs of a server) run as a column of the
+// handshakes test beside ours, through a shell that stays its root (a tree of two processes).
+const STAND_IN_H2 = `
+const fs = require('node:fs');
+const http2 = require('node:http2');
+const e = process.env;
+fs.appendFileSync(e.STAND_IN_SEEN, JSON.stringify({ brokers: e.FLEETGATE_BENCH_KAFKA_BROKERS, topic: e.FLEETGATE_BENCH_KAFKA_TOPIC, cwd: process.cwd(), workDir: e.FLEETGATE_BENCH_WORKDIR }) + '\\n');
+const server = http2.createSecureServer({
+  key: fs.readFileSync(e.FLEETGATE_BENCH_TLS_KEY), cert: fs.readFileSync(e.FLEETGATE_BENCH_TLS_CERT),
+  ca: fs.readFileSync(e.FLEETGATE_BENCH_TLS_CA), requestCert: true, rejectUnauthorized: true, ALPNProtocols: ['h2'],
+});
+server.on('sessionError', () => {});
+server.on('stream', (stream) => {
+  stream.on('error', () => {});
+  stream.resume();
+  stream.on('end', () => {
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.end();
+  });
+});
+server.listen(Number(e.FLEETGATE_BENCH_AGENT_PORT), e.FLEETGATE_BENCH_AGENT_HOST);
+`;
+
+/** Runs bench:gateway with `args`; resolves its exit code and output. */
+function runBenchGateway(args: string[], env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'loadtest/bench/gateway.ts', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += String(d);
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += String(d);
+  });
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test('bench:gateway --external-cmd: the stand-in is stormed each round beside ours, its tree measured, its broker and topic set up and removed', async (t) => {
+  await kafkaReady();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fg-ext-hs-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const json = path.join(dir, 'out.json');
+  const seenFile = path.join(dir, 'seen.jsonl');
+  const run = await runBenchGateway(
+    [
+      '--tests',
+      'handshakes',
+      '--rounds',
+      '2',
+      '--duration',
+      '0.6',
+      '--handshake-warmup',
+      '0.2',
+      '--handshake-concurrency',
+      '4',
+      '--handshake-servers',
+      'fleetgate',
+      '--brokers',
+      BROKER,
+      '--external-name',
+      'stand-in',
+      '--external-cmd',
+      `"${process.execPath}" -e "$STAND_IN_H2"; echo done`, // no exec: the shell stays the root
+      '--json',
+      json,
+    ],
+    { STAND_IN_H2, STAND_IN_SEEN: seenFile },
+  );
+  assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+  const doc = JSON.parse(readFileSync(json, 'utf8'));
+  assert.deepEqual(doc.problems, []);
+
+  // One fresh stand-in per round, told the bench's broker and one topic, in its own directory.
+  const seen = readFileSync(seenFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.equal(seen.length, 2);
+  for (const s of seen) {
+    assert.equal(s.brokers, BROKER);
+    assert.equal(s.topic, seen[0].topic);
+    assert.equal(s.cwd, s.workDir);
+  }
+  assert.notEqual(seen[0].workDir, seen[1].workDir);
+  const admin = kafkaClient().admin();
+  await admin.connect();
+  try {
+    assert.ok(!(await admin.listTopics()).includes(seen[0].topic), 'the topic is deleted at the end');
+  } finally {
+    await admin.disconnect();
+  }
+
+  // Its column: sessions per CPU-s of its tree (shell + node) in each round, the median recorded.
+  assert.equal(doc.external.name, 'stand-in');
+  const ext = doc.external.results.find((r: { name: string }) => r.name === 'handshakes.per_cpu_s');
+  assert.ok(ext, JSON.stringify(doc.external));
+  assert.equal(ext.processes, 2);
+  assert.equal(ext.runs.length, 2);
+  assert.ok(ext.handshakes > 0 && ext.serverCpuS > 0, JSON.stringify(ext));
+  assert.ok(ext.value > 10 && ext.value < 100_000, `${ext.value} sessions per CPU-s`);
+  assert.deepEqual(doc.handshakeRounds['stand-in'], ext.runs);
+  assert.equal(doc.handshakeRounds.fleetgate.length, 2);
+  const ours = doc.results.find((r: { name: string }) => r.name === 'handshakes.per_cpu_s');
+  assert.equal(ours.ratioToExternal, Number((ours.value / ext.value).toFixed(3)));
+  assert.match(run.stdout, /fleetgate\/stand-in/);
+  assert.match(run.stdout, /handshakes per round/);
 });
