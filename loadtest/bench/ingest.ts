@@ -18,6 +18,7 @@
  *              latency at the rate that sizes a fleet
  *   saturated  every agent sends as fast as flow control lets it (closed loop)
  *   idle       agents connect, send their first message and hold the stream: RSS per agent
+ *              (once per gateway, on a fresh process, after all rounds)
  *
  * Server CPU is utime+stime of the gateway process from /proc (every thread: main, piscina
  * workers, libuv pool, GC) over the measured window; the broker's and the load client's apart.
@@ -77,7 +78,8 @@ Phases per gateway, in this order:
   paced       --paced-agents agents × 20 records every --interval-ms (default 100 × 20 / 100 ms
               = 20,000 records/s): records per server CPU-s, send→Kafka latency p50/p99
   saturated   --agents agents sending as fast as flow control lets them
-  idle        --idle-agents agents connected and silent: server RSS per agent
+  idle        --idle-agents agents connected and silent: server RSS per agent (once per
+              gateway, a fresh process, after all rounds)
 
 Options:
   --paced-agents N      agents of the paced phase (default 100)
@@ -1143,13 +1145,22 @@ async function main(): Promise<number> {
         } finally {
           await stopServer(server);
         }
-        if (cfg.idleAgents > 0 && round === 1) await runIdlePhase(impl, names[i]!, label);
       } catch (err) {
         const msg = `${label}: ${(err as Error).message}`;
         problems.push(msg);
         progress(`ERROR ${msg}`);
       }
     }
+  }
+  // Idle after every round: the teardown of thousands of connections (and AC's log lines for
+  // each) took seconds and leaked into the next gateway's paced window when it ran in round 1.
+  for (const [i, impl] of impls.entries()) {
+    if (cfg.idleAgents === 0) break;
+    const label = LABEL[impl];
+    await runIdlePhase(impl, names[i]!, label).catch((err: Error) => {
+      problems.push(`${label} idle: ${err.message}`);
+      progress(`ERROR ${label} idle: ${err.message}`);
+    });
   }
   let profiles: ProfileSummary[] = [];
   if (values.profile) {
