@@ -36,7 +36,7 @@ export const RUNTIME_INDEPENDENT = {
   'test/unit/check-prereqs.test.ts': 'the prerequisite checker of the host',
   'test/integration/kafka-control.test.ts': "the disposable Kafka broker's own crash and restart (a JVM)",
   'test/unit/production-deps.test.ts': "package.json's dependencies against the import graph, read as text",
-  'test/unit/bench-external-gateway.test.ts': "a benchmark harness around another server",
+  'test/unit/bench-external-gateway.test.ts': 'a benchmark harness around another server',
 };
 
 function walk(dir) {
