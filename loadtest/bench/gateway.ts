@@ -673,6 +673,19 @@ async function goHandshakeRun(
   };
 }
 
+/** A storm's figures every handshake result carries: sessions per server CPU-s, and what made it. */
+function stormFigures(r: { calls: number; cpu: number; wallS: number }) {
+  return {
+    value: Math.round(r.calls / r.cpu),
+    unit: 'sessions/CPU-s',
+    better: 'higher' as const,
+    handshakes: r.calls,
+    serverCpuS: Number(r.cpu.toFixed(2)),
+    wallRate: Math.round(r.calls / r.wallS),
+    serverCpuPct: Math.round((100 * r.cpu) / r.wallS),
+  };
+}
+
 /**
  * One handshake storm against a fresh server. `opensslDefaults` runs ours as it ran before
  * bin/openssl.cnf (two TLS 1.3 tickets per handshake): the before/after of that setting in the
@@ -693,14 +706,8 @@ async function handshakeTest(impl: Impl, runtime: string, opensslDefaults = fals
       const inFlight = go ? cfg.goHandshakeConcurrency : cfg.handshakeConcurrency * clients.length;
       collectHandshakeRun(impl, {
         name: `handshakes${server24 ? '.node24' : ''}${opensslDefaults ? '.tickets' : ''}.per_cpu_s`,
-        value: Math.round(r.calls / r.cpu),
-        unit: 'sessions/CPU-s',
-        better: 'higher',
+        ...stormFigures(r),
         goal: 1369,
-        handshakes: r.calls,
-        serverCpuS: Number(r.cpu.toFixed(2)),
-        wallRate: Math.round(r.calls / r.wallS),
-        serverCpuPct: Math.round((100 * r.cpu) / r.wallS),
         client: go ? 'goagent handshake-load (grpc-go)' : 'node:http2 load clients',
         notes: `new mTLS session (client certificate + CRL) + HTTP/2 + Transfer stream + first RawData (${encoding}) + OK status, then close; ${inFlight} in flight from ${go ? 'the Go client' : 'the Node clients'}; ${r.completed} ok, ${r.failed} failed; server CPU ${go ? 'from /proc' : 'process.cpuUsage()'}`,
       });
@@ -744,16 +751,10 @@ async function processesTest(runtime: string, n: number): Promise<void> {
     );
     collectHandshakeRun('ours', {
       name: `handshakes${node24}${n > 1 ? `.processes${n}` : ''}.per_cpu_s`,
-      value: Math.round(r.calls / r.cpu),
-      unit: 'sessions/CPU-s',
-      better: 'higher',
+      ...stormFigures(r),
       goal: 1369,
       processes: n,
-      handshakes: r.calls,
-      serverCpuS: Number(r.cpu.toFixed(2)),
       clientCpuS: Number(r.clientCpuS.toFixed(2)),
-      wallRate: Math.round(r.calls / r.wallS),
-      serverCpuPct: Math.round((100 * r.cpu) / r.wallS),
       clientCpuPct: Math.round((100 * r.clientCpuS) / r.wallS),
       sessionsPerProcess: spread,
       client: 'goagent handshake-load (grpc-go)',
@@ -938,14 +939,8 @@ async function externalHandshakeTest(): Promise<void> {
     const after = await child.request<ServerStats>('stats');
     collectHandshakeRun('external', {
       name: 'handshakes.per_cpu_s',
-      value: Math.round(r.calls / r.cpu),
-      unit: 'sessions/CPU-s',
-      better: 'higher',
-      handshakes: r.calls,
-      serverCpuS: Number(r.cpu.toFixed(2)),
+      ...stormFigures(r),
       clientCpuS: Number(r.clientCpuS.toFixed(2)),
-      wallRate: Math.round(r.calls / r.wallS),
-      serverCpuPct: Math.round((100 * r.cpu) / r.wallS),
       processes: pids.length,
       rssAfterMiB: Number((after.rss / 2 ** 20).toFixed(1)),
       client: 'goagent handshake-load (grpc-go)',
