@@ -15,6 +15,7 @@ import { grpc } from '../proto/gen/elkeid.js';
 import type { RecordProducer } from './kafka/producer.js';
 import type { RecordSet } from './kafka/record-batch.js';
 import { buildMqRecords } from './mqdata.js';
+import { readRawWire } from './raw-wire.js';
 import { buildRecordSet } from './record-set.js';
 import {
   type AcceptedRecord,
@@ -33,8 +34,6 @@ export interface AcceptItem {
   /** The sequence number of its first record. */
   seq0: number;
   tag: string;
-  /** The message decoded already (inline only: it does not cross threads). */
-  raw?: grpc.RawData | undefined;
 }
 
 export interface BuildTask extends AcceptItem {
@@ -71,17 +70,15 @@ function bytesOf(message: ArrayBuffer | Uint8Array): Uint8Array {
   return message instanceof Uint8Array ? message : new Uint8Array(message);
 }
 
-function rawOf(item: AcceptItem): grpc.RawData {
-  return item.raw ?? grpc.RawData.decode(bytesOf(item.message));
-}
-
 export function acceptRecords(item: AcceptItem, gw: string): AcceptedRecord[] {
-  return buildMqRecords(rawOf(item), item.receivedAt, item.tag).map((r, i) => ({
-    key: r.key,
-    gw,
-    seq: item.seq0 + i,
-    value: r.value,
-  }));
+  return buildMqRecords(grpc.RawData.decode(bytesOf(item.message)), item.receivedAt, item.tag).map(
+    (r, i) => ({
+      key: r.key,
+      gw,
+      seq: item.seq0 + i,
+      value: r.value,
+    }),
+  );
 }
 
 function toKafka(records: ReadonlyArray<AcceptedRecord>) {
@@ -112,7 +109,9 @@ export function createIngestCore(producer: RecordProducer | undefined) {
           results[i] = { kind: 'built', packed: packRecords(records), count: records.length };
           continue;
         }
-        sets.push(buildRecordSet(rawOf(item), item.receivedAt, item.tag, gw, item.seq0));
+        sets.push(
+          buildRecordSet(readRawWire(bytesOf(item.message)), item.receivedAt, item.tag, gw, item.seq0),
+        );
         built.push(i);
       } catch (err) {
         results[i] = { kind: 'error', error: (err as Error).message };

@@ -1,8 +1,8 @@
 /**
- * RawData → the record set our Kafka producer sends (workers/kafka/record-batch.ts), in
- * one pass and one buffer, with no object per record: for each record its Kafka key (the
- * AgentID), its MQData value and its acceptance headers (`fleetgate-gw`, `fleetgate-seq`), as a
- * v2 record encodes them.
+ * RawData → the record set our Kafka producer sends (workers/kafka/record-batch.ts), in one
+ * pass and one buffer, read from the RawData's wire bytes (raw-wire.ts), with no object per
+ * record: for each record its Kafka key (the AgentID), its MQData value and its acceptance
+ * headers (`fleetgate-gw`, `fleetgate-seq`), as a v2 record encodes them.
  *
  * The MQData bytes are exactly those of `buildMqRecords` (mqdata.ts, byte-identical to Elkeid's):
  * DataType (int32, a negative one as 10 bytes), AgentTime (int64 through a JS number, as
@@ -13,9 +13,9 @@
  * record encoding.
  */
 
-import type { grpc } from '../proto/gen/elkeid.js';
 import { type RecordSet, varintSize, writeBytes, writeVarint } from './kafka/record-batch.js';
-import { sharedFields, toNumber } from './mqdata.js';
+import { sharedFields } from './mqdata.js';
+import { type RawWire, type RecordFields, readRecord } from './raw-wire.js';
 import { HEADER_GW, HEADER_SEQ } from './spool-entry.js';
 
 /** Protobuf (not zigzag) varint size of a uint32. */
@@ -121,51 +121,60 @@ function writeDecimal(buf: Buffer, pos: number, n: number): number {
   return end;
 }
 
+/** Copies `src` into `buf` at `pos`; returns the end. A byte loop below 32 bytes, where it beats a set() call. */
+function put(buf: Buffer, pos: number, src: Uint8Array): number {
+  const n = src.length;
+  if (n < 32) for (let i = 0; i < n; i++) buf[pos + i] = src[i]!;
+  else buf.set(src, pos);
+  return pos + n;
+}
+
+const fields: RecordFields = { dataType: 0, timestamp: 0, bodyStart: 0, bodyEnd: 0 };
+
 /**
- * The records of `raw` as one record set keyed by its AgentID, with sequence numbers `seq0`,
+ * The records of `wire` as one record set keyed by its AgentID, with sequence numbers `seq0`,
  * `seq0 + 1`, … (the same records, values and headers the ingest pipeline produced before, see
  * acceptRecords in ingest-core.ts).
  */
 export function buildRecordSet(
-  raw: grpc.RawData,
+  wire: RawWire,
   receivedAtMs: number,
   tag: string,
   gw: string,
   seq0: number,
 ): RecordSet {
-  if (!Number.isSafeInteger(seq0) || seq0 < 0 || !Number.isSafeInteger(seq0 + raw.Data.length))
+  const count = wire.count;
+  if (!Number.isSafeInteger(seq0) || seq0 < 0 || !Number.isSafeInteger(seq0 + count))
     throw new RangeError(`sequence numbers out of range: ${seq0}`);
-  const shared = sharedFields(raw, Math.floor(receivedAtMs / 1000), tag);
-  const key = Buffer.from(raw.AgentID ?? '', 'utf8');
+  const agentId = wire.header.AgentID ?? '';
+  const shared = sharedFields(wire.header, Math.floor(receivedAtMs / 1000), tag);
+  const key = Buffer.from(agentId, 'utf8');
   const gwh = gwHeader(gw);
-  const data = raw.Data;
-  const count = data.length;
+  const bytes = wire.bytes;
   const keyBytes = varintSize(key.length) + key.length;
   const perRecord = keyBytes + MAX_RECORD_FIXED + gwh.length + MAX_MQ_HEAD + shared.length;
+  // A record's body is at most its encoded length.
   let max = count * perRecord;
-  for (let i = 0; i < count; i++) max += data[i]!.Body?.length ?? 0;
+  for (let i = 0; i < count; i++) max += wire.bounds[2 * i + 1]! - wire.bounds[2 * i]!;
   const buf = slabRoom(max);
   const ends = new Uint32Array(count);
   let pos = 0;
   for (let i = 0; i < count; i++) {
-    const r = data[i]!;
-    const dataType = r.DataType ?? 0;
-    const agentTime = toNumber(r.Timestamp as number | { toNumber(): number } | null | undefined);
-    const body = r.Body;
-    const bodyLen = body ? body.length : 0;
+    const { dataType, timestamp: agentTime, bodyStart, bodyEnd } = readRecord(wire, i, fields);
+    const bodyLen = bodyEnd - bodyStart;
     // MQData length: the three leading fields, then the shared ones.
     let head = 0;
-    if (dataType !== 0) head += 1 + ((dataType | 0) < 0 ? 10 : pbVarintSize(dataType));
+    if (dataType !== 0) head += 1 + (dataType < 0 ? 10 : pbVarintSize(dataType));
     if (agentTime !== 0) head += 1 + int64Size(agentTime);
     if (bodyLen > 0) head += 1 + pbVarintSize(bodyLen) + bodyLen;
     const valueLen = head + shared.length;
     // Key, then Value.
     pos = writeVarint(buf, pos, key.length);
-    pos += key.copy(buf, pos);
+    pos = put(buf, pos, key);
     pos = writeVarint(buf, pos, valueLen);
     if (dataType !== 0) {
       buf[pos++] = 1 << 3;
-      pos = (dataType | 0) < 0 ? writePbInt64(buf, pos, dataType | 0) : writePbVarint(buf, pos, dataType);
+      pos = dataType < 0 ? writePbInt64(buf, pos, dataType) : writePbVarint(buf, pos, dataType);
     }
     if (agentTime !== 0) {
       buf[pos++] = 2 << 3;
@@ -174,21 +183,20 @@ export function buildRecordSet(
     if (bodyLen > 0) {
       buf[pos++] = (3 << 3) | 2;
       pos = writePbVarint(buf, pos, bodyLen);
-      buf.set(body!, pos);
+      buf.set(bytes.subarray(bodyStart, bodyEnd), pos);
       pos += bodyLen;
     }
-    buf.set(shared, pos);
-    pos += shared.length;
+    pos = put(buf, pos, shared);
     // Headers: fleetgate-gw, fleetgate-seq.
     buf[pos++] = 4; // varint 2
-    pos += gwh.copy(buf, pos);
-    pos += SEQ_KEY.copy(buf, pos);
+    pos = put(buf, pos, gwh);
+    pos = put(buf, pos, SEQ_KEY);
     const seqAt = pos++;
     pos = writeDecimal(buf, pos, seq0 + i);
     buf[seqAt] = (pos - seqAt - 1) << 1; // zigzag length, at most 16 digits: one byte
     ends[i] = pos;
   }
-  return { key: raw.AgentID ?? '', count, data: commitSlab(buf, pos), ends };
+  return { key: agentId, count, data: commitSlab(buf, pos), ends };
 }
 
 /** Size of protobufjs' varint64 of a number. */

@@ -289,7 +289,7 @@ export class IngestPipeline implements IngestSink {
     if (count === 0) return;
     const seq0 = this.#seq;
     this.#seq += count;
-    // Inline, the message and its decoded form stay on this thread: nothing to copy or decode.
+    // Inline, the message stays on this thread: nothing to copy.
     // To a worker, a produce task's messages are copied together when it goes (packMessages).
     const inline = this.#o.workers === 0;
     const direct = !this.#spooling;
@@ -298,7 +298,6 @@ export class IngestPipeline implements IngestSink {
       receivedAt: batch.receivedAt,
       seq0,
       tag: this.#o.tagsOf?.(batch.agentId) ?? '',
-      ...(inline ? { raw: batch.raw } : {}),
     };
     if (!direct) this.#spoolBound++;
     this.#inFlight++;

@@ -1,0 +1,176 @@
+/**
+ * A RawData as the worker reads it: straight from its wire bytes, with no object per record.
+ * The header (AgentID, addresses, Hostname, Version, Product) is decoded by protobufjs from its
+ * own bytes; each record is a [start, end) range, whose DataType, Timestamp and Body
+ * record-set.ts reads in place (`readRecord`). Decoding the whole message instead made 20 Record
+ * objects and 20 Long timestamps per RawData, about half of the worker's cost per message before
+ * any byte was written (bench:ingest --profile, paced).
+ *
+ * Values are what protobufjs' decode gives, so a record set is byte for byte what it was built
+ * from the decoded message (test/unit/mqdata.test.ts): DataType is the low 32 bits of its varint
+ * as a signed int32, Timestamp the int64 as a JS number (Long's toNumber), the last occurrence of
+ * a field wins, unknown fields are skipped. The main thread has checked the structure already
+ * (gateway/agent/raw-scan.ts); every length is still bounds-checked here, so a malformed message
+ * throws instead of being read past its end.
+ */
+import { grpc } from '../proto/gen/elkeid.js';
+
+export class RawWireError extends Error {
+  override name = 'RawWireError';
+}
+
+export interface RawWire {
+  bytes: Uint8Array;
+  /** The header fields; its Data is empty (the records are `bounds`). */
+  header: grpc.RawData;
+  count: number;
+  /** Record i is bytes[bounds[2i], bounds[2i + 1]). */
+  bounds: Uint32Array;
+}
+
+/** One record's fields, as `readRecord` leaves them (one object, reused). */
+export interface RecordFields {
+  dataType: number;
+  timestamp: number;
+  bodyStart: number;
+  bodyEnd: number;
+}
+
+const WIRE_VARINT = 0;
+const WIRE_FIXED64 = 1;
+const WIRE_LEN = 2;
+const WIRE_FIXED32 = 5;
+
+/** Position after the varint at `pos`; throws past `end` or after 10 bytes. */
+function skipVarint(buf: Uint8Array, pos: number, end: number): number {
+  for (let i = 0; i < 10; i++) {
+    if (pos >= end) throw new RawWireError('truncated varint');
+    if (buf[pos++]! < 0x80) return pos;
+  }
+  throw new RawWireError('varint longer than 10 bytes');
+}
+
+/** The low 32 bits of the varint at `pos` (a tag, a length, an int32), unsigned. */
+function varint32(buf: Uint8Array, pos: number): number {
+  let v = 0;
+  for (let shift = 0; shift < 32; shift += 7) {
+    const b = buf[pos++]!;
+    v |= (b & 0x7f) << shift;
+    if (b < 0x80) break;
+  }
+  return v >>> 0;
+}
+
+/** The int64 varint at `pos` as Long's toNumber() gives it: signed high word × 2^32 + low word. */
+function int64Number(buf: Uint8Array, pos: number, end: number): number {
+  let lo = 0;
+  let hi = 0;
+  for (let i = 0; i < 10 && pos < end; i++) {
+    const b = buf[pos++]! & 0x7f;
+    if (i < 4) lo |= b << (7 * i);
+    else if (i === 4) {
+      lo |= b << 28;
+      hi |= b >>> 4;
+    } else hi |= b << (7 * i - 32);
+    if (buf[pos - 1]! < 0x80) break;
+  }
+  return (hi | 0) * 4294967296 + (lo >>> 0);
+}
+
+/**
+ * Where the field value at `pos` (of wire type `wire`) ends. A LEN value's bytes start at
+ * `lenStart`, set as a side result rather than returned in an object: this runs for every field
+ * of every record.
+ */
+let lenStart = 0;
+function valueEnd(buf: Uint8Array, pos: number, end: number, wire: number): number {
+  let next: number;
+  switch (wire) {
+    case WIRE_VARINT:
+      return skipVarint(buf, pos, end);
+    case WIRE_FIXED64:
+      next = pos + 8;
+      break;
+    case WIRE_FIXED32:
+      next = pos + 4;
+      break;
+    case WIRE_LEN: {
+      lenStart = skipVarint(buf, pos, end);
+      next = lenStart + varint32(buf, pos);
+      break;
+    }
+    default:
+      throw new RawWireError(`unsupported wire type ${wire}`);
+  }
+  if (next > end) throw new RawWireError('field beyond the message');
+  return next;
+}
+
+let scratchBounds = new Uint32Array(64);
+
+/** Walks a RawData: record ranges, header bytes (decoded). */
+export function readRawWire(bytes: Uint8Array): RawWire {
+  const end = bytes.length;
+  let count = 0;
+  let headerStart = -1;
+  let headerEnd = -1;
+  const headerParts: Uint8Array[] = [];
+  let pos = 0;
+  while (pos < end) {
+    const fieldStart = pos;
+    pos = skipVarint(bytes, pos, end);
+    const tag = varint32(bytes, fieldStart);
+    const next = valueEnd(bytes, pos, end, tag & 7);
+    if (tag >>> 3 === 1 && (tag & 7) === WIRE_LEN) {
+      if (2 * count + 2 > scratchBounds.length) {
+        const grown = new Uint32Array(scratchBounds.length * 2);
+        grown.set(scratchBounds);
+        scratchBounds = grown;
+      }
+      scratchBounds[2 * count] = lenStart;
+      scratchBounds[2 * count + 1] = next;
+      count++;
+    } else if (headerEnd === fieldStart) {
+      headerEnd = next; // contiguous with the header so far (Go writes fields 2–9 together)
+    } else {
+      if (headerStart >= 0) headerParts.push(bytes.subarray(headerStart, headerEnd));
+      headerStart = fieldStart;
+      headerEnd = next;
+    }
+    pos = next;
+  }
+  let headerBytes = headerStart >= 0 ? bytes.subarray(headerStart, headerEnd) : new Uint8Array(0);
+  if (headerParts.length > 0) headerBytes = Buffer.concat([...headerParts, headerBytes]);
+  return {
+    bytes,
+    header: grpc.RawData.decode(headerBytes),
+    count,
+    bounds: scratchBounds.slice(0, 2 * count),
+  };
+}
+
+/** Reads record `i` of `wire` into `out` (reused by the caller: no allocation per record). */
+export function readRecord(wire: RawWire, i: number, out: RecordFields): RecordFields {
+  const buf = wire.bytes;
+  let pos = wire.bounds[2 * i]!;
+  const end = wire.bounds[2 * i + 1]!;
+  out.dataType = 0;
+  out.timestamp = 0;
+  out.bodyStart = 0;
+  out.bodyEnd = 0;
+  while (pos < end) {
+    const tagAt = pos;
+    pos = skipVarint(buf, pos, end);
+    const tag = varint32(buf, tagAt);
+    const next = valueEnd(buf, pos, end, tag & 7);
+    const field = tag >>> 3;
+    if (field === 1) out.dataType = varint32(buf, pos) | 0;
+    else if (field === 2) out.timestamp = int64Number(buf, pos, next);
+    else if (field === 3) {
+      out.bodyStart = lenStart;
+      out.bodyEnd = next;
+    }
+    pos = next;
+  }
+  return out;
+}
