@@ -8,6 +8,7 @@
 import type { Metrics } from '../../platform/obs/metrics.js';
 import { grpc } from '../../proto/gen/elkeid.js';
 import { GrpcError, Status } from '../grpc/status.js';
+import type { IngestBatch } from '../ingest/sink.js';
 import { decodeHeader, type RawScan, scanRawData } from './raw-scan.js';
 import type { AgentSession } from './sessions.js';
 import { isSpecialRecord } from './special-records.js';
@@ -70,6 +71,28 @@ export function handleTransferMessage(
   return writeToSink(ctx, session, message, scan.count, now);
 }
 
+/**
+ * A message as the sink gets it. A class, not an object literal with a `raw` getter: a literal
+ * with an accessor costs ~0.7 µs to create against ~25 ns (Node 24), once per message.
+ */
+class TransferBatch implements IngestBatch {
+  #decoded: grpc.RawData | undefined;
+
+  constructor(
+    readonly agentId: string,
+    readonly peer: string,
+    readonly receivedAt: number,
+    readonly message: Buffer,
+    readonly records: number,
+  ) {}
+
+  /** Decoded on first access: the Kafka pipeline never asks, test sinks do. */
+  get raw(): grpc.RawData {
+    this.#decoded ??= grpc.RawData.decode(this.message);
+    return this.#decoded;
+  }
+}
+
 function writeToSink(
   ctx: TransferContext,
   session: AgentSession,
@@ -79,18 +102,7 @@ function writeToSink(
 ): void | Promise<void> {
   const { metrics } = ctx;
   const started = performance.now();
-  let decoded: grpc.RawData | undefined;
-  const accepted = ctx.sink.write({
-    agentId: session.agentId,
-    peer: session.peer,
-    receivedAt: now,
-    message,
-    records,
-    get raw() {
-      decoded ??= grpc.RawData.decode(message);
-      return decoded;
-    },
-  });
+  const accepted = ctx.sink.write(new TransferBatch(session.agentId, session.peer, now, message, records));
   if (accepted instanceof Promise) {
     return accepted.then(
       () => metrics.sinkWriteSeconds.observe((performance.now() - started) / 1000),
