@@ -9,8 +9,12 @@
 // Every file runs on the first runtime; the files of RUNTIME_INDEPENDENT check what does not run
 // on Node (Terraform plans, the source tree, documents, the k6 script under fakes) and run on the
 // first runtime only, so the second pass spends its minutes on what the runtime changes.
+// FLEETGATE_TEST_RUN_DIR: a directory for this run, removed at its end, where a file may keep what
+// it made on the first runtime and the second would only repeat (production-install.test.ts: the
+// build and the npm install, which run on the Node of PATH whatever the runtime under test).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { kafkaFor } from '../infra/local/disposable-kafka.mjs';
 
@@ -37,6 +41,8 @@ export const RUNTIME_INDEPENDENT = {
   'test/integration/kafka-control.test.ts': "the disposable Kafka broker's own crash and restart (a JVM)",
   'test/unit/production-deps.test.ts': "package.json's dependencies against the import graph, read as text",
   'test/unit/bench-external-gateway.test.ts': 'a benchmark harness around another server',
+  'test/integration/console-browser.test.ts':
+    "the console's pages in Chromium; the API (both HTTP engines), live socket and gateways under them are tested on both runtimes",
 };
 
 function walk(dir) {
@@ -112,7 +118,11 @@ const binaries = runtimes.map(nodeBinary);
 
 const usesKafka = files.some((f) => readFileSync(join(root, f), 'utf8').includes('helpers/kafka.js'));
 const kafka = usesKafka ? await kafkaFor('FLEETGATE_TEST_KAFKA', { log: (m) => console.log(m) }) : undefined;
-process.once('exit', () => kafka?.stopSync());
+const runDir = mkdtempSync(join(tmpdir(), 'fleetgate-test-run-'));
+process.once('exit', () => {
+  kafka?.stopSync();
+  rmSync(runDir, { recursive: true, force: true });
+});
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {
     kafka?.stopSync();
@@ -143,6 +153,7 @@ for (const [i, node] of binaries.entries()) {
         ...process.env,
         FLEETGATE_LOG_LEVEL: process.env.FLEETGATE_LOG_LEVEL ?? 'silent',
         ...(kafka ? { FLEETGATE_TEST_KAFKA: kafka.broker } : {}),
+        FLEETGATE_TEST_RUN_DIR: runDir,
       },
     },
   );

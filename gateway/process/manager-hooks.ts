@@ -34,6 +34,8 @@ export interface StatusWriterTarget {
   registry: Registry;
   /** Tag changes reach the connected agents' records within this (FLEETGATE_TAG_REFRESH_MS). */
   tagsMs: number;
+  /** Its aggregate is published and its desired limit re-read this often (FLEETGATE_AGGREGATE_MS). */
+  aggregateMs: number;
   /** This gateway's ingest load, published with its aggregate (what the console shows per gateway). */
   load: () => Promise<GatewayLoad>;
 }

@@ -105,6 +105,7 @@ function startLoadControl(
     controlAddr: `${controlHost(config)}:${controlPort}`,
     registry: metrics.registry,
     tagsMs: config.tagRefreshMs,
+    aggregateMs: config.aggregateMs,
     load: createLoadMeter(metrics),
   });
   writer.start();

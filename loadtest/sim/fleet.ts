@@ -1,7 +1,9 @@
 /**
  * Runs many simulated agents in this process (`runFleet`), or spreads them over child processes
  * (`runFleetProcesses`) that report their counters every second; prints a progress line while it
- * runs and a report at the end. Bounded: stops by itself after the scenario's duration.
+ * runs and a report at the end. Bounded: stops by itself after the scenario's duration, or
+ * earlier when its `stop` signal aborts (a test that ends the run once it has seen what it waits
+ * for, instead of sleeping out a duration long enough for a slow machine).
  */
 import { fork } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
@@ -51,6 +53,8 @@ export interface FleetOptions {
   perAgentCerts?: boolean;
   /** Seed of the agents' IDs (simAgentId); the same in every process of a run. Default random. */
   idSeed?: string;
+  /** Ends the run before the scenario's duration when aborted (in-process runs only). */
+  stop?: AbortSignal;
 }
 
 /**
@@ -225,7 +229,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
     collected.taskArrivals.push(...s.taskArrivals);
     o.onProgress?.(s);
   }, 1000);
-  await new Promise((r) => setTimeout(r, o.scenario.durationS * 1000));
+  await runFor(o.scenario.durationS * 1000, o.stop);
   clearInterval(progress);
   for (const t of timers) clearTimeout(t);
   tracker.stopping = true;
@@ -239,6 +243,20 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   end.commandLatencyMs.push(...collected.commandLatencyMs);
   end.taskArrivals.push(...collected.taskArrivals);
   return end;
+}
+
+/** Resolves after `ms`, or as soon as `stop` aborts. */
+function runFor(ms: number, stop: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      stop?.removeEventListener('abort', done);
+      resolve();
+    }
+    if (stop?.aborted) done();
+    else stop?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** Sums child snapshots (latency samples are concatenated). */

@@ -45,7 +45,12 @@ export async function verifyTopic(o: VerifyOptions): Promise<VerifyReport> {
     ...(o.ssl ? { ssl: true } : {}),
   });
   const admin = kafka.admin();
-  const consumer = kafka.consumer({ groupId: `fleetgate-verify-${randomBytes(6).toString('hex')}` });
+  // A short fetch long poll: disconnect() waits for the fetch in flight, and with kafkajs's 5 s
+  // default every verify ended ~4.5 s after it had read the topic to its end.
+  const consumer = kafka.consumer({
+    groupId: `fleetgate-verify-${randomBytes(6).toString('hex')}`,
+    maxWaitTimeInMs: 100,
+  });
   const check = new SequenceCheck(o.run);
   const next = new Map<number, bigint>(); // partition -> next offset to read
   let read = 0;

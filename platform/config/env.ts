@@ -14,6 +14,10 @@ import { EnvReader, readAdmin, readAksk, readKafka, readSdAddrs } from './env-re
  * lets several agents' batches share one worker hand-off and one Kafka request.
  */
 export const DEFAULT_INGEST_BATCH_WINDOW_MS = 20;
+/** FLEETGATE_AGGREGATE_MS: default, and its bounds (at most half the readers' 60 s liveness window). */
+export const DEFAULT_AGGREGATE_MS = 30_000;
+const MIN_AGGREGATE_MS = 100;
+const MAX_AGGREGATE_MS = 30_000;
 
 export type IdentityMode = 'fleet' | 'per-agent';
 
@@ -49,6 +53,12 @@ export interface Config {
   shedOrder: 'oldest' | 'random';
   /** Tag changes reach MQData.Tag of connected agents within this (FLEETGATE_TAG_REFRESH_MS). */
   tagRefreshMs: number;
+  /**
+   * A gateway with a store publishes its aggregate (agent counts, ingest load) and re-reads its
+   * desired limit this often (FLEETGATE_AGGREGATE_MS); what statistics, the console and rebalance
+   * show of a gateway is at most this old.
+   */
+  aggregateMs: number;
   workers: number;
   /** PipelineOptions.batchWindowMs. */
   ingestBatchWindowMs: number;
@@ -134,6 +144,11 @@ export const ENV_DOC: ReadonlyArray<[string, string, string]> = [
     'FLEETGATE_TAG_REFRESH_MS',
     '20000',
     "how often a gateway with a store checks for tag changes; an agent's records carry its new tags (MQData.Tag) within this",
+  ],
+  [
+    'FLEETGATE_AGGREGATE_MS',
+    String(DEFAULT_AGGREGATE_MS),
+    `how often a gateway with a store publishes its aggregate (agent counts, ingest load for statistics and the console) and re-reads its connection limit; ${MIN_AGGREGATE_MS}-${MAX_AGGREGATE_MS} (readers count a gateway whose aggregate is 60 s old as gone)`,
   ],
   ['FLEETGATE_WORKERS', 'cores - 1, at least 1', 'ingest worker threads; 0 runs the pipeline inline'],
   [
@@ -268,6 +283,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     shedRate: r.positiveInt('FLEETGATE_SHED_RATE', 50, 1),
     shedOrder,
     tagRefreshMs: r.positiveInt('FLEETGATE_TAG_REFRESH_MS', 20_000, 100),
+    aggregateMs: readAggregateMs(r),
     workers: r.positiveInt('FLEETGATE_WORKERS', Math.max(1, os.availableParallelism() - 1), 0),
     ingestBatchWindowMs: r.positiveInt('FLEETGATE_INGEST_BATCH_WINDOW_MS', DEFAULT_INGEST_BATCH_WINDOW_MS, 0),
     ...kafka,
@@ -288,6 +304,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
  * Where the listeners bind and what others are told to dial. A specific listen address is what
  * agents must dial; "all interfaces" advertises the first address others can reach.
  */
+/** FLEETGATE_AGGREGATE_MS: below the readers' 60 s liveness window, so a live gateway never looks gone. */
+function readAggregateMs(r: EnvReader): number {
+  const ms = r.positiveInt('FLEETGATE_AGGREGATE_MS', DEFAULT_AGGREGATE_MS, MIN_AGGREGATE_MS);
+  if (ms <= MAX_AGGREGATE_MS) return ms;
+  r.problems.push(`FLEETGATE_AGGREGATE_MS=${ms}: must be at most ${MAX_AGGREGATE_MS}`);
+  return DEFAULT_AGGREGATE_MS;
+}
+
 function readListen(r: EnvReader): Pick<Config, 'host' | 'apiHost' | 'apiHostExplicit' | 'advertiseHost'> {
   const host = r.get('FLEETGATE_HOST') ?? '0.0.0.0';
   const apiHost = r.get('FLEETGATE_API_HOST');

@@ -83,8 +83,12 @@ test('disk full with Kafka down: agents paused, not ready, nothing lost or doubl
   writeFileSync(path.join(pki, 'client.key'), tls.key);
 
   const AGENTS = 8;
-  const scenario = { ...SCENARIOS.steady!, durationS: 45, rampS: 0, eventsPerAgentPerS: 40 };
+  const RECORDS = 5000;
+  // The fleet runs until the test has seen the last resume and RECORDS records arrived (`stop`);
+  // durationS only bounds a run that never gets there.
+  const scenario = { ...SCENARIOS.steady!, durationS: 240, rampS: 0, eventsPerAgentPerS: 40 };
   const idSeed = `disk-full-${Date.now()}`;
+  const stopFleet = new AbortController();
   const fleet = runFleet({
     agents: AGENTS,
     scenario,
@@ -92,6 +96,7 @@ test('disk full with Kafka down: agents paused, not ready, nothing lost or doubl
     gateway: { host: '127.0.0.1', port: grpcPort },
     sourceAddresses: 1,
     idSeed,
+    stop: stopFleet.signal,
   });
 
   // Kafka down: records go to the spool. Then the disk fills.
@@ -131,6 +136,15 @@ test('disk full with Kafka down: agents paused, not ready, nothing lost or doubl
   await startKafka(instance, { log: () => {} });
   await poll(readyz, (r) => r.status === 200, 90_000, 'ready again after Kafka freed the spool');
   rmSync(filler2);
+  // Records keep flowing after the resume (every agent stays connected) until there are enough to
+  // check; only then do the agents stop.
+  await poll(
+    metrics,
+    (m) => metric(m, 'fleetgate_records_received_total') > RECORDS,
+    120_000,
+    `more than ${RECORDS} records received`,
+  );
+  stopFleet.abort();
   const stats = await fleet;
   assert.equal(gw.child.exitCode, null, 'the gateway never exited');
   assert.equal(gw.child.pid, pid);
@@ -140,7 +154,7 @@ test('disk full with Kafka down: agents paused, not ready, nothing lost or doubl
   t.diagnostic(
     `sent ${v.sent}, stored ${v.stored}, missing ${v.missing}, duplicated ${v.duplicated}, out of order ${v.outOfOrder}`,
   );
-  assert.ok(v.sent > 5000, `records sent ${v.sent}`);
+  assert.ok(v.sent > RECORDS, `records sent ${v.sent}`);
   assert.deepEqual(
     { missing: v.missing, duplicated: v.duplicated, outOfOrder: v.outOfOrder, distinct: v.distinct },
     { missing: 0, duplicated: 0, outOfOrder: 0, distinct: v.sent },

@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { SCENARIOS } from '../../loadtest/sim/scenario.js';
 import { newStats, SimAgent } from '../../loadtest/sim/sim-agent.js';
+import { FLEET_SCOPE } from '../../platform/store/fleet-items.js';
 import { tableName } from '../../platform/store/schema.js';
 import { startTestDynamo, storeGatewayEnv, type TestDynamo } from '../helpers/dynalite.js';
 import { startFleetgateProcess, waitFor } from '../helpers/gateway.js';
@@ -37,6 +38,7 @@ test('a separate gateway process with a store: agent status, config at first hea
       ...storeGatewayEnv(db),
       FLEETGATE_SHED_RATE: '2',
       FLEETGATE_AKSK: `${AK}:${SK}`,
+      FLEETGATE_AGGREGATE_MS: '300',
     },
     { readyMs: 30_000 },
   );
@@ -66,6 +68,25 @@ test('a separate gateway process with a store: agent status, config at first hea
     await new Promise((r) => setTimeout(r, 200));
   }
   assert.equal(written?.gateway, gatewayId, `agent item: ${JSON.stringify(written)}\n${output()}`);
+  // Its aggregate follows within FLEETGATE_AGGREGATE_MS (the first one, at start, counted none;
+  // the default period, 30 s, would not publish another within this wait).
+  const aggregate = async () =>
+    (
+      await doc.send(
+        new GetCommand({
+          TableName: tableName(db.prefix, 'configs'),
+          Key: { scope: FLEET_SCOPE.gateway, name: gatewayId },
+        }),
+      )
+    ).Item;
+  let published: Record<string, unknown> | undefined;
+  const aggregateBy = Date.now() + 10_000;
+  while (Date.now() < aggregateBy) {
+    published = await aggregate();
+    if (published?.connected === 3) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(published?.connected, 3, `aggregate: ${JSON.stringify(published)}`);
 
   // A plugin task dispatched from elsewhere (here: a dispatcher in the test process, as the
   // Lambda's would be) reaches the agent through this gateway's control API, and the agent's

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type TestContext, test } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { createLogger } from '../../platform/obs/logger.js';
 import { createCa, createClientCert, createCrl, serialOf } from '../../platform/pki/certs.js';
 import { startTestGateway } from '../helpers/gateway.js';
@@ -47,32 +47,37 @@ async function watchRefusals(
   return { agent, counts };
 }
 
-test('an untrusted agent certificate is refused in the handshake, and the agent backs off', async (t) => {
-  const lines: string[] = [];
-  const g = await startTestGateway(t, {
-    logger: createLogger('info', { write: (l: string) => lines.push(l) }),
+// Each test watches its own gateway and agent for WATCH_MS: they run at once.
+describe('refused agent certificates', { concurrency: true }, () => {
+  test('an untrusted agent certificate is refused in the handshake, and the agent backs off', async (t) => {
+    const lines: string[] = [];
+    const g = await startTestGateway(t, {
+      logger: createLogger('info', { write: (l: string) => lines.push(l) }),
+    });
+    const foreign = await createClientCert(await createCa({ commonName: 'another CA' }), {
+      identity: 'fleet',
+    });
+    const { agent: a, counts } = await watchRefusals(t, g, foreign, 'untrusted-1');
+    // Go's TLS client sends no certificate whose issuer the server did not ask for: "no_cert".
+    const refused = (counts.untrusted ?? 0) + (counts.no_cert ?? 0);
+    assert.ok(refused >= 2, JSON.stringify(counts));
+    assert.ok(refused <= MAX_ATTEMPTS, `${refused} handshakes in ${WATCH_MS} ms`);
+    assert.equal(a.seen('stream_open').length, 0, 'never a stream');
+    assert.equal(g.sink.batches.length, 0);
+    // Every refusal counted, one log line for all of them (rate-limited to one per 10 s).
+    const logged = lines.filter((l) => l.includes('client certificate refused'));
+    assert.equal(logged.length, 1, logged.join(''));
+    assert.equal(JSON.parse(logged[0]!).level, 40);
   });
-  const foreign = await createClientCert(await createCa({ commonName: 'another CA' }), { identity: 'fleet' });
-  const { agent: a, counts } = await watchRefusals(t, g, foreign, 'untrusted-1');
-  // Go's TLS client sends no certificate whose issuer the server did not ask for: "no_cert".
-  const refused = (counts.untrusted ?? 0) + (counts.no_cert ?? 0);
-  assert.ok(refused >= 2, JSON.stringify(counts));
-  assert.ok(refused <= MAX_ATTEMPTS, `${refused} handshakes in ${WATCH_MS} ms`);
-  assert.equal(a.seen('stream_open').length, 0, 'never a stream');
-  assert.equal(g.sink.batches.length, 0);
-  // Every refusal counted, one log line for all of them (rate-limited to one per 10 s).
-  const logged = lines.filter((l) => l.includes('client certificate refused'));
-  assert.equal(logged.length, 1, logged.join(''));
-  assert.equal(JSON.parse(logged[0]!).level, 40);
-});
 
-test('a revoked agent certificate is refused in the handshake, and the agent backs off', async (t) => {
-  const g = await startTestGateway(t);
-  const revoked = await createClientCert(g.pki.ca, { identity: 'revoked' });
-  writeFileSync(path.join(g.pkiDir, 'crl.pem'), await createCrl(g.pki.ca, [serialOf(revoked.cert)]));
-  assert.equal(g.gateway.tls.reload(), true);
-  const { agent: a, counts } = await watchRefusals(t, g, revoked, 'revoked-1');
-  assert.ok((counts.revoked ?? 0) >= 1, JSON.stringify(counts));
-  assert.ok((counts.revoked ?? 0) <= MAX_ATTEMPTS, `${counts.revoked} handshakes in ${WATCH_MS} ms`);
-  assert.equal(a.seen('stream_open').length, 0, 'never a stream');
+  test('a revoked agent certificate is refused in the handshake, and the agent backs off', async (t) => {
+    const g = await startTestGateway(t);
+    const revoked = await createClientCert(g.pki.ca, { identity: 'revoked' });
+    writeFileSync(path.join(g.pkiDir, 'crl.pem'), await createCrl(g.pki.ca, [serialOf(revoked.cert)]));
+    assert.equal(g.gateway.tls.reload(), true);
+    const { agent: a, counts } = await watchRefusals(t, g, revoked, 'revoked-1');
+    assert.ok((counts.revoked ?? 0) >= 1, JSON.stringify(counts));
+    assert.ok((counts.revoked ?? 0) <= MAX_ATTEMPTS, `${counts.revoked} handshakes in ${WATCH_MS} ms`);
+    assert.equal(a.seen('stream_open').length, 0, 'never a stream');
+  });
 });

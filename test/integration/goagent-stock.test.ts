@@ -25,7 +25,11 @@ after(async () => {
 /** Every MQData produced to `topic` from now on, as it arrives. */
 async function watchTopic(t: TestContext, topic: string): Promise<grpc.MQData[]> {
   const out: grpc.MQData[] = [];
-  const consumer = kafkaClient().consumer({ groupId: `g-${randomBytes(4).toString('hex')}` });
+  // A short fetch long poll: disconnect() waits for the fetch in flight (kafkajs's default 5 s).
+  const consumer = kafkaClient().consumer({
+    groupId: `g-${randomBytes(4).toString('hex')}`,
+    maxWaitTimeInMs: 100,
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   void consumer.run({

@@ -69,7 +69,8 @@ async function clusterId(kafka: Kafka): Promise<string> {
 
 /** Reads the topic from the beginning with a new group until `count` values arrived (or 30 s passed). */
 async function consumeValues(kafka: Kafka, topic: string, count: number): Promise<string[]> {
-  const consumer = kafka.consumer({ groupId: `g-${randomBytes(4).toString('hex')}` });
+  // A short fetch long poll: disconnect() waits for the fetch in flight (kafkajs's default 5 s).
+  const consumer = kafka.consumer({ groupId: `g-${randomBytes(4).toString('hex')}`, maxWaitTimeInMs: 100 });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });

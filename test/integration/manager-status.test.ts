@@ -182,16 +182,25 @@ test('the config in the store is pushed at the first heartbeat; statistics come 
   writeFileSync(path.join(pkiDir, 'ca.crt'), a.g.pki.ca.cert);
   writeFileSync(path.join(pkiDir, 'client.crt'), a.g.pki.fleet.cert);
   writeFileSync(path.join(pkiDir, 'client.key'), a.g.pki.fleet.key);
+  // The agents run until the statistics below are checked (`stop`); durationS only bounds them.
   const scenario = {
     name: 'manager',
     description: 'status',
-    durationS: 8,
+    durationS: 60,
     rampS: 0,
     eventsPerAgentPerS: 0,
     reconnectDelayMs: 5000,
   };
+  const stopFleets = new AbortController();
   const runs = [a, b].map((x) =>
-    runFleet({ agents: 20, scenario, pkiDir, gateway: x.g.address, sourceAddresses: 1 }),
+    runFleet({
+      agents: 20,
+      scenario,
+      pkiDir,
+      gateway: x.g.address,
+      sourceAddresses: 1,
+      stop: stopFleets.signal,
+    }),
   );
   await waitFor(
     () => a.g.gateway.sessions.size === 20 && b.g.gateway.sessions.size === 20,
@@ -217,6 +226,7 @@ test('the config in the store is pushed at the first heartbeat; statistics come 
   assert.equal(stats.gateways[a.id].connected, 20);
   assert.equal(stats.gateways[b.id].connected, 20);
   assert.deepEqual(stats.by_platform, { debian: 40 });
+  stopFleets.abort();
   const snapshots = await Promise.all(runs);
   assert.equal(
     snapshots.reduce((n, s) => n + s.configsApplied, 0),

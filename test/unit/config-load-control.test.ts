@@ -1,4 +1,4 @@
-/** Gateway admission variables: FLEETGATE_SHED_RATE, FLEETGATE_SHED_ORDER, FLEETGATE_MAX_PENDING_HANDSHAKES: defaults, values, errors reported at once. */
+/** Gateway admission variables: FLEETGATE_SHED_RATE, FLEETGATE_SHED_ORDER, FLEETGATE_MAX_PENDING_HANDSHAKES, FLEETGATE_AGGREGATE_MS: defaults, values, errors reported at once. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, ENV_DOC, loadConfig } from '../../platform/config/env.js';
@@ -32,4 +32,20 @@ test('FLEETGATE_MAX_PENDING_HANDSHAKES: default 512, a positive integer, documen
       err.problems.some((p) => p.startsWith('FLEETGATE_MAX_PENDING_HANDSHAKES=0')),
   );
   assert.ok(ENV_DOC.some(([name]) => name === 'FLEETGATE_MAX_PENDING_HANDSHAKES'));
+});
+
+test('FLEETGATE_AGGREGATE_MS: default 30 s, 100 ms to 30 s, documented', () => {
+  const base = { FLEETGATE_ADVERTISE_HOST: '127.0.0.1' };
+  assert.equal(loadConfig(base).aggregateMs, 30_000);
+  assert.equal(loadConfig({ ...base, FLEETGATE_AGGREGATE_MS: '500' }).aggregateMs, 500);
+  assert.equal(loadConfig({ ...base, FLEETGATE_AGGREGATE_MS: '30000' }).aggregateMs, 30_000);
+  for (const bad of ['99', '30001', '60000', '1s']) {
+    assert.throws(
+      () => loadConfig({ ...base, FLEETGATE_AGGREGATE_MS: bad }),
+      (err: unknown) =>
+        err instanceof ConfigError && err.problems.some((p) => p.startsWith(`FLEETGATE_AGGREGATE_MS=${bad}`)),
+      bad,
+    );
+  }
+  assert.ok(ENV_DOC.some(([name]) => name === 'FLEETGATE_AGGREGATE_MS'));
 });
