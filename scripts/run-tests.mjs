@@ -41,8 +41,6 @@ export const RUNTIME_INDEPENDENT = {
   'test/integration/kafka-control.test.ts': "the disposable Kafka broker's own crash and restart (a JVM)",
   'test/unit/production-deps.test.ts': "package.json's dependencies against the import graph, read as text",
   'test/unit/bench-external-gateway.test.ts': 'a benchmark harness around another server',
-  'test/integration/console-browser.test.ts':
-    "the console's pages in Chromium; the API (both HTTP engines), live socket and gateways under them are tested on both runtimes",
 };
 
 function walk(dir) {
