@@ -36,10 +36,11 @@ export interface RecordFields {
   bodyEnd: number;
 }
 
-const WIRE_VARINT = 0;
-const WIRE_FIXED64 = 1;
-const WIRE_LEN = 2;
-const WIRE_FIXED32 = 5;
+/** Protobuf wire types (also read by gateway/agent/raw-scan.ts). */
+export const WIRE_VARINT = 0;
+export const WIRE_FIXED64 = 1;
+export const WIRE_LEN = 2;
+export const WIRE_FIXED32 = 5;
 
 /** Position after the varint at `pos`; throws past `end` or after 10 bytes. */
 function skipVarint(buf: Uint8Array, pos: number, end: number): number {

@@ -9,6 +9,7 @@
  * (bench:ingest --profile, paced).
  */
 import { grpc } from '../../proto/gen/elkeid.js';
+import { WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT } from '../../workers/raw-wire.js';
 
 /** One field walk step: set by next(). */
 interface Cursor {
@@ -16,11 +17,6 @@ interface Cursor {
   pos: number;
   end: number;
 }
-
-const WIRE_VARINT = 0;
-const WIRE_FIXED64 = 1;
-const WIRE_LEN = 2;
-const WIRE_FIXED32 = 5;
 
 export class RawScanError extends Error {
   override name = 'RawScanError';
