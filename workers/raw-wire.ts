@@ -167,7 +167,7 @@ export function readRecord(wire: RawWire, i: number, out: RecordFields): RecordF
     const field = tag >>> 3;
     if (field === 1) out.dataType = varint32(buf, pos) | 0;
     else if (field === 2) out.timestamp = int64Number(buf, pos, next);
-    else if (field === 3) {
+    else if (field === 3 && (tag & 7) === WIRE_LEN) {
       out.bodyStart = lenStart;
       out.bodyEnd = next;
     }
