@@ -300,10 +300,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   return Object.freeze(config);
 }
 
-/**
- * Where the listeners bind and what others are told to dial. A specific listen address is what
- * agents must dial; "all interfaces" advertises the first address others can reach.
- */
 /** FLEETGATE_AGGREGATE_MS: below the readers' 60 s liveness window, so a live gateway never looks gone. */
 function readAggregateMs(r: EnvReader): number {
   const ms = r.positiveInt('FLEETGATE_AGGREGATE_MS', DEFAULT_AGGREGATE_MS, MIN_AGGREGATE_MS);
@@ -312,6 +308,10 @@ function readAggregateMs(r: EnvReader): number {
   return DEFAULT_AGGREGATE_MS;
 }
 
+/**
+ * Where the listeners bind and what others are told to dial. A specific listen address is what
+ * agents must dial; "all interfaces" advertises the first address others can reach.
+ */
 function readListen(r: EnvReader): Pick<Config, 'host' | 'apiHost' | 'apiHostExplicit' | 'advertiseHost'> {
   const host = r.get('FLEETGATE_HOST') ?? '0.0.0.0';
   const apiHost = r.get('FLEETGATE_API_HOST');
