@@ -9,15 +9,13 @@
  * Values are what protobufjs' decode gives, so a record set is byte for byte what it was built
  * from the decoded message (test/unit/mqdata.test.ts): DataType is the low 32 bits of its varint
  * as a signed int32, Timestamp the int64 as a JS number (Long's toNumber), the last occurrence of
- * a field wins, unknown fields are skipped. The main thread has checked the structure already
- * (gateway/agent/raw-scan.ts); every length is still bounds-checked here, so a malformed message
- * throws instead of being read past its end.
+ * a field wins, unknown fields are skipped. The field walk is workers/protobuf-wire.ts's lenient
+ * one: the main thread has checked the structure already (gateway/agent/raw-scan.ts, the strict
+ * walk); every length is still bounds-checked here, so a malformed message throws instead of
+ * being read past its end.
  */
 import { grpc } from '../proto/gen/elkeid.js';
-
-export class RawWireError extends Error {
-  override name = 'RawWireError';
-}
+import { lenStart, skipVarint, valueEnd, varint32, WIRE_LEN } from './protobuf-wire.js';
 
 export interface RawWire {
   bytes: Uint8Array;
@@ -36,32 +34,6 @@ export interface RecordFields {
   bodyEnd: number;
 }
 
-/** Protobuf wire types (also read by gateway/agent/raw-scan.ts). */
-export const WIRE_VARINT = 0;
-export const WIRE_FIXED64 = 1;
-export const WIRE_LEN = 2;
-export const WIRE_FIXED32 = 5;
-
-/** Position after the varint at `pos`; throws past `end` or after 10 bytes. */
-function skipVarint(buf: Uint8Array, pos: number, end: number): number {
-  for (let i = 0; i < 10; i++) {
-    if (pos >= end) throw new RawWireError('truncated varint');
-    if (buf[pos++]! < 0x80) return pos;
-  }
-  throw new RawWireError('varint longer than 10 bytes');
-}
-
-/** The low 32 bits of the varint at `pos` (a tag, a length, an int32), unsigned. */
-function varint32(buf: Uint8Array, pos: number): number {
-  let v = 0;
-  for (let shift = 0; shift < 32; shift += 7) {
-    const b = buf[pos++]!;
-    v |= (b & 0x7f) << shift;
-    if (b < 0x80) break;
-  }
-  return v >>> 0;
-}
-
 /** The int64 varint at `pos` as Long's toNumber() gives it: signed high word × 2^32 + low word. */
 function int64Number(buf: Uint8Array, pos: number, end: number): number {
   let lo = 0;
@@ -78,35 +50,6 @@ function int64Number(buf: Uint8Array, pos: number, end: number): number {
   return (hi | 0) * 4294967296 + (lo >>> 0);
 }
 
-/**
- * Where the field value at `pos` (of wire type `wire`) ends. A LEN value's bytes start at
- * `lenStart`, set as a side result rather than returned in an object: this runs for every field
- * of every record.
- */
-let lenStart = 0;
-function valueEnd(buf: Uint8Array, pos: number, end: number, wire: number): number {
-  let next: number;
-  switch (wire) {
-    case WIRE_VARINT:
-      return skipVarint(buf, pos, end);
-    case WIRE_FIXED64:
-      next = pos + 8;
-      break;
-    case WIRE_FIXED32:
-      next = pos + 4;
-      break;
-    case WIRE_LEN: {
-      lenStart = skipVarint(buf, pos, end);
-      next = lenStart + varint32(buf, pos);
-      break;
-    }
-    default:
-      throw new RawWireError(`unsupported wire type ${wire}`);
-  }
-  if (next > end) throw new RawWireError('field beyond the message');
-  return next;
-}
-
 let scratchBounds = new Uint32Array(64);
 
 /** Walks a RawData: record ranges, header bytes (decoded). */
@@ -121,7 +64,7 @@ export function readRawWire(bytes: Uint8Array): RawWire {
     const fieldStart = pos;
     pos = skipVarint(bytes, pos, end);
     const tag = varint32(bytes, fieldStart);
-    const next = valueEnd(bytes, pos, end, tag & 7);
+    const next = valueEnd(bytes, pos, end, tag & 7, false);
     if (tag >>> 3 === 1 && (tag & 7) === WIRE_LEN) {
       if (2 * count + 2 > scratchBounds.length) {
         const grown = new Uint32Array(scratchBounds.length * 2);
@@ -163,7 +106,7 @@ export function readRecord(wire: RawWire, i: number, out: RecordFields): RecordF
     const tagAt = pos;
     pos = skipVarint(buf, pos, end);
     const tag = varint32(buf, tagAt);
-    const next = valueEnd(buf, pos, end, tag & 7);
+    const next = valueEnd(buf, pos, end, tag & 7, false);
     const field = tag >>> 3;
     if (field === 1) out.dataType = varint32(buf, pos) | 0;
     else if (field === 2) out.timestamp = int64Number(buf, pos, next);

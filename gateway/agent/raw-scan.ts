@@ -9,82 +9,16 @@
  * (bench:ingest --profile, paced).
  */
 import { grpc } from '../../proto/gen/elkeid.js';
-import { WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT } from '../../workers/raw-wire.js';
-
-/** One field walk step: set by next(). */
-interface Cursor {
-  buf: Uint8Array;
-  pos: number;
-  end: number;
-}
-
-export class RawScanError extends Error {
-  override name = 'RawScanError';
-}
-
-/** A varint at the cursor; returns its low 32 bits as a uint32 (what int32 fields keep). */
-function varint(c: Cursor): number {
-  let lo = 0;
-  for (let shift = 0; shift < 70; shift += 7) {
-    if (c.pos >= c.end) throw new RawScanError('truncated varint');
-    const b = c.buf[c.pos++]!;
-    if (shift < 32) lo |= (b & 0x7f) << shift;
-    if (b < 0x80) return lo >>> 0;
-  }
-  throw new RawScanError('varint longer than 10 bytes');
-}
-
-/**
- * A tag or a length as protobufjs reads them (its `tag()` and `size()`): at most 5 bytes, the
- * fifth at most `fifthMax` (15 for a tag: 32 bits; 7 for a length: 31 bits), and at most 4 bytes
- * when fewer than 5 are left in the buffer. Accepting no more than it does keeps every message
- * accepted here decodable in the workers.
- */
-function varint32(c: Cursor, fifthMax: number, what: string): number {
-  const nearEnd = c.buf.length - c.pos < 5;
-  let v = 0;
-  for (let i = 0; i < 5; i++) {
-    if (c.pos >= c.end || (nearEnd && i === 4)) throw new RawScanError(`truncated ${what}`);
-    const b = c.buf[c.pos++]!;
-    if (i === 4) {
-      if (b > fifthMax) throw new RawScanError(`invalid ${what} encoding`);
-      return (v | (b << 28)) >>> 0;
-    }
-    v |= (b & 0x7f) << (7 * i);
-    if (b < 0x80) return v >>> 0;
-  }
-  throw new RawScanError(`invalid ${what} encoding`);
-}
-
-const tagOf = (c: Cursor) => varint32(c, 15, 'tag');
-const sizeOf = (c: Cursor) => varint32(c, 7, 'length');
-
-/** Skips a field's value of `wire` type; returns [start, end) of a LEN value. */
-function skipValue(c: Cursor, wire: number): number {
-  switch (wire) {
-    case WIRE_VARINT:
-      varint(c);
-      return c.pos;
-    case WIRE_FIXED64:
-      c.pos += 8;
-      break;
-    case WIRE_FIXED32:
-      c.pos += 4;
-      break;
-    case WIRE_LEN: {
-      const n = sizeOf(c);
-      const start = c.pos;
-      c.pos += n;
-      if (c.pos > c.end) throw new RawScanError('length beyond the message');
-      return start;
-    }
-    default:
-      // Groups (3, 4) never occur in Elkeid's messages; 6 and 7 are invalid.
-      throw new RawScanError(`unsupported wire type ${wire}`);
-  }
-  if (c.pos > c.end) throw new RawScanError('truncated fixed-size field');
-  return c.pos;
-}
+import {
+  lenStart,
+  readTag,
+  tagEnd,
+  valueEnd,
+  varint32,
+  WIRE_LEN,
+  WIRE_VARINT,
+  WireFormatError,
+} from '../../workers/protobuf-wire.js';
 
 const RECORD_DATA_TYPE = 1;
 const RECORD_TIMESTAMP = 2;
@@ -92,22 +26,20 @@ const RECORD_BODY = 3;
 
 /** The DataType of an encoded Record in [start, end), its structure checked. */
 function recordDataType(buf: Uint8Array, start: number, end: number): number {
-  const c: Cursor = { buf, pos: start, end };
+  let pos = start;
   let dt = 0;
-  while (c.pos < c.end) {
-    const tag = tagOf(c);
+  while (pos < end) {
+    const tag = readTag(buf, pos, end);
     const field = tag >>> 3;
     const wire = tag & 7;
-    if (field === 0) throw new RawScanError('illegal tag: field number 0');
-    if (field === RECORD_DATA_TYPE || field === RECORD_TIMESTAMP) {
-      if (wire !== WIRE_VARINT) throw new RawScanError(`Record field ${field}: wire type ${wire}`);
-      const v = varint(c);
-      if (field === RECORD_DATA_TYPE) dt = v | 0;
-    } else if (field === RECORD_BODY && wire !== WIRE_LEN) {
-      throw new RawScanError(`Record field 3: wire type ${wire}`);
-    } else {
-      skipValue(c, wire);
-    }
+    if (field === 0) throw new WireFormatError('illegal tag: field number 0');
+    if ((field === RECORD_DATA_TYPE || field === RECORD_TIMESTAMP) && wire !== WIRE_VARINT)
+      throw new WireFormatError(`Record field ${field}: wire type ${wire}`);
+    if (field === RECORD_BODY && wire !== WIRE_LEN)
+      throw new WireFormatError(`Record field 3: wire type ${wire}`);
+    const valueAt = tagEnd;
+    pos = valueEnd(buf, valueAt, end, wire, true);
+    if (field === RECORD_DATA_TYPE) dt = varint32(buf, valueAt) | 0;
   }
   return dt;
 }
@@ -124,29 +56,31 @@ export interface RawScan {
 }
 
 /**
- * Scans an encoded RawData. `wanted(dt)` selects the records to decode. Throws RawScanError on a
- * malformed message.
+ * Scans an encoded RawData. `wanted(dt)` selects the records to decode. Throws WireFormatError
+ * (workers/protobuf-wire.ts, its strict walk) on a malformed message.
  */
 export function scanRawData(message: Buffer, wanted: (dt: number) => boolean): RawScan {
-  const c: Cursor = { buf: message, pos: 0, end: message.length };
+  const end = message.length;
   const dataTypes: number[] = [];
   const special: grpc.Record[] = [];
   const headerParts: Buffer[] = [];
-  while (c.pos < c.end) {
-    const fieldStart = c.pos;
-    const tag = tagOf(c);
+  let pos = 0;
+  while (pos < end) {
+    const fieldStart = pos;
+    const tag = readTag(message, pos, end);
     const field = tag >>> 3;
     const wire = tag & 7;
-    if (field === 0) throw new RawScanError('illegal tag: field number 0');
+    if (field === 0) throw new WireFormatError('illegal tag: field number 0');
     if (field >= 1 && field <= 9 && wire !== WIRE_LEN)
-      throw new RawScanError(`RawData field ${field}: wire type ${wire}`);
-    const start = skipValue(c, wire);
+      throw new WireFormatError(`RawData field ${field}: wire type ${wire}`);
+    pos = valueEnd(message, tagEnd, end, wire, true);
     if (field === 1) {
-      const dt = recordDataType(message, start, c.pos);
+      const start = lenStart;
+      const dt = recordDataType(message, start, pos);
       dataTypes.push(dt);
-      if (wanted(dt)) special.push(grpc.Record.decode(message.subarray(start, c.pos)));
+      if (wanted(dt)) special.push(grpc.Record.decode(message.subarray(start, pos)));
     } else {
-      headerParts.push(message.subarray(fieldStart, c.pos));
+      headerParts.push(message.subarray(fieldStart, pos));
     }
   }
   const header = headerParts.length === 1 ? headerParts[0]! : Buffer.concat(headerParts);

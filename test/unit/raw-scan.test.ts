@@ -7,9 +7,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { decodeHeader, RawScanError, scanRawData } from '../../gateway/agent/raw-scan.js';
+import { decodeHeader, scanRawData } from '../../gateway/agent/raw-scan.js';
 import { isSpecialRecord } from '../../gateway/agent/special-records.js';
 import { grpc } from '../../proto/gen/elkeid.js';
+import { WireFormatError } from '../../workers/protobuf-wire.js';
 
 const dataType = fc.oneof(
   fc.constantFrom(59, 1000, 1001, 1010, 2001, 5100, 8010),
@@ -57,7 +58,7 @@ test('scanRawData finds what protobufjs decodes: records, data types, special re
   );
 });
 
-test('scanRawData: what it accepts protobufjs decodes; what it refuses is a RawScanError', () => {
+test('scanRawData: what it accepts protobufjs decodes; what it refuses is a WireFormatError', () => {
   const mutated = rawData.chain((props) => {
     const bytes = grpc.RawData.encode(props).finish();
     return fc.oneof(
@@ -95,19 +96,19 @@ test('scanRawData refuses a length past the end, a 0 field number and a wrong wi
   const ok = Buffer.from(
     grpc.RawData.encode({ AgentID: 'a', Data: [{ DataType: 1000, Body: Uint8Array.of(1) }] }).finish(),
   );
-  assert.throws(() => scanRawData(ok.subarray(0, ok.length - 1), isSpecialRecord), RawScanError);
-  assert.throws(() => scanRawData(Buffer.from([0x00, 0x00]), isSpecialRecord), RawScanError);
+  assert.throws(() => scanRawData(ok.subarray(0, ok.length - 1), isSpecialRecord), WireFormatError);
+  assert.throws(() => scanRawData(Buffer.from([0x00, 0x00]), isSpecialRecord), WireFormatError);
   // field 2 (AgentID) as a varint
-  assert.throws(() => scanRawData(Buffer.from([0x10, 0x01]), isSpecialRecord), RawScanError);
+  assert.throws(() => scanRawData(Buffer.from([0x10, 0x01]), isSpecialRecord), WireFormatError);
   // a 5-byte tag inside a record whose last byte overflows 32 bits (protobufjs: invalid tag encoding)
   const longTag = Uint8Array.from([
     10, 20, 253, 128, 128, 128, 16, 16, 128, 128, 128, 193, 189, 17, 26, 6, 0, 0, 0, 0, 0, 0,
   ]);
   assert.throws(() => grpc.RawData.decode(longTag));
-  assert.throws(() => scanRawData(Buffer.from(longTag), isSpecialRecord), RawScanError);
+  assert.throws(() => scanRawData(Buffer.from(longTag), isSpecialRecord), WireFormatError);
   // a record whose DataType is length-delimited
   assert.throws(
     () => scanRawData(Buffer.from([0x0a, 0x03, 0x0a, 0x01, 0x00]), isSpecialRecord),
-    RawScanError,
+    WireFormatError,
   );
 });
