@@ -11,6 +11,13 @@ import { registerCodecs } from '../../workers/kafka/codecs.js';
 import { fixKafkajsIdleTimer } from '../../workers/kafka/kafkajs-request-queue.js';
 import { SequenceCheck, type SequenceReport } from './sequence.js';
 
+/**
+ * The fetch long poll of a consumer that reads a topic to its end and disconnects: disconnect()
+ * waits for the fetch in flight, and with kafkajs's 5 s default every read ended ~4.5 s after the
+ * last record. Also the tests' consumers (test/helpers/kafka.ts).
+ */
+export const SHORT_FETCH_WAIT_MS = 100;
+
 export interface VerifyOptions {
   brokers: string[];
   topic: string;
@@ -45,11 +52,9 @@ export async function verifyTopic(o: VerifyOptions): Promise<VerifyReport> {
     ...(o.ssl ? { ssl: true } : {}),
   });
   const admin = kafka.admin();
-  // A short fetch long poll: disconnect() waits for the fetch in flight, and with kafkajs's 5 s
-  // default every verify ended ~4.5 s after it had read the topic to its end.
   const consumer = kafka.consumer({
     groupId: `fleetgate-verify-${randomBytes(6).toString('hex')}`,
-    maxWaitTimeInMs: 100,
+    maxWaitTimeInMs: SHORT_FETCH_WAIT_MS,
   });
   const check = new SequenceCheck(o.run);
   const next = new Map<number, bigint>(); // partition -> next offset to read

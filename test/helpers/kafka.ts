@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { Kafka, logLevel } from 'kafkajs';
 import { brokerFromEnv, kafkaFor } from '../../infra/local/disposable-kafka.mjs';
+import { SHORT_FETCH_WAIT_MS } from '../../loadtest/sim/verify-kafka.js';
 import { retryWithBackoff } from '../../platform/backoff.js';
 import { registerCodecs } from '../../workers/kafka/codecs.js';
 import { fixKafkajsIdleTimer } from '../../workers/kafka/kafkajs-request-queue.js';
@@ -94,9 +95,7 @@ export async function consumeAll(
 ): Promise<ConsumedRecord[]> {
   const consumer = kafkaClient(brokers).consumer({
     groupId: `g-${randomBytes(4).toString('hex')}`,
-    // disconnect() waits for the fetch in flight: with kafkajs's 5 s long poll that was ~4.5 s
-    // after the last record of every call; a short poll ends it at once.
-    maxWaitTimeInMs: 100,
+    maxWaitTimeInMs: SHORT_FETCH_WAIT_MS,
   });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
