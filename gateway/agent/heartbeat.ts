@@ -27,12 +27,29 @@ function numericOrString(value: string): number | string {
   return Number.isFinite(n) ? n : value;
 }
 
-function convert(fields: Fields, keepAsString: ReadonlySet<string>): Detail {
-  const out: Detail = Object.create(null);
+/**
+ * The detail of a heartbeat: its fields (numeric-looking values as numbers unless `keepAsString`
+ * names them), then `extra`'s, which win over a field of the same name (in the field's place).
+ *
+ * Gathered in a null-prototype object, then copied through JSON into the object kept. Why:
+ * every connected agent holds its latest detail and one per plugin as long as it is connected,
+ * and V8 keeps null-prototype objects as dictionaries: 3.3 KB for a 40-field agent heartbeat and
+ * 0.9 KB for a plugin's, against 0.8 and 0.2 KB with fast properties (Node 20 and 24, measured per
+ * object; ~5 KB less per agent with four plugins). JSON.parse makes fast-property objects, and
+ * those with the same keys in the same order share one hidden class; it defines `__proto__` as an
+ * own property like any other key. Cutting the prototype off afterwards keeps the object fast and
+ * keeps a key such as `constructor` from resolving to Object.prototype's members. The copy costs
+ * 5–13 µs per heartbeat, which comes once a minute per agent and per plugin.
+ */
+function detailOf(fields: Fields, keepAsString: ReadonlySet<string>, extra: Record<string, unknown>): Detail {
+  const values: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(fields)) {
     const v = fields[key]!;
-    out[key] = keepAsString.has(key) ? v : numericOrString(v);
+    values[key] = keepAsString.has(key) ? v : numericOrString(v);
   }
+  for (const key of Object.keys(extra)) values[key] = extra[key];
+  const out = JSON.parse(JSON.stringify(values)) as Detail;
+  Object.setPrototypeOf(out, null);
   return out;
 }
 
@@ -50,25 +67,23 @@ export function agentDetail(
   fields: Fields,
   ctx: { agentId: string; peer: string; connectedAt: number; header: AgentHeader; nowSeconds: number },
 ): Detail {
-  const d = convert(fields, AGENT_STRING_FIELDS);
-  d.agent_id = ctx.agentId;
-  d.agent_addr = ctx.peer;
-  d.create_at = ctx.connectedAt;
-  d.intranet_ipv4 = ctx.header.intranetIPv4;
-  d.extranet_ipv4 = ctx.header.extranetIPv4;
-  d.intranet_ipv6 = ctx.header.intranetIPv6;
-  d.extranet_ipv6 = ctx.header.extranetIPv6;
-  d.version = ctx.header.version;
-  d.hostname = ctx.header.hostname;
-  d.product = ctx.header.product;
-  d.last_heartbeat_time = ctx.nowSeconds;
-  return d;
+  return detailOf(fields, AGENT_STRING_FIELDS, {
+    agent_id: ctx.agentId,
+    agent_addr: ctx.peer,
+    create_at: ctx.connectedAt,
+    intranet_ipv4: ctx.header.intranetIPv4,
+    extranet_ipv4: ctx.header.extranetIPv4,
+    intranet_ipv6: ctx.header.intranetIPv6,
+    extranet_ipv6: ctx.header.extranetIPv6,
+    version: ctx.header.version,
+    hostname: ctx.header.hostname,
+    product: ctx.header.product,
+    last_heartbeat_time: ctx.nowSeconds,
+  });
 }
 
 /** Returns undefined when the plugin heartbeat lacks `name` (Elkeid requires it). */
 export function pluginDetail(fields: Fields, nowSeconds: number): Detail | undefined {
   if (!fields.name) return undefined;
-  const d = convert(fields, PLUGIN_STRING_FIELDS);
-  d.last_heartbeat_time = nowSeconds;
-  return d;
+  return detailOf(fields, PLUGIN_STRING_FIELDS, { last_heartbeat_time: nowSeconds });
 }

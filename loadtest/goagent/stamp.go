@@ -147,10 +147,21 @@ func encodeItemOrdered(fields [][2]string) []byte {
 	return b
 }
 
+// loadHeartbeat is the first message's agent heartbeat (data type 1000): the 40 fields a stock
+// agent sends (docs/elkeid-protocol.md §1.9), formatted as it formats them. A server keeps what it
+// makes of them for as long as the agent is connected, so the idle figures count it.
 func loadHeartbeat() map[string]string {
 	return map[string]string{
-		"kernel_version": "6.1.0", "arch": "x86_64", "platform": "debian", "platform_family": "debian",
-		"platform_version": "12", "state": "running", "idc": "default", "region": "default",
-		"net_mode": "grpc", "cpu": "0.01000000", "rss": "31457280", "nproc": "2",
+		"kernel_version": "6.1.0-18-amd64", "arch": "x86_64", "platform": "debian",
+		"platform_family": "debian", "platform_version": "12", "state": "running", "state_detail": "[]",
+		"idc": "default", "region": "default", "net_mode": "sd", "rx_speed": "1234.56789012",
+		"tx_speed": "987.65432100", "cpu": "0.01234567", "rss": "45678592", "read_speed": "0.00000000",
+		"write_speed": "4096.00000000", "pid": "1234", "nfd": "37", "start_time": "1700000000",
+		"tx_tps": "1.50000000", "rx_tps": "0.75000000", "du": "10485760", "ngr": "42", "nproc": "2",
+		"total_mem": "16777216000", "load_1": "0.12000000", "load_5": "0.08000000", "load_15": "0.05000000",
+		"running_procs": "3", "total_procs": "250", "host_serial": "00123456789", "host_id": "20240101",
+		"host_model": "7920", "host_vendor": "Dell Inc.", "dns": "8.8.8.8,1.1.1.1", "gateway": "10.0.0.1",
+		"cpu_name": "AMD EPYC 7B13", "boot_time": "1699990000", "cpu_usage": "0.05123456",
+		"mem_usage": "0.41234567",
 	}
 }
