@@ -69,7 +69,7 @@ test('a heartbeat key such as __proto__ or constructor is data, never the protot
   for (const d of [agentDetail(fields, ctx), pluginDetail({ ...fields, name: 'driver' }, 1)!]) {
     assert.equal(Object.getPrototypeOf(d), null);
     assert.ok(Object.hasOwn(d, '__proto__'));
-    assert.equal(d.__proto__, 'x');
+    assert.equal(Object.getOwnPropertyDescriptor(d, '__proto__')?.value, 'x'); // data, not the prototype
     assert.equal(d.constructor, 7);
     assert.equal(d.toString, 'y');
   }
