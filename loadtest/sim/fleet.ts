@@ -9,6 +9,7 @@ import { fork } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
+import { abortableSleep } from '../../platform/backoff.js';
 import { readAgentTls } from '../agent/raw-agent.js';
 import { agentCertificates } from './agent-certs.js';
 import { disruptDelayMs, SCENARIOS, type Scenario } from './scenario.js';
@@ -229,7 +230,7 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
     collected.taskArrivals.push(...s.taskArrivals);
     o.onProgress?.(s);
   }, 1000);
-  await runFor(o.scenario.durationS * 1000, o.stop);
+  await abortableSleep(o.scenario.durationS * 1000, o.stop);
   clearInterval(progress);
   for (const t of timers) clearTimeout(t);
   tracker.stopping = true;
@@ -243,20 +244,6 @@ export async function runFleet(o: FleetOptions): Promise<FleetSnapshot> {
   end.commandLatencyMs.push(...collected.commandLatencyMs);
   end.taskArrivals.push(...collected.taskArrivals);
   return end;
-}
-
-/** Resolves after `ms`, or as soon as `stop` aborts. */
-function runFor(ms: number, stop: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      stop?.removeEventListener('abort', done);
-      resolve();
-    }
-    if (stop?.aborted) done();
-    else stop?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** Sums child snapshots (latency samples are concatenated). */

@@ -14,7 +14,7 @@ import { SequenceCheck, type SequenceReport } from './sequence.js';
 /**
  * The fetch long poll of a consumer that reads a topic to its end and disconnects: disconnect()
  * waits for the fetch in flight, and with kafkajs's 5 s default every read ended ~4.5 s after the
- * last record. Also the tests' consumers (test/helpers/kafka.ts).
+ * last record. Also the tests' consumers (test/helpers/kafka.ts and the integration tests' own).
  */
 export const SHORT_FETCH_WAIT_MS = 100;
 

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, type TestContext, test } from 'node:test';
+import { SHORT_FETCH_WAIT_MS } from '../../loadtest/sim/verify-kafka.js';
 import { createManagerStore } from '../../manager/store.js';
 import { createTagStore } from '../../manager/tags.js';
 import { grpc } from '../../proto/gen/elkeid.js';
@@ -25,10 +26,9 @@ after(async () => {
 /** Every MQData produced to `topic` from now on, as it arrives. */
 async function watchTopic(t: TestContext, topic: string): Promise<grpc.MQData[]> {
   const out: grpc.MQData[] = [];
-  // A short fetch long poll: disconnect() waits for the fetch in flight (kafkajs's default 5 s).
   const consumer = kafkaClient().consumer({
     groupId: `g-${randomBytes(4).toString('hex')}`,
-    maxWaitTimeInMs: 100,
+    maxWaitTimeInMs: SHORT_FETCH_WAIT_MS,
   });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });

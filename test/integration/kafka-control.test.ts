@@ -20,6 +20,7 @@ import {
   startKafka,
   stopKafka,
 } from '../../infra/local/kafka-control.mjs';
+import { SHORT_FETCH_WAIT_MS } from '../../loadtest/sim/verify-kafka.js';
 import { BROKER, kafkaReady } from '../helpers/kafka.js';
 
 const COUNT = 20;
@@ -69,8 +70,10 @@ async function clusterId(kafka: Kafka): Promise<string> {
 
 /** Reads the topic from the beginning with a new group until `count` values arrived (or 30 s passed). */
 async function consumeValues(kafka: Kafka, topic: string, count: number): Promise<string[]> {
-  // A short fetch long poll: disconnect() waits for the fetch in flight (kafkajs's default 5 s).
-  const consumer = kafka.consumer({ groupId: `g-${randomBytes(4).toString('hex')}`, maxWaitTimeInMs: 100 });
+  const consumer = kafka.consumer({
+    groupId: `g-${randomBytes(4).toString('hex')}`,
+    maxWaitTimeInMs: SHORT_FETCH_WAIT_MS,
+  });
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });

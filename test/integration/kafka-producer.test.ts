@@ -22,6 +22,7 @@ import kafkajs from 'kafkajs';
 import { pino } from 'pino';
 import snappy from 'snappy';
 import { ensureKafka, findFreePortPair, kafkaPaths, stopKafka } from '../../infra/local/kafka-control.mjs';
+import { SHORT_FETCH_WAIT_MS } from '../../loadtest/sim/verify-kafka.js';
 import { retryWithBackoff } from '../../platform/backoff.js';
 import {
   codecs,
@@ -158,7 +159,7 @@ async function consume(
 ): Promise<Consumed[]> {
   const consumer = kafka.consumer({
     groupId: `g-${randomBytes(6).toString('hex')}`,
-    maxWaitTimeInMs: 100,
+    maxWaitTimeInMs: SHORT_FETCH_WAIT_MS,
     sessionTimeout: 10_000,
     heartbeatInterval: 1000,
   });
